@@ -1,0 +1,1 @@
+"""vnfha coordinator: the replicated brain (model, policy, stores, gRPC service)."""

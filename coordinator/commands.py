@@ -1,0 +1,154 @@
+"""Commands: the only way the replicated state changes.
+
+A command is a plain dict on the wire (and in the Raft log): `op`, a request id
+`rid` (so a retried command applies once), `at` (the proposer's wall clock, for
+event timestamps only) and its fields. Builders here keep the field names in one
+place; `validate_command` rejects malformed dicts before they reach a store.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from vnfha.coordinator.model import GroupMode, Health
+
+Command = dict[str, Any]
+
+OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    # op: required fields and their types
+    "apply_groups": {"groups": list},
+    "register_node": {"node": str, "address": str, "members": list},
+    "set_health": {"group": str, "member": str, "health": str},
+    "promote": {"group": str, "member": str, "expect_epoch": int, "reason": str},
+    "demote": {"group": str, "expect_epoch": int, "reason": str},
+    "confirm_release": {"group": str, "member": str, "expect_epoch": int, "reason": str},
+    "clear_quarantine": {"group": str, "member": str},
+    "switchover": {"group": str, "to": (str, type(None))},
+    "set_maintenance": {"node": str, "on": bool},
+}
+
+# Optional fields: absent is fine; when present they must have this type. The state
+# machine (and `decide`, which reads committed values back) rely on these types, and
+# a malformed value must be refused here, not raise inside `apply` on every replica.
+OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "promote": {"replace": (str, type(None))},
+    "demote": {"handover_to": (str, type(None)), "quarantine": bool},
+}
+COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float)}
+
+
+class InvalidCommand(ValueError):
+    """The command is malformed: nothing was applied."""
+
+
+def new_rid() -> str:
+    return uuid.uuid4().hex
+
+
+def _cmd(op: str, rid: str | None = None, **fields: Any) -> Command:
+    return {"op": op, "rid": rid or new_rid(), "at": time.time(), **fields}
+
+
+def apply_groups(groups: list[dict[str, Any]], rid: str | None = None) -> Command:
+    return _cmd("apply_groups", rid, groups=groups)
+
+
+def register_node(node: str, address: str, members: list[dict[str, Any]],
+                  rid: str | None = None) -> Command:
+    return _cmd("register_node", rid, node=node, address=address, members=members)
+
+
+def set_health(group: str, member: str, health: Health, reason: str = "",
+               rid: str | None = None) -> Command:
+    return _cmd("set_health", rid, group=group, member=member, health=health.value, reason=reason)
+
+
+def promote(group: str, member: str, expect_epoch: int, reason: str,
+            rid: str | None = None) -> Command:
+    return _cmd("promote", rid, group=group, member=member, expect_epoch=expect_epoch,
+                reason=reason)
+
+
+def demote(group: str, expect_epoch: int, reason: str, handover_to: str | None = None,
+           quarantine: bool = False, rid: str | None = None) -> Command:
+    return _cmd("demote", rid, group=group, expect_epoch=expect_epoch, reason=reason,
+                handover_to=handover_to, quarantine=quarantine)
+
+
+def confirm_release(group: str, member: str, expect_epoch: int, reason: str,
+                    rid: str | None = None) -> Command:
+    return _cmd("confirm_release", rid, group=group, member=member, expect_epoch=expect_epoch,
+                reason=reason)
+
+
+def clear_quarantine(group: str, member: str, rid: str | None = None) -> Command:
+    return _cmd("clear_quarantine", rid, group=group, member=member)
+
+
+def switchover(group: str, to: str | None, rid: str | None = None) -> Command:
+    return _cmd("switchover", rid, group=group, to=to)
+
+
+def set_maintenance(node: str, on: bool, rid: str | None = None) -> Command:
+    return _cmd("set_maintenance", rid, node=node, on=on)
+
+
+def validate_command(cmd: Any) -> Command:
+    """Check shape and types; raise InvalidCommand with a message a human can act on."""
+    if not isinstance(cmd, dict):
+        raise InvalidCommand(f"command must be a mapping, got {type(cmd).__name__}")
+    op = cmd.get("op")
+    if op not in OPS:
+        raise InvalidCommand(f"unknown command op {op!r}; known: {', '.join(sorted(OPS))}")
+    rid = cmd.get("rid")
+    if not isinstance(rid, str) or not rid:
+        raise InvalidCommand(f"{op}: missing request id 'rid'")
+    for name, typ in OPS[op].items():
+        if name not in cmd:
+            raise InvalidCommand(f"{op}: missing field {name!r}")
+        _check_type(op, name, cmd[name], typ)
+    for name, typ in {**COMMON_OPTIONAL, **OPTIONAL.get(op, {})}.items():
+        if name in cmd:
+            _check_type(op, name, cmd[name], typ)
+    if op == "set_health" and cmd["health"] not in {h.value for h in Health}:
+        raise InvalidCommand(f"set_health: unknown health {cmd['health']!r}")
+    if op == "apply_groups":
+        for g in cmd["groups"]:
+            _validate_group_spec(g)
+    if op == "register_node":
+        for m in cmd["members"]:
+            _validate_member_spec(m)
+    return cmd
+
+
+def _check_type(op: str, name: str, value: Any, typ: type | tuple[type, ...]) -> None:
+    # bool is an int subclass: an epoch of True is a bug, not a number.
+    allowed = typ if isinstance(typ, tuple) else (typ,)
+    if isinstance(value, bool) and bool not in allowed:
+        raise InvalidCommand(f"{op}: field {name!r} must be a number, not a boolean")
+    if not isinstance(value, typ):
+        raise InvalidCommand(f"{op}: field {name!r} has the wrong type "
+                             f"({type(value).__name__})")
+
+
+def _validate_group_spec(g: Any) -> None:
+    if not isinstance(g, dict) or not isinstance(g.get("name"), str) or not g["name"]:
+        raise InvalidCommand("apply_groups: every group needs a non-empty 'name'")
+    mode = g.get("mode", GroupMode.ACTIVE_STANDBY.value)
+    if mode not in {m.value for m in GroupMode}:
+        raise InvalidCommand(f"group {g['name']!r}: unknown mode {mode!r}")
+    if not isinstance(g.get("vip", ""), str):
+        raise InvalidCommand(f"group {g['name']!r}: 'vip' must be a string")
+
+
+def _validate_member_spec(m: Any) -> None:
+    if not isinstance(m, dict):
+        raise InvalidCommand("register_node: each member must be a mapping")
+    for key in ("group", "member"):
+        if not isinstance(m.get(key), str) or not m[key]:
+            raise InvalidCommand(f"register_node: member needs a non-empty {key!r}")
+    prio = m.get("priority", 100)
+    if not isinstance(prio, int) or isinstance(prio, bool):
+        raise InvalidCommand(f"register_node: member {m['member']!r}: priority must be an integer")

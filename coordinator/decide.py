@@ -1,0 +1,222 @@
+"""Policy: (state, observations, now) -> commands. Pure: no clock, no I/O.
+
+Runs on the Raft leader only. `Observations` is what the leader has seen of
+agents since it became leader (keepalive arrival times and member reports).
+The commands it returns are proposals: the state machine re-checks each one
+(compare-and-set on the epoch), so a decision made on stale state is refused,
+never applied.
+
+Rules, per active-standby group:
+
+1. Member health follows the agents' reports; a member whose node's lease has
+   expired (nothing heard for one TTL, measured from arrival) is LOST.
+2. A LOST active is replaced in one command (promote with `replace`): its
+   agent's own, shorter lease has already run out, so it has stopped.
+3. An active that is unhealthy, or on a node in maintenance, is demoted; the
+   next active is promoted only after the old one has let go: its agent
+   reported it has seen the demotion epoch and holds nothing, or its lease ran
+   out. A planned switchover is a demotion with a chosen successor.
+4. A group with no active elects the best eligible member: healthy, alive, not
+   in maintenance, not quarantined (failed and not yet stable), highest
+   priority, then name.
+5. A quarantined member becomes eligible again after it has been reported
+   healthy without a break for the stabilization time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from vnfha.coordinator import commands as C
+from vnfha.coordinator.commands import Command
+from vnfha.coordinator.model import ClusterState, Group, GroupMode, Health, Member
+from vnfha.coordinator.state_machine import apply, eligible
+
+
+@dataclass(frozen=True)
+class Policy:
+    ttl: float  # member lease TTL on the coordinator's side, seconds
+    stabilization: float  # healthy-for time before a failed member is eligible again
+
+
+@dataclass(frozen=True)
+class MemberReport:
+    """The latest keepalive's word on one member."""
+
+    health: Health
+    seen_epoch: int = 0  # highest epoch of the member's group the agent has processed
+    active_epoch: int = 0  # epoch under which the agent holds the active role now; 0: none
+    healthy_since: float | None = None  # leader monotonic time the current healthy run began
+
+
+@dataclass(frozen=True)
+class NodeSeen:
+    last_keepalive: float  # leader monotonic arrival time of the latest keepalive
+    members: Mapping[tuple[str, str], MemberReport] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observations:
+    leader_since: float
+    nodes: Mapping[str, NodeSeen] = field(default_factory=dict)
+    # Nodes a majority of coordinators (this one included) have not acknowledged
+    # for one TTL. None: this coordinator's own view is final (single coordinator,
+    # unit tests). With several coordinators an agent's lease is renewed by a
+    # majority of them, so the leader alone must not declare a node lost.
+    quorum_expired: frozenset[str] | None = None
+
+    def fresh(self, node: str, now: float, ttl: float) -> bool:
+        """This coordinator itself heard from `node` within one TTL: its report is current."""
+        seen = self.nodes.get(node)
+        return seen is not None and now - seen.last_keepalive <= ttl
+
+    def node_alive(self, node: str, now: float, ttl: float) -> bool:
+        """Not (yet) lost. A new leader expires nothing for one TTL after it took over
+        (DESIGN §3); with several coordinators a node is lost only when a majority
+        of them have not heard from it for one TTL."""
+        if self.fresh(node, now, ttl) or now - self.leader_since <= ttl:
+            return True
+        return self.quorum_expired is not None and node not in self.quorum_expired
+
+    def report(self, member: Member) -> MemberReport | None:
+        seen = self.nodes.get(member.node)
+        return None if seen is None else seen.members.get((member.group, member.name))
+
+
+def decide(state: ClusterState, obs: Observations, now: float, policy: Policy) -> list[Command]:
+    """The commands that move `state` toward what the observations call for."""
+    out: list[Command] = []
+    scratch = state
+
+    def emit(cmd: Command) -> None:
+        # Apply to a scratch copy so later rules see the effect of earlier ones;
+        # a command the state machine would refuse is not proposed.
+        nonlocal scratch
+        new, result = apply(scratch, cmd)
+        if result["ok"]:
+            scratch = new
+            out.append(cmd)
+
+    for gname in sorted(state.groups):
+        _sync_health(scratch, scratch.groups[gname], obs, now, policy, emit)
+        # Before the role rules, so a member that has just become stable can be
+        # elected in the same call: one call reaches the fixed point (idempotent).
+        _stabilize(scratch, scratch.groups[gname], obs, now, policy, emit)
+        if scratch.groups[gname].mode == GroupMode.ACTIVE_STANDBY:
+            _roles(lambda: scratch, gname, obs, now, policy, emit)
+    return out
+
+
+def observed_health(member: Member, obs: Observations, now: float, policy: Policy) -> Health:
+    if not obs.node_alive(member.node, now, policy.ttl):
+        return Health.LOST
+    report = obs.report(member)
+    if report is None or not obs.fresh(member.node, now, policy.ttl):
+        # Not lost, but our copy of its report is old (a grace period, or alive by
+        # other coordinators' word only): keep what was committed.
+        return member.health
+    # LOST means "its lease expired": only the coordinators' clocks can say that. A
+    # live agent reporting LOST still holds its lease, so treat it as UNHEALTHY (demote,
+    # wait for the release) rather than let it trigger a one-step replacement.
+    return Health.UNHEALTHY if report.health == Health.LOST else report.health
+
+
+def _alive_and_eligible(state: ClusterState, m: Member, obs: Observations, now: float,
+                        policy: Policy) -> bool:
+    """Only a member we have *just heard* report healthy may become active."""
+    report = obs.report(m)
+    return (eligible(state, m) is None and obs.fresh(m.node, now, policy.ttl)
+            and report is not None and report.health == Health.HEALTHY)
+
+
+def _candidate(state: ClusterState, group: Group, obs: Observations, now: float, policy: Policy,
+               prefer: str | None = None, exclude: str | None = None) -> Member | None:
+    if prefer is not None:
+        m = group.members.get(prefer)
+        if m is not None and m.name != exclude and _alive_and_eligible(state, m, obs, now, policy):
+            return m
+    ok = [m for m in group.members.values()
+          if m.name not in (exclude, group.releasing)
+          and _alive_and_eligible(state, m, obs, now, policy)]
+    return min(ok, key=lambda m: (-m.priority, m.name)) if ok else None
+
+
+def _sync_health(state: ClusterState, group: Group, obs: Observations, now: float,
+                 policy: Policy, emit) -> None:
+    for m in sorted(group.members.values(), key=lambda m: m.name):
+        seen = observed_health(m, obs, now, policy)
+        if seen == m.health:
+            continue
+        if m.name == group.active and seen == Health.LOST:
+            continue  # handled by the failover rule, in one command with the promotion
+        reason = "lease expired" if seen == Health.LOST else "agent report"
+        emit(C.set_health(group.name, m.name, seen, reason=reason))
+
+
+def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, emit) -> None:
+    state: ClusterState = current()
+    group = state.groups[gname]
+    if group.active is not None:
+        active = group.members[group.active]
+        node = state.nodes.get(active.node)
+        seen = observed_health(active, obs, now, policy)
+        if seen == Health.LOST:
+            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            if target is not None:
+                cmd = C.promote(gname, target.name, group.epoch,
+                                reason=f"active {active.name} lost (lease expired)")
+                cmd["replace"] = active.name
+                emit(cmd)
+                return
+            emit(C.set_health(gname, active.name, Health.LOST, reason="lease expired"))
+            emit(C.demote(gname, current().groups[gname].epoch, quarantine=True,
+                          reason=f"active {active.name} lost and no eligible standby"))
+        elif seen == Health.UNHEALTHY:
+            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            emit(C.demote(gname, group.epoch, quarantine=True,
+                          handover_to=target.name if target else None,
+                          reason=f"active {active.name} unhealthy"))
+        elif node is not None and node.maintenance:
+            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            emit(C.demote(gname, group.epoch, handover_to=target.name if target else None,
+                          reason=f"node {node.name} in maintenance"))
+        state = current()
+        group = state.groups[gname]
+
+    if group.releasing is not None:
+        old = group.members.get(group.releasing)
+        if old is None or _released(old, group.releasing_epoch, obs, now, policy):
+            why = "lease expired" if old is not None and not obs.node_alive(
+                old.node, now, policy.ttl) else "agent confirmed"
+            emit(C.confirm_release(gname, group.releasing, group.epoch, reason=why))
+        state = current()
+        group = state.groups[gname]
+
+    if group.active is None and group.releasing is None:
+        target = _candidate(state, group, obs, now, policy, prefer=group.handover_to)
+        if target is not None:
+            reason = ("planned switchover" if group.handover_to == target.name
+                      else "no active member")
+            emit(C.promote(gname, target.name, group.epoch, reason=reason))
+
+
+def _released(old: Member, demote_epoch: int, obs: Observations, now: float,
+              policy: Policy) -> bool:
+    if not obs.node_alive(old.node, now, policy.ttl):
+        return True
+    report = obs.report(old)
+    return report is not None and report.seen_epoch >= demote_epoch and report.active_epoch == 0
+
+
+def _stabilize(state: ClusterState, group: Group, obs: Observations, now: float,
+               policy: Policy, emit) -> None:
+    for m in sorted(group.members.values(), key=lambda m: m.name):
+        if not m.quarantined or m.name in (group.active, group.releasing):
+            continue
+        report = obs.report(m)
+        if (report is not None and report.health == Health.HEALTHY
+                and obs.fresh(m.node, now, policy.ttl)
+                and report.healthy_since is not None
+                and now - report.healthy_since >= policy.stabilization):
+            emit(C.clear_quarantine(group.name, m.name))

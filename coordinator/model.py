@@ -1,0 +1,160 @@
+"""The replicated state: nodes, groups, members, the active member and its epoch.
+
+Everything here is plain data. A `ClusterState` is never mutated after it is
+built: the state machine makes a new one per command, so readers (gRPC
+threads, watch streams) can hold a reference without locks or copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Health(StrEnum):
+    """Committed health of a member, as the leader last saw it."""
+
+    UNKNOWN = "unknown"  # registered, no report yet
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"  # its node is alive but a check (or the VNFC) says it is failing
+    LOST = "lost"  # its node's lease expired: nobody has heard from it
+
+
+class GroupMode(StrEnum):
+    ACTIVE_STANDBY = "active-standby"
+    ACTIVE_ACTIVE = "active-active"
+
+
+class Role(StrEnum):
+    ACTIVE = "active"
+    STANDBY = "standby"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str = ""
+    maintenance: bool = False
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    group: str
+    node: str
+    priority: int = 100
+    health: Health = Health.UNKNOWN
+    # Set when the member fails; cleared only after it has stayed healthy for the
+    # stabilization time, so a flapping member is not re-elected.
+    quarantined: bool = False
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    mode: GroupMode = GroupMode.ACTIVE_STANDBY
+    vip: str = ""
+    # Fencing token: incremented on every change of `active` (including to none).
+    epoch: int = 0
+    active: str | None = None
+    # A demoted active that has not yet been seen to let go. No member is
+    # promoted while this is set: the old active must release first.
+    releasing: str | None = None
+    # The epoch at which `releasing` was demoted; its agent confirms the release
+    # by reporting it has seen this epoch.
+    releasing_epoch: int = 0
+    # Planned switchover target, promoted once `releasing` has let go.
+    handover_to: str | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+
+    def role_of(self, member: str) -> Role:
+        return Role.ACTIVE if self.active == member else Role.STANDBY
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of history, committed with the change it describes."""
+
+    seq: int
+    at: float  # wall-clock seconds from the proposer (information only, never used for decisions)
+    kind: str
+    group: str = ""
+    member: str = ""
+    node: str = ""
+    epoch: int = 0
+    reason: str = ""
+
+
+MAX_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    revision: int = 0  # number of state-changing commands applied
+    nodes: dict[str, Node] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+    next_event_seq: int = 1
+
+    def member(self, group: str, member: str) -> Member | None:
+        g = self.groups.get(group)
+        return None if g is None else g.members.get(member)
+
+    def members_on(self, node: str) -> list[Member]:
+        return [m for g in self.groups.values() for m in g.members.values() if m.node == node]
+
+
+# --- plain-data conversion (snapshots, wire) -------------------------------------------------
+
+
+def state_to_dict(state: ClusterState) -> dict[str, Any]:
+    return {
+        "revision": state.revision,
+        "next_event_seq": state.next_event_seq,
+        "nodes": {n.name: {"address": n.address, "maintenance": n.maintenance}
+                  for n in state.nodes.values()},
+        "groups": {g.name: _group_to_dict(g) for g in state.groups.values()},
+        "events": [_event_to_dict(e) for e in state.events],
+    }
+
+
+def _group_to_dict(g: Group) -> dict[str, Any]:
+    return {
+        "mode": g.mode.value, "vip": g.vip, "epoch": g.epoch, "active": g.active,
+        "releasing": g.releasing, "releasing_epoch": g.releasing_epoch,
+        "handover_to": g.handover_to,
+        "members": {m.name: {"node": m.node, "priority": m.priority, "health": m.health.value,
+                             "quarantined": m.quarantined} for m in g.members.values()},
+    }
+
+
+def _event_to_dict(e: Event) -> dict[str, Any]:
+    return {"seq": e.seq, "at": e.at, "kind": e.kind, "group": e.group, "member": e.member,
+            "node": e.node, "epoch": e.epoch, "reason": e.reason}
+
+
+def state_from_dict(d: dict[str, Any]) -> ClusterState:
+    groups = {}
+    for name, g in d.get("groups", {}).items():
+        members = {mn: Member(name=mn, group=name, node=m["node"], priority=m["priority"],
+                              health=Health(m["health"]), quarantined=m["quarantined"])
+                   for mn, m in g["members"].items()}
+        groups[name] = Group(name=name, mode=GroupMode(g["mode"]), vip=g["vip"], epoch=g["epoch"],
+                             active=g["active"], releasing=g["releasing"],
+                             releasing_epoch=g["releasing_epoch"], handover_to=g["handover_to"],
+                             members=members)
+    return ClusterState(
+        revision=d.get("revision", 0),
+        next_event_seq=d.get("next_event_seq", 1),
+        nodes={n: Node(name=n, address=v["address"], maintenance=v["maintenance"])
+               for n, v in d.get("nodes", {}).items()},
+        groups=groups,
+        events=tuple(Event(**e) for e in d.get("events", [])),
+    )
+
+
+def with_member(group: Group, member: Member) -> Group:
+    members = dict(group.members)
+    members[member.name] = member
+    return replace(group, members=members)

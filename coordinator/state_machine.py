@@ -1,0 +1,373 @@
+"""Applying commands to the replicated state: deterministic, pure, idempotent.
+
+Every store (memory, Raft, later etcd) runs this same code, so the rules about
+epochs live in exactly one place:
+
+* the epoch goes up by one on every change of a group's active member, and
+  never goes down;
+* `promote` and `demote` are compare-and-set on the epoch the proposer saw
+  (`expect_epoch`): a decision made on stale state is refused, not applied;
+* no member is promoted while a demoted active has not yet let go.
+
+A refused command returns ``{"ok": False, "error": CODE, "message": ...}`` and
+leaves the state untouched. Results are remembered by request id, so a command
+retried after an unknown outcome is applied at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any
+
+from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
+from vnfha.coordinator.model import (
+    MAX_EVENTS,
+    ClusterState,
+    Event,
+    Group,
+    GroupMode,
+    Health,
+    Member,
+    Node,
+    state_from_dict,
+    state_to_dict,
+    with_member,
+)
+
+log = logging.getLogger("vnfha.state")
+
+Result = dict[str, Any]
+DEDUP_WINDOW = 10_000
+
+
+class Refused(Exception):
+    """A command that is well-formed but not allowed in the current state."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def ok(**extra: Any) -> Result:
+    return {"ok": True, **extra}
+
+
+def refused(code: str, message: str) -> Result:
+    return {"ok": False, "error": code, "message": message}
+
+
+def eligible(state: ClusterState, member: Member) -> str | None:
+    """Why `member` may not become active, or None if it may (committed facts only)."""
+    node = state.nodes.get(member.node)
+    if node is None:
+        return f"node {member.node!r} is not registered"
+    if node.maintenance:
+        return f"node {member.node!r} is in maintenance"
+    if member.health != Health.HEALTHY:
+        return f"member {member.name!r} is {member.health.value}"
+    if member.quarantined:
+        return f"member {member.name!r} failed recently and is not yet stable"
+    return None
+
+
+def best_candidate(state: ClusterState, group: Group, exclude: str | None = None) -> Member | None:
+    """Highest priority eligible member; name breaks ties so every node picks the same."""
+    candidates = [m for m in group.members.values()
+                  if m.name != exclude and m.name != group.releasing
+                  and eligible(state, m) is None]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda m: (-m.priority, m.name))
+
+
+def apply(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Apply one command. Never raises for bad input: refusals are results."""
+    try:
+        validate_command(cmd)
+        new_state, result = _APPLY[cmd["op"]](state, cmd)
+    except InvalidCommand as e:
+        return state, refused("invalid", str(e))
+    except Refused as e:
+        return state, refused(e.code, e.message)
+    return replace(new_state, revision=state.revision + 1), result
+
+
+def _event(state: ClusterState, cmd: Command, kind: str, **fields: Any) -> ClusterState:
+    ev = Event(seq=state.next_event_seq, at=float(cmd.get("at", 0.0)), kind=kind, **fields)
+    events = (*state.events, ev)[-MAX_EVENTS:]
+    return replace(state, events=events, next_event_seq=state.next_event_seq + 1)
+
+
+def _group(state: ClusterState, name: str) -> Group:
+    g = state.groups.get(name)
+    if g is None:
+        raise Refused("unknown_group", f"unknown group {name!r}")
+    return g
+
+
+def _member(group: Group, name: str) -> Member:
+    m = group.members.get(name)
+    if m is None:
+        raise Refused("unknown_member", f"group {group.name!r} has no member {name!r}")
+    return m
+
+
+def _check_epoch(group: Group, cmd: Command) -> None:
+    if cmd["expect_epoch"] != group.epoch:
+        raise Refused("stale_epoch", f"group {group.name!r} is at epoch {group.epoch}, "
+                                     f"command expected {cmd['expect_epoch']}")
+
+
+def _put_group(state: ClusterState, group: Group) -> ClusterState:
+    groups = dict(state.groups)
+    groups[group.name] = group
+    return replace(state, groups=groups)
+
+
+def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    for spec in cmd["groups"]:
+        name = spec["name"]
+        mode = GroupMode(spec.get("mode", GroupMode.ACTIVE_STANDBY.value))
+        vip = spec.get("vip", "")
+        old = state.groups.get(name)
+        if old is None:
+            state = _put_group(state, Group(name=name, mode=mode, vip=vip))
+            state = _event(state, cmd, "group_created", group=name, reason=f"mode {mode.value}")
+            continue
+        if old.mode != mode and old.active is not None:
+            raise Refused("conflict", f"group {name!r} has an active member; "
+                                      "cannot change its mode")
+        if (old.mode, old.vip) != (mode, vip):
+            state = _put_group(state, replace(old, mode=mode, vip=vip))
+            state = _event(state, cmd, "group_updated", group=name)
+    return state, ok()
+
+
+def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    node_name = cmd["node"]
+    if not node_name:
+        raise Refused("invalid", "register_node: node name is empty")
+    wanted = {(m["group"], m["member"]): m for m in cmd["members"]}
+    for (gname, mname) in wanted:
+        group = _group(state, gname)
+        existing = group.members.get(mname)
+        if existing is not None and existing.node != node_name:
+            raise Refused("conflict", f"member {mname!r} of group {gname!r} is already hosted "
+                                      f"by node {existing.node!r}")
+    # Members this node used to host but no longer declares are removed, unless
+    # removing them would drop an active (switch over first).
+    for m in state.members_on(node_name):
+        if (m.group, m.name) in wanted:
+            continue
+        g = state.groups[m.group]
+        if m.name in (g.active, g.releasing):
+            raise Refused("conflict", f"member {m.name!r} is active in group {g.name!r}; "
+                                      "switch over before removing it")
+    old_node = state.nodes.get(node_name)
+    node = Node(name=node_name, address=cmd["address"],
+                maintenance=old_node.maintenance if old_node else False)
+    nodes = dict(state.nodes)
+    nodes[node_name] = node
+    state = replace(state, nodes=nodes)
+    for m in state.members_on(node_name):
+        if (m.group, m.name) not in wanted:
+            g = state.groups[m.group]
+            members = {k: v for k, v in g.members.items() if k != m.name}
+            state = _put_group(state, replace(g, members=members))
+            state = _event(state, cmd, "member_removed", group=g.name, member=m.name,
+                           node=node_name)
+    for (gname, mname), spec in wanted.items():
+        g = state.groups[gname]
+        prio = spec.get("priority", 100)
+        existing = g.members.get(mname)
+        if existing is None:
+            member = Member(name=mname, group=gname, node=node_name, priority=prio)
+            state = _put_group(state, with_member(g, member))
+            state = _event(state, cmd, "member_added", group=gname, member=mname, node=node_name)
+        elif existing.priority != prio:
+            state = _put_group(state, with_member(g, replace(existing, priority=prio)))
+    if old_node is None or old_node.address != node.address:
+        state = _event(state, cmd, "node_registered", node=node_name, reason=node.address)
+    return state, ok()
+
+
+def _set_health(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    group = _group(state, cmd["group"])
+    member = _member(group, cmd["member"])
+    health = Health(cmd["health"])
+    if member.health == health:
+        return state, ok(changed=False)
+    failed = health in (Health.UNHEALTHY, Health.LOST)
+    new = replace(member, health=health, quarantined=member.quarantined or failed)
+    state = _put_group(state, with_member(group, new))
+    state = _event(state, cmd, "health_changed", group=group.name, member=member.name,
+                   node=member.node, epoch=group.epoch,
+                   reason=f"{member.health.value} -> {health.value}"
+                          + (f": {cmd['reason']}" if cmd.get("reason") else ""))
+    return state, ok(changed=True)
+
+
+def _promote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    group = _group(state, cmd["group"])
+    _check_epoch(group, cmd)
+    member = _member(group, cmd["member"])
+    replacing = cmd.get("replace")
+    if group.active is not None:
+        # Only a lost active may be replaced in one step: its lease is over, so
+        # it has already stopped on its own (DESIGN §3).
+        if replacing != group.active:
+            raise Refused("conflict", f"group {group.name!r} already has active "
+                                      f"{group.active!r}")
+        if member.name == replacing:
+            raise Refused("conflict", f"{member.name!r} cannot replace itself")
+        old = _member(group, replacing)
+        group = with_member(group, replace(old, health=Health.LOST, quarantined=True))
+    if group.releasing is not None:
+        raise Refused("conflict", f"group {group.name!r}: {group.releasing!r} has not released "
+                                  "the active role yet")
+    why = eligible(state, member)
+    if why is not None:
+        raise Refused("not_eligible", why)
+    epoch = group.epoch + 1
+    state = _put_group(state, replace(group, active=member.name, epoch=epoch, handover_to=None))
+    state = _event(state, cmd, "promoted", group=group.name, member=member.name,
+                   node=member.node, epoch=epoch,
+                   reason=cmd["reason"] + (f" (replacing {replacing})" if replacing else ""))
+    return state, ok(epoch=epoch)
+
+
+def _demote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    group = _group(state, cmd["group"])
+    _check_epoch(group, cmd)
+    if group.active is None:
+        raise Refused("conflict", f"group {group.name!r} has no active member to demote")
+    old = _member(group, group.active)
+    if cmd.get("quarantine"):
+        group = with_member(group, replace(old, quarantined=True))
+    epoch = group.epoch + 1
+    handover = cmd.get("handover_to")
+    state = _put_group(state, replace(group, active=None, epoch=epoch, releasing=old.name,
+                                      releasing_epoch=epoch, handover_to=handover))
+    state = _event(state, cmd, "demoted", group=group.name, member=old.name, node=old.node,
+                   epoch=epoch, reason=cmd["reason"]
+                   + (f" (handing over to {handover})" if handover else ""))
+    return state, ok(epoch=epoch)
+
+
+def _confirm_release(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    group = _group(state, cmd["group"])
+    _check_epoch(group, cmd)
+    if group.releasing != cmd["member"]:
+        raise Refused("conflict", f"group {group.name!r}: {cmd['member']!r} is not releasing")
+    member = _member(group, cmd["member"])
+    state = _put_group(state, replace(group, releasing=None))
+    state = _event(state, cmd, "released", group=group.name, member=member.name,
+                   node=member.node, epoch=group.epoch, reason=cmd["reason"])
+    return state, ok()
+
+
+def _clear_quarantine(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    group = _group(state, cmd["group"])
+    member = _member(group, cmd["member"])
+    if not member.quarantined:
+        return state, ok(changed=False)
+    state = _put_group(state, with_member(group, replace(member, quarantined=False)))
+    state = _event(state, cmd, "stable", group=group.name, member=member.name, node=member.node,
+                   reason="healthy for the stabilization time; eligible again")
+    return state, ok(changed=True)
+
+
+def _switchover(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    group = _group(state, cmd["group"])
+    if group.mode != GroupMode.ACTIVE_STANDBY:
+        raise Refused("conflict", f"group {group.name!r} is {group.mode.value}: "
+                                  "switchover applies to active-standby groups")
+    if group.active is None:
+        raise Refused("conflict", f"group {group.name!r} has no active member to switch over from")
+    if group.releasing is not None:
+        raise Refused("conflict", f"group {group.name!r}: a handover is already in progress")
+    target_name = cmd["to"]
+    if target_name is None:
+        target = best_candidate(state, group, exclude=group.active)
+        if target is None:
+            raise Refused("not_eligible", f"group {group.name!r} has no eligible standby")
+    else:
+        target = _member(group, target_name)
+        if target.name == group.active:
+            raise Refused("conflict", f"{target.name!r} is already the active member")
+        why = eligible(state, target)
+        if why is not None:
+            raise Refused("not_eligible", why)
+    return _demote(state, {**cmd, "expect_epoch": group.epoch, "handover_to": target.name,
+                           "reason": "planned switchover"})
+
+
+def _set_maintenance(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    node = state.nodes.get(cmd["node"])
+    if node is None:
+        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+    if node.maintenance == cmd["on"]:
+        return state, ok(changed=False)
+    nodes = dict(state.nodes)
+    nodes[node.name] = replace(node, maintenance=cmd["on"])
+    state = replace(state, nodes=nodes)
+    state = _event(state, cmd, "maintenance_on" if cmd["on"] else "maintenance_off",
+                   node=node.name)
+    return state, ok(changed=True)
+
+
+_APPLY = {
+    "apply_groups": _apply_groups,
+    "register_node": _register_node,
+    "set_health": _set_health,
+    "promote": _promote,
+    "demote": _demote,
+    "confirm_release": _confirm_release,
+    "clear_quarantine": _clear_quarantine,
+    "switchover": _switchover,
+    "set_maintenance": _set_maintenance,
+}
+
+
+class StateMachine:
+    """The state plus the request-id memory; what a replicated log drives.
+
+    Implements the Raft layer's StateMachine protocol (apply / snapshot / restore).
+    Not thread-safe by itself: one writer (the store's apply thread); readers take
+    `state` (an immutable snapshot) at any time.
+    """
+
+    def __init__(self) -> None:
+        self.state = ClusterState()
+        self._recent: OrderedDict[str, Result] = OrderedDict()
+
+    def apply(self, command: dict[str, Any]) -> Result:
+        rid = command.get("rid") if isinstance(command, dict) else None
+        if isinstance(rid, str) and rid in self._recent:
+            return {**self._recent[rid], "duplicate": True}
+        before = self.state
+        self.state, result = apply(self.state, command)
+        for ev in self.state.events:
+            if ev.seq >= before.next_event_seq:
+                # Every role change is an event someone can read later.
+                log.info("%s", ev.kind, extra={"event": {
+                    "kind": ev.kind, "group": ev.group, "member": ev.member, "node": ev.node,
+                    "epoch": ev.epoch, "reason": ev.reason, "seq": ev.seq}})
+        if isinstance(rid, str) and rid:
+            self._recent[rid] = result
+            while len(self._recent) > DEDUP_WINDOW:
+                self._recent.popitem(last=False)
+        if not result["ok"]:
+            log.info("command refused", extra={"op": command.get("op") if isinstance(
+                command, dict) else None, "error": result["error"], "detail": result["message"]})
+        return result
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"state": state_to_dict(self.state), "recent": list(self._recent.items())}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.state = state_from_dict(snapshot["state"])
+        self._recent = OrderedDict((k, v) for k, v in snapshot.get("recent", []))
