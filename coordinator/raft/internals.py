@@ -1,0 +1,183 @@
+"""Every reach into pysyncobj's private parts, in one module.
+
+pysyncobj is pinned to exactly 0.3.17 because our hardening depends on its
+internals; :func:`check_version` refuses anything else, so an upgrade fails
+loudly here instead of silently losing a fix. Name-mangled attributes are
+read as ``core._SyncObj__name``. pysyncobj's clock (``raft_clock``) is not
+``time.monotonic()`` (they differ by a constant here), so deadlines inside
+pysyncobj are always computed with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pysyncobj.syncobj as _so
+from pysyncobj.journal import Journal
+from pysyncobj.monotonic import monotonic as raft_clock
+from pysyncobj.node import Node
+from pysyncobj.version import VERSION
+
+from .crypto import AeadEncryptor
+from .errors import RaftError
+from .snapshot import DurableSerializer
+
+SUPPORTED_VERSION = "0.3.17"
+
+FOLLOWER = _so._RAFT_STATE.FOLLOWER
+CANDIDATE = _so._RAFT_STATE.CANDIDATE
+LEADER = _so._RAFT_STATE.LEADER
+ROLE_NAMES = {FOLLOWER: "follower", CANDIDATE: "candidate", LEADER: "leader"}
+
+_BUILD_LOCK = threading.Lock()
+
+T = TypeVar("T", bound=_so.SyncObj)
+
+
+def check_version() -> None:
+    """Refuse to run on a pysyncobj whose internals we have not reviewed."""
+    if VERSION != SUPPORTED_VERSION:
+        raise RaftError(f"vnfha.coordinator.raft needs pysyncobj {SUPPORTED_VERSION}, "
+                        f"found {VERSION}: review coordinator/raft/internals.py first")
+    for name in ("createJournal", "Serializer", "getEncryptor"):
+        if not hasattr(_so, name):
+            raise RaftError(f"pysyncobj.syncobj.{name} is missing; cannot install our journal")
+
+
+def construct(factory: Callable[[], T], journal: Journal) -> T:
+    """Run ``factory`` (which calls ``SyncObj.__init__``) with our journal, serializer
+    and wire encryptor (see crypto.py).
+
+    ``createJournal``, ``Serializer`` and ``getEncryptor`` are module globals that
+    ``SyncObj.__init__`` calls exactly once; we swap them for the duration of
+    construction under a lock (several nodes may be built concurrently in one
+    process) and restore them afterwards, so nothing else in the process is
+    affected.
+    """
+    check_version()
+    install_log_filter()
+    with _BUILD_LOCK:
+        orig_journal, orig_serializer = _so.createJournal, _so.Serializer
+        orig_encryptor = _so.getEncryptor
+
+        def _create_journal(_path: str | None = None) -> Journal:
+            return journal
+
+        _so.createJournal = _create_journal
+        _so.Serializer = DurableSerializer
+        _so.getEncryptor = AeadEncryptor
+        try:
+            core = factory()
+        finally:
+            _so.createJournal = orig_journal
+            _so.Serializer = orig_serializer
+            _so.getEncryptor = orig_encryptor
+    # pysyncobj's tick thread exits when the thread that built it exits; tie it
+    # to the main thread instead, so start() may be called from any thread.
+    core._SyncObj__mainThread = threading.main_thread()  # type: ignore[attr-defined]
+    return core
+
+
+def raft_state(core: _so.SyncObj) -> int:
+    return core._SyncObj__raftState  # type: ignore[attr-defined,no-any-return]
+
+
+def is_leader(core: _so.SyncObj) -> bool:
+    return raft_state(core) == LEADER
+
+
+def leader_node(core: _so.SyncObj) -> Node | None:
+    return core._getLeader()  # type: ignore[no-any-return]
+
+
+def match_index(core: _so.SyncObj) -> dict[Node, int]:
+    return core._SyncObj__raftMatchIndex  # type: ignore[attr-defined,no-any-return]
+
+
+def next_index(core: _so.SyncObj) -> dict[Node, int]:
+    return core._SyncObj__raftNextIndex  # type: ignore[attr-defined,no-any-return]
+
+
+def connected_nodes(core: _so.SyncObj) -> set[Node]:
+    return set(core._SyncObj__connectedNodes)  # type: ignore[attr-defined]
+
+
+def journal(core: _so.SyncObj) -> Journal:
+    return core._SyncObj__raftLog  # type: ignore[attr-defined,no-any-return]
+
+
+def transport(core: _so.SyncObj) -> Any:
+    return core._SyncObj__transport  # type: ignore[attr-defined]
+
+
+def tick_thread(core: _so.SyncObj) -> threading.Thread | None:
+    return core._SyncObj__thread  # type: ignore[attr-defined,no-any-return]
+
+
+def set_election_deadline(core: _so.SyncObj, delay: float) -> None:
+    """Tests: next election in ``delay`` seconds (<= 0: at the next tick)."""
+    core._SyncObj__raftElectionDeadline = raft_clock() + delay  # type: ignore[attr-defined]
+
+
+def wake_tick(core: _so.SyncObj) -> None:
+    """Make the tick thread's poll return now (pysyncobj's own wake-up pipe)."""
+    notifier = getattr(core, "_SyncObj__pipeNotifier", None)
+    if notifier is not None:
+        try:
+            notifier.notify()
+        except (OSError, TypeError):
+            pass  # pipe full (a wake-up is pending anyway) or already closed
+
+
+def pull_election_deadline(core: _so.SyncObj, delay: float) -> None:
+    """Start the next election within ``delay`` seconds (pysyncobj's own clock)."""
+    deadline = raft_clock() + delay
+    if core._SyncObj__raftElectionDeadline > deadline:  # type: ignore[attr-defined]
+        core._SyncObj__raftElectionDeadline = deadline  # type: ignore[attr-defined]
+
+
+def close_leftovers(core: _so.SyncObj) -> None:
+    """Close the wake-up pipe pysyncobj's destroy() forgets (one fd pair per node)."""
+    notifier = getattr(core, "_SyncObj__pipeNotifier", None)
+    if notifier is None:
+        return
+    for name in ("_PipeNotifier__pipeR", "_PipeNotifier__pipeW"):
+        fd = getattr(notifier, name, None)
+        if isinstance(fd, int):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            setattr(notifier, name, None)
+
+
+def wait_bound(core: _so.SyncObj, timeout: float) -> bool:
+    """Wait until the TCP transport has bound its port (or given up); True if bound."""
+    tr = transport(core)
+    event = getattr(tr, "_bindOverEvent", None)
+    if event is not None:
+        event.wait(timeout)
+    return bool(getattr(tr, "ready", False))
+
+
+class _DropHarmlessTruncationWarning(logging.Filter):
+    """pysyncobj logs CRITICAL "truncating already-applied log entries" before calling
+    ``deleteEntriesFrom``; our journal ignores that call (it truncates only at a real
+    conflict, see journal.py), so the message is a false alarm and would hide real ones."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("truncating already-applied log entries")
+
+
+_FILTER = _DropHarmlessTruncationWarning()
+
+
+def install_log_filter() -> None:
+    """Idempotent: attach the filter to pysyncobj's logger."""
+    lg = logging.getLogger(_so.__name__)
+    if _FILTER not in lg.filters:
+        lg.addFilter(_FILTER)

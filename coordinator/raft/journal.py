@@ -1,0 +1,316 @@
+"""Durable Raft journal replacing pysyncobj's (which never fsyncs and edits in place).
+
+File layout (``journal.log``)::
+
+    b"VNFHAJ1\\n"
+    record*:  <u32 payload_len> <u32 crc32> <u64 idx> <u64 term> <payload>
+
+The CRC covers length, idx, term and payload, so a record torn by power loss
+is detected on load and the file is truncated there. Records must have
+consecutive indexes and non-decreasing terms; anything else ends the valid
+prefix too.
+
+Term, vote and commit index live in ``journal.meta`` (JSON, replaced
+atomically). Term/vote are written synchronously (Raft: they must be durable
+before a vote or request leaves the node); the commit index lazily, after
+the journal itself is synced, since it only lets a restarted node apply
+earlier.
+
+Appends are buffered in the page cache and made durable by :meth:`sync`
+(fdatasync only if dirty): the transport calls it before any message
+leaves, and a tick callback calls it before the next tick can count an
+entry committed. That is group commit: one fdatasync per batch.
+
+Conflict handling (why ``deleteEntriesFrom`` is a no-op): pysyncobj's
+follower truncates the log at ``prevLogIdx + 1`` whenever a message carries
+an older ``prevLogIdx``, even without a conflict; a stale reply at the
+leader makes that happen and can drop entries the follower already applied
+and acknowledged. Raft only truncates at a real conflict, so :meth:`add`
+resolves each entry: append at ``last + 1``; skip an entry we hold with the
+same term (identical by Log Matching); truncate only when the term differs,
+and never at or below the commit index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any, overload
+
+from pysyncobj.journal import Journal
+
+from .errors import JournalError
+from .fsutil import atomic_write, fsync_dir
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"VNFHAJ1\n"
+_HEADER = struct.Struct("<IIQQ")  # payload_len, crc32, idx, term
+_CRC_PART = struct.Struct("<IQQ")  # payload_len, idx, term (what the crc covers with payload)
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+Entry = tuple[bytes, int, int]
+
+
+def _encode(command: bytes, idx: int, term: int) -> bytes:
+    crc = zlib.crc32(_CRC_PART.pack(len(command), idx, term) + command)
+    return _HEADER.pack(len(command), crc, idx, term) + command
+
+
+def _parse(data: bytes) -> tuple[list[Entry], list[int], int]:
+    """Return the valid prefix of a journal file: entries, their offsets, end offset."""
+    entries: list[Entry] = []
+    offsets: list[int] = []
+    pos = len(MAGIC)
+    while pos + _HEADER.size <= len(data):
+        length, crc, idx, term = _HEADER.unpack_from(data, pos)
+        start = pos + _HEADER.size
+        if length > MAX_RECORD_BYTES or start + length > len(data):
+            break
+        payload = bytes(data[start : start + length])
+        if zlib.crc32(_CRC_PART.pack(length, idx, term) + payload) != crc:
+            break
+        if entries and (idx != entries[-1][1] + 1 or term < entries[-1][2]):
+            break
+        entries.append((payload, idx, term))
+        offsets.append(pos)
+        pos = start + length
+    return entries, offsets, pos
+
+
+class DurableJournal(Journal):
+    """Append-only, CRC-checked, fsync-on-demand journal with durable meta.
+
+    Used only from pysyncobj's tick thread (plus ``status`` reads); it does no
+    locking of its own.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self._dir = Path(data_dir)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self.path = self._dir / "journal.log"
+        self.meta_path = self._dir / "journal.meta"
+        self._entries: list[Entry] = []
+        self._offsets: list[int] = []
+        self._dirty = False
+        self._meta_dirty = False
+        self._fd = -1
+        self.syncs = 0  # number of fdatasync calls, for tests and status
+        self._meta = self._load_meta()
+        self._open()
+
+    # ------------------------------------------------------------------ load
+    def _load_meta(self) -> dict[str, Any]:
+        try:
+            raw = self.meta_path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            meta = json.loads(raw)
+        except ValueError as exc:
+            # Meta is replaced atomically, so this is corruption, not a torn write.
+            raise JournalError(f"corrupt journal meta {self.meta_path}: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise JournalError(f"corrupt journal meta {self.meta_path}")
+        return meta
+
+    def _open(self) -> None:
+        if not self.path.exists():
+            atomic_write(self.path, MAGIC)
+        data = self.path.read_bytes()
+        if not data.startswith(MAGIC):
+            if len(data) < len(MAGIC) and MAGIC.startswith(data):
+                data = b""  # torn header of a brand-new file
+            else:
+                raise JournalError(f"{self.path} is not a vnfha journal")
+        entries, offsets, end = _parse(data) if data else ([], [], len(MAGIC))
+        self._fd = os.open(self.path, os.O_RDWR)
+        if not data:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, MAGIC)
+            os.fsync(self._fd)
+        elif end != len(data):
+            logger.warning(
+                "journal %s: dropping %d bytes of torn/invalid tail after index %s",
+                self.path, len(data) - end, entries[-1][1] if entries else None)
+            os.ftruncate(self._fd, end)
+            os.fsync(self._fd)
+        os.lseek(self._fd, 0, os.SEEK_END)
+        self._entries = entries
+        self._offsets = offsets
+        self._end = end if data else len(MAGIC)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def first_index(self) -> int | None:
+        """Raft index of the first entry held (None when empty)."""
+        return self._entries[0][1] if self._entries else None
+
+    @property
+    def last_index(self) -> int | None:
+        """Raft index of the last entry held (None when empty)."""
+        return self._entries[-1][1] if self._entries else None
+
+    @property
+    def commit_index(self) -> int:
+        """Highest index pysyncobj told us is committed."""
+        return int(self._meta.get("commit_index", 1))
+
+    # ------------------------------------------------------- pysyncobj API
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        """Append, skip (already held), or truncate-at-conflict then append."""
+        command = bytes(command)
+        if not self._entries or idx == self._entries[-1][1] + 1:
+            self._append(command, idx, term)
+            return
+        first = self._entries[0][1]
+        last = self._entries[-1][1]
+        if idx > last + 1:
+            raise JournalError(f"gap in journal: got index {idx}, last is {last}")
+        if idx < first:
+            return  # compacted away: committed, and so identical by Log Matching
+        pos = idx - first
+        if self._entries[pos][2] == term:
+            return  # same index and term: identical entry, keep what we have
+        if idx <= self.commit_index:
+            raise JournalError(
+                f"refusing to overwrite committed entry {idx} (commit index "
+                f"{self.commit_index}): term {self._entries[pos][2]} vs {term}")
+        logger.info("journal: conflict at index %d (term %d vs %d), truncating %d entries",
+                    idx, self._entries[pos][2], term, len(self._entries) - pos)
+        self._truncate_at(pos)
+        self._append(command, idx, term)
+
+    def _append(self, command: bytes, idx: int, term: int) -> None:
+        record = _encode(command, idx, term)
+        view = memoryview(record)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._entries.append((command, idx, term))
+        self._offsets.append(self._end)
+        self._end += len(record)
+        self._dirty = True
+
+    def _truncate_at(self, pos: int) -> None:
+        """Drop entries[pos:] durably (rare: only at a real conflict)."""
+        offset = self._offsets[pos]
+        os.ftruncate(self._fd, offset)
+        os.lseek(self._fd, offset, os.SEEK_SET)
+        os.fsync(self._fd)
+        self.syncs += 1
+        del self._entries[pos:]
+        del self._offsets[pos:]
+        self._end = offset
+        self._dirty = False
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
+        """No-op on purpose: truncation happens only at a real conflict, in :meth:`add`."""
+
+    def deleteEntriesTo(self, entryTo: int) -> None:
+        """Compaction: drop entries[:entryTo] by rewriting the file atomically.
+
+        pysyncobj calls this right after renaming a new snapshot into place;
+        the directory fsync first makes that rename durable, so the journal
+        never loses its front before the snapshot that covers it is on disk.
+        """
+        if entryTo <= 0:
+            return
+        fsync_dir(self._dir)
+        self._rewrite(self._entries[entryTo:])
+
+    def clear(self) -> None:
+        """Empty the journal (snapshot install); durable before anything is appended."""
+        self._rewrite([])
+
+    def trim_front_to(self, idx: int) -> None:
+        """Drop every entry before Raft index ``idx`` (durably)."""
+        if not self._entries or idx <= self._entries[0][1]:
+            return
+        self._rewrite(self._entries[idx - self._entries[0][1]:])
+
+    def _rewrite(self, keep: list[Entry]) -> None:
+        self.sync()
+        blob = bytearray(MAGIC)
+        offsets = []
+        for command, idx, term in keep:
+            offsets.append(len(blob))
+            blob += _encode(command, idx, term)
+        os.close(self._fd)
+        self._fd = -1
+        atomic_write(self.path, bytes(blob))
+        self._fd = os.open(self.path, os.O_RDWR)
+        os.lseek(self._fd, 0, os.SEEK_END)
+        self._entries = list(keep)
+        self._offsets = offsets
+        self._end = len(blob)
+        self._dirty = False
+        self.syncs += 1
+
+    @overload
+    def __getitem__(self, item: int) -> Entry: ...
+    @overload
+    def __getitem__(self, item: slice) -> list[Entry]: ...
+    def __getitem__(self, item: int | slice) -> Entry | list[Entry]:
+        return self._entries[item]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def sync(self) -> bool:
+        """fdatasync if anything was appended since the last sync (group commit).
+
+        Returns True if it had to sync.
+        """
+        if self._dirty and self._fd >= 0:
+            os.fdatasync(self._fd)
+            self._dirty = False
+            self.syncs += 1
+            return True
+        return False
+
+    def _destroy(self) -> None:
+        if self._fd < 0:
+            return
+        self.sync()
+        if self._meta_dirty:
+            self._store_meta()
+        os.close(self._fd)
+        self._fd = -1
+
+    close = _destroy
+
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
+        if self._meta.get("commit_index") != raftCommitIndex:
+            self._meta["commit_index"] = raftCommitIndex
+            self._meta_dirty = True
+
+    def getRaftCommitIndex(self) -> int:
+        return self.commit_index
+
+    def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:
+        """Raft: term and vote are durable before any message reflecting them leaves."""
+        self._meta["term"] = term
+        self._meta["voted_for"] = votedForNodeId
+        self._store_meta()
+
+    def getCurrentTerm(self) -> int:
+        return int(self._meta.get("term", 0))
+
+    def getVotedForNodeId(self) -> str | None:
+        voted = self._meta.get("voted_for")
+        return voted if isinstance(voted, str) else None
+
+    def onOneSecondTimer(self) -> None:
+        if self._meta_dirty:
+            self._store_meta()
+
+    def _store_meta(self) -> None:
+        # The commit index must never be durable ahead of the entries it covers.
+        self.sync()
+        atomic_write(self.meta_path, json.dumps(self._meta, sort_keys=True).encode())
+        self._meta_dirty = False

@@ -1,0 +1,114 @@
+"""Settings of one Raft node, validated when built (a bad value never reaches pysyncobj)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RaftConfigError
+
+
+def _check_address(what: str, address: object) -> None:
+    if not isinstance(address, str) or ":" not in address:
+        raise RaftConfigError(f"{what} must be 'host:port', got {address!r}")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise RaftConfigError(f"{what} must be 'host:port' with a port in 1..65535, "
+                              f"got {address!r}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+            or value <= 0:
+        raise RaftConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RaftSettings:
+    """Everything one node needs to join its cluster.
+
+    Timing defaults (measured on a 2-core loopback host, see the raft
+    benchmark): heartbeats every 50 ms, elections after 0.3-0.6 s of
+    silence. Shorter timeouts made leaders flap under load; longer ones
+    push leader-loss recovery past the 0.8 s budget.
+    """
+
+    self_address: str
+    peers: tuple[str, ...]
+    data_dir: Path
+    #: pysyncobj ``password``; required with peers: its wire format is pickle,
+    #: so an open, unauthenticated raft port is remote code execution.
+    secret: str | None = None
+    election_timeout_min: float = 0.3
+    election_timeout_max: float = 0.6
+    heartbeat_interval: float = 0.05
+    compaction_min_entries: int = 10000
+    #: also compact after this long, whatever the entry count (pysyncobj default 300 s)
+    compaction_min_time: float = 300.0
+    #: a leader that heard from no quorum for this long steps down (None = election_timeout_max)
+    leader_fallback_timeout: float | None = None
+    #: how often to retry a lost peer connection (pysyncobj's 5 s is slow after restarts)
+    connection_retry: float = 0.5
+    #: a connection with no traffic for this long is considered dead
+    connection_timeout: float = 3.5
+    #: upper bound of the tick thread's idle wait; bounds election-timer granularity
+    tick_period: float = 0.02
+    #: largest accepted JSON command
+    max_command_bytes: int = 1 << 20
+    #: after the leader's connection closes (its process died), elect within
+    #: 20 ms..election_timeout_min/2 instead of a full timeout
+    fast_election_on_disconnect: bool = True
+    #: how long start() waits for the listening socket
+    bind_timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        _check_address("self_address", self.self_address)
+        if isinstance(self.peers, str) or not isinstance(self.peers, (tuple, list)):
+            raise RaftConfigError(f"peers must be a tuple of 'host:port', got {self.peers!r}")
+        object.__setattr__(self, "peers", tuple(self.peers))
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        for peer in self.peers:
+            _check_address("peer", peer)
+        if self.self_address in self.peers:
+            raise RaftConfigError("peers must not contain self_address")
+        if len(set(self.peers)) != len(self.peers):
+            raise RaftConfigError(f"duplicate peer in {self.peers}")
+        if self.secret is not None and (not isinstance(self.secret, str) or not self.secret):
+            raise RaftConfigError("secret must be a non-empty string")
+        if self.peers and self.secret is None:
+            raise RaftConfigError(
+                "a multi-node raft cluster needs a secret: pysyncobj speaks pickle, so an "
+                "unauthenticated raft port lets anyone who reaches it run code")
+        for name in ("election_timeout_min", "election_timeout_max", "heartbeat_interval",
+                     "compaction_min_time", "connection_retry", "connection_timeout",
+                     "tick_period", "bind_timeout"):
+            _positive(name, getattr(self, name))
+        if self.leader_fallback_timeout is not None:
+            _positive("leader_fallback_timeout", self.leader_fallback_timeout)
+            if self.leader_fallback_timeout <= self.heartbeat_interval:
+                raise RaftConfigError("leader_fallback_timeout must exceed heartbeat_interval")
+        if self.election_timeout_max <= self.election_timeout_min:
+            raise RaftConfigError("election_timeout_max must be greater than election_timeout_min")
+        if self.election_timeout_min <= 3 * self.heartbeat_interval:
+            raise RaftConfigError(
+                "election_timeout_min must exceed 3 x heartbeat_interval, or followers start "
+                "elections between two heartbeats")
+        if self.connection_timeout < self.election_timeout_max:
+            raise RaftConfigError("connection_timeout must be >= election_timeout_max")
+        if not isinstance(self.compaction_min_entries, int) or self.compaction_min_entries < 10:
+            raise RaftConfigError("compaction_min_entries must be an integer >= 10")
+        if not isinstance(self.max_command_bytes, int) or self.max_command_bytes < 64:
+            raise RaftConfigError("max_command_bytes must be an integer >= 64")
+
+    @property
+    def fallback_timeout(self) -> float:
+        """Effective leader step-down time (defaults to the longest election timeout)."""
+        if self.leader_fallback_timeout is not None:
+            return self.leader_fallback_timeout
+        return self.election_timeout_max
+
+    @property
+    def cluster_size(self) -> int:
+        """Voting members, this node included."""
+        return len(self.peers) + 1

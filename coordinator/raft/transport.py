@@ -1,0 +1,223 @@
+"""Transport hooks: fsync before sending, Raft-correct commit on followers, leader lease.
+
+All hooks sit on pysyncobj's message boundary (``send`` and
+``_onMessageReceived``) so the Raft core is untouched:
+
+* **persist before acknowledging** - ``send`` syncs the journal before any
+  message leaves, so a follower's "I have it" and a leader's replication
+  both follow the fdatasync (group commit: one sync covers a batch).
+* **commit only what the message covers** - pysyncobj's follower sets
+  ``commitIndex = min(leaderCommit, lastLogIndex)``; with a stale tail past
+  the message that commits entries the leader never vouched for. We clamp
+  ``commit_index`` to the last index the message covers (Raft's
+  "min(leaderCommit, index of last new entry)").
+* **ignore stale resets** - a late ``next_node_idx`` reply with
+  ``reset=True`` must not move the leader's nextIndex to or below what the
+  follower is known to hold (matchIndex).
+* **ignore replies from an earlier leadership** - pysyncobj's replies carry
+  no term; the echoed send stamp tells us when a reply answers a message
+  sent before this node's current leadership began, and such a reply is
+  dropped.
+* **leader lease** - see :class:`LeaseTracker`.
+* **fast election after a leader crash** - when the connection to the
+  current leader closes (its process died: the kernel closes the socket),
+  a follower moves its election deadline to a short random delay instead
+  of waiting the full election timeout. Safe: Raft allows an election at
+  any time; without this the follower would time out anyway, since it
+  gets no heartbeats over a closed connection. A host that vanishes
+  without closing its sockets still costs the normal election timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from typing import Any
+
+from pysyncobj.node import Node
+from pysyncobj.transport import TCPTransport, Transport
+
+from . import internals
+
+logger = logging.getLogger(__name__)
+
+STAMP_KEY = "vnfha_t"
+ECHO_KEY = "vnfha_echo"
+
+
+class LeaseTracker:
+    """Leader-side record of the newest append_entries each follower answered.
+
+    Every outgoing append_entries carries the leader's send time ``t``
+    (``time.monotonic()``); a follower echoes the ``t`` of the message it is
+    answering; the leader keeps, per follower, the largest echo received
+    during its current leadership.
+
+    ``quorum_contact()`` returns the largest ``m`` such that a majority of
+    the cluster (the leader counts itself as "now") echoed a stamp ``>= m``.
+    Why that makes a lease: a follower only answers an append_entries of
+    term T while its own term is <= T, and terms only grow, so when it
+    processed the message sent at ``m`` it had not yet voted in any newer
+    term. A newer leader needs a vote from at least one member of that
+    majority, cast after it answered us; hence no newer leader existed
+    before ``m``, and everything this leader promised up to ``m`` was
+    promised by the one real leader. Only the leader's own clock is used,
+    so clocks of different hosts never mix.
+    """
+
+    def __init__(self, voters: set[str]) -> None:
+        self._lock = threading.Lock()
+        self._voters = frozenset(voters)
+        self._majority = (len(self._voters) + 1) // 2 + 1
+        self._acks: dict[str, float] = {}
+        self._floor = math.inf  # stamps older than our leadership do not count
+
+    def start_term(self, since: float) -> None:
+        """Called when this node becomes leader: forget older contact."""
+        with self._lock:
+            self._acks.clear()
+            self._floor = since
+
+    def stop_term(self) -> None:
+        with self._lock:
+            self._acks.clear()
+            self._floor = math.inf
+
+    def record(self, peer: str, stamp: float) -> None:
+        with self._lock:
+            if peer in self._voters and stamp >= self._floor:
+                if stamp > self._acks.get(peer, -math.inf):
+                    self._acks[peer] = stamp
+
+    def is_stale(self, stamp: float) -> bool:
+        """True for an echo of a message sent before the current leadership began."""
+        with self._lock:
+            return stamp < self._floor
+
+    def quorum_contact(self, now: float) -> float | None:
+        """Latest time at which a majority is known to have still followed us."""
+        with self._lock:
+            if self._floor == math.inf:
+                return None
+            stamps = sorted([now, *self._acks.values()], reverse=True)
+        if len(stamps) < self._majority:
+            return None
+        return stamps[self._majority - 1]
+
+
+def clamp_commit_index(message: dict[str, Any]) -> None:
+    """Limit a follower's commit to what this append_entries proves it holds."""
+    commit = message.get("commit_index")
+    if not isinstance(commit, int):
+        return
+    if "prevLogIdx" in message:
+        transmission = message.get("transmission")
+        prev = message.get("prevLogIdx")
+        if not isinstance(prev, int):
+            message["commit_index"] = 0
+            return
+        if transmission in ("start", "process"):
+            limit = prev  # the handler returns before touching the commit index anyway
+        elif transmission == "finish":
+            limit = prev + 1  # the reassembled message is the single entry prev + 1
+        else:
+            entries = message.get("entries") or []
+            limit = entries[-1][1] if entries else prev
+        message["commit_index"] = min(commit, limit)
+    else:
+        serialized = message.get("serialized")
+        # Only the last chunk of a snapshot replaces our log; before that our
+        # log proves nothing about the leader's.
+        if not (isinstance(serialized, tuple | list) and len(serialized) == 3 and serialized[2]):
+            message["commit_index"] = 0
+
+
+class HardeningMixin:
+    """Mixed into a pysyncobj Transport; see the module docstring."""
+
+    _vnfha_inbound: tuple[Node, float] | None
+
+    def _vnfha_setup(self, sync_obj: Any) -> None:
+        self._vnfha_core = sync_obj
+        self._vnfha_journal = sync_obj._vnfha_journal
+        self._vnfha_lease: LeaseTracker = sync_obj._vnfha_lease
+        self._vnfha_inbound = None
+        sync_obj.addOnTickCallback(self._vnfha_tick_sync)
+
+    def _vnfha_tick_sync(self) -> None:
+        """End of every tick: persist what this tick appended.
+
+        A lone node never sends, so this is what makes its entries durable
+        before the next tick counts them committed; that next tick is then
+        run at once instead of after the idle poll timeout.
+        """
+        if self._vnfha_journal.sync():
+            internals.wake_tick(self._vnfha_core)
+
+    def _onNodeDisconnected(self, node: Node) -> None:  # pysyncobj API name
+        super()._onNodeDisconnected(node)  # type: ignore[misc]
+        core = self._vnfha_core
+        if not getattr(core, "_vnfha_fast_election", False) or internals.is_leader(core):
+            return
+        if internals.leader_node(core) == node:
+            internals.pull_election_deadline(
+                core, random.uniform(0.02, core.conf.raftMinTimeout / 2))
+
+    def send(self, node: Node, message: Any) -> bool:
+        self._vnfha_journal.sync()
+        if isinstance(message, dict):
+            kind = message.get("type")
+            if kind == "append_entries":
+                message[STAMP_KEY] = time.monotonic()
+            elif kind == "next_node_idx":
+                inbound = self._vnfha_inbound
+                if inbound is not None and inbound[0] == node:
+                    message[ECHO_KEY] = inbound[1]
+        return super().send(node, message)  # type: ignore[misc,no-any-return]
+
+    def _onMessageReceived(self, node: Node, message: Any) -> None:
+        if isinstance(message, dict):
+            kind = message.get("type")
+            if kind == "append_entries":
+                clamp_commit_index(message)
+                stamp = message.get(STAMP_KEY)
+                self._vnfha_inbound = (node, stamp) if isinstance(stamp, float) else None
+                try:
+                    super()._onMessageReceived(node, message)  # type: ignore[misc]
+                finally:
+                    self._vnfha_inbound = None
+                return
+            if kind == "next_node_idx" and internals.is_leader(self._vnfha_core):
+                echo = message.get(ECHO_KEY)
+                if isinstance(echo, float):
+                    if self._vnfha_lease.is_stale(echo):
+                        # pysyncobj replies carry no term: a reply to a message of
+                        # an earlier leadership must not set this term's indexes.
+                        return
+                    self._vnfha_lease.record(node.id, echo)
+                self._vnfha_filter_stale_reset(node, message)
+        super()._onMessageReceived(node, message)  # type: ignore[misc]
+
+    def _vnfha_filter_stale_reset(self, node: Node, message: dict[str, Any]) -> None:
+        if not message.get("reset"):
+            return
+        nxt = message.get("next_node_idx")
+        matched = internals.match_index(self._vnfha_core).get(node)
+        if isinstance(nxt, int) and matched is not None and nxt <= matched:
+            logger.debug("ignoring stale reset from %s: next %d <= match %d", node, nxt, matched)
+            message["reset"] = False
+
+
+class HardenedTCPTransport(HardeningMixin, TCPTransport):
+    """pysyncobj's TCP transport with our hooks (pass as ``transportClass``)."""
+
+    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:
+        super().__init__(syncObj, selfNode, otherNodes)
+        self._vnfha_setup(syncObj)
+
+
+__all__ = ["HardenedTCPTransport", "HardeningMixin", "LeaseTracker", "Transport",
+           "clamp_commit_index"]
