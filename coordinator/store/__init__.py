@@ -1,0 +1,1 @@
+"""Stores: how commands become durable and ordered (memory, raft, later etcd)."""

@@ -1,0 +1,117 @@
+"""The one store interface every backend implements, and the contract it keeps.
+
+A store orders commands, makes them durable, and applies them with the shared
+state machine (`vnfha.coordinator.state_machine`). It also says who leads: only
+the leader runs failure detection and acknowledges keepalives.
+
+Error contract (after Patroni's DCS): *lost a race* is a result, *cannot know*
+is an exception.
+
+* `submit` returns the state machine's result. ``{"ok": False, "error":
+  "stale_epoch"}`` and the other refusals mean the command was durably
+  decided *not* to apply; the state is unchanged.
+* `StoreUnavailable` means the command was not applied and will not be (for
+  example no leader was reachable when it was submitted).
+* `OutcomeUnknown` means it may or may not have been applied. Retry with the
+  same command (same ``rid``): the state machine applies a request id once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from vnfha.coordinator.commands import Command
+from vnfha.coordinator.model import ClusterState
+
+Result = dict[str, Any]
+
+
+class StoreError(Exception):
+    """Base of the exceptions a store raises."""
+
+
+class StoreUnavailable(StoreError):
+    """Not applied, and it will not be (no leader, store stopped, ...)."""
+
+
+class OutcomeUnknown(StoreError):
+    """Maybe applied. Retry the same command (same rid) to learn the result."""
+
+
+class Store(ABC):
+    """Durable, ordered application of commands, plus leadership facts."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
+
+    @abstractmethod
+    def start(self) -> None:
+        """Open files and sockets, join the cluster. Returns once serving locally."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Release everything; safe to call twice."""
+
+    @abstractmethod
+    def submit(self, command: Command, timeout: float = 2.0) -> Result:
+        """Replicate and apply `command` atomically; return the state machine's result.
+
+        Atomic: the command applies entirely or not at all, at one point in the
+        total order every node sees. Blocks at most `timeout` seconds.
+        """
+
+    @abstractmethod
+    def state(self) -> ClusterState:
+        """The latest locally applied state (immutable). On a follower it may lag
+        the leader by the commands still in flight; it never goes backwards."""
+
+    @abstractmethod
+    def is_leader(self) -> bool:
+        """True if this node leads now. Followers must not run failure detection."""
+
+    @abstractmethod
+    def leader_since(self) -> float | None:
+        """time.monotonic() at which this node last became leader; None if not leader."""
+
+    @abstractmethod
+    def quorum_contact(self) -> float | None:
+        """A monotonic time m such that no other leader can have been elected before
+        m. The leader acknowledges a keepalive that arrived at r only if
+        m >= r - max_staleness. None if not leader."""
+
+    @abstractmethod
+    def leader_id(self) -> str | None:
+        """Identifier (the cluster-config node name) of the current leader, if known."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Backend facts for `vnfha status` (term, indexes, peers)."""
+
+    # -- change notification, shared by every backend --------------------------------------
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from the applying thread; keep it short) after every change."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+        for callback in self._listeners:
+            callback()
+
+    def wait_for_change(self, after_revision: int, timeout: float) -> ClusterState:
+        """Block until the state's revision exceeds `after_revision` or `timeout` passes;
+        return the state either way (callers compare revisions)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                st = self.state()
+                left = deadline - time.monotonic()
+                if st.revision > after_revision or left <= 0:
+                    return st
+                self._changed.wait(left)

@@ -1,0 +1,85 @@
+"""The embedded default store: the shared state machine on our hardened Raft log.
+
+All pysyncobj hazards are handled in `vnfha.coordinator.raft`; this adapter
+only maps the store contract onto it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
+from vnfha.coordinator.model import ClusterState
+from vnfha.coordinator.raft.errors import CommitTimeoutError, NoLeaderError, RaftError
+from vnfha.coordinator.raft.log import ReplicatedLog
+from vnfha.coordinator.raft.settings import RaftSettings
+from vnfha.coordinator.state_machine import StateMachine, refused
+from vnfha.coordinator.store.base import OutcomeUnknown, Result, Store, StoreUnavailable
+
+
+class RaftStore(Store):
+    def __init__(self, node_id: str, settings: RaftSettings,
+                 ids_by_address: dict[str, str]) -> None:
+        super().__init__()
+        self._node_id = node_id
+        self._ids = ids_by_address  # raft address -> coordinator id
+        self._sm = StateMachine()
+        self._log = ReplicatedLog(settings, self._sm, on_applied=self._on_applied)
+        self._running = False
+
+    def _on_applied(self, command: dict[str, Any], result: dict[str, Any]) -> None:
+        self._notify()
+
+    def start(self) -> None:
+        self._log.start()
+        self._running = True
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._log.stop()
+        self._notify()
+
+    def submit(self, command: Command, timeout: float = 2.0) -> Result:
+        if not self._running:
+            raise StoreUnavailable("raft store is not running")
+        try:
+            validate_command(command)  # refuse garbage before it reaches the log
+        except InvalidCommand as e:
+            return refused("invalid", str(e))
+        try:
+            return self._log.submit(command, timeout=timeout)
+        except NoLeaderError as e:
+            raise StoreUnavailable(str(e)) from e
+        except CommitTimeoutError as e:
+            raise OutcomeUnknown(str(e)) from e
+        except RaftError as e:
+            raise StoreUnavailable(str(e)) from e
+
+    def state(self) -> ClusterState:
+        return self._sm.state
+
+    def is_leader(self) -> bool:
+        return self._running and self._log.is_leader()
+
+    def leader_since(self) -> float | None:
+        return self._log.leader_since() if self._running else None
+
+    def quorum_contact(self) -> float | None:
+        return self._log.quorum_contact() if self._running else None
+
+    def leader_id(self) -> str | None:
+        if not self._running:
+            return None
+        addr = self._log.leader_address()
+        return None if addr is None else self._ids.get(addr, addr)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"backend": "raft", "node": self._node_id,
+                               "revision": self._sm.state.revision}
+        if self._running:
+            out.update({k: v for k, v in self._log.status().items()
+                        if isinstance(v, (int, float, str, bool))})
+        out["checked_at"] = round(time.time(), 3)
+        return out
