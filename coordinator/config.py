@@ -1,0 +1,473 @@
+"""Coordinator configuration: YAML in, frozen dataclasses out, every rule checked at load.
+
+A coordinator that starts with a bad setting fails later and obscurely (leaders
+flapping, agents declared lost between two keepalives, an open pickle port), so
+everything that can be checked from the file alone is checked here, and every
+error names the file and the setting (``coordinator.yaml: leases.ttl must be > 0``).
+See docs/config.md for the meaning of each setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vnfha.coordinator.confparse import (
+    NAME_RE,
+    ConfigError,
+    parse_address,
+)
+from vnfha.coordinator.confparse import (
+    Ctx as _Ctx,
+)
+from vnfha.coordinator.confparse import (
+    address as _address,
+)
+from vnfha.coordinator.confparse import (
+    check_keys as _check_keys,
+)
+from vnfha.coordinator.confparse import (
+    choice as _choice,
+)
+from vnfha.coordinator.confparse import (
+    duration as _duration,
+)
+from vnfha.coordinator.confparse import (
+    fmt as _fmt,
+)
+from vnfha.coordinator.confparse import (
+    hint as _hint,
+)
+from vnfha.coordinator.confparse import (
+    integer as _int,
+)
+from vnfha.coordinator.confparse import (
+    le as _le,
+)
+from vnfha.coordinator.confparse import (
+    lt as _lt,
+)
+from vnfha.coordinator.confparse import (
+    name as _name,
+)
+from vnfha.coordinator.confparse import (
+    norm_address as _norm_address,
+)
+from vnfha.coordinator.confparse import (
+    number as _number,
+)
+from vnfha.coordinator.confparse import (
+    path_setting as _path,
+)
+from vnfha.coordinator.confparse import (
+    read_yaml as _read_yaml,
+)
+from vnfha.coordinator.confparse import (
+    section as _section,
+)
+from vnfha.coordinator.confparse import (
+    tname as _tname,
+)
+
+__all__ = [
+    "BACKENDS",
+    "GROUP_MODES",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "NAME_RE",
+    "ClusterConfig",
+    "ConfigError",
+    "CoordinatorConfig",
+    "GroupConfig",
+    "LeasesConfig",
+    "LoggingConfig",
+    "Member",
+    "PolicyConfig",
+    "RaftConfig",
+    "StoreConfig",
+    "group_specs",
+    "load_config",
+    "load_groups_file",
+    "parse_address",
+    "parse_config",
+    "parse_groups",
+]
+
+BACKENDS = ("raft", "memory")
+GROUP_MODES = ("active-standby", "active-active")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class Member:
+    """One coordinator of the cluster."""
+
+    id: str
+    #: host:port of its gRPC endpoint (agent, admin, peer and health services)
+    api: str
+    #: host:port of its Raft port; None only with the memory backend
+    raft: str | None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    members: tuple[Member, ...]
+    #: resolved path of the secret file, if one was configured
+    secret_file: Path | None = None
+    #: the shared secret itself (read from secret_file, or given inline); kept out of repr
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    backend: str = "raft"
+    #: absolute; the raft journal lives in data_dir/<node_id>
+    data_dir: Path = Path("/var/lib/vnfha")
+
+
+@dataclass(frozen=True)
+class RaftConfig:
+    election_timeout_min: float = 0.3
+    election_timeout_max: float = 0.6
+    heartbeat_interval: float = 0.05
+    compaction_min_entries: int = 10000
+
+
+@dataclass(frozen=True)
+class LeasesConfig:
+    ttl: float = 0.6
+    keepalive_interval: float = 0.1
+    stabilization: float = 10.0
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    decide_interval: float = 0.05
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    name: str
+    mode: str = "active-standby"
+    #: interface address (address/prefix) as written in the file, or None
+    vip: str | None = None
+
+    def as_spec(self) -> dict[str, str]:
+        """The shape `commands.apply_groups` takes (vip "" when unset)."""
+        return {"name": self.name, "mode": self.mode, "vip": self.vip or ""}
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    node_id: str
+    cluster: ClusterConfig
+    store: StoreConfig = field(default_factory=StoreConfig)
+    raft: RaftConfig = field(default_factory=RaftConfig)
+    leases: LeasesConfig = field(default_factory=LeasesConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    groups: tuple[GroupConfig, ...] = ()
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: where the config came from (file path or a label), for messages
+    source: str = "<config>"
+
+    @property
+    def self_member(self) -> Member:
+        """This coordinator's own entry (guaranteed to exist by validation)."""
+        for m in self.cluster.members:
+            if m.id == self.node_id:
+                return m
+        raise AssertionError(f"{self.node_id!r} not in members")  # unreachable after parse
+
+    @property
+    def peers(self) -> tuple[Member, ...]:
+        """The other coordinators, in file order."""
+        return tuple(m for m in self.cluster.members if m.id != self.node_id)
+
+    @property
+    def quorum(self) -> int:
+        """Majority size: how many coordinators must agree for a write to commit."""
+        return len(self.cluster.members) // 2 + 1
+
+    @property
+    def raft_dir(self) -> Path:
+        """This node's raft journal folder (data_dir/<node_id>)."""
+        return self.store.data_dir / self.node_id
+
+    def groups_as_specs(self) -> list[dict[str, str]]:
+        """Declared groups in the shape of the `apply_groups` command."""
+        return group_specs(self.groups)
+
+
+def group_specs(groups: Sequence[GroupConfig]) -> list[dict[str, str]]:
+    """Groups in the shape of the `apply_groups` command."""
+    return [g.as_spec() for g in groups]
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def load_config(path: str | Path) -> CoordinatorConfig:
+    """Read and validate a coordinator config file; relative paths resolve against its folder."""
+    p = Path(path)
+    data = _read_yaml(p)
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent)
+
+
+def load_groups_file(path: str | Path) -> tuple[GroupConfig, ...]:
+    """Read a `vnfha group apply -f` file: a mapping with one key, `groups:` (a list)."""
+    p = Path(path)
+    data = _read_yaml(p)
+    ctx = _Ctx(str(p))
+    if data is None:
+        raise ConfigError(f"{p}: file is empty; expected a top-level 'groups:' list")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: top level must be a mapping with a 'groups:' list, "
+                          f"got {_tname(data)}")
+    _check_keys(ctx, "", data, ("groups",))
+    if "groups" not in data:
+        raise ConfigError(f"{p}: groups is required")
+    return parse_groups(data["groups"], source=str(p))
+
+
+def parse_groups(value: Any, source: str = "<groups>") -> tuple[GroupConfig, ...]:
+    """Validate a list of group mappings (the `groups:` setting)."""
+    return _parse_groups(_Ctx(source), "groups", value)
+
+
+def parse_config(data: Any, source: str = "<config>",
+                 base_dir: str | Path | None = None) -> CoordinatorConfig:
+    """Validate an already-parsed mapping; `base_dir` anchors relative paths (default: cwd)."""
+    ctx = _Ctx(source)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if data is None:
+        ctx.fail("node_id is required (the file is empty)")
+    if not isinstance(data, Mapping):
+        ctx.fail(f"top level must be a mapping, got {_tname(data)}")
+    _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
+                                "groups", "logging"))
+
+    if "node_id" not in data:
+        ctx.fail("node_id is required")
+    node_id = _name(ctx, "node_id", data["node_id"])
+
+    store = _parse_store(ctx, _section(ctx, "store", data.get("store")), base)
+    members, secret_file, secret = _parse_cluster(
+        ctx, _section(ctx, "cluster", data.get("cluster")), base, store.backend)
+    cluster = ClusterConfig(members=members, secret_file=secret_file, secret=secret)
+    if node_id not in {m.id for m in members}:
+        known = ", ".join(m.id for m in members)
+        ctx.fail(f"node_id ({node_id}) must be one of cluster.members[].id ({known})"
+                 + _hint(node_id, [m.id for m in members]))
+    if store.backend == "memory" and len(members) > 1:
+        ctx.fail(f"store.backend memory keeps state in one process and cannot be shared: "
+                 f"it needs exactly one member, cluster.members has {len(members)}; "
+                 f"use backend raft")
+
+    raft = _parse_raft(ctx, _section(ctx, "raft", data.get("raft")))
+    leases = _parse_leases(ctx, _section(ctx, "leases", data.get("leases")))
+    policy = _parse_policy(ctx, _section(ctx, "policy", data.get("policy")))
+    _check_timing(ctx, raft, leases, policy)
+    groups = _parse_groups(ctx, "groups", data.get("groups"))
+    logging = _parse_logging(ctx, _section(ctx, "logging", data.get("logging")))
+    return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
+                             leases=leases, policy=policy, groups=groups, logging=logging,
+                             source=source)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _parse_store(ctx: _Ctx, sec: Mapping[str, Any], base: Path) -> StoreConfig:
+    _check_keys(ctx, "store", sec, ("backend", "data_dir"))
+    backend = _choice(ctx, "store.backend", sec.get("backend", "raft"), BACKENDS)
+    data_dir = _path(ctx, "store.data_dir", sec.get("data_dir", "/var/lib/vnfha"), base)
+    return StoreConfig(backend=backend, data_dir=data_dir)
+
+
+def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
+                   backend: str) -> tuple[tuple[Member, ...], Path | None, str | None]:
+    _check_keys(ctx, "cluster", sec, ("members", "secret_file", "secret"))
+    raw = sec.get("members")
+    if raw is None:
+        ctx.fail("cluster.members is required (list every coordinator, this one included)")
+    if not isinstance(raw, list):
+        ctx.fail(f"cluster.members must be a list, got {_tname(raw)}")
+    if not raw:
+        ctx.fail("cluster.members must list at least one coordinator")
+
+    members: list[Member] = []
+    ids: dict[str, str] = {}
+    addresses: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        where = f"cluster.members[{i}]"
+        if not isinstance(item, Mapping):
+            ctx.fail(f"{where} must be a mapping with id, api and raft, got {_tname(item)}")
+        _check_keys(ctx, where, item, ("id", "api", "raft"))
+        for key in ("id", "api") + (("raft",) if backend == "raft" else ()):
+            if item.get(key) is None:
+                ctx.fail(f"{where}.{key} is required")
+        mid = _name(ctx, f"{where}.id", item["id"])
+        if mid in ids:
+            ctx.fail(f"{where}.id ({mid}) is a duplicate of {ids[mid]}.id")
+        ids[mid] = where
+        api = _address(ctx, f"{where}.api", item["api"])
+        raft = _address(ctx, f"{where}.raft", item["raft"]) if item.get("raft") is not None \
+            else None
+        for key, addr in (("api", api), ("raft", raft)):
+            if addr is None:
+                continue
+            norm = _norm_address(addr)
+            if norm in addresses:
+                ctx.fail(f"{where}.{key} ({addr}) is already used by {addresses[norm]}: "
+                         f"every api and raft address must be distinct")
+            addresses[norm] = f"{where}.{key}"
+        members.append(Member(id=mid, api=api, raft=raft))
+
+    secret_file: Path | None = None
+    secret: str | None = None
+    has_file = sec.get("secret_file") is not None
+    has_inline = sec.get("secret") is not None
+    if has_file and has_inline:
+        ctx.fail("cluster.secret and cluster.secret_file are mutually exclusive; "
+                 "keep secret_file")
+    if has_file:
+        secret_file = _path(ctx, "cluster.secret_file", sec["secret_file"], base)
+        try:
+            secret = secret_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            ctx.fail(f"cluster.secret_file ({secret_file}) does not exist; create it with: "
+                     f"head -c 32 /dev/urandom | base64 > {secret_file}")
+        except (OSError, UnicodeDecodeError) as exc:
+            ctx.fail(f"cluster.secret_file ({secret_file}) cannot be read: {exc}")
+        if not secret:
+            ctx.fail(f"cluster.secret_file ({secret_file}) is empty")
+    elif has_inline:
+        value = sec["secret"]
+        if not isinstance(value, str):
+            ctx.fail(f"cluster.secret must be a string, got {_tname(value)}")
+        secret = value.strip()
+        if not secret:
+            ctx.fail("cluster.secret is empty")
+    if len(members) > 1 and secret is None:
+        ctx.fail(f"cluster.secret_file is required with more than one member "
+                 f"(cluster.members has {len(members)}): the Raft wire format is pickle, so "
+                 f"an unauthenticated raft port lets anyone who reaches it run code")
+    return tuple(members), secret_file, secret
+
+
+def _parse_raft(ctx: _Ctx, sec: Mapping[str, Any]) -> RaftConfig:
+    d = RaftConfig()
+    _check_keys(ctx, "raft", sec, ("election_timeout_min", "election_timeout_max",
+                                   "heartbeat_interval", "compaction_min_entries"))
+    entries = _int(ctx, "raft.compaction_min_entries",
+                   sec.get("compaction_min_entries", d.compaction_min_entries))
+    if entries < 100:
+        ctx.fail(f"raft.compaction_min_entries ({entries}) must be >= 100")
+    return RaftConfig(
+        election_timeout_min=_duration(ctx, "raft.election_timeout_min",
+                                       sec.get("election_timeout_min", d.election_timeout_min)),
+        election_timeout_max=_duration(ctx, "raft.election_timeout_max",
+                                       sec.get("election_timeout_max", d.election_timeout_max)),
+        heartbeat_interval=_duration(ctx, "raft.heartbeat_interval",
+                                     sec.get("heartbeat_interval", d.heartbeat_interval)),
+        compaction_min_entries=entries,
+    )
+
+
+def _parse_leases(ctx: _Ctx, sec: Mapping[str, Any]) -> LeasesConfig:
+    d = LeasesConfig()
+    _check_keys(ctx, "leases", sec, ("ttl", "keepalive_interval", "stabilization"))
+    stab = _number(ctx, "leases.stabilization", sec.get("stabilization", d.stabilization))
+    if stab < 0:
+        ctx.fail(f"leases.stabilization ({_fmt(stab)}) must be >= 0")
+    return LeasesConfig(
+        ttl=_duration(ctx, "leases.ttl", sec.get("ttl", d.ttl)),
+        keepalive_interval=_duration(ctx, "leases.keepalive_interval",
+                                     sec.get("keepalive_interval", d.keepalive_interval)),
+        stabilization=stab,
+    )
+
+
+def _parse_policy(ctx: _Ctx, sec: Mapping[str, Any]) -> PolicyConfig:
+    _check_keys(ctx, "policy", sec, ("decide_interval",))
+    return PolicyConfig(decide_interval=_duration(
+        ctx, "policy.decide_interval", sec.get("decide_interval", PolicyConfig.decide_interval)))
+
+
+def _check_timing(ctx: _Ctx, raft: RaftConfig, leases: LeasesConfig,
+                  policy: PolicyConfig) -> None:
+    """Cross-setting rules; each gets its own message so the fix is obvious."""
+    if not _le(leases.keepalive_interval, leases.ttl / 3):
+        ctx.fail(f"leases.keepalive_interval ({_fmt(leases.keepalive_interval)}) must be <= "
+                 f"leases.ttl/3 ({_fmt(leases.ttl / 3)}): a node must get three keepalives "
+                 f"into one ttl, or one late packet loses it")
+    if not _lt(raft.election_timeout_min, raft.election_timeout_max):
+        ctx.fail(f"raft.election_timeout_min ({_fmt(raft.election_timeout_min)}) must be < "
+                 f"raft.election_timeout_max ({_fmt(raft.election_timeout_max)})")
+    if not _lt(raft.heartbeat_interval * 3, raft.election_timeout_min):
+        ctx.fail(f"raft.heartbeat_interval*3 ({_fmt(raft.heartbeat_interval * 3)}) must be < "
+                 f"raft.election_timeout_min ({_fmt(raft.election_timeout_min)}): followers "
+                 f"would start elections between two heartbeats")
+    if not _le(policy.decide_interval, leases.ttl / 3):
+        ctx.fail(f"policy.decide_interval ({_fmt(policy.decide_interval)}) must be <= "
+                 f"leases.ttl/3 ({_fmt(leases.ttl / 3)}): a lost node would be noticed "
+                 f"too late")
+
+
+def _parse_groups(ctx: _Ctx, where: str, raw: Any) -> tuple[GroupConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        ctx.fail(f"{where} must be a list, got {_tname(raw)}")
+    groups: list[GroupConfig] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, Mapping):
+            ctx.fail(f"{at} must be a mapping with name, mode and vip, got {_tname(item)}")
+        _check_keys(ctx, at, item, ("name", "mode", "vip"))
+        if item.get("name") is None:
+            ctx.fail(f"{at}.name is required")
+        name = _name(ctx, f"{at}.name", item["name"])
+        if name in seen:
+            ctx.fail(f"{at}.name ({name}) is a duplicate of {seen[name]}.name")
+        seen[name] = at
+        mode = _choice(ctx, f"{at}.mode", item.get("mode", "active-standby"), GROUP_MODES)
+        vip = item.get("vip")
+        if vip is not None:
+            if not isinstance(vip, str):
+                ctx.fail(f"{at}.vip must be a string like 198.18.0.100/24, got {_tname(vip)}")
+            vip = vip.strip()
+            try:
+                ipaddress.ip_interface(vip)
+            except ValueError:
+                ctx.fail(f"{at}.vip ({vip!r}) is not an IPv4/IPv6 interface address "
+                         f"(address/prefix, e.g. 198.18.0.100/24)")
+        groups.append(GroupConfig(name=name, mode=mode, vip=vip or None))
+    return tuple(groups)
+
+
+def _parse_logging(ctx: _Ctx, sec: Mapping[str, Any]) -> LoggingConfig:
+    _check_keys(ctx, "logging", sec, ("level", "format"))
+    level = sec.get("level", "info")
+    if isinstance(level, str):
+        level = level.lower()  # INFO is what people type
+    return LoggingConfig(level=_choice(ctx, "logging.level", level, LOG_LEVELS),
+                         format=_choice(ctx, "logging.format", sec.get("format", "text"),
+                                        LOG_FORMATS))
+
+

@@ -1,0 +1,439 @@
+"""CLI: pure formatting on hand-built messages, endpoint parsing, and exit codes against a
+real in-test gRPC AdminService on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from vnfha.coordinator import cli
+from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def sample_status() -> admin_pb2.GetStatusResponse:
+    return admin_pb2.GetStatusResponse(
+        coordinator=admin_pb2.CoordinatorInfo(node_id="c2", is_leader=False, leader_id="c1",
+                                              leader_endpoint="127.0.0.1:7401", revision=42,
+                                              backend="raft", details={"term": "3"}),
+        groups=[
+            admin_pb2.GroupStatus(
+                name="web", mode=types_pb2.GROUP_MODE_ACTIVE_STANDBY, vip="198.18.0.100/24",
+                epoch=7, active="web-a", releasing="", handover_to="web-b",
+                members=[
+                    admin_pb2.MemberStatus(name="web-a", node="n1", role=types_pb2.ROLE_ACTIVE,
+                                           health=types_pb2.HEALTH_HEALTHY, priority=100,
+                                           lease_age_seconds=0.08),
+                    admin_pb2.MemberStatus(name="web-b", node="n2", role=types_pb2.ROLE_STANDBY,
+                                           health=types_pb2.HEALTH_UNHEALTHY, priority=90,
+                                           quarantined=True),
+                ]),
+            admin_pb2.GroupStatus(name="empty", mode=types_pb2.GROUP_MODE_ACTIVE_ACTIVE,
+                                  epoch=0),
+        ],
+        nodes=[admin_pb2.NodeStatus(name="n1", address="127.0.0.1", lease_age_seconds=0.08),
+               admin_pb2.NodeStatus(name="n2", address="127.0.0.1", maintenance=True)],
+    )
+
+
+def event(seq: int, **kw: Any) -> admin_pb2.Event:
+    ts = Timestamp()
+    ts.FromMilliseconds(1_700_000_000_123 + seq)
+    return admin_pb2.Event(seq=seq, time=ts, **kw)
+
+
+class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
+    """AdminService with canned answers; records what it was asked."""
+
+    def __init__(self, name: str = "c1") -> None:
+        self.name = name
+        self.requests: list[tuple[str, Any]] = []
+        self.events = [event(1, kind="group_created", group="web", reason="mode active-standby"),
+                       event(2, kind="promoted", group="web", member="web-a", node="n1", epoch=1,
+                             reason="initial")]
+        self.unavailable = False
+
+    def _abort_if_down(self, context: grpc.ServicerContext) -> None:
+        if self.unavailable:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "not ready")
+
+    def GetStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("GetStatus", request))
+        self._abort_if_down(context)
+        st = sample_status()
+        st.coordinator.node_id = self.name
+        return st
+
+    def Switchover(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("Switchover", request))
+        self._abort_if_down(context)
+        if request.group != "web":
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no group {request.group!r}")
+        if request.to_member == "web-z":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "web-z is not eligible")
+        return admin_pb2.SwitchoverResponse(from_member="web-a",
+                                            to_member=request.to_member or "web-b",
+                                            epoch=9, completed=request.wait_ms != 1)
+
+    def SetMaintenance(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("SetMaintenance", request))
+        self._abort_if_down(context)
+        return admin_pb2.SetMaintenanceResponse(changed=request.on)
+
+    def ApplyGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("ApplyGroups", request))
+        self._abort_if_down(context)
+        return admin_pb2.ApplyGroupsResponse(revision=43)
+
+    def ListEvents(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("ListEvents", request))
+        self._abort_if_down(context)
+        evs = self.events[-request.limit:] if request.limit else self.events
+        return admin_pb2.ListEventsResponse(events=evs)
+
+    def WatchEvents(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        self.requests.append(("WatchEvents", request))
+        self._abort_if_down(context)
+        yield admin_pb2.WatchEventsResponse(events=[e for e in self.events
+                                                    if e.seq > request.after_seq])
+
+
+@pytest.fixture
+def admin() -> Iterator[tuple[FakeAdmin, str]]:
+    servicer = FakeAdmin()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield servicer, f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=None)
+
+
+def dead_endpoint() -> str:
+    """A port nothing listens on (bound then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = cli.main(["--timeout", "3", *argv], out=out)
+    return code, out.getvalue()
+
+
+# --------------------------------------------------------------------------- pure formatting
+
+
+def test_format_status_table() -> None:
+    text = cli.format_status(sample_status(), "127.0.0.1:7402")
+    lines = text.splitlines()
+    assert lines[0] == ("coordinator: c2 (127.0.0.1:7402)  leader: c1  revision: 42  "
+                        "backend: raft")
+    assert lines[1].split() == ["GROUP", "EPOCH", "MEMBER", "NODE", "ROLE", "HEALTH", "LEASE",
+                                "AGE", "FLAGS"]
+    assert lines[2].split() == ["web", "7", "web-a", "n1", "active", "healthy", "0.08s"]
+    assert lines[3].split() == ["web", "7", "web-b", "n2", "standby", "unhealthy", "-",
+                                "quarantined,maintenance,handover-target"]
+    assert lines[4].split() == ["empty", "0", "-", "-", "-", "-", "-"]
+    assert len(lines) == 5
+    # columns line up: every row has HEALTH where the header has it
+    col = lines[1].index("HEALTH")
+    assert lines[2][col:].startswith("healthy") and lines[3][col:].startswith("unhealthy")
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_format_status_leader_and_releasing() -> None:
+    st = sample_status()
+    st.coordinator.is_leader = True
+    st.coordinator.leader_id = "c2"
+    st.groups[0].releasing = "web-a"
+    st.groups[0].handover_to = ""
+    text = cli.format_status(st)
+    assert text.splitlines()[0].startswith("coordinator: c2  leader: c2 (this one)  revision: 42")
+    assert text.splitlines()[2].endswith("releasing")
+
+
+def test_format_status_without_leader_or_groups() -> None:
+    st = admin_pb2.GetStatusResponse(coordinator=admin_pb2.CoordinatorInfo(node_id="c3"))
+    assert cli.format_status(st).splitlines() == [
+        "coordinator: c3  leader: none  revision: 0",
+        "GROUP  EPOCH  MEMBER  NODE  ROLE  HEALTH  LEASE AGE  FLAGS",
+    ]
+
+
+def test_status_to_dict_is_plain_json() -> None:
+    d = cli.status_to_dict(sample_status(), "127.0.0.1:7402")
+    assert json.loads(json.dumps(d)) == d
+    assert d["coordinator"] == {"node_id": "c2", "endpoint": "127.0.0.1:7402",
+                                "is_leader": False, "leader_id": "c1",
+                                "leader_endpoint": "127.0.0.1:7401", "revision": 42,
+                                "backend": "raft", "details": {"term": "3"}}
+    web, empty = d["groups"]
+    assert web["mode"] == "active-standby" and web["epoch"] == 7 and web["releasing"] is None
+    assert web["members"][0] == {"name": "web-a", "node": "n1", "role": "active",
+                                 "health": "healthy", "priority": 100, "quarantined": False,
+                                 "maintenance": False, "lease_age_seconds": 0.08, "flags": []}
+    assert web["members"][1]["lease_age_seconds"] is None
+    assert web["members"][1]["flags"] == ["quarantined", "maintenance", "handover-target"]
+    assert empty == {"name": "empty", "mode": "active-active", "vip": None, "epoch": 0,
+                     "active": None, "releasing": None, "handover_to": None, "members": []}
+    assert d["nodes"][1] == {"name": "n2", "address": "127.0.0.1", "maintenance": True,
+                             "lease_age_seconds": None}
+
+
+def test_enum_labels() -> None:
+    assert cli.role_label(types_pb2.ROLE_UNSPECIFIED) == "-"
+    assert cli.health_label(types_pb2.HEALTH_LOST) == "lost"
+    assert cli.mode_label(types_pb2.GROUP_MODE_ACTIVE_STANDBY) == "active-standby"
+    assert cli.health_label(99) == "99"  # a newer server's value still prints
+
+
+def test_format_event() -> None:
+    ev = event(2, kind="promoted", group="web", member="web-a", node="n1", epoch=3,
+               reason="leader lost")
+    assert cli.format_event(ev).split() == ["2023-11-14T22:13:20.125Z", "promoted",
+                                            "web/web-a@n1", "epoch=3", "leader", "lost"]
+
+
+def test_event_target_variants() -> None:
+    assert cli.event_target(admin_pb2.Event(group="web")) == "web"
+    assert cli.event_target(admin_pb2.Event(node="n1")) == "@n1"
+    assert cli.event_target(admin_pb2.Event()) == "-"
+    assert cli.event_time(admin_pb2.Event()) == "-"
+
+
+def test_event_to_dict() -> None:
+    d = cli.event_to_dict(event(5, kind="maintenance_on", node="n2"))
+    assert d == {"seq": 5, "time": "2023-11-14T22:13:20.128Z", "kind": "maintenance_on",
+                 "group": None, "member": None, "node": "n2", "epoch": 0, "reason": ""}
+
+
+def test_format_switchover() -> None:
+    done = admin_pb2.SwitchoverResponse(from_member="a", to_member="b", epoch=4, completed=True)
+    assert cli.format_switchover("web", done) == "switchover of web: a -> b at epoch 4 (completed)"
+    done.completed = False
+    assert cli.format_switchover("web", done).endswith("(in progress)")
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+def test_parse_endpoints() -> None:
+    assert cli.parse_endpoints("127.0.0.1:7401") == ["127.0.0.1:7401"]
+    assert cli.parse_endpoints(" 127.0.0.1:7401, 127.0.0.1:7402,,127.0.0.1:7401 ") == [
+        "127.0.0.1:7401", "127.0.0.1:7402"]
+    assert cli.parse_endpoints("[::1]:7401,localhost:1") == ["[::1]:7401", "localhost:1"]
+
+
+@pytest.mark.parametrize("bad", ["", " , ", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:7401,x"])
+def test_parse_endpoints_rejects(bad: str) -> None:
+    with pytest.raises(cli.UsageError):
+        cli.parse_endpoints(bad)
+
+
+def test_bad_endpoint_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--endpoint", "nope", "status")[0] == 2
+    assert "error: --endpoint 'nope'" in capsys.readouterr().err
+
+
+def test_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch,
+                                   admin: tuple[FakeAdmin, str]) -> None:
+    _, ep = admin
+    monkeypatch.setenv(cli.ENDPOINT_ENV, ep)
+    code, out = run("status")
+    assert code == 0 and f"({ep})" in out
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert cli.main(["maintenance", "n1", "maybe"]) == 2
+    assert cli.main(["--timeout", "0", "status"]) == 2
+    assert cli.main(["--help"]) == 0
+    capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- against a server
+
+
+def test_status_against_server(admin: tuple[FakeAdmin, str]) -> None:
+    _, ep = admin
+    code, out = run("--endpoint", ep, "status")
+    assert code == 0
+    assert out.startswith(f"coordinator: c1 ({ep})  leader: c1")
+    code, out = run("--endpoint", ep, "status", "--json")
+    assert code == 0 and json.loads(out)["coordinator"]["endpoint"] == ep
+
+
+def test_endpoint_fallback_first_dead_second_answers(admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    code, out = run("--endpoint", f"{dead_endpoint()},{ep}", "status")
+    assert code == 0
+    assert f"({ep})" in out
+    assert [r[0] for r in servicer.requests] == ["GetStatus"]
+
+
+def test_unavailable_answer_moves_on_with_the_same_request_id(
+        admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    other = FakeAdmin("c2")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(other, server)
+    ep2 = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        servicer.unavailable = True
+        code, out = run("--endpoint", f"{ep},{ep2}", "switchover", "web", "--to", "web-c")
+        assert code == 0
+        assert out.strip() == "switchover of web: web-a -> web-c at epoch 9 (completed)"
+        first, second = servicer.requests[0][1], other.requests[0][1]
+        assert first.request_id and first.request_id == second.request_id
+    finally:
+        server.stop(grace=None)
+
+
+def test_all_endpoints_dead_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = dead_endpoint(), dead_endpoint()
+    code, _ = run("--endpoint", f"{a},{b}", "status")
+    assert code == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no coordinator reachable at {a}, {b}")
+    assert "UNAVAILABLE" in err
+
+
+def test_not_found_exits_1_without_trying_other_endpoints(
+        admin: tuple[FakeAdmin, str], capsys: pytest.CaptureFixture[str]) -> None:
+    servicer, ep = admin
+    code, out = run("--endpoint", f"{ep},{dead_endpoint()}", "switchover", "nope")
+    assert code == 1 and out == ""
+    assert capsys.readouterr().err.strip() == "error: no group 'nope' (NOT_FOUND)"
+    assert len(servicer.requests) == 1
+
+
+def test_failed_precondition_exits_1(admin: tuple[FakeAdmin, str],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _, ep = admin
+    assert run("--endpoint", ep, "switchover", "web", "--to", "web-z")[0] == 1
+    assert "(FAILED_PRECONDITION)" in capsys.readouterr().err
+
+
+def test_switchover_wait_and_in_progress(admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    code, out = run("--endpoint", ep, "switchover", "web", "--wait", "0.001")
+    assert code == 0 and out.strip().endswith("(in progress)")
+    assert servicer.requests[-1][1].wait_ms == 1
+
+
+def test_maintenance(admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    code, out = run("--endpoint", ep, "maintenance", "n1", "on")
+    assert code == 0 and out.strip() == "maintenance on for node n1"
+    req = servicer.requests[-1][1]
+    assert (req.node, req.on) == ("n1", True) and req.request_id
+    code, out = run("--endpoint", ep, "maintenance", "n1", "off")
+    assert out.strip() == "maintenance off for node n1 (unchanged)"
+
+
+def test_events_list_and_json(admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    code, out = run("--endpoint", ep, "events", "--limit", "1")
+    assert code == 0
+    assert out.splitlines() == [cli.format_event(servicer.events[1])]
+    assert servicer.requests[-1][1].limit == 1
+    code, out = run("--endpoint", ep, "events", "--json")
+    assert [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2]
+
+
+def test_events_follow_fails_over_then_gives_up(admin: tuple[FakeAdmin, str],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # The fake stream ends after one message, so --follow reconnects until a whole round of
+    # endpoints failed; it must resume after the last seen seq and never repeat an event.
+    servicer, ep = admin
+    servicer.events.append(event(3, kind="demoted", group="web", epoch=2))
+    code, out = run("--endpoint", ep, "events", "--follow", "--limit", "2")
+    assert code == 3
+    assert [line.split()[1] for line in out.splitlines()] == ["promoted", "demoted"]
+    watch = [r for name, r in servicer.requests if name == "WatchEvents"]
+    assert watch[0].after_seq == 3
+    assert "no coordinator reachable" in capsys.readouterr().err
+
+
+def test_group_apply(admin: tuple[FakeAdmin, str], tmp_path: Path) -> None:
+    servicer, ep = admin
+    f = tmp_path / "groups.yaml"
+    f.write_text("groups:\n  - name: web\n    vip: 198.18.0.100/24\n"
+                 "  - name: lb\n    mode: active-active\n")
+    code, out = run("--endpoint", ep, "group", "apply", "-f", str(f))
+    assert code == 0 and out.strip() == "applied 2 group(s): web, lb (revision 43)"
+    req = servicer.requests[-1][1]
+    assert [(g.name, g.mode, g.vip) for g in req.groups] == [
+        ("web", types_pb2.GROUP_MODE_ACTIVE_STANDBY, "198.18.0.100/24"),
+        ("lb", types_pb2.GROUP_MODE_ACTIVE_ACTIVE, "")]
+    assert req.request_id
+
+
+def test_group_apply_bad_file_exits_2(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "groups.yaml"
+    f.write_text("groups:\n  - name: web\n    mode: hot\n")
+    assert run("group", "apply", "-f", str(f))[0] == 2
+    assert capsys.readouterr().err.startswith(f"error: {f}: groups[0].mode ('hot')")
+
+
+# --------------------------------------------------------------------------- local commands
+
+
+def test_coordinator_bad_config_exits_2(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("node_id: c1\n")
+    assert cli.main(["coordinator", "--config", str(f)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {f}: cluster.members is required")
+
+
+def test_coordinator_calls_server_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    seen = []
+    fake = types.ModuleType("vnfha.coordinator.server")
+    fake.run = lambda cfg: seen.append(cfg) or 7  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vnfha.coordinator.server", fake)
+    f = tmp_path / "c.yaml"
+    f.write_text("node_id: c1\ncluster:\n  members:\n"
+                 "    - {id: c1, api: 127.0.0.1:7401, raft: 127.0.0.1:7501}\n")
+    assert cli.main(["coordinator", "--config", str(f)]) == 7
+    assert seen[0].node_id == "c1"
+
+
+def test_demo_gets_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    seen = []
+    fake = types.ModuleType("vnfha.coordinator.demo")
+    fake.main = lambda args: seen.append(args) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vnfha.coordinator.demo", fake)
+    assert cli.main(["--timeout", "2", "demo", "--help", "-x", "y"]) == 0
+    assert seen == [["--help", "-x", "y"]]
+
+
+def test_demo_missing_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vnfha.coordinator.demo", None)  # import -> not found
+    assert cli.main(["demo"]) == 1
+    assert "demo is not available" in capsys.readouterr().err
