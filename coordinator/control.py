@@ -1,0 +1,142 @@
+"""The leader's loop: observe, decide, commit. The only caller of `decide`.
+
+Runs on every coordinator but acts only while its store says it leads. It
+wakes on a timer and whenever something changed (a keepalive report, a
+commit), so a release confirmation or a switchover is acted on at once.
+
+Before a node counts as lost, a majority of coordinators must agree they have
+not acknowledged it for one TTL (quorum leases, docs/design.md): the agent's
+lease was renewed by a majority, so any majority contains one that would know.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from vnfha.coordinator.decide import Policy, decide
+from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
+
+log = logging.getLogger("vnfha.control")
+
+# peer id -> callable(nodes, timeout) -> {node: age_seconds}; raises on failure.
+PeerAgeFn = Callable[[list[str], float], dict[str, float]]
+
+
+class Controller:
+    def __init__(self, store: Store, leases: LeaseTable, policy: Policy, interval: float,
+                 peers: dict[str, PeerAgeFn], quorum: int,
+                 clock: Callable[[], float] = time.monotonic,
+                 submit_timeout: float = 2.0) -> None:
+        self._store = store
+        self._leases = leases
+        self._policy = policy
+        self._interval = interval
+        self._peers = peers
+        self._quorum = quorum
+        self._clock = clock
+        self._submit_timeout = submit_timeout
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(peers)),
+                                        thread_name_prefix="peer-ages")
+        self.rounds = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="controller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                if self._store.is_leader():
+                    self.step()
+            except Exception:
+                log.exception("controller round failed; retrying next round")
+
+    def step(self) -> int:
+        """One observe-decide-commit round. Returns how many commands were applied."""
+        leader_since = self._store.leader_since()
+        if leader_since is None:
+            return 0
+        now = self._clock()
+        state = self._store.state()
+        stale = [n for n in state.nodes
+                 if self._leases.age(n, now) > self._policy.ttl
+                 and now - leader_since > self._policy.ttl]
+        quorum_expired = self._confirm_expired(stale) if self._peers else None
+        obs = self._leases.observations(leader_since, quorum_expired)
+        commands = decide(state, obs, now, self._policy)
+        self.rounds += 1
+        applied = 0
+        for cmd in commands:
+            try:
+                result = self._submit(cmd)
+            except StoreError as e:
+                log.warning("could not commit decision; will re-decide",
+                            extra={"op": cmd["op"], "group": cmd.get("group"),
+                                   "error": str(e)})
+                break
+            if not result.get("ok"):
+                # The state moved under us (another commit won): decide again.
+                log.info("decision refused; will re-decide",
+                         extra={"op": cmd["op"], "group": cmd.get("group"),
+                                "error": result.get("error"), "detail": result.get("message")})
+                break
+            applied += 1
+        if applied:
+            self._wake.set()  # look again right away: one step may enable the next
+        return applied
+
+    def _submit(self, cmd: dict) -> dict:
+        # Same rid on retry: an unknown outcome is resolved by the dedup memory.
+        for attempt in range(3):
+            try:
+                return self._store.submit(cmd, timeout=self._submit_timeout)
+            except OutcomeUnknown:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _confirm_expired(self, stale: list[str]) -> frozenset[str]:
+        """Nodes that a majority of coordinators (we are one) have not heard for a TTL."""
+        if not stale:
+            return frozenset()
+        ttl = self._policy.ttl
+        votes = dict.fromkeys(stale, 1)  # our own vote: we already see them stale
+        futures = {pid: self._pool.submit(fn, stale, min(0.25, ttl / 2))
+                   for pid, fn in self._peers.items()}
+        for pid, fut in futures.items():
+            try:
+                ages = fut.result(timeout=min(0.3, ttl))
+            except Exception as e:
+                log.debug("peer did not answer lease-age query", extra={"peer": pid,
+                                                                         "error": str(e)})
+                continue
+            for node in stale:
+                if ages.get(node, 0.0) > ttl:
+                    votes[node] += 1
+        expired = frozenset(n for n, v in votes.items() if v >= self._quorum)
+        for node in expired:
+            log.info("node lease expired on a majority of coordinators",
+                     extra={"node": node, "votes": votes[node], "quorum": self._quorum})
+        return expired

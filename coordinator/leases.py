@@ -1,0 +1,92 @@
+"""What this coordinator has heard from agents: keepalive arrival times and reports.
+
+Every coordinator keeps one of these, leader or not, because every coordinator
+acknowledges keepalives (quorum leases, docs/design.md). An acknowledgement is
+a promise: "I will report your node as heard at the arrival time of this
+keepalive to any leader that asks". The table keeps that promise across
+leadership changes; across a restart it keeps it conservatively by counting
+every node as heard at the moment the process started.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from vnfha.coordinator.decide import MemberReport, NodeSeen, Observations
+from vnfha.coordinator.model import Health
+
+
+@dataclass(frozen=True)
+class Report:
+    group: str
+    member: str
+    health: Health
+    seen_epoch: int
+    active_epoch: int
+
+
+class LeaseTable:
+    def __init__(self, started_at: float) -> None:
+        self._started_at = started_at
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._reports: dict[str, dict[tuple[str, str], MemberReport]] = {}
+
+    @property
+    def started_at(self) -> float:
+        return self._started_at
+
+    def record(self, node: str, reports: list[Report], now: float) -> bool:
+        """Note an acknowledged keepalive that arrived at `now` (monotonic).
+
+        Returns True if anything a decision depends on changed (first keepalive,
+        health, seen or held epoch), so the leader can look again at once."""
+        with self._lock:
+            first = node not in self._last
+            self._last[node] = max(now, self._last.get(node, now))
+            old = self._reports.get(node, {})
+            new: dict[tuple[str, str], MemberReport] = {}
+            for r in reports:
+                key = (r.group, r.member)
+                prev = old.get(key)
+                if r.health == Health.HEALTHY:
+                    since = (prev.healthy_since if prev is not None
+                             and prev.health == Health.HEALTHY
+                             and prev.healthy_since is not None else now)
+                else:
+                    since = None
+                new[key] = MemberReport(health=r.health, seen_epoch=r.seen_epoch,
+                                        active_epoch=r.active_epoch, healthy_since=since)
+            self._reports[node] = new
+        if first or old.keys() != new.keys():
+            return True
+        return any((o.health, o.seen_epoch, o.active_epoch)
+                   != (new[k].health, new[k].seen_epoch, new[k].active_epoch)
+                   for k, o in old.items())
+
+    def age(self, node: str, now: float) -> float:
+        """Seconds since the last acknowledged keepalive, or since start if none."""
+        with self._lock:
+            return now - self._last.get(node, self._started_at)
+
+    def ages(self, nodes: list[str], now: float) -> dict[str, float]:
+        with self._lock:
+            return {n: now - self._last.get(n, self._started_at) for n in nodes}
+
+    def last_seen(self, node: str) -> float | None:
+        with self._lock:
+            return self._last.get(node)
+
+    def forget(self, node: str) -> None:
+        with self._lock:
+            self._last.pop(node, None)
+            self._reports.pop(node, None)
+
+    def observations(self, leader_since: float,
+                     quorum_expired: frozenset[str] | None) -> Observations:
+        with self._lock:
+            nodes = {n: NodeSeen(last_keepalive=t, members=dict(self._reports.get(n, {})))
+                     for n, t in self._last.items()}
+        return Observations(leader_since=leader_since, nodes=nodes,
+                            quorum_expired=quorum_expired)

@@ -1,0 +1,159 @@
+"""`vnfha coordinator`: wire config, store, lease table, controller and gRPC together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from vnfha.coordinator import commands as C
+from vnfha.coordinator.config import CoordinatorConfig
+from vnfha.coordinator.control import Controller
+from vnfha.coordinator.decide import Policy
+from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.logs import setup_logging
+from vnfha.coordinator.service.admin import AdminServicer
+from vnfha.coordinator.service.agent import AgentServicer
+from vnfha.coordinator.service.peer import PeerClient, PeerServicer
+from vnfha.coordinator.store.base import Store, StoreError
+from vnfha.coordinator.store.memory import MemoryStore
+from vnfha.v1 import admin_pb2_grpc, agent_pb2_grpc, peer_pb2_grpc
+
+log = logging.getLogger("vnfha.server")
+
+# Streams (keepalive, watch) hold a thread each for their lifetime.
+GRPC_WORKERS = 512
+SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService")
+
+
+def build_store(cfg: CoordinatorConfig) -> Store:
+    if cfg.store.backend == "memory":
+        return MemoryStore(node_id=cfg.node_id)
+    from vnfha.coordinator.raft.settings import RaftSettings
+    from vnfha.coordinator.store.raft import RaftStore
+
+    me = cfg.self_member
+    assert me.raft is not None
+    settings = RaftSettings(
+        self_address=me.raft,
+        peers=tuple(p.raft for p in cfg.peers if p.raft is not None),
+        data_dir=cfg.raft_dir,
+        secret=cfg.cluster.secret,
+        election_timeout_min=cfg.raft.election_timeout_min,
+        election_timeout_max=cfg.raft.election_timeout_max,
+        heartbeat_interval=cfg.raft.heartbeat_interval,
+        compaction_min_entries=cfg.raft.compaction_min_entries,
+    )
+    ids = {m.raft: m.id for m in cfg.cluster.members if m.raft is not None}
+    return RaftStore(cfg.node_id, settings, ids)
+
+
+@dataclass
+class Coordinator:
+    """A running coordinator; `start` returns once it serves gRPC."""
+
+    cfg: CoordinatorConfig
+    store: Store = field(init=False)
+    leases: LeaseTable = field(init=False)
+    controller: Controller = field(init=False)
+    server: grpc.Server = field(init=False)
+    agent_api: AgentServicer = field(init=False)
+    _peers: list[PeerClient] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        cfg = self.cfg
+        self.leases = LeaseTable(started_at=time.monotonic())
+        self.store = build_store(cfg)
+        self.store.start()
+        policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization)
+        peer_fns = {}
+        for p in cfg.peers:
+            client = PeerClient(p.api)
+            self._peers.append(client)
+            peer_fns[p.id] = client.lease_ages
+        self.controller = Controller(self.store, self.leases, policy,
+                                     interval=cfg.policy.decide_interval, peers=peer_fns,
+                                     quorum=cfg.quorum)
+        self.store.add_listener(self.controller.wake)
+        endpoints = {m.id: m.api for m in cfg.cluster.members}
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS,
+                                                             thread_name_prefix="grpc"),
+                                  options=[("grpc.so_reuseport", 0)])
+        self.agent_api = AgentServicer(self.store, self.leases, cfg.node_id, cfg.leases.ttl,
+                                       on_report_change=self.controller.wake)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(self.agent_api, self.server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(self.store, self.leases, cfg.node_id, endpoints,
+                          on_change=self.controller.wake), self.server)
+        peer_pb2_grpc.add_PeerServiceServicer_to_server(
+            PeerServicer(self.leases, cfg.node_id), self.server)
+        health_api = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_api, self.server)
+        if self.server.add_insecure_port(cfg.self_member.api) == 0:
+            self.store.stop()
+            raise OSError(f"cannot listen on {cfg.self_member.api}")
+        self.server.start()
+        for name in ("", *SERVICES):
+            health_api.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.controller.start()
+        if cfg.groups:
+            threading.Thread(target=self._apply_declared_groups, name="apply-groups",
+                             daemon=True).start()
+        log.info("coordinator serving", extra={"node": cfg.node_id, "api": cfg.self_member.api,
+                                               "backend": cfg.store.backend,
+                                               "members": len(cfg.cluster.members)})
+
+    def _apply_declared_groups(self) -> None:
+        """Groups from the config file; retried until a leader takes them (idempotent)."""
+        cmd = C.apply_groups(self.cfg.groups_as_specs())
+        while not self._stop.is_set():
+            try:
+                result = self.store.submit(cmd, timeout=2.0)
+            except StoreError as e:
+                log.debug("declared groups not applied yet", extra={"error": str(e)})
+                self._stop.wait(0.2)
+                continue
+            if result.get("ok"):
+                log.info("declared groups applied",
+                         extra={"groups": [g.name for g in self.cfg.groups]})
+            else:
+                log.error("declared groups refused", extra={"error": result.get("error"),
+                                                            "detail": result.get("message")})
+            return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop(grace=0.5).wait(2)
+        self.controller.stop()
+        for p in self._peers:
+            p.close()
+        self.store.stop()
+        log.info("coordinator stopped", extra={"node": self.cfg.node_id})
+
+
+def run(cfg: CoordinatorConfig) -> int:
+    setup_logging(cfg.logging.level, cfg.logging.format)
+    coordinator = Coordinator(cfg)
+    try:
+        coordinator.start()
+    except OSError as e:
+        log.error("cannot start", extra={"error": str(e)})
+        return 1
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    done.wait()
+    coordinator.stop()
+    return 0

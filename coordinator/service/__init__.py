@@ -1,0 +1,1 @@
+"""gRPC servicers: agent keepalive/watch, admin, peer. I/O only; decisions live in decide."""

@@ -1,0 +1,161 @@
+"""AdminService: status, switchover, maintenance, groups, events.
+
+Served by every coordinator. Reads come from the local applied state (a
+follower may lag by the commands in flight); writes go through the store,
+which forwards them to the Raft leader.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from vnfha.coordinator import commands as C
+from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.service.convert import (
+    HEALTH_TO_PB,
+    MODE_FROM_PB,
+    MODE_TO_PB,
+    ROLE_TO_PB,
+    event_to_pb,
+)
+from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.store.base import Store
+from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+
+log = logging.getLogger("vnfha.admin_api")
+
+DEFAULT_SWITCHOVER_WAIT = 5.0
+MAX_SWITCHOVER_WAIT = 60.0
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, store: Store, leases: LeaseTable, coordinator_id: str,
+                 endpoints: dict[str, str], on_change: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic, watch_poll: float = 1.0) -> None:
+        self._store = store
+        self._leases = leases
+        self._id = coordinator_id
+        self._endpoints = endpoints  # coordinator id -> api endpoint
+        self._on_change = on_change
+        self._clock = clock
+        self._watch_poll = watch_poll
+
+    def GetStatus(self, request: admin_pb2.GetStatusRequest,
+                  context: grpc.ServicerContext) -> admin_pb2.GetStatusResponse:
+        state = self._store.state()
+        now = self._clock()
+        ages = self._leases.ages(list(state.nodes), now)
+        leader = self._store.leader_id() or ""
+        details = {k: str(v) for k, v in self._store.describe().items()}
+        info = admin_pb2.CoordinatorInfo(
+            node_id=self._id, is_leader=self._store.is_leader(), leader_id=leader,
+            leader_endpoint=self._endpoints.get(leader, ""), revision=state.revision,
+            backend=details.get("backend", ""), details=details)
+        groups = []
+        for g in sorted(state.groups.values(), key=lambda g: g.name):
+            members = []
+            for m in sorted(g.members.values(), key=lambda m: (-m.priority, m.name)):
+                ms = admin_pb2.MemberStatus(name=m.name, node=m.node,
+                                            role=ROLE_TO_PB[g.role_of(m.name)],
+                                            health=HEALTH_TO_PB[m.health], priority=m.priority,
+                                            quarantined=m.quarantined)
+                if self._leases.last_seen(m.node) is not None:
+                    ms.lease_age_seconds = ages[m.node]
+                members.append(ms)
+            groups.append(admin_pb2.GroupStatus(
+                name=g.name, mode=MODE_TO_PB[g.mode], vip=g.vip, epoch=g.epoch,
+                active=g.active or "", releasing=g.releasing or "",
+                handover_to=g.handover_to or "", members=members))
+        nodes = []
+        for n in sorted(state.nodes.values(), key=lambda n: n.name):
+            ns = admin_pb2.NodeStatus(name=n.name, address=n.address, maintenance=n.maintenance)
+            if self._leases.last_seen(n.name) is not None:
+                ns.lease_age_seconds = ages[n.name]
+            nodes.append(ns)
+        return admin_pb2.GetStatusResponse(coordinator=info, groups=groups, nodes=nodes)
+
+    def Switchover(self, request: admin_pb2.SwitchoverRequest,
+                   context: grpc.ServicerContext) -> admin_pb2.SwitchoverResponse:
+        if not request.group:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group is empty")
+        before = self._store.state().groups.get(request.group)
+        from_member = before.active if before is not None else None
+        cmd = C.switchover(request.group, request.to_member or None,
+                           rid=request.request_id or None)
+        result = submit_or_abort(self._store, context, cmd)
+        self._on_change()
+        demote_epoch = int(result.get("epoch", 0))
+        state = self._store.state()
+        group = state.groups[request.group]
+        target = group.handover_to or (group.active or "")
+        if result.get("duplicate") and from_member is None:
+            from_member = group.releasing
+        log.info("switchover requested", extra={"group": request.group, "from": from_member,
+                                                "to": target, "epoch": demote_epoch})
+        wait = min(request.wait_ms / 1000.0 or DEFAULT_SWITCHOVER_WAIT, MAX_SWITCHOVER_WAIT)
+        deadline = self._clock() + wait
+        while True:
+            group = state.groups[request.group]
+            if group.active is not None and group.epoch > demote_epoch:
+                return admin_pb2.SwitchoverResponse(from_member=from_member or "",
+                                                    to_member=group.active, epoch=group.epoch,
+                                                    completed=True)
+            left = deadline - self._clock()
+            if left <= 0 or not context.is_active():
+                return admin_pb2.SwitchoverResponse(from_member=from_member or "",
+                                                    to_member=target, epoch=demote_epoch,
+                                                    completed=False)
+            state = self._store.wait_for_change(state.revision, timeout=left)
+
+    def SetMaintenance(self, request: admin_pb2.SetMaintenanceRequest,
+                       context: grpc.ServicerContext) -> admin_pb2.SetMaintenanceResponse:
+        if not request.node:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node is empty")
+        result = submit_or_abort(self._store, context,
+                                 C.set_maintenance(request.node, request.on,
+                                                   rid=request.request_id or None))
+        self._on_change()
+        return admin_pb2.SetMaintenanceResponse(changed=bool(result.get("changed")))
+
+    def ApplyGroups(self, request: admin_pb2.ApplyGroupsRequest,
+                    context: grpc.ServicerContext) -> admin_pb2.ApplyGroupsResponse:
+        specs = []
+        for g in request.groups:
+            if g.mode == types_pb2.GROUP_MODE_UNSPECIFIED:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"group {g.name!r}: mode is unspecified")
+            mode = MODE_FROM_PB.get(g.mode)
+            if mode is None:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"group {g.name!r}: unknown mode {g.mode}")
+            specs.append({"name": g.name, "mode": mode.value, "vip": g.vip})
+        if not specs:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no groups given")
+        submit_or_abort(self._store, context,
+                        C.apply_groups(specs, rid=request.request_id or None))
+        return admin_pb2.ApplyGroupsResponse(revision=self._store.state().revision)
+
+    def ListEvents(self, request: admin_pb2.ListEventsRequest,
+                   context: grpc.ServicerContext) -> admin_pb2.ListEventsResponse:
+        events = self._store.state().events
+        if request.limit:
+            events = events[-request.limit:]
+        return admin_pb2.ListEventsResponse(events=[event_to_pb(e) for e in events])
+
+    def WatchEvents(self, request: admin_pb2.WatchEventsRequest,
+                    context: grpc.ServicerContext) -> Iterator[admin_pb2.WatchEventsResponse]:
+        after = request.after_seq
+        revision = -1
+        while context.is_active():
+            state = self._store.wait_for_change(revision, timeout=self._watch_poll)
+            if state.revision == revision:
+                continue
+            revision = state.revision
+            new = [e for e in state.events if e.seq > after]
+            if new:
+                after = new[-1].seq
+                yield admin_pb2.WatchEventsResponse(events=[event_to_pb(e) for e in new])

@@ -1,0 +1,117 @@
+"""AgentService: registration, keepalive streams, role-assignment watches."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from vnfha.coordinator import commands as C
+from vnfha.coordinator.leases import LeaseTable, Report
+from vnfha.coordinator.model import ClusterState
+from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
+from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.store.base import Store
+from vnfha.v1 import agent_pb2, agent_pb2_grpc
+
+log = logging.getLogger("vnfha.agent_api")
+
+MAX_MEMBERS_PER_NODE = 1024
+
+
+def assignments_for(state: ClusterState, node: str) -> list[agent_pb2.Assignment]:
+    out = []
+    for m in sorted(state.members_on(node), key=lambda m: (m.group, m.name)):
+        g = state.groups[m.group]
+        out.append(agent_pb2.Assignment(group=g.name, member=m.name,
+                                        role=ROLE_TO_PB[g.role_of(m.name)], epoch=g.epoch,
+                                        vip=g.vip, mode=MODE_TO_PB[g.mode]))
+    return out
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, store: Store, leases: LeaseTable, coordinator_id: str, ttl: float,
+                 on_report_change: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic,
+                 watch_poll: float = 1.0) -> None:
+        self._store = store
+        self._leases = leases
+        self._id = coordinator_id
+        self._ttl_ms = int(ttl * 1000)
+        self._on_change = on_report_change
+        self._clock = clock
+        self._watch_poll = watch_poll
+        self.keepalives = 0  # acknowledged, for benchmarks and status
+
+    def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
+                     context: grpc.ServicerContext) -> agent_pb2.RegisterNodeResponse:
+        if not request.node:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
+        if len(request.members) > MAX_MEMBERS_PER_NODE:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"too many members ({len(request.members)} > {MAX_MEMBERS_PER_NODE})")
+        members = [{"group": m.group, "member": m.member, "priority": m.priority}
+                   for m in request.members]
+        cmd = C.register_node(request.node, request.address, members,
+                              rid=request.request_id or None)
+        submit_or_abort(self._store, context, cmd)
+        log.info("node registered", extra={"node": request.node,
+                                           "members": [m["member"] for m in members]})
+        return agent_pb2.RegisterNodeResponse(revision=self._store.state().revision)
+
+    def Keepalive(self, request_iterator: Iterator[agent_pb2.KeepaliveRequest],
+                  context: grpc.ServicerContext) -> Iterator[agent_pb2.KeepaliveResponse]:
+        for req in request_iterator:
+            arrived = self._clock()
+            yield self._handle_keepalive(req, arrived)
+
+    def _handle_keepalive(self, req: agent_pb2.KeepaliveRequest,
+                          arrived: float) -> agent_pb2.KeepaliveResponse:
+        def answer(result: int, message: str = "") -> agent_pb2.KeepaliveResponse:
+            return agent_pb2.KeepaliveResponse(seq=req.seq, result=result, ttl_ms=self._ttl_ms,
+                                               message=message, revision=state.revision,
+                                               coordinator_id=self._id)
+
+        state = self._store.state()
+        if not req.node:
+            return answer(agent_pb2.KEEPALIVE_RESULT_INVALID, "node name is empty")
+        if req.node not in state.nodes:
+            return answer(agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE,
+                          f"node {req.node!r} is not registered here; call RegisterNode")
+        reports = []
+        for m in req.members:
+            health = REPORTABLE_HEALTH.get(m.health)
+            if health is None:
+                return answer(agent_pb2.KEEPALIVE_RESULT_INVALID,
+                              f"member {m.group}/{m.member}: health must be HEALTHY or "
+                              f"UNHEALTHY, got {m.health}")
+            reports.append(Report(group=m.group, member=m.member, health=health,
+                                  seen_epoch=m.seen_epoch, active_epoch=m.active_epoch))
+        unknown = [f"{r.group}/{r.member}" for r in reports
+                   if (mem := state.member(r.group, r.member)) is None or mem.node != req.node]
+        changed = self._leases.record(req.node, reports, arrived)
+        self.keepalives += 1
+        if changed:
+            self._on_change()
+        return answer(agent_pb2.KEEPALIVE_RESULT_ACK,
+                      f"not members of this node: {', '.join(unknown)}" if unknown else "")
+
+    def WatchAssignments(self, request: agent_pb2.WatchAssignmentsRequest,
+                         context: grpc.ServicerContext
+                         ) -> Iterator[agent_pb2.WatchAssignmentsResponse]:
+        if not request.node:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
+        last: list[agent_pb2.Assignment] | None = None
+        revision = -1
+        while context.is_active():
+            state = self._store.wait_for_change(revision, timeout=self._watch_poll)
+            if state.revision == revision:
+                continue
+            revision = state.revision
+            current = assignments_for(state, request.node)
+            if current != last:
+                last = current
+                yield agent_pb2.WatchAssignmentsResponse(revision=revision,
+                                                         assignments=current)

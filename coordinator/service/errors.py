@@ -1,0 +1,40 @@
+"""One mapping from store outcomes to gRPC status codes, used by every servicer."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import grpc
+
+from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreUnavailable
+
+_CODES = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "unknown_group": grpc.StatusCode.NOT_FOUND,
+    "unknown_member": grpc.StatusCode.NOT_FOUND,
+    "unknown_node": grpc.StatusCode.NOT_FOUND,
+    "not_eligible": grpc.StatusCode.FAILED_PRECONDITION,
+    "conflict": grpc.StatusCode.FAILED_PRECONDITION,
+    "stale_epoch": grpc.StatusCode.ABORTED,
+}
+
+
+def abort_refused(context: grpc.ServicerContext, result: dict[str, Any]) -> NoReturn:
+    code = _CODES.get(result.get("error", ""), grpc.StatusCode.FAILED_PRECONDITION)
+    context.abort(code, result.get("message", "refused"))
+
+
+def submit_or_abort(store: Store, context: grpc.ServicerContext, command: dict[str, Any],
+                    timeout: float = 3.0) -> dict[str, Any]:
+    """Submit; on refusal or store trouble, end the call with a status that says why."""
+    try:
+        result = store.submit(command, timeout=timeout)
+    except StoreUnavailable as e:
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {e}")
+    except OutcomeUnknown as e:
+        context.abort(grpc.StatusCode.UNAVAILABLE,
+                      f"outcome unknown ({e}); retry with the same request_id "
+                      f"{command.get('rid')!r}")
+    if not result.get("ok"):
+        abort_refused(context, result)
+    return result

@@ -1,0 +1,44 @@
+"""PeerService (coordinator to coordinator) and the client the leader uses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+
+from vnfha.coordinator.leases import LeaseTable
+from vnfha.v1 import peer_pb2, peer_pb2_grpc
+
+MAX_NODES_PER_QUERY = 10_000
+
+
+class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
+    def __init__(self, leases: LeaseTable, coordinator_id: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._leases = leases
+        self._id = coordinator_id
+        self._clock = clock
+
+    def GetLeaseAges(self, request: peer_pb2.GetLeaseAgesRequest,
+                     context: grpc.ServicerContext) -> peer_pb2.GetLeaseAgesResponse:
+        if len(request.nodes) > MAX_NODES_PER_QUERY:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many nodes in one query")
+        ages = self._leases.ages(list(request.nodes), self._clock())
+        return peer_pb2.GetLeaseAgesResponse(coordinator_id=self._id, age_seconds=ages)
+
+
+class PeerClient:
+    """Lease-age queries to one peer coordinator over a long-lived channel."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._channel = grpc.insecure_channel(endpoint)
+        self._stub = peer_pb2_grpc.PeerServiceStub(self._channel)
+
+    def lease_ages(self, nodes: list[str], timeout: float) -> dict[str, float]:
+        resp = self._stub.GetLeaseAges(peer_pb2.GetLeaseAgesRequest(nodes=nodes),
+                                       timeout=timeout)
+        return dict(resp.age_seconds)
+
+    def close(self) -> None:
+        self._channel.close()
