@@ -1,0 +1,1 @@
+"""vnfha per-VM agent."""

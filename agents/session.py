@@ -1,0 +1,288 @@
+"""An agent's conversation with the coordinators: register, keep alive, watch roles.
+
+One keepalive stream per coordinator (the lease needs a majority of them),
+one assignment watch (any coordinator will do: promotions wait for the old
+active to release, so a lagging watch only delays, it never doubles). The
+role decision itself is small and local: a member acts as active at epoch e
+only while the assignment says so *and* the lease runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import grpc
+
+from vnfha.agents.lease import QuorumLease
+from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+
+log = logging.getLogger("vnfha.agent")
+
+
+@dataclass(frozen=True)
+class HostedMember:
+    group: str
+    member: str
+    priority: int = 100
+
+
+@dataclass
+class MemberRole:
+    seen_epoch: int = 0
+    active_epoch: int = 0  # epoch under which this agent acts as active; 0: not active
+
+
+# (group, member, active, epoch, why) -> None; called in order, from one thread.
+RoleCallback = Callable[[str, str, bool, int, str], None]
+HealthFn = Callable[[str, str], bool]
+
+
+class AgentSession:
+    def __init__(self, node: str, members: list[HostedMember], endpoints: list[str],
+                 ttl: float, interval: float, address: str = "", drift: float = 0.01,
+                 margin: float = 0.05, health: HealthFn | None = None,
+                 on_role: RoleCallback | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.node = node
+        self.members = members
+        self.endpoints = endpoints
+        self.address = address
+        self.interval = interval
+        self.lease = QuorumLease(coordinators=len(endpoints), ttl=ttl, drift=drift,
+                                 margin=margin)
+        self._health = health or (lambda g, m: True)
+        self._on_role = on_role or (lambda *a: None)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._roles = {(m.group, m.member): MemberRole() for m in members}
+        self._assignments: dict[tuple[str, str], agent_pb2.Assignment] = {}
+        self._assignment_revision = -1
+        self._seq = 0
+        self._queues = [queue.Queue(maxsize=4) for _ in endpoints]
+        self._stop = threading.Event()
+        self._kick = threading.Event()
+        self._registered = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._channels = [grpc.insecure_channel(e) for e in endpoints]
+        self._stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in self._channels]
+        self._calls: list[grpc.Future | None] = [None] * len(endpoints)
+        self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
+        self.paused = False  # tests: stop sending keepalives while "alive"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._register()
+        targets = [(self._ticker, "ticker")]
+        for i in range(len(self.endpoints)):
+            targets.append((lambda i=i: self._keepalive_stream(i), f"keepalive-{i}"))
+            targets.append((lambda i=i: self._watch(i), f"watch-{i}"))
+        for fn, name in targets:
+            t = threading.Thread(target=fn, name=f"{self.node}-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._kick.set()
+        for q in self._queues:
+            try:
+                q.put_nowait(None)
+            except queue.Full:
+                pass
+        for call in [*self._calls, *self._watch_calls]:
+            if call is not None:
+                call.cancel()
+        with self._lock:
+            self._release_all("agent stopping")
+        for c in self._channels:
+            c.close()
+        for t in self._threads:
+            t.join(timeout=2)
+
+    # -- role view -------------------------------------------------------------------------
+
+    def role(self, group: str, member: str) -> MemberRole:
+        with self._lock:
+            r = self._roles[(group, member)]
+            return MemberRole(r.seen_epoch, r.active_epoch)
+
+    def kick(self) -> None:
+        """Send a keepalive round now (e.g. to confirm a release at once)."""
+        self._kick.set()
+
+    # -- registration ----------------------------------------------------------------------
+
+    def _register(self) -> None:
+        req = agent_pb2.RegisterNodeRequest(
+            node=self.node, address=self.address,
+            members=[agent_pb2.MemberSpec(group=m.group, member=m.member, priority=m.priority)
+                     for m in self.members])
+        deadline = self._clock() + 30
+        last: Exception | None = None
+        while not self._stop.is_set() and self._clock() < deadline:
+            for stub in self._stubs:
+                try:
+                    stub.RegisterNode(req, timeout=3)
+                    self._registered.set()
+                    return
+                except grpc.RpcError as e:
+                    last = e
+                    if e.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                    grpc.StatusCode.FAILED_PRECONDITION):
+                        raise RuntimeError(f"registration of {self.node} refused: "
+                                           f"{e.details()}") from e
+                    if e.code() == grpc.StatusCode.NOT_FOUND:
+                        # The group may not be applied yet (coordinator still starting).
+                        log.warning("registration refused, will retry",
+                                    extra={"node": self.node, "detail": e.details()})
+                        break
+            self._stop.wait(0.2)
+        raise RuntimeError(f"could not register node {self.node}: {last}")
+
+    # -- keepalives ------------------------------------------------------------------------
+
+    def _ticker(self) -> None:
+        next_tick = self._clock()
+        while not self._stop.is_set():
+            now = self._clock()
+            deadline = self.lease.deadline()
+            wake_at = next_tick if deadline is None or deadline <= now else min(next_tick,
+                                                                                 deadline)
+            self._kick.wait(max(0.0, wake_at - now))
+            kicked = self._kick.is_set()
+            self._kick.clear()
+            if self._stop.is_set():
+                break
+            self.reconcile("tick")
+            if kicked or self._clock() >= next_tick:
+                if not self.paused:
+                    self._send_round()
+                next_tick = self._clock() + self.interval
+
+    def _send_round(self) -> None:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            reports = []
+            for m in self.members:
+                r = self._roles[(m.group, m.member)]
+                healthy = self._health(m.group, m.member)
+                reports.append(agent_pb2.MemberReport(
+                    group=m.group, member=m.member,
+                    health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
+                    seen_epoch=r.seen_epoch, active_epoch=r.active_epoch))
+            req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports)
+            # Noted before sending: the lease counts from here, never from the ack.
+            self.lease.sent(seq, self._clock())
+        for q in self._queues:
+            try:
+                q.put_nowait(req)
+            except queue.Full:
+                try:  # a slow coordinator gets the newest round, not a backlog
+                    q.get_nowait()
+                    q.put_nowait(req)
+                except (queue.Empty, queue.Full):
+                    pass
+
+    def _requests(self, i: int) -> Iterator[agent_pb2.KeepaliveRequest]:
+        q = self._queues[i]
+        while not self._stop.is_set():
+            req = q.get()
+            if req is None:
+                return
+            yield req
+
+    def _keepalive_stream(self, i: int) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                call = self._stubs[i].Keepalive(self._requests(i))
+                self._calls[i] = call
+                for resp in call:
+                    backoff = 0.05
+                    self._on_ack(resp)
+            except grpc.RpcError as e:
+                if self._stop.is_set():
+                    return
+                log.debug("keepalive stream broke", extra={"node": self.node,
+                                                            "coordinator": self.endpoints[i],
+                                                            "code": str(e.code())})
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 0.5)
+
+    def _on_ack(self, resp: agent_pb2.KeepaliveResponse) -> None:
+        if resp.result == agent_pb2.KEEPALIVE_RESULT_ACK:
+            with self._lock:
+                extended = self.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+            if extended:
+                self.reconcile("lease renewed")
+        elif resp.result == agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE:
+            log.info("coordinator does not know this node yet",
+                     extra={"node": self.node, "coordinator": resp.coordinator_id})
+        else:
+            log.warning("keepalive refused", extra={"node": self.node,
+                                                    "coordinator": resp.coordinator_id,
+                                                    "detail": resp.message})
+
+    # -- assignments -----------------------------------------------------------------------
+
+    def _watch(self, i: int) -> None:
+        """Watch one coordinator. Every coordinator is watched and the snapshot with
+        the highest revision wins, so a lagging or cut-off coordinator cannot hold
+        back a demotion (revisions follow the one replicated order)."""
+        while not self._stop.is_set():
+            try:
+                call = self._stubs[i].WatchAssignments(
+                    agent_pb2.WatchAssignmentsRequest(node=self.node))
+                self._watch_calls[i] = call
+                for resp in call:
+                    with self._lock:
+                        if resp.revision <= self._assignment_revision:
+                            continue
+                        self._assignment_revision = resp.revision
+                        self._assignments = {(a.group, a.member): a for a in resp.assignments}
+                    self.reconcile(f"assignments at revision {resp.revision}")
+            except grpc.RpcError:
+                pass
+            if self._stop.is_set():
+                return
+            self._stop.wait(0.1)
+
+    # -- the local role decision -----------------------------------------------------------
+
+    def reconcile(self, why: str) -> None:
+        """Act as active exactly where the assignment says so and the lease runs."""
+        released = False
+        with self._lock:
+            now = self._clock()
+            lease_ok = self.lease.valid(now)
+            for key, role in self._roles.items():
+                a = self._assignments.get(key)
+                epoch = a.epoch if a is not None else 0
+                want_active = (a is not None and a.role == types_pb2.ROLE_ACTIVE and lease_ok
+                               and epoch >= role.seen_epoch)
+                if role.active_epoch and (not want_active or epoch != role.active_epoch):
+                    reason = "lease expired" if not lease_ok else why
+                    self._on_role(key[0], key[1], False, role.active_epoch, reason)
+                    role.active_epoch = 0
+                    released = True
+                if want_active and role.active_epoch == 0:
+                    role.active_epoch = epoch
+                    self._on_role(key[0], key[1], True, epoch, why)
+                # Seen only after acting on it: a report of seen_epoch >= e promises
+                # we no longer act under anything older than e.
+                role.seen_epoch = max(role.seen_epoch, epoch)
+        if released:
+            self.kick()
+
+    def _release_all(self, why: str) -> None:
+        for key, role in self._roles.items():
+            if role.active_epoch:
+                self._on_role(key[0], key[1], False, role.active_epoch, why)
+                role.active_epoch = 0
