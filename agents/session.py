@@ -37,6 +37,14 @@ class MemberRole:
     active_epoch: int = 0  # epoch under which this agent acts as active; 0: not active
 
 
+# gRPC's default reconnect back-off grows to minutes; a coordinator that comes back
+# must hear from its agents within a TTL or two.
+FAST_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+]
+
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
@@ -68,7 +76,7 @@ class AgentSession:
         self._kick = threading.Event()
         self._registered = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._channels = [grpc.insecure_channel(e) for e in endpoints]
+        self._channels = [grpc.insecure_channel(e, options=FAST_RECONNECT) for e in endpoints]
         self._stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in self._channels]
         self._calls: list[grpc.Future | None] = [None] * len(endpoints)
         self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
@@ -214,7 +222,7 @@ class AgentSession:
                                                             "coordinator": self.endpoints[i],
                                                             "code": str(e.code())})
             self._stop.wait(backoff)
-            backoff = min(backoff * 2, 0.5)
+            backoff = min(backoff * 2, self.interval * 2)
 
     def _on_ack(self, resp: agent_pb2.KeepaliveResponse) -> None:
         if resp.result == agent_pb2.KEEPALIVE_RESULT_ACK:

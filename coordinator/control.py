@@ -78,6 +78,9 @@ class Controller:
         leader_since = self._store.leader_since()
         if leader_since is None:
             return 0
+        # Agents could not reach us before we served, and need a moment to notice
+        # we are back: after we start serving, expire nothing for two TTLs.
+        leader_since = max(leader_since, self._leases.started_at + self._policy.ttl)
         now = self._clock()
         state = self._store.state()
         stale = [n for n in state.nodes

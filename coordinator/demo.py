@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 import grpc
 import yaml
 
+from vnfha.coordinator.ports import free_port
 from vnfha.v1 import admin_pb2, admin_pb2_grpc
 
 INTRO = """\
@@ -45,9 +45,7 @@ This demo runs, on this machine only (127.0.0.1):
 
 
 def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 class Demo:

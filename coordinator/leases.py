@@ -37,6 +37,12 @@ class LeaseTable:
     def started_at(self) -> float:
         return self._started_at
 
+    def serving_from(self, now: float) -> None:
+        """Count every node as heard when agents can first reach us (the gRPC server
+        is up), not when the process started: a restart is not a silence."""
+        with self._lock:
+            self._started_at = max(self._started_at, now)
+
     def record(self, node: str, reports: list[Report], now: float) -> bool:
         """Note an acknowledged keepalive that arrived at `now` (monotonic).
 

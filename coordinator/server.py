@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
 import time
-from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
 from vnfha.coordinator import commands as C
 from vnfha.coordinator.config import CoordinatorConfig
@@ -20,6 +22,7 @@ from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import setup_logging
 from vnfha.coordinator.service.admin import AdminServicer
 from vnfha.coordinator.service.agent import AgentServicer
+from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.service.peer import PeerClient, PeerServicer
 from vnfha.coordinator.store.base import Store, StoreError
 from vnfha.coordinator.store.memory import MemoryStore
@@ -27,8 +30,9 @@ from vnfha.v1 import admin_pb2_grpc, agent_pb2_grpc, peer_pb2_grpc
 
 log = logging.getLogger("vnfha.server")
 
-# Streams (keepalive, watch) hold a thread each for their lifetime.
-GRPC_WORKERS = 512
+# gRPC runs on asyncio (one event loop thread: streams cost no thread each);
+# blocking store calls go to this many worker threads.
+BLOCKING_WORKERS = 64
 SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService")
 
 
@@ -62,16 +66,19 @@ class Coordinator:
     store: Store = field(init=False)
     leases: LeaseTable = field(init=False)
     controller: Controller = field(init=False)
-    server: grpc.Server = field(init=False)
+    server: grpc.aio.Server = field(init=False)
     agent_api: AgentServicer = field(init=False)
     _peers: list[PeerClient] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _loop: asyncio.AbstractEventLoop = field(init=False)
+    _loop_thread: threading.Thread = field(init=False)
 
     def start(self) -> None:
         cfg = self.cfg
         self.leases = LeaseTable(started_at=time.monotonic())
         self.store = build_store(cfg)
         self.store.start()
+        self._wait_caught_up()
         policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization)
         peer_fns = {}
         for p in cfg.peers:
@@ -82,26 +89,18 @@ class Coordinator:
                                      interval=cfg.policy.decide_interval, peers=peer_fns,
                                      quorum=cfg.quorum)
         self.store.add_listener(self.controller.wake)
-        endpoints = {m.id: m.api for m in cfg.cluster.members}
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS,
-                                                             thread_name_prefix="grpc"),
-                                  options=[("grpc.so_reuseport", 0)])
-        self.agent_api = AgentServicer(self.store, self.leases, cfg.node_id, cfg.leases.ttl,
-                                       on_report_change=self.controller.wake)
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(self.agent_api, self.server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self.store, self.leases, cfg.node_id, endpoints,
-                          on_change=self.controller.wake), self.server)
-        peer_pb2_grpc.add_PeerServiceServicer_to_server(
-            PeerServicer(self.leases, cfg.node_id), self.server)
-        health_api = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_api, self.server)
-        if self.server.add_insecure_port(cfg.self_member.api) == 0:
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_default_executor(ThreadPoolExecutor(BLOCKING_WORKERS,
+                                                           thread_name_prefix="blocking"))
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop",
+                                             daemon=True)
+        self._loop_thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
+        except BaseException:
+            self._stop_loop()
             self.store.stop()
-            raise OSError(f"cannot listen on {cfg.self_member.api}")
-        self.server.start()
-        for name in ("", *SERVICES):
-            health_api.set(name, health_pb2.HealthCheckResponse.SERVING)
+            raise
         self.controller.start()
         if cfg.groups:
             threading.Thread(target=self._apply_declared_groups, name="apply-groups",
@@ -109,6 +108,46 @@ class Coordinator:
         log.info("coordinator serving", extra={"node": cfg.node_id, "api": cfg.self_member.api,
                                                "backend": cfg.store.backend,
                                                "members": len(cfg.cluster.members)})
+
+    def _wait_caught_up(self) -> None:
+        """Serve reads only once the restored state is applied, if a leader shows up in
+        time; a coordinator without a quorum still starts (status says no leader)."""
+        limit = 3 * self.cfg.raft.election_timeout_max + 1.0
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.store.caught_up():
+                return
+            time.sleep(0.02)
+        log.warning("starting without a leader: state may be stale until one is elected",
+                    extra={"node": self.cfg.node_id, "waited_s": limit})
+
+    async def _serve(self) -> None:
+        cfg = self.cfg
+        feed = ChangeFeed(asyncio.get_running_loop())
+        self.store.add_listener(feed.notify_threadsafe)
+        endpoints = {m.id: m.api for m in cfg.cluster.members}
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.agent_api = AgentServicer(self.store, self.leases, cfg.node_id, cfg.leases.ttl,
+                                       on_report_change=self.controller.wake, feed=feed)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(self.agent_api, self.server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(self.store, self.leases, cfg.node_id, endpoints,
+                          on_change=self.controller.wake, feed=feed), self.server)
+        peer_pb2_grpc.add_PeerServiceServicer_to_server(
+            PeerServicer(self.leases, cfg.node_id), self.server)
+        health_api = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_api, self.server)
+        if self.server.add_insecure_port(cfg.self_member.api) == 0:
+            raise OSError(f"cannot listen on {cfg.self_member.api}")
+        await self.server.start()
+        for name in ("", *SERVICES):
+            await health_api.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.leases.serving_from(time.monotonic())
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop_thread.join(timeout=5)
+        self._loop.close()
 
     def _apply_declared_groups(self) -> None:
         """Groups from the config file; retried until a leader takes them (idempotent)."""
@@ -130,7 +169,12 @@ class Coordinator:
 
     def stop(self) -> None:
         self._stop.set()
-        self.server.stop(grace=0.5).wait(2)
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.stop(grace=0.5),
+                                             self._loop).result(timeout=3)
+        except Exception:  # the loop may already be gone; nothing else to release there
+            log.debug("grpc server stop did not complete cleanly", exc_info=True)
+        self._stop_loop()
         self.controller.stop()
         for p in self._peers:
             p.close()

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from vnfha.coordinator.ports import free_port as _free_port
 
 T = TypeVar("T")
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _free_port()
 
 
 def wait_for(check: Callable[[], T], timeout: float, interval: float = 0.02,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -23,8 +23,9 @@ from vnfha.coordinator.service.convert import (
     event_to_pb,
 )
 from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import Store
-from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+from vnfha.v1 import admin_pb2, admin_pb2_grpc
 
 log = logging.getLogger("vnfha.admin_api")
 
@@ -34,9 +35,10 @@ MAX_SWITCHOVER_WAIT = 60.0
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, store: Store, leases: LeaseTable, coordinator_id: str,
-                 endpoints: dict[str, str], on_change: Callable[[], None],
+                 endpoints: dict[str, str], on_change: Callable[[], None], feed: ChangeFeed,
                  clock: Callable[[], float] = time.monotonic, watch_poll: float = 1.0) -> None:
         self._store = store
+        self._feed = feed
         self._leases = leases
         self._id = coordinator_id
         self._endpoints = endpoints  # coordinator id -> api endpoint
@@ -44,8 +46,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self._clock = clock
         self._watch_poll = watch_poll
 
-    def GetStatus(self, request: admin_pb2.GetStatusRequest,
-                  context: grpc.ServicerContext) -> admin_pb2.GetStatusResponse:
+    async def GetStatus(self, request: admin_pb2.GetStatusRequest,
+                        context: grpc.aio.ServicerContext) -> admin_pb2.GetStatusResponse:
         state = self._store.state()
         now = self._clock()
         ages = self._leases.ages(list(state.nodes), now)
@@ -78,19 +80,18 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             nodes.append(ns)
         return admin_pb2.GetStatusResponse(coordinator=info, groups=groups, nodes=nodes)
 
-    def Switchover(self, request: admin_pb2.SwitchoverRequest,
-                   context: grpc.ServicerContext) -> admin_pb2.SwitchoverResponse:
+    async def Switchover(self, request: admin_pb2.SwitchoverRequest,
+                         context: grpc.aio.ServicerContext) -> admin_pb2.SwitchoverResponse:
         if not request.group:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group is empty")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group is empty")
         before = self._store.state().groups.get(request.group)
         from_member = before.active if before is not None else None
         cmd = C.switchover(request.group, request.to_member or None,
                            rid=request.request_id or None)
-        result = submit_or_abort(self._store, context, cmd)
+        result = await submit_or_abort(self._store, context, cmd)
         self._on_change()
         demote_epoch = int(result.get("epoch", 0))
-        state = self._store.state()
-        group = state.groups[request.group]
+        group = self._store.state().groups[request.group]
         target = group.handover_to or (group.active or "")
         if result.get("duplicate") and from_member is None:
             from_member = group.releasing
@@ -99,63 +100,66 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         wait = min(request.wait_ms / 1000.0 or DEFAULT_SWITCHOVER_WAIT, MAX_SWITCHOVER_WAIT)
         deadline = self._clock() + wait
         while True:
-            group = state.groups[request.group]
+            ticket = self._feed.ticket()
+            group = self._store.state().groups[request.group]
             if group.active is not None and group.epoch > demote_epoch:
                 return admin_pb2.SwitchoverResponse(from_member=from_member or "",
                                                     to_member=group.active, epoch=group.epoch,
                                                     completed=True)
             left = deadline - self._clock()
-            if left <= 0 or not context.is_active():
+            if left <= 0:
                 return admin_pb2.SwitchoverResponse(from_member=from_member or "",
                                                     to_member=target, epoch=demote_epoch,
                                                     completed=False)
-            state = self._store.wait_for_change(state.revision, timeout=left)
+            await self._feed.wait(ticket, left)
 
-    def SetMaintenance(self, request: admin_pb2.SetMaintenanceRequest,
-                       context: grpc.ServicerContext) -> admin_pb2.SetMaintenanceResponse:
+    async def SetMaintenance(self, request: admin_pb2.SetMaintenanceRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> admin_pb2.SetMaintenanceResponse:
         if not request.node:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node is empty")
-        result = submit_or_abort(self._store, context,
-                                 C.set_maintenance(request.node, request.on,
-                                                   rid=request.request_id or None))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node is empty")
+        result = await submit_or_abort(self._store, context,
+                                       C.set_maintenance(request.node, request.on,
+                                                         rid=request.request_id or None))
         self._on_change()
         return admin_pb2.SetMaintenanceResponse(changed=bool(result.get("changed")))
 
-    def ApplyGroups(self, request: admin_pb2.ApplyGroupsRequest,
-                    context: grpc.ServicerContext) -> admin_pb2.ApplyGroupsResponse:
+    async def ApplyGroups(self, request: admin_pb2.ApplyGroupsRequest,
+                          context: grpc.aio.ServicerContext) -> admin_pb2.ApplyGroupsResponse:
         specs = []
         for g in request.groups:
-            if g.mode == types_pb2.GROUP_MODE_UNSPECIFIED:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"group {g.name!r}: mode is unspecified")
             mode = MODE_FROM_PB.get(g.mode)
             if mode is None:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"group {g.name!r}: unknown mode {g.mode}")
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"group {g.name!r}: mode is unspecified or unknown "
+                                    f"({g.mode})")
             specs.append({"name": g.name, "mode": mode.value, "vip": g.vip})
         if not specs:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no groups given")
-        submit_or_abort(self._store, context,
-                        C.apply_groups(specs, rid=request.request_id or None))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no groups given")
+        await submit_or_abort(self._store, context,
+                              C.apply_groups(specs, rid=request.request_id or None))
         return admin_pb2.ApplyGroupsResponse(revision=self._store.state().revision)
 
-    def ListEvents(self, request: admin_pb2.ListEventsRequest,
-                   context: grpc.ServicerContext) -> admin_pb2.ListEventsResponse:
+    async def ListEvents(self, request: admin_pb2.ListEventsRequest,
+                         context: grpc.aio.ServicerContext) -> admin_pb2.ListEventsResponse:
         events = self._store.state().events
         if request.limit:
             events = events[-request.limit:]
         return admin_pb2.ListEventsResponse(events=[event_to_pb(e) for e in events])
 
-    def WatchEvents(self, request: admin_pb2.WatchEventsRequest,
-                    context: grpc.ServicerContext) -> Iterator[admin_pb2.WatchEventsResponse]:
+    async def WatchEvents(self, request: admin_pb2.WatchEventsRequest,
+                          context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[admin_pb2.WatchEventsResponse]:
         after = request.after_seq
         revision = -1
-        while context.is_active():
-            state = self._store.wait_for_change(revision, timeout=self._watch_poll)
-            if state.revision == revision:
+        while True:
+            ticket = self._feed.ticket()
+            state = self._store.state()
+            if state.revision != revision:
+                revision = state.revision
+                new = [e for e in state.events if e.seq > after]
+                if new:
+                    after = new[-1].seq
+                    yield admin_pb2.WatchEventsResponse(events=[event_to_pb(e) for e in new])
                 continue
-            revision = state.revision
-            new = [e for e in state.events if e.seq > after]
-            if new:
-                after = new[-1].seq
-                yield admin_pb2.WatchEventsResponse(events=[event_to_pb(e) for e in new])
+            await self._feed.wait(ticket, self._watch_poll)

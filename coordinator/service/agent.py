@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -13,6 +13,7 @@ from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
 from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import Store
 from vnfha.v1 import agent_pb2, agent_pb2_grpc
 
@@ -33,10 +34,11 @@ def assignments_for(state: ClusterState, node: str) -> list[agent_pb2.Assignment
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, store: Store, leases: LeaseTable, coordinator_id: str, ttl: float,
-                 on_report_change: Callable[[], None],
+                 on_report_change: Callable[[], None], feed: ChangeFeed,
                  clock: Callable[[], float] = time.monotonic,
                  watch_poll: float = 1.0) -> None:
         self._store = store
+        self._feed = feed
         self._leases = leases
         self._id = coordinator_id
         self._ttl_ms = int(ttl * 1000)
@@ -45,25 +47,27 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._watch_poll = watch_poll
         self.keepalives = 0  # acknowledged, for benchmarks and status
 
-    def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
-                     context: grpc.ServicerContext) -> agent_pb2.RegisterNodeResponse:
+    async def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
+                           context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
         if not request.node:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
         if len(request.members) > MAX_MEMBERS_PER_NODE:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"too many members ({len(request.members)} > {MAX_MEMBERS_PER_NODE})")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"too many members ({len(request.members)} > "
+                                f"{MAX_MEMBERS_PER_NODE})")
         members = [{"group": m.group, "member": m.member, "priority": m.priority}
                    for m in request.members]
         cmd = C.register_node(request.node, request.address, members,
                               rid=request.request_id or None)
-        submit_or_abort(self._store, context, cmd)
+        await submit_or_abort(self._store, context, cmd)
         log.info("node registered", extra={"node": request.node,
                                            "members": [m["member"] for m in members]})
         return agent_pb2.RegisterNodeResponse(revision=self._store.state().revision)
 
-    def Keepalive(self, request_iterator: Iterator[agent_pb2.KeepaliveRequest],
-                  context: grpc.ServicerContext) -> Iterator[agent_pb2.KeepaliveResponse]:
-        for req in request_iterator:
+    async def Keepalive(self, request_iterator: AsyncIterator[agent_pb2.KeepaliveRequest],
+                        context: grpc.aio.ServicerContext
+                        ) -> AsyncIterator[agent_pb2.KeepaliveResponse]:
+        async for req in request_iterator:
             arrived = self._clock()
             yield self._handle_keepalive(req, arrived)
 
@@ -98,20 +102,22 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return answer(agent_pb2.KEEPALIVE_RESULT_ACK,
                       f"not members of this node: {', '.join(unknown)}" if unknown else "")
 
-    def WatchAssignments(self, request: agent_pb2.WatchAssignmentsRequest,
-                         context: grpc.ServicerContext
-                         ) -> Iterator[agent_pb2.WatchAssignmentsResponse]:
+    async def WatchAssignments(self, request: agent_pb2.WatchAssignmentsRequest,
+                               context: grpc.aio.ServicerContext
+                               ) -> AsyncIterator[agent_pb2.WatchAssignmentsResponse]:
         if not request.node:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
         last: list[agent_pb2.Assignment] | None = None
         revision = -1
-        while context.is_active():
-            state = self._store.wait_for_change(revision, timeout=self._watch_poll)
-            if state.revision == revision:
+        while True:
+            ticket = self._feed.ticket()
+            state = self._store.state()
+            if state.revision != revision:
+                revision = state.revision
+                current = assignments_for(state, request.node)
+                if current != last:
+                    last = current
+                    yield agent_pb2.WatchAssignmentsResponse(revision=revision,
+                                                             assignments=current)
                 continue
-            revision = state.revision
-            current = assignments_for(state, request.node)
-            if current != last:
-                last = current
-                yield agent_pb2.WatchAssignmentsResponse(revision=revision,
-                                                         assignments=current)
+            await self._feed.wait(ticket, self._watch_poll)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, NoReturn
 
 import grpc
@@ -19,22 +20,23 @@ _CODES = {
 }
 
 
-def abort_refused(context: grpc.ServicerContext, result: dict[str, Any]) -> NoReturn:
+async def abort_refused(context: grpc.aio.ServicerContext, result: dict[str, Any]) -> NoReturn:
     code = _CODES.get(result.get("error", ""), grpc.StatusCode.FAILED_PRECONDITION)
-    context.abort(code, result.get("message", "refused"))
+    await context.abort(code, result.get("message", "refused"))
 
 
-def submit_or_abort(store: Store, context: grpc.ServicerContext, command: dict[str, Any],
-                    timeout: float = 3.0) -> dict[str, Any]:
-    """Submit; on refusal or store trouble, end the call with a status that says why."""
+async def submit_or_abort(store: Store, context: grpc.aio.ServicerContext,
+                          command: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
+    """Submit (off the event loop: it blocks until committed); on refusal or store
+    trouble, end the call with a status that says why."""
     try:
-        result = store.submit(command, timeout=timeout)
+        result = await asyncio.to_thread(store.submit, command, timeout)
     except StoreUnavailable as e:
-        context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {e}")
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {e}")
     except OutcomeUnknown as e:
-        context.abort(grpc.StatusCode.UNAVAILABLE,
-                      f"outcome unknown ({e}); retry with the same request_id "
-                      f"{command.get('rid')!r}")
+        await context.abort(grpc.StatusCode.UNAVAILABLE,
+                            f"outcome unknown ({e}); retry with the same request_id "
+                            f"{command.get('rid')!r}")
     if not result.get("ok"):
-        abort_refused(context, result)
+        await abort_refused(context, result)
     return result

@@ -20,10 +20,10 @@ class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         self._id = coordinator_id
         self._clock = clock
 
-    def GetLeaseAges(self, request: peer_pb2.GetLeaseAgesRequest,
-                     context: grpc.ServicerContext) -> peer_pb2.GetLeaseAgesResponse:
+    async def GetLeaseAges(self, request: peer_pb2.GetLeaseAgesRequest,
+                           context: grpc.aio.ServicerContext) -> peer_pb2.GetLeaseAgesResponse:
         if len(request.nodes) > MAX_NODES_PER_QUERY:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many nodes in one query")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many nodes in one query")
         ages = self._leases.ages(list(request.nodes), self._clock())
         return peer_pb2.GetLeaseAgesResponse(coordinator_id=self._id, age_seconds=ages)
 
@@ -32,7 +32,11 @@ class PeerClient:
     """Lease-age queries to one peer coordinator over a long-lived channel."""
 
     def __init__(self, endpoint: str) -> None:
-        self._channel = grpc.insecure_channel(endpoint)
+        self._channel = grpc.insecure_channel(endpoint, options=[
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 500),
+        ])
         self._stub = peer_pb2_grpc.PeerServiceStub(self._channel)
 
     def lease_ages(self, nodes: list[str], timeout: float) -> dict[str, float]:

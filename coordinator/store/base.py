@@ -88,6 +88,11 @@ class Store(ABC):
     def leader_id(self) -> str | None:
         """Identifier (the cluster-config node name) of the current leader, if known."""
 
+    def caught_up(self) -> bool:
+        """A leader is known and this node has applied everything it knows to be
+        committed: its state is as fresh as a read on this node can be."""
+        return self.leader_id() is not None
+
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Backend facts for `vnfha status` (term, indexes, peers)."""

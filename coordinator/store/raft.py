@@ -75,6 +75,12 @@ class RaftStore(Store):
         addr = self._log.leader_address()
         return None if addr is None else self._ids.get(addr, addr)
 
+    def caught_up(self) -> bool:
+        if not self._running or self._log.leader_address() is None:
+            return False
+        st = self._log.status()
+        return int(st.get("last_applied", 0)) >= int(st.get("commit_index", 0))
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": "raft", "node": self._node_id,
                                "revision": self._sm.state.revision}

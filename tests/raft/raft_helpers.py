@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.raft import (
     CommitTimeoutError,
     NoLeaderError,
@@ -57,17 +57,14 @@ class CounterSM:
 
 
 def free_ports(n: int) -> list[int]:
-    """Distinct free loopback ports (bound together so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """Distinct free loopback ports outside the ephemeral range (a restarted node
+    must find its port free, not taken by some client's outgoing connection)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
 
 
 def cluster_settings(tmp: Path, n: int, **kw: Any) -> list[RaftSettings]:
