@@ -5,6 +5,7 @@ See docs/agent.md for every setting.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from vnfha.coordinator.confparse import (
     section,
 )
 
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+
 __all__ = ["AgentConfig", "ConfigError", "LeaseConfig", "MemberConfig", "load_agent_config",
            "parse_agent_config"]
 
@@ -39,12 +42,29 @@ class LeaseConfig:
 
 
 @dataclass(frozen=True)
+class VipConfig:
+    #: interface the group VIPs go on (the address itself comes from the group)
+    interface: str = "eth0"
+    #: gratuitous ARPs / unsolicited NAs sent right after claiming
+    announce_count: int = 3
+    announce_interval: float = 0.02
+    #: re-announce held VIPs this often (switches and peers forget)
+    refresh_interval: float = 5.0
+    #: set False to run without touching addresses (roles and hooks only)
+    manage: bool = True
+
+
+@dataclass(frozen=True)
 class MemberConfig:
     group: str
     member: str
     priority: int = 100
     #: command run on every role change: `CMD ROLE EPOCH GROUP MEMBER`
     notify: tuple[str, ...] = ()
+    #: VIP interface for this member's group, overriding vip.interface
+    vip_interface: str | None = None
+    #: health checks (agents.health.CheckSpec); all must pass for "healthy"
+    checks: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,9 @@ class AgentConfig:
     members: tuple[MemberConfig, ...]
     address: str = ""
     lease: LeaseConfig = LeaseConfig()
+    vip: VipConfig = VipConfig()
+    #: unix socket of the role API for VNFCs; None: not served
+    role_api_socket: str | None = None
     log_level: str = "info"
     log_format: str = "text"
     source: str = "<agent config>"
@@ -67,7 +90,8 @@ def load_agent_config(path: str | Path) -> AgentConfig:
 def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig:
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
-    check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "members", "logging"))
+    check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
+                              "members", "logging"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -82,6 +106,13 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
     if len(set(endpoints)) != len(endpoints):
         ctx.fail("coordinators lists the same endpoint twice")
     lease = _parse_lease(ctx, section(ctx, "lease", top.get("lease")))
+    vip = _parse_vip(ctx, section(ctx, "vip", top.get("vip")))
+    role_api = section(ctx, "role_api", top.get("role_api"))
+    check_keys(ctx, "role_api", role_api, ("socket",))
+    socket_path = role_api.get("socket")
+    if socket_path is not None and (not isinstance(socket_path, str) or not socket_path
+                                    or not socket_path.startswith("/")):
+        ctx.fail("role_api.socket must be an absolute path to a unix socket")
     members = _parse_members(ctx, top.get("members"))
     log = section(ctx, "logging", top.get("logging"))
     check_keys(ctx, "logging", log, ("level", "format"))
@@ -89,7 +120,35 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
                    ("debug", "info", "warning", "error"))
     fmt_ = choice(ctx, "logging.format", log.get("format", "text"), ("text", "json"))
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
-                       lease=lease, log_level=level, log_format=fmt_, source=source)
+                       lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
+                       log_format=fmt_, source=source)
+
+
+def _interface(ctx: Ctx, where: str, value: Any) -> str:
+    if not isinstance(value, str) or not IFNAME_RE.match(value):
+        ctx.fail(f"{where} ({value!r}) must be a network interface name (1-15 characters, "
+                 "no spaces or slashes)")
+    return value
+
+
+def _parse_vip(ctx: Ctx, sec: Mapping[str, Any]) -> VipConfig:
+    check_keys(ctx, "vip", sec, ("interface", "announce_count", "announce_interval",
+                                 "refresh_interval", "manage"))
+    d = VipConfig()
+    manage = sec.get("manage", d.manage)
+    if not isinstance(manage, bool):
+        ctx.fail("vip.manage must be true or false")
+    count = integer(ctx, "vip.announce_count", sec.get("announce_count", d.announce_count))
+    if not 0 <= count <= 100:
+        ctx.fail(f"vip.announce_count ({count}) must be between 0 and 100")
+    return VipConfig(
+        interface=_interface(ctx, "vip.interface", sec.get("interface", d.interface)),
+        announce_count=count,
+        announce_interval=duration(ctx, "vip.announce_interval",
+                                   sec.get("announce_interval", d.announce_interval)),
+        refresh_interval=duration(ctx, "vip.refresh_interval",
+                                  sec.get("refresh_interval", d.refresh_interval)),
+        manage=manage)
 
 
 def _parse_lease(ctx: Ctx, sec: Mapping[str, Any]) -> LeaseConfig:
@@ -122,7 +181,8 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
     for i, item in enumerate(raw):
         where = f"members[{i}]"
         sec = section(ctx, where, item)
-        check_keys(ctx, where, sec, ("group", "member", "priority", "notify"))
+        check_keys(ctx, where, sec, ("group", "member", "priority", "notify", "vip_interface",
+                                     "checks"))
         for key in ("group", "member"):
             if key not in sec:
                 ctx.fail(f"{where}.{key} is required")
@@ -138,6 +198,14 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
         if not isinstance(notify, (list, tuple)) or not all(isinstance(a, str) and a
                                                             for a in notify):
             ctx.fail(f"{where}.notify must be a command (string or list of strings)")
+        vif = sec.get("vip_interface")
+        if vif is not None:
+            vif = _interface(ctx, f"{where}.vip_interface", vif)
+        checks: tuple[Any, ...] = ()
+        if sec.get("checks") is not None:
+            from vnfha.agents.health import parse_checks  # the check kinds live there
+
+            checks = parse_checks(sec["checks"], f"{where}.checks", source=ctx.source)
         out.append(MemberConfig(group=group, member=member, priority=prio,
-                                notify=tuple(notify)))
+                                notify=tuple(notify), vip_interface=vif, checks=checks))
     return tuple(out)

@@ -55,6 +55,7 @@ class AgentSession:
                  ttl: float, interval: float, address: str = "", drift: float = 0.01,
                  margin: float = 0.05, health: HealthFn | None = None,
                  on_role: RoleCallback | None = None,
+                 on_assignments: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.node = node
         self.members = members
@@ -65,6 +66,7 @@ class AgentSession:
                                  margin=margin)
         self._health = health or (lambda g, m: True)
         self._on_role = on_role or (lambda *a: None)
+        self._on_assignments = on_assignments or (lambda: None)
         self._clock = clock
         self._lock = threading.RLock()
         self._roles = {(m.group, m.member): MemberRole() for m in members}
@@ -119,6 +121,11 @@ class AgentSession:
         with self._lock:
             r = self._roles[(group, member)]
             return MemberRole(r.seen_epoch, r.active_epoch)
+
+    def assignment(self, group: str, member: str) -> agent_pb2.Assignment | None:
+        """The latest assignment seen for a member (role, epoch, VIP), if any."""
+        with self._lock:
+            return self._assignments.get((group, member))
 
     def kick(self) -> None:
         """Send a keepalive round now (e.g. to confirm a release at once)."""
@@ -255,7 +262,10 @@ class AgentSession:
                             continue
                         self._assignment_revision = resp.revision
                         self._assignments = {(a.group, a.member): a for a in resp.assignments}
-                    self.reconcile(f"assignments at revision {resp.revision}")
+                        self.reconcile(f"assignments at revision {resp.revision}")
+                        # Under the same lock as role changes, so the owner's view of
+                        # "not active" cannot race a promotion.
+                        self._on_assignments()
             except grpc.RpcError:
                 pass
             if self._stop.is_set():

@@ -1,0 +1,1 @@
+"""Network-namespace test hosts: pytest fixtures and capture helpers (core: vnfha.agents.netlab)."""
