@@ -50,6 +50,10 @@ class VipConfig:
     announce_interval: float = 0.02
     #: re-announce held VIPs this often (switches and peers forget)
     refresh_interval: float = 5.0
+    #: kernel lifetime of a held VIP, refreshed while held: if the agent is killed
+    #: (SIGKILL, OOM) the kernel drops the VIP by itself this many seconds later.
+    #: 0 disables. Whole seconds, minimum 2: a backstop, not the fast path.
+    lifetime: int = 2
     #: set False to run without touching addresses (roles and hooks only)
     manage: bool = True
 
@@ -133,11 +137,14 @@ def _interface(ctx: Ctx, where: str, value: Any) -> str:
 
 def _parse_vip(ctx: Ctx, sec: Mapping[str, Any]) -> VipConfig:
     check_keys(ctx, "vip", sec, ("interface", "announce_count", "announce_interval",
-                                 "refresh_interval", "manage"))
+                                 "refresh_interval", "lifetime", "manage"))
     d = VipConfig()
     manage = sec.get("manage", d.manage)
     if not isinstance(manage, bool):
         ctx.fail("vip.manage must be true or false")
+    lifetime = integer(ctx, "vip.lifetime", sec.get("lifetime", d.lifetime))
+    if lifetime != 0 and lifetime < 2:
+        ctx.fail(f"vip.lifetime ({lifetime}) must be 0 (off) or at least 2 seconds")
     count = integer(ctx, "vip.announce_count", sec.get("announce_count", d.announce_count))
     if not 0 <= count <= 100:
         ctx.fail(f"vip.announce_count ({count}) must be between 0 and 100")
@@ -148,7 +155,7 @@ def _parse_vip(ctx: Ctx, sec: Mapping[str, Any]) -> VipConfig:
                                    sec.get("announce_interval", d.announce_interval)),
         refresh_interval=duration(ctx, "vip.refresh_interval",
                                   sec.get("refresh_interval", d.refresh_interval)),
-        manage=manage)
+        lifetime=lifetime, manage=manage)
 
 
 def _parse_lease(ctx: Ctx, sec: Mapping[str, Any]) -> LeaseConfig:

@@ -40,7 +40,8 @@ class Agent:
 
             self.vips = VipManager(garp_count=cfg.vip.announce_count,
                                    garp_interval=cfg.vip.announce_interval,
-                                   refresh_interval=cfg.vip.refresh_interval)
+                                   refresh_interval=cfg.vip.refresh_interval,
+                                   lifetime=cfg.vip.lifetime or None)
         self.health = HealthMonitor({(m.group, m.member): m.checks for m in cfg.members},
                                     on_change=self._on_health)
         self.role_api: Any = None

@@ -123,11 +123,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_attempts(path: str) -> list[Attempt]:
-    out = []
-    with open(path) as f:
+    """The attempts written so far (none if the prober has not started writing)."""
+    out: list[Attempt] = []
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        return out
+    with f:
         for line in f:
             line = line.strip()
-            if line:
+            if line.endswith("}"):  # the last line may still be being written
                 d = json.loads(line)
                 out.append(Attempt(at=d["at"], ok=d["ok"], who=d["who"]))
     return out

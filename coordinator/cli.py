@@ -55,11 +55,17 @@ class Unreachable(Exception):
 
 
 def parse_endpoints(value: str) -> list[str]:
-    """'a:1, b:2' -> ['a:1', 'b:2']; raise UsageError on a malformed or empty list."""
+    """'a:1, b:2' -> ['a:1', 'b:2'] (also unix:///path); raise UsageError on a malformed
+    or empty list."""
     endpoints = [part.strip() for part in value.split(",") if part.strip()]
     if not endpoints:
         raise UsageError("--endpoint needs at least one HOST:PORT")
     for ep in endpoints:
+        if ep.startswith("unix:"):
+            if not ep.removeprefix("unix://").removeprefix("unix:").startswith("/"):
+                raise UsageError(f"--endpoint {ep!r}: a unix socket needs an absolute path "
+                                 "(unix:///run/vnfha/c1.sock)")
+            continue
         try:
             parse_address(ep)
         except ValueError as exc:

@@ -181,6 +181,9 @@ class CoordinatorConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     groups: tuple[GroupConfig, ...] = ()
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: also serve every gRPC service on this unix socket (local admin without the
+    #: network; reachable from outside the coordinator's network namespace)
+    admin_socket: Path | None = None
     #: where the config came from (file path or a label), for messages
     source: str = "<config>"
 
@@ -258,7 +261,7 @@ def parse_config(data: Any, source: str = "<config>",
     if not isinstance(data, Mapping):
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
-                                "groups", "logging"))
+                                "groups", "logging", "admin_socket"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -283,9 +286,14 @@ def parse_config(data: Any, source: str = "<config>",
     _check_timing(ctx, raft, leases, policy)
     groups = _parse_groups(ctx, "groups", data.get("groups"))
     logging = _parse_logging(ctx, _section(ctx, "logging", data.get("logging")))
+    admin_socket = None
+    if data.get("admin_socket") is not None:
+        admin_socket = _path(ctx, "admin_socket", data["admin_socket"], base)
+        if len(str(admin_socket)) > 100:
+            ctx.fail(f"admin_socket ({admin_socket}) is too long for a unix socket path")
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,
-                             source=source)
+                             admin_socket=admin_socket, source=source)
 
 
 # --------------------------------------------------------------------------- sections

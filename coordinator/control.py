@@ -86,7 +86,8 @@ class Controller:
         stale = [n for n in state.nodes
                  if self._leases.age(n, now) > self._policy.ttl
                  and now - leader_since > self._policy.ttl]
-        quorum_expired = self._confirm_expired(stale) if self._peers else None
+        # With no peers the quorum is this coordinator alone: stale means expired.
+        quorum_expired = self._confirm_expired(stale)
         obs = self._leases.observations(leader_since, quorum_expired)
         commands = decide(state, obs, now, self._policy)
         self.rounds += 1

@@ -31,6 +31,9 @@ class LeaseTable:
         self._started_at = started_at
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
+        # When we first heard *of* a node we never heard *from*: a node that has just
+        # registered is not silent yet, it gets one TTL like everyone else.
+        self._first_asked: dict[str, float] = {}
         self._reports: dict[str, dict[tuple[str, str], MemberReport]] = {}
 
     @property
@@ -71,14 +74,21 @@ class LeaseTable:
                    != (new[k].health, new[k].seen_epoch, new[k].active_epoch)
                    for k, o in old.items())
 
+    def _age(self, node: str, now: float) -> float:
+        last = self._last.get(node)
+        if last is None:
+            last = max(self._started_at, self._first_asked.setdefault(node, now))
+        return now - last
+
     def age(self, node: str, now: float) -> float:
-        """Seconds since the last acknowledged keepalive, or since start if none."""
+        """Seconds since the last acknowledged keepalive; for a node never heard from,
+        since we started serving or first heard of it, whichever is later."""
         with self._lock:
-            return now - self._last.get(node, self._started_at)
+            return self._age(node, now)
 
     def ages(self, nodes: list[str], now: float) -> dict[str, float]:
         with self._lock:
-            return {n: now - self._last.get(n, self._started_at) for n in nodes}
+            return {n: self._age(n, now) for n in nodes}
 
     def last_seen(self, node: str) -> float | None:
         with self._lock:

@@ -139,6 +139,11 @@ class Coordinator:
         health_pb2_grpc.add_HealthServicer_to_server(health_api, self.server)
         if self.server.add_insecure_port(cfg.self_member.api) == 0:
             raise OSError(f"cannot listen on {cfg.self_member.api}")
+        if cfg.admin_socket is not None:
+            cfg.admin_socket.parent.mkdir(parents=True, exist_ok=True)
+            cfg.admin_socket.unlink(missing_ok=True)  # a stale socket from a previous run
+            if self.server.add_insecure_port(f"unix://{cfg.admin_socket}") == 0:
+                raise OSError(f"cannot listen on unix socket {cfg.admin_socket}")
         await self.server.start()
         for name in ("", *SERVICES):
             await health_api.set(name, health_pb2.HealthCheckResponse.SERVING)
