@@ -16,6 +16,7 @@ VM, so that is the VM's. Root (CAP_NET_RAW) is needed.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import socket
 import struct
@@ -36,6 +37,9 @@ ETH_MIN_FRAME = 60  # without FCS; drivers pad short frames, we do it ourselves
 
 class AnnounceError(OSError):
     """Sending an announcement failed (no such interface, no permission, link gone)."""
+
+
+SIOCGIFHWADDR = 0x8927
 
 
 def _ifindex(ifname: str) -> int:
@@ -96,15 +100,17 @@ def send_garp(ifname: str, ipv4: str, count: int = 3, interval: float = 0.02,
     _check_pacing(count, interval)
     _ip(ipv4, 4)
     index = _ifindex(ifname)
+    frame = garp_frame(_mac(ifname), ipv4)
     try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        # Protocol 0: a send-only socket registers no receive hook, so bind() does
+        # not wait for an RCU grace period (~15 ms) before the first frame goes out.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     except PermissionError:
         raise AnnounceError("gratuitous ARP needs CAP_NET_RAW (run as root)") from None
     sent = 0
     with sock:
         try:
-            sock.bind((ifname, ETH_P_ARP))
-            frame = garp_frame(_mac(ifname), ipv4)
+            sock.bind((ifname, 0))
             for i in range(count):
                 if cancel is not None and cancel.is_set():
                     break
@@ -153,13 +159,21 @@ def send_unsolicited_na(ifname: str, ipv6: str, count: int = 3, interval: float 
 
 
 def _mac(ifname: str) -> bytes:
-    """The interface's MAC, read through a bound AF_PACKET socket (no sysfs needed)."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as s:
-        s.bind((ifname, 0))
-        _, _, _, hatype, mac = s.getsockname()
-    if hatype != ARPHRD_ETHER or len(mac) != 6:
+    """The interface's MAC via SIOCGIFHWADDR on a datagram socket.
+
+    Not through an AF_PACKET socket: binding or closing one waits for an RCU grace
+    period (synchronize_net, 10-20 ms here), which would delay the first
+    announcement on the failover path."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            info = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR,
+                               struct.pack("256s", ifname.encode()[:15]))
+        except OSError:
+            raise AnnounceError(f"no interface {ifname!r} in this network namespace") from None
+    hatype = struct.unpack_from("H", info, 16)[0]
+    if hatype != ARPHRD_ETHER:
         raise AnnounceError(f"{ifname} is not an Ethernet interface")
-    return mac
+    return info[18:24]
 
 
 def announce(ifname: str, address: str, count: int = 3, interval: float = 0.02,

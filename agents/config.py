@@ -35,8 +35,8 @@ __all__ = ["AgentConfig", "ConfigError", "LeaseConfig", "MemberConfig", "load_ag
 
 @dataclass(frozen=True)
 class LeaseConfig:
-    ttl: float = 0.6
-    keepalive_interval: float = 0.1
+    ttl: float = 0.25
+    keepalive_interval: float = 0.06
     drift: float = 0.01
     margin: float = 0.05
 

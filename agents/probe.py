@@ -150,5 +150,18 @@ def outage(attempts: list[Attempt], fault_at: float, new_holder: str) -> float |
     return first_new - max(fault_at, last_old)
 
 
+
+def gap(attempts: list[Attempt], new_holder: str, after: float) -> float | None:
+    """Client-observed gap of a handover: from the last answer of anyone else to the
+    first answer of `new_holder` after `after`. None if the new holder never answered."""
+    first_new = next((a.at for a in attempts if a.ok and a.who == new_holder
+                      and a.at >= after), None)
+    if first_new is None:
+        return None
+    last_old = max((a.at for a in attempts if a.ok and a.who != new_holder
+                    and a.at <= first_new), default=None)
+    return None if last_old is None else first_new - last_old
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -143,8 +143,8 @@ class RaftConfig:
 
 @dataclass(frozen=True)
 class LeasesConfig:
-    ttl: float = 0.6
-    keepalive_interval: float = 0.1
+    ttl: float = 0.25
+    keepalive_interval: float = 0.06
     stabilization: float = 10.0
 
 

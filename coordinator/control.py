@@ -46,6 +46,7 @@ class Controller:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(peers)),
                                         thread_name_prefix="peer-ages")
         self.rounds = 0
+        self._unconfirmed = False  # stale nodes the last round could not yet confirm
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="controller", daemon=True)
@@ -63,7 +64,15 @@ class Controller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._interval)
+            timeout = self._interval
+            due = self._leases.next_expiry(self._policy.ttl, self._clock())
+            if due is not None:
+                # Wake just after the earliest possible expiry, not up to a tick later.
+                timeout = min(timeout, max(0.0, due - self._clock()) + 0.002)
+            if self._unconfirmed:
+                # Peers heard the same keepalive a moment after us: ask again shortly.
+                timeout = min(timeout, 0.005)
+            self._wake.wait(timeout)
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -88,6 +97,7 @@ class Controller:
                  and now - leader_since > self._policy.ttl]
         # With no peers the quorum is this coordinator alone: stale means expired.
         quorum_expired = self._confirm_expired(stale)
+        self._unconfirmed = len(quorum_expired) < len(stale)
         obs = self._leases.observations(leader_since, quorum_expired)
         commands = decide(state, obs, now, self._policy)
         self.rounds += 1

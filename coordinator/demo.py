@@ -1,9 +1,10 @@
-"""`vnfha demo`: a real cluster on this machine that fails over in front of you.
+"""`vnfha demo`: a real active/standby failover on this machine, explained.
 
-Starts 3 coordinators (embedded Raft, loopback) and 2 agents, each hosting one
-member of the group `web`. Then it kills the active member's agent with
-SIGKILL and prints the failover timeline, kills the Raft leader to show that
-a coordinator loss fails nothing over, and removes everything it made.
+Builds network namespaces (3 coordinators, 2 VMs each with an agent and a
+small TCP service, 1 client) on a private bridge in 198.18.0.0/24, shows the
+client being served through the virtual IP, crashes the active VM, prints the
+failover timeline and the outage the client saw, shows that losing the Raft
+leader fails nothing over, and removes everything it made. Needs root.
 """
 
 from __future__ import annotations
@@ -11,252 +12,190 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import grpc
-import yaml
-
-from vnfha.coordinator.ports import free_port
-from vnfha.v1 import admin_pb2, admin_pb2_grpc
-
 INTRO = """\
 vnfha demo
 ==========
-A VNF is made of components (VNFCs) on VMs. In an active/standby pair only the
-active serves; if it dies the standby must take over, and the two must never
-both be active ("split brain"). keepalived does this with VRRP adverts between
-the two VMs; vnfha instead keeps the roles in a small replicated coordinator
-(3 nodes, Raft), gives every role a fencing number (the epoch) and lets each VM's
-agent hold the active role only while a majority of coordinators keep renewing
-its lease.
+A network function (VNF) is built from components on VMs. In an active/standby
+pair only the active serves, on a virtual IP address (the VIP) that clients use.
+If the active dies, the standby must take the VIP over fast, and the two must
+never hold it at the same time ("split brain").
 
-This demo runs, on this machine only (127.0.0.1):
-  * 3 coordinators    c1 c2 c3   (vnfha coordinator, embedded Raft)
-  * 2 agents          vm1 (member web-1, priority 200)  vm2 (member web-2, priority 100)
+keepalived solves this with VRRP: the two VMs advertise to each other and the
+standby takes over when adverts stop; cut the link between them and both take
+the VIP. vnfha instead keeps the roles in a small replicated coordinator (3
+nodes, Raft). Each VM's agent holds the active role, and the VIP, only while a
+majority of coordinators keep renewing its lease, and every grant of the role
+carries a fencing number (the epoch).
+
+This demo builds, in network namespaces on this machine (nothing touches your
+real network; addresses are from 198.18.0.0/24, reserved for benchmarks):
+
+   c1 c2 c3   coordinators          198.18.0.1-3
+   vm1        agent + service       198.18.0.11   member web-1 (priority 200)
+   vm2        agent + service       198.18.0.12   member web-2 (priority 100)
+   client     probes the VIP        198.18.0.50   every 10 ms
+   VIP        198.18.0.100, port 8080
 """
 
 
-def _port() -> int:
-    return free_port()
-
-
-class Demo:
-    def __init__(self, root: Path, ttl: float, interval: float) -> None:
-        self.root = root
-        self.ttl = ttl
-        self.interval = interval
-        self.ids = ["c1", "c2", "c3"]
-        self.api = {c: f"127.0.0.1:{_port()}" for c in self.ids}
-        self.raft = {c: f"127.0.0.1:{_port()}" for c in self.ids}
-        self.procs: dict[str, subprocess.Popen] = {}
-        (root / "cluster.secret").write_text(secrets.token_urlsafe(32))
-
-    # -- processes -------------------------------------------------------------------------
-
-    def _spawn(self, name: str, kind: str, cfg: dict[str, Any]) -> None:
-        path = self.root / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        log = open(self.root / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "vnfha.coordinator.cli", kind, "--config", str(path)],
-            stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        log.close()
-
-    def start_coordinator(self, cid: str) -> None:
-        self._spawn(cid, "coordinator", {
-            "node_id": cid,
-            "cluster": {"members": [{"id": c, "api": self.api[c], "raft": self.raft[c]}
-                                    for c in self.ids],
-                        "secret_file": str(self.root / "cluster.secret")},
-            "store": {"backend": "raft", "data_dir": str(self.root / "data")},
-            "leases": {"ttl": self.ttl, "keepalive_interval": self.interval,
-                       "stabilization": 5.0},
-            "groups": [{"name": "web", "mode": "active-standby", "vip": "198.18.0.100/24"}],
-            "logging": {"level": "info", "format": "json"},
-        })
-
-    def start_agent(self, node: str, member: str, priority: int) -> None:
-        self._spawn(node, "agent", {
-            "node": node,
-            "coordinators": [self.api[c] for c in self.ids],
-            "lease": {"ttl": self.ttl, "keepalive_interval": self.interval},
-            "members": [{"group": "web", "member": member, "priority": priority}],
-            "logging": {"level": "info", "format": "json"},
-        })
-
-    def kill(self, name: str) -> float:
-        proc = self.procs.pop(name)
-        at = time.time()
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-        return at
-
-    def cleanup(self) -> None:
-        for name in list(self.procs):
-            try:
-                self.kill(name)
-            except Exception:  # best effort: nothing may be left behind
-                pass
-
-    # -- gRPC ------------------------------------------------------------------------------
-
-    def status(self, cid: str | None = None) -> admin_pb2.GetStatusResponse | None:
-        for c in [cid] if cid else [c for c in self.ids if c in self.procs]:
-            try:
-                with grpc.insecure_channel(self.api[c]) as ch:
-                    return admin_pb2_grpc.AdminServiceStub(ch).GetStatus(
-                        admin_pb2.GetStatusRequest(), timeout=1)
-            except grpc.RpcError:
-                continue
-        return None
-
-    def leader(self) -> str | None:
-        for c in [c for c in self.ids if c in self.procs]:
-            st = self.status(c)
-            if st is not None and st.coordinator.is_leader:
-                return c
-        return None
-
-    def wait(self, check, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = check()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise RuntimeError(f"demo: timed out waiting for {what}; logs are in {self.root}")
-
-    def web(self) -> admin_pb2.GroupStatus | None:
-        st = self.status()
-        if st is None:
-            return None
-        return next((g for g in st.groups if g.name == "web"), None)
-
-    def agent_role_changes(self, node: str) -> list[dict[str, Any]]:
-        out = []
-        path = self.root / f"{node}.log"
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if path.exists():
         for line in path.read_text(errors="replace").splitlines():
             try:
-                doc = json.loads(line)
+                out.append(json.loads(line))
             except ValueError:
                 continue
-            if doc.get("kind") == "role_change":
-                out.append(doc)
-        return out
-
-    def events(self) -> list[admin_pb2.Event]:
-        for c in [c for c in self.ids if c in self.procs]:
-            try:
-                with grpc.insecure_channel(self.api[c]) as ch:
-                    return list(admin_pb2_grpc.AdminServiceStub(ch).ListEvents(
-                        admin_pb2.ListEventsRequest(), timeout=1).events)
-            except grpc.RpcError:
-                continue
-        return []
+    return out
 
 
-def _table(g: admin_pb2.GroupStatus) -> str:
+def _first(root: Path, names: list[str], pred) -> float | None:
+    times = [d["ts"] for n in names for d in _json_lines(root / f"{n}.log")
+             if isinstance(d.get("ts"), float) and pred(d)]
+    return min(times) if times else None
+
+
+def _table(g: Any) -> str:
     role = {1: "ACTIVE", 2: "standby"}
     health = {1: "unknown", 2: "healthy", 3: "unhealthy", 4: "LOST"}
-    rows = [f"  group {g.name}  epoch {g.epoch}  active {g.active or '-'}"]
+    rows = [f"   group web   VIP {g.vip}   epoch {g.epoch}   active {g.active or '-'}"]
     for m in g.members:
-        age = f"{m.lease_age_seconds:.2f}s" if m.HasField("lease_age_seconds") else "-"
-        rows.append(f"    {m.name:8s} on {m.node:4s}  {role.get(m.role, '?'):8s} "
-                    f"{health.get(m.health, '?'):9s} last heard {age}")
+        age = f"{m.lease_age_seconds * 1000:.0f} ms ago" if m.HasField(
+            "lease_age_seconds") else "-"
+        rows.append(f"     {m.name:6s} on {m.node:4s} {role.get(m.role, '?'):8s} "
+                    f"{health.get(m.health, '?'):9s} heard {age}")
     return "\n".join(rows)
 
 
+def _answers(probe: Path) -> list[Any]:
+    from vnfha.agents.probe import load_attempts
+
+    return load_attempts(str(probe))
+
+
 def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        print("error: the demo builds network namespaces: run it as root on Linux with "
+              "iproute2 (bash scripts/demo.sh installs what is missing)", file=sys.stderr)
+        return 2
+    from vnfha.agents.netlab import Lab
+    from vnfha.agents.probe import outage
+    from vnfha.coordinator.labcluster import LabCluster, VipChecker
+
     root = Path(tempfile.mkdtemp(prefix="vnfha-demo-"))
-    demo = Demo(root, ttl=args.ttl, interval=args.interval)
     print(INTRO)
-    try:
-        print("1. Starting 3 coordinators and electing a Raft leader ...")
-        for c in demo.ids:
-            demo.start_coordinator(c)
-        leader = demo.wait(demo.leader, 20, "a raft leader")
-        print(f"   leader: {leader}\n")
-        print("2. Starting the agents; the coordinators elect the highest-priority member ...")
-        demo.start_agent("vm1", "web-1", 200)
-        demo.start_agent("vm2", "web-2", 100)
-        g = demo.wait(lambda: (w := demo.web()) is not None and w.active == "web-1"
-                      and len(w.members) == 2 and all(m.health == 2 for m in w.members)
-                      and w, 20, "web-1 active")
-        print(_table(g) + "\n")
-        time.sleep(1.0)
+    code = 1
+    with Lab() as lab:
+        c = LabCluster(lab, root, ttl=args.ttl, interval=args.interval)
+        try:
+            print("1. Starting the 3 coordinators; they elect a Raft leader ...")
+            leader = c.start_coordinators()
+            print(f"   leader: {leader}\n")
+            print("2. Starting vm1 and vm2 (agent + service). The coordinators make the "
+                  "highest-priority\n   healthy member active; its agent adds the VIP ...")
+            c.start_service("vm1")
+            c.start_agent("vm1", 200)
+            c.wait_active("web-1")
+            c.start_service("vm2")
+            c.start_agent("vm2", 100)
+            c.wait(lambda: (g := c.group()) is not None and len(g.members) == 2
+                   and all(m.health == 2 for m in g.members), 20, "both members healthy")
+            c.wait(lambda: c.vip_holders() == {"vm1"}, 10, "the VIP on vm1")
+            print(_table(c.group()))
+            print(f"   VIP configured on: {', '.join(sorted(c.vip_holders()))}\n")
 
-        print("3. FAULT: kill -9 the agent of vm1 (the active's VM goes silent) ...")
-        fault = demo.kill("vm1")
-        g = demo.wait(lambda: (w := demo.web()) is not None and w.active == "web-2" and w,
-                      10, "failover to web-2")
-        vm2_active = demo.wait(lambda: next((r for r in demo.agent_role_changes("vm2")
-                                             if r.get("role") == "active"), None),
-                               5, "vm2's agent taking the role")
-        promoted = next(e for e in reversed(demo.events()) if e.kind == "promoted")
-        commit = promoted.time.ToNanoseconds() / 1e9
-        took = vm2_active["ts"]
-        print(f"   timeline (ms after the fault):\n"
-              f"     {0:6.0f}  vm1's agent killed; its keepalives stop\n"
-              f"     {(commit - fault) * 1000:6.0f}  lease expired on a majority of coordinators "
-              f"(TTL {args.ttl}s): promote web-2 committed at epoch {promoted.epoch}\n"
-              f"     {(took - fault) * 1000:6.0f}  vm2's agent acts as active (epoch "
-              f"{vm2_active['epoch']})")
-        print(f"   outage: {(took - fault) * 1000:.0f} ms (fault -> new active acting)")
-        print(_table(g) + "\n")
+            print("3. The client connects to 198.18.0.100:8080 every 10 ms ...")
+            checker = VipChecker(c).start()
+            probe = c.start_probe(duration=60)
+            c.wait(lambda: any(a.ok for a in _answers(probe)), 10, "a first answer")
+            time.sleep(1.0)
+            ok = [a for a in _answers(probe) if a.ok]
+            print(f"   {len(ok)} answers so far, all from: "
+                  f"{', '.join(sorted({a.who for a in ok}))}\n")
 
-        print("4. FAULT: kill -9 the Raft leader coordinator ...")
-        leader = demo.leader()
-        epoch_before = g.epoch
-        demo.kill(leader)
-        t0 = time.monotonic()
-        new_leader = demo.wait(demo.leader, 10, "a new raft leader")
-        print(f"   {leader} killed; {new_leader} leads after "
-              f"{(time.monotonic() - t0) * 1000:.0f} ms")
-        time.sleep(2 * args.ttl)
-        g = demo.web()
-        assert g is not None
-        verdict = ("no failover (same active, same epoch)" if g.active == "web-2"
-                   and g.epoch == epoch_before else "UNEXPECTED CHANGE")
-        print(f"   after {2 * args.ttl:.1f}s: active {g.active}, epoch {g.epoch}: {verdict}")
-        print("   (the agents' leases are renewed by the 2 surviving coordinators)\n")
+            print("4. FAULT: vm1 crashes (its link goes dark, every process in it is "
+                  "killed with SIGKILL) ...")
+            fault = c.crash_vm("vm1")
+            c.wait(lambda: any(a.ok and a.who == "vm2" and a.at > fault
+                               for a in _answers(probe)), 15, "the client served by vm2")
+            time.sleep(0.5)
+            expired = _first(root, c.cids, lambda d: d.get("node") == "vm1" and "expired on a"
+                             in d.get("msg", ""))
+            committed = _first(root, c.cids, lambda d: d.get("msg") == "promoted"
+                               and d.get("member") == "web-2" and d["ts"] > fault)
+            claimed = _first(root, ["vm2-agent"], lambda d: d.get("msg") == "vip added"
+                             and d["ts"] > fault)
+            served = next(a.at for a in _answers(probe) if a.ok and a.who == "vm2"
+                          and a.at > fault)
 
-        print("5. The event history, as `vnfha events` shows it:")
-        for e in demo.events():
-            if e.kind in ("promoted", "demoted", "released", "health_changed"):
-                who = f"{e.group}/{e.member}@{e.node}" if e.member else e.node
-                print(f"   #{e.seq:<3d} {e.kind:15s} {who:20s} epoch {e.epoch:<3d} {e.reason}")
-        print("\nDone. Cleaning up: stopping every process"
-              + (f"; logs kept in {root}" if args.keep else f", removing {root}") + ".")
-        return 0 if verdict.startswith("no failover") else 1
-    except (RuntimeError, AssertionError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        for name in sorted(p.stem for p in root.glob("*.log")):
-            tail = (root / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
-            print(f"--- {name}.log (last lines)\n" + "\n".join(tail), file=sys.stderr)
-        return 1
-    finally:
-        demo.cleanup()
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+            def ms(t: float | None) -> str:
+                return "     ?" if t is None else f"{(t - fault) * 1000:6.0f}"
+
+            print("   timeline, ms after the crash:")
+            print(f"   {ms(fault)}  vm1 crashes; its keepalives stop")
+            print(f"   {ms(expired)}  a majority of coordinators have not heard vm1 for the "
+                  f"lease TTL ({args.ttl * 1000:.0f} ms)")
+            print(f"   {ms(committed)}  'promote web-2, epoch 2' committed through Raft")
+            print(f"   {ms(claimed)}  vm2's agent adds the VIP and sends gratuitous ARPs")
+            print(f"   {ms(served)}  the client gets its first answer from vm2")
+            took = outage(_answers(probe), fault, "vm2")
+            print(f"   outage seen by the client: {took * 1000:.0f} ms" if took else "")
+            print(_table(c.group()))
+            print("   (vm1 is dead and cannot remove its VIP; the kernel drops it when the "
+                  "2 s lifetime\n    the agent kept refreshing runs out)\n")
+
+            print("5. FAULT: kill -9 the Raft leader coordinator ...")
+            leader = c.leader()
+            epoch = c.group().epoch
+            c.kill(leader)
+            t0 = time.monotonic()
+            new_leader = c.wait(c.leader, 10, "a new leader")
+            print(f"   {leader} killed; {new_leader} leads after "
+                  f"{(time.monotonic() - t0) * 1000:.0f} ms")
+            before = len([a for a in _answers(probe) if not a.ok])
+            time.sleep(4 * args.ttl)
+            g = c.group()
+            lost = len([a for a in _answers(probe) if not a.ok]) - before
+            same = g.active == "web-2" and g.epoch == epoch
+            print(f"   after {4 * args.ttl:.1f} s: active {g.active}, epoch {g.epoch} "
+                  f"({'no failover' if same else 'UNEXPECTED CHANGE'}); "
+                  f"client requests failed meanwhile: {lost}")
+            print("   (the agents' leases are renewed by the 2 surviving coordinators)\n")
+
+            log = checker.stop()
+            live = log.max_live_holders
+            print(f"6. The address checker polled every VM {log.polls} times: at most {live} "
+                  "live VM held the VIP at once.")
+            print("\n   Event history (vnfha events):")
+            for e in c.events():
+                if e.kind in ("promoted", "demoted", "released", "health_changed"):
+                    who = f"{e.member}@{e.node}"
+                    print(f"   #{e.seq:<3d} {e.kind:15s} {who:12s} epoch {e.epoch:<3d} "
+                          f"{e.reason}")
+            code = 0 if same and live == 1 else 1
+        except (TimeoutError, RuntimeError) as e:
+            print(f"error: {e}\n{c.logs_tail()}", file=sys.stderr)
+        finally:
+            print("\nCleaning up: stopping every process, deleting the namespaces"
+                  + (f"; logs kept in {root}" if args.keep else "") + ".")
+            c.close()
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return code
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="vnfha demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ttl", type=float, default=0.6, help="lease TTL in seconds (0.6)")
-    ap.add_argument("--interval", type=float, default=0.1,
-                    help="keepalive interval in seconds (0.1)")
-    ap.add_argument("--keep", action="store_true", help="keep the logs and data folder")
+    ap.add_argument("--ttl", type=float, default=0.25, help="lease TTL in seconds (0.25)")
+    ap.add_argument("--interval", type=float, default=0.06,
+                    help="keepalive interval in seconds (0.06)")
+    ap.add_argument("--keep", action="store_true", help="keep the logs")
     return run(ap.parse_args(argv))

@@ -86,7 +86,7 @@ class VipChecker:
 
 
 class LabCluster:
-    def __init__(self, lab: Lab, root: Path, ttl: float = 0.3, interval: float = 0.075,
+    def __init__(self, lab: Lab, root: Path, ttl: float = 0.25, interval: float = 0.06,
                  vms: int = 2, ipv6: bool = False, stabilization: float = 5.0,
                  checks: bool = False) -> None:
         self.lab = lab

@@ -90,6 +90,13 @@ class LeaseTable:
         with self._lock:
             return {n: self._age(n, now) for n in nodes}
 
+    def next_expiry(self, ttl: float, now: float) -> float | None:
+        """The earliest time a node heard within the last TTL would become stale, so
+        the leader can look exactly then instead of on its next tick."""
+        with self._lock:
+            due = [t + ttl for t in self._last.values() if t + ttl > now]
+        return min(due) if due else None
+
     def last_seen(self, node: str) -> float | None:
         with self._lock:
             return self._last.get(node)

@@ -112,7 +112,7 @@ def test_defaults() -> None:
     assert c.store.backend == "raft"
     assert c.raft.election_timeout_min == 0.3 and c.raft.election_timeout_max == 0.6
     assert c.raft.heartbeat_interval == 0.05 and c.raft.compaction_min_entries == 10000
-    assert (c.leases.ttl, c.leases.keepalive_interval, c.leases.stabilization) == (0.6, 0.1, 10.0)
+    assert (c.leases.ttl, c.leases.keepalive_interval, c.leases.stabilization) == (0.25, 0.06, 10.0)
     assert c.policy.decide_interval == 0.05
     assert c.groups == ()
     assert (c.logging.level, c.logging.format) == ("info", "text")
@@ -137,7 +137,7 @@ def test_quorum_sizes() -> None:
 
 def test_empty_sections_mean_defaults() -> None:
     c = parse_config(cfg(raft=None, leases=None, groups=None, logging=None, store=None))
-    assert c.leases.ttl == 0.6 and c.groups == ()
+    assert c.leases.ttl == 0.25 and c.groups == ()
 
 
 def test_integers_are_accepted_as_seconds() -> None:
@@ -183,7 +183,7 @@ def test_election_timeout_min_below_max() -> None:
 
 
 def test_decide_interval_within_a_third_of_ttl() -> None:
-    msg = error(cfg(policy={"decide_interval": 0.5}))
+    msg = error(cfg(policy={"decide_interval": 0.5}, leases={"ttl": 0.6}))
     assert "policy.decide_interval (0.5) must be <= leases.ttl/3 (0.2)" in msg
 
 
