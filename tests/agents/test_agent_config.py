@@ -1,0 +1,55 @@
+"""Agent config: shipped examples load; every rule gives a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vnfha.agents.config import ConfigError, load_agent_config, parse_agent_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = {"node": "vm1", "coordinators": ["127.0.0.1:7401"],
+        "members": [{"group": "web", "member": "web-1"}]}
+
+
+def cfg(**over):
+    return {**BASE, **over}
+
+
+@pytest.mark.parametrize("name", ["agent-vm1.yaml", "agent-vm2.yaml"])
+def test_examples_load(name: str) -> None:
+    c = load_agent_config(ROOT / "examples" / name)
+    assert len(c.coordinators) == 3 and c.lease.ttl == 0.25 and not c.vip.manage
+
+
+def test_defaults() -> None:
+    c = parse_agent_config(cfg())
+    assert (c.lease.ttl, c.lease.keepalive_interval, c.vip.interface, c.vip.lifetime) == \
+        (0.25, 0.06, "eth0", 2)
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    (cfg(lease={"ttl": 0.3, "keepalive_interval": 0.2}),
+     "lease.keepalive_interval (0.2) must be <= lease.ttl/3"),
+    (cfg(lease={"ttl": 0.12, "keepalive_interval": 0.04, "margin": 0.05}), "leaves"),
+    (cfg(lease={"tll": 1}), "unknown setting lease.tll (did you mean 'ttl'?)"),
+    (cfg(coordinators=[]), "coordinators must be a non-empty list"),
+    (cfg(coordinators=["nohost"]), "coordinators[0]"),
+    (cfg(members=[]), "members must be a non-empty list"),
+    (cfg(members=[{"group": "web"}]), "members[0].member is required"),
+    (cfg(members=[{"group": "web", "member": "a"}, {"group": "web", "member": "a"}]),
+     "listed twice"),
+    (cfg(vip={"interface": "eth0/x"}), "vip.interface"),
+    (cfg(vip={"lifetime": 1}), "vip.lifetime (1) must be 0 (off) or at least 2 seconds"),
+    (cfg(role_api={"socket": "relative.sock"}), "role_api.socket must be an absolute path"),
+    (cfg(members=[{"group": "web", "member": "a",
+                   "checks": [{"kind": "tcp", "port": 99999}]}]), "port"),
+    ({"coordinators": ["127.0.0.1:7401"]}, "node is required"),
+])
+def test_bad_config_is_a_clear_error(data: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_agent_config(data, source="agent.yaml")
+    assert str(err.value).startswith("agent.yaml: ")
+    assert needle in str(err.value)
