@@ -45,13 +45,16 @@ class Agent:
         self.health = HealthMonitor({(m.group, m.member): m.checks for m in cfg.members},
                                     on_change=self._on_health)
         self.role_api: Any = None
+        self.guardian: Any = None
         self.session = AgentSession(
             node=cfg.node, address=cfg.address,
             members=[HostedMember(m.group, m.member, m.priority) for m in cfg.members],
             endpoints=list(cfg.coordinators), ttl=cfg.lease.ttl,
             interval=cfg.lease.keepalive_interval, drift=cfg.lease.drift,
             margin=cfg.lease.margin, health=self.health.healthy, on_role=self._on_role,
-            on_assignments=self._on_assignments)
+            on_assignments=self._on_assignments, on_lease=self._on_lease)
+        if self.vips is not None:
+            self.vips.may_hold = lambda: self.session.lease.valid(time.monotonic())
         if cfg.role_api_socket:
             from vnfha.agents.roleapi import RoleApiServer
 
@@ -74,16 +77,25 @@ class Agent:
         spec = self._vip_spec(group, member)
         if active:
             if spec is not None:
+                if self.guardian is not None:
+                    self.guardian.lease(self.session.lease.deadline() or 0.0)
+                    self.guardian.hold(group, spec.address, spec.interface)
                 self.vips.want(group, spec, held=True)
             self._tell_vnfc(group, member, role, epoch)
         else:
             self._tell_vnfc(group, member, role, epoch)
             if spec is not None:
                 self.vips.want(group, spec, held=False)
+                if self.guardian is not None:
+                    self.guardian.release(group)
         log.info("role change", extra={"event": {
             "kind": "role_change", "node": self.cfg.node, "group": group, "member": member,
             "role": role, "epoch": epoch, "reason": why,
             "vip": spec.address if spec is not None else ""}})
+
+    def _on_lease(self, deadline: float) -> None:
+        if self.guardian is not None:
+            self.guardian.lease(deadline)
 
     def _tell_vnfc(self, group: str, member: str, role: str, epoch: int) -> None:
         if self.role_api is not None:
@@ -133,6 +145,10 @@ class Agent:
 
     def start(self) -> None:
         if self.vips is not None:
+            from vnfha.agents.guardian import GuardianLink
+
+            # Before anything can be claimed: the guardian must know of every VIP.
+            self.guardian = GuardianLink()
             self.vips.start()
         self.health.start()
         if self.role_api is not None:
@@ -146,6 +162,8 @@ class Agent:
         self.health.stop()
         if self.vips is not None:
             self.vips.stop(release=True)
+        if self.guardian is not None:
+            self.guardian.close()
         self.hooks.stop()
 
 

@@ -56,6 +56,7 @@ class AgentSession:
                  margin: float = 0.05, health: HealthFn | None = None,
                  on_role: RoleCallback | None = None,
                  on_assignments: Callable[[], None] | None = None,
+                 on_lease: Callable[[float], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.node = node
         self.members = members
@@ -67,6 +68,7 @@ class AgentSession:
         self._health = health or (lambda g, m: True)
         self._on_role = on_role or (lambda *a: None)
         self._on_assignments = on_assignments or (lambda: None)
+        self._on_lease = on_lease or (lambda deadline: None)
         self._clock = clock
         self._lock = threading.RLock()
         self._roles = {(m.group, m.member): MemberRole() for m in members}
@@ -235,6 +237,8 @@ class AgentSession:
         if resp.result == agent_pb2.KEEPALIVE_RESULT_ACK:
             with self._lock:
                 extended = self.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+                if extended:
+                    self._on_lease(self.lease.deadline() or 0.0)
             if extended:
                 self.reconcile("lease renewed")
         elif resp.result == agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE:

@@ -135,6 +135,9 @@ class VipManager:
         self.reconcile_interval = reconcile_interval
         self.lifetime = lifetime
         self.on_change = on_change
+        # Set by the owner: the VIP layer never (re)adds an address once this says
+        # the lease is over, even if a reconcile runs before the owner releases.
+        self.may_hold: Callable[[], bool] = lambda: True
         self._wants: dict[str, _Want] = {}
         self._lock = threading.RLock()
         self._ipr: IPRoute | None = None
@@ -371,7 +374,11 @@ class VipManager:
                 and valid_left < self.lifetime)
 
     def _add(self, spec: VipSpec, replace: bool = False) -> bool:
-        """Configure the address; False if it was there already."""
+        """Configure the address; False if it was there already (or we may not hold)."""
+        if not self.may_hold():
+            log.warning("not adding VIP: the lease has run out",
+                        extra={"address": spec.address, "interface": spec.interface})
+            return False
         kw: dict[str, Any] = {"index": self._index(spec.interface), "address": spec.ip,
                               "prefixlen": spec.prefixlen}
         if spec.version == 6:

@@ -248,3 +248,49 @@ def test_release_latency(pair: tuple[Host, Host], mgr: VipManager) -> None:
           f"want(held=False) median {statistics.median(dels) * 1e3:.2f} ms, "
           f"max {max(dels) * 1e3:.2f} ms")
     assert statistics.median(dels) < 0.02
+
+
+def test_guardian_process_removes_vip_when_agent_dies_or_lease_lapses(lab) -> None:
+    """The real guardian, in a namespace: a closed pipe (agent killed) removes the
+    VIP at once; a lease that is not renewed (agent frozen) removes it at the
+    deadline."""
+    import time as _time
+
+    from vnfha.agents.guardian import GuardianLink
+
+    host = lab.add_host("g1", ipv4=lab.address(61))
+    vip = "198.18.0.161/24"
+
+    def add() -> None:
+        from pyroute2 import IPRoute
+        with IPRoute() as ipr:
+            ipr.addr("add", index=ipr.link_lookup(ifname="eth0")[0],
+                     address="198.18.0.161", prefixlen=24)
+
+    # 1. agent dies: pipe closes without goodbye
+    host.call(add)
+    link = host.call(GuardianLink)
+    link.lease(_time.monotonic() + 30)
+    link.hold("web", vip, "eth0")
+    _time.sleep(1.0)  # the guardian is up and has read its messages
+    assert vip in host.addresses()
+    import os
+    os.close(link._w)  # what the kernel does when the agent is SIGKILLed
+    deadline = _time.monotonic() + 5
+    while vip in host.addresses() and _time.monotonic() < deadline:
+        _time.sleep(0.01)
+    assert vip not in host.addresses()
+    link._proc.wait(timeout=5)
+
+    # 2. agent frozen: the lease runs out and nobody renews it
+    host.call(add)
+    link = host.call(GuardianLink)
+    link.lease(_time.monotonic() + 1.5)
+    link.hold("web", vip, "eth0")
+    _time.sleep(1.0)
+    assert vip in host.addresses()
+    deadline = _time.monotonic() + 5
+    while vip in host.addresses() and _time.monotonic() < deadline:
+        _time.sleep(0.01)
+    assert vip not in host.addresses()
+    link.close()

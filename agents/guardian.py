@@ -1,0 +1,170 @@
+"""VIP guardian: a second, independent process that enforces the agent's lease.
+
+The agent removes its VIP when its lease ends, but a process that is killed
+(SIGKILL, OOM) or frozen (SIGSTOP) removes nothing, and the kernel keeps the
+address. The guardian is started by the agent in a session of its own (so a
+kill of the agent's process group spares it) and is told over a pipe which
+VIPs are held and until when the lease runs. It removes every held VIP
+
+* when the lease deadline passes without a renewal (agent frozen or stuck),
+* at once when the pipe closes without a goodbye (agent died).
+
+Protocol, one line per message (each shorter than PIPE_BUF, so atomic):
+``lease DEADLINE`` (CLOCK_MONOTONIC seconds, shared by every process),
+``hold KEY ADDRESS/PREFIX IFNAME``, ``release KEY``, ``bye``.
+
+    python -m vnfha.agents.guardian --fd N     (started by the agent)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from pyroute2 import IPRoute
+
+log = logging.getLogger("vnfha.agent.guardian")
+
+
+@dataclass
+class GuardState:
+    """Pure: what is held and until when; which VIPs must go now."""
+
+    deadline: float | None = None
+    held: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (address, ifname)
+
+    def apply(self, line: str) -> bool:
+        """Apply one message; False for a goodbye (exit without removing)."""
+        parts = line.split()
+        if not parts:
+            return True
+        if parts[0] == "bye":
+            return False
+        if parts[0] == "lease" and len(parts) == 2:
+            self.deadline = float(parts[1])
+        elif parts[0] == "hold" and len(parts) == 4:
+            self.held[parts[1]] = (parts[2], parts[3])
+        elif parts[0] == "release" and len(parts) == 2:
+            self.held.pop(parts[1], None)
+        else:
+            raise ValueError(f"malformed guardian message {line!r}")
+        return True
+
+    def expired(self, now: float) -> bool:
+        return bool(self.held) and (self.deadline is None or now >= self.deadline)
+
+    def timeout(self, now: float) -> float | None:
+        if not self.held or self.deadline is None:
+            return None
+        return max(0.0, self.deadline - now)
+
+
+def remove_all(state: GuardState, ipr: IPRoute, why: str) -> None:
+    for key, (address, ifname) in list(state.held.items()):
+        ip, _, prefix = address.partition("/")
+        try:
+            index = ipr.link_lookup(ifname=ifname)
+            if index:
+                ipr.addr("del", index=index[0], address=ip, prefixlen=int(prefix))
+            log.warning("guardian removed VIP", extra={"key": key, "address": address,
+                                                        "reason": why})
+        except Exception as e:  # already gone is fine; anything else is logged
+            log.info("guardian could not remove VIP", extra={"address": address,
+                                                              "error": str(e)})
+        state.held.pop(key, None)
+
+
+def run(fd: int) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C for the agent is not for us
+    # Everything the removal needs is loaded and opened now: importing pyroute2 at
+    # the moment of acting took ~200 ms, past the lease end.
+    ipr = IPRoute()
+    state = GuardState()
+    buf = b""
+    while True:
+        now = time.monotonic()
+        if state.expired(now):
+            late = now - (state.deadline or now)
+            remove_all(state, ipr, f"lease ran out without renewal ({late * 1000:.0f} ms ago)")
+        ready, _, _ = select.select([fd], [], [], state.timeout(time.monotonic()))
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            remove_all(state, ipr, "agent gone (pipe closed without goodbye)")
+            return 0
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for raw in lines:
+            try:
+                if not state.apply(raw.decode()):
+                    return 0
+            except ValueError as e:
+                log.error("ignoring message", extra={"error": str(e)})
+
+
+class GuardianLink:
+    """The agent's end: start the guardian and keep it informed."""
+
+    def __init__(self) -> None:
+        r, w = os.pipe()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "vnfha.agents.guardian", "--fd", str(r)],
+            pass_fds=(r,), start_new_session=True, stdin=subprocess.DEVNULL)
+        os.close(r)
+        self._w = w
+        self.alive = True
+
+    def _send(self, line: str) -> None:
+        if not self.alive:
+            return
+        try:
+            os.write(self._w, (line + "\n").encode())
+        except OSError as e:
+            self.alive = False
+            log.error("VIP guardian is gone; the kernel lifetime remains the only backstop",
+                      extra={"error": str(e)})
+
+    def lease(self, deadline: float) -> None:
+        self._send(f"lease {deadline:.6f}")
+
+    def hold(self, key: str, address: str, ifname: str) -> None:
+        self._send(f"hold {key} {address} {ifname}")
+
+    def release(self, key: str) -> None:
+        self._send(f"release {key}")
+
+    def close(self) -> None:
+        """Clean shutdown: the agent has released everything itself."""
+        self._send("bye")
+        try:
+            os.close(self._w)
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fd", type=int, required=True)
+    args = ap.parse_args(argv)
+    from vnfha.coordinator.logs import setup_logging
+
+    setup_logging("info", "json")
+    return run(args.fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
