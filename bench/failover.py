@@ -54,14 +54,7 @@ def main() -> int:
     with Lab() as lab:
         c = LabCluster(lab, root, ttl=args.ttl, interval=args.interval, stabilization=0.5)
         try:
-            c.start_coordinators()
-            c.start_service("vm1")
-            c.start_agent("vm1", 200)
-            c.wait_active("web-1")
-            c.start_service("vm2")
-            c.start_agent("vm2", 100)
-            c.wait(lambda: (g := c.group()) is not None and len(g.members) == 2
-                   and all(m.health == 2 for m in g.members), 20, "both healthy")
+            c.start_pair()
             checker = VipChecker(c, max_seconds=60 * args.rounds).start()
             probe = c.start_probe(duration=60 * args.rounds, interval=0.01, timeout=0.02)
             member = {"vm1": "web-1", "vm2": "web-2"}

@@ -42,14 +42,7 @@ def main() -> int:
     with Lab() as lab:
         c = LabCluster(lab, root, ttl=args.ttl, interval=args.interval)
         try:
-            c.start_coordinators()
-            c.start_service("vm1")
-            c.start_agent("vm1", 200)
-            c.wait_active("web-1")
-            c.start_service("vm2")
-            c.start_agent("vm2", 100)
-            c.wait(lambda: (g := c.group()) is not None and len(g.members) == 2
-                   and all(m.health == 2 for m in g.members), 20, "both healthy")
+            c.start_pair()
             time.sleep(1)
             start = time.time()
             epoch = c.group().epoch

@@ -152,6 +152,19 @@ class LabCluster:
         return self.wait(lambda: self.leader() if self.group() is not None else None,
                          timeout, "a raft leader with the group applied")
 
+    def start_pair(self, timeout: float = 20.0) -> None:
+        """Coordinators, then vm1 (priority 200) until it is active, then vm2 (100),
+        until both members are healthy: the starting point of the demo, the tests
+        and the benchmarks."""
+        self.start_coordinators(timeout)
+        self.start_service("vm1")
+        self.start_agent("vm1", 200)
+        self.wait_active("web-1", timeout)
+        self.start_service("vm2")
+        self.start_agent("vm2", 100)
+        self.wait(lambda: (g := self.group()) is not None and len(g.members) == 2
+                  and all(m.health == 2 for m in g.members), timeout, "both members healthy")
+
     def start_service(self, vm: str) -> None:
         host = "::" if self.ipv6 else "0.0.0.0"
         self._spawn(f"{vm}-svc", vm, [sys.executable, "-m", "vnfha.agents.probe", "serve",

@@ -32,14 +32,7 @@ def _build(tmp_path: Path, request: pytest.FixtureRequest, **kw) -> Iterator[Lab
     with Lab() as lab:
         c = LabCluster(lab, tmp_path, ttl=TTL, interval=INTERVAL, **kw)
         try:
-            c.start_coordinators()
-            c.start_service("vm1")
-            c.start_agent("vm1", 200)
-            c.wait_active("web-1")
-            c.start_service("vm2")
-            c.start_agent("vm2", 100)
-            c.wait(lambda: (g := c.group()) is not None and len(g.members) == 2
-                   and all(m.health == 2 for m in g.members), 15, "both members healthy")
+            c.start_pair()
             c.wait(lambda: c.vip_holders() == {"vm1"}, 10, "the VIP on vm1")
             yield c
             rep = getattr(request.node, "rep_call", None)
