@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,8 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=0.06)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the lab's namespaces and processes are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="vnfha-bench-"))
     crash: list[float] = []
     switch: list[float] = []

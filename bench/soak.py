@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import signal
 import sys
 import tempfile
 import time
@@ -37,6 +38,8 @@ def main() -> int:
     ap.add_argument("--ttl", type=float, default=0.25)
     ap.add_argument("--interval", type=float, default=0.06)
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the lab's namespaces and processes are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seconds = args.minutes * 60
     root = Path(tempfile.mkdtemp(prefix="vnfha-soak-"))
     with Lab() as lab:

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from vnfha.agents.probe import outage
     from vnfha.coordinator.labcluster import LabCluster, VipChecker
 
+    # SIGTERM unwinds like Ctrl-C, so the namespaces and processes are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="vnfha-demo-"))
     print(INTRO)
     code = 1
