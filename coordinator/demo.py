@@ -151,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
             took = outage(_answers(probe), fault, "vm2")
             print(f"   outage seen by the client: {took * 1000:.0f} ms" if took else "")
             print(_table(c.group()))
-            print("   (vm1 is dead and cannot remove its VIP; the kernel drops it when the "
-                  "2 s lifetime\n    the agent kept refreshing runs out)\n")
+            print(f"   VIP configured on: {', '.join(sorted(c.vip_holders())) or 'nobody'} "
+                  "(vm1's agent was killed with the VM; its guardian, a separate\n"
+                  "    process watching the agent's lease, removed vm1's copy at once)\n")
 
             print("5. FAULT: kill -9 the Raft leader coordinator ...")
             leader = c.leader()
@@ -173,9 +174,9 @@ def run(args: argparse.Namespace) -> int:
             print("   (the agents' leases are renewed by the 2 surviving coordinators)\n")
 
             log = checker.stop()
-            live = log.max_live_holders
+            live = log.max_holders
             print(f"6. The address checker polled every VM {log.polls} times: at most {live} "
-                  "live VM held the VIP at once.")
+                  "VM held the VIP at once.")
             print("\n   Event history (vnfha events):")
             for e in c.events():
                 if e.kind in ("promoted", "demoted", "released", "health_changed"):
