@@ -76,7 +76,3 @@ class QuorumLease:
 
     def valid(self, now: float) -> bool:
         return self._deadline is not None and now < self._deadline
-
-    def revoke(self) -> None:
-        """Forget the lease (e.g. after a pause we cannot account for)."""
-        self._deadline = None

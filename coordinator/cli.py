@@ -308,27 +308,27 @@ def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:
 # --------------------------------------------------------------------------- commands
 
 
-def _cmd_coordinator(args: argparse.Namespace, out: TextIO) -> int:
+def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]) -> int:
+    """Load a config (a bad one is a usage error, exit 2), then run until stopped."""
     try:
-        cfg = load_config(args.config)
+        cfg = load(path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    return int(run(cfg))
+
+
+def _cmd_coordinator(args: argparse.Namespace, out: TextIO) -> int:
     from vnfha.coordinator.server import run  # lazy: pulls in raft, pysyncobj, the service
 
-    return int(run(cfg))
+    return _run_daemon(args.config, load_config, run)
 
 
 def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
     from vnfha.agents.config import load_agent_config
     from vnfha.agents.main import run
 
-    try:
-        cfg = load_agent_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return int(run(cfg))
+    return _run_daemon(args.config, load_agent_config, run)
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:

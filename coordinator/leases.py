@@ -101,10 +101,6 @@ class LeaseTable:
         with self._lock:
             return self._last.get(node)
 
-    def forget(self, node: str) -> None:
-        with self._lock:
-            self._last.pop(node, None)
-            self._reports.pop(node, None)
 
     def observations(self, leader_since: float,
                      quorum_expired: frozenset[str] | None) -> Observations:

@@ -81,8 +81,9 @@ class Store(ABC):
     @abstractmethod
     def quorum_contact(self) -> float | None:
         """A monotonic time m such that no other leader can have been elected before
-        m. The leader acknowledges a keepalive that arrived at r only if
-        m >= r - max_staleness. None if not leader."""
+        m; None if not leader. Shown in status (how fresh this leader's claim is).
+        Keepalive acknowledgements do not depend on it: with quorum leases every
+        coordinator acknowledges (docs/design.md)."""
 
     @abstractmethod
     def leader_id(self) -> str | None:

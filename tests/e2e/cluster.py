@@ -12,7 +12,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -119,7 +118,3 @@ class CoordinatorCluster:
             if p.exists():
                 out.append(f"--- {cid}\n" + p.read_text(errors="replace")[-4000:])
         return "\n".join(out)
-
-
-def wait_until(deadline_s: float) -> None:
-    time.sleep(max(0.0, deadline_s - time.monotonic()))
