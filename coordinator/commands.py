@@ -27,6 +27,12 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "clear_quarantine": {"group": str, "member": str},
     "switchover": {"group": str, "to": (str, type(None))},
     "set_maintenance": {"node": str, "on": bool},
+    # State-sync data (coordinator/state_data.py). `data` is base64; the limits travel
+    # in the command so every replica enforces the proposer's configured values.
+    "publish": {"group": str, "epoch": int, "data": str, "max_message_bytes": int,
+                "retain_messages": int, "retain_bytes": int},
+    "put_checkpoint": {"group": str, "epoch": int, "data": str, "sync_sequence": int,
+                       "max_bytes": int},
 }
 
 # Optional fields: absent is fine; when present they must have this type. The state
@@ -93,6 +99,19 @@ def switchover(group: str, to: str | None, rid: str | None = None) -> Command:
 
 def set_maintenance(node: str, on: bool, rid: str | None = None) -> Command:
     return _cmd("set_maintenance", rid, node=node, on=on)
+
+
+def publish(group: str, epoch: int, data_b64: str, max_message_bytes: int,
+            retain_messages: int, retain_bytes: int, rid: str | None = None) -> Command:
+    return _cmd("publish", rid, group=group, epoch=epoch, data=data_b64,
+                max_message_bytes=max_message_bytes, retain_messages=retain_messages,
+                retain_bytes=retain_bytes)
+
+
+def put_checkpoint(group: str, epoch: int, data_b64: str, sync_sequence: int, max_bytes: int,
+                   rid: str | None = None) -> Command:
+    return _cmd("put_checkpoint", rid, group=group, epoch=epoch, data=data_b64,
+                sync_sequence=sync_sequence, max_bytes=max_bytes)
 
 
 def validate_command(cmd: Any) -> Command:

@@ -87,6 +87,7 @@ __all__ = [
     "Member",
     "PolicyConfig",
     "RaftConfig",
+    "StateConfig",
     "StoreConfig",
     "group_specs",
     "load_config",
@@ -154,6 +155,22 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """Limits of the per-group checkpoint and queue (coordinator/state_data.py)."""
+
+    checkpoint_max_bytes: int = 256 * 1024
+    queue_max_message_bytes: int = 64 * 1024
+    queue_retain_messages: int = 1000
+    queue_retain_bytes: int = 1024 * 1024
+
+
+#: A command must fit one Raft entry (1 MiB) after base64 (4/3) and JSON framing.
+STATE_MAX_ITEM_BYTES = 512 * 1024
+#: Retained queue bytes live in every snapshot; keep snapshots small.
+STATE_MAX_RETAIN_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class GroupConfig:
     name: str
     mode: str = "active-standby"
@@ -186,6 +203,7 @@ class CoordinatorConfig:
     admin_socket: Path | None = None
     #: where the config came from (file path or a label), for messages
     source: str = "<config>"
+    state: StateConfig = field(default_factory=StateConfig)
 
     @property
     def self_member(self) -> Member:
@@ -261,7 +279,7 @@ def parse_config(data: Any, source: str = "<config>",
     if not isinstance(data, Mapping):
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
-                                "groups", "logging", "admin_socket"))
+                                "groups", "logging", "admin_socket", "state"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -291,9 +309,10 @@ def parse_config(data: Any, source: str = "<config>",
         admin_socket = _path(ctx, "admin_socket", data["admin_socket"], base)
         if len(str(admin_socket)) > 100:
             ctx.fail(f"admin_socket ({admin_socket}) is too long for a unix socket path")
+    state = _parse_state(ctx, _section(ctx, "state", data.get("state")))
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,
-                             admin_socket=admin_socket, source=source)
+                             admin_socket=admin_socket, source=source, state=state)
 
 
 # --------------------------------------------------------------------------- sections
@@ -394,6 +413,28 @@ def _parse_raft(ctx: _Ctx, sec: Mapping[str, Any]) -> RaftConfig:
                                      sec.get("heartbeat_interval", d.heartbeat_interval)),
         compaction_min_entries=entries,
     )
+
+
+def _parse_state(ctx: _Ctx, sec: Mapping[str, Any]) -> StateConfig:
+    d = StateConfig()
+    keys = ("checkpoint_max_bytes", "queue_max_message_bytes", "queue_retain_messages",
+            "queue_retain_bytes")
+    _check_keys(ctx, "state", sec, keys)
+    v = {k: _int(ctx, f"state.{k}", sec.get(k, getattr(d, k))) for k in keys}
+    for k in keys:
+        if v[k] < 1:
+            ctx.fail(f"state.{k} ({v[k]}) must be >= 1")
+    for k in ("checkpoint_max_bytes", "queue_max_message_bytes"):
+        if v[k] > STATE_MAX_ITEM_BYTES:
+            ctx.fail(f"state.{k} ({v[k]}) must be <= {STATE_MAX_ITEM_BYTES}: one write must "
+                     "fit one Raft entry")
+    if v["queue_retain_bytes"] < v["queue_max_message_bytes"]:
+        ctx.fail(f"state.queue_retain_bytes ({v['queue_retain_bytes']}) must be >= "
+                 f"state.queue_max_message_bytes ({v['queue_max_message_bytes']})")
+    if v["queue_retain_bytes"] > STATE_MAX_RETAIN_BYTES:
+        ctx.fail(f"state.queue_retain_bytes ({v['queue_retain_bytes']}) must be <= "
+                 f"{STATE_MAX_RETAIN_BYTES}: every snapshot carries the retained messages")
+    return StateConfig(**v)
 
 
 def _parse_leases(ctx: _Ctx, sec: Mapping[str, Any]) -> LeasesConfig:

@@ -7,6 +7,7 @@ threads, watch streams) can hold a reference without locks or copies.
 
 from __future__ import annotations
 
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -90,12 +91,48 @@ MAX_EVENTS = 1000
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A group's checkpoint section (coordinator/state_data.py): opaque bytes from the
+    active, written only at the group's current epoch."""
+
+    epoch: int
+    version: int  # +1 on every accepted write in the group
+    data: bytes
+    sync_sequence: int = 0  # the peer-sync sequence it covers (the writer's choice)
+    at: float = 0.0  # proposer's wall clock, information only
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    offset: int
+    epoch: int
+    data: bytes
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class GroupQueue:
+    """A group's replicated queue: the retained tail and the next offset."""
+
+    messages: tuple[QueueMessage, ...] = ()
+    next_offset: int = 0
+    size: int = 0  # bytes of data retained
+
+    @property
+    def first_offset(self) -> int:
+        return self.messages[0].offset if self.messages else self.next_offset
+
+
+@dataclass(frozen=True)
 class ClusterState:
     revision: int = 0  # number of state-changing commands applied
     nodes: dict[str, Node] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
     next_event_seq: int = 1
+    # State-sync data (coordinator/state_data.py): never part of role decisions.
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    queues: dict[str, GroupQueue] = field(default_factory=dict)
 
     def member(self, group: str, member: str) -> Member | None:
         g = self.groups.get(group)
@@ -116,7 +153,32 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
                   for n in state.nodes.values()},
         "groups": {g.name: _group_to_dict(g) for g in state.groups.values()},
         "events": [_event_to_dict(e) for e in state.events],
+        "checkpoints": {g: _checkpoint_to_dict(c) for g, c in state.checkpoints.items()},
+        "queues": {g: _queue_to_dict(q) for g, q in state.queues.items()},
     }
+
+
+def _checkpoint_to_dict(c: Checkpoint) -> dict[str, Any]:
+    return {"epoch": c.epoch, "version": c.version, "data": b64encode(c.data).decode(),
+            "sync_sequence": c.sync_sequence, "at": c.at}
+
+
+def _queue_to_dict(q: GroupQueue) -> dict[str, Any]:
+    return {"next_offset": q.next_offset,
+            "messages": [{"offset": m.offset, "epoch": m.epoch, "at": m.at,
+                          "data": b64encode(m.data).decode()} for m in q.messages]}
+
+
+def _checkpoint_from_dict(d: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(epoch=d["epoch"], version=d["version"], data=b64decode(d["data"]),
+                      sync_sequence=d["sync_sequence"], at=d["at"])
+
+
+def _queue_from_dict(d: dict[str, Any]) -> GroupQueue:
+    msgs = tuple(QueueMessage(offset=m["offset"], epoch=m["epoch"], at=m["at"],
+                              data=b64decode(m["data"])) for m in d["messages"])
+    return GroupQueue(messages=msgs, next_offset=d["next_offset"],
+                      size=sum(len(m.data) for m in msgs))
 
 
 def _group_to_dict(g: Group) -> dict[str, Any]:
@@ -151,6 +213,8 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
                for n, v in d.get("nodes", {}).items()},
         groups=groups,
         events=tuple(Event(**e) for e in d.get("events", [])),
+        checkpoints={g: _checkpoint_from_dict(c) for g, c in d.get("checkpoints", {}).items()},
+        queues={g: _queue_from_dict(q) for g, q in d.get("queues", {}).items()},
     )
 
 

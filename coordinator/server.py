@@ -22,18 +22,20 @@ from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import setup_logging
 from vnfha.coordinator.service.admin import AdminServicer
 from vnfha.coordinator.service.agent import AgentServicer
-from vnfha.coordinator.service.feed import ChangeFeed
+from vnfha.coordinator.service.feed import ChangeFeed, OnlyRoleChanges
 from vnfha.coordinator.service.peer import PeerClient, PeerServicer
+from vnfha.coordinator.service.state import StateServicer
 from vnfha.coordinator.store.base import Store, StoreError
 from vnfha.coordinator.store.memory import MemoryStore
-from vnfha.v1 import admin_pb2_grpc, agent_pb2_grpc, peer_pb2_grpc
+from vnfha.v1 import admin_pb2_grpc, agent_pb2_grpc, peer_pb2_grpc, state_pb2_grpc
 
 log = logging.getLogger("vnfha.server")
 
 # gRPC runs on asyncio (one event loop thread: streams cost no thread each);
 # blocking store calls go to this many worker threads.
 BLOCKING_WORKERS = 64
-SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService")
+SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService",
+            "vnfha.v1.StateService")
 
 
 def build_store(cfg: CoordinatorConfig) -> Store:
@@ -68,6 +70,7 @@ class Coordinator:
     controller: Controller = field(init=False)
     server: grpc.aio.Server = field(init=False)
     agent_api: AgentServicer = field(init=False)
+    state_api: StateServicer = field(init=False)
     _peers: list[PeerClient] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _loop: asyncio.AbstractEventLoop = field(init=False)
@@ -88,7 +91,8 @@ class Coordinator:
         self.controller = Controller(self.store, self.leases, policy,
                                      interval=cfg.policy.decide_interval, peers=peer_fns,
                                      quorum=cfg.quorum)
-        self.store.add_listener(self.controller.wake)
+        # Checkpoint/queue writes do not wake the decide loop (service/feed.py).
+        self.store.add_listener(OnlyRoleChanges(self.store.state, self.controller.wake))
         self._loop = asyncio.new_event_loop()
         self._loop.set_default_executor(ThreadPoolExecutor(BLOCKING_WORKERS,
                                                            thread_name_prefix="blocking"))
@@ -124,7 +128,7 @@ class Coordinator:
     async def _serve(self) -> None:
         cfg = self.cfg
         feed = ChangeFeed(asyncio.get_running_loop())
-        self.store.add_listener(feed.notify_threadsafe)
+        self.store.add_listener(OnlyRoleChanges(self.store.state, feed.notify_threadsafe))
         endpoints = {m.id: m.api for m in cfg.cluster.members}
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self.agent_api = AgentServicer(self.store, self.leases, cfg.node_id, cfg.leases.ttl,
@@ -135,6 +139,8 @@ class Coordinator:
                           on_change=self.controller.wake, feed=feed), self.server)
         peer_pb2_grpc.add_PeerServiceServicer_to_server(
             PeerServicer(self.leases, cfg.node_id), self.server)
+        self.state_api = StateServicer(self.store, cfg.state, feed, cfg.node_id)
+        state_pb2_grpc.add_StateServiceServicer_to_server(self.state_api, self.server)
         health_api = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_api, self.server)
         if self.server.add_insecure_port(cfg.self_member.api) == 0:

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
+from vnfha.coordinator import state_data
 from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
 from vnfha.coordinator.model import (
     MAX_EVENTS,
@@ -329,6 +330,8 @@ _APPLY = {
     "clear_quarantine": _clear_quarantine,
     "switchover": _switchover,
     "set_maintenance": _set_maintenance,
+    "publish": state_data.publish,
+    "put_checkpoint": state_data.put_checkpoint,
 }
 
 

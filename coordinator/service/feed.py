@@ -8,6 +8,11 @@ state, so a change between its read and its wait is never missed.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import fields
+
+from vnfha.coordinator.model import ClusterState
 
 
 class ChangeFeed:
@@ -33,3 +38,37 @@ class ChangeFeed:
             await asyncio.wait_for(ticket.wait(), timeout)
         except TimeoutError:
             pass
+
+
+# ClusterState fields that state-sync data commands change (coordinator/state_data.py);
+# every other field is role state. New fields count as role state by default.
+DATA_FIELDS = frozenset({"revision", "checkpoints", "queues"})
+
+
+class OnlyRoleChanges:
+    """A store listener that passes a change on only when role state changed.
+
+    Checkpoint and queue writes bump the revision too; without this filter each
+    one would wake every WatchAssignments/WatchEvents stream and the leader's
+    decide loop for nothing. Commands replace only the fields they change (the
+    state is immutable), so an identity check per field is exact and cheap.
+    """
+
+    def __init__(self, state: Callable[[], ClusterState], callback: Callable[[], None]) -> None:
+        self._state = state
+        self._callback = callback
+        self._last: ClusterState | None = None
+        self._lock = threading.Lock()
+        self.suppressed = 0  # data-only changes not passed on (for tests and status)
+
+    def __call__(self) -> None:
+        st = self._state()
+        with self._lock:
+            last, self._last = self._last, st
+            changed = last is None or any(
+                getattr(st, f.name) is not getattr(last, f.name)
+                for f in fields(st) if f.name not in DATA_FIELDS)
+            if not changed and st is not last:
+                self.suppressed += 1
+        if changed:
+            self._callback()
