@@ -32,6 +32,8 @@ from vnfha.v1 import admin_pb2, admin_pb2_grpc
 API_PORT = 7401
 RAFT_PORT = 7501
 SERVICE_PORT = 8080
+KV_PORT = 8090  # the sample key-value VNFC (agents/samples/kvstore.py): HTTP
+SYNC_PORT = 7601  # its peer-sync receiver
 VIP4 = "198.18.0.100/24"
 VIP6 = "2001:2::100/64"
 
@@ -170,6 +172,17 @@ class LabCluster:
         self._spawn(f"{vm}-svc", vm, [sys.executable, "-m", "vnfha.agents.probe", "serve",
                                       "--port", str(SERVICE_PORT), "--name", vm,
                                       "--host", host])
+
+    def start_kvstore(self, vm: str, mode: str = "sync",
+                      checkpoint_interval: float = 0.5) -> None:
+        """The sample stateful VNFC on `vm`, syncing to every other VM's copy."""
+        peers = [f"--peer={self.hosts[o].ip4}:{SYNC_PORT}" for o in self.vms if o != vm]
+        self._spawn(f"{vm}-kv", vm, [
+            sys.executable, "-m", "vnfha.agents.samples.kvstore", "serve", "--group", "web",
+            "--role-socket", str(self.root / f"{vm}-role.sock"),
+            "--listen", f"0.0.0.0:{KV_PORT}", "--sync-listen", f"0.0.0.0:{SYNC_PORT}",
+            *peers, "--coordinators", ",".join(self.api[c] for c in self.cids),
+            "--mode", mode, "--checkpoint-interval", str(checkpoint_interval)])
 
     def agent_config(self, vm: str, priority: int) -> dict[str, Any]:
         member: dict[str, Any] = {"group": "web", "member": f"web-{vm[2:]}",
