@@ -13,6 +13,9 @@ lower than the highest epoch they have seen. `ctx.valid()` turns False the
 moment the agent says the role is gone, or when the lease deadline passes
 even if the agent has gone silent; stop acting as active then. See
 docs/role-api.md.
+
+An `ActiveContext` is what `vnfha.agents.statesync.SyncSender` takes to stamp
+and guard peer-sync messages (docs/state-sync.md).
 """
 
 from __future__ import annotations
