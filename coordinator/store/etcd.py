@@ -35,7 +35,6 @@ from vnfha.coordinator.store.base import OutcomeUnknown, Result, Store, StoreUna
 from vnfha.coordinator.store.etcd_client import (
     EtcdClient,
     EtcdRpcError,
-    EtcdSettings,
     WatchStream,
     create_revision_is,
     delete_op,
@@ -43,6 +42,7 @@ from vnfha.coordinator.store.etcd_client import (
     put_op,
     range_op,
 )
+from vnfha.coordinator.store.etcd_config import EtcdSettings
 from vnfha.coordinator.store.etcd_layout import Keys, Mirror, encode, evictions, write_ops
 
 log = logging.getLogger("vnfha.etcd")

@@ -14,18 +14,18 @@ needs what it does not give:
 
 Every method raises `EtcdRpcError` (with the gRPC code) on failure.
 """
+# EtcdSettings is re-exported: the store and tests build clients from it.
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 from pyetcd import etcdrpc
 
 from vnfha.coordinator.confparse import parse_address
+from vnfha.coordinator.store.etcd_config import EtcdSettings
 
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -34,25 +34,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
 ]
-
-
-@dataclass(frozen=True)
-class EtcdSettings:
-    """Where etcd is and how to talk to it (config: store.etcd)."""
-
-    endpoints: tuple[str, ...]
-    prefix: str = "/vnfha"
-    #: seconds; the coordinator's session lease (leadership, reachability)
-    session_ttl: int = 3
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    @property
-    def tls(self) -> bool:
-        return self.ca_file is not None
 
 
 class EtcdRpcError(Exception):

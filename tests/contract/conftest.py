@@ -24,7 +24,7 @@ from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.raft.settings import RaftSettings
 from vnfha.coordinator.store.base import Store
 from vnfha.coordinator.store.etcd import EtcdStore
-from vnfha.coordinator.store.etcd_client import EtcdSettings
+from vnfha.coordinator.store.etcd_config import EtcdSettings
 from vnfha.coordinator.store.memory import MemoryStore
 from vnfha.coordinator.store.raft import RaftStore
 
