@@ -58,9 +58,13 @@ class Roles:
         return worst
 
 
-@pytest.fixture
+@pytest.fixture(params=["raft", "etcd"])
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[CoordinatorCluster]:
-    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL)
+    """The same cluster on both backends: embedded Raft, and one shared real etcd."""
+    endpoint = (request.getfixturevalue("etcd_server").endpoint
+                if request.param == "etcd" else None)
+    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL, backend=request.param,
+                           etcd_endpoint=endpoint)
     try:
         c.start_all()
         yield c
