@@ -64,12 +64,14 @@ def lease_valid_until(sent_at: float, granted_ttl: float) -> float:
 
 class EtcdStore(Store):
     def __init__(self, node_id: str, settings: EtcdSettings,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 client_factory: Callable[[EtcdSettings], EtcdClient] = EtcdClient) -> None:
         super().__init__()
         self._node_id = node_id
         self._settings = settings
         self._keys = Keys(settings.prefix)
         self._clock = clock
+        self._client_factory = client_factory
         self._lock = threading.Lock()  # mirror and session fields
         self._progress = threading.Condition(self._lock)  # the mirror moved on
         self._write_lock = threading.Lock()  # one local submit at a time (no self-races)
@@ -87,12 +89,11 @@ class EtcdStore(Store):
         self._last_ok: float | None = None  # send time of the last successful round trip
         self._leader_rev = 0  # create revision of the leader key we hold; 0 = not leading
         self._since: float | None = None
-        self._lapsed = False  # our lease validity ran out while we held the leader key
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._client = EtcdClient(self._settings)
+        self._client = self._client_factory(self._settings)
         self._running = True
         for target, name in ((self._session_loop, "etcd-session"),
                              (self._watch_loop, "etcd-watch")):
@@ -302,7 +303,6 @@ class EtcdStore(Store):
             was = self._leader_rev
             self._leader_rev = 0
             self._since = None
-            self._lapsed = False
         if was:
             log.warning("lost leadership", extra={"node": self._node_id, "reason": why})
             self._notify()
@@ -395,7 +395,6 @@ class EtcdStore(Store):
             with self._lock:
                 self._leader_rev = resp.header.revision
                 self._since = self._clock()
-                self._lapsed = False
             log.info("became leader", extra={"node": self._node_id, "lease": f"{lease:x}",
                                              "leader_revision": resp.header.revision})
             self._notify()
