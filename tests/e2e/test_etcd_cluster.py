@@ -49,8 +49,8 @@ def cluster(tmp_path: Path, etcd: EtcdServer,
     try:
         c.start_all()
         yield c
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
+        reps = [getattr(request.node, f"rep_{w}", None) for w in ("setup", "call")]
+        if any(r is not None and r.failed for r in reps):
             print(c.logs(), "\n--- etcd\n", etcd.tail(), file=sys.stderr)
     finally:
         for cid in list(c.procs):
