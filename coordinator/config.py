@@ -71,6 +71,11 @@ from vnfha.coordinator.confparse import (
 from vnfha.coordinator.confparse import (
     tname as _tname,
 )
+from vnfha.coordinator.store.etcd_config import (
+    EtcdSettings,
+    etcd_section_only_with_etcd,
+    parse_etcd,
+)
 
 __all__ = [
     "BACKENDS",
@@ -97,7 +102,7 @@ __all__ = [
     "parse_groups",
 ]
 
-BACKENDS = ("raft", "memory")
+BACKENDS = ("raft", "memory", "etcd")
 GROUP_MODES = ("active-standby", "active-active")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -132,6 +137,8 @@ class StoreConfig:
     backend: str = "raft"
     #: absolute; the raft journal lives in data_dir/<node_id>
     data_dir: Path = Path("/var/lib/vnfha")
+    #: backend etcd only: endpoints, prefix, TLS, auth, session TTL
+    etcd: EtcdSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -319,10 +326,12 @@ def parse_config(data: Any, source: str = "<config>",
 
 
 def _parse_store(ctx: _Ctx, sec: Mapping[str, Any], base: Path) -> StoreConfig:
-    _check_keys(ctx, "store", sec, ("backend", "data_dir"))
+    _check_keys(ctx, "store", sec, ("backend", "data_dir", "etcd"))
     backend = _choice(ctx, "store.backend", sec.get("backend", "raft"), BACKENDS)
     data_dir = _path(ctx, "store.data_dir", sec.get("data_dir", "/var/lib/vnfha"), base)
-    return StoreConfig(backend=backend, data_dir=data_dir)
+    etcd_section_only_with_etcd(ctx, sec, backend)
+    etcd = parse_etcd(ctx, sec.get("etcd"), base) if backend == "etcd" else None
+    return StoreConfig(backend=backend, data_dir=data_dir, etcd=etcd)
 
 
 def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
@@ -352,6 +361,9 @@ def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
             ctx.fail(f"{where}.id ({mid}) is a duplicate of {ids[mid]}.id")
         ids[mid] = where
         api = _address(ctx, f"{where}.api", item["api"])
+        if backend == "etcd" and item.get("raft") is not None:
+            ctx.fail(f"{where}.raft is not used with store.backend etcd (the state lives "
+                     f"in etcd); remove it")
         raft = _address(ctx, f"{where}.raft", item["raft"]) if item.get("raft") is not None \
             else None
         for key, addr in (("api", api), ("raft", raft)):
@@ -389,7 +401,7 @@ def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
         secret = value.strip()
         if not secret:
             ctx.fail("cluster.secret is empty")
-    if len(members) > 1 and secret is None:
+    if backend == "raft" and len(members) > 1 and secret is None:
         ctx.fail(f"cluster.secret_file is required with more than one member "
                  f"(cluster.members has {len(members)}): the Raft wire format is pickle, so "
                  f"an unauthenticated raft port lets anyone who reaches it run code")

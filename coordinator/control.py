@@ -125,7 +125,8 @@ class Controller:
         # Same rid on retry: an unknown outcome is resolved by the dedup memory.
         for attempt in range(3):
             try:
-                return self._store.submit(cmd, timeout=self._submit_timeout)
+                # Fenced: applied only while this node still leads (store/base.py).
+                return self._store.submit_as_leader(cmd, timeout=self._submit_timeout)
             except OutcomeUnknown:
                 if attempt == 2:
                     raise

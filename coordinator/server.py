@@ -41,6 +41,11 @@ SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerServ
 def build_store(cfg: CoordinatorConfig) -> Store:
     if cfg.store.backend == "memory":
         return MemoryStore(node_id=cfg.node_id)
+    if cfg.store.backend == "etcd":
+        from vnfha.coordinator.store.etcd import EtcdStore
+
+        assert cfg.store.etcd is not None
+        return EtcdStore(cfg.node_id, cfg.store.etcd)
     from vnfha.coordinator.raft.settings import RaftSettings
     from vnfha.coordinator.store.raft import RaftStore
 
@@ -117,6 +122,8 @@ class Coordinator:
         """Serve reads only once the restored state is applied, if a leader shows up in
         time; a coordinator without a quorum still starts (status says no leader)."""
         limit = 3 * self.cfg.raft.election_timeout_max + 1.0
+        if self.cfg.store.etcd is not None:  # a new leader needs the old session to expire
+            limit = self.cfg.store.etcd.session_ttl + 1.0
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if self.store.caught_up():

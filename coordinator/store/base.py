@@ -65,6 +65,19 @@ class Store(ABC):
         total order every node sees. Blocks at most `timeout` seconds.
         """
 
+    def submit_as_leader(self, command: Command, timeout: float = 2.0) -> Result:
+        """Submit a decision of this node's leadership (the controller's commands).
+
+        Applied only while this node leads: a node that is not (or no longer) the
+        leader gets `StoreUnavailable`. A backend that can make the write itself
+        conditional on leadership does so (etcd compares the leader key in the same
+        transaction, so a deposed leader is refused even if it has not noticed yet);
+        the default checks just before submitting (Raft: a deposed leader in a
+        minority cannot commit anyway)."""
+        if not self.is_leader():
+            raise StoreUnavailable("not the leader: a leader's decision is not submitted")
+        return self.submit(command, timeout)
+
     @abstractmethod
     def state(self) -> ClusterState:
         """The latest locally applied state (immutable). On a follower it may lag
@@ -93,6 +106,16 @@ class Store(ABC):
         """A leader is known and this node has applied everything it knows to be
         committed: its state is as fresh as a read on this node can be."""
         return self.leader_id() is not None
+
+    def store_reachable(self) -> bool:
+        """True while this node is in touch with the store that holds the state.
+
+        A coordinator acknowledges agents' keepalives only while this holds
+        (service/agent.py). Embedded backends (memory, Raft) are part of the
+        coordinator itself: always True. An external store (etcd) says False once
+        its last successful round trip is older than its session TTL, so a
+        coordinator cut off from etcd stops renewing agents' leases (docs/design.md)."""
+        return True
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from vnfha.coordinator.etcdserver import EtcdServer
 from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.raft.settings import RaftSettings
 from vnfha.coordinator.store.base import Store
+from vnfha.coordinator.store.etcd import EtcdStore
+from vnfha.coordinator.store.etcd_config import EtcdSettings
 from vnfha.coordinator.store.memory import MemoryStore
 from vnfha.coordinator.store.raft import RaftStore
 
@@ -73,14 +76,67 @@ def raft_three_nodes() -> AbstractContextManager[Store]:
     return _raft_cluster(3)
 
 
+_ETCD: list[EtcdServer] = []
+_prefixes = iter(range(1, 1_000_000))
+
+
+@contextmanager
+def _etcd_stores(size: int) -> Iterator[Store]:
+    """`size` EtcdStores (coordinators) on one fresh prefix of the session's etcd;
+    yields the leader's store."""
+    assert _ETCD, "the etcd_server fixture did not start etcd"
+    settings = EtcdSettings(endpoints=(_ETCD[0].endpoint,), prefix=f"/contract/{next(_prefixes)}",
+                            session_ttl=2)
+    with ExitStack() as stack:
+        stores = []
+        for i in range(size):
+            st = EtcdStore(f"c{i + 1}", settings)
+            st.start()
+            stack.callback(st.stop)
+            stores.append(st)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            leaders = [st for st in stores if st.is_leader()]
+            if leaders:
+                yield leaders[0]
+                return
+            time.sleep(0.02)
+        raise AssertionError("no etcd-backed leader within 15 s")
+
+
+def etcd_single() -> AbstractContextManager[Store]:
+    return _etcd_stores(1)
+
+
+def etcd_three() -> AbstractContextManager[Store]:
+    return _etcd_stores(3)
+
+
 BACKENDS: dict[str, Callable[[], AbstractContextManager[Store]]] = {
     "memory": memory_store,
     "raft-1": raft_single_node,
     "raft-3": raft_three_nodes,
+    "etcd": etcd_single,
+    "etcd-3": etcd_three,
 }
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """One real etcd for the whole contract run (each store gets its own prefix)."""
+    server = EtcdServer(tmp_path_factory.mktemp("etcd") / "data")
+    server.start()
+    _ETCD.append(server)
+    try:
+        yield server
+    finally:
+        _ETCD.remove(server)
+        server.stop()
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param.startswith("etcd"):
+        request.getfixturevalue("etcd_server")
     with BACKENDS[request.param]() as s:
         yield s

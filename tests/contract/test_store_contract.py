@@ -268,3 +268,30 @@ def test_stop_then_submit_is_unavailable(store):
     assert store.leader_since() is None and store.quorum_contact() is None
     assert store.state().revision == rev
     store.stop()  # safe to call twice
+
+
+def test_submit_as_leader_applies_like_submit_on_the_leader(store):
+    seed(store)
+    ref = StateMachine()
+    for cmd in setup_commands():
+        ref.apply(cmd)
+    cmd = C.promote(GROUP, "a", 0, reason="leader decision")
+    assert store.submit_as_leader(cmd) == ref.apply(cmd)
+    assert epoch(store) == 1 and store.state().groups[GROUP].active == "a"
+    again = store.submit_as_leader(dict(cmd))  # same rid: applied once
+    assert again["ok"] and again.get("duplicate") is True and epoch(store) == 1
+    refused = store.submit_as_leader(C.promote(GROUP, "b", 0, reason="stale"))
+    assert refused["ok"] is False and refused["error"] == "stale_epoch"
+
+
+def test_submit_as_leader_after_stop_is_unavailable(store):
+    seed(store)
+    rev = store.state().revision
+    store.stop()
+    with pytest.raises(StoreUnavailable):
+        store.submit_as_leader(C.promote(GROUP, "a", 0, reason="t"))
+    assert store.state().revision == rev
+
+
+def test_a_running_leader_reaches_its_store(store):
+    assert store.store_reachable() is True

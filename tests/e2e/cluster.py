@@ -25,9 +25,12 @@ VNFHA = [sys.executable, "-m", "vnfha.coordinator.cli"]
 
 class CoordinatorCluster:
     def __init__(self, root: Path, size: int = 3, ttl: float = 0.6, interval: float = 0.1,
-                 groups: list[dict] | None = None, stabilization: float = 2.0) -> None:
+                 groups: list[dict] | None = None, stabilization: float = 2.0,
+                 backend: str = "raft", etcd_endpoint: str | None = None,
+                 session_ttl: int = 2) -> None:
         self.root = root
         self.ttl = ttl
+        self.backend = backend
         self.ids = [f"c{i + 1}" for i in range(size)]
         self.api = {cid: f"127.0.0.1:{free_port()}" for cid in self.ids}
         raft = {cid: f"127.0.0.1:{free_port()}" for cid in self.ids}
@@ -35,13 +38,22 @@ class CoordinatorCluster:
         secret.write_text(secrets.token_urlsafe(32))
         self.procs: dict[str, subprocess.Popen] = {}
         self.configs: dict[str, Path] = {}
+        if backend == "etcd":
+            assert etcd_endpoint is not None
+            # Each cluster gets its own prefix, so clusters can share one etcd.
+            cluster: dict = {"members": [{"id": c, "api": self.api[c]} for c in self.ids]}
+            store: dict = {"backend": "etcd", "etcd": {
+                "endpoints": [etcd_endpoint], "prefix": f"/e2e/{root.name}",
+                "session_ttl": session_ttl}}
+        else:
+            cluster = {"members": [{"id": c, "api": self.api[c], "raft": raft[c]}
+                                   for c in self.ids], "secret_file": str(secret)}
+            store = {"backend": "raft", "data_dir": str(root / "data")}
         for cid in self.ids:
             cfg = {
                 "node_id": cid,
-                "cluster": {"members": [{"id": c, "api": self.api[c], "raft": raft[c]}
-                                        for c in self.ids],
-                            "secret_file": str(secret)},
-                "store": {"backend": "raft", "data_dir": str(root / "data")},
+                "cluster": cluster,
+                "store": store,
                 "leases": {"ttl": ttl, "keepalive_interval": interval,
                            "stabilization": stabilization},
                 "groups": groups or [{"name": "web", "vip": "198.18.0.100/24"}],
@@ -68,6 +80,10 @@ class CoordinatorCluster:
             self.start(cid)
         leader = wait_for(self.leader, 20, what="a raft leader")
         wait_for(lambda: self.group(leader) is not None, 10, what="declared groups applied")
+
+    def signal(self, cid: str, sig: signal.Signals) -> None:
+        """Send `sig` (SIGSTOP/SIGCONT: a frozen process) to the coordinator's group."""
+        os.killpg(self.procs[cid].pid, sig)
 
     def kill(self, cid: str, group: bool = True) -> None:
         """SIGKILL the coordinator (its whole process group by default)."""

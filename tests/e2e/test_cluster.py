@@ -58,14 +58,18 @@ class Roles:
         return worst
 
 
-@pytest.fixture
+@pytest.fixture(params=["raft", "etcd"])
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[CoordinatorCluster]:
-    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL)
+    """The same cluster on both backends: embedded Raft, and one shared real etcd."""
+    endpoint = (request.getfixturevalue("etcd_server").endpoint
+                if request.param == "etcd" else None)
+    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL, backend=request.param,
+                           etcd_endpoint=endpoint)
     try:
         c.start_all()
         yield c
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
+        reps = [getattr(request.node, f"rep_{w}", None) for w in ("setup", "call")]
+        if any(r is not None and r.failed for r in reps):
             print(c.logs(), file=sys.stderr)
     finally:
         c.stop_all()

@@ -351,8 +351,8 @@ def test_memory_backend_with_several_members_is_an_error() -> None:
 
 
 def test_unknown_backend_with_hint() -> None:
-    assert "store.backend ('rafts') must be one of: raft, memory (did you mean 'raft'?)" in error(
-        cfg(store={"backend": "rafts"}))
+    assert ("store.backend ('rafts') must be one of: raft, memory, etcd "
+            "(did you mean 'raft'?)") in error(cfg(store={"backend": "rafts"}))
 
 
 def test_secret_required_for_three_members() -> None:
