@@ -27,6 +27,11 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "clear_quarantine": {"group": str, "member": str},
     "switchover": {"group": str, "to": (str, type(None))},
     "set_maintenance": {"node": str, "on": bool},
+    # Active-active pools (coordinator/pool_state.py).
+    "pool_admit": {"group": str, "member": str, "expect_version": int, "reason": str},
+    "pool_exclude": {"group": str, "member": str, "expect_version": int, "reason": str},
+    "pool_applied": {"group": str, "node": str, "version": int},
+    "recovery_update": {"group": str, "member": str, "failure": int, "status": str},
 }
 
 # Optional fields: absent is fine; when present they must have this type. The state
@@ -35,6 +40,8 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
 OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
     "promote": {"replace": (str, type(None))},
     "demote": {"handover_to": (str, type(None)), "quarantine": bool},
+    "pool_exclude": {"recover": bool},
+    "recovery_update": {"message": str},
 }
 COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float)}
 
@@ -93,6 +100,28 @@ def switchover(group: str, to: str | None, rid: str | None = None) -> Command:
 
 def set_maintenance(node: str, on: bool, rid: str | None = None) -> Command:
     return _cmd("set_maintenance", rid, node=node, on=on)
+
+
+def pool_admit(group: str, member: str, expect_version: int, reason: str,
+               rid: str | None = None) -> Command:
+    return _cmd("pool_admit", rid, group=group, member=member, expect_version=expect_version,
+                reason=reason)
+
+
+def pool_exclude(group: str, member: str, expect_version: int, reason: str,
+                 recover: bool = True, rid: str | None = None) -> Command:
+    return _cmd("pool_exclude", rid, group=group, member=member,
+                expect_version=expect_version, reason=reason, recover=recover)
+
+
+def pool_applied(group: str, node: str, version: int, rid: str | None = None) -> Command:
+    return _cmd("pool_applied", rid, group=group, node=node, version=version)
+
+
+def recovery_update(group: str, member: str, failure: int, status: str, message: str = "",
+                    rid: str | None = None) -> Command:
+    return _cmd("recovery_update", rid, group=group, member=member, failure=failure,
+                status=status, message=message)
 
 
 def validate_command(cmd: Any) -> Command:

@@ -143,6 +143,8 @@ def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
         if (old.mode, old.vip) != (mode, vip):
             state = _put_group(state, replace(old, mode=mode, vip=vip))
             state = _event(state, cmd, "group_updated", group=name)
+    for spec in cmd["groups"]:
+        state = seed_pool(state, cmd, spec["name"])  # active-active: eligible members serve
     return state, ok()
 
 
@@ -330,6 +332,11 @@ _APPLY = {
     "switchover": _switchover,
     "set_maintenance": _set_maintenance,
 }
+
+# Active-active pools live in their own module; it needs the helpers above.
+from vnfha.coordinator.pool_state import POOL_APPLY, seed_pool  # noqa: E402
+
+_APPLY.update(POOL_APPLY)
 
 
 class StateMachine:

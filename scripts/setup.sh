@@ -9,6 +9,8 @@ cd "$ROOT"
 # System packages the project uses (iproute2 for network-namespace tests).
 need_apt=()
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# HAProxy for the active/active load-balancer adapter (agents/lb) and its e2e tests.
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
@@ -16,7 +18,22 @@ if ((${#need_apt[@]})); then
     fi
     echo "setup: installing ${need_apt[*]}" >&2
     apt-get update -qq
+    # A package's postinst must not leave a daemon running (haproxy's would start
+    # one on :80 with the stock config): deny service starts while installing,
+    # unless the host already has a policy in place.
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    # Belt and braces for systemd hosts, where policy-rc.d is not always honoured.
+    if [[ " ${need_apt[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null 2>&1 \
+            && systemctl is-active --quiet haproxy 2>/dev/null; then
+        systemctl disable --now haproxy >/dev/null 2>&1 || true
+    fi
 fi
 
 PY="${PYTHON:-python3}"
