@@ -41,7 +41,7 @@ OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
     "promote": {"replace": (str, type(None))},
     "demote": {"handover_to": (str, type(None)), "quarantine": bool},
     "pool_exclude": {"recover": bool},
-    "recovery_update": {"message": str},
+    "recovery_update": {"message": str, "expect_attempts": int},
 }
 COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float)}
 
@@ -119,9 +119,10 @@ def pool_applied(group: str, node: str, version: int, rid: str | None = None) ->
 
 
 def recovery_update(group: str, member: str, failure: int, status: str, message: str = "",
-                    rid: str | None = None) -> Command:
+                    expect_attempts: int | None = None, rid: str | None = None) -> Command:
+    extra = {} if expect_attempts is None else {"expect_attempts": expect_attempts}
     return _cmd("recovery_update", rid, group=group, member=member, failure=failure,
-                status=status, message=message)
+                status=status, message=message, **extra)
 
 
 def validate_command(cmd: Any) -> Command:

@@ -186,13 +186,17 @@ def _recovery_update(state: ClusterState, cmd: Command) -> tuple[ClusterState, R
     if rec.status not in TRANSITIONS[status]:
         raise Refused("conflict", f"recovery of {member!r} (failure {rec.failure}) is "
                                   f"{rec.status}; cannot record {status}")
+    if "expect_attempts" in cmd and cmd["expect_attempts"] != rec.attempts:
+        # Two proposers racing for the same attempt: only one may run the hook.
+        raise Refused("stale_version", f"recovery of {member!r} is at attempt {rec.attempts}, "
+                                       f"command expected {cmd['expect_attempts']}")
     message = cmd.get("message", "")
     new: Recovery
     if status == "attempt":
-        new = replace(rec, attempts=rec.attempts + 1)
+        new = replace(rec, attempts=rec.attempts + 1, message="")  # "" = no result yet
         kind, reason = "recovery_attempt", f"attempt {rec.attempts + 1}: {rec.reason}"
     elif status == "failed":
-        new = replace(rec, message=message)
+        new = replace(rec, message=message or "failed")
         kind, reason = "recovery_failed", f"attempt {rec.attempts} failed: {message}"
     else:
         new = replace(rec, status=status, message=message or rec.message)

@@ -20,6 +20,7 @@ from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import setup_logging
+from vnfha.coordinator.recovery import RecoveryRunner
 from vnfha.coordinator.service.admin import AdminServicer
 from vnfha.coordinator.service.agent import AgentServicer
 from vnfha.coordinator.service.feed import ChangeFeed
@@ -79,7 +80,8 @@ class Coordinator:
         self.store = build_store(cfg)
         self.store.start()
         self._wait_caught_up()
-        policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization)
+        policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization,
+                        recover_without_lb=cfg.recovery.without_lb)
         peer_fns = {}
         for p in cfg.peers:
             client = PeerClient(p.api)
@@ -89,6 +91,10 @@ class Coordinator:
                                      interval=cfg.policy.decide_interval, peers=peer_fns,
                                      quorum=cfg.quorum)
         self.store.add_listener(self.controller.wake)
+        self.recovery: RecoveryRunner | None = None
+        if cfg.recovery.enabled:  # the leader asks the VNF manager to heal (recovery.py)
+            self.recovery = RecoveryRunner(self.store, cfg.recovery)
+            self.store.add_listener(self.recovery.wake)
         self._loop = asyncio.new_event_loop()
         self._loop.set_default_executor(ThreadPoolExecutor(BLOCKING_WORKERS,
                                                            thread_name_prefix="blocking"))
@@ -102,6 +108,8 @@ class Coordinator:
             self.store.stop()
             raise
         self.controller.start()
+        if self.recovery is not None:
+            self.recovery.start()
         if cfg.groups:
             threading.Thread(target=self._apply_declared_groups, name="apply-groups",
                              daemon=True).start()
@@ -181,6 +189,8 @@ class Coordinator:
             log.debug("grpc server stop did not complete cleanly", exc_info=True)
         self._stop_loop()
         self.controller.stop()
+        if self.recovery is not None:
+            self.recovery.stop()
         for p in self._peers:
             p.close()
         self.store.stop()
