@@ -69,6 +69,9 @@ class Observations:
     # unit tests). With several coordinators an agent's lease is renewed by a
     # majority of them, so the leader alone must not declare a node lost.
     quorum_expired: frozenset[str] | None = None
+    # Active-active members a load balancer's own checks call failing (LB as the
+    # cluster manager, coordinator/lbhealth.py): (group, member) -> why.
+    lb_down: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def fresh(self, node: str, now: float, ttl: float) -> bool:
         """This coordinator itself heard from `node` within one TTL: its report is current."""

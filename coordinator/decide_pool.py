@@ -5,8 +5,9 @@ synced (so a LOST or UNHEALTHY member is already committed as such in the
 scratch state it reads). Rules:
 
 1. **Exclude.** A member in service whose health is LOST (its node's quorum
-   lease expired: the same rule as active/standby) or UNHEALTHY (its agent or
-   the load balancer's own checks say so) is excluded; the exclusion opens a
+   lease expired: the same rule as active/standby) or UNHEALTHY (its agent
+   says so), or that a load balancer's own checks call failing (LB as the
+   cluster manager, `Observations.lb_down`), is excluded; the exclusion opens a
    recovery record. A member whose node enters maintenance is excluded too,
    but without a recovery (nothing failed).
 2. **Then recover.** Recovery is requested only once the exclusion is
@@ -17,7 +18,7 @@ scratch state it reads). Rules:
 3. **Rejoin.** A member out of service rejoins when it is committed healthy,
    not quarantined (it failed and has not yet been healthy for the
    stabilization time, see decide._stabilize), its node is not in maintenance,
-   and we have just heard it report healthy.
+   no load balancer calls it failing, and we have just heard it report healthy.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ if TYPE_CHECKING:  # decide imports this module
 def pool_rules(current: Callable[[], ClusterState], gname: str, obs: Observations, now: float,
                policy: Policy, emit: Callable[[Command], None]) -> None:
     """Emit the commands rules 1-3 call for in one active-active group."""
-    _exclude(current, gname, emit)
+    _exclude(current, gname, obs, emit)
     _request_recoveries(current, gname, obs, now, policy, emit)
     _admit(current, gname, obs, now, policy, emit)
 
 
-def _exclude(current: Callable[[], ClusterState], gname: str,
+def _exclude(current: Callable[[], ClusterState], gname: str, obs: Observations,
              emit: Callable[[Command], None]) -> None:
     for name in sorted(current().groups[gname].pool):
         state = current()
@@ -51,11 +52,16 @@ def _exclude(current: Callable[[], ClusterState], gname: str,
         if m is None:
             continue
         node = state.nodes.get(m.node)
+        lb_says = obs.lb_down.get((gname, name))
         if m.health in (Health.LOST, Health.UNHEALTHY):
             why = ("lease expired" if m.health == Health.LOST
                    else "reported unhealthy")
             emit(C.pool_exclude(gname, name, group.pool_version,
                                 reason=f"member {name} {why} (node {m.node})"))
+        elif lb_says is not None:
+            emit(C.pool_exclude(gname, name, group.pool_version,
+                                reason=f"member {name} failing the load balancer's checks "
+                                       f"({lb_says})"))
         elif node is None or node.maintenance:
             emit(C.pool_exclude(gname, name, group.pool_version, recover=False,
                                 reason=f"node {m.node} in maintenance"))
@@ -94,6 +100,7 @@ def _admit(current: Callable[[], ClusterState], gname: str, obs: Observations, n
         m = group.members[name]
         report = obs.report(m)
         if (in_service_eligible(state, group, name) is None
+                and (gname, name) not in obs.lb_down
                 and obs.fresh(m.node, now, policy.ttl)
                 and report is not None and report.health == Health.HEALTHY):
             was_out = name in group.recoveries or group.pool_version > 0

@@ -18,6 +18,7 @@ from vnfha.coordinator import commands as C
 from vnfha.coordinator.config import CoordinatorConfig
 from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
+from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import setup_logging
 from vnfha.coordinator.recovery import RecoveryRunner
@@ -25,16 +26,18 @@ from vnfha.coordinator.service.admin import AdminServicer
 from vnfha.coordinator.service.agent import AgentServicer
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.service.peer import PeerClient, PeerServicer
+from vnfha.coordinator.service.pool import PoolServicer
 from vnfha.coordinator.store.base import Store, StoreError
 from vnfha.coordinator.store.memory import MemoryStore
-from vnfha.v1 import admin_pb2_grpc, agent_pb2_grpc, peer_pb2_grpc
+from vnfha.v1 import admin_pb2_grpc, agent_pb2_grpc, peer_pb2_grpc, pool_pb2_grpc
 
 log = logging.getLogger("vnfha.server")
 
 # gRPC runs on asyncio (one event loop thread: streams cost no thread each);
 # blocking store calls go to this many worker threads.
 BLOCKING_WORKERS = 64
-SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService")
+SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService",
+            "vnfha.v1.PoolService")
 
 
 def build_store(cfg: CoordinatorConfig) -> Store:
@@ -87,9 +90,10 @@ class Coordinator:
             client = PeerClient(p.api)
             self._peers.append(client)
             peer_fns[p.id] = client.lease_ages
+        self.lb_health = LbHealthTable()
         self.controller = Controller(self.store, self.leases, policy,
                                      interval=cfg.policy.decide_interval, peers=peer_fns,
-                                     quorum=cfg.quorum)
+                                     quorum=cfg.quorum, lb_health=self.lb_health)
         self.store.add_listener(self.controller.wake)
         self.recovery: RecoveryRunner | None = None
         if cfg.recovery.enabled:  # the leader asks the VNF manager to heal (recovery.py)
@@ -141,6 +145,9 @@ class Coordinator:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.store, self.leases, cfg.node_id, endpoints,
                           on_change=self.controller.wake, feed=feed), self.server)
+        pool_pb2_grpc.add_PoolServiceServicer_to_server(
+            PoolServicer(self.store, feed, self.lb_health, on_change=self.controller.wake),
+            self.server)
         peer_pb2_grpc.add_PeerServiceServicer_to_server(
             PeerServicer(self.leases, cfg.node_id), self.server)
         health_api = health_aio.HealthServicer()
