@@ -9,6 +9,7 @@ members of the active-active group `web`), 2 LB hosts (HAProxy + agent; group
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def test_backend_loss_exclude_recover_rejoin_then_lb_loss(lbc: LbLab):
            [(e.kind, e.member, e.node) for e in c.events()], 5, "recovery success recorded")
 
     # -- the VNF manager brings it back: it rejoins after stabilization ------------------
-    back = c.lab and __import__("time").time()
+    back = time.time()
     c.revive_vm("vm2")
     c.wait(lambda: "web-2" in c.in_service(), 15, "web-2 back in service")
     c.wait(lambda: served_by(probe, "vm2", back), 10, "client served by vm2 again")
@@ -111,3 +112,27 @@ def test_backend_loss_exclude_recover_rejoin_then_lb_loss(lbc: LbLab):
     assert all(a.ok for a in resumed if a.at > first_ok + 0.5)
     assert {a.who for a in resumed if a.ok} >= {"vm1", "vm3"}
     assert len(c.hook_calls()) == 1  # an LB member is active/standby: no pool recovery
+
+
+def test_lb_as_cluster_manager_haproxy_checks_trigger_exclusion_and_recovery(lbc_checks: LbLab):
+    """The VNFC dies but its VM and agent are fine (the agent has no checks of its own):
+    only HAProxy's health checks see it. The coordinator still excludes it (drain) and
+    requests its recovery; when the service is back, HAProxy sees it up and it rejoins."""
+    c = lbc_checks
+    probe = c.start_front_probe(duration=40)
+    c.wait(lambda: all(served_by(probe, vm, 0) for vm in c.vms), 10, "all three backends serve")
+    fault = c.kill("vm3-svc")
+    c.wait(lambda: "web-3" not in c.in_service(), 10, "web-3 excluded on HAProxy's word")
+    c.wait(lambda: len(c.hook_calls()) == 1, 10, "the recovery hook called")
+    call = c.hook_calls()[0]
+    assert call["member"] == "web-3" and "load balancer's checks" in call["reason"]
+    applied = c.excluded_at("lb1", "web-3", fault)
+    assert applied is not None and call["called_at"] > applied
+    # Health of the member as its agent sees it never changed: the LB was the judge.
+    g = next(g for g in c.status().groups if g.name == "web")
+    assert next(m for m in g.members if m.name == "web-3").health == 2  # HEALTHY
+    back = time.time()
+    c.start_service("vm3")
+    c.wait(lambda: "web-3" in c.in_service(), 10, "web-3 back once HAProxy sees it up")
+    c.wait(lambda: served_by(probe, "vm3", back), 10, "client served by vm3 again")
+    assert len(c.hook_calls()) == 1
