@@ -50,6 +50,7 @@ class LbLab(LabCluster):
         for i, lb in enumerate(self.lbs):
             self.hosts[lb] = lab.add_host(lb, ipv4=lab.address(21 + i))
         self.reconcile_interval = reconcile_interval
+        self.lb_log_level = "info"
         self.backend_checks = backend_checks
         self.groups = [{"name": "web", "mode": "active-active"},
                        {"name": "lb", "mode": "active-standby", "vip": self.vip}]
@@ -89,7 +90,7 @@ class LbLab(LabCluster):
                    "reconcile_interval": self.reconcile_interval,
                    **({"excluded_state": "drain", "health_source": "haproxy"}
                       if self.backend_checks else {})},
-            "logging": {"level": "info", "format": "json"},
+            "logging": {"level": self.lb_log_level, "format": "json"},
         }
         path = self.root / f"{lb}-agent.yaml"
         path.write_text(yaml.safe_dump(cfg))
@@ -201,6 +202,10 @@ class LbLab(LabCluster):
                 if doc.get("kind") == kind:
                     out.append(doc)
         return out
+
+    def lb_in_step(self, lb: str, after: float) -> bool:
+        """The agent on `lb` (started after `after`) has brought HAProxy in step."""
+        return any(d["ts"] >= after for d in self.lb_log(lb, "lb_in_step"))
 
     def excluded_at(self, lb: str, member: str, after: float) -> float | None:
         """Wall-clock time the agent on `lb` had set `member`'s server out of service."""

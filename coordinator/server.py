@@ -79,7 +79,7 @@ class Coordinator:
 
     def start(self) -> None:
         cfg = self.cfg
-        self.leases = LeaseTable(started_at=time.monotonic())
+        self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl)
         self.store = build_store(cfg)
         self.store.start()
         self._wait_caught_up()

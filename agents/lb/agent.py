@@ -97,6 +97,10 @@ class LbAgent:
                         if self._latest is not None and resp.revision <= self._latest.revision:
                             continue
                         self._latest = resp
+                    log.debug("pool snapshot", extra={
+                        "node": self.node, "group": self.cfg.group, "coordinator":
+                        self.endpoints[i], "revision": resp.revision,
+                        "pool_version": resp.pool_version})
                     self._kick.set()
             except grpc.RpcError as e:
                 if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
@@ -154,8 +158,10 @@ class LbAgent:
                     "node": self.node, "backend": self.cfg.backend, "error": str(e)})
             self._haproxy_ok = False
             return False
-        if self._haproxy_ok is False:
-            log.info("haproxy reachable again", extra={"node": self.node})
+        if self._haproxy_ok is not True:
+            log.info("haproxy in step with the pool", extra={"event": {
+                "kind": "lb_in_step", "node": self.node, "group": self.cfg.group,
+                "backend": self.cfg.backend, "pool_version": snap.pool_version}})
         self._haproxy_ok = True
         if missing:
             log.warning("pool members without an haproxy server", extra={
