@@ -109,6 +109,7 @@ class LbLab(LabCluster):
     def start_all(self, timeout: float = 30.0) -> None:
         """Coordinators, HAProxy on both LB hosts, their agents (lb1 preferred), then the
         backends; returns once all three serve and both LBs applied the pool."""
+        started = time.time()
         self.start_coordinators(timeout)
         for lb in self.lbs:
             self.start_haproxy(lb)
@@ -120,6 +121,9 @@ class LbLab(LabCluster):
             self.start_backend(vm)
         self.wait(lambda: self.in_service() == {"web-1", "web-2", "web-3"}, timeout,
                   "every backend in service")
+        # A fresh HAProxy starts with every server ready: wait for the agents, not it.
+        self.wait(lambda: all(self.lb_in_step(lb, started) for lb in self.lbs), timeout,
+                  "both LB agents in step with the pool")
         self.wait(lambda: self.haproxy_ready("lb1") == self.in_service()
                   and self.haproxy_ready("lb2") == self.in_service(), timeout,
                   "both HAProxys in step with the pool")

@@ -82,13 +82,21 @@ def test_backend_loss_exclude_recover_rejoin_then_lb_loss(lbc: LbLab):
         ("web", "web-2", "vm2", 1)
     assert "lease expired" in call["reason"]
     assert call["called_at"] > applied
-    lb2_applied = c.excluded_at("lb2", "web-2", fault)
-    assert lb2_applied is not None and call["called_at"] > lb2_applied
-    kinds = [(e.kind, e.member, e.node) for e in c.events()]
+    events = c.events()
+    kinds = [(e.kind, e.member, e.node) for e in events]
     excluded = kinds.index(("excluded", "web-2", "vm2"))
-    acks = [i for i, k in enumerate(kinds) if k[0] == "pool_applied" and i > excluded]
+    failure = events[excluded].epoch
     requested = kinds.index(("recovery_requested", "web-2", "vm2"))
-    assert len(acks) >= 2 and max(acks[:2]) < requested
+    # Every LB applied the exclusion before the request, unless its node was lost
+    # first (a dead LB is not waited for; possible when the machine is overloaded).
+    acked = {e.node for e in events[excluded:requested]
+             if e.kind == "pool_applied" and e.epoch >= failure}
+    lost = {e.node for e in events[:requested]
+            if e.kind == "health_changed" and e.member.startswith("lb-") and "-> lost" in e.reason}
+    assert "lb1" in acked and acked | lost == {"lb1", "lb2"}, (acked, lost)
+    if "lb2" in acked:
+        lb2_applied = c.excluded_at("lb2", "web-2", fault)
+        assert lb2_applied is not None and call["called_at"] > lb2_applied
     assert kinds.index(("recovery_attempt", "web-2", "vm2")) > requested
     c.wait(lambda: ("recovery_succeeded", "web-2", "vm2") in
            [(e.kind, e.member, e.node) for e in c.events()], 5, "recovery success recorded")
