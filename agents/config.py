@@ -84,6 +84,8 @@ class AgentConfig:
     log_level: str = "info"
     log_format: str = "text"
     source: str = "<agent config>"
+    #: keep a local HAProxy in step with an active-active pool (agents/lb); None: off
+    lb: Any = None
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -95,7 +97,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
-                              "members", "logging"))
+                              "members", "logging", "lb"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -123,9 +125,14 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
     level = choice(ctx, "logging.level", str(log.get("level", "info")).lower(),
                    ("debug", "info", "warning", "error"))
     fmt_ = choice(ctx, "logging.format", log.get("format", "text"), ("text", "json"))
+    lb = None
+    if top.get("lb") is not None:
+        from vnfha.agents.lb.config import parse_lb  # the LB adapter's own settings
+
+        lb = parse_lb(ctx, section(ctx, "lb", top["lb"]))
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
-                       log_format=fmt_, source=source)
+                       log_format=fmt_, source=source, lb=lb)
 
 
 def _interface(ctx: Ctx, where: str, value: Any) -> str:

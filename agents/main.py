@@ -59,6 +59,11 @@ class Agent:
             from vnfha.agents.roleapi import RoleApiServer
 
             self.role_api = RoleApiServer(cfg.role_api_socket, self)
+        self.lb: Any = None
+        if cfg.lb is not None:  # a load-balancer host: HAProxy follows the pool
+            from vnfha.agents.lb.agent import LbAgent
+
+            self.lb = LbAgent(cfg.node, list(cfg.coordinators), cfg.lb)
 
     # -- effects ---------------------------------------------------------------------------
 
@@ -154,8 +159,12 @@ class Agent:
         if self.role_api is not None:
             self.role_api.start()
         self.session.start()
+        if self.lb is not None:  # after registering: its reports name this node
+            self.lb.start()
 
     def stop(self) -> None:
+        if self.lb is not None:
+            self.lb.stop()
         self.session.stop()  # releases every active role first (VNFC told, VIP removed)
         if self.role_api is not None:
             self.role_api.stop()

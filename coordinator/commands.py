@@ -33,6 +33,11 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
                 "retain_messages": int, "retain_bytes": int},
     "put_checkpoint": {"group": str, "epoch": int, "data": str, "sync_sequence": int,
                        "max_bytes": int},
+    # Active-active pools (coordinator/pool_state.py).
+    "pool_admit": {"group": str, "member": str, "expect_version": int, "reason": str},
+    "pool_exclude": {"group": str, "member": str, "expect_version": int, "reason": str},
+    "pool_applied": {"group": str, "node": str, "version": int},
+    "recovery_update": {"group": str, "member": str, "failure": int, "status": str},
 }
 
 # Optional fields: absent is fine; when present they must have this type. The state
@@ -41,6 +46,8 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
 OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
     "promote": {"replace": (str, type(None))},
     "demote": {"handover_to": (str, type(None)), "quarantine": bool},
+    "pool_exclude": {"recover": bool},
+    "recovery_update": {"message": str, "expect_attempts": int},
 }
 COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float)}
 
@@ -112,6 +119,29 @@ def put_checkpoint(group: str, epoch: int, data_b64: str, sync_sequence: int, ma
                    rid: str | None = None) -> Command:
     return _cmd("put_checkpoint", rid, group=group, epoch=epoch, data=data_b64,
                 sync_sequence=sync_sequence, max_bytes=max_bytes)
+
+
+def pool_admit(group: str, member: str, expect_version: int, reason: str,
+               rid: str | None = None) -> Command:
+    return _cmd("pool_admit", rid, group=group, member=member, expect_version=expect_version,
+                reason=reason)
+
+
+def pool_exclude(group: str, member: str, expect_version: int, reason: str,
+                 recover: bool = True, rid: str | None = None) -> Command:
+    return _cmd("pool_exclude", rid, group=group, member=member,
+                expect_version=expect_version, reason=reason, recover=recover)
+
+
+def pool_applied(group: str, node: str, version: int, rid: str | None = None) -> Command:
+    return _cmd("pool_applied", rid, group=group, node=node, version=version)
+
+
+def recovery_update(group: str, member: str, failure: int, status: str, message: str = "",
+                    expect_attempts: int | None = None, rid: str | None = None) -> Command:
+    extra = {} if expect_attempts is None else {"expect_attempts": expect_attempts}
+    return _cmd("recovery_update", rid, group=group, member=member, failure=failure,
+                status=status, message=message, **extra)
 
 
 def validate_command(cmd: Any) -> Command:

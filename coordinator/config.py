@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vnfha.coordinator.config_recovery import RecoveryConfig, parse_recovery
 from vnfha.coordinator.confparse import (
     NAME_RE,
     ConfigError,
@@ -211,6 +212,8 @@ class CoordinatorConfig:
     #: where the config came from (file path or a label), for messages
     source: str = "<config>"
     state: StateConfig = field(default_factory=StateConfig)
+    #: the recovery hook for active-active members (coordinator/recovery.py)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
     @property
     def self_member(self) -> Member:
@@ -286,7 +289,8 @@ def parse_config(data: Any, source: str = "<config>",
     if not isinstance(data, Mapping):
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
-                                "groups", "logging", "admin_socket", "state"))
+                                "groups", "logging", "admin_socket", "state",
+                                "recovery"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -317,9 +321,11 @@ def parse_config(data: Any, source: str = "<config>",
         if len(str(admin_socket)) > 100:
             ctx.fail(f"admin_socket ({admin_socket}) is too long for a unix socket path")
     state = _parse_state(ctx, _section(ctx, "state", data.get("state")))
+    recovery = parse_recovery(ctx, _section(ctx, "recovery", data.get("recovery")))
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,
-                             admin_socket=admin_socket, source=source, state=state)
+                             admin_socket=admin_socket, source=source, state=state,
+                             recovery=recovery)
 
 
 # --------------------------------------------------------------------------- sections

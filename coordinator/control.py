@@ -16,8 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from vnfha.coordinator.decide import Policy, decide
+from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
 
@@ -31,7 +33,7 @@ class Controller:
     def __init__(self, store: Store, leases: LeaseTable, policy: Policy, interval: float,
                  peers: dict[str, PeerAgeFn], quorum: int,
                  clock: Callable[[], float] = time.monotonic,
-                 submit_timeout: float = 2.0) -> None:
+                 submit_timeout: float = 2.0, lb_health: LbHealthTable | None = None) -> None:
         self._store = store
         self._leases = leases
         self._policy = policy
@@ -40,6 +42,7 @@ class Controller:
         self._quorum = quorum
         self._clock = clock
         self._submit_timeout = submit_timeout
+        self._lb_health = lb_health
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,6 +102,8 @@ class Controller:
         quorum_expired = self._confirm_expired(stale)
         self._unconfirmed = len(quorum_expired) < len(stale)
         obs = self._leases.observations(leader_since, quorum_expired)
+        if self._lb_health is not None:  # active-active: what LB health checks say
+            obs = replace(obs, lb_down=self._lb_health.down(now))
         commands = decide(state, obs, now, self._policy)
         self.rounds += 1
         applied = 0

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from vnfha.coordinator import commands as C
 from vnfha.coordinator.commands import Command
+from vnfha.coordinator.decide_pool import pool_rules
 from vnfha.coordinator.model import ClusterState, Group, GroupMode, Health, Member
 from vnfha.coordinator.state_machine import apply, eligible
 
@@ -38,6 +39,9 @@ from vnfha.coordinator.state_machine import apply, eligible
 class Policy:
     ttl: float  # member lease TTL on the coordinator's side, seconds
     stabilization: float  # healthy-for time before a failed member is eligible again
+    # Active-active: request a recovery without waiting for a load balancer's ack
+    # when no LB agent serves the group (decide_pool.lb_confirmed).
+    recover_without_lb: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ class Observations:
     # unit tests). With several coordinators an agent's lease is renewed by a
     # majority of them, so the leader alone must not declare a node lost.
     quorum_expired: frozenset[str] | None = None
+    # Active-active members a load balancer's own checks call failing (LB as the
+    # cluster manager, coordinator/lbhealth.py): (group, member) -> why.
+    lb_down: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def fresh(self, node: str, now: float, ttl: float) -> bool:
         """This coordinator itself heard from `node` within one TTL: its report is current."""
@@ -105,6 +112,8 @@ def decide(state: ClusterState, obs: Observations, now: float, policy: Policy) -
         _stabilize(scratch, scratch.groups[gname], obs, now, policy, emit)
         if scratch.groups[gname].mode == GroupMode.ACTIVE_STANDBY:
             _roles(lambda: scratch, gname, obs, now, policy, emit)
+        elif scratch.groups[gname].mode == GroupMode.ACTIVE_ACTIVE:
+            pool_rules(lambda: scratch, gname, obs, now, policy, emit)  # decide_pool.py
     return out
 
 

@@ -114,6 +114,11 @@ class LabCluster:
         self.crashed: set[str] = set()
         (root / "cluster.secret").write_text(secrets.token_urlsafe(32))
         self.api = {c: f"{self.hosts[c].ip4}:{API_PORT}" for c in self.cids}
+        # What the coordinators declare, and extra top-level config sections (the
+        # active-active lab, coordinator/lablb.py, sets both).
+        self.groups: list[dict[str, Any]] = [{"name": "web", "mode": "active-standby",
+                                               "vip": self.vip}]
+        self.coordinator_extra: dict[str, Any] = {}
 
     # -- processes -------------------------------------------------------------------------
 
@@ -140,8 +145,9 @@ class LabCluster:
             "leases": {"ttl": self.ttl, "keepalive_interval": self.interval,
                        "stabilization": self.stabilization},
             "policy": {"decide_interval": min(0.05, self.ttl / 3)},
-            "groups": [{"name": "web", "mode": "active-standby", "vip": self.vip}],
+            "groups": self.groups,
             "logging": {"level": "info", "format": "json"},
+            **self.coordinator_extra,
         }
         path = self.root / f"{cid}.yaml"
         path.write_text(yaml.safe_dump(cfg))

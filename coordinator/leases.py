@@ -27,8 +27,13 @@ class Report:
 
 
 class LeaseTable:
-    def __init__(self, started_at: float) -> None:
+    def __init__(self, started_at: float, ttl: float | None = None) -> None:
         self._started_at = started_at
+        # A healthy run survives only keepalives less than one TTL apart: a node
+        # that was silent longer (crashed, cut off) starts a new run when it is
+        # heard again, so the stabilization time is measured from then. None: no
+        # such break (the table's behaviour before active-active pools).
+        self._ttl = ttl
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         # When we first heard *of* a node we never heard *from*: a node that has just
@@ -53,6 +58,7 @@ class LeaseTable:
         health, seen or held epoch), so the leader can look again at once."""
         with self._lock:
             first = node not in self._last
+            gap = now - self._last.get(node, now)
             self._last[node] = max(now, self._last.get(node, now))
             old = self._reports.get(node, {})
             new: dict[tuple[str, str], MemberReport] = {}
@@ -62,7 +68,8 @@ class LeaseTable:
                 if r.health == Health.HEALTHY:
                     since = (prev.healthy_since if prev is not None
                              and prev.health == Health.HEALTHY
-                             and prev.healthy_since is not None else now)
+                             and prev.healthy_since is not None
+                             and (self._ttl is None or gap <= self._ttl) else now)
                 else:
                     since = None
                 new[key] = MemberReport(health=r.health, seen_epoch=r.seen_epoch,

@@ -52,6 +52,24 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Recovery:
+    """One failure of an active-active member and where its recovery request stands.
+
+    `failure` is the pool version that excluded the member: it names the failure, so
+    a recovery is requested once per failure whoever leads (coordinator/recovery.py).
+    """
+
+    member: str
+    node: str
+    failure: int
+    reason: str
+    # awaiting_lb -> requested -> succeeded | gave_up; cancelled if it rejoined first.
+    status: str = "awaiting_lb"
+    attempts: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Group:
     name: str
     mode: GroupMode = GroupMode.ACTIVE_STANDBY
@@ -68,6 +86,14 @@ class Group:
     # Planned switchover target, promoted once `releasing` has let go.
     handover_to: str | None = None
     members: dict[str, Member] = field(default_factory=dict)
+    # Active-active groups only (coordinator/pool_state.py): the members in service
+    # behind the load balancer, and a version bumped on every change of it.
+    pool: frozenset[str] = frozenset()
+    pool_version: int = 0
+    # Per node of a load-balancer agent: the highest pool version it has applied.
+    lb_applied: dict[str, int] = field(default_factory=dict)
+    # Per member: its latest failure's recovery (exclude first, then recover).
+    recoveries: dict[str, Recovery] = field(default_factory=dict)
 
     def role_of(self, member: str) -> Role:
         return Role.ACTIVE if self.active == member else Role.STANDBY
@@ -188,6 +214,11 @@ def _group_to_dict(g: Group) -> dict[str, Any]:
         "handover_to": g.handover_to,
         "members": {m.name: {"node": m.node, "priority": m.priority, "health": m.health.value,
                              "quarantined": m.quarantined} for m in g.members.values()},
+        "pool": sorted(g.pool), "pool_version": g.pool_version,
+        "lb_applied": dict(g.lb_applied),
+        "recoveries": {r.member: {"node": r.node, "failure": r.failure, "reason": r.reason,
+                                  "status": r.status, "attempts": r.attempts,
+                                  "message": r.message} for r in g.recoveries.values()},
     }
 
 
@@ -205,7 +236,11 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
         groups[name] = Group(name=name, mode=GroupMode(g["mode"]), vip=g["vip"], epoch=g["epoch"],
                              active=g["active"], releasing=g["releasing"],
                              releasing_epoch=g["releasing_epoch"], handover_to=g["handover_to"],
-                             members=members)
+                             members=members, pool=frozenset(g.get("pool", ())),
+                             pool_version=g.get("pool_version", 0),
+                             lb_applied=dict(g.get("lb_applied", {})),
+                             recoveries={mn: Recovery(member=mn, **r)
+                                         for mn, r in g.get("recoveries", {}).items()})
     return ClusterState(
         revision=d.get("revision", 0),
         next_event_seq=d.get("next_event_seq", 1),

@@ -18,16 +18,25 @@ from vnfha.coordinator import commands as C
 from vnfha.coordinator.config import CoordinatorConfig
 from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
+from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import setup_logging
+from vnfha.coordinator.recovery import RecoveryRunner
 from vnfha.coordinator.service.admin import AdminServicer
 from vnfha.coordinator.service.agent import AgentServicer
 from vnfha.coordinator.service.feed import ChangeFeed, OnlyRoleChanges
 from vnfha.coordinator.service.peer import PeerClient, PeerServicer
+from vnfha.coordinator.service.pool import PoolServicer
 from vnfha.coordinator.service.state import StateServicer
 from vnfha.coordinator.store.base import Store, StoreError
 from vnfha.coordinator.store.memory import MemoryStore
-from vnfha.v1 import admin_pb2_grpc, agent_pb2_grpc, peer_pb2_grpc, state_pb2_grpc
+from vnfha.v1 import (
+    admin_pb2_grpc,
+    agent_pb2_grpc,
+    peer_pb2_grpc,
+    pool_pb2_grpc,
+    state_pb2_grpc,
+)
 
 log = logging.getLogger("vnfha.server")
 
@@ -35,7 +44,7 @@ log = logging.getLogger("vnfha.server")
 # blocking store calls go to this many worker threads.
 BLOCKING_WORKERS = 64
 SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService",
-            "vnfha.v1.StateService")
+            "vnfha.v1.StateService", "vnfha.v1.PoolService")
 
 
 def build_store(cfg: CoordinatorConfig) -> Store:
@@ -83,21 +92,27 @@ class Coordinator:
 
     def start(self) -> None:
         cfg = self.cfg
-        self.leases = LeaseTable(started_at=time.monotonic())
+        self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl)
         self.store = build_store(cfg)
         self.store.start()
         self._wait_caught_up()
-        policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization)
+        policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization,
+                        recover_without_lb=cfg.recovery.without_lb)
         peer_fns = {}
         for p in cfg.peers:
             client = PeerClient(p.api)
             self._peers.append(client)
             peer_fns[p.id] = client.lease_ages
+        self.lb_health = LbHealthTable()
         self.controller = Controller(self.store, self.leases, policy,
                                      interval=cfg.policy.decide_interval, peers=peer_fns,
-                                     quorum=cfg.quorum)
+                                     quorum=cfg.quorum, lb_health=self.lb_health)
         # Checkpoint/queue writes do not wake the decide loop (service/feed.py).
         self.store.add_listener(OnlyRoleChanges(self.store.state, self.controller.wake))
+        self.recovery: RecoveryRunner | None = None
+        if cfg.recovery.enabled:  # the leader asks the VNF manager to heal (recovery.py)
+            self.recovery = RecoveryRunner(self.store, cfg.recovery)
+            self.store.add_listener(OnlyRoleChanges(self.store.state, self.recovery.wake))
         self._loop = asyncio.new_event_loop()
         self._loop.set_default_executor(ThreadPoolExecutor(BLOCKING_WORKERS,
                                                            thread_name_prefix="blocking"))
@@ -111,6 +126,8 @@ class Coordinator:
             self.store.stop()
             raise
         self.controller.start()
+        if self.recovery is not None:
+            self.recovery.start()
         if cfg.groups:
             threading.Thread(target=self._apply_declared_groups, name="apply-groups",
                              daemon=True).start()
@@ -144,6 +161,9 @@ class Coordinator:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.store, self.leases, cfg.node_id, endpoints,
                           on_change=self.controller.wake, feed=feed), self.server)
+        pool_pb2_grpc.add_PoolServiceServicer_to_server(
+            PoolServicer(self.store, feed, self.lb_health, on_change=self.controller.wake),
+            self.server)
         peer_pb2_grpc.add_PeerServiceServicer_to_server(
             PeerServicer(self.leases, cfg.node_id), self.server)
         self.state_api = StateServicer(self.store, cfg.state, feed, cfg.node_id)
@@ -194,6 +214,8 @@ class Coordinator:
             log.debug("grpc server stop did not complete cleanly", exc_info=True)
         self._stop_loop()
         self.controller.stop()
+        if self.recovery is not None:
+            self.recovery.stop()
         for p in self._peers:
             p.close()
         self.store.stop()

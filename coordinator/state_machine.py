@@ -144,6 +144,8 @@ def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
         if (old.mode, old.vip) != (mode, vip):
             state = _put_group(state, replace(old, mode=mode, vip=vip))
             state = _event(state, cmd, "group_updated", group=name)
+    for spec in cmd["groups"]:
+        state = seed_pool(state, cmd, spec["name"])  # active-active: eligible members serve
     return state, ok()
 
 
@@ -333,6 +335,11 @@ _APPLY = {
     "publish": state_data.publish,
     "put_checkpoint": state_data.put_checkpoint,
 }
+
+# Active-active pools live in their own module; it needs the helpers above.
+from vnfha.coordinator.pool_state import POOL_APPLY, seed_pool  # noqa: E402
+
+_APPLY.update(POOL_APPLY)
 
 
 class StateMachine:

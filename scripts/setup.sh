@@ -12,6 +12,8 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 # etcd for the etcd store's tests and benchmarks (the fixtures start their own, on
 # loopback; the package's own daemon must not run, see below).
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+# HAProxy for the active/active load-balancer adapter (agents/lb) and its e2e tests.
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
@@ -19,25 +21,26 @@ if ((${#need_apt[@]})); then
     fi
     echo "setup: installing ${need_apt[*]}" >&2
     apt-get update -qq
-    # etcd-server's postinst starts a system etcd on :2379 through invoke-rc.d unless a
-    # policy-rc.d forbids it: forbid it for this install if the machine has none.
-    policy_added=""
+    # A package's postinst must not leave a daemon running (etcd-server's would start a
+    # system etcd on :2379, haproxy's one on :80 with the stock config): deny service
+    # starts while installing, unless the host already has a policy in place.
+    own_policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
-        policy_added=1
+        own_policy=1
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-    [ -n "$policy_added" ] && rm -f /usr/sbin/policy-rc.d
-    if [[ " ${need_apt[*]} " == *" etcd-server "* ]]; then
-        # Belt and braces: if a system etcd came up anyway, stop it and keep it off.
+    if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    # Belt and braces: if a system daemon came up anyway, stop it and keep it off.
+    for svc in etcd haproxy; do
         if [ -d /run/systemd/system ]; then
-            systemctl disable --now etcd.service >/dev/null 2>&1 || true
-        elif [ -x /etc/init.d/etcd ]; then
-            /etc/init.d/etcd stop >/dev/null 2>&1 || true
-            update-rc.d etcd disable >/dev/null 2>&1 || true
+            systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+        elif [ -x "/etc/init.d/$svc" ]; then
+            "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+            update-rc.d "$svc" disable >/dev/null 2>&1 || true
         fi
-    fi
+    done
 fi
 
 PY="${PYTHON:-python3}"

@@ -1,0 +1,1 @@
+"""The load-balancer side of active-active groups: keep HAProxy in step with the pool."""
