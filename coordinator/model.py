@@ -179,30 +179,36 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
                   for n in state.nodes.values()},
         "groups": {g.name: _group_to_dict(g) for g in state.groups.values()},
         "events": [_event_to_dict(e) for e in state.events],
-        "checkpoints": {g: _checkpoint_to_dict(c) for g, c in state.checkpoints.items()},
+        "checkpoints": {g: checkpoint_to_dict(c) for g, c in state.checkpoints.items()},
         "queues": {g: _queue_to_dict(q) for g, q in state.queues.items()},
     }
 
 
-def _checkpoint_to_dict(c: Checkpoint) -> dict[str, Any]:
+def checkpoint_to_dict(c: Checkpoint) -> dict[str, Any]:
     return {"epoch": c.epoch, "version": c.version, "data": b64encode(c.data).decode(),
             "sync_sequence": c.sync_sequence, "at": c.at}
 
 
+def message_to_dict(m: QueueMessage) -> dict[str, Any]:
+    return {"offset": m.offset, "epoch": m.epoch, "at": m.at, "data": b64encode(m.data).decode()}
+
+
+def message_from_dict(d: dict[str, Any]) -> QueueMessage:
+    return QueueMessage(offset=d["offset"], epoch=d["epoch"], at=d["at"],
+                        data=b64decode(d["data"]))
+
+
 def _queue_to_dict(q: GroupQueue) -> dict[str, Any]:
-    return {"next_offset": q.next_offset,
-            "messages": [{"offset": m.offset, "epoch": m.epoch, "at": m.at,
-                          "data": b64encode(m.data).decode()} for m in q.messages]}
+    return {"next_offset": q.next_offset, "messages": [message_to_dict(m) for m in q.messages]}
 
 
-def _checkpoint_from_dict(d: dict[str, Any]) -> Checkpoint:
+def checkpoint_from_dict(d: dict[str, Any]) -> Checkpoint:
     return Checkpoint(epoch=d["epoch"], version=d["version"], data=b64decode(d["data"]),
                       sync_sequence=d["sync_sequence"], at=d["at"])
 
 
 def _queue_from_dict(d: dict[str, Any]) -> GroupQueue:
-    msgs = tuple(QueueMessage(offset=m["offset"], epoch=m["epoch"], at=m["at"],
-                              data=b64decode(m["data"])) for m in d["messages"])
+    msgs = tuple(message_from_dict(m) for m in d["messages"])
     return GroupQueue(messages=msgs, next_offset=d["next_offset"],
                       size=sum(len(m.data) for m in msgs))
 
@@ -248,7 +254,7 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
                for n, v in d.get("nodes", {}).items()},
         groups=groups,
         events=tuple(Event(**e) for e in d.get("events", [])),
-        checkpoints={g: _checkpoint_from_dict(c) for g, c in d.get("checkpoints", {}).items()},
+        checkpoints={g: checkpoint_from_dict(c) for g, c in d.get("checkpoints", {}).items()},
         queues={g: _queue_from_dict(q) for g, q in d.get("queues", {}).items()},
     )
 

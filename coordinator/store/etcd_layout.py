@@ -6,9 +6,13 @@ command would rewrite it (etcd keeps every revision until compaction) and it
 sits close to etcd's 1.5 MiB request limit. So the snapshot is split, and a
 command writes only what it changed:
 
-``<prefix>/state``            the state without its events (nodes, groups, revision);
+``<prefix>/state``            the state without its events, checkpoints and queued
+                              messages (nodes, groups, revision, each queue's next offset);
                               every vnfha write puts it, so its mod revision orders them
 ``<prefix>/events/<block>``   the event history, 50 events per key (block = seq // 50)
+``<prefix>/checkpoints/<g>``  group g's checkpoint (state sync): rewritten only when it
+                              changes, so role changes never carry checkpoint bytes
+``<prefix>/queue/<g>/<off>``  one key per retained message of group g's queue
 ``<prefix>/rids/<rid>``       one key per remembered request id: its result
 ``<prefix>/leader``           the elected coordinator (on its session lease)
 
@@ -18,13 +22,21 @@ deletes, `Mirror` rebuilds the state from keys and watch events.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vnfha.coordinator.model import (
+    Checkpoint,
     ClusterState,
     Event,
+    GroupQueue,
+    QueueMessage,
+    checkpoint_from_dict,
+    checkpoint_to_dict,
+    message_from_dict,
+    message_to_dict,
     state_from_dict,
     state_to_dict,
 )
@@ -63,8 +75,15 @@ class Keys:
     def rid(self, rid: str) -> bytes:
         return f"{self.prefix}/rids/{rid}".encode()
 
+    def checkpoint(self, group: str) -> bytes:
+        return f"{self.prefix}/checkpoints/{group}".encode()
+
+    def message(self, group: str, offset: int) -> bytes:
+        return f"{self.prefix}/queue/{group}/{offset:020d}".encode()
+
     def classify(self, key: bytes) -> tuple[str, str]:
-        """("state" | "leader" | "events" | "rids" | "other", suffix)."""
+        """("state" | "leader" | "events" | "rids" | "checkpoints" | "queue" | "other",
+        suffix)."""
         text = key.decode(errors="replace")
         if not text.startswith(self.prefix + "/"):
             return "other", text
@@ -72,7 +91,7 @@ class Keys:
         if rest in ("state", "leader"):
             return rest, ""
         kind, _, suffix = rest.partition("/")
-        if kind in ("events", "rids") and suffix:
+        if kind in ("events", "rids", "checkpoints", "queue") and suffix:
             return kind, suffix
         return "other", rest
 
@@ -92,10 +111,37 @@ def encode(value: Any) -> bytes:
 
 
 def core_of(state: ClusterState) -> dict[str, Any]:
-    """The state without its events: what `<prefix>/state` holds."""
-    d = state_to_dict(replace(state, events=()))
+    """What `<prefix>/state` holds: the state without its events, checkpoints and
+    queued messages (a queue keeps only its next offset here)."""
+    d = state_to_dict(replace(
+        state, events=(), checkpoints={},
+        queues={g: GroupQueue(next_offset=q.next_offset) for g, q in state.queues.items()}))
     d.pop("events", None)
+    d.pop("checkpoints", None)
     return d
+
+
+def _data_ops(keys: Keys, before: ClusterState, after: ClusterState,
+              puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
+    """Checkpoint and queue-message keys that changed (the state is immutable and
+    commands replace only what they change, so identity says what to compare)."""
+    for g in before.checkpoints.keys() | after.checkpoints.keys():
+        old, new = before.checkpoints.get(g), after.checkpoints.get(g)
+        if new is old:
+            continue
+        if new is None:
+            deletes.append(keys.checkpoint(g))
+        else:
+            puts[keys.checkpoint(g)] = encode(checkpoint_to_dict(new))
+    for g in before.queues.keys() | after.queues.keys():
+        oldq, newq = before.queues.get(g), after.queues.get(g)
+        if newq is oldq:
+            continue
+        old_offsets = {m.offset for m in oldq.messages} if oldq else set()
+        new_msgs = {m.offset: m for m in newq.messages} if newq else {}
+        for off in sorted(new_msgs.keys() - old_offsets):
+            puts[keys.message(g, off)] = encode(message_to_dict(new_msgs[off]))
+        deletes.extend(keys.message(g, off) for off in sorted(old_offsets - new_msgs.keys()))
 
 
 def _event_dict(e: Event) -> dict[str, Any]:
@@ -128,6 +174,7 @@ def write_ops(keys: Keys, before: ClusterState, after: ClusterState,
             puts[keys.event_block(block)] = encode(by_block[block])
         else:
             deletes.append(keys.event_block(block))
+    _data_ops(keys, before, after, puts, deletes)
     if rid is not None and result is not None:
         puts[keys.rid(rid)] = encode(result)
     deletes.extend(keys.rid(r) for r in evict)
@@ -165,6 +212,8 @@ class Mirror:
     blocks: dict[int, tuple[Event, ...]] = field(default_factory=dict)
     # Insertion order is creation order (etcd create revision): oldest first.
     rids: dict[str, Result] = field(default_factory=dict)
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    messages: dict[str, dict[int, QueueMessage]] = field(default_factory=dict)
     leader: LeaderRecord | None = None
     leader_revision: int = 0
     _state: ClusterState | None = None
@@ -176,6 +225,8 @@ class Mirror:
         self.core = None
         self.blocks = {}
         self.rids = {}
+        self.checkpoints = {}
+        self.messages = {}
         self.leader = None
         self.unreadable = []
         self.state_revision = 0
@@ -216,10 +267,16 @@ class Mirror:
             self.rids.pop(suffix, None)
         elif kind == "events":
             self.blocks.pop(int(suffix), None)
+        elif kind == "checkpoints":
+            self.checkpoints.pop(suffix, None)
+        elif kind == "queue":
+            group, _, offset = suffix.rpartition("/")
+            with contextlib.suppress(ValueError):
+                self.messages.get(group, {}).pop(int(offset), None)
         elif kind == "state":
             self.core = None
         self._state = None
-        return kind in ("state", "events")
+        return kind in ("state", "events", "checkpoints", "queue")
 
     def advance(self, revision: int) -> None:
         """Every data event up to `revision` is in (watch responses end at a revision)."""
@@ -244,6 +301,8 @@ class Mirror:
                 block = int(suffix)
                 self.blocks[block] = tuple(e for e in after.events
                                            if e.seq // EVENTS_PER_BLOCK == block)
+        self.checkpoints = dict(after.checkpoints)
+        self.messages = {g: {m.offset: m for m in q.messages} for g, q in after.queues.items()}
         for r in evicted:
             self.rids.pop(r, None)
         if rid is not None and result is not None:
@@ -260,6 +319,11 @@ class Mirror:
             elif kind == "rids":
                 self.rids.pop(suffix, None)  # re-created: it is now the newest
                 self.rids[suffix] = json.loads(value)
+            elif kind == "checkpoints":
+                self.checkpoints[suffix] = checkpoint_from_dict(json.loads(value))
+            elif kind == "queue":
+                msg = message_from_dict(json.loads(value))
+                self.messages.setdefault(suffix.rpartition("/")[0], {})[msg.offset] = msg
             elif kind == "leader":
                 self.leader = _leader_of(value, create_rev)
         except (ValueError, TypeError, KeyError) as e:
@@ -270,7 +334,13 @@ class Mirror:
         if self._state is None:
             base = state_from_dict(self.core) if self.core else ClusterState()
             events = tuple(e for b in sorted(self.blocks) for e in self.blocks[b])
-            self._state = replace(base, events=events)
+            queues = {}
+            for g, meta in base.queues.items():  # the core has each queue's next offset
+                msgs = tuple(m for _, m in sorted(self.messages.get(g, {}).items()))
+                queues[g] = GroupQueue(messages=msgs, next_offset=meta.next_offset,
+                                       size=sum(len(m.data) for m in msgs))
+            self._state = replace(base, events=events, checkpoints=dict(self.checkpoints),
+                                  queues=queues)
         return self._state
 
 

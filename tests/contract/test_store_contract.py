@@ -64,6 +64,36 @@ def test_submit_returns_the_state_machine_result(store):
     assert store.state().groups[GROUP].active == "c" and epoch(store) == 3
 
 
+def test_state_sync_data_is_fenced_and_kept_like_any_state(store):
+    """Queue and checkpoint writes go through the same store (etcd keeps them in their
+    own keys): the same results and state as a bare StateMachine, stale and forged
+    epochs refused, retention applied."""
+    from base64 import b64encode
+
+    def b64(text: str) -> str:
+        return b64encode(text.encode()).decode()
+
+    ref = StateMachine()
+    script = [*setup_commands(), C.promote(GROUP, "a", 0, reason="election")]
+    script += [C.publish(GROUP, 1, b64(f"m{i}"), 100, 3, 1000) for i in range(5)]
+    script += [C.put_checkpoint(GROUP, 1, b64("cp"), 4, 100),
+               C.switchover(GROUP, "b"),
+               C.confirm_release(GROUP, "a", 2, reason="agent confirmed"),
+               C.promote(GROUP, "b", 2, reason="planned switchover"),
+               C.publish(GROUP, 1, b64("late"), 100, 3, 1000),  # deposed: stale_epoch
+               C.put_checkpoint(GROUP, 9, b64("x"), 0, 100),  # forged: future_epoch
+               C.put_checkpoint(GROUP, 3, b64("cp-b"), 5, 100)]
+    for cmd in script:
+        got = store.submit(cmd)
+        assert got == ref.apply(cmd), cmd
+    assert [r.get("error") for r in (store.submit(script[-3]), store.submit(script[-2]))] \
+        == ["stale_epoch", "future_epoch"]  # resubmits of the same rids: same answers
+    st = store.state()
+    assert [m.data for m in st.queues[GROUP].messages] == [b"m2", b"m3", b"m4"]
+    assert st.checkpoints[GROUP].data == b"cp-b" and st.checkpoints[GROUP].epoch == 3
+    assert state_to_dict(st) == state_to_dict(ref.state)
+
+
 def test_refusals_leave_state_unchanged(store):
     seed(store)
     assert store.submit(C.promote(GROUP, "a", 0, reason="t"))["ok"]

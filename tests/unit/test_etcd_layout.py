@@ -93,3 +93,66 @@ def test_prefix_end_and_classify():
     assert KEYS.classify(b"/t/rids/abc") == ("rids", "abc")
     assert KEYS.classify(b"/t/events/0000000001") == ("events", "0000000001")
     assert KEYS.classify(b"/other/state")[0] == "other"
+
+
+def _data_history() -> tuple[StateMachine, list]:
+    """A group with an active, then queue publishes past retention and checkpoints,
+    then a role-only change; returns the machine and each command's (before, after,
+    ops)."""
+    from base64 import b64encode
+
+    def b64(text: str) -> str:
+        return b64encode(text.encode()).decode()
+
+    sm = StateMachine()
+    cmds = [C.apply_groups([{"name": "g"}]),
+            C.register_node("n1", "198.18.1.1", [{"group": "g", "member": "a"}]),
+            C.set_health("g", "a", Health.HEALTHY),
+            C.promote("g", "a", expect_epoch=0, reason="test")]
+    cmds += [C.publish("g", 1, b64(f"m{i}"), 100, 3, 1000) for i in range(5)]
+    cmds += [C.put_checkpoint("g", 1, b64("cp1"), 3, 100),
+             C.put_checkpoint("g", 1, b64("cp2" * 20), 4, 100),
+             C.set_health("g", "a", Health.UNHEALTHY)]
+    steps = []
+    for cmd in cmds:
+        before = sm.state
+        result = sm.apply(cmd)
+        assert result["ok"], result
+        steps.append((cmd, before, sm.state, write_ops(KEYS, before, sm.state, cmd["rid"],
+                                                        result)))
+    return sm, steps
+
+
+def test_checkpoints_and_queue_messages_live_in_their_own_keys_and_read_back():
+    sm, steps = _data_history()
+    kv: dict[bytes, tuple[bytes, int]] = {}
+    watched = Mirror(KEYS)
+    for rev, (_, _, _, ops) in enumerate(steps, start=1):
+        for k, v in ops.puts.items():
+            kv[k] = (v, kv[k][1] if k in kv else rev)
+            watched.apply_event(True, k, v, kv[k][1], rev, 0)
+        for k in ops.deletes:
+            kv.pop(k, None)
+            watched.apply_event(False, k, b"", 0, rev, 0)
+        watched.advance(rev)
+    # Retention 3 of 5 published: offsets 0 and 1 were deleted from etcd.
+    queue_keys = sorted(k for k in kv if KEYS.classify(k)[0] == "queue")
+    assert queue_keys == [KEYS.message("g", off) for off in (2, 3, 4)]
+    assert b"cp1" not in kv[KEYS.checkpoint("g")][0]  # replaced by the second write
+    for mirror in (load(kv), watched):
+        assert state_to_dict(mirror.state) == state_to_dict(sm.state)
+        assert mirror.state.queues["g"].next_offset == 5
+        assert mirror.state.checkpoints["g"].data == b"cp2" * 20
+    # The state key carries neither checkpoint bytes nor messages.
+    assert b"checkpoints" not in kv[KEYS.state][0]
+    assert b"bTA" not in kv[KEYS.state][0] and b"Y3Ay" not in kv[KEYS.state][0]
+
+
+def test_a_role_change_does_not_rewrite_checkpoint_or_queue_keys():
+    _, steps = _data_history()
+    cmd, _, _, ops = steps[-1]
+    assert cmd["op"] == "set_health"
+    kinds = {KEYS.classify(k)[0] for k in ops.puts} | {KEYS.classify(k)[0] for k in ops.deletes}
+    assert kinds <= {"state", "events", "rids"}
+    publish_ops = [ops for cmd, _, _, ops in steps if cmd["op"] == "publish"]
+    assert all(sum(KEYS.classify(k)[0] == "queue" for k in o.puts) == 1 for o in publish_ops)
