@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from vnfha.coordinator.commands import Command
-from vnfha.coordinator.model import ClusterState, Group, GroupMode, Health, Recovery
+from vnfha.coordinator.model import ClusterState, Group, GroupMode, Recovery
 
 # `state_machine` imports this module at its end to add the handlers below to its
 # dispatch table; its helpers are looked up when a command is applied, and the
@@ -65,18 +65,9 @@ TRANSITIONS = {
 
 
 def in_service_eligible(state: ClusterState, group: Group, member: str) -> str | None:
-    """Why `member` may not (re)join the pool, or None (committed facts only)."""
-    m = group.members[member]
-    node = state.nodes.get(m.node)
-    if node is None:
-        return f"node {m.node!r} is not registered"
-    if node.maintenance:
-        return f"node {m.node!r} is in maintenance"
-    if m.health != Health.HEALTHY:
-        return f"member {member!r} is {m.health.value}"
-    if m.quarantined:
-        return f"member {member!r} failed recently and is not yet stable"
-    return None
+    """Why `member` may not (re)join the pool, or None: the same committed facts that
+    decide whether an active/standby member may become active."""
+    return sm.eligible(state, group.members[member])
 
 
 def _aa_group(state: ClusterState, name: str) -> Group:
