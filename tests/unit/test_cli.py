@@ -80,7 +80,7 @@ def sample_pool_and_sync_status() -> admin_pb2.GetStatusResponse:
                     admin_pb2.RecoveryStatus(member="api-2", node="vm2", failure=6,
                                              reason="member api-2 lease expired (node vm2)",
                                              state=R.RECOVERY_STATE_REQUESTED, attempts=2,
-                                             message="exit status 1: vnfm busy"),
+                                             message="exec exited 1: vnfm busy"),
                     admin_pb2.RecoveryStatus(member="api-3", node="vm3", failure=3,
                                              reason="member api-3 reported unhealthy",
                                              state=R.RECOVERY_STATE_SUCCEEDED, attempts=1),
@@ -278,7 +278,7 @@ def test_format_status_pool_recoveries_and_state_sync() -> None:
     # the succeeded recovery (api-3 is back) is history, not shown
     assert section(text, RECOVERIES) == [
         ["GROUP", "MEMBER", "NODE", "FAILURE", "STATUS", "ATTEMPTS", "MESSAGE"],
-        ["api", "api-2", "vm2", "6", "requested", "2", "exit status 1: vnfm busy"],
+        ["api", "api-2", "vm2", "6", "requested", "2", "exec exited 1: vnfm busy"],
         ["api", "api-4", "vm4", "4", "gave-up", "3", "gave up after 3 attempts"]]
     assert section(text, "state sync (sizes only):") == [
         ["GROUP", "CKPT EPOCH", "CKPT VERSION", "CKPT BYTES", "SYNC SEQ", "QUEUE FIRST",
@@ -322,7 +322,7 @@ def test_status_to_dict_pool_recoveries_and_state_sync() -> None:
             for r in api["recoveries"]] == [("api-2", 6, "requested", 2),
                                             ("api-3", 3, "succeeded", 1),
                                             ("api-4", 4, "gave-up", 3)]
-    assert api["recoveries"][0]["message"] == "exit status 1: vnfm busy"
+    assert api["recoveries"][0]["message"] == "exec exited 1: vnfm busy"
     assert api["recoveries"][2]["reason"] is None
     assert api["members"][1]["flags"] == ["out-of-service"]
     assert api["checkpoint"] is None and api["queue"] is None
