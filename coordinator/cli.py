@@ -249,6 +249,12 @@ SYNC_HEADERS = ("GROUP", "CKPT EPOCH", "CKPT VERSION", "CKPT BYTES", "SYNC SEQ",
                 "QUEUE FIRST", "QUEUE NEXT", "MESSAGES", "QUEUE BYTES")
 
 
+def one_line(text: str) -> str:
+    """Free text (a hook's stderr, a reason) as one table cell: whitespace runs, newlines
+    included, become one space; '-' if empty."""
+    return " ".join(text.split()) or "-"
+
+
 def shown_recoveries(group: admin_pb2.GroupStatus) -> list[admin_pb2.RecoveryStatus]:
     """The recoveries the table shows: open ones, and given-up ones whose member is still
     out (an operator must act). Closed ones are history: `vnfha events` has them."""
@@ -278,9 +284,9 @@ def _status_sections(status: admin_pb2.GetStatusResponse
                           ",".join(x.member for x in p.excluded) or "-", format_lb_applied(g)])
             out += [[g.name, x.member, x.node,
                      str(x.excluded_at_version or "-"),
-                     x.reason or "-", x.blocked_by or "-"] for x in p.excluded]
+                     one_line(x.reason), one_line(x.blocked_by)] for x in p.excluded]
         recoveries += [[g.name, r.member, r.node, str(r.failure), recovery_label(r.state),
-                        str(r.attempts), r.message] for r in shown_recoveries(g)]
+                        str(r.attempts), one_line(r.message)] for r in shown_recoveries(g)]
         if g.HasField("checkpoint") or g.HasField("queue"):
             c, q = g.checkpoint, g.queue
             cp = ([str(c.epoch), str(c.version), str(c.size_bytes), str(c.sync_sequence)]

@@ -305,6 +305,15 @@ def test_format_status_sections_only_when_there_is_something_to_show() -> None:
     assert [r[:5] for r in rows[1:]] == [["api", "api-4", "vm1", "2", "gave-up"]]
 
 
+def test_multi_line_hook_output_stays_in_its_row() -> None:
+    st = sample_pool_and_sync_status()
+    st.groups[0].recoveries[0].message = "exec exited 2: line one\n  line two\tend\n"
+    rows = section(cli.format_status(st), RECOVERIES)
+    assert rows[1] == ["api", "api-2", "vm2", "6", "requested", "2",
+                       "exec exited 2: line one line two end"]
+    assert cli.status_to_dict(st)["groups"][0]["recoveries"][0]["message"].count("\n") == 2
+
+
 def test_status_to_dict_pool_recoveries_and_state_sync() -> None:
     d = cli.status_to_dict(sample_pool_and_sync_status())
     assert json.loads(json.dumps(d)) == d
