@@ -170,6 +170,10 @@ def mode_label(value: int) -> str:
     return enum_label(value, types_pb2.GroupMode, "GROUP_MODE_")
 
 
+def recovery_label(value: int) -> str:
+    return enum_label(value, types_pb2.RecoveryState, "RECOVERY_STATE_")
+
+
 def format_age(msg: Any, field: str = "lease_age_seconds") -> str:
     """'0.08s', or '-' when the (optional) field is unset."""
     if not msg.HasField(field):
@@ -188,6 +192,8 @@ def member_flags(group: admin_pb2.GroupStatus, member: admin_pb2.MemberStatus,
         flags.append("releasing")
     if group.handover_to and group.handover_to == member.name:
         flags.append("handover-target")
+    if group.HasField("pool") and member.name not in group.pool.in_service:
+        flags.append("out-of-service")
     return flags
 
 
@@ -229,7 +235,69 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
     if idle:
         parts.append("nodes in maintenance without members: "
                      + ", ".join(n.name for n in idle))
+    for title, headers, section_rows in _status_sections(status):
+        if section_rows:
+            parts += ["", title, format_table(headers, section_rows)]
     return "\n".join(parts)
+
+
+_OPEN_RECOVERY = (types_pb2.RECOVERY_STATE_AWAITING_LB, types_pb2.RECOVERY_STATE_REQUESTED)
+POOL_HEADERS = ("GROUP", "VERSION", "IN SERVICE", "OUT OF SERVICE", "LB APPLIED")
+OUT_HEADERS = ("GROUP", "MEMBER", "NODE", "AT VERSION", "WHY", "BLOCKED BY")
+RECOVERY_HEADERS = ("GROUP", "MEMBER", "NODE", "FAILURE", "STATUS", "ATTEMPTS", "MESSAGE")
+SYNC_HEADERS = ("GROUP", "CKPT EPOCH", "CKPT VERSION", "CKPT BYTES", "SYNC SEQ",
+                "QUEUE FIRST", "QUEUE NEXT", "MESSAGES", "QUEUE BYTES")
+
+
+def one_line(text: str) -> str:
+    """Free text (a hook's stderr, a reason) as one table cell: whitespace runs, newlines
+    included, become one space; '-' if empty."""
+    return " ".join(text.split()) or "-"
+
+
+def shown_recoveries(group: admin_pb2.GroupStatus) -> list[admin_pb2.RecoveryStatus]:
+    """The recoveries the table shows: open ones, and given-up ones whose member is still
+    out (an operator must act). Closed ones are history: `vnfha events` has them."""
+    return [r for r in group.recoveries
+            if r.state in _OPEN_RECOVERY
+            or (r.state == types_pb2.RECOVERY_STATE_GAVE_UP
+                and r.member not in group.pool.in_service)]
+
+
+def format_lb_applied(group: admin_pb2.GroupStatus) -> str:
+    """'lb1=7, lb2=6 (behind)': each LB node's applied pool version; '-' if none reported."""
+    pool = group.pool
+    return ", ".join(f"{a.node}={a.pool_version}"
+                     + (" (behind)" if a.pool_version < pool.pool_version else "")
+                     for a in pool.lb_applied) or "-"
+
+
+def _status_sections(status: admin_pb2.GetStatusResponse
+                     ) -> list[tuple[str, Sequence[str], list[list[str]]]]:
+    """(title, headers, rows) of the tables under the member table; empty ones are
+    left out, so an active/standby cluster without state-sync data looks as before."""
+    pools, out, recoveries, sync = [], [], [], []
+    for g in status.groups:
+        if g.HasField("pool"):
+            p = g.pool
+            pools.append([g.name, str(p.pool_version), ",".join(p.in_service) or "-",
+                          ",".join(x.member for x in p.excluded) or "-", format_lb_applied(g)])
+            out += [[g.name, x.member, x.node,
+                     str(x.excluded_at_version or "-"),
+                     one_line(x.reason), one_line(x.blocked_by)] for x in p.excluded]
+        recoveries += [[g.name, r.member, r.node, str(r.failure), recovery_label(r.state),
+                        str(r.attempts), one_line(r.message)] for r in shown_recoveries(g)]
+        if g.HasField("checkpoint") or g.HasField("queue"):
+            c, q = g.checkpoint, g.queue
+            cp = ([str(c.epoch), str(c.version), str(c.size_bytes), str(c.sync_sequence)]
+                  if g.HasField("checkpoint") else ["-"] * 4)
+            qu = ([str(q.first_offset), str(q.next_offset), str(q.message_count),
+                   str(q.size_bytes)] if g.HasField("queue") else ["-"] * 4)
+            sync.append([g.name, *cp, *qu])
+    return [("pools (active-active):", POOL_HEADERS, pools),
+            ("out of service:", OUT_HEADERS, out),
+            ("recoveries (open, or given up while still out):", RECOVERY_HEADERS, recoveries),
+            ("state sync (sizes only):", SYNC_HEADERS, sync)]
 
 
 def _opt(msg: Any, field: str) -> float | None:
@@ -259,12 +327,46 @@ def status_to_dict(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> d
                 "lease_age_seconds": _opt(m, "lease_age_seconds"),
                 "flags": member_flags(g, m, maint),
             } for m in g.members],
+            "pool": _pool_to_dict(g) if g.HasField("pool") else None,
+            "recoveries": [{
+                "member": r.member, "node": r.node, "failure": r.failure,
+                "status": recovery_label(r.state), "attempts": r.attempts,
+                "reason": r.reason or None, "message": r.message or None,
+            } for r in g.recoveries],
+            "checkpoint": _checkpoint_to_dict(g.checkpoint) if g.HasField("checkpoint")
+            else None,
+            "queue": {
+                "first_offset": g.queue.first_offset, "next_offset": g.queue.next_offset,
+                "message_count": g.queue.message_count, "size_bytes": g.queue.size_bytes,
+            } if g.HasField("queue") else None,
         } for g in status.groups],
         "nodes": [{
             "name": n.name, "address": n.address, "maintenance": n.maintenance,
             "lease_age_seconds": _opt(n, "lease_age_seconds"),
         } for n in status.nodes],
     }
+
+
+def _pool_to_dict(g: admin_pb2.GroupStatus) -> dict[str, Any]:
+    p = g.pool
+    return {
+        "pool_version": p.pool_version, "in_service": list(p.in_service),
+        "excluded": [{
+            "member": x.member, "node": x.node,
+            "excluded_at_version": x.excluded_at_version or None,
+            "reason": x.reason or None, "blocked_by": x.blocked_by or None,
+        } for x in p.excluded],
+        "lb_applied": {a.node: a.pool_version for a in p.lb_applied},
+    }
+
+
+def _checkpoint_to_dict(c: admin_pb2.CheckpointStatus) -> dict[str, Any]:
+    written = None
+    if c.HasField("written_at"):
+        t = c.written_at.ToDatetime(tzinfo=dt.UTC)
+        written = t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"epoch": c.epoch, "version": c.version, "size_bytes": c.size_bytes,
+            "sync_sequence": c.sync_sequence, "written_at": written}
 
 
 def event_time(ev: admin_pb2.Event) -> str:

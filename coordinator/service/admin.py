@@ -15,15 +15,21 @@ import grpc
 
 from vnfha.coordinator import commands as C
 from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.model import ClusterState, GroupMode
 from vnfha.coordinator.service.convert import (
     HEALTH_TO_PB,
     MODE_FROM_PB,
     MODE_TO_PB,
     ROLE_TO_PB,
+    checkpoint_status_to_pb,
     event_to_pb,
+    pool_to_pb,
+    queue_status_to_pb,
+    recovery_to_pb,
 )
 from vnfha.coordinator.service.errors import submit_or_abort
 from vnfha.coordinator.service.feed import ChangeFeed
+from vnfha.coordinator.service.status_view import excluded_members
 from vnfha.coordinator.store.base import Store
 from vnfha.v1 import admin_pb2, admin_pb2_grpc
 
@@ -31,6 +37,20 @@ log = logging.getLogger("vnfha.admin_api")
 
 DEFAULT_SWITCHOVER_WAIT = 5.0
 MAX_SWITCHOVER_WAIT = 60.0
+
+
+def _add_pool_and_data(state: ClusterState, name: str, gs: admin_pb2.GroupStatus) -> None:
+    """Active-active pool and recoveries, and state-sync checkpoint and queue sizes."""
+    g = state.groups[name]
+    if g.mode == GroupMode.ACTIVE_ACTIVE:
+        gs.pool.CopyFrom(pool_to_pb(g, excluded_members(state, g)))
+        gs.recoveries.extend(recovery_to_pb(g.recoveries[m]) for m in sorted(g.recoveries))
+    checkpoint = state.checkpoints.get(name)
+    if checkpoint is not None:
+        gs.checkpoint.CopyFrom(checkpoint_status_to_pb(checkpoint))
+    queue = state.queues.get(name)
+    if queue is not None:
+        gs.queue.CopyFrom(queue_status_to_pb(queue))
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
@@ -68,10 +88,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 if self._leases.last_seen(m.node) is not None:
                     ms.lease_age_seconds = ages[m.node]
                 members.append(ms)
-            groups.append(admin_pb2.GroupStatus(
+            gs = admin_pb2.GroupStatus(
                 name=g.name, mode=MODE_TO_PB[g.mode], vip=g.vip, epoch=g.epoch,
                 active=g.active or "", releasing=g.releasing or "",
-                handover_to=g.handover_to or "", members=members))
+                handover_to=g.handover_to or "", members=members)
+            _add_pool_and_data(state, g.name, gs)
+            groups.append(gs)
         nodes = []
         for n in sorted(state.nodes.values(), key=lambda n: n.name):
             ns = admin_pb2.NodeStatus(name=n.name, address=n.address, maintenance=n.maintenance)

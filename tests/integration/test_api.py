@@ -6,6 +6,9 @@ election / failover / switchover flows end to end through gRPC.
 
 from __future__ import annotations
 
+import io
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -242,3 +245,147 @@ def test_status_and_events_over_grpc(coordinator, agents, admin):
     assert "promoted" in kinds and "group_created" in kinds
     last = admin.ListEvents(admin_pb2.ListEventsRequest(limit=1)).events
     assert len(last) == 1
+
+
+# --------------------------------------------------------------------------- status: pool, data
+
+
+@pytest.fixture
+def pool_cluster() -> Iterator[tuple[Coordinator, str, dict[str, bool]]]:
+    """A coordinator with an active/standby group `web` (for state-sync data) and an
+    active-active group `api`, real agent sessions on vm1/vm2 and an LB host lb1, and a
+    recovery hook that fails (so a recovery request stays open with its attempts)."""
+    port = free_port()
+    cfg = parse_config({
+        "node_id": "c1",
+        "cluster": {"members": [{"id": "c1", "api": f"127.0.0.1:{port}"}]},
+        "store": {"backend": "memory"},
+        "leases": {"ttl": TTL, "keepalive_interval": INTERVAL, "stabilization": 0.5},
+        "groups": [{"name": "web"}, {"name": "api", "mode": "active-active"}],
+        "recovery": {"exec": ["/bin/sh", "-c", "echo vnfm busy >&2; exit 1"],
+                     "max_attempts": 5, "backoff": 60, "backoff_max": 60},
+    })
+    c = Coordinator(cfg)
+    c.start()
+    endpoint = f"127.0.0.1:{port}"
+    healthy = {"m1": True, "m2": True, "a1": True, "a2": True}
+    sessions = []
+    for node, hosted in (("vm1", [HostedMember("web", "m1", 200), HostedMember("api", "a1")]),
+                         ("vm2", [HostedMember("web", "m2", 100), HostedMember("api", "a2")]),
+                         ("lb1", [])):
+        s = AgentSession(node, hosted, [endpoint], ttl=TTL, interval=INTERVAL,
+                         health=lambda g, m: healthy[m])
+        s.start()
+        sessions.append(s)
+    try:
+        wait_for(lambda: c.store.state().groups["web"].active == "m1"
+                 and c.store.state().groups["api"].pool == {"a1", "a2"}
+                 and "lb1" in c.store.state().nodes, 10, what="web active, api pool full")
+        yield c, endpoint, healthy
+    finally:
+        for s in sessions:
+            s.stop()
+        c.stop()
+
+
+def test_status_shows_pool_recoveries_checkpoint_and_queue(pool_cluster, capsys):
+    from vnfha.agents.statesync.store import StateClient
+    from vnfha.coordinator import cli
+    from vnfha.v1 import pool_pb2, pool_pb2_grpc
+
+    c, endpoint, healthy = pool_cluster
+    with grpc.insecure_channel(endpoint) as ch:
+        admin = admin_pb2_grpc.AdminServiceStub(ch)
+        pool = pool_pb2_grpc.PoolServiceStub(ch)
+
+        def report(version: int) -> None:
+            pool.ReportPoolApplied(pool_pb2.ReportPoolAppliedRequest(
+                group="api", node="lb1", pool_version=version))
+
+        def api() -> admin_pb2.GroupStatus:
+            return next(g for g in admin.GetStatus(admin_pb2.GetStatusRequest()).groups
+                        if g.name == "api")
+
+        version = c.store.state().groups["api"].pool_version
+        report(version)
+        healthy["a2"] = False  # excluded at version+1; recovery waits for lb1 to apply it
+        g = wait_for(lambda: (g := api()).pool.pool_version == version + 1 and g, 5,
+                     what="a2 excluded")
+        assert list(g.pool.in_service) == ["a1"]
+        [x] = g.pool.excluded
+        assert (x.member, x.node, x.excluded_at_version) == ("a2", "vm2", version + 1)
+        assert x.reason == "member a2 reported unhealthy (node vm2)"
+        assert x.blocked_by == "member 'a2' is unhealthy"
+        assert [(a.node, a.pool_version) for a in g.pool.lb_applied] == [("lb1", version)]
+        [r] = g.recoveries
+        assert (r.member, r.failure, r.state, r.attempts) == (
+            "a2", version + 1, types_pb2.RECOVERY_STATE_AWAITING_LB, 0)
+
+        report(version + 1)  # lb1 applied the exclusion: recovery requested, hook fails once
+        g = wait_for(lambda: (g := api()).recoveries[0].attempts == 1
+                     and "vnfm busy" in g.recoveries[0].message and g, 10,
+                     what="first recovery attempt's failure recorded")
+        [r] = g.recoveries
+        assert (r.member, r.node, r.failure, r.state, r.attempts) == (
+            "a2", "vm2", version + 1, types_pb2.RECOVERY_STATE_REQUESTED, 1)
+        assert "vnfm busy" in r.message
+        assert [(a.node, a.pool_version) for a in g.pool.lb_applied] == [("lb1", version + 1)]
+
+        with StateClient([endpoint]) as store:
+            store.put_checkpoint("web", 1, b"c" * 100, sync_sequence=7)
+            assert store.put_checkpoint("web", 1, b"c" * 40, sync_sequence=9) == 2
+            for i in range(3):
+                store.publish("web", 1, f"msg-{i}".encode())
+        st = admin.GetStatus(admin_pb2.GetStatusRequest())
+        web = next(g for g in st.groups if g.name == "web")
+        assert not web.HasField("pool") and not web.recoveries
+        cp = web.checkpoint
+        assert (cp.epoch, cp.version, cp.size_bytes, cp.sync_sequence) == (1, 2, 40, 9)
+        assert cp.HasField("written_at") and cp.written_at.seconds > 1_600_000_000
+        q = web.queue
+        assert (q.first_offset, q.next_offset, q.message_count, q.size_bytes) == (0, 3, 3, 15)
+        api_st = next(g for g in st.groups if g.name == "api")
+        assert not api_st.HasField("checkpoint") and not api_st.HasField("queue")
+        assert b"msg-0" not in st.SerializeToString()  # sizes only, never payloads
+
+        # Bad input is refused as before and changes nothing the status shows.
+        before = admin.GetStatus(admin_pb2.GetStatusRequest())
+        with pytest.raises(grpc.RpcError) as err:
+            report(version + 5)  # ahead of the pool: a lying LB agent
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as err:
+            admin.Switchover(admin_pb2.SwitchoverRequest(group="nope"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in err.value.details()
+        after = admin.GetStatus(admin_pb2.GetStatusRequest())
+        assert after.coordinator.revision == before.coordinator.revision
+        for resp in (before, after):  # lease ages move on; everything else must not
+            for gs in resp.groups:
+                for m in gs.members:
+                    m.ClearField("lease_age_seconds")
+        assert list(after.groups) == list(before.groups)
+
+    # The operator's tool over the same real socket: text and JSON.
+    out = io.StringIO()
+    assert cli.main(["--endpoint", endpoint, "status"], out=out) == 0
+    rows = [re.split(r"\s{2,}", line) for line in out.getvalue().splitlines()]
+    v = str(version + 1)
+    assert ["api", v, "a1", "a2", f"lb1={v}"] in rows  # pools
+    assert ["api", "a2", "vm2", v, "member a2 reported unhealthy (node vm2)",
+            "member 'a2' is unhealthy"] in rows  # out of service
+    [rec] = [r for r in rows if r[:6] == ["api", "a2", "vm2", v, "requested", "1"]]
+    assert "vnfm busy" in rec[6]  # recoveries: the hook's own words
+    assert ["web", "1", "2", "40", "9", "0", "3", "3", "15"] in rows  # state sync
+    out = io.StringIO()
+    assert cli.main(["--endpoint", endpoint, "status", "--json"], out=out) == 0
+    doc = {g["name"]: g for g in json.loads(out.getvalue())["groups"]}
+    assert doc["api"]["pool"]["in_service"] == ["a1"]
+    assert doc["api"]["pool"]["lb_applied"] == {"lb1": version + 1}
+    assert doc["api"]["pool"]["excluded"][0]["reason"] == "member a2 reported unhealthy (node vm2)"
+    assert [(r["member"], r["status"], r["attempts"]) for r in doc["api"]["recoveries"]] == [
+        ("a2", "requested", 1)]
+    assert doc["web"]["checkpoint"]["size_bytes"] == 40 and doc["web"]["pool"] is None
+    assert doc["web"]["queue"] == {"first_offset": 0, "next_offset": 3, "message_count": 3,
+                                   "size_bytes": 15}
+    # An unknown group through the CLI: refused, exit 1, as before.
+    assert cli.main(["--endpoint", endpoint, "switchover", "nope"], out=io.StringIO()) == 1
+    assert "(NOT_FOUND)" in capsys.readouterr().err

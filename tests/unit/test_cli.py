@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 from collections.abc import Iterator
 from concurrent import futures
@@ -44,6 +45,58 @@ def sample_status() -> admin_pb2.GetStatusResponse:
         nodes=[admin_pb2.NodeStatus(name="n1", address="127.0.0.1", lease_age_seconds=0.08),
                admin_pb2.NodeStatus(name="n2", address="127.0.0.1", maintenance=True)],
     )
+
+
+def sample_pool_and_sync_status() -> admin_pb2.GetStatusResponse:
+    """An active-active group with one member excluded (recovery running), one whose
+    recovery gave up, one whose recovery succeeded and is back; an active/standby group
+    with a checkpoint and a queue; one with a queue only."""
+    written = Timestamp()
+    written.FromMilliseconds(1_700_000_000_500)
+    R = types_pb2
+    return admin_pb2.GetStatusResponse(
+        coordinator=admin_pb2.CoordinatorInfo(node_id="c1", is_leader=True, leader_id="c1",
+                                              revision=90, backend="raft"),
+        groups=[
+            admin_pb2.GroupStatus(
+                name="api", mode=R.GROUP_MODE_ACTIVE_ACTIVE, epoch=0,
+                members=[admin_pb2.MemberStatus(name=n, node=f"vm{i}", role=R.ROLE_STANDBY,
+                                                health=h, priority=100)
+                         for i, (n, h) in enumerate([("api-1", R.HEALTH_HEALTHY),
+                                                     ("api-2", R.HEALTH_LOST),
+                                                     ("api-3", R.HEALTH_HEALTHY),
+                                                     ("api-4", R.HEALTH_UNHEALTHY)], 1)],
+                pool=admin_pb2.PoolStatus(
+                    pool_version=7, in_service=["api-1", "api-3"],
+                    excluded=[
+                        admin_pb2.ExcludedMember(
+                            member="api-2", node="vm2", excluded_at_version=6,
+                            reason="member api-2 lease expired (node vm2)",
+                            blocked_by="member 'api-2' is lost"),
+                        admin_pb2.ExcludedMember(member="api-4", node="vm4")],
+                    lb_applied=[admin_pb2.LbApplied(node="lb1", pool_version=7),
+                                admin_pb2.LbApplied(node="lb2", pool_version=6)]),
+                recoveries=[
+                    admin_pb2.RecoveryStatus(member="api-2", node="vm2", failure=6,
+                                             reason="member api-2 lease expired (node vm2)",
+                                             state=R.RECOVERY_STATE_REQUESTED, attempts=2,
+                                             message="exec exited 1: vnfm busy"),
+                    admin_pb2.RecoveryStatus(member="api-3", node="vm3", failure=3,
+                                             reason="member api-3 reported unhealthy",
+                                             state=R.RECOVERY_STATE_SUCCEEDED, attempts=1),
+                    admin_pb2.RecoveryStatus(member="api-4", node="vm4", failure=4,
+                                             state=R.RECOVERY_STATE_GAVE_UP, attempts=3,
+                                             message="gave up after 3 attempts")]),
+            admin_pb2.GroupStatus(
+                name="db", mode=R.GROUP_MODE_ACTIVE_STANDBY, epoch=3, active="db-1",
+                checkpoint=admin_pb2.CheckpointStatus(epoch=3, version=12, size_bytes=2048,
+                                                      sync_sequence=77, written_at=written),
+                queue=admin_pb2.QueueStatus(first_offset=10, next_offset=15, message_count=5,
+                                            size_bytes=640)),
+            admin_pb2.GroupStatus(
+                name="sip", mode=R.GROUP_MODE_ACTIVE_STANDBY, epoch=1,
+                queue=admin_pb2.QueueStatus(first_offset=4, next_offset=4)),
+        ])
 
 
 def event(seq: int, **kw: Any) -> admin_pb2.Event:
@@ -189,9 +242,107 @@ def test_status_to_dict_is_plain_json() -> None:
     assert web["members"][1]["lease_age_seconds"] is None
     assert web["members"][1]["flags"] == ["quarantined", "maintenance", "handover-target"]
     assert empty == {"name": "empty", "mode": "active-active", "vip": None, "epoch": 0,
-                     "active": None, "releasing": None, "handover_to": None, "members": []}
+                     "active": None, "releasing": None, "handover_to": None, "members": [],
+                     "pool": None, "recoveries": [], "checkpoint": None, "queue": None}
     assert d["nodes"][1] == {"name": "n2", "address": "127.0.0.1", "maintenance": True,
                              "lease_age_seconds": None}
+
+
+RECOVERIES = "recoveries (open, or given up while still out):"
+
+
+def section(text: str, title: str) -> list[list[str]]:
+    """The rows (split on runs of 2+ spaces) of the table under `title`, header first."""
+    lines = text.splitlines()
+    start = lines.index(title) + 1
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return [[c for c in re.split(r"\s{2,}", line) if c] for line in lines[start:end]]
+
+
+def test_format_status_pool_recoveries_and_state_sync() -> None:
+    text = cli.format_status(sample_pool_and_sync_status())
+    lines = text.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    # member table: pool membership shows as a flag
+    assert lines[3].split() == ["api", "0", "api-2", "vm2", "standby", "lost", "-",
+                                "out-of-service"]
+    assert lines[2].split() == ["api", "0", "api-1", "vm1", "standby", "healthy", "-"]
+    assert section(text, "pools (active-active):") == [
+        ["GROUP", "VERSION", "IN SERVICE", "OUT OF SERVICE", "LB APPLIED"],
+        ["api", "7", "api-1,api-3", "api-2,api-4", "lb1=7, lb2=6 (behind)"]]
+    assert section(text, "out of service:") == [
+        ["GROUP", "MEMBER", "NODE", "AT VERSION", "WHY", "BLOCKED BY"],
+        ["api", "api-2", "vm2", "6", "member api-2 lease expired (node vm2)",
+         "member 'api-2' is lost"],
+        ["api", "api-4", "vm4", "-", "-", "-"]]
+    # the succeeded recovery (api-3 is back) is history, not shown
+    assert section(text, RECOVERIES) == [
+        ["GROUP", "MEMBER", "NODE", "FAILURE", "STATUS", "ATTEMPTS", "MESSAGE"],
+        ["api", "api-2", "vm2", "6", "requested", "2", "exec exited 1: vnfm busy"],
+        ["api", "api-4", "vm4", "4", "gave-up", "3", "gave up after 3 attempts"]]
+    assert section(text, "state sync (sizes only):") == [
+        ["GROUP", "CKPT EPOCH", "CKPT VERSION", "CKPT BYTES", "SYNC SEQ", "QUEUE FIRST",
+         "QUEUE NEXT", "MESSAGES", "QUEUE BYTES"],
+        ["db", "3", "12", "2048", "77", "10", "15", "5", "640"],
+        ["sip", "-", "-", "-", "-", "4", "4", "0", "0"]]
+
+
+def test_format_status_sections_only_when_there_is_something_to_show() -> None:
+    st = sample_pool_and_sync_status()
+    del st.groups[1:]  # only the pool group
+    st.groups[0].pool.lb_applied[1].pool_version = 7
+    del st.groups[0].recoveries[2]  # api-4's gave-up record
+    st.groups[0].recoveries[0].state = types_pb2.RECOVERY_STATE_CANCELLED
+    text = cli.format_status(st)
+    assert "lb1=7, lb2=7" in text and "behind" not in text
+    assert "recoveries" not in text and "state sync" not in text
+    # a given-up recovery of a member back in service needs nothing from the operator
+    st.groups[0].recoveries.add(member="api-1", node="vm1", failure=2,
+                                state=types_pb2.RECOVERY_STATE_GAVE_UP, attempts=3)
+    assert "recoveries" not in cli.format_status(st)
+    st.groups[0].recoveries[2].member = "api-4"  # still out: shown
+    rows = section(cli.format_status(st), RECOVERIES)
+    assert [r[:5] for r in rows[1:]] == [["api", "api-4", "vm1", "2", "gave-up"]]
+
+
+def test_multi_line_hook_output_stays_in_its_row() -> None:
+    st = sample_pool_and_sync_status()
+    st.groups[0].recoveries[0].message = "exec exited 2: line one\n  line two\tend\n"
+    rows = section(cli.format_status(st), RECOVERIES)
+    assert rows[1] == ["api", "api-2", "vm2", "6", "requested", "2",
+                       "exec exited 2: line one line two end"]
+    assert cli.status_to_dict(st)["groups"][0]["recoveries"][0]["message"].count("\n") == 2
+
+
+def test_status_to_dict_pool_recoveries_and_state_sync() -> None:
+    d = cli.status_to_dict(sample_pool_and_sync_status())
+    assert json.loads(json.dumps(d)) == d
+    api, db, sip = d["groups"]
+    assert api["pool"] == {
+        "pool_version": 7, "in_service": ["api-1", "api-3"],
+        "excluded": [{"member": "api-2", "node": "vm2", "excluded_at_version": 6,
+                      "reason": "member api-2 lease expired (node vm2)",
+                      "blocked_by": "member 'api-2' is lost"},
+                     {"member": "api-4", "node": "vm4", "excluded_at_version": None,
+                      "reason": None, "blocked_by": None}],
+        "lb_applied": {"lb1": 7, "lb2": 6}}
+    # JSON carries every record, closed ones included, with their status
+    assert [(r["member"], r["failure"], r["status"], r["attempts"])
+            for r in api["recoveries"]] == [("api-2", 6, "requested", 2),
+                                            ("api-3", 3, "succeeded", 1),
+                                            ("api-4", 4, "gave-up", 3)]
+    assert api["recoveries"][0]["message"] == "exec exited 1: vnfm busy"
+    assert api["recoveries"][2]["reason"] is None
+    assert api["members"][1]["flags"] == ["out-of-service"]
+    assert api["checkpoint"] is None and api["queue"] is None
+    assert db["pool"] is None and db["recoveries"] == []
+    assert db["checkpoint"] == {"epoch": 3, "version": 12, "size_bytes": 2048,
+                                "sync_sequence": 77, "written_at": "2023-11-14T22:13:20.500Z"}
+    assert db["queue"] == {"first_offset": 10, "next_offset": 15, "message_count": 5,
+                           "size_bytes": 640}
+    assert sip["checkpoint"] is None
+    assert sip["queue"] == {"first_offset": 4, "next_offset": 4, "message_count": 0,
+                            "size_bytes": 0}
 
 
 def test_enum_labels() -> None:
@@ -199,6 +350,8 @@ def test_enum_labels() -> None:
     assert cli.health_label(types_pb2.HEALTH_LOST) == "lost"
     assert cli.mode_label(types_pb2.GROUP_MODE_ACTIVE_STANDBY) == "active-standby"
     assert cli.health_label(99) == "99"  # a newer server's value still prints
+    assert cli.recovery_label(types_pb2.RECOVERY_STATE_AWAITING_LB) == "awaiting-lb"
+    assert cli.recovery_label(types_pb2.RECOVERY_STATE_UNSPECIFIED) == "-"
 
 
 def test_format_event() -> None:

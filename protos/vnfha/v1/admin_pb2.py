@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from vnfha.v1 import types_pb2 as vnfha_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/admin.proto\x12\x08vnfha.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14vnfha/v1/types.proto\"\x12\n\x10GetStatusRequest\"\xed\x01\n\x0f\x43oordinatorInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tis_leader\x18\x02 \x01(\x08\x12\x11\n\tleader_id\x18\x03 \x01(\t\x12\x17\n\x0fleader_endpoint\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x37\n\x07\x64\x65tails\x18\x07 \x03(\x0b\x32&.vnfha.v1.CoordinatorInfo.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc7\x01\n\x0cMemberStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vnfha.v1.Role\x12 \n\x06health\x18\x04 \x01(\x0e\x32\x10.vnfha.v1.Health\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x13\n\x0bquarantined\x18\x06 \x01(\x08\x12\x1e\n\x11lease_age_seconds\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\x14\n\x12_lease_age_seconds\"\xbb\x01\n\x0bGroupStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04mode\x18\x02 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\x12\x0b\n\x03vip\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\t\x12\x11\n\treleasing\x18\x06 \x01(\t\x12\x13\n\x0bhandover_to\x18\x07 \x01(\t\x12\'\n\x07members\x18\x08 \x03(\x0b\x32\x16.vnfha.v1.MemberStatus\"v\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bmaintenance\x18\x03 \x01(\x08\x12\x1e\n\x11lease_age_seconds\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x14\n\x12_lease_age_seconds\"\x8f\x01\n\x11GetStatusResponse\x12.\n\x0b\x63oordinator\x18\x01 \x01(\x0b\x32\x19.vnfha.v1.CoordinatorInfo\x12%\n\x06groups\x18\x02 \x03(\x0b\x32\x15.vnfha.v1.GroupStatus\x12#\n\x05nodes\x18\x03 \x03(\x0b\x32\x14.vnfha.v1.NodeStatus\"Z\n\x11SwitchoverRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x11\n\tto_member\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07wait_ms\x18\x04 \x01(\r\"^\n\x12SwitchoverResponse\x12\x13\n\x0b\x66rom_member\x18\x01 \x01(\t\x12\x11\n\tto_member\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x11\n\tcompleted\x18\x04 \x01(\x08\"E\n\x15SetMaintenanceRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\n\n\x02on\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\")\n\x16SetMaintenanceResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"I\n\tGroupSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04mode\x18\x02 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\x12\x0b\n\x03vip\x18\x03 \x01(\t\"M\n\x12\x41pplyGroupsRequest\x12#\n\x06groups\x18\x01 \x03(\x0b\x32\x13.vnfha.v1.GroupSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\'\n\x13\x41pplyGroupsResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"\x98\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05group\x18\x04 \x01(\t\x12\x0e\n\x06member\x18\x05 \x01(\t\x12\x0c\n\x04node\x18\x06 \x01(\t\x12\r\n\x05\x65poch\x18\x07 \x01(\x04\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\"\n\x11ListEventsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"5\n\x12ListEventsResponse\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.vnfha.v1.Event\"\'\n\x12WatchEventsRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\"6\n\x13WatchEventsResponse\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.vnfha.v1.Event2\xd5\x03\n\x0c\x41\x64minService\x12\x44\n\tGetStatus\x12\x1a.vnfha.v1.GetStatusRequest\x1a\x1b.vnfha.v1.GetStatusResponse\x12G\n\nSwitchover\x12\x1b.vnfha.v1.SwitchoverRequest\x1a\x1c.vnfha.v1.SwitchoverResponse\x12S\n\x0eSetMaintenance\x12\x1f.vnfha.v1.SetMaintenanceRequest\x1a .vnfha.v1.SetMaintenanceResponse\x12J\n\x0b\x41pplyGroups\x12\x1c.vnfha.v1.ApplyGroupsRequest\x1a\x1d.vnfha.v1.ApplyGroupsResponse\x12G\n\nListEvents\x12\x1b.vnfha.v1.ListEventsRequest\x1a\x1c.vnfha.v1.ListEventsResponse\x12L\n\x0bWatchEvents\x12\x1c.vnfha.v1.WatchEventsRequest\x1a\x1d.vnfha.v1.WatchEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/admin.proto\x12\x08vnfha.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14vnfha/v1/types.proto\"\x12\n\x10GetStatusRequest\"\xed\x01\n\x0f\x43oordinatorInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tis_leader\x18\x02 \x01(\x08\x12\x11\n\tleader_id\x18\x03 \x01(\t\x12\x17\n\x0fleader_endpoint\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x37\n\x07\x64\x65tails\x18\x07 \x03(\x0b\x32&.vnfha.v1.CoordinatorInfo.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc7\x01\n\x0cMemberStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vnfha.v1.Role\x12 \n\x06health\x18\x04 \x01(\x0e\x32\x10.vnfha.v1.Health\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x13\n\x0bquarantined\x18\x06 \x01(\x08\x12\x1e\n\x11lease_age_seconds\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\x14\n\x12_lease_age_seconds\"\xe3\x02\n\x0bGroupStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04mode\x18\x02 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\x12\x0b\n\x03vip\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\t\x12\x11\n\treleasing\x18\x06 \x01(\t\x12\x13\n\x0bhandover_to\x18\x07 \x01(\t\x12\'\n\x07members\x18\x08 \x03(\x0b\x32\x16.vnfha.v1.MemberStatus\x12\"\n\x04pool\x18\t \x01(\x0b\x32\x14.vnfha.v1.PoolStatus\x12,\n\nrecoveries\x18\n \x03(\x0b\x32\x18.vnfha.v1.RecoveryStatus\x12.\n\ncheckpoint\x18\x0b \x01(\x0b\x32\x1a.vnfha.v1.CheckpointStatus\x12$\n\x05queue\x18\x0c \x01(\x0b\x32\x15.vnfha.v1.QueueStatus\"\x8b\x01\n\nPoolStatus\x12\x14\n\x0cpool_version\x18\x01 \x01(\x04\x12\x12\n\nin_service\x18\x02 \x03(\t\x12*\n\x08\x65xcluded\x18\x03 \x03(\x0b\x32\x18.vnfha.v1.ExcludedMember\x12\'\n\nlb_applied\x18\x04 \x03(\x0b\x32\x13.vnfha.v1.LbApplied\"o\n\x0e\x45xcludedMember\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x1b\n\x13\x65xcluded_at_version\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nblocked_by\x18\x05 \x01(\t\"/\n\tLbApplied\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0cpool_version\x18\x02 \x01(\x04\"\x9a\x01\n\x0eRecoveryStatus\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x61ilure\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12&\n\x05state\x18\x05 \x01(\x0e\x32\x17.vnfha.v1.RecoveryState\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\r\x12\x0f\n\x07message\x18\x07 \x01(\t\"\x8d\x01\n\x10\x43heckpointStatus\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x15\n\rsync_sequence\x18\x04 \x01(\x04\x12.\n\nwritten_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x0bQueueStatus\x12\x14\n\x0c\x66irst_offset\x18\x01 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x02 \x01(\x04\x12\x15\n\rmessage_count\x18\x03 \x01(\r\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"v\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bmaintenance\x18\x03 \x01(\x08\x12\x1e\n\x11lease_age_seconds\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x14\n\x12_lease_age_seconds\"\x8f\x01\n\x11GetStatusResponse\x12.\n\x0b\x63oordinator\x18\x01 \x01(\x0b\x32\x19.vnfha.v1.CoordinatorInfo\x12%\n\x06groups\x18\x02 \x03(\x0b\x32\x15.vnfha.v1.GroupStatus\x12#\n\x05nodes\x18\x03 \x03(\x0b\x32\x14.vnfha.v1.NodeStatus\"Z\n\x11SwitchoverRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x11\n\tto_member\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07wait_ms\x18\x04 \x01(\r\"^\n\x12SwitchoverResponse\x12\x13\n\x0b\x66rom_member\x18\x01 \x01(\t\x12\x11\n\tto_member\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x11\n\tcompleted\x18\x04 \x01(\x08\"E\n\x15SetMaintenanceRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\n\n\x02on\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\")\n\x16SetMaintenanceResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"I\n\tGroupSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04mode\x18\x02 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\x12\x0b\n\x03vip\x18\x03 \x01(\t\"M\n\x12\x41pplyGroupsRequest\x12#\n\x06groups\x18\x01 \x03(\x0b\x32\x13.vnfha.v1.GroupSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\'\n\x13\x41pplyGroupsResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"\x98\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05group\x18\x04 \x01(\t\x12\x0e\n\x06member\x18\x05 \x01(\t\x12\x0c\n\x04node\x18\x06 \x01(\t\x12\r\n\x05\x65poch\x18\x07 \x01(\x04\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\"\n\x11ListEventsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"5\n\x12ListEventsResponse\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.vnfha.v1.Event\"\'\n\x12WatchEventsRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\"6\n\x13WatchEventsResponse\x12\x1f\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x0f.vnfha.v1.Event2\xd5\x03\n\x0c\x41\x64minService\x12\x44\n\tGetStatus\x12\x1a.vnfha.v1.GetStatusRequest\x1a\x1b.vnfha.v1.GetStatusResponse\x12G\n\nSwitchover\x12\x1b.vnfha.v1.SwitchoverRequest\x1a\x1c.vnfha.v1.SwitchoverResponse\x12S\n\x0eSetMaintenance\x12\x1f.vnfha.v1.SetMaintenanceRequest\x1a .vnfha.v1.SetMaintenanceResponse\x12J\n\x0b\x41pplyGroups\x12\x1c.vnfha.v1.ApplyGroupsRequest\x1a\x1d.vnfha.v1.ApplyGroupsResponse\x12G\n\nListEvents\x12\x1b.vnfha.v1.ListEventsRequest\x1a\x1c.vnfha.v1.ListEventsResponse\x12L\n\x0bWatchEvents\x12\x1c.vnfha.v1.WatchEventsRequest\x1a\x1d.vnfha.v1.WatchEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,35 +44,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBERSTATUS']._serialized_start=350
   _globals['_MEMBERSTATUS']._serialized_end=549
   _globals['_GROUPSTATUS']._serialized_start=552
-  _globals['_GROUPSTATUS']._serialized_end=739
-  _globals['_NODESTATUS']._serialized_start=741
-  _globals['_NODESTATUS']._serialized_end=859
-  _globals['_GETSTATUSRESPONSE']._serialized_start=862
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1005
-  _globals['_SWITCHOVERREQUEST']._serialized_start=1007
-  _globals['_SWITCHOVERREQUEST']._serialized_end=1097
-  _globals['_SWITCHOVERRESPONSE']._serialized_start=1099
-  _globals['_SWITCHOVERRESPONSE']._serialized_end=1193
-  _globals['_SETMAINTENANCEREQUEST']._serialized_start=1195
-  _globals['_SETMAINTENANCEREQUEST']._serialized_end=1264
-  _globals['_SETMAINTENANCERESPONSE']._serialized_start=1266
-  _globals['_SETMAINTENANCERESPONSE']._serialized_end=1307
-  _globals['_GROUPSPEC']._serialized_start=1309
-  _globals['_GROUPSPEC']._serialized_end=1382
-  _globals['_APPLYGROUPSREQUEST']._serialized_start=1384
-  _globals['_APPLYGROUPSREQUEST']._serialized_end=1461
-  _globals['_APPLYGROUPSRESPONSE']._serialized_start=1463
-  _globals['_APPLYGROUPSRESPONSE']._serialized_end=1502
-  _globals['_EVENT']._serialized_start=1505
-  _globals['_EVENT']._serialized_end=1657
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1659
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1693
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1695
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1748
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=1750
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=1789
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=1791
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1845
-  _globals['_ADMINSERVICE']._serialized_start=1848
-  _globals['_ADMINSERVICE']._serialized_end=2317
+  _globals['_GROUPSTATUS']._serialized_end=907
+  _globals['_POOLSTATUS']._serialized_start=910
+  _globals['_POOLSTATUS']._serialized_end=1049
+  _globals['_EXCLUDEDMEMBER']._serialized_start=1051
+  _globals['_EXCLUDEDMEMBER']._serialized_end=1162
+  _globals['_LBAPPLIED']._serialized_start=1164
+  _globals['_LBAPPLIED']._serialized_end=1211
+  _globals['_RECOVERYSTATUS']._serialized_start=1214
+  _globals['_RECOVERYSTATUS']._serialized_end=1368
+  _globals['_CHECKPOINTSTATUS']._serialized_start=1371
+  _globals['_CHECKPOINTSTATUS']._serialized_end=1512
+  _globals['_QUEUESTATUS']._serialized_start=1514
+  _globals['_QUEUESTATUS']._serialized_end=1613
+  _globals['_NODESTATUS']._serialized_start=1615
+  _globals['_NODESTATUS']._serialized_end=1733
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1736
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1879
+  _globals['_SWITCHOVERREQUEST']._serialized_start=1881
+  _globals['_SWITCHOVERREQUEST']._serialized_end=1971
+  _globals['_SWITCHOVERRESPONSE']._serialized_start=1973
+  _globals['_SWITCHOVERRESPONSE']._serialized_end=2067
+  _globals['_SETMAINTENANCEREQUEST']._serialized_start=2069
+  _globals['_SETMAINTENANCEREQUEST']._serialized_end=2138
+  _globals['_SETMAINTENANCERESPONSE']._serialized_start=2140
+  _globals['_SETMAINTENANCERESPONSE']._serialized_end=2181
+  _globals['_GROUPSPEC']._serialized_start=2183
+  _globals['_GROUPSPEC']._serialized_end=2256
+  _globals['_APPLYGROUPSREQUEST']._serialized_start=2258
+  _globals['_APPLYGROUPSREQUEST']._serialized_end=2335
+  _globals['_APPLYGROUPSRESPONSE']._serialized_start=2337
+  _globals['_APPLYGROUPSRESPONSE']._serialized_end=2376
+  _globals['_EVENT']._serialized_start=2379
+  _globals['_EVENT']._serialized_end=2531
+  _globals['_LISTEVENTSREQUEST']._serialized_start=2533
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2567
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2569
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2622
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=2624
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=2663
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=2665
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=2719
+  _globals['_ADMINSERVICE']._serialized_start=2722
+  _globals['_ADMINSERVICE']._serialized_end=3191
 # @@protoc_insertion_point(module_scope)

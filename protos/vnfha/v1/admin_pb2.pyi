@@ -58,7 +58,7 @@ class MemberStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., node: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., health: _Optional[_Union[_types_pb2.Health, str]] = ..., priority: _Optional[int] = ..., quarantined: _Optional[bool] = ..., lease_age_seconds: _Optional[float] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("name", "mode", "vip", "epoch", "active", "releasing", "handover_to", "members")
+    __slots__ = ("name", "mode", "vip", "epoch", "active", "releasing", "handover_to", "members", "pool", "recoveries", "checkpoint", "queue")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,10 @@ class GroupStatus(_message.Message):
     RELEASING_FIELD_NUMBER: _ClassVar[int]
     HANDOVER_TO_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    RECOVERIES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     name: str
     mode: _types_pb2.GroupMode
     vip: str
@@ -75,7 +79,89 @@ class GroupStatus(_message.Message):
     releasing: str
     handover_to: str
     members: _containers.RepeatedCompositeFieldContainer[MemberStatus]
-    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., vip: _Optional[str] = ..., epoch: _Optional[int] = ..., active: _Optional[str] = ..., releasing: _Optional[str] = ..., handover_to: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ...) -> None: ...
+    pool: PoolStatus
+    recoveries: _containers.RepeatedCompositeFieldContainer[RecoveryStatus]
+    checkpoint: CheckpointStatus
+    queue: QueueStatus
+    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., vip: _Optional[str] = ..., epoch: _Optional[int] = ..., active: _Optional[str] = ..., releasing: _Optional[str] = ..., handover_to: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., pool: _Optional[_Union[PoolStatus, _Mapping]] = ..., recoveries: _Optional[_Iterable[_Union[RecoveryStatus, _Mapping]]] = ..., checkpoint: _Optional[_Union[CheckpointStatus, _Mapping]] = ..., queue: _Optional[_Union[QueueStatus, _Mapping]] = ...) -> None: ...
+
+class PoolStatus(_message.Message):
+    __slots__ = ("pool_version", "in_service", "excluded", "lb_applied")
+    POOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IN_SERVICE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    LB_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    pool_version: int
+    in_service: _containers.RepeatedScalarFieldContainer[str]
+    excluded: _containers.RepeatedCompositeFieldContainer[ExcludedMember]
+    lb_applied: _containers.RepeatedCompositeFieldContainer[LbApplied]
+    def __init__(self, pool_version: _Optional[int] = ..., in_service: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[ExcludedMember, _Mapping]]] = ..., lb_applied: _Optional[_Iterable[_Union[LbApplied, _Mapping]]] = ...) -> None: ...
+
+class ExcludedMember(_message.Message):
+    __slots__ = ("member", "node", "excluded_at_version", "reason", "blocked_by")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_AT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_BY_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    node: str
+    excluded_at_version: int
+    reason: str
+    blocked_by: str
+    def __init__(self, member: _Optional[str] = ..., node: _Optional[str] = ..., excluded_at_version: _Optional[int] = ..., reason: _Optional[str] = ..., blocked_by: _Optional[str] = ...) -> None: ...
+
+class LbApplied(_message.Message):
+    __slots__ = ("node", "pool_version")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    POOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    pool_version: int
+    def __init__(self, node: _Optional[str] = ..., pool_version: _Optional[int] = ...) -> None: ...
+
+class RecoveryStatus(_message.Message):
+    __slots__ = ("member", "node", "failure", "reason", "state", "attempts", "message")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    node: str
+    failure: int
+    reason: str
+    state: _types_pb2.RecoveryState
+    attempts: int
+    message: str
+    def __init__(self, member: _Optional[str] = ..., node: _Optional[str] = ..., failure: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[_types_pb2.RecoveryState, str]] = ..., attempts: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CheckpointStatus(_message.Message):
+    __slots__ = ("epoch", "version", "size_bytes", "sync_sequence", "written_at")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SYNC_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_AT_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    version: int
+    size_bytes: int
+    sync_sequence: int
+    written_at: _timestamp_pb2.Timestamp
+    def __init__(self, epoch: _Optional[int] = ..., version: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sync_sequence: _Optional[int] = ..., written_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueueStatus(_message.Message):
+    __slots__ = ("first_offset", "next_offset", "message_count", "size_bytes")
+    FIRST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    first_offset: int
+    next_offset: int
+    message_count: int
+    size_bytes: int
+    def __init__(self, first_offset: _Optional[int] = ..., next_offset: _Optional[int] = ..., message_count: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("name", "address", "maintenance", "lease_age_seconds")

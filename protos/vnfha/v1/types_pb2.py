@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/types.proto\x12\x08vnfha.v1*o\n\x06Health\x12\x16\n\x12HEALTH_UNSPECIFIED\x10\x00\x12\x12\n\x0eHEALTH_UNKNOWN\x10\x01\x12\x12\n\x0eHEALTH_HEALTHY\x10\x02\x12\x14\n\x10HEALTH_UNHEALTHY\x10\x03\x12\x0f\n\x0bHEALTH_LOST\x10\x04*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_ACTIVE\x10\x01\x12\x10\n\x0cROLE_STANDBY\x10\x02*d\n\tGroupMode\x12\x1a\n\x16GROUP_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19GROUP_MODE_ACTIVE_STANDBY\x10\x01\x12\x1c\n\x18GROUP_MODE_ACTIVE_ACTIVE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/types.proto\x12\x08vnfha.v1*o\n\x06Health\x12\x16\n\x12HEALTH_UNSPECIFIED\x10\x00\x12\x12\n\x0eHEALTH_UNKNOWN\x10\x01\x12\x12\n\x0eHEALTH_HEALTHY\x10\x02\x12\x14\n\x10HEALTH_UNHEALTHY\x10\x03\x12\x0f\n\x0bHEALTH_LOST\x10\x04*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_ACTIVE\x10\x01\x12\x10\n\x0cROLE_STANDBY\x10\x02*d\n\tGroupMode\x12\x1a\n\x16GROUP_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19GROUP_MODE_ACTIVE_STANDBY\x10\x01\x12\x1c\n\x18GROUP_MODE_ACTIVE_ACTIVE\x10\x02*\xc5\x01\n\rRecoveryState\x12\x1e\n\x1aRECOVERY_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRECOVERY_STATE_AWAITING_LB\x10\x01\x12\x1c\n\x18RECOVERY_STATE_REQUESTED\x10\x02\x12\x1c\n\x18RECOVERY_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16RECOVERY_STATE_GAVE_UP\x10\x04\x12\x1c\n\x18RECOVERY_STATE_CANCELLED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROLE']._serialized_end=210
   _globals['_GROUPMODE']._serialized_start=212
   _globals['_GROUPMODE']._serialized_end=312
+  _globals['_RECOVERYSTATE']._serialized_start=315
+  _globals['_RECOVERYSTATE']._serialized_end=512
 # @@protoc_insertion_point(module_scope)

@@ -23,6 +23,15 @@ class GroupMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GROUP_MODE_UNSPECIFIED: _ClassVar[GroupMode]
     GROUP_MODE_ACTIVE_STANDBY: _ClassVar[GroupMode]
     GROUP_MODE_ACTIVE_ACTIVE: _ClassVar[GroupMode]
+
+class RecoveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECOVERY_STATE_UNSPECIFIED: _ClassVar[RecoveryState]
+    RECOVERY_STATE_AWAITING_LB: _ClassVar[RecoveryState]
+    RECOVERY_STATE_REQUESTED: _ClassVar[RecoveryState]
+    RECOVERY_STATE_SUCCEEDED: _ClassVar[RecoveryState]
+    RECOVERY_STATE_GAVE_UP: _ClassVar[RecoveryState]
+    RECOVERY_STATE_CANCELLED: _ClassVar[RecoveryState]
 HEALTH_UNSPECIFIED: Health
 HEALTH_UNKNOWN: Health
 HEALTH_HEALTHY: Health
@@ -34,3 +43,9 @@ ROLE_STANDBY: Role
 GROUP_MODE_UNSPECIFIED: GroupMode
 GROUP_MODE_ACTIVE_STANDBY: GroupMode
 GROUP_MODE_ACTIVE_ACTIVE: GroupMode
+RECOVERY_STATE_UNSPECIFIED: RecoveryState
+RECOVERY_STATE_AWAITING_LB: RecoveryState
+RECOVERY_STATE_REQUESTED: RecoveryState
+RECOVERY_STATE_SUCCEEDED: RecoveryState
+RECOVERY_STATE_GAVE_UP: RecoveryState
+RECOVERY_STATE_CANCELLED: RecoveryState
