@@ -61,7 +61,9 @@ class TestCA:
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
             x509.DNSName("localhost")])
-        return self._issue(name, [ExtendedKeyUsageOID.SERVER_AUTH], san)
+        # etcd also dials itself (its gRPC gateway) with its server certificate.
+        return self._issue(name, [ExtendedKeyUsageOID.SERVER_AUTH,
+                                  ExtendedKeyUsageOID.CLIENT_AUTH], san)
 
     def issue_client(self, name: str) -> CertFiles:
         """A client certificate with common name `name` (etcd may take the CN as its user)."""
