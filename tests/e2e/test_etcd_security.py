@@ -231,3 +231,18 @@ def test_etcd_down_at_start_is_waited_for_not_refused(secure, tmp_path):
         assert not store.store_reachable() and not store.is_leader()
     finally:
         store.stop()
+
+
+def test_auth_configured_but_off_in_etcd_stops_the_coordinator(etcd_server, tmp_path):
+    """store.etcd.auth against an etcd with authentication off: refused at start with
+    the two ways out, rather than running with a login that does nothing."""
+    pw = tmp_path / "pw"
+    pw.write_text("whatever\n")
+    cfg = _config(tmp_path, "authoff", etcd_server.endpoint,
+                  {"auth": {"user": "vnfha", "password_file": str(pw)}})
+    proc = subprocess.run([*VNFHA, "coordinator", "--config", str(cfg)], capture_output=True,
+                          text=True, timeout=20, stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "cannot start" in out and "etcd has authentication off" in out, out
+    assert "etcdctl auth enable" in out and "remove store.etcd.auth" in out, out
