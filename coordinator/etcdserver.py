@@ -4,6 +4,11 @@ Runs Debian's `etcd` binary (package etcd-server, installed by scripts/setup.sh)
 on two free loopback ports with its data in a folder the caller owns, so it can
 be stopped and started again on the same data (an etcd restart). Never a mock:
 if the binary is missing, `start` raises and the test that needed it fails.
+
+Optionally with client TLS (`EtcdTls`: a server certificate, `--client-cert-auth`
+and the CA it trusts; see testpki.py) and with etcd's own users and roles
+(`add_user`, `enable_auth`), set up through etcd's gRPC auth API with pyetcd's
+generated stubs, as an operator would with `etcdctl user/role add; auth enable`.
 """
 
 from __future__ import annotations
@@ -11,18 +16,45 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+from pyetcd import etcdrpc
+
 from vnfha.coordinator.ports import free_port
+from vnfha.coordinator.store.etcd_layout import prefix_end
+from vnfha.coordinator.testpki import CertFiles, TestCA
+
+
+@dataclass(frozen=True)
+class EtcdTls:
+    """Client-facing TLS for the test etcd: its certificate, the CA whose client
+    certificates it accepts (`--client-cert-auth`), and the harness's own client cert."""
+
+    ca_file: Path
+    server: CertFiles
+    client: CertFiles
+
+    @classmethod
+    def generate(cls, folder: Path) -> tuple[EtcdTls, TestCA]:
+        """A fresh CA in `folder`, a server cert for 127.0.0.1 and an admin client cert;
+        the CA is returned too, to issue more client certificates."""
+        ca = TestCA(folder)
+        return cls(ca.ca_file, ca.issue_server(), ca.issue_client("etcd-harness")), ca
 
 
 class EtcdServer:
     def __init__(self, data_dir: Path, name: str = "etcd-test",
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, tls: EtcdTls | None = None,
+                 auth_token_ttl: int | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.name = name
         found = binary or shutil.which("etcd") or "/usr/bin/etcd"
@@ -33,6 +65,10 @@ class EtcdServer:
         self.client_port = free_port()
         self.peer_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        #: seconds an idle simple auth token lives (etcd's default is 300)
+        self.auth_token_ttl = auth_token_ttl
+        self._root_password: str | None = None  # set once auth is enabled
 
     @property
     def endpoint(self) -> str:
@@ -46,8 +82,15 @@ class EtcdServer:
         """Start (or start again on the same data) and wait until it answers."""
         assert self.proc is None, "already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        client = f"http://127.0.0.1:{self.client_port}"
+        client = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
         peer = f"http://127.0.0.1:{self.peer_port}"
+        extra: list[str] = []
+        if self.tls is not None:
+            extra += ["--cert-file", str(self.tls.server.cert),
+                      "--key-file", str(self.tls.server.key),
+                      "--trusted-ca-file", str(self.tls.ca_file), "--client-cert-auth"]
+        if self.auth_token_ttl is not None:
+            extra += ["--auth-token-ttl", str(self.auth_token_ttl)]
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -55,7 +98,8 @@ class EtcdServer:
                  "--listen-client-urls", client, "--advertise-client-urls", client,
                  "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                  "--initial-cluster", f"{self.name}={peer}",
-                 "--initial-cluster-state", "new", "--logger", "zap", "--log-level", "warn"],
+                 "--initial-cluster-state", "new", "--logger", "zap", "--log-level", "warn",
+                 *extra],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             log.close()
@@ -71,8 +115,14 @@ class EtcdServer:
         raise TimeoutError(f"etcd did not become healthy in {timeout} s; see {self.log_path}")
 
     def healthy(self) -> bool:
+        ctx = None
+        if self.tls is not None:
+            ctx = ssl.create_default_context(cafile=str(self.tls.ca_file))
+            ctx.load_cert_chain(str(self.tls.client.cert), str(self.tls.client.key))
+        scheme = "https" if self.tls else "http"
         try:
-            with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=0.5) as r:
+            with urllib.request.urlopen(f"{scheme}://{self.endpoint}/health", timeout=0.5,
+                                        context=ctx) as r:
                 return b'"health":"true"' in r.read()
         except (OSError, urllib.error.URLError):
             return False
@@ -97,3 +147,69 @@ class EtcdServer:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+    # -- etcd's users, roles and auth (the gRPC Auth API) -----------------------------------
+
+    @contextmanager
+    def _channel(self) -> Iterator[grpc.Channel]:
+        if self.tls is None:
+            ch = grpc.insecure_channel(self.endpoint)
+        else:
+            ch = grpc.secure_channel(self.endpoint, grpc.ssl_channel_credentials(
+                self.tls.ca_file.read_bytes(), self.tls.client.key.read_bytes(),
+                self.tls.client.cert.read_bytes()))
+        try:
+            yield ch
+        finally:
+            ch.close()
+
+    def _root_metadata(self, ch: grpc.Channel) -> tuple[tuple[str, str], ...]:
+        if self._root_password is None:
+            return ()
+        token = etcdrpc.AuthStub(ch).Authenticate(etcdrpc.AuthenticateRequest(
+            name="root", password=self._root_password), timeout=5).token
+        return (("token", token),)
+
+    def add_user(self, name: str, password: str, readwrite: tuple[str, ...] = (),
+                 read: tuple[str, ...] = ()) -> None:
+        """User `name` with its own role `name`, allowed to read and write every key
+        under each prefix in `readwrite`, and only to read those under `read`."""
+        with self._channel() as ch:
+            md = self._root_metadata(ch)
+            auth = etcdrpc.AuthStub(ch)
+            auth.RoleAdd(etcdrpc.AuthRoleAddRequest(name=name), timeout=5, metadata=md)
+            grants = [(p, etcdrpc.Permission.READWRITE) for p in readwrite]
+            grants += [(p, etcdrpc.Permission.READ) for p in read]
+            for prefix, kind in grants:
+                key = prefix.encode()
+                auth.RoleGrantPermission(etcdrpc.AuthRoleGrantPermissionRequest(
+                    name=name, perm=etcdrpc.Permission(permType=kind, key=key,
+                                                       range_end=prefix_end(key))),
+                    timeout=5, metadata=md)
+            auth.UserAdd(etcdrpc.AuthUserAddRequest(name=name, password=password),
+                         timeout=5, metadata=md)
+            auth.UserGrantRole(etcdrpc.AuthUserGrantRoleRequest(user=name, role=name),
+                               timeout=5, metadata=md)
+
+    def enable_auth(self, root_password: str) -> None:
+        """Create `root` (role root) and turn authentication on: from now on every
+        request needs a user's token (or, with client certs, the cert's CN as user)."""
+        with self._channel() as ch:
+            auth = etcdrpc.AuthStub(ch)
+            auth.UserAdd(etcdrpc.AuthUserAddRequest(name="root", password=root_password),
+                         timeout=5)
+            auth.RoleAdd(etcdrpc.AuthRoleAddRequest(name="root"), timeout=5)
+            auth.UserGrantRole(etcdrpc.AuthUserGrantRoleRequest(user="root", role="root"),
+                               timeout=5)
+            auth.AuthEnable(etcdrpc.AuthEnableRequest(), timeout=5)
+        self._root_password = root_password
+
+    def keys(self, prefix: str) -> list[bytes]:
+        """Every key under `prefix` (as root when auth is on): what a test checks was
+        or was not written."""
+        key = prefix.encode()
+        with self._channel() as ch:
+            resp = etcdrpc.KVStub(ch).Range(
+                etcdrpc.RangeRequest(key=key, range_end=prefix_end(key), keys_only=True),
+                timeout=5, metadata=self._root_metadata(ch))
+        return [kv.key for kv in resp.kvs]

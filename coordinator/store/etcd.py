@@ -32,6 +32,7 @@ from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.state_machine import StateMachine, refused
 from vnfha.coordinator.store.base import OutcomeUnknown, Result, Store, StoreUnavailable
+from vnfha.coordinator.store.etcd_access import EtcdAccessError, check_access, explain
 from vnfha.coordinator.store.etcd_client import (
     EtcdClient,
     EtcdRpcError,
@@ -50,6 +51,8 @@ log = logging.getLogger("vnfha.etcd")
 #: is_leader() ends this long (plus DRIFT of the TTL) before our lease can expire in etcd
 LEASE_MARGIN = 0.2
 DRIFT = 0.02
+#: seconds start() waits for etcd (access check, then the first full read) before serving
+START_WAIT = 2.0
 #: gRPC codes that mean etcd refused the request outright: it was not applied
 _DEFINITE = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
              grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
@@ -93,7 +96,21 @@ class EtcdStore(Store):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start following etcd; raises EtcdAccessError (and starts nothing) if etcd
+        refuses our credentials or TLS, which no amount of waiting fixes."""
         self._client = self._client_factory(self._settings)
+        started = self._clock()
+        try:
+            if not check_access(self._client, self._settings, self._keys, START_WAIT):
+                log.warning("etcd not reachable at start; serving without state until it is",
+                            extra={"node": self._node_id,
+                                   "endpoints": ",".join(self._settings.endpoints)})
+        except EtcdAccessError as e:
+            log.error("etcd refused this coordinator", extra={"node": self._node_id,
+                                                               "error": str(e)})
+            self._client.close()
+            self._client = None
+            raise
         self._running = True
         for target, name in ((self._session_loop, "etcd-session"),
                              (self._watch_loop, "etcd-watch")):
@@ -103,7 +120,8 @@ class EtcdStore(Store):
         # Serve once the state is read, if etcd answers in time; otherwise start anyway
         # (status says so) and catch up in the background.
         with self._progress:
-            self._progress.wait_for(lambda: self._synced, timeout=2.0)
+            self._progress.wait_for(lambda: self._synced,
+                                    timeout=max(0.0, started + START_WAIT - self._clock()))
 
     def stop(self) -> None:
         if self._running:
@@ -319,10 +337,14 @@ class EtcdStore(Store):
                 failing = False
             except EtcdRpcError as e:
                 if not failing:
+                    extra = {"node": self._node_id, "error": str(e),
+                             "session_ttl": self._granted_ttl}
+                    hint = explain(self._settings, e)
+                    if hint is not None:
+                        extra["fix"] = hint
                     log.warning("etcd unreachable; this coordinator cannot act or "
                                 "acknowledge keepalives once its session runs out",
-                                extra={"node": self._node_id, "error": str(e),
-                                       "session_ttl": self._granted_ttl})
+                                extra=extra)
                 failing = True
                 self._cancel_watch()  # re-read everything once etcd answers again
             self._wake.wait(interval if not failing else min(interval, 0.2))

@@ -18,7 +18,9 @@ Every method raises `EtcdRpcError` (with the gRPC code) on failure.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -27,6 +29,8 @@ from pyetcd import etcdrpc
 from vnfha.coordinator.confparse import parse_address
 from vnfha.coordinator.store.etcd_config import EtcdSettings
 
+log = logging.getLogger("vnfha.etcd")
+_AUTH_OLD_REVISION = "revision of auth store is old"
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
@@ -67,6 +71,8 @@ class EtcdClient:
                                   else grpc.insecure_channel(target, _CHANNEL_OPTIONS))
         self._current = 0
         self._token: str | None = None
+        #: how often a refused token was replaced by logging in again (tests read it)
+        self.relogins = 0
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -99,20 +105,44 @@ class EtcdClient:
 
     def _unary(self, stub_class: type, method: str, request: object, timeout: float) -> object:
         index, channel = self._channel()
-        try:
-            md = self._metadata(channel, timeout)
-            return getattr(stub_class(channel), method)(request, timeout=timeout, metadata=md)
-        except grpc.RpcError as e:
-            code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-            self._failed(index, code)
-            detail = e.details() if hasattr(e, "details") else str(e)
-            raise EtcdRpcError(code, detail or "") from None
+        deadline = time.monotonic() + timeout
+        for attempt in (1, 2):
+            try:
+                md = self._metadata(channel, timeout)
+                return getattr(stub_class(channel), method)(
+                    request, timeout=max(0.05, deadline - time.monotonic()), metadata=md)
+            except grpc.RpcError as e:
+                code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+                self._failed(index, code)
+                detail = (e.details() if hasattr(e, "details") else str(e)) or ""
+                if attempt == 1 and self._retry_after_login(code, detail, deadline):
+                    continue
+                raise EtcdRpcError(code, detail) from None
+        raise AssertionError("unreachable")
+
+    def _retry_after_login(self, code: grpc.StatusCode, detail: str, deadline: float) -> bool:
+        """True if the call was refused only because of our token, so logging in again
+        and repeating it is safe: etcd checks the token before it applies anything.
+
+        etcd forgets a simple token after --auth-token-ttl (default 300 s) without use
+        and on every restart; and answers "revision of auth store is old" when users or
+        roles changed between checking the token and applying the request."""
+        if self._settings.user is None or time.monotonic() >= deadline:
+            return False
+        if code == grpc.StatusCode.UNAUTHENTICATED or _AUTH_OLD_REVISION in detail:
+            with self._lock:
+                self._token = None
+                self.relogins += 1
+            log.info("etcd auth token refused; logging in again",
+                     extra={"user": self._settings.user, "reason": detail})
+            return True
+        return False
 
     # -- the calls the store makes ------------------------------------------------------------
 
-    def range(self, key: bytes, range_end: bytes | None, timeout: float
-              ) -> etcdrpc.RangeResponse:
-        req = etcdrpc.RangeRequest(key=key, range_end=range_end or b"")
+    def range(self, key: bytes, range_end: bytes | None, timeout: float,
+              count_only: bool = False) -> etcdrpc.RangeResponse:
+        req = etcdrpc.RangeRequest(key=key, range_end=range_end or b"", count_only=count_only)
         return self._unary(etcdrpc.KVStub, "Range", req, timeout)  # type: ignore[return-value]
 
     def txn(self, compare: list[etcdrpc.Compare], success: list[etcdrpc.RequestOp],
@@ -132,18 +162,24 @@ class EtcdClient:
     def keepalive(self, lease: int, timeout: float) -> int:
         """Renew `lease` once; returns the TTL etcd granted from now (0: lease gone)."""
         index, channel = self._channel()
-        try:
-            md = self._metadata(channel, timeout)
-            stream = etcdrpc.LeaseStub(channel).LeaseKeepAlive(
-                iter([etcdrpc.LeaseKeepAliveRequest(ID=lease)]), timeout=timeout, metadata=md)
-            for resp in stream:
-                return int(resp.TTL)
-            raise EtcdRpcError(grpc.StatusCode.UNAVAILABLE, "keepalive stream closed")
-        except grpc.RpcError as e:
-            code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-            self._failed(index, code)
-            raise EtcdRpcError(code, (e.details() if hasattr(e, "details") else "") or ""
-                               ) from None
+        deadline = time.monotonic() + timeout
+        for attempt in (1, 2):
+            try:
+                md = self._metadata(channel, timeout)
+                stream = etcdrpc.LeaseStub(channel).LeaseKeepAlive(
+                    iter([etcdrpc.LeaseKeepAliveRequest(ID=lease)]),
+                    timeout=max(0.05, deadline - time.monotonic()), metadata=md)
+                for resp in stream:
+                    return int(resp.TTL)
+                raise EtcdRpcError(grpc.StatusCode.UNAVAILABLE, "keepalive stream closed")
+            except grpc.RpcError as e:
+                code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+                self._failed(index, code)
+                detail = (e.details() if hasattr(e, "details") else "") or ""
+                if attempt == 1 and self._retry_after_login(code, detail, deadline):
+                    continue
+                raise EtcdRpcError(code, detail) from None
+        raise AssertionError("unreachable")
 
     def watch(self, key: bytes, range_end: bytes, start_revision: int,
               timeout: float) -> WatchStream:
@@ -154,7 +190,8 @@ class EtcdClient:
         except grpc.RpcError as e:
             code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
             self._failed(index, code)
-            raise EtcdRpcError(code, "authenticate for watch") from None
+            detail = (e.details() if hasattr(e, "details") else "") or ""
+            raise EtcdRpcError(code, f"authenticate for watch: {detail}") from None
         create = etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
             key=key, range_end=range_end, start_revision=start_revision))
         return WatchStream(etcdrpc.WatchStub(channel), create, md,

@@ -15,11 +15,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from vnfha.coordinator.etcdserver import EtcdServer
+from vnfha.coordinator.etcdserver import EtcdServer, EtcdTls
 from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.raft.settings import RaftSettings
 from vnfha.coordinator.store.base import Store
@@ -85,12 +86,13 @@ _prefixes = iter(range(1, 1_000_000))
 
 
 @contextmanager
-def _etcd_stores(size: int) -> Iterator[Store]:
-    """`size` EtcdStores (coordinators) on one fresh prefix of the session's etcd;
-    yields the leader's store."""
-    assert _ETCD, "the etcd_server fixture did not start etcd"
-    settings = EtcdSettings(endpoints=(_ETCD[0].endpoint,), prefix=f"/contract/{next(_prefixes)}",
-                            session_ttl=2)
+def _etcd_stores(size: int, settings: EtcdSettings | None = None) -> Iterator[Store]:
+    """`size` EtcdStores (coordinators) on one fresh prefix of the session's etcd (or
+    with `settings`); yields the leader's store."""
+    if settings is None:
+        assert _ETCD, "the etcd_server fixture did not start etcd"
+        settings = EtcdSettings(endpoints=(_ETCD[0].endpoint,),
+                                prefix=f"/contract/{next(_prefixes)}", session_ttl=2)
     with ExitStack() as stack:
         stores = []
         for i in range(size):
@@ -112,6 +114,18 @@ def etcd_single() -> AbstractContextManager[Store]:
     return _etcd_stores(1)
 
 
+#: (server, client settings): etcd with client TLS + --client-cert-auth and auth on
+_ETCD_SECURE: list[tuple[EtcdServer, EtcdSettings]] = []
+
+
+def etcd_tls_auth() -> AbstractContextManager[Store]:
+    """One coordinator over TLS with a client certificate, logged in as an etcd user
+    whose role may only touch /contract-secure/."""
+    assert _ETCD_SECURE, "the etcd_secure_server fixture did not start etcd"
+    _, base = _ETCD_SECURE[0]
+    return _etcd_stores(1, replace(base, prefix=f"/contract-secure/{next(_prefixes)}"))
+
+
 def etcd_three() -> AbstractContextManager[Store]:
     return _etcd_stores(3)
 
@@ -122,6 +136,7 @@ BACKENDS: dict[str, Callable[[], AbstractContextManager[Store]]] = {
     "raft-3": raft_three_nodes,
     "etcd": etcd_single,
     "etcd-3": etcd_three,
+    "etcd-tls-auth": etcd_tls_auth,
 }
 
 
@@ -138,9 +153,32 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def etcd_secure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """A real etcd that only speaks TLS, wants client certificates and has auth on."""
+    root = tmp_path_factory.mktemp("etcd-secure")
+    tls, ca = EtcdTls.generate(root / "pki")
+    client = ca.issue_client("vnfha-coordinator")
+    server = EtcdServer(root / "data", tls=tls)
+    server.start()
+    try:
+        server.add_user("vnfha", "contract-pw", readwrite=("/contract-secure/",))
+        server.enable_auth("root-pw")
+        settings = EtcdSettings(endpoints=(server.endpoint,), prefix="/contract-secure",
+                                session_ttl=2, ca_file=tls.ca_file, cert_file=client.cert,
+                                key_file=client.key, user="vnfha", password="contract-pw")
+        _ETCD_SECURE.append((server, settings))
+        yield server
+    finally:
+        _ETCD_SECURE.clear()
+        server.stop()
+
+
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param.startswith("etcd"):
+    if request.param == "etcd-tls-auth":
+        request.getfixturevalue("etcd_secure_server")
+    elif request.param.startswith("etcd"):
         request.getfixturevalue("etcd_server")
     with BACKENDS[request.param]() as s:
         yield s

@@ -27,7 +27,7 @@ class CoordinatorCluster:
     def __init__(self, root: Path, size: int = 3, ttl: float = 0.6, interval: float = 0.1,
                  groups: list[dict] | None = None, stabilization: float = 2.0,
                  backend: str = "raft", etcd_endpoint: str | None = None,
-                 session_ttl: int = 2) -> None:
+                 session_ttl: int = 2, etcd_options: dict | None = None) -> None:
         self.root = root
         self.ttl = ttl
         self.backend = backend
@@ -44,7 +44,7 @@ class CoordinatorCluster:
             cluster: dict = {"members": [{"id": c, "api": self.api[c]} for c in self.ids]}
             store: dict = {"backend": "etcd", "etcd": {
                 "endpoints": [etcd_endpoint], "prefix": f"/e2e/{root.name}",
-                "session_ttl": session_ttl}}
+                "session_ttl": session_ttl, **(etcd_options or {})}}
         else:
             cluster = {"members": [{"id": c, "api": self.api[c], "raft": raft[c]}
                                    for c in self.ids], "secret_file": str(secret)}
