@@ -9,6 +9,10 @@ cd "$ROOT"
 # System packages the project uses (iproute2 for network-namespace tests).
 need_apt=()
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# sshd: tests/ansible deploys with the playbook over real ssh into namespace hosts.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)   # the playbook becomes root with sudo
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
@@ -16,7 +20,15 @@ if ((${#need_apt[@]})); then
     fi
     echo "setup: installing ${need_apt[*]}" >&2
     apt-get update -qq
+    # A package's postinst must not leave a daemon running (openssh-server would start
+    # sshd): without a policy-rc.d, put one in place for the install and remove it after.
+    policy_rc=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy_rc=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > "$policy_rc" && chmod 755 "$policy_rc"
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    [ -z "$policy_rc" ] || rm -f "$policy_rc"
 fi
 
 PY="${PYTHON:-python3}"
