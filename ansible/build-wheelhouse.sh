@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the wheelhouse for an air-gapped install: wheels of vnfha and of every
-# dependency, in one folder that the roles copy to the hosts (vnfha_common_wheelhouse).
+# dependency in one folder, and the same wheels in one archive next to it (DEST.tar).
+# Point vnfha_common_wheelhouse at either; the archive is one transfer per host.
 # Run it on the controller, with a Python of the same version and architecture as the
 # hosts' (wheels of grpcio, cryptography, PyYAML are built per Python and platform).
 #
@@ -15,5 +16,6 @@ source="${2:-$here/..}"
 py="${PYTHON:-python3}"
 mkdir -p "$dest"
 "$py" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$dest" "$source"
-echo "wheelhouse $dest:"
+tar -cf "$dest.tar" -C "$dest" .
+echo "wheelhouse $dest (and $dest.tar):"
 ls -1 "$dest"

@@ -24,11 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
+from sshlab import SshFleet  # tests/ansible, on sys.path as the test's own folder
 
 from vnfha.agents.netlab import Lab, pids_in_netns
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sshlab import SshFleet  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +100,7 @@ class Deployment:
         }}
         self.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
 
-    def playbook(self, timeout: float = 420.0) -> tuple[int, str]:
+    def playbook(self, *extra: str, timeout: float = 420.0) -> tuple[int, str]:
         home = self.root / "ansible-home"
         env = {
             "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -120,14 +118,17 @@ class Deployment:
             proc = self.fleet.ctl.popen(
                 ["env", *[f"{k}={v}" for k, v in env.items()],
                  str(BIN / "ansible-playbook"), "-i", str(self.inventory),
-                 str(ANSIBLE_DIR / "site.yml")],
+                 str(ANSIBLE_DIR / "site.yml"), *extra],
                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            started = time.monotonic()
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
                 rc = -1
+        print(f"ansible-playbook run {len(self.runs) + 1} {' '.join(extra)}: rc={rc} "
+              f"in {time.monotonic() - started:.1f}s")
         output = log.read_text(errors="replace")
         self.runs.append(output)
         return rc, output
@@ -195,7 +196,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         for vm, (index, _) in VMS.items():
             fleet.add(vm, index)
         fleet.wait_ready()
-        dep = Deployment(fleet, root, wheelhouse)
+        dep = Deployment(fleet, root, wheelhouse.with_name("wheelhouse.tar"))
         yield dep
         if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
             print(dep.diagnostics())
@@ -274,6 +275,19 @@ def test_playbook_deploys_a_cluster_that_fails_over_and_reruns_unchanged(
     assert not changed, f"second run changed something: {second}\n{out[-6000:]}"
     assert {k: dep.pid(*k) for k in pids} == pids, "a service was restarted by the second run"
     assert dep.web()["epoch"] == first_epoch
+
+    # -- a bad value is refused by vnfha's own loader: nothing changed, nothing restarted --
+    config_before = fleet.hosts["c1"].read("/etc/vnfha/coordinator.yaml")
+    rc, out = dep.playbook("-e", json.dumps({"vnfha_coordinator_leases_keepalive_interval": 0.2}))
+    assert rc != 0
+    flat = " ".join(out.split())  # the yaml callback folds long messages
+    assert re.search(r"leases\.keepalive_interval \(0\.2\) must be <= leases\.ttl/3", flat), \
+        out[-4000:]
+    bad = recap(out)
+    assert bad["c1"]["failed"] == 1 and bad["c1"]["changed"] == 0, bad
+    assert all(bad[h]["changed"] == 0 and bad[h]["failed"] == 0 for h in bad if h != "c1"), bad
+    assert fleet.hosts["c1"].read("/etc/vnfha/coordinator.yaml") == config_before
+    assert {k: dep.pid(*k) for k in pids} == pids, "a refused config restarted a service"
 
     # -- failover: vm1 dies (cable pulled, every process in it killed) ---------------------
     vm1 = fleet.hosts["vm1"]
