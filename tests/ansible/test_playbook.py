@@ -176,6 +176,23 @@ def wait(check: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_gone(pids: set[int], timeout: float = 10.0) -> list[int]:
+    """The pids still running after up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (left := sorted(p for p in pids if alive(p))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     if os.geteuid() != 0:
@@ -201,11 +218,11 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
             print(dep.diagnostics())
     finally:
-        namespaces = lab.namespaces()
+        inside = {p for n in lab.namespaces() for p in pids_in_netns(n)}
         lab.close()  # kills sshd, the daemons it started, and the rest of each namespace
-        leftover = [n for n in namespaces if pids_in_netns(n)]
+        leftover = wait_gone(inside)
         subprocess.run(["rm", "-rf", str(root)], check=False, timeout=60)
-    assert not leftover, f"processes left in {leftover}"
+    assert not leftover, f"processes of the test hosts still alive: {leftover}"
 
 
 def test_playbook_deploys_a_cluster_that_fails_over_and_reruns_unchanged(
