@@ -14,6 +14,11 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 # HAProxy for the active/active load-balancer adapter (agents/lb) and its e2e tests.
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+# sshd: tests/ansible deploys with the playbook over real ssh into namespace hosts.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)   # the playbook becomes root with sudo
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)  # verifies the rendered units
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
@@ -22,8 +27,8 @@ if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}" >&2
     apt-get update -qq
     # A package's postinst must not leave a daemon running (etcd-server's would start a
-    # system etcd on :2379, haproxy's one on :80 with the stock config): deny service
-    # starts while installing, unless the host already has a policy in place.
+    # system etcd on :2379, haproxy's one on :80 with the stock config, openssh-server's
+    # sshd): deny service starts while installing, unless the host has a policy already.
     own_policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -32,8 +37,11 @@ if ((${#need_apt[@]})); then
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
     if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
-    # Belt and braces: if a system daemon came up anyway, stop it and keep it off.
-    for svc in etcd haproxy; do
+    # Belt and braces: if a daemon of a package installed just now came up anyway,
+    # stop it and keep it off (only those: a host's own running services are left be).
+    for pkg_svc in etcd-server:etcd haproxy:haproxy openssh-server:ssh; do
+        pkg=${pkg_svc%%:*} svc=${pkg_svc##*:}
+        [[ " ${need_apt[*]} " == *" $pkg "* ]] || continue
         if [ -d /run/systemd/system ]; then
             systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
         elif [ -x "/etc/init.d/$svc" ]; then
