@@ -18,23 +18,33 @@ from typing import Any
 import pytest
 
 from vnfha.agents.config import load_agent_config
-from vnfha.coordinator.config import ConfigError, load_config
+from vnfha.agents.lb.config import LbConfig
+from vnfha.coordinator.config import ConfigError, StateConfig, load_config
+from vnfha.coordinator.recovery import RecoveryConfig
+from vnfha.coordinator.store.etcd_config import EtcdSettings
 
 HERE = Path(__file__).parent / "render"
 BIN = Path(sys.executable).parent
 VENV = BIN.parent  # has bin/vnfha, so systemd-analyze finds ExecStart
+ROLES = Path(__file__).parents[2] / "ansible" / "roles"
 
 
-def render(out: Path, **overrides: Any) -> None:
-    extra = {"out": str(out), "vnfha_common_venv": str(VENV), **overrides}
+def playbook(out: Path, book: Path, extra: dict[str, Any]) -> str:
+    """Run ansible-playbook on the controller alone; returns its output."""
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(HERE / "inventory.yml"),
-         str(HERE / "render.yml"), "-e", json.dumps(extra)],
+         str(book), "-e", json.dumps(extra)],
         capture_output=True, text=True, timeout=120,
         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(out), "ANSIBLE_HOME": str(out / ".a"),
              "ANSIBLE_LOCAL_TEMP": str(out / ".a/tmp"), "ANSIBLE_NOCOLOR": "1",
              "LANG": "C.UTF-8"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def render(out: Path, **overrides: Any) -> None:
+    playbook(out, HERE / "render.yml",
+             {"out": str(out), "vnfha_common_venv": str(VENV), **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +82,11 @@ def test_coordinator_config_loads_with_members_from_the_inventory(rendered: Path
         (0.3, 0.6, 0.05, 10000)
     assert str(cfg.store.data_dir) == "/var/lib/vnfha" and cfg.store.backend == "raft"
     assert str(cfg.admin_socket) == "/run/vnfha/c1.sock"
+    # optional sections stay out, and what is always written holds vnfha's defaults
+    assert cfg.state == StateConfig()
+    assert cfg.recovery == RecoveryConfig() and not cfg.recovery.enabled
+    text = (rendered / "coordinator.yaml").read_text()
+    assert "recovery:" not in text and "etcd" not in text
 
 
 def test_agent_config_loads_with_every_coordinator(rendered: Path) -> None:
@@ -85,6 +100,7 @@ def test_agent_config_loads_with_every_coordinator(rendered: Path) -> None:
     (member,) = cfg.members
     assert (member.group, member.member, member.priority, len(member.checks)) == \
         ("web", "web-1", 200, 1)
+    assert cfg.lb is None and "lb:" not in (rendered / "agent.yaml").read_text()
 
 
 def test_a_misspelt_group_key_reaches_vnfha_and_is_refused(tmp_path: Path) -> None:
@@ -122,3 +138,227 @@ def test_init_scripts_parse(rendered: Path) -> None:
                               text=True, timeout=30)
         assert proc.returncode == 0, proc.stderr
         assert "### BEGIN INIT INFO" in (rendered / script).read_text()
+
+
+# --------------------------------------------------------------------------- newer sections
+# store.etcd, state, recovery (coordinator) and lb (agent), each with values that are
+# not vnfha's defaults, so a variable the template drops or misnames shows up.
+
+
+def etcd_files(d: Path) -> dict[str, Path]:
+    """Stand-ins for the TLS files and the password file: the loader only checks that
+    they can be read (the TLS handshake itself is tested against a real etcd in
+    tests/store)."""
+    files = {"ca": d / "etcd-ca.pem", "cert": d / "client.pem", "key": d / "client-key.pem",
+             "password": d / "etcd.password"}
+    for kind, path in files.items():
+        path.write_text(f"{kind} for the test\n")
+    return files
+
+
+@pytest.fixture(scope="module")
+def etcd_rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rendered-etcd")
+    f = etcd_files(out)
+    render(out,
+           # no vnfha_coordinator_secret_file: the default path does not exist here, so
+           # a secret_file line in the etcd config would make the loader fail
+           vnfha_coordinator_store_backend="etcd",
+           vnfha_coordinator_etcd_endpoints=["[2001:2::10]:2379", "etcd2.example.net:2379"],
+           vnfha_coordinator_etcd_prefix="/vnfha/site-a",
+           vnfha_coordinator_etcd_session_ttl=7,
+           vnfha_coordinator_etcd_tls_ca_file=str(f["ca"]),
+           vnfha_coordinator_etcd_tls_cert_file=str(f["cert"]),
+           vnfha_coordinator_etcd_tls_key_file=str(f["key"]),
+           vnfha_coordinator_etcd_auth_user="vnfha-site-a",
+           vnfha_coordinator_etcd_auth_password_file=str(f["password"]),
+           vnfha_coordinator_state_checkpoint_max_bytes=131072,
+           vnfha_coordinator_state_queue_max_message_bytes=4096,
+           vnfha_coordinator_state_queue_retain_messages=50,
+           vnfha_coordinator_state_queue_retain_bytes=8192,
+           vnfha_coordinator_recovery_exec="/usr/local/bin/vnfm-heal --site 'a b'",
+           vnfha_coordinator_recovery_webhook="http://[2001:2::60]:9000/recover",
+           vnfha_coordinator_recovery_timeout=2.5,
+           vnfha_coordinator_recovery_max_attempts=5,
+           vnfha_coordinator_recovery_backoff=0.5,
+           vnfha_coordinator_recovery_backoff_max=8,
+           vnfha_coordinator_recovery_without_lb=True,
+           vnfha_coordinator_groups=[{"name": "web", "mode": "active-active"},
+                                     {"name": "lb", "vip": "198.18.0.100/24"}],
+           vnfha_agent_node="lb1",
+           vnfha_agent_members=[{"group": "lb", "member": "lb-1", "priority": 200}],
+           vnfha_agent_lb_group="web",
+           vnfha_agent_lb_admin_socket="/run/haproxy-web/admin.sock",
+           vnfha_agent_lb_backend="web_servers",
+           vnfha_agent_lb_servers={"web-1": "srv1", "web-2": "srv2"},
+           vnfha_agent_lb_excluded_state="drain",
+           vnfha_agent_lb_health_source="haproxy",
+           vnfha_agent_lb_reconcile_interval=1.5)
+    return out
+
+
+def test_etcd_coordinator_has_tls_auth_and_no_raft_address_or_secret(etcd_rendered: Path) -> None:
+    cfg = load_config(etcd_rendered / "coordinator.yaml")
+    assert cfg.store.backend == "etcd"
+    assert [(m.id, m.api, m.raft) for m in cfg.cluster.members] == [
+        ("c1", "[2001:2::1]:7401", None),
+        ("c2", "[2001:2::2]:7402", None),
+        ("c3", "coord3.example.net:7401", None),
+    ]
+    assert cfg.cluster.secret is None and cfg.cluster.secret_file is None
+    text = (etcd_rendered / "coordinator.yaml").read_text()
+    assert "raft:" not in text.split("store:")[0] and "secret" not in text
+    d = etcd_rendered
+    assert cfg.store.etcd == EtcdSettings(
+        endpoints=("[2001:2::10]:2379", "etcd2.example.net:2379"), prefix="/vnfha/site-a",
+        session_ttl=7, ca_file=d / "etcd-ca.pem", cert_file=d / "client.pem",
+        key_file=d / "client-key.pem", user="vnfha-site-a",
+        password_file=d / "etcd.password", password="password for the test")
+
+
+def test_state_and_recovery_sections_reach_vnfha(etcd_rendered: Path) -> None:
+    cfg = load_config(etcd_rendered / "coordinator.yaml")
+    assert cfg.state == StateConfig(checkpoint_max_bytes=131072, queue_max_message_bytes=4096,
+                                    queue_retain_messages=50, queue_retain_bytes=8192)
+    assert cfg.recovery == RecoveryConfig(
+        exec=("/usr/local/bin/vnfm-heal", "--site", "a b"),
+        webhook="http://[2001:2::60]:9000/recover", timeout=2.5, max_attempts=5,
+        backoff=0.5, backoff_max=8.0, without_lb=True)
+
+
+def test_lb_section_reaches_vnfha(etcd_rendered: Path) -> None:
+    cfg = load_agent_config(etcd_rendered / "agent.yaml")
+    assert cfg.lb == LbConfig(group="web", admin_socket="/run/haproxy-web/admin.sock",
+                              backend="web_servers", servers={"web-1": "srv1", "web-2": "srv2"},
+                              excluded_state="drain", health_source="haproxy",
+                              reconcile_interval=1.5)
+    assert [(m.group, m.member) for m in cfg.members] == [("lb", "lb-1")]
+
+
+def test_etcd_and_lb_defaults_are_vnfha_defaults(tmp_path: Path) -> None:
+    """Only the required settings given: the role's defaults must be the product's."""
+    render(tmp_path, vnfha_coordinator_store_backend="etcd",
+           vnfha_coordinator_etcd_endpoints=["198.18.0.10:2379"],
+           vnfha_coordinator_recovery_webhook="http://198.18.0.60/recover",
+           vnfha_agent_members=[{"group": "lb", "member": "lb-1"}],
+           vnfha_agent_lb_group="web", vnfha_agent_lb_backend="web_servers")
+    cfg = load_config(tmp_path / "coordinator.yaml")
+    assert cfg.store.etcd == EtcdSettings(endpoints=("198.18.0.10:2379",))
+    assert "tls:" not in (tmp_path / "coordinator.yaml").read_text()
+    assert cfg.recovery == RecoveryConfig(webhook="http://198.18.0.60/recover")
+    lb = load_agent_config(tmp_path / "agent.yaml").lb
+    assert lb == LbConfig(group="web", admin_socket="/run/haproxy/admin.sock",
+                          backend="web_servers")
+
+
+# One render per case, each with a wrong coordinator value and a wrong agent value: the
+# template passes them through and vnfha's loader (the role's `validate`) refuses them.
+WRONG = [
+    pytest.param({"vnfha_coordinator_state_checkpoint_max_bytes": 600000},
+                 r"state.checkpoint_max_bytes \(600000\) must be <= 524288",
+                 {"vnfha_agent_lb_health_source": "haproxy"},
+                 r"lb.health_source haproxy needs lb.excluded_state drain", id="state+lb"),
+    pytest.param({"vnfha_coordinator_recovery_exec": ["/usr/local/bin/heal"],
+                  "vnfha_coordinator_recovery_backoff": 10,
+                  "vnfha_coordinator_recovery_backoff_max": 5},
+                 r"recovery.backoff_max \(5\) must be >= recovery.backoff \(10\)",
+                 {"vnfha_agent_lb_backend": "web servers"},
+                 r"lb.backend \('web servers'\) must be an HAProxy backend name",
+                 id="recovery+lb-backend"),
+    pytest.param({"vnfha_coordinator_etcd_endpoints": ["https://198.18.0.10:2379"]},
+                 r"store.etcd.endpoints\[0\] .* must be host:port without a scheme",
+                 {"vnfha_agent_lb_servers": {"web-1": "srv1", "web-2": "srv1"}},
+                 r"lb.servers maps two members to the same HAProxy server",
+                 id="etcd+lb-servers"),
+]
+
+
+@pytest.mark.parametrize(("coordinator", "coordinator_error", "agent", "agent_error"), WRONG)
+def test_a_wrong_value_in_a_new_section_is_refused_by_vnfha(
+        tmp_path: Path, coordinator: dict[str, Any], coordinator_error: str,
+        agent: dict[str, Any], agent_error: str) -> None:
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("x" * 32)
+    backend = "etcd" if "vnfha_coordinator_etcd_endpoints" in coordinator else "raft"
+    lb_host = {"vnfha_agent_members": [{"group": "lb", "member": "lb-1"}],
+               "vnfha_agent_lb_group": "web", "vnfha_agent_lb_backend": "web_servers"}
+    render(tmp_path, vnfha_coordinator_secret_file=str(secret),
+           vnfha_coordinator_store_backend=backend, **coordinator, **{**lb_host, **agent})
+    with pytest.raises(ConfigError, match=coordinator_error):
+        load_config(tmp_path / "coordinator.yaml")
+    with pytest.raises(ConfigError, match=agent_error):
+        load_agent_config(tmp_path / "agent.yaml")
+
+
+# The tasks file alone (include_role would also run the role's dependency vnfha_common,
+# which installs a venv), with the role defaults loaded as render.yml does, and the
+# coordinator's restart handler replaced by one that only says it was notified.
+ETCD_FILES_PLAY = """\
+- name: Run the coordinator role's etcd file tasks on the controller
+  hosts: c1
+  gather_facts: false
+  tasks:
+    - name: Load the role defaults
+      ansible.builtin.include_vars:
+        file: "{{ roles_dir }}/{{ item }}/defaults/main.yml"
+      loop: [vnfha_common, vnfha_coordinator]
+    - name: Install the etcd TLS and password files
+      ansible.builtin.include_tasks: "{{ roles_dir }}/vnfha_coordinator/tasks/etcd.yml"
+  handlers:
+    - name: Stand-in for the coordinator restart
+      ansible.builtin.debug:
+        msg: RESTART-NOTIFIED
+      listen: Restart vnfha-coordinator
+"""
+
+
+def test_etcd_files_are_copied_with_their_modes_and_the_password_never_shown(
+        tmp_path: Path) -> None:
+    """The role's etcd.yml for real (local connection): files from controller paths land
+    where the config points, key and password 0600 and owned by the service user, the
+    password never appears in the output, and a second run changes nothing."""
+    src = tmp_path / "controller"
+    src.mkdir()
+    f = etcd_files(src)
+    f["password"].write_text("pw-NEVER-PRINTED-4711\n")
+    dest = tmp_path / "host"
+    dest.mkdir()
+    book = tmp_path / "etcd-files.yml"
+    book.write_text(ETCD_FILES_PLAY)
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    group = subprocess.run(["id", "-gn"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    extra = {
+        "roles_dir": str(ROLES),
+        "vnfha_coordinator_user": user, "vnfha_coordinator_system_group": group,
+        "vnfha_coordinator_etcd_tls_ca_src": str(f["ca"]),
+        "vnfha_coordinator_etcd_tls_ca_file": str(dest / "ca.pem"),
+        "vnfha_coordinator_etcd_tls_cert_src": str(f["cert"]),
+        "vnfha_coordinator_etcd_tls_cert_file": str(dest / "cert.pem"),
+        "vnfha_coordinator_etcd_tls_key_src": str(f["key"]),
+        "vnfha_coordinator_etcd_tls_key_file": str(dest / "key.pem"),
+        "vnfha_coordinator_etcd_auth_password_src": str(f["password"]),
+        "vnfha_coordinator_etcd_auth_password_file": str(dest / "etcd.password"),
+    }
+    first = playbook(tmp_path, book, extra)
+    assert "changed=3" in first, first  # three tasks; the first copied two files
+    for name, source, mode in (("ca.pem", "ca", 0o644), ("cert.pem", "cert", 0o644),
+                               ("key.pem", "key", 0o600), ("etcd.password", "password", 0o600)):
+        path = dest / name
+        assert path.read_bytes() == f[source].read_bytes(), name
+        assert path.stat().st_mode & 0o777 == mode, (name, oct(path.stat().st_mode))
+    assert "pw-NEVER-PRINTED-4711" not in first
+    assert "RESTART-NOTIFIED" in first  # a new key or password restarts the coordinator
+    second = playbook(tmp_path, book, extra)
+    assert "changed=0" in second and "failed=0" in second, second
+    assert "RESTART-NOTIFIED" not in second
+
+    # the password given inline (from Vault) instead of a file replaces it, still unshown
+    extra.pop("vnfha_coordinator_etcd_auth_password_src")
+    extra["vnfha_coordinator_etcd_auth_password"] = "pw-INLINE-NEVER-PRINTED-0815"
+    third = playbook(tmp_path, book, extra)
+    assert "changed=1" in third, third
+    assert (dest / "etcd.password").read_text() == "pw-INLINE-NEVER-PRINTED-0815"
+    assert (dest / "etcd.password").stat().st_mode & 0o777 == 0o600
+    assert "pw-INLINE-NEVER-PRINTED-0815" not in third and "RESTART-NOTIFIED" in third
