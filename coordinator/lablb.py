@@ -215,13 +215,3 @@ class LbLab(LabCluster):
         """Wall-clock time the agent on `lb` had set `member`'s server out of service."""
         return next((d["ts"] for d in self.lb_log(lb) if d["member"] == member
                      and d["state"] in ("maint", "drain") and d["ts"] >= after), None)
-
-    @staticmethod
-    def wait(check: Any, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = check()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
