@@ -173,15 +173,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                           context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[admin_pb2.WatchEventsResponse]:
         after = request.after_seq
-        revision = -1
-        while True:
-            ticket = self._feed.ticket()
-            state = self._store.state()
-            if state.revision != revision:
-                revision = state.revision
-                new = [e for e in state.events if e.seq > after]
-                if new:
-                    after = new[-1].seq
-                    yield admin_pb2.WatchEventsResponse(events=[event_to_pb(e) for e in new])
-                continue
-            await self._feed.wait(ticket, self._watch_poll)
+        async for state in self._feed.states(self._store.state, self._watch_poll):
+            new = [e for e in state.events if e.seq > after]
+            if new:
+                after = new[-1].seq
+                yield admin_pb2.WatchEventsResponse(events=[event_to_pb(e) for e in new])

@@ -114,16 +114,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if not request.node:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
         last: list[agent_pb2.Assignment] | None = None
-        revision = -1
-        while True:
-            ticket = self._feed.ticket()
-            state = self._store.state()
-            if state.revision != revision:
-                revision = state.revision
-                current = assignments_for(state, request.node)
-                if current != last:
-                    last = current
-                    yield agent_pb2.WatchAssignmentsResponse(revision=revision,
-                                                             assignments=current)
-                continue
-            await self._feed.wait(ticket, self._watch_poll)
+        async for state in self._feed.states(self._store.state, self._watch_poll):
+            current = assignments_for(state, request.node)
+            if current != last:
+                last = current
+                yield agent_pb2.WatchAssignmentsResponse(revision=state.revision,
+                                                         assignments=current)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
 
 from vnfha.coordinator.model import ClusterState
@@ -38,6 +38,21 @@ class ChangeFeed:
             await asyncio.wait_for(ticket.wait(), timeout)
         except TimeoutError:
             pass
+
+    async def states(self, read: Callable[[], ClusterState],
+                     poll: float) -> AsyncIterator[ClusterState]:
+        """Each state with a new revision, starting with the current one: the loop
+        every watch stream shares (ticket first, so no change is missed; `poll`
+        bounds a wait in case a notification is lost)."""
+        revision = -1
+        while True:
+            ticket = self.ticket()
+            state = read()
+            if state.revision != revision:
+                revision = state.revision
+                yield state
+                continue
+            await self.wait(ticket, poll)
 
 
 # ClusterState fields that state-sync data commands change (coordinator/state_data.py);

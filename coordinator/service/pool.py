@@ -61,23 +61,15 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
                         ) -> AsyncIterator[pool_pb2.WatchPoolResponse]:
         await self._check_group(context, request.group)
         last = None
-        revision = -1
-        while True:
-            ticket = self._feed.ticket()
-            state = self._store.state()
-            if state.revision != revision:
-                revision = state.revision
-                if request.group not in state.groups:
-                    await context.abort(grpc.StatusCode.NOT_FOUND,
-                                        f"group {request.group!r} was removed")
-                current = pool_snapshot(state, request.group)
-                if current != last:
-                    last = current
-                    yield pool_pb2.WatchPoolResponse(revision=revision, group=request.group,
-                                                     pool_version=current[0],
-                                                     members=current[1])
-                continue
-            await self._feed.wait(ticket, self._watch_poll)
+        async for state in self._feed.states(self._store.state, self._watch_poll):
+            if request.group not in state.groups:
+                await context.abort(grpc.StatusCode.NOT_FOUND,
+                                    f"group {request.group!r} was removed")
+            current = pool_snapshot(state, request.group)
+            if current != last:
+                last = current
+                yield pool_pb2.WatchPoolResponse(revision=state.revision, group=request.group,
+                                                 pool_version=current[0], members=current[1])
 
     async def ReportPoolApplied(self, request: pool_pb2.ReportPoolAppliedRequest,
                                 context: grpc.aio.ServicerContext
