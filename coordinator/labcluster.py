@@ -77,6 +77,8 @@ class VipChecker:
         last: frozenset[str] | None = None
         while not self._stop.is_set() and time.monotonic() < deadline:
             holders = frozenset(self.cluster.vip_holders())
+            if len(holders) > 1:
+                holders = self._confirm(holders)
             self.log.polls += 1
             self.log.max_holders = max(self.log.max_holders, len(holders))
             live = holders - self.cluster.crashed
@@ -85,6 +87,23 @@ class VipChecker:
                 self.log.changes.append((time.time(), holders))
                 last = holders
             self._stop.wait(self.interval)
+
+    def _confirm(self, seen: frozenset[str]) -> frozenset[str]:
+        """The VMs of `seen` that provably held the VIP at one same moment.
+
+        A pass reads the VMs one after another, each read a fork into its
+        namespace (milliseconds apart, tens under load): a handover between two
+        reads shows the old and the new holder in one pass though they never
+        overlapped. So read again, in the same order. Let L be the last VM of the
+        first pass that held. A VM read before L that holds in both passes held
+        all along from its first read to its second, so also when L was read:
+        those VMs and L held at once. (A VM that drops and re-adds the VIP
+        between its two reads would escape this; agents never re-add that fast.)
+        """
+        again = frozenset(self.cluster.vip_holders())
+        order = [vm for vm in self.cluster.vms if vm in seen]
+        last = order[-1]
+        return frozenset(vm for vm in order[:-1] if vm in again) | {last}
 
 
 class LabCluster:

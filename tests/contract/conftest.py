@@ -40,6 +40,9 @@ def memory_store() -> Iterator[Store]:
         s.stop()
 
 
+SETTLED = 0.3  # s a raft leader must have led before a test gets it
+
+
 def _port() -> int:
     return free_port()
 
@@ -63,14 +66,17 @@ def _raft_cluster(size: int) -> Iterator[Store]:
             st.start()
             stack.callback(st.stop)
             stores.append(st)
+        # A settled leader: the only one, leading for a while. Right after start two
+        # candidates can split a term, and the first winner may be deposed at once.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             leaders = [st for st in stores if st.is_leader()]
-            if leaders:
+            since = leaders[0].leader_since() if len(leaders) == 1 else None
+            if since is not None and time.monotonic() - since >= SETTLED:
                 yield leaders[0]
                 return
             time.sleep(0.02)
-        raise AssertionError("no raft leader elected within 15 s")
+        raise AssertionError("no settled raft leader within 15 s")
 
 
 def raft_single_node() -> AbstractContextManager[Store]:
