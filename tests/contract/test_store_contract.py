@@ -22,7 +22,7 @@ WAIT = 5.0  # upper bound for anything that should be prompt; never reached when
 
 def setup_commands() -> list[dict]:
     """Group g with members a (n1, prio 100), b (n2, 90), c (n3, 80), all healthy."""
-    cmds = [C.apply_groups([{"name": GROUP, "vip": "198.18.0.10"}])]
+    cmds = [C.apply_groups([{"name": GROUP, "vip": "198.18.0.10/24"}])]
     for i, (m, prio) in enumerate((("a", 100), ("b", 90), ("c", 80)), start=1):
         cmds.append(C.register_node(f"n{i}", f"198.18.1.{i}",
                                     [{"group": GROUP, "member": m, "priority": prio}]))
