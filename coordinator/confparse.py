@@ -16,8 +16,10 @@ from typing import Any, NoReturn
 
 import yaml
 
+from vnfha.coordinator import names
+
 #: Node ids and group names: they end up in file names, log lines and gRPC fields.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = names.NAME_RE  # the one rule (coordinator/names.py), re-exported for callers
 
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -85,9 +87,8 @@ def section(ctx: Ctx, where: str, value: Any) -> Mapping[str, Any]:
 def name(ctx: Ctx, where: str, value: Any) -> str:
     if not isinstance(value, str):
         ctx.fail(f"{where} must be a string, got {tname(value)}")
-    if not NAME_RE.match(value):
-        ctx.fail(f"{where} ({value!r}) must be 1-63 characters of letters, digits, '_', '.' "
-                 f"or '-', starting with a letter or digit")
+    if not names.is_name(value):
+        ctx.fail(f"{where} ({names.quoted(value)}) must be {names.NAME_RULE}")
     return value
 
 
