@@ -139,7 +139,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
 
 
 def _interface(ctx: Ctx, where: str, value: Any) -> str:
-    if not isinstance(value, str) or not IFNAME_RE.match(value):
+    if not isinstance(value, str) or not IFNAME_RE.fullmatch(value):
         ctx.fail(f"{where} ({value!r}) must be a network interface name (1-15 characters, "
                  "no spaces or slashes)")
     return value

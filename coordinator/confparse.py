@@ -155,7 +155,7 @@ def parse_address(value: str) -> tuple[str, int]:
             raise ValueError("expected 'host:port'")
         if ":" in host:
             raise ValueError("an IPv6 host must be in brackets: '[addr]:port'")
-        if not _HOST_RE.match(host):
+        if not _HOST_RE.fullmatch(host):
             raise ValueError(f"{host!r} is not a valid host name or IPv4 address")
     if not port_s.isdigit() or not 1 <= int(port_s) <= 65535:
         raise ValueError(f"port {port_s!r} must be a number in 1..65535")

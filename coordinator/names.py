@@ -51,13 +51,13 @@ def check_name(kind: str, value: Any) -> str:
     """`value` if it is a valid name; otherwise InvalidValue naming `kind` (e.g. "group")."""
     if not isinstance(value, str):
         raise InvalidValue(f"{kind} name must be a string, got {type(value).__name__}")
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise InvalidValue(f"{kind} name {quoted(value)} is invalid: it must be {NAME_RULE}")
     return value
 
 
 def is_name(value: Any) -> bool:
-    return isinstance(value, str) and NAME_RE.match(value) is not None
+    return isinstance(value, str) and NAME_RE.fullmatch(value) is not None
 
 
 def check_vip(value: Any) -> str:
@@ -93,7 +93,7 @@ def check_address(value: Any) -> str:
         return value
     except ValueError:
         pass
-    if not _HOST_RE.match(value):
+    if not _HOST_RE.fullmatch(value):
         raise InvalidValue(f"node address {quoted(value)} is not an IP address or a host "
                            "name")
     return value
@@ -102,7 +102,7 @@ def check_address(value: Any) -> str:
 def check_request_id(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidValue(f"request id must be a string, got {type(value).__name__}")
-    if not REQUEST_ID_RE.match(value):
+    if not REQUEST_ID_RE.fullmatch(value):
         raise InvalidValue(f"request id {quoted(value)} is invalid: 1-{REQUEST_ID_MAX} "
                            "characters of letters, digits and _ . : / @ + = -, starting with "
                            "a letter or digit")
@@ -143,15 +143,19 @@ def _escape_char(ch: str) -> str:
 
 def safe(value: Any, limit: int = SHOW_MAX) -> str:
     """`value` as one line a terminal or log reader can trust: control characters (ANSI
-    escapes, newlines, C1 controls, bidi overrides) escaped, at most about `limit`
-    characters (a longer value is cut and says how long it was). Backslashes are
+    escapes, newlines, C1 controls, bidi overrides) escaped, at most `limit` characters
+    shown after escaping (a longer value is cut and says how long it was). Backslashes are
     doubled so an escaped sequence cannot be confused with a real one."""
     text = value if isinstance(value, str) else str(value)
-    cut = len(text) > limit
-    shown = "".join(_escape_char(ch) for ch in (text[:limit] if cut else text))
-    if cut:
-        shown += f"...({len(text)} chars)"
-    return shown
+    parts: list[str] = []
+    used = 0
+    for ch in text:
+        esc = _escape_char(ch)
+        if used + len(esc) > limit:
+            return "".join(parts) + f"...({len(text)} chars)"
+        parts.append(esc)
+        used += len(esc)
+    return "".join(parts)
 
 
 def quoted(value: Any, limit: int = 80) -> str:

@@ -107,9 +107,6 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if len(req.members) > MAX_MEMBERS_PER_NODE:
             return answer(agent_pb2.KEEPALIVE_RESULT_INVALID,
                           f"too many members ({len(req.members)} > {MAX_MEMBERS_PER_NODE})")
-        if req.node not in state.nodes:
-            return answer(agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE,
-                          f"node {req.node!r} is not registered here; call RegisterNode")
         reports = []
         for m in req.members:
             if not (names.is_name(m.group) and names.is_name(m.member)):
@@ -123,6 +120,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                               f"UNHEALTHY, got {m.health}")
             reports.append(Report(group=m.group, member=m.member, health=health,
                                   seen_epoch=m.seen_epoch, active_epoch=m.active_epoch))
+        if req.node not in state.nodes:
+            return answer(agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE,
+                          f"node {req.node!r} is not registered here; call RegisterNode")
         unknown = [f"{r.group}/{r.member}" for r in reports
                    if (mem := state.member(r.group, r.member)) is None or mem.node != req.node]
         changed = self._leases.record(req.node, reports, arrived)
