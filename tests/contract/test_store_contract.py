@@ -143,6 +143,23 @@ def test_same_rid_applies_once(store):
     assert store.state().revision == rev and epoch(store) == 1
 
 
+def test_same_rid_with_another_command_is_refused(store):
+    """A request id is bound to what it requested: reused for a different command it is
+    refused (never answered with the first command's result), and the first command's
+    retry still gets its recorded result."""
+    seed(store)
+    first = C.set_maintenance("n3", True, rid="contract-rid-1")
+    assert store.submit(first) == {"ok": True, "changed": True}
+    rev = store.state().revision
+    other = C.set_maintenance("n2", True, rid="contract-rid-1")
+    r = store.submit(other)
+    assert r["ok"] is False and r["error"] == "request_id_reused", r
+    assert store.state().nodes["n2"].maintenance is False
+    retry = store.submit({**first, "at": first["at"] + 1.0})
+    assert retry["ok"] is True and retry.get("duplicate") is True
+    assert store.state().revision == rev
+
+
 def test_same_rid_from_two_threads_applies_once(store):
     seed(store)
     cmd = C.set_maintenance("n3", True)
