@@ -63,16 +63,16 @@ COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float), "v": 
 #: that applied it first. Rules 2 (every builder here) add: names of *new* objects
 #: follow `names.NAME_RE`, VIPs and node addresses parse, priorities, request ids,
 #: free text and list lengths are bounded, and `register_node` removes members only
-#: when asked to (`remove_undeclared`). References to existing objects are checked
-#: for type and length only, so an object named under rules 1 stays operable.
+#: when asked to (`remove_undeclared`). Names a command only refers to (an existing
+#: group, member or node) are checked for type only: an object named under rules 1
+#: stays operable (the leader can still fail it over), and an unknown one is refused
+#: as unknown. The gRPC methods check every name they receive against the rule.
 SCHEMA = 2
 
 #: Sizes a rules-2 command may not exceed (the servicers check them first and answer
 #: RESOURCE_EXHAUSTED; here they hold for anything that reaches the log).
 MAX_MEMBERS_PER_NODE = 1024
 MAX_GROUPS_PER_APPLY = 1024
-#: Fields naming objects a command *refers to*; a longer value cannot name anything.
-_REFERENCE_FIELDS = ("group", "member", "node", "to", "replace", "handover_to")
 _TEXT_FIELDS = ("reason", "message")
 #: Fields the proposer adds from its own config or clock: not part of what a client
 #: asked for, so a retry through another coordinator is still the same request.
@@ -89,6 +89,12 @@ def new_rid() -> str:
 
 
 def _cmd(op: str, rid: str | None = None, **fields: Any) -> Command:
+    # Free text is often built from what others said (an LB check's detail, a hook's
+    # stderr): cut here, so a long one can never get a leader's decision refused.
+    for name in _TEXT_FIELDS:
+        text = fields.get(name)
+        if isinstance(text, str) and len(text) > names.TEXT_MAX:
+            fields[name] = text[:names.TEXT_MAX - 3] + "..."
     return {"op": op, "rid": rid or new_rid(), "at": time.time(), "v": SCHEMA, **fields}
 
 
@@ -219,11 +225,6 @@ def validate_command(cmd: Any) -> Command:
 def _validate_v2(op: str, cmd: Command) -> None:
     """Rules 2 (see SCHEMA): values and sizes, on top of the shape checks."""
     names.check_request_id(cmd["rid"])
-    for name in _REFERENCE_FIELDS:
-        value = cmd.get(name)
-        if isinstance(value, str) and len(value) > names.NAME_MAX:
-            raise InvalidCommand(f"{op}: {name} {names.quoted(value)} is longer than "
-                                 f"{names.NAME_MAX} characters")
     for name in _TEXT_FIELDS:
         if name in cmd:
             names.check_text(name, cmd[name])

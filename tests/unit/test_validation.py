@@ -123,11 +123,21 @@ def test_apply_refuses_bad_values_in_new_commands():
                 C.register_node("n9", "198.18.1.9", [{"group": GROUP, "member": "z",
                                                        "priority": 10**9}]),
                 C.register_node("n9", "198.18.1.9", [{"group": GROUP, "member": "a\x1b"}]),
-                C.set_health(GROUP, "a", names_health(), reason="r" * 5000),
+                {**C.set_health(GROUP, "a", names_health()), "reason": "r" * 5000},
                 C.switchover(GROUP, None, rid="bad rid")):
         st2, r = apply(st, cmd)
         assert r["ok"] is False and r["error"] == "invalid", (cmd, r)
         assert st2 is st
+
+
+def test_builders_cut_long_free_text_so_decisions_are_never_refused_for_it():
+    """A leader's pool_exclude carries the LB's check detail in its reason: a long one
+    must not get the exclusion refused."""
+    st = build()
+    cmd = C.set_health(GROUP, "a", names_health(), reason="lb says: " + "x" * 5000)
+    assert len(cmd["reason"]) == names.TEXT_MAX
+    _, r = apply(st, cmd)
+    assert r["ok"] is True
 
 
 def names_health():
