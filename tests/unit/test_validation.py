@@ -14,6 +14,7 @@ from vnfha.coordinator import names
 from vnfha.coordinator.cli import format_event, format_status
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import JsonFormatter, TextFormatter
+from vnfha.coordinator.model import Health
 from vnfha.coordinator.state_machine import RID_REUSED, StateMachine, apply
 from vnfha.v1 import admin_pb2, types_pb2
 
@@ -123,7 +124,7 @@ def test_apply_refuses_bad_values_in_new_commands():
                 C.register_node("n9", "198.18.1.9", [{"group": GROUP, "member": "z",
                                                        "priority": 10**9}]),
                 C.register_node("n9", "198.18.1.9", [{"group": GROUP, "member": "a\x1b"}]),
-                {**C.set_health(GROUP, "a", names_health()), "reason": "r" * 5000},
+                {**C.set_health(GROUP, "a", Health.UNHEALTHY), "reason": "r" * 5000},
                 C.switchover(GROUP, None, rid="bad rid")):
         st2, r = apply(st, cmd)
         assert r["ok"] is False and r["error"] == "invalid", (cmd, r)
@@ -134,15 +135,10 @@ def test_builders_cut_long_free_text_so_decisions_are_never_refused_for_it():
     """A leader's pool_exclude carries the LB's check detail in its reason: a long one
     must not get the exclusion refused."""
     st = build()
-    cmd = C.set_health(GROUP, "a", names_health(), reason="lb says: " + "x" * 5000)
+    cmd = C.set_health(GROUP, "a", Health.UNHEALTHY, reason="lb says: " + "x" * 5000)
     assert len(cmd["reason"]) == names.TEXT_MAX
     _, r = apply(st, cmd)
     assert r["ok"] is True
-
-
-def names_health():
-    from vnfha.coordinator.model import Health
-    return Health.UNHEALTHY
 
 
 def test_rules_1_commands_replay_as_they_were_accepted():
