@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vnfha.coordinator import names
 from vnfha.coordinator.confparse import (
     ConfigError,
     Ctx,
@@ -102,8 +103,10 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
     addr = top.get("address", "")
-    if not isinstance(addr, str):
-        ctx.fail("address must be a string")
+    try:
+        addr = names.check_address(addr)  # the coordinators apply the same rule
+    except names.InvalidValue as e:
+        ctx.fail(f"address: {e}")
     coords = top.get("coordinators")
     if not isinstance(coords, list) or not coords:
         ctx.fail("coordinators must be a non-empty list of 'host:port' (every coordinator "
@@ -136,7 +139,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
 
 
 def _interface(ctx: Ctx, where: str, value: Any) -> str:
-    if not isinstance(value, str) or not IFNAME_RE.match(value):
+    if not isinstance(value, str) or not IFNAME_RE.fullmatch(value):
         ctx.fail(f"{where} ({value!r}) must be a network interface name (1-15 characters, "
                  "no spaces or slashes)")
     return value
@@ -206,6 +209,9 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
             ctx.fail(f"{where}: {group}/{member} is listed twice")
         seen.add((group, member))
         prio = integer(ctx, f"{where}.priority", sec.get("priority", 100))
+        if not names.PRIORITY_MIN <= prio <= names.PRIORITY_MAX:
+            ctx.fail(f"{where}.priority ({prio}) must be in {names.PRIORITY_MIN}.."
+                     f"{names.PRIORITY_MAX}")
         notify = sec.get("notify", ())
         if isinstance(notify, str):
             notify = (notify,)

@@ -139,7 +139,10 @@ class AgentSession:
         req = agent_pb2.RegisterNodeRequest(
             node=self.node, address=self.address,
             members=[agent_pb2.MemberSpec(group=m.group, member=m.member, priority=m.priority)
-                     for m in self.members])
+                     for m in self.members],
+            # This agent's config is what the VM hosts: members dropped from it since
+            # the last registration go (the coordinator refuses if one is active).
+            remove_undeclared=True)
         deadline = self._clock() + 30
         last: Exception | None = None
         while not self._stop.is_set() and self._clock() < deadline:

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import grpc
 
 from vnfha.coordinator.config import ConfigError, load_config, load_groups_file, parse_address
+from vnfha.coordinator.names import safe
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
 
 DEFAULT_ENDPOINT = "127.0.0.1:7401"
@@ -198,7 +199,10 @@ def member_flags(group: admin_pb2.GroupStatus, member: admin_pb2.MemberStatus,
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, two spaces apart, no trailing blanks."""
+    """Left-aligned columns, two spaces apart, no trailing blanks. Every cell goes through
+    `names.safe`: what the server sends (names, reasons) cannot move the cursor, colour
+    the terminal or break a row, and a long one is cut."""
+    rows = [[safe(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -218,8 +222,8 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
     leader = c.leader_id or "none"
     if c.is_leader:
         leader += " (this one)"
-    header = (f"coordinator: {c.node_id or '?'}{where}  leader: {leader}  "
-              f"revision: {c.revision}" + (f"  backend: {c.backend}" if c.backend else ""))
+    header = (f"coordinator: {safe(c.node_id or '?')}{where}  leader: {safe(leader)}  "
+              f"revision: {c.revision}" + (f"  backend: {safe(c.backend)}" if c.backend else ""))
     maint = {n.name for n in status.nodes if n.maintenance}
     rows: list[list[str]] = []
     for g in status.groups:
@@ -234,7 +238,7 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
         m.node == n.name for g in status.groups for m in g.members)]
     if idle:
         parts.append("nodes in maintenance without members: "
-                     + ", ".join(n.name for n in idle))
+                     + ", ".join(safe(n.name) for n in idle))
     for title, headers, section_rows in _status_sections(status):
         if section_rows:
             parts += ["", title, format_table(headers, section_rows)]
@@ -388,10 +392,12 @@ def event_target(ev: admin_pb2.Event) -> str:
 
 
 def format_event(ev: admin_pb2.Event) -> str:
-    """One line: time, kind, group/member@node, epoch, reason."""
-    line = f"{event_time(ev)}  {ev.kind:<16}  {event_target(ev):<24}  epoch={ev.epoch}"
+    """One line: time, kind, group/member@node, epoch, reason (every server-sent string
+    escaped and bounded by `names.safe`: one event is always one line)."""
+    line = (f"{event_time(ev)}  {safe(ev.kind):<16}  {safe(event_target(ev)):<24}  "
+            f"epoch={ev.epoch}")
     if ev.reason:
-        line += f"  {ev.reason}"
+        line += f"  {safe(ev.reason)}"
     return line
 
 
@@ -403,8 +409,8 @@ def event_to_dict(ev: admin_pb2.Event) -> dict[str, Any]:
 
 def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:
     state = "completed" if resp.completed else "in progress"
-    return (f"switchover of {group}: {resp.from_member or '-'} -> {resp.to_member or '-'} "
-            f"at epoch {resp.epoch} ({state})")
+    return (f"switchover of {safe(group)}: {safe(resp.from_member or '-')} -> "
+            f"{safe(resp.to_member or '-')} at epoch {resp.epoch} ({state})")
 
 
 # --------------------------------------------------------------------------- commands
@@ -640,7 +646,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_UNREACHABLE
     except grpc.RpcError as exc:
         code = exc.code()
-        print(f"error: {exc.details() or 'request failed'} ({code.name})", file=sys.stderr)
+        details = safe(exc.details() or "request failed", 500)
+        print(f"error: {details} ({code.name})", file=sys.stderr)
         return EXIT_UNREACHABLE if code in _RETRY_CODES else EXIT_REFUSED
     except KeyboardInterrupt:
         return 130

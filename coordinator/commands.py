@@ -2,16 +2,20 @@
 
 A command is a plain dict on the wire (and in the Raft log): `op`, a request id
 `rid` (so a retried command applies once), `at` (the proposer's wall clock, for
-event timestamps only) and its fields. Builders here keep the field names in one
-place; `validate_command` rejects malformed dicts before they reach a store.
+event timestamps only), `v` (the rules it was built under, see SCHEMA) and its fields.
+Builders here keep the field names in one place; `validate_command` rejects
+malformed dicts before they reach a store, and again in `apply` on every replica.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from typing import Any
 
+from vnfha.coordinator import names
 from vnfha.coordinator.model import GroupMode, Health
 
 Command = dict[str, Any]
@@ -48,8 +52,32 @@ OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
     "demote": {"handover_to": (str, type(None)), "quarantine": bool},
     "pool_exclude": {"recover": bool},
     "recovery_update": {"message": str, "expect_attempts": int},
+    "register_node": {"remove_undeclared": bool},
+    "set_health": {"reason": str},
 }
-COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float)}
+COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float), "v": int}
+
+#: The validation rules a command is built under. Commands already in Raft logs and
+#: etcd histories carry no `v` (rules 1): they are checked by the rules they were
+#: accepted under, so a replica replaying an old log decides exactly as the replicas
+#: that applied it first. Rules 2 (every builder here) add: names of *new* objects
+#: follow `names.NAME_RE`, VIPs and node addresses parse, priorities, request ids,
+#: free text and list lengths are bounded, and `register_node` removes members only
+#: when asked to (`remove_undeclared`). Names a command only refers to (an existing
+#: group, member or node) are checked for type only: an object named under rules 1
+#: stays operable (the leader can still fail it over), and an unknown one is refused
+#: as unknown. The gRPC methods check every name they receive against the rule.
+SCHEMA = 2
+
+#: Sizes a rules-2 command may not exceed (the servicers check them first and answer
+#: RESOURCE_EXHAUSTED; here they hold for anything that reaches the log).
+MAX_MEMBERS_PER_NODE = 1024
+MAX_GROUPS_PER_APPLY = 1024
+_TEXT_FIELDS = ("reason", "message")
+#: Fields the proposer adds from its own config or clock: not part of what a client
+#: asked for, so a retry through another coordinator is still the same request.
+_CONTEXT_FIELDS = frozenset({"rid", "at", "v", "max_message_bytes", "retain_messages",
+                             "retain_bytes", "max_bytes"})
 
 
 class InvalidCommand(ValueError):
@@ -61,7 +89,23 @@ def new_rid() -> str:
 
 
 def _cmd(op: str, rid: str | None = None, **fields: Any) -> Command:
-    return {"op": op, "rid": rid or new_rid(), "at": time.time(), **fields}
+    # Free text is often built from what others said (an LB check's detail, a hook's
+    # stderr): cut here, so a long one can never get a leader's decision refused.
+    for name in _TEXT_FIELDS:
+        text = fields.get(name)
+        if isinstance(text, str) and len(text) > names.TEXT_MAX:
+            fields[name] = text[:names.TEXT_MAX - 3] + "..."
+    return {"op": op, "rid": rid or new_rid(), "at": time.time(), "v": SCHEMA, **fields}
+
+
+def digest(cmd: Command) -> str:
+    """What a command requests, as a short hash: the op and its fields, without the
+    request id, the proposer's clock and limits. A request id is bound to this, so a
+    reused id with a different command is refused instead of answered with another
+    command's result (state_machine.StateMachine.apply)."""
+    body = {k: v for k, v in cmd.items() if k not in _CONTEXT_FIELDS}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def apply_groups(groups: list[dict[str, Any]], rid: str | None = None) -> Command:
@@ -69,8 +113,9 @@ def apply_groups(groups: list[dict[str, Any]], rid: str | None = None) -> Comman
 
 
 def register_node(node: str, address: str, members: list[dict[str, Any]],
-                  rid: str | None = None) -> Command:
-    return _cmd("register_node", rid, node=node, address=address, members=members)
+                  rid: str | None = None, remove_undeclared: bool = False) -> Command:
+    return _cmd("register_node", rid, node=node, address=address, members=members,
+                remove_undeclared=remove_undeclared)
 
 
 def set_health(group: str, member: str, health: Health, reason: str = "",
@@ -169,7 +214,46 @@ def validate_command(cmd: Any) -> Command:
     if op == "register_node":
         for m in cmd["members"]:
             _validate_member_spec(m)
+    if cmd.get("v", 1) >= 2:
+        try:
+            _validate_v2(op, cmd)
+        except names.InvalidValue as e:
+            raise InvalidCommand(f"{op}: {e}") from None
     return cmd
+
+
+def _validate_v2(op: str, cmd: Command) -> None:
+    """Rules 2 (see SCHEMA): values and sizes, on top of the shape checks."""
+    names.check_request_id(cmd["rid"])
+    for name in _TEXT_FIELDS:
+        if name in cmd:
+            names.check_text(name, cmd[name])
+    if op == "apply_groups":
+        if len(cmd["groups"]) > MAX_GROUPS_PER_APPLY:
+            raise InvalidCommand(f"apply_groups: too many groups ({len(cmd['groups'])} > "
+                                 f"{MAX_GROUPS_PER_APPLY})")
+        seen: set[str] = set()
+        for g in cmd["groups"]:
+            names.check_name("group", g["name"])
+            names.check_vip(g.get("vip", ""))
+            if g["name"] in seen:
+                raise InvalidCommand(f"apply_groups: group {g['name']} is listed twice")
+            seen.add(g["name"])
+    elif op == "register_node":
+        names.check_name("node", cmd["node"])
+        names.check_address(cmd["address"])
+        if len(cmd["members"]) > MAX_MEMBERS_PER_NODE:
+            raise InvalidCommand(f"register_node: too many members ({len(cmd['members'])} > "
+                                 f"{MAX_MEMBERS_PER_NODE})")
+        pairs: set[tuple[str, str]] = set()
+        for m in cmd["members"]:
+            names.check_name("group", m["group"])
+            names.check_name("member", m["member"])
+            names.check_priority(m.get("priority", 100))
+            if (m["group"], m["member"]) in pairs:
+                raise InvalidCommand(f"register_node: member {m['group']}/{m['member']} is "
+                                     "listed twice")
+            pairs.add((m["group"], m["member"]))
 
 
 def _check_type(op: str, name: str, value: Any, typ: type | tuple[type, ...]) -> None:

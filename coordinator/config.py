@@ -9,12 +9,12 @@ See docs/config.md for the meaning of each setting.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vnfha.coordinator import names
 from vnfha.coordinator.config_recovery import RecoveryConfig, parse_recovery
 from vnfha.coordinator.confparse import (
     NAME_RE,
@@ -518,12 +518,11 @@ def _parse_groups(ctx: _Ctx, where: str, raw: Any) -> tuple[GroupConfig, ...]:
         if vip is not None:
             if not isinstance(vip, str):
                 ctx.fail(f"{at}.vip must be a string like 198.18.0.100/24, got {_tname(vip)}")
-            vip = vip.strip()
             try:
-                ipaddress.ip_interface(vip)
-            except ValueError:
-                ctx.fail(f"{at}.vip ({vip!r}) is not an IPv4/IPv6 interface address "
-                         f"(address/prefix, e.g. 198.18.0.100/24)")
+                vip = names.check_vip(vip)  # the same rule the API and state machine apply
+            except names.InvalidValue:
+                ctx.fail(f"{at}.vip ({names.quoted(vip)}) is not an IPv4/IPv6 interface "
+                         f"address with a prefix length (e.g. 198.18.0.100/24)")
         groups.append(GroupConfig(name=name, mode=mode, vip=vip or None))
     return tuple(groups)
 

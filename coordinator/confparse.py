@@ -16,8 +16,10 @@ from typing import Any, NoReturn
 
 import yaml
 
+from vnfha.coordinator import names
+
 #: Node ids and group names: they end up in file names, log lines and gRPC fields.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = names.NAME_RE  # the one rule (coordinator/names.py), re-exported for callers
 
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -85,9 +87,8 @@ def section(ctx: Ctx, where: str, value: Any) -> Mapping[str, Any]:
 def name(ctx: Ctx, where: str, value: Any) -> str:
     if not isinstance(value, str):
         ctx.fail(f"{where} must be a string, got {tname(value)}")
-    if not NAME_RE.match(value):
-        ctx.fail(f"{where} ({value!r}) must be 1-63 characters of letters, digits, '_', '.' "
-                 f"or '-', starting with a letter or digit")
+    if not names.is_name(value):
+        ctx.fail(f"{where} ({names.quoted(value)}) must be {names.NAME_RULE}")
     return value
 
 
@@ -154,7 +155,7 @@ def parse_address(value: str) -> tuple[str, int]:
             raise ValueError("expected 'host:port'")
         if ":" in host:
             raise ValueError("an IPv6 host must be in brackets: '[addr]:port'")
-        if not _HOST_RE.match(host):
+        if not _HOST_RE.fullmatch(host):
             raise ValueError(f"{host!r} is not a valid host name or IPv4 address")
     if not port_s.isdigit() or not 1 <= int(port_s) <= 65535:
         raise ValueError(f"port {port_s!r} must be a number in 1..65535")

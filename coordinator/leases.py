@@ -11,6 +11,7 @@ every node as heard at the moment the process started.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from vnfha.coordinator.decide import MemberReport, NodeSeen, Observations
@@ -27,8 +28,13 @@ class Report:
 
 
 class LeaseTable:
-    def __init__(self, started_at: float, ttl: float | None = None) -> None:
+    def __init__(self, started_at: float, ttl: float | None = None,
+                 known_nodes: Callable[[], Container[str]] | None = None) -> None:
         self._started_at = started_at
+        # The registered nodes (the store's applied state). Only they get a "first
+        # asked" entry: anyone may ask about any name (PeerService), and an entry per
+        # invented name was memory that was never freed. None: every name (unit tests).
+        self._known_nodes = known_nodes
         # A healthy run survives only keepalives less than one TTL apart: a node
         # that was silent longer (crashed, cut off) starts a new run when it is
         # heard again, so the stabilization time is measured from then. None: no
@@ -81,21 +87,38 @@ class LeaseTable:
                    != (new[k].health, new[k].seen_epoch, new[k].active_epoch)
                    for k, o in old.items())
 
-    def _age(self, node: str, now: float) -> float:
+    def _age(self, node: str, now: float, known: bool = True) -> float:
         last = self._last.get(node)
         if last is None:
-            last = max(self._started_at, self._first_asked.setdefault(node, now))
+            first = self._first_asked.get(node)
+            if first is None:
+                # Never heard of: as young as can be (the safe side: a small age never
+                # makes a leader give up on a node early), remembered only if registered.
+                first = now
+                if known:
+                    self._first_asked[node] = now
+            last = max(self._started_at, first)
         return now - last
+
+    def _known(self) -> Container[str] | None:
+        return None if self._known_nodes is None else self._known_nodes()
+
+    def tracked(self) -> int:
+        """How many nodes the table holds anything for (for tests and status)."""
+        with self._lock:
+            return len(self._last.keys() | self._first_asked.keys() | self._reports.keys())
 
     def age(self, node: str, now: float) -> float:
         """Seconds since the last acknowledged keepalive; for a node never heard from,
         since we started serving or first heard of it, whichever is later."""
+        known = self._known()
         with self._lock:
-            return self._age(node, now)
+            return self._age(node, now, known is None or node in known)
 
     def ages(self, nodes: list[str], now: float) -> dict[str, float]:
+        known = self._known()  # read outside our lock: it asks the store
         with self._lock:
-            return {n: self._age(n, now) for n in nodes}
+            return {n: self._age(n, now, known is None or n in known) for n in nodes}
 
     def next_expiry(self, ttl: float, now: float) -> float | None:
         """The earliest time a node heard within the last TTL would become stale, so

@@ -92,7 +92,8 @@ class Coordinator:
 
     def start(self) -> None:
         cfg = self.cfg
-        self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl)
+        self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl,
+                                 known_nodes=lambda: self.store.state().nodes)
         self.store = build_store(cfg)
         self.store.start()
         self._wait_caught_up()

@@ -11,7 +11,9 @@ epochs live in exactly one place:
 
 A refused command returns ``{"ok": False, "error": CODE, "message": ...}`` and
 leaves the state untouched. Results are remembered by request id, so a command
-retried after an unknown outcome is applied at most once.
+retried after an unknown outcome is applied at most once. Each remembered result
+carries the digest of the command it answered (`commands.digest`): the same id with
+a different command is refused (`request_id_reused`), never given that result.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from vnfha.coordinator import state_data
-from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
+from vnfha.coordinator.commands import Command, InvalidCommand, digest, validate_command
 from vnfha.coordinator.model import (
     MAX_EVENTS,
     ClusterState,
@@ -41,6 +43,10 @@ log = logging.getLogger("vnfha.state")
 
 Result = dict[str, Any]
 DEDUP_WINDOW = 10_000
+#: Key of the command digest inside a remembered result (never returned to callers).
+DIGEST_KEY = "_digest"
+#: Error code of a request id reused with a different command.
+RID_REUSED = "request_id_reused"
 
 
 class Refused(Exception):
@@ -160,11 +166,17 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
         if existing is not None and existing.node != node_name:
             raise Refused("conflict", f"member {mname!r} of group {gname!r} is already hosted "
                                       f"by node {existing.node!r}")
-    # Members this node used to host but no longer declares are removed, unless
-    # removing them would drop an active (switch over first).
-    for m in state.members_on(node_name):
-        if (m.group, m.name) in wanted:
-            continue
+    # Members this node used to host but no longer declares are removed only when the
+    # command says so (`remove_undeclared`, which the agent sets: its config is the
+    # source of truth for what its VM hosts), and never while active (switch over
+    # first). Rules-1 commands (already in logs) removed them implicitly; they still do.
+    dropped = [m for m in state.members_on(node_name) if (m.group, m.name) not in wanted]
+    if dropped and cmd.get("v", 1) >= 2 and not cmd.get("remove_undeclared", False):
+        listed = ", ".join(f"{m.group}/{m.name}" for m in dropped[:10])
+        raise Refused("conflict", f"node {node_name!r} hosts {len(dropped)} member(s) this "
+                                  f"registration does not declare ({listed}); nothing was "
+                                  "removed: set remove_undeclared to remove them")
+    for m in dropped:
         g = state.groups[m.group]
         if m.name in (g.active, g.releasing):
             raise Refused("conflict", f"member {m.name!r} is active in group {g.name!r}; "
@@ -357,7 +369,16 @@ class StateMachine:
     def apply(self, command: dict[str, Any]) -> Result:
         rid = command.get("rid") if isinstance(command, dict) else None
         if isinstance(rid, str) and rid in self._recent:
-            return {**self._recent[rid], "duplicate": True}
+            record = self._recent[rid]
+            bound = record.get(DIGEST_KEY)
+            # A record without a digest predates the binding (an old snapshot): as before.
+            if bound is not None and bound != digest(command):
+                result = refused(RID_REUSED, f"request id {rid[:128]!r} was already used for "
+                                             "a different command; use a new request id")
+                log.info("command refused", extra={"op": command.get("op"),
+                                                   "error": RID_REUSED})
+                return result
+            return {**_public(record), "duplicate": True}
         before = self.state
         self.state, result = apply(self.state, command)
         for ev in self.state.events:
@@ -367,7 +388,7 @@ class StateMachine:
                     "kind": ev.kind, "group": ev.group, "member": ev.member, "node": ev.node,
                     "epoch": ev.epoch, "reason": ev.reason, "seq": ev.seq}})
         if isinstance(rid, str) and rid:
-            self._recent[rid] = result
+            self._recent[rid] = {**result, DIGEST_KEY: digest(command)}
             while len(self._recent) > DEDUP_WINDOW:
                 self._recent.popitem(last=False)
         if not result["ok"]:
@@ -375,9 +396,19 @@ class StateMachine:
                 command, dict) else None, "error": result["error"], "detail": result["message"]})
         return result
 
+    def record(self, rid: str) -> Result | None:
+        """What is remembered for `rid` (the result and its command's digest), as a store
+        that keeps request ids itself (etcd) persists it."""
+        return self._recent.get(rid)
+
     def snapshot(self) -> dict[str, Any]:
         return {"state": state_to_dict(self.state), "recent": list(self._recent.items())}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.state = state_from_dict(snapshot["state"])
         self._recent = OrderedDict((k, v) for k, v in snapshot.get("recent", []))
+
+
+def _public(record: Result) -> Result:
+    """A remembered result as callers see it: without the digest."""
+    return {k: v for k, v in record.items() if k != DIGEST_KEY}

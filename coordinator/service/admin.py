@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator import names
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.model import ClusterState, GroupMode
 from vnfha.coordinator.service.convert import (
@@ -27,7 +28,13 @@ from vnfha.coordinator.service.convert import (
     queue_status_to_pb,
     recovery_to_pb,
 )
-from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.service.errors import (
+    guarded,
+    request_id,
+    require,
+    require_count,
+    submit_or_abort,
+)
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.service.status_view import excluded_members
 from vnfha.coordinator.store.base import Store
@@ -53,6 +60,7 @@ def _add_pool_and_data(state: ClusterState, name: str, gs: admin_pb2.GroupStatus
         gs.queue.CopyFrom(queue_status_to_pb(queue))
 
 
+@guarded
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, store: Store, leases: LeaseTable, coordinator_id: str,
                  endpoints: dict[str, str], on_change: Callable[[], None], feed: ChangeFeed,
@@ -104,12 +112,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def Switchover(self, request: admin_pb2.SwitchoverRequest,
                          context: grpc.aio.ServicerContext) -> admin_pb2.SwitchoverResponse:
-        if not request.group:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group is empty")
+        await require(context, lambda: names.check_name("group", request.group))
+        if request.to_member:
+            await require(context, lambda: names.check_name("member", request.to_member))
         before = self._store.state().groups.get(request.group)
         from_member = before.active if before is not None else None
         cmd = C.switchover(request.group, request.to_member or None,
-                           rid=request.request_id or None)
+                           rid=await request_id(context, request.request_id))
         result = await submit_or_abort(self._store, context, cmd)
         self._on_change()
         demote_epoch = int(result.get("epoch", 0))
@@ -138,28 +147,32 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def SetMaintenance(self, request: admin_pb2.SetMaintenanceRequest,
                              context: grpc.aio.ServicerContext
                              ) -> admin_pb2.SetMaintenanceResponse:
-        if not request.node:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node is empty")
+        await require(context, lambda: names.check_name("node", request.node))
+        rid = await request_id(context, request.request_id)
         result = await submit_or_abort(self._store, context,
-                                       C.set_maintenance(request.node, request.on,
-                                                         rid=request.request_id or None))
+                                       C.set_maintenance(request.node, request.on, rid=rid))
         self._on_change()
         return admin_pb2.SetMaintenanceResponse(changed=bool(result.get("changed")))
 
     async def ApplyGroups(self, request: admin_pb2.ApplyGroupsRequest,
                           context: grpc.aio.ServicerContext) -> admin_pb2.ApplyGroupsResponse:
+        await require_count(context, "groups", len(request.groups), C.MAX_GROUPS_PER_APPLY)
         specs = []
         for g in request.groups:
+            await require(context, lambda g=g: names.check_name("group", g.name))
+            vip = await require(context, lambda g=g: names.check_vip(g.vip))
             mode = MODE_FROM_PB.get(g.mode)
             if mode is None:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"group {g.name!r}: mode is unspecified or unknown "
+                                    f"group {g.name}: mode is unspecified or unknown "
                                     f"({g.mode})")
-            specs.append({"name": g.name, "mode": mode.value, "vip": g.vip})
+            specs.append({"name": g.name, "mode": mode.value, "vip": vip})
         if not specs:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no groups given")
-        await submit_or_abort(self._store, context,
-                              C.apply_groups(specs, rid=request.request_id or None))
+        if len({s["name"] for s in specs}) != len(specs):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a group is listed twice")
+        rid = await request_id(context, request.request_id)
+        await submit_or_abort(self._store, context, C.apply_groups(specs, rid=rid))
         return admin_pb2.ApplyGroupsResponse(revision=self._store.state().revision)
 
     async def ListEvents(self, request: admin_pb2.ListEventsRequest,

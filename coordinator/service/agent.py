@@ -9,17 +9,24 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator import names
 from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
-from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.service.errors import (
+    guarded,
+    request_id,
+    require,
+    require_count,
+    submit_or_abort,
+)
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import Store
 from vnfha.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("vnfha.agent_api")
 
-MAX_MEMBERS_PER_NODE = 1024
+MAX_MEMBERS_PER_NODE = C.MAX_MEMBERS_PER_NODE
 
 
 def assignments_for(state: ClusterState, node: str) -> list[agent_pb2.Assignment]:
@@ -32,6 +39,7 @@ def assignments_for(state: ClusterState, node: str) -> list[agent_pb2.Assignment
     return out
 
 
+@guarded
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, store: Store, leases: LeaseTable, coordinator_id: str, ttl: float,
                  on_report_change: Callable[[], None], feed: ChangeFeed,
@@ -49,16 +57,21 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     async def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
                            context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
-        if not request.node:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
-        if len(request.members) > MAX_MEMBERS_PER_NODE:
+        await require(context, lambda: names.check_name("node", request.node))
+        await require(context, lambda: names.check_address(request.address))
+        await require_count(context, "members", len(request.members), MAX_MEMBERS_PER_NODE)
+        members = []
+        for m in request.members:
+            await require(context, lambda m=m: names.check_name("group", m.group))
+            await require(context, lambda m=m: names.check_name("member", m.member))
+            await require(context, lambda m=m: names.check_priority(m.priority))
+            members.append({"group": m.group, "member": m.member, "priority": m.priority})
+        if len({(m["group"], m["member"]) for m in members}) != len(members):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"too many members ({len(request.members)} > "
-                                f"{MAX_MEMBERS_PER_NODE})")
-        members = [{"group": m.group, "member": m.member, "priority": m.priority}
-                   for m in request.members]
+                                "a member is listed twice in one registration")
         cmd = C.register_node(request.node, request.address, members,
-                              rid=request.request_id or None)
+                              rid=await request_id(context, request.request_id),
+                              remove_undeclared=request.remove_undeclared)
         await submit_or_abort(self._store, context, cmd)
         log.info("node registered", extra={"node": request.node,
                                            "members": [m["member"] for m in members]})
@@ -87,11 +100,19 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         state = self._store.state()
         if not req.node:
             return answer(agent_pb2.KEEPALIVE_RESULT_INVALID, "node name is empty")
-        if req.node not in state.nodes:
-            return answer(agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE,
-                          f"node {req.node!r} is not registered here; call RegisterNode")
+        if not names.is_name(req.node):
+            return answer(agent_pb2.KEEPALIVE_RESULT_INVALID,
+                          f"node name {names.quoted(req.node)} is invalid: it must be "
+                          f"{names.NAME_RULE}")
+        if len(req.members) > MAX_MEMBERS_PER_NODE:
+            return answer(agent_pb2.KEEPALIVE_RESULT_INVALID,
+                          f"too many members ({len(req.members)} > {MAX_MEMBERS_PER_NODE})")
         reports = []
         for m in req.members:
+            if not (names.is_name(m.group) and names.is_name(m.member)):
+                return answer(agent_pb2.KEEPALIVE_RESULT_INVALID,
+                              f"member {names.quoted(m.group)}/{names.quoted(m.member)}: "
+                              f"names must be {names.NAME_RULE}")
             health = REPORTABLE_HEALTH.get(m.health)
             if health is None:
                 return answer(agent_pb2.KEEPALIVE_RESULT_INVALID,
@@ -99,6 +120,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                               f"UNHEALTHY, got {m.health}")
             reports.append(Report(group=m.group, member=m.member, health=health,
                                   seen_epoch=m.seen_epoch, active_epoch=m.active_epoch))
+        if req.node not in state.nodes:
+            return answer(agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE,
+                          f"node {req.node!r} is not registered here; call RegisterNode")
         unknown = [f"{r.group}/{r.member}" for r in reports
                    if (mem := state.member(r.group, r.member)) is None or mem.node != req.node]
         changed = self._leases.record(req.node, reports, arrived)
@@ -111,8 +135,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def WatchAssignments(self, request: agent_pb2.WatchAssignmentsRequest,
                                context: grpc.aio.ServicerContext
                                ) -> AsyncIterator[agent_pb2.WatchAssignmentsResponse]:
-        if not request.node:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
+        await require(context, lambda: names.check_name("node", request.node))
         last: list[agent_pb2.Assignment] | None = None
         async for state in self._feed.states(self._store.state, self._watch_poll):
             current = assignments_for(state, request.node)

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator import names
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.model import ClusterState, GroupMode
 from vnfha.coordinator.service.convert import HEALTH_TO_PB, REPORTABLE_HEALTH
-from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.service.errors import guarded, require, require_count, submit_or_abort
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import Store
 from vnfha.v1 import pool_pb2, pool_pb2_grpc, types_pb2
@@ -34,6 +35,7 @@ def pool_snapshot(state: ClusterState, group: str) -> tuple[int, list[pool_pb2.P
     return g.pool_version, members
 
 
+@guarded
 class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     def __init__(self, store: Store, feed: ChangeFeed, lb_health: LbHealthTable,
                  on_change: Callable[[], None],
@@ -46,9 +48,8 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         self._watch_poll = watch_poll
 
     async def _check_group(self, context: grpc.aio.ServicerContext, group: str) -> None:
+        await require(context, lambda: names.check_name("group", group))
         g = self._store.state().groups.get(group)
-        if not group:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group is empty")
         if g is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown group {group!r}")
         if g.mode != GroupMode.ACTIVE_ACTIVE:
@@ -75,21 +76,25 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
                                 context: grpc.aio.ServicerContext
                                 ) -> pool_pb2.ReportPoolAppliedResponse:
         await self._check_group(context, request.group)
+        await require(context, lambda: names.check_name("node", request.node))
+        await require_count(context, "servers", len(request.servers), MAX_SERVERS)
         state = self._store.state()
         if request.node not in state.nodes:
             await context.abort(grpc.StatusCode.NOT_FOUND,
                                 f"node {request.node!r} is not registered: the LB agent "
                                 "registers its node before reporting")
-        if len(request.servers) > MAX_SERVERS:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many servers")
         group = state.groups[request.group]
         servers: dict[str, tuple[bool, str]] = {}
         for s in request.servers:
             health = REPORTABLE_HEALTH.get(s.health)
             if s.member not in group.members or health is None:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"server {s.member!r}: must be a member of "
+                                    f"server {names.quoted(s.member)}: must be a member of "
                                     f"{request.group!r} reported HEALTHY or UNHEALTHY")
+            if len(s.detail) > names.TEXT_MAX:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"server {s.member}: detail is {len(s.detail)} characters; "
+                                    f"the limit is {names.TEXT_MAX}")
             servers[s.member] = (s.health == types_pb2.HEALTH_HEALTHY, s.detail)
         if servers and self._lb_health.record(request.group, request.node, servers,
                                               self._clock()):

@@ -19,8 +19,10 @@ from typing import Any, NoReturn
 import grpc
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator import names
 from vnfha.coordinator.config import StateConfig
 from vnfha.coordinator.model import ClusterState
+from vnfha.coordinator.service.errors import guarded, request_id, require
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreUnavailable
 from vnfha.v1 import state_pb2, state_pb2_grpc
@@ -45,9 +47,11 @@ _CODES = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
     "unknown_group": grpc.StatusCode.NOT_FOUND,
     "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "request_id_reused": grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
+@guarded
 class StateServicer(state_pb2_grpc.StateServiceServicer):
     def __init__(self, store: Store, limits: StateConfig, feed: ChangeFeed,
                  coordinator_id: str = "") -> None:
@@ -68,7 +72,8 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         cmd = C.publish(request.group, request.epoch, b64encode(request.data).decode(),
                         max_message_bytes=lim.queue_max_message_bytes,
                         retain_messages=lim.queue_retain_messages,
-                        retain_bytes=lim.queue_retain_bytes, rid=request.request_id or None)
+                        retain_bytes=lim.queue_retain_bytes,
+                        rid=await request_id(context, request.request_id))
         result = await self._submit(cmd, request.group, context)
         return state_pb2.PublishResponse(offset=result["offset"])
 
@@ -81,15 +86,16 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         cmd = C.put_checkpoint(request.group, request.epoch, b64encode(request.data).decode(),
                                sync_sequence=request.sync_sequence,
                                max_bytes=self._limits.checkpoint_max_bytes,
-                               rid=request.request_id or None)
+                               rid=await request_id(context, request.request_id))
         result = await self._submit(cmd, request.group, context)
         return state_pb2.PutCheckpointResponse(version=result["version"])
 
     async def _check_write(self, group: str, epoch: int, size: int, limit: int, setting: str,
                            what: str, context: grpc.aio.ServicerContext) -> None:
         """Refuse what is malformed or too big before it costs a Raft round."""
-        if not group:
-            await self._abort(context, "invalid", "group is empty", group)
+        if not names.is_name(group):
+            await self._abort(context, "invalid", f"group name {names.quoted(group)} is "
+                                                  f"invalid: it must be {names.NAME_RULE}", "")
         if epoch == 0:
             await self._abort(context, "invalid", "epoch is 0: writes must carry the writer's "
                                                   "epoch (fencing token)", group)
@@ -126,8 +132,7 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
 
     async def _state_at(self, group: str, min_epoch: int, context: grpc.aio.ServicerContext,
                         wait: float = MIN_EPOCH_WAIT, strict: bool = True) -> ClusterState:
-        if not group:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group is empty")
+        await require(context, lambda: names.check_name("group", group))
         deadline = time.monotonic() + wait
         while True:
             ticket = self._feed.ticket()

@@ -30,7 +30,7 @@ import grpc
 
 from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
 from vnfha.coordinator.model import ClusterState
-from vnfha.coordinator.state_machine import StateMachine, refused
+from vnfha.coordinator.state_machine import RID_REUSED, StateMachine, refused
 from vnfha.coordinator.store.base import OutcomeUnknown, Result, Store, StoreUnavailable
 from vnfha.coordinator.store.etcd_access import EtcdAccessError, check_access, explain
 from vnfha.coordinator.store.etcd_client import (
@@ -260,9 +260,10 @@ class EtcdStore(Store):
         sm.restore({"state": {}, "recent": [(rid, recorded)] if recorded is not None else []})
         sm.state = before
         result = sm.apply(command)
-        if result.get("duplicate"):
-            return result
-        ops = write_ops(self._keys, before, sm.state, rid, result, evict)
+        if result.get("duplicate") or result.get("error") == RID_REUSED:
+            return result  # nothing to write: answered from (or refused by) the record
+        record = sm.record(rid)  # the result with its command's digest, as remembered
+        ops = write_ops(self._keys, before, sm.state, rid, record, evict)
         compare = [mod_revision_is(self._keys.state, base)]
         if leader_rev:
             compare.append(create_revision_is(self._keys.leader, leader_rev))
@@ -280,7 +281,7 @@ class EtcdStore(Store):
         self._round_trip_ok(sent)
         if resp.succeeded:
             with self._lock:
-                self._mirror.adopt(resp.header.revision, ops, sm.state, rid, result, evict)
+                self._mirror.adopt(resp.header.revision, ops, sm.state, rid, record, evict)
                 self._progress.notify_all()
             self._notify()
             return result

@@ -22,7 +22,7 @@ WAIT = 5.0  # upper bound for anything that should be prompt; never reached when
 
 def setup_commands() -> list[dict]:
     """Group g with members a (n1, prio 100), b (n2, 90), c (n3, 80), all healthy."""
-    cmds = [C.apply_groups([{"name": GROUP, "vip": "198.18.0.10"}])]
+    cmds = [C.apply_groups([{"name": GROUP, "vip": "198.18.0.10/24"}])]
     for i, (m, prio) in enumerate((("a", 100), ("b", 90), ("c", 80)), start=1):
         cmds.append(C.register_node(f"n{i}", f"198.18.1.{i}",
                                     [{"group": GROUP, "member": m, "priority": prio}]))
@@ -141,6 +141,23 @@ def test_same_rid_applies_once(store):
     again = store.submit(dict(cmd))
     assert again["ok"] is True and again["epoch"] == 1 and again.get("duplicate") is True
     assert store.state().revision == rev and epoch(store) == 1
+
+
+def test_same_rid_with_another_command_is_refused(store):
+    """A request id is bound to what it requested: reused for a different command it is
+    refused (never answered with the first command's result), and the first command's
+    retry still gets its recorded result."""
+    seed(store)
+    first = C.set_maintenance("n3", True, rid="contract-rid-1")
+    assert store.submit(first) == {"ok": True, "changed": True}
+    rev = store.state().revision
+    other = C.set_maintenance("n2", True, rid="contract-rid-1")
+    r = store.submit(other)
+    assert r["ok"] is False and r["error"] == "request_id_reused", r
+    assert store.state().nodes["n2"].maintenance is False
+    retry = store.submit({**first, "at": first["at"] + 1.0})
+    assert retry["ok"] is True and retry.get("duplicate") is True
+    assert store.state().revision == rev
 
 
 def test_same_rid_from_two_threads_applies_once(store):

@@ -33,7 +33,7 @@ def build(members: Iterable[tuple[str, str, int]] = THREE, group: str = GROUP,
     """A group with `members` (name, node, priority), each set to `health`
     (None: left UNKNOWN), and optionally `active` promoted at epoch 0 -> 1."""
     members = list(members)
-    st = run(state or ClusterState(), C.apply_groups([{"name": group, "vip": "198.18.0.10"}]))
+    st = run(state or ClusterState(), C.apply_groups([{"name": group, "vip": "198.18.0.10/24"}]))
     by_node: dict[str, list[dict]] = defaultdict(list)
     for name, node, prio in members:
         by_node[node].append({"group": group, "member": name, "priority": prio})

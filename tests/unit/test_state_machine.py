@@ -52,14 +52,14 @@ def last_event(state: ClusterState):
 
 
 def test_apply_groups_creates_and_updates():
-    st, _ = accept(ClusterState(), C.apply_groups([{"name": "g", "vip": "198.18.0.10"},
+    st, _ = accept(ClusterState(), C.apply_groups([{"name": "g", "vip": "198.18.0.10/24"},
                                                    {"name": "h", "mode": "active-active"}]))
     assert set(st.groups) == {"g", "h"}
-    assert grp(st).vip == "198.18.0.10" and grp(st).epoch == 0 and grp(st).active is None
+    assert grp(st).vip == "198.18.0.10/24" and grp(st).epoch == 0 and grp(st).active is None
     assert grp(st, "h").mode.value == "active-active"
     assert [e.kind for e in st.events] == ["group_created", "group_created"]
-    st2, _ = accept(st, C.apply_groups([{"name": "g", "vip": "198.18.0.11"}]))
-    assert grp(st2).vip == "198.18.0.11"
+    st2, _ = accept(st, C.apply_groups([{"name": "g", "vip": "198.18.0.11/24"}]))
+    assert grp(st2).vip == "198.18.0.11/24"
     assert last_event(st2).kind == "group_updated"
 
 
@@ -74,7 +74,7 @@ def test_apply_groups_mode_change_refused_with_active():
 
 def test_apply_groups_keeps_epoch_and_active():
     st = build(active="a")
-    st2, _ = accept(st, C.apply_groups([{"name": GROUP, "vip": "198.18.0.99"}]))
+    st2, _ = accept(st, C.apply_groups([{"name": GROUP, "vip": "198.18.0.99/24"}]))
     assert grp(st2).epoch == grp(st).epoch == 1
     assert grp(st2).active == "a"
 
@@ -110,23 +110,43 @@ def test_register_node_member_hosted_by_other_node():
            "conflict")
 
 
-def test_register_node_removes_undeclared_standby():
+def test_register_node_removes_undeclared_standby_only_when_asked():
     st = build(members=(("a", "n1", 100), ("a2", "n1", 50), ("b", "n2", 90)), active="b")
-    st2, _ = accept(st, C.register_node("n1", "198.18.1.1", [{"group": GROUP, "member": "a"}]))
+    # Without remove_undeclared: refused, nothing removed (was: silently removed).
+    st1, r = apply(st, C.register_node("n1", "198.18.1.1", [{"group": GROUP, "member": "a"}]))
+    assert r["error"] == "conflict" and "g/a2" in r["message"] and st1 is st
+    st2, _ = accept(st, C.register_node("n1", "198.18.1.1", [{"group": GROUP, "member": "a"}],
+                                        remove_undeclared=True))
     assert "a2" not in grp(st2).members and "a" in grp(st2).members
     assert any(e.kind == "member_removed" and e.member == "a2" for e in st2.events)
 
 
+def test_register_node_with_no_members_cannot_empty_a_node():
+    st = build(members=(("a", "n1", 100), ("b", "n2", 90)), active="a")
+    st2, r = apply(st, C.register_node("n2", "198.18.1.2", []))
+    assert r["error"] == "conflict" and "b" in grp(st2).members
+
+
+def test_rules_1_register_node_in_an_old_log_still_removes_implicitly():
+    """A command without `v` (accepted before the binding existed) replays as it applied
+    then, so a replica replaying an old log agrees with those that applied it first."""
+    st = build(members=(("a", "n1", 100), ("a2", "n1", 50), ("b", "n2", 90)), active="b")
+    old = C.register_node("n1", "198.18.1.1", [{"group": GROUP, "member": "a"}])
+    del old["v"], old["remove_undeclared"]
+    st2, _ = accept(st, old)
+    assert "a2" not in grp(st2).members
+
+
 def test_register_node_refuses_removing_active():
     st = build(active="a")
-    refuse(st, C.register_node("n1", "198.18.1.1", []), "conflict")
+    refuse(st, C.register_node("n1", "198.18.1.1", [], remove_undeclared=True), "conflict")
 
 
 def test_register_node_refuses_removing_releasing():
     st = build(active="a")
     st = run(st, C.demote(GROUP, 1, reason="t"))
     assert grp(st).releasing == "a"
-    refuse(st, C.register_node("n1", "198.18.1.1", []), "conflict")
+    refuse(st, C.register_node("n1", "198.18.1.1", [], remove_undeclared=True), "conflict")
 
 
 def test_register_node_updates_priority_and_keeps_health_and_maintenance():
@@ -683,7 +703,7 @@ def test_state_machine_dedup_window_evicts_oldest(monkeypatch):
 
 def _busy_machine() -> StateMachine:
     sm = StateMachine()
-    for cmd in [C.apply_groups([{"name": GROUP, "vip": "198.18.0.10"},
+    for cmd in [C.apply_groups([{"name": GROUP, "vip": "198.18.0.10/24"},
                                 {"name": "aa", "mode": "active-active"}])]:
         sm.apply(cmd)
     sm.apply(C.register_node("n1", "198.18.1.1", [{"group": GROUP, "member": "a"}]))

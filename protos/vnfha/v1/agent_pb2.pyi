@@ -30,16 +30,18 @@ class MemberSpec(_message.Message):
     def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
-    __slots__ = ("node", "address", "members", "request_id")
+    __slots__ = ("node", "address", "members", "request_id", "remove_undeclared")
     NODE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_UNDECLARED_FIELD_NUMBER: _ClassVar[int]
     node: str
     address: str
     members: _containers.RepeatedCompositeFieldContainer[MemberSpec]
     request_id: str
-    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberSpec, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    remove_undeclared: bool
+    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberSpec, _Mapping]]] = ..., request_id: _Optional[str] = ..., remove_undeclared: _Optional[bool] = ...) -> None: ...
 
 class RegisterNodeResponse(_message.Message):
     __slots__ = ("revision",)
