@@ -5,6 +5,11 @@ client tries each `--endpoint` in turn and only gives up when none answers: an
 operator's tool must keep working while a coordinator is down, which is exactly
 when it is needed. Output formatting lives in pure functions (`format_status`,
 `format_event`, ...) so it is testable without a server. See docs/cli.md.
+
+Start-up time is part of every scripted switchover, so this module imports only the
+standard library up front: gRPC, the generated stubs, YAML and the config loaders are
+imported on first use (`_LazyModule`), and `--version`, `completion` and `config check`
+never load the gRPC stack at all (bench/cli_startup.py).
 """
 
 from __future__ import annotations
@@ -18,12 +23,34 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TextIO
 
-import grpc
+if TYPE_CHECKING:
+    import grpc
 
-from vnfha.coordinator.config import ConfigError, load_config, load_groups_file, parse_address
-from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+    from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+
+
+class _LazyModule:
+    """A module imported on its first attribute access, so a command that never needs
+    it does not pay for importing it (gRPC alone is ~0.1 s of a client's start-up)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+if not TYPE_CHECKING:
+    grpc = _LazyModule("grpc")
+    admin_pb2 = _LazyModule("vnfha.v1.admin_pb2")
+    admin_pb2_grpc = _LazyModule("vnfha.v1.admin_pb2_grpc")
+    types_pb2 = _LazyModule("vnfha.v1.types_pb2")
 
 DEFAULT_ENDPOINT = "127.0.0.1:7401"
 ENDPOINT_ENV = "VNFHA_ENDPOINT"
@@ -36,11 +63,16 @@ EXIT_USAGE = 2
 #: no coordinator answered
 EXIT_UNREACHABLE = 3
 
-#: codes that mean "this coordinator cannot answer now": try the next endpoint
-_RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+#: exit status when stdout is a pipe its reader closed (`vnfha status | head -1`): what a
+#: shell reports for a process killed by SIGPIPE (128 + 13), as for other Unix tools
+EXIT_PIPE_CLOSED = 141
 
-_MODE_TO_PB = {"active-standby": types_pb2.GROUP_MODE_ACTIVE_STANDBY,
-               "active-active": types_pb2.GROUP_MODE_ACTIVE_ACTIVE}
+OUTPUT_FORMATS = ("table", "json", "yaml")
+
+
+def _retry_codes() -> frozenset[grpc.StatusCode]:
+    """Codes that mean "this coordinator cannot answer now": try the next endpoint."""
+    return frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 class UsageError(Exception):
@@ -57,6 +89,8 @@ class Unreachable(Exception):
 def parse_endpoints(value: str) -> list[str]:
     """'a:1, b:2' -> ['a:1', 'b:2'] (also unix:///path); raise UsageError on a malformed
     or empty list."""
+    from vnfha.coordinator.confparse import parse_address  # light: no gRPC, no loaders
+
     endpoints = [part.strip() for part in value.split(",") if part.strip()]
     if not endpoints:
         raise UsageError("--endpoint needs at least one HOST:PORT")
@@ -107,7 +141,7 @@ class AdminClient:
                 rpc = getattr(self._stub(endpoint), method)
                 return endpoint, rpc(request, timeout=timeout or self.timeout)
             except grpc.RpcError as exc:
-                if exc.code() not in _RETRY_CODES:
+                if exc.code() not in _retry_codes():
                     raise
                 errors.append(f"{endpoint}: {exc.code().name}")
         raise Unreachable(_unreachable_message(self.endpoints, errors))
@@ -129,7 +163,7 @@ class AdminClient:
                         yield ev
                 failures.append(f"{endpoint}: stream ended")
             except grpc.RpcError as exc:
-                if exc.code() not in _RETRY_CODES and exc.code() != grpc.StatusCode.CANCELLED:
+                if exc.code() not in _retry_codes() and exc.code() != grpc.StatusCode.CANCELLED:
                     raise
                 failures.append(f"{endpoint}: {exc.code().name}")
             finally:
@@ -241,7 +275,6 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
     return "\n".join(parts)
 
 
-_OPEN_RECOVERY = (types_pb2.RECOVERY_STATE_AWAITING_LB, types_pb2.RECOVERY_STATE_REQUESTED)
 POOL_HEADERS = ("GROUP", "VERSION", "IN SERVICE", "OUT OF SERVICE", "LB APPLIED")
 OUT_HEADERS = ("GROUP", "MEMBER", "NODE", "AT VERSION", "WHY", "BLOCKED BY")
 RECOVERY_HEADERS = ("GROUP", "MEMBER", "NODE", "FAILURE", "STATUS", "ATTEMPTS", "MESSAGE")
@@ -258,8 +291,9 @@ def one_line(text: str) -> str:
 def shown_recoveries(group: admin_pb2.GroupStatus) -> list[admin_pb2.RecoveryStatus]:
     """The recoveries the table shows: open ones, and given-up ones whose member is still
     out (an operator must act). Closed ones are history: `vnfha events` has them."""
+    open_states = (types_pb2.RECOVERY_STATE_AWAITING_LB, types_pb2.RECOVERY_STATE_REQUESTED)
     return [r for r in group.recoveries
-            if r.state in _OPEN_RECOVERY
+            if r.state in open_states
             or (r.state == types_pb2.RECOVERY_STATE_GAVE_UP
                 and r.member not in group.pool.in_service)]
 
@@ -412,6 +446,8 @@ def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:
 
 def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]) -> int:
     """Load a config (a bad one is a usage error, exit 2), then run until stopped."""
+    from vnfha.coordinator.confparse import ConfigError
+
     try:
         cfg = load(path)
     except ConfigError as exc:
@@ -421,6 +457,7 @@ def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]
 
 
 def _cmd_coordinator(args: argparse.Namespace, out: TextIO) -> int:
+    from vnfha.coordinator.config import load_config
     from vnfha.coordinator.server import run  # lazy: pulls in raft, pysyncobj, the service
 
     return _run_daemon(args.config, load_config, run)
@@ -490,6 +527,8 @@ def _print_event(ev: admin_pb2.Event, as_json: bool, out: TextIO) -> None:
 
 
 def _cmd_group_apply(args: argparse.Namespace, out: TextIO) -> int:
+    from vnfha.coordinator.config import ConfigError, load_groups_file
+
     try:
         groups = load_groups_file(args.file)
     except ConfigError as exc:
@@ -497,8 +536,10 @@ def _cmd_group_apply(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_USAGE
     if not groups:
         raise UsageError(f"{args.file}: groups is empty; nothing to apply")
+    mode_to_pb = {"active-standby": types_pb2.GROUP_MODE_ACTIVE_STANDBY,
+                  "active-active": types_pb2.GROUP_MODE_ACTIVE_ACTIVE}
     req = admin_pb2.ApplyGroupsRequest(
-        groups=[admin_pb2.GroupSpec(name=g.name, mode=_MODE_TO_PB[g.mode], vip=g.vip or "")
+        groups=[admin_pb2.GroupSpec(name=g.name, mode=mode_to_pb[g.mode], vip=g.vip or "")
                 for g in groups],
         request_id=uuid.uuid4().hex)
     _, resp = _client(args).call("ApplyGroups", req)
@@ -641,7 +682,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except grpc.RpcError as exc:
         code = exc.code()
         print(f"error: {exc.details() or 'request failed'} ({code.name})", file=sys.stderr)
-        return EXIT_UNREACHABLE if code in _RETRY_CODES else EXIT_REFUSED
+        return EXIT_UNREACHABLE if code in _retry_codes() else EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
     finally:
