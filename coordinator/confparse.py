@@ -49,7 +49,15 @@ def read_yaml(p: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{p}: not valid YAML: {yaml_error_line(exc)}") from None
+
+
+def yaml_error_line(exc: Exception) -> str:
+    """PyYAML's multi-line message as one line: 'line 2, column 1: expected ...'."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
 
 
 def tname(value: Any) -> str:

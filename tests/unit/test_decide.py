@@ -591,3 +591,19 @@ def test_new_member_whose_node_goes_silent_is_lost_and_quarantined():
     sc.advance(TTL + EPS).keepalive("n2")
     assert ops(sc.step()) == [("set_health", "a", "lost")]
     assert sc.member("a").quarantined
+
+
+def test_stable_event_carries_the_group_epoch():
+    """Issue 15: `stable` events always said epoch=0; like health_changed they carry the
+    epoch of the group at the time, so an operator can place them among promotions."""
+    sc = Scenario(build(members=(("a", "n1", 100), ("b", "n2", 90)), active="a"))
+    sc.keepalive_all()
+    sc.advance(1.0).health("b", Health.UNHEALTHY).keepalive_all()
+    sc.step()
+    sc.advance(1.0).health("b", Health.HEALTHY).keepalive_all()
+    sc.step()
+    sc.advance(STABILIZATION).keepalive_all()
+    assert ops(sc.step()) == [("clear_quarantine", "b")]
+    stable = [e for e in sc.state.events if e.kind == "stable"]
+    assert [(e.member, e.epoch) for e in stable] == [("b", sc.group().epoch)]
+    assert sc.group().epoch == 1
