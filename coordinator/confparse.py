@@ -183,6 +183,14 @@ def fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def said(setting: str, value: float, written: bool) -> str:
+    """How a message names a value: 'lease.ttl is 0.1' when the file set it, and
+    'lease.keepalive_interval is 0.06 (the default: this file does not set it)' when it
+    did not, so an error never pins on the user a value they never wrote."""
+    note = "" if written else " (the default: this file does not set it)"
+    return f"{setting} is {fmt(value)}{note}"
+
+
 def le(a: float, b: float) -> bool:
     # Tolerant: keepalive 0.2 with ttl 0.6 is exactly ttl/3 to a human.
     return a <= b or math.isclose(a, b, rel_tol=1e-9)
