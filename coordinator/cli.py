@@ -21,12 +21,13 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    import uuid
+
     import grpc
 
     from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
@@ -51,6 +52,7 @@ if not TYPE_CHECKING:
     admin_pb2 = _LazyModule("vnfha.v1.admin_pb2")
     admin_pb2_grpc = _LazyModule("vnfha.v1.admin_pb2_grpc")
     types_pb2 = _LazyModule("vnfha.v1.types_pb2")
+    uuid = _LazyModule("uuid")  # request ids: only the commands that write need them
 
 DEFAULT_ENDPOINT = "127.0.0.1:7401"
 ENDPOINT_ENV = "VNFHA_ENDPOINT"

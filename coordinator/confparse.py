@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 #: Node ids and group names: they end up in file names, log lines and gRPC fields.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -40,6 +38,8 @@ class Ctx:
 
 
 def read_yaml(p: Path) -> Any:
+    import yaml  # here, not at the top: `vnfha status` needs parse_address, not YAML
+
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
