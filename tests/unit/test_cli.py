@@ -806,7 +806,10 @@ def test_client_commands_do_not_import_grpc() -> None:
 
     code = ("import sys; from vnfha.coordinator import cli; cli.main(['--version']); "
             "cli.main(['completion', 'bash'], out=open('/dev/null', 'w')); "
-            "print('grpc' in sys.modules, 'vnfha.coordinator.config' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=30, check=True)
-    assert proc.stdout.splitlines()[-1] == "False False"
+            "print('grpc' in sys.modules, 'vnfha.coordinator.config' in sys.modules); "
+            "assert cli.main(['config', 'check', sys.argv[1]]) == 0; "
+            "print('grpc' in sys.modules)")
+    example = Path(__file__).parents[2] / "examples" / "single.yaml"
+    proc = subprocess.run([sys.executable, "-c", code, str(example)], capture_output=True,
+                          text=True, timeout=30, check=True)
+    assert proc.stdout.splitlines()[-2:] == ["False False", "False"], proc.stdout
