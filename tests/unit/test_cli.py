@@ -812,4 +812,5 @@ def test_client_commands_do_not_import_grpc() -> None:
     example = Path(__file__).parents[2] / "examples" / "single.yaml"
     proc = subprocess.run([sys.executable, "-c", code, str(example)], capture_output=True,
                           text=True, timeout=30, check=True)
-    assert proc.stdout.splitlines()[-2:] == ["False False", "False"], proc.stdout
+    lines = proc.stdout.splitlines()
+    assert (lines[1], lines[3]) == ("False False", "False"), proc.stdout
