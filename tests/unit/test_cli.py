@@ -748,6 +748,10 @@ def test_completion_bash_offers_commands_options_and_values(
     assert complete(script, "vnfha", "config", "check", "--kind", "a") == ["agent"]
     assert complete(script, "vnfha", "maintenance", "n1", "o") == ["on", "off"]
     assert complete(script, "vnfha", "--timeout", "") == []  # a number: nothing to offer
+    # -f reads a FILE in `group apply` but is --follow in `events`
+    assert complete(script, "vnfha", "events", "-f", "--li") == ["--limit"]
+    assert complete(script, "vnfha", "events", "-f", "-o", "j") == ["json"]
+    assert complete(script, "vnfha", "group", "apply", "-f", "x.yaml", "--out") == ["--output"]
     assert cli.main(["completion", "zsh"]) == 0
     assert "bashcompinit" in capsys.readouterr().out
     assert cli.main(["completion", "fish"]) == 2
