@@ -500,9 +500,12 @@ def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.watch and (args.interval is not None or args.count is not None):
+        raise UsageError("--interval and --count go with --watch")
     client = _client(args)
     if args.watch:
-        return watch_status(client, args.output, args.interval, args.count, out)
+        interval = 2.0 if args.interval is None else args.interval
+        return watch_status(client, args.output, interval, args.count, out)
     endpoint, resp = client.call("GetStatus", admin_pb2.GetStatusRequest())
     _print_result(args, out, status_to_dict(resp, endpoint), lambda: format_status(resp, endpoint))
     return EXIT_OK
@@ -794,7 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "status", _cmd_status, "groups, members, roles and health")
     s.add_argument("-w", "--watch", action="store_true",
                    help="redraw every --interval seconds until Ctrl-C")
-    s.add_argument("--interval", type=_positive_float, default=2.0, metavar="SECONDS",
+    s.add_argument("--interval", type=_positive_float, metavar="SECONDS",
                    help="with --watch: seconds between redraws (default 2)")
     s.add_argument("--count", type=_positive_int, metavar="N",
                    help="with --watch: stop after N redraws (default: until Ctrl-C)")
