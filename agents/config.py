@@ -25,6 +25,7 @@ from vnfha.coordinator.confparse import (
     name,
     number,
     read_yaml,
+    said,
     section,
 )
 
@@ -181,12 +182,21 @@ def _parse_lease(ctx: Ctx, sec: Mapping[str, Any]) -> LeaseConfig:
     if margin < 0:
         ctx.fail(f"lease.margin ({fmt(margin)}) must be >= 0")
     if not le(interval, ttl / 3):
-        ctx.fail(f"lease.keepalive_interval ({fmt(interval)}) must be <= lease.ttl/3 "
-                 f"({fmt(ttl / 3)}): two lost keepalives must not end the lease")
+        ctx.fail(f"{said('lease.keepalive_interval', interval, 'keepalive_interval' in sec)} "
+                 f"and {said('lease.ttl', ttl, 'ttl' in sec)}, but the rule is "
+                 "keepalive_interval <= ttl/3 (two lost keepalives must not end the lease); "
+                 f"set lease.keepalive_interval to {fmt(ttl / 3)} or less, or lease.ttl to "
+                 f"{fmt(3 * interval)} or more")
     usable = ttl * (1 - drift) - margin
     if usable <= 2 * interval:
-        ctx.fail(f"lease.ttl ({fmt(ttl)}) leaves {fmt(usable)}s of lease after drift and "
-                 f"margin; it must exceed 2 x keepalive_interval ({fmt(2 * interval)})")
+        need = (2 * interval + margin) / (1 - drift)
+        ctx.fail(f"{said('lease.ttl', ttl, 'ttl' in sec)}, which leaves {fmt(usable)}s of "
+                 f"lease after drift and margin ({said('lease.drift', drift, 'drift' in sec)}; "
+                 f"{said('lease.margin', margin, 'margin' in sec)}), but the rule is "
+                 "ttl*(1-drift) - margin > 2*keepalive_interval "
+                 f"({said('lease.keepalive_interval', interval, 'keepalive_interval' in sec)}); "
+                 f"set lease.ttl above {fmt(need)}, or lower lease.keepalive_interval or "
+                 "lease.margin")
     return LeaseConfig(ttl=ttl, keepalive_interval=interval, drift=drift, margin=margin)
 
 

@@ -19,6 +19,7 @@ Protocol, one line per message (each shorter than PIPE_BUF, so atomic):
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import select
@@ -29,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger("vnfha.agent.guardian")
 
@@ -67,17 +69,30 @@ class GuardState:
 
 
 def remove_all(state: GuardState, ipr: IPRoute, why: str) -> None:
+    """Remove every held VIP. At a lease's end the agent removes its VIP too, at the same
+    moment: whoever comes second finds it gone, which is the outcome both wanted, so an
+    address (or interface) already gone is success, logged at debug level only."""
     for key, (address, ifname) in list(state.held.items()):
         ip, _, prefix = address.partition("/")
         try:
             index = ipr.link_lookup(ifname=ifname)
-            if index:
+            if not index:
+                log.debug("VIP already gone (no interface)", extra={"address": address,
+                                                                    "interface": ifname})
+            else:
                 ipr.addr("del", index=index[0], address=ip, prefixlen=int(prefix))
-            log.warning("guardian removed VIP", extra={"key": key, "address": address,
-                                                        "reason": why})
-        except Exception as e:  # already gone is fine; anything else is logged
-            log.info("guardian could not remove VIP", extra={"address": address,
-                                                              "error": str(e)})
+                log.warning("guardian removed VIP", extra={"key": key, "address": address,
+                                                            "reason": why})
+        except NetlinkError as e:
+            if e.code in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                log.debug("VIP already gone (the agent removed it first)",
+                          extra={"key": key, "address": address})
+            else:
+                log.error("guardian could not remove VIP", extra={"address": address,
+                                                                   "error": str(e)})
+        except Exception as e:  # the loop must go on to the other VIPs
+            log.error("guardian could not remove VIP", extra={"address": address,
+                                                               "error": str(e)})
         state.held.pop(key, None)
 
 

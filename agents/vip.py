@@ -14,7 +14,13 @@ dump first.
 Optionally VIPs get a finite kernel lifetime (``lifetime`` seconds), refreshed
 by the loop: if the agent is SIGKILLed or frozen the kernel drops the VIP by
 itself about ``lifetime`` seconds later. It is a backstop only, never the fast
-path: lifetimes are whole seconds.
+path: lifetimes are whole seconds. A refresh updates the lifetime of the address in
+place (RTM_NEWADDR with NLM_F_REPLACE: the address is never absent, nothing is
+re-announced) once half the lifetime is left, and is logged at debug level: it is
+routine. The kernel reports every lifetime update to netlink listeners as an
+RTM_NEWADDR, so `ip monitor address` prints one line per refresh; that is the kernel
+telling of the new lifetime, not a new address (measured: `ip addr change` does the
+same).
 
 Acts in the network namespace of its callers: create, start and call it from
 threads in the namespace that holds the VIPs (the agent process lives in its VM's
@@ -205,8 +211,9 @@ class VipManager:
                         self._notify(key, w.spec, True)
                         self._burst(key, w)
                     elif w.held and self._needs_refresh(have[w.spec.address]):
-                        self._add(w.spec, replace=True)
-                        actions.append(f"refresh {key} {w.spec.address} {w.spec.interface}")
+                        if self._add(w.spec, replace=True):
+                            actions.append(f"refresh {key} {w.spec.address} "
+                                           f"{w.spec.interface}")
                     elif (not w.held and w.spec.address in have
                           and (w.spec.interface, w.spec.address) not in wanted):
                         self._delete(w.spec)
@@ -215,7 +222,8 @@ class VipManager:
                 except VipError as e:
                     log.warning("reconcile failed", extra={"key": key, "error": str(e)})
         for a in actions:
-            log.info("vip reconciled: %s", a)
+            # A lifetime refresh is routine (every lifetime/2 s while held): debug only.
+            (log.debug if a.startswith("refresh ") else log.info)("vip reconciled: %s", a)
         return actions
 
     def remove_unowned(self, specs: list[VipSpec]) -> list[str]:
@@ -370,14 +378,21 @@ class VipManager:
         return out
 
     def _needs_refresh(self, valid_left: int) -> bool:
+        """Refresh once half the lifetime is left (the kernel counts whole seconds): often
+        enough that a loop tick or two of delay cannot let a held VIP lapse, rarely
+        enough that a long lifetime is not rewritten every second."""
         return (self.lifetime is not None and valid_left != INFINITE_LIFETIME
-                and valid_left < self.lifetime)
+                and 2 * valid_left <= self.lifetime)
 
     def _add(self, spec: VipSpec, replace: bool = False) -> bool:
-        """Configure the address; False if it was there already (or we may not hold)."""
+        """Configure the address (``replace``: update the lifetime of one that is there);
+        False if it was there already, or we may not hold it."""
         if not self.may_hold():
-            log.warning("not adding VIP: the lease has run out",
-                        extra={"address": spec.address, "interface": spec.interface})
+            # Expected at a lease's end when a reconcile races the release: a refresh is
+            # simply skipped; refusing to (re)add an address is worth a warning.
+            (log.debug if replace else log.warning)(
+                "not adding VIP: the lease has run out",
+                extra={"address": spec.address, "interface": spec.interface})
             return False
         kw: dict[str, Any] = {"index": self._index(spec.interface), "address": spec.ip,
                               "prefixlen": spec.prefixlen}

@@ -5,6 +5,11 @@ client tries each `--endpoint` in turn and only gives up when none answers: an
 operator's tool must keep working while a coordinator is down, which is exactly
 when it is needed. Output formatting lives in pure functions (`format_status`,
 `format_event`, ...) so it is testable without a server. See docs/cli.md.
+
+Start-up time is part of every scripted switchover, so this module imports only the
+standard library up front: gRPC, the generated stubs, YAML and the config loaders are
+imported on first use (`_LazyModule`), and `--version`, `completion` and `config check`
+never load the gRPC stack at all (bench/cli_startup.py).
 """
 
 from __future__ import annotations
@@ -16,15 +21,40 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TextIO
 
-import grpc
-
-from vnfha.coordinator.config import ConfigError, load_config, load_groups_file, parse_address
 from vnfha.coordinator.names import safe
-from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+
+if TYPE_CHECKING:
+    import uuid
+
+    import grpc
+
+    from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+
+
+class _LazyModule:
+    """A module imported on its first attribute access, so a command that never needs
+    it does not pay for importing it (gRPC alone is ~0.1 s of a client's start-up)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+if not TYPE_CHECKING:
+    grpc = _LazyModule("grpc")
+    admin_pb2 = _LazyModule("vnfha.v1.admin_pb2")
+    admin_pb2_grpc = _LazyModule("vnfha.v1.admin_pb2_grpc")
+    types_pb2 = _LazyModule("vnfha.v1.types_pb2")
+    uuid = _LazyModule("uuid")  # request ids: only the commands that write need them
 
 DEFAULT_ENDPOINT = "127.0.0.1:7401"
 ENDPOINT_ENV = "VNFHA_ENDPOINT"
@@ -37,11 +67,16 @@ EXIT_USAGE = 2
 #: no coordinator answered
 EXIT_UNREACHABLE = 3
 
-#: codes that mean "this coordinator cannot answer now": try the next endpoint
-_RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+#: exit status when stdout is a pipe its reader closed (`vnfha status | head -1`): what a
+#: shell reports for a process killed by SIGPIPE (128 + 13), as for other Unix tools
+EXIT_PIPE_CLOSED = 141
 
-_MODE_TO_PB = {"active-standby": types_pb2.GROUP_MODE_ACTIVE_STANDBY,
-               "active-active": types_pb2.GROUP_MODE_ACTIVE_ACTIVE}
+OUTPUT_FORMATS = ("table", "json", "yaml")
+
+
+def _retry_codes() -> frozenset[grpc.StatusCode]:
+    """Codes that mean "this coordinator cannot answer now": try the next endpoint."""
+    return frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 class UsageError(Exception):
@@ -58,6 +93,8 @@ class Unreachable(Exception):
 def parse_endpoints(value: str) -> list[str]:
     """'a:1, b:2' -> ['a:1', 'b:2'] (also unix:///path); raise UsageError on a malformed
     or empty list."""
+    from vnfha.coordinator.confparse import parse_address  # light: no gRPC, no loaders
+
     endpoints = [part.strip() for part in value.split(",") if part.strip()]
     if not endpoints:
         raise UsageError("--endpoint needs at least one HOST:PORT")
@@ -108,7 +145,7 @@ class AdminClient:
                 rpc = getattr(self._stub(endpoint), method)
                 return endpoint, rpc(request, timeout=timeout or self.timeout)
             except grpc.RpcError as exc:
-                if exc.code() not in _RETRY_CODES:
+                if exc.code() not in _retry_codes():
                     raise
                 errors.append(f"{endpoint}: {exc.code().name}")
         raise Unreachable(_unreachable_message(self.endpoints, errors))
@@ -130,7 +167,7 @@ class AdminClient:
                         yield ev
                 failures.append(f"{endpoint}: stream ended")
             except grpc.RpcError as exc:
-                if exc.code() not in _RETRY_CODES and exc.code() != grpc.StatusCode.CANCELLED:
+                if exc.code() not in _retry_codes() and exc.code() != grpc.StatusCode.CANCELLED:
                     raise
                 failures.append(f"{endpoint}: {exc.code().name}")
             finally:
@@ -173,6 +210,17 @@ def mode_label(value: int) -> str:
 
 def recovery_label(value: int) -> str:
     return enum_label(value, types_pb2.RecoveryState, "RECOVERY_STATE_")
+
+
+def member_role(group: admin_pb2.GroupStatus, member: admin_pb2.MemberStatus) -> str:
+    """ROLE as shown. Active/standby groups: `active` or `standby`. In an active-active
+    group every member serves, so `standby` would be false: what matters is whether it is
+    in the load balancer's pool (`in-pool`, `out`; `member` until a pool is known)."""
+    if group.mode != types_pb2.GROUP_MODE_ACTIVE_ACTIVE:
+        return role_label(member.role)
+    if not group.HasField("pool"):
+        return "member"
+    return "in-pool" if member.name in group.pool.in_service else "out"
 
 
 def format_age(msg: Any, field: str = "lease_age_seconds") -> str:
@@ -230,7 +278,7 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
         if not g.members:
             rows.append([g.name, str(g.epoch), "-", "-", "-", "-", "-", ""])
         for m in g.members:
-            rows.append([g.name, str(g.epoch), m.name, m.node, role_label(m.role),
+            rows.append([g.name, str(g.epoch), m.name, m.node, member_role(g, m),
                          health_label(m.health), format_age(m),
                          ",".join(member_flags(g, m, maint))])
     parts = [header, format_table(STATUS_HEADERS, rows)]
@@ -245,7 +293,6 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
     return "\n".join(parts)
 
 
-_OPEN_RECOVERY = (types_pb2.RECOVERY_STATE_AWAITING_LB, types_pb2.RECOVERY_STATE_REQUESTED)
 POOL_HEADERS = ("GROUP", "VERSION", "IN SERVICE", "OUT OF SERVICE", "LB APPLIED")
 OUT_HEADERS = ("GROUP", "MEMBER", "NODE", "AT VERSION", "WHY", "BLOCKED BY")
 RECOVERY_HEADERS = ("GROUP", "MEMBER", "NODE", "FAILURE", "STATUS", "ATTEMPTS", "MESSAGE")
@@ -262,8 +309,9 @@ def one_line(text: str) -> str:
 def shown_recoveries(group: admin_pb2.GroupStatus) -> list[admin_pb2.RecoveryStatus]:
     """The recoveries the table shows: open ones, and given-up ones whose member is still
     out (an operator must act). Closed ones are history: `vnfha events` has them."""
+    open_states = (types_pb2.RECOVERY_STATE_AWAITING_LB, types_pb2.RECOVERY_STATE_REQUESTED)
     return [r for r in group.recoveries
-            if r.state in _OPEN_RECOVERY
+            if r.state in open_states
             or (r.state == types_pb2.RECOVERY_STATE_GAVE_UP
                 and r.member not in group.pool.in_service)]
 
@@ -325,7 +373,7 @@ def status_to_dict(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> d
             "active": g.active or None, "releasing": g.releasing or None,
             "handover_to": g.handover_to or None,
             "members": [{
-                "name": m.name, "node": m.node, "role": role_label(m.role),
+                "name": m.name, "node": m.node, "role": member_role(g, m),
                 "health": health_label(m.health), "priority": m.priority,
                 "quarantined": m.quarantined, "maintenance": m.node in maint,
                 "lease_age_seconds": _opt(m, "lease_age_seconds"),
@@ -413,11 +461,29 @@ def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:
             f"{safe(resp.to_member or '-')} at epoch {resp.epoch} ({state})")
 
 
+def render(doc: Any, fmt: str) -> str:
+    """A result document as JSON (indented) or YAML; the table form is each command's own."""
+    if fmt == "json":
+        return json.dumps(doc, indent=2)
+    import yaml  # lazy: only -o yaml needs it
+
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
+def _print_result(args: argparse.Namespace, out: TextIO, doc: Any,
+                  table: Callable[[], str]) -> None:
+    """Print a command's result in the format asked for (-o table|json|yaml)."""
+    text = table() if args.output == "table" else render(doc, args.output)
+    print(text, file=out)
+
+
 # --------------------------------------------------------------------------- commands
 
 
 def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]) -> int:
     """Load a config (a bad one is a usage error, exit 2), then run until stopped."""
+    from vnfha.coordinator.confparse import ConfigError
+
     try:
         cfg = load(path)
     except ConfigError as exc:
@@ -427,6 +493,7 @@ def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]
 
 
 def _cmd_coordinator(args: argparse.Namespace, out: TextIO) -> int:
+    from vnfha.coordinator.config import load_config
     from vnfha.coordinator.server import run  # lazy: pulls in raft, pysyncobj, the service
 
     return _run_daemon(args.config, load_config, run)
@@ -440,13 +507,54 @@ def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.watch and (args.interval is not None or args.count is not None):
+        raise UsageError("--interval and --count go with --watch")
     client = _client(args)
+    if args.watch:
+        interval = 2.0 if args.interval is None else args.interval
+        return watch_status(client, args.output, interval, args.count, out)
     endpoint, resp = client.call("GetStatus", admin_pb2.GetStatusRequest())
-    if args.json:
-        print(json.dumps(status_to_dict(resp, endpoint), indent=2), file=out)
-    else:
-        print(format_status(resp, endpoint), file=out)
+    _print_result(args, out, status_to_dict(resp, endpoint), lambda: format_status(resp, endpoint))
     return EXIT_OK
+
+
+_CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def watch_status(client: AdminClient, fmt: str, interval: float, count: int | None,
+                 out: TextIO, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Redraw the status every `interval` seconds until Ctrl-C (exit 0) or `count` frames.
+
+    A coordinator outage does not end the watch (that is when it is needed): the frame
+    shows the error and the next one tries every endpoint again. After `count` frames the
+    exit status is that of the last one (0, or 3 if no coordinator answered)."""
+    clear = fmt == "table" and out.isatty()
+    code = EXIT_OK
+    frame = 0
+    try:
+        while count is None or frame < count:
+            if frame:
+                sleep(interval)
+            frame += 1
+            stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            try:
+                endpoint, resp = client.call("GetStatus", admin_pb2.GetStatusRequest())
+                doc: Any = status_to_dict(resp, endpoint)
+                table = format_status(resp, endpoint)
+                code = EXIT_OK
+            except Unreachable as exc:
+                doc, table, code = {"error": str(exc)}, f"error: {exc}", EXIT_UNREACHABLE
+            if fmt == "table":
+                head = f"every {interval:g}s  {stamp}  (Ctrl-C to stop)"
+                print((_CLEAR_SCREEN if clear else ("\n" if frame > 1 else ""))
+                      + head + "\n" + table, file=out, flush=True)
+            elif fmt == "json":
+                print(json.dumps({"time": stamp, **doc}), file=out, flush=True)
+            else:
+                print("---\n" + render({"time": stamp, **doc}, "yaml"), file=out, flush=True)
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends
+        return EXIT_OK
+    return code
 
 
 def _cmd_switchover(args: argparse.Namespace, out: TextIO) -> int:
@@ -458,7 +566,10 @@ def _cmd_switchover(args: argparse.Namespace, out: TextIO) -> int:
     # The server waits up to wait_ms (0 means its default, 5 s) before answering.
     timeout = args.timeout + (wait if wait > 0 else 5.0)
     _, resp = _client(args).call("Switchover", req, timeout=timeout)
-    print(format_switchover(args.group, resp), file=out)
+    doc = {"group": args.group, "from_member": resp.from_member or None,
+           "to_member": resp.to_member or None, "epoch": resp.epoch,
+           "completed": resp.completed}
+    _print_result(args, out, doc, lambda: format_switchover(args.group, resp))
     return EXIT_OK
 
 
@@ -467,7 +578,8 @@ def _cmd_maintenance(args: argparse.Namespace, out: TextIO) -> int:
     req = admin_pb2.SetMaintenanceRequest(node=args.node, on=on, request_id=uuid.uuid4().hex)
     _, resp = _client(args).call("SetMaintenance", req)
     note = "" if resp.changed else " (unchanged)"
-    print(f"maintenance {args.state} for node {args.node}{note}", file=out)
+    doc = {"node": args.node, "maintenance": on, "changed": resp.changed}
+    _print_result(args, out, doc, lambda: f"maintenance {args.state} for node {args.node}{note}")
     return EXIT_OK
 
 
@@ -478,24 +590,32 @@ def _cmd_events(args: argparse.Namespace, out: TextIO) -> int:
     _, resp = client.call("ListEvents", admin_pb2.ListEventsRequest(limit=args.limit))
     last = 0
     for ev in resp.events:
-        _print_event(ev, args.json, out)
+        _print_event(ev, args.output, out)
         last = max(last, ev.seq)
     if not args.follow:
         return EXIT_OK
     try:
         for ev in client.watch(after_seq=last):
-            _print_event(ev, args.json, out)
+            _print_event(ev, args.output, out)
     except KeyboardInterrupt:  # Ctrl-C is how --follow ends
         return EXIT_OK
     return EXIT_OK
 
 
-def _print_event(ev: admin_pb2.Event, as_json: bool, out: TextIO) -> None:
-    line = json.dumps(event_to_dict(ev)) if as_json else format_event(ev)
-    print(line, file=out, flush=True)
+def _print_event(ev: admin_pb2.Event, fmt: str, out: TextIO) -> None:
+    """One event as it arrives: a line (table), a JSON Lines object, or a YAML document."""
+    if fmt == "json":
+        text = json.dumps(event_to_dict(ev))
+    elif fmt == "yaml":
+        text = "---\n" + render(event_to_dict(ev), "yaml")
+    else:
+        text = format_event(ev)
+    print(text, file=out, flush=True)
 
 
 def _cmd_group_apply(args: argparse.Namespace, out: TextIO) -> int:
+    from vnfha.coordinator.config import ConfigError, load_groups_file
+
     try:
         groups = load_groups_file(args.file)
     except ConfigError as exc:
@@ -503,13 +623,66 @@ def _cmd_group_apply(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_USAGE
     if not groups:
         raise UsageError(f"{args.file}: groups is empty; nothing to apply")
+    mode_to_pb = {"active-standby": types_pb2.GROUP_MODE_ACTIVE_STANDBY,
+                  "active-active": types_pb2.GROUP_MODE_ACTIVE_ACTIVE}
     req = admin_pb2.ApplyGroupsRequest(
-        groups=[admin_pb2.GroupSpec(name=g.name, mode=_MODE_TO_PB[g.mode], vip=g.vip or "")
+        groups=[admin_pb2.GroupSpec(name=g.name, mode=mode_to_pb[g.mode], vip=g.vip or "")
                 for g in groups],
         request_id=uuid.uuid4().hex)
     _, resp = _client(args).call("ApplyGroups", req)
-    print(f"applied {len(groups)} group(s): {', '.join(g.name for g in groups)} "
-          f"(revision {resp.revision})", file=out)
+    names = [g.name for g in groups]
+    _print_result(args, out, {"applied": names, "revision": resp.revision},
+                  lambda: f"applied {len(groups)} group(s): {', '.join(names)} "
+                          f"(revision {resp.revision})")
+    return EXIT_OK
+
+
+def detect_config_kind(data: Any) -> str | None:
+    """'coordinator' or 'agent' from a config's top-level keys, None if it cannot tell:
+    a coordinator config has `node_id`/`cluster`, an agent's `node`/`coordinators`."""
+    if not isinstance(data, dict):
+        return None
+    coord = bool({"node_id", "cluster"} & data.keys())
+    agent = bool({"node", "coordinators"} & data.keys())
+    return None if coord == agent else ("coordinator" if coord else "agent")
+
+
+def _cmd_config_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Validate a config file with the loader the daemon uses; nothing is started."""
+    from pathlib import Path
+
+    from vnfha.coordinator.confparse import ConfigError, read_yaml
+
+    try:
+        kind = args.kind
+        if kind is None:
+            kind = detect_config_kind(read_yaml(Path(args.file)))
+            if kind is None:
+                raise UsageError(f"{args.file}: cannot tell a coordinator config (node_id, "
+                                 "cluster) from an agent config (node, coordinators); "
+                                 "pass --kind coordinator or --kind agent")
+        if kind == "coordinator":
+            from vnfha.coordinator.config import load_config
+
+            c = load_config(args.file)
+            what = (f"node {c.node_id}, {len(c.cluster.members)} coordinator(s), "
+                    f"store {c.store.backend}, {len(c.groups)} group(s)")
+        else:
+            from vnfha.agents.config import load_agent_config
+
+            a = load_agent_config(args.file)
+            what = (f"node {a.node}, {len(a.coordinators)} coordinator(s), "
+                    f"{len(a.members)} member(s)")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    doc = {"file": args.file, "kind": kind, "valid": True, "summary": what}
+    _print_result(args, out, doc, lambda: f"{args.file}: valid {kind} config ({what})")
+    return EXIT_OK
+
+
+def _cmd_completion(args: argparse.Namespace, out: TextIO) -> int:
+    print(completion_script(build_parser(), args.shell), file=out)
     return EXIT_OK
 
 
@@ -545,56 +718,130 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def package_version() -> str:
+    """The installed package's version (its metadata, so a version derived from git tags
+    at build time shows up here unchanged); 'unknown' when run from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vnfha")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: reads the metadata only when asked (it costs an import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"vnfha {package_version()}")
+        parser.exit()
+
+
+def add_global_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """The options every command accepts, before or after the command word.
+
+    Only the top-level parser (`top`) carries the defaults. A subcommand's copy defaults
+    to SUPPRESS, so it sets the value only when given there: otherwise argparse would
+    reset a value given before the command word back to the default."""
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    g = p.add_argument_group("global options (before or after the command)")
+    g.add_argument("--endpoint", default=default(os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT),
+                   metavar="HOST:PORT[,HOST:PORT...]",
+                   help=f"coordinators to ask, tried in order (env {ENDPOINT_ENV}, "
+                        f"default {DEFAULT_ENDPOINT})")
+    g.add_argument("--timeout", type=_positive_float, default=default(5.0), metavar="SECONDS",
+                   help="per-call deadline (default 5)")
+    g.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default=default("table"),
+                   help="output format (default table)")
+    g.add_argument("--json", dest="output", action="store_const", const="json",
+                   default=argparse.SUPPRESS, help="same as -o json")
+
+
+_GLOBAL_OPTS_WITH_VALUE = ("--endpoint", "--timeout", "-o", "--output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vnfha", description="vnfha: high-availability coordinator for telecom VNFs.",
         epilog="exit codes: 0 ok, 1 refused by the server, 2 usage or config error, "
-               "3 no coordinator reachable")
-    p.add_argument("--endpoint", default=os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT,
-                   metavar="HOST:PORT[,HOST:PORT...]",
-                   help=f"coordinators to ask, tried in order (env {ENDPOINT_ENV}, "
-                        f"default {DEFAULT_ENDPOINT})")
-    p.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SECONDS",
-                   help="per-call deadline (default 5)")
+               "3 no coordinator reachable, 130 interrupted, 141 output pipe closed")
+    p.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    add_global_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    c = sub.add_parser("coordinator", help="run a coordinator")
+    def command(parent: Any, name: str, func: Callable[..., int], help: str,
+                **kw: Any) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help, description=help, **kw)
+        add_global_options(sp, top=False)
+        sp.set_defaults(func=func)
+        return sp
+
+    c = command(sub, "coordinator", _cmd_coordinator, "run a coordinator")
     c.add_argument("--config", required=True, metavar="FILE", help="coordinator YAML config")
-    c.set_defaults(func=_cmd_coordinator)
 
-    a = sub.add_parser("agent", help="run the agent of one VM")
+    a = command(sub, "agent", _cmd_agent, "run the agent of one VM")
     a.add_argument("--config", required=True, metavar="FILE", help="agent YAML config")
-    a.set_defaults(func=_cmd_agent)
 
-    s = sub.add_parser("status", help="groups, members, roles and health")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.set_defaults(func=_cmd_status)
+    s = command(sub, "status", _cmd_status, "groups, members, roles and health")
+    s.add_argument("-w", "--watch", action="store_true",
+                   help="redraw every --interval seconds until Ctrl-C")
+    s.add_argument("--interval", type=_positive_float, metavar="SECONDS",
+                   help="with --watch: seconds between redraws (default 2)")
+    s.add_argument("--count", type=_positive_int, metavar="N",
+                   help="with --watch: stop after N redraws (default: until Ctrl-C)")
 
-    sw = sub.add_parser("switchover", help="planned switchover of a group")
+    sw = command(sub, "switchover", _cmd_switchover, "planned switchover of a group")
     sw.add_argument("group")
     sw.add_argument("--to", metavar="MEMBER", help="target member (default: best standby)")
     sw.add_argument("--wait", type=float, metavar="SECONDS",
                     help="how long the server waits for the promotion (default 5)")
-    sw.set_defaults(func=_cmd_switchover)
 
-    m = sub.add_parser("maintenance", help="put a node in or out of maintenance")
+    m = command(sub, "maintenance", _cmd_maintenance, "put a node in or out of maintenance")
     m.add_argument("node")
     m.add_argument("state", choices=("on", "off"))
-    m.set_defaults(func=_cmd_maintenance)
 
-    e = sub.add_parser("events", help="recent events; --follow to stream new ones")
+    e = command(sub, "events", _cmd_events, "recent events; --follow to stream new ones")
     e.add_argument("--follow", "-f", action="store_true", help="keep streaming until Ctrl-C")
     e.add_argument("--limit", type=int, default=0, metavar="N",
                    help="at most N recent events (default: all kept)")
-    e.add_argument("--json", action="store_true", help="one JSON object per line")
-    e.set_defaults(func=_cmd_events)
 
-    g = sub.add_parser("group", help="manage groups")
+    g = command(sub, "group", _missing_action, "manage groups")
     gsub = g.add_subparsers(dest="group_command", metavar="ACTION", required=True)
-    ga = gsub.add_parser("apply", help="create or update groups from a YAML file")
+    ga = command(gsub, "apply", _cmd_group_apply, "create or update groups from a YAML file")
     ga.add_argument("-f", "--file", required=True, metavar="FILE",
                     help="YAML with a top-level 'groups:' list")
-    ga.set_defaults(func=_cmd_group_apply)
+
+    cf = command(sub, "config", _missing_action, "work with config files")
+    cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    cc = command(cfsub, "check", _cmd_config_check,
+                 "validate a coordinator or agent config file (nothing is started)")
+    cc.add_argument("file", metavar="FILE")
+    cc.add_argument("--kind", choices=("coordinator", "agent"),
+                    help="what FILE is (default: told from its top-level keys)")
+
+    co = command(sub, "completion", _cmd_completion,
+                 "print a shell completion script: "
+                 "source <(vnfha completion bash)")
+    co.add_argument("shell", choices=("bash", "zsh"))
 
     # Everything after `demo` belongs to the demo's own parser (see _split_demo).
     d = sub.add_parser("demo", help="run the local demo (arguments go to the demo)",
@@ -603,7 +850,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_GLOBAL_OPTS_WITH_VALUE = ("--endpoint", "--timeout")
+def _missing_action(args: argparse.Namespace, out: TextIO) -> int:
+    raise UsageError("an ACTION is required")  # unreachable: argparse requires one
 
 
 def _split_demo(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -624,6 +872,121 @@ def _split_demo(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+# --------------------------------------------------------------------------- completion
+
+
+def command_tree(p: argparse.ArgumentParser, path: tuple[str, ...] = ()
+                 ) -> Iterator[tuple[tuple[str, ...], list[str], list[str]]]:
+    """(command path, words to offer, options that take a value) for every command, read
+    from the parser itself so completion cannot drift from the commands."""
+    words: list[str] = []
+    valued: list[str] = []
+    children: list[tuple[str, argparse.ArgumentParser]] = []
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sp in action.choices.items():
+                words.append(name)
+                children.append((name, sp))
+        elif action.option_strings:
+            if action.help == argparse.SUPPRESS:
+                continue
+            words += action.option_strings
+            if action.nargs != 0:
+                valued += action.option_strings
+        elif action.choices:  # a positional with fixed words: maintenance NODE on|off
+            words += [str(c) for c in action.choices]
+    yield path, words, valued
+    for name, sp in children:
+        if name != "demo":
+            yield from command_tree(sp, (*path, name))
+
+
+#: option values the script can offer; other valued options complete file names
+_VALUE_WORDS = {("-o", "--output"): OUTPUT_FORMATS, ("--kind",): ("coordinator", "agent")}
+_FILE_OPTIONS = ("--config", "-f", "--file")
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """A bash completion function for `vnfha` (zsh loads it through bashcompinit).
+
+    Generated from the parser: it walks the words typed so far to find the command
+    (skipping options and their values), then offers that command's subcommands and
+    options, the fixed values of -o and --kind, and file names for FILE arguments. An
+    option is matched as "command/option", because one spelling may take a value in one
+    command and not in another (`events -f` follows, `group apply -f FILE` reads)."""
+    tree = list(command_tree(parser))
+    commands = {path for path, _, _ in tree}
+
+    flags = {w for _, words, valued in tree for w in words
+             if w.startswith("-") and w not in valued}
+
+    def patterns(opts: Sequence[str]) -> str:
+        """'*/--endpoint|"group apply/-f"|...': where each of `opts` takes a value (in any
+        command, unless the same spelling is a flag somewhere)."""
+        out: list[str] = []
+        for path, _, valued in tree:
+            for o in valued:
+                pat = f'"{" ".join(path)}/{o}"' if o in flags else f"*/{o}"
+                if o in opts and pat not in out:
+                    out.append(pat)
+        return "|".join(out)
+
+    valued = sorted({o for _, _, v in tree for o in v})
+    lines = ["# vnfha shell completion, generated by `vnfha completion " + shell + "`",
+             "# load it with: source <(vnfha completion " + shell + ")"]
+    if shell == "zsh":
+        lines.append("autoload -U +X bashcompinit && bashcompinit")
+    lines += [
+        "_vnfha() {",
+        '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"',
+        '    local path="" words="" i w skip=0',
+        "    for ((i = 1; i < COMP_CWORD; i++)); do",
+        '        w="${COMP_WORDS[i]}"',
+        "        if ((skip)); then skip=0; continue; fi",
+        '        case "$path/$w" in',
+        f"            {patterns(valued)}) skip=1; continue ;;",
+        "            */-*) continue ;;",
+    ]
+    known = [f'"{" ".join(path)}/{sub}"' for path, words, _ in tree for sub in words
+             if (*path, sub) in commands]
+    lines += ["            " + "|".join(known) + ') path="${path:+$path }$w" ;;',
+              "        esac", "    done", '    case "$path/$prev" in']
+    for opts, values in _VALUE_WORDS.items():
+        if patterns(opts):
+            lines.append(f"        {patterns(opts)}) "
+                         f"COMPREPLY=($(compgen -W \"{' '.join(values)}\" -- \"$cur\")); return ;;")
+    if patterns(_FILE_OPTIONS):
+        lines.append(f"        {patterns(_FILE_OPTIONS)}) "
+                     "COMPREPLY=($(compgen -f -- \"$cur\")); return ;;")
+    others = [o for o in valued if o not in _FILE_OPTIONS
+              and not any(o in k for k in _VALUE_WORDS)]
+    if patterns(others):
+        lines.append(f"        {patterns(others)}) COMPREPLY=(); return ;;")
+    lines += ["    esac", '    case "$path" in']
+    for path, words, _ in tree:
+        lines.append(f'        "{" ".join(path)}") words="{" ".join(words)}" ;;')
+    lines += ["    esac",
+              '    COMPREPLY=($(compgen -W "$words" -- "$cur"))',
+              "}",
+              "complete -o default -F _vnfha vnfha"]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (`vnfha status | head -1`): stop quietly. Point
+    stdout at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE_CLOSED
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of the `vnfha` console script; returns the exit code."""
     out = out or sys.stdout
@@ -631,13 +994,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     argv, demo_args = _split_demo(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # --help into a closed pipe
+            return _stdout_closed()
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except BrokenPipeError:
+        return _stdout_closed()
     args._clients = []
     args.demo_args = demo_args
     func: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
-        return func(args, out)
+        code = func(args, out)
+        out.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -648,7 +1021,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         code = exc.code()
         details = safe(exc.details() or "request failed", 500)
         print(f"error: {details} ({code.name})", file=sys.stderr)
-        return EXIT_UNREACHABLE if code in _RETRY_CODES else EXIT_REFUSED
+        return EXIT_UNREACHABLE if code in _retry_codes() else EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
     finally:

@@ -9,7 +9,7 @@ See docs/config.md for the meaning of each setting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,9 @@ from vnfha.coordinator.confparse import (
 )
 from vnfha.coordinator.confparse import (
     read_yaml as _read_yaml,
+)
+from vnfha.coordinator.confparse import (
+    said as _said,
 )
 from vnfha.coordinator.confparse import (
     section as _section,
@@ -312,7 +315,9 @@ def parse_config(data: Any, source: str = "<config>",
     raft = _parse_raft(ctx, _section(ctx, "raft", data.get("raft")))
     leases = _parse_leases(ctx, _section(ctx, "leases", data.get("leases")))
     policy = _parse_policy(ctx, _section(ctx, "policy", data.get("policy")))
-    _check_timing(ctx, raft, leases, policy)
+    written = {f"{name}.{key}" for name in ("raft", "leases", "policy")
+               if isinstance(data.get(name), Mapping) for key in data[name]}
+    _check_timing(ctx, raft, leases, policy, written)
     groups = _parse_groups(ctx, "groups", data.get("groups"))
     logging = _parse_logging(ctx, _section(ctx, "logging", data.get("logging")))
     admin_socket = None
@@ -476,23 +481,38 @@ def _parse_policy(ctx: _Ctx, sec: Mapping[str, Any]) -> PolicyConfig:
 
 
 def _check_timing(ctx: _Ctx, raft: RaftConfig, leases: LeasesConfig,
-                  policy: PolicyConfig) -> None:
-    """Cross-setting rules; each gets its own message so the fix is obvious."""
+                  policy: PolicyConfig, written: Collection[str] = ()) -> None:
+    """Cross-setting rules; each gets its own message so the fix is obvious. `written`
+    holds the settings the file gave (e.g. 'leases.ttl'): a message says which values
+    are defaults the user never wrote, states the rule and suggests a fix."""
+
+    def said(setting: str, value: float) -> str:
+        return _said(setting, value, setting in written)
+
     if not _le(leases.keepalive_interval, leases.ttl / 3):
-        ctx.fail(f"leases.keepalive_interval ({_fmt(leases.keepalive_interval)}) must be <= "
-                 f"leases.ttl/3 ({_fmt(leases.ttl / 3)}): a node must get three keepalives "
-                 f"into one ttl, or one late packet loses it")
+        ctx.fail(f"{said('leases.keepalive_interval', leases.keepalive_interval)} and "
+                 f"{said('leases.ttl', leases.ttl)}, but the rule is keepalive_interval <= "
+                 "ttl/3 (a node must get three keepalives into one ttl, or one late packet "
+                 f"loses it); set leases.keepalive_interval to {_fmt(leases.ttl / 3)} or "
+                 f"less, or leases.ttl to {_fmt(3 * leases.keepalive_interval)} or more")
     if not _lt(raft.election_timeout_min, raft.election_timeout_max):
-        ctx.fail(f"raft.election_timeout_min ({_fmt(raft.election_timeout_min)}) must be < "
-                 f"raft.election_timeout_max ({_fmt(raft.election_timeout_max)})")
+        ctx.fail(f"{said('raft.election_timeout_min', raft.election_timeout_min)} and "
+                 f"{said('raft.election_timeout_max', raft.election_timeout_max)}, but the "
+                 "rule is election_timeout_min < election_timeout_max; raise "
+                 "raft.election_timeout_max or lower raft.election_timeout_min")
     if not _lt(raft.heartbeat_interval * 3, raft.election_timeout_min):
-        ctx.fail(f"raft.heartbeat_interval*3 ({_fmt(raft.heartbeat_interval * 3)}) must be < "
-                 f"raft.election_timeout_min ({_fmt(raft.election_timeout_min)}): followers "
-                 f"would start elections between two heartbeats")
+        ctx.fail(f"{said('raft.heartbeat_interval', raft.heartbeat_interval)} and "
+                 f"{said('raft.election_timeout_min', raft.election_timeout_min)}, but the "
+                 "rule is heartbeat_interval*3 < election_timeout_min (followers would start "
+                 "elections between two heartbeats); set raft.heartbeat_interval below "
+                 f"{_fmt(raft.election_timeout_min / 3)}, or raft.election_timeout_min above "
+                 f"{_fmt(raft.heartbeat_interval * 3)}")
     if not _le(policy.decide_interval, leases.ttl / 3):
-        ctx.fail(f"policy.decide_interval ({_fmt(policy.decide_interval)}) must be <= "
-                 f"leases.ttl/3 ({_fmt(leases.ttl / 3)}): a lost node would be noticed "
-                 f"too late")
+        ctx.fail(f"{said('policy.decide_interval', policy.decide_interval)} and "
+                 f"{said('leases.ttl', leases.ttl)}, but the rule is decide_interval <= "
+                 "ttl/3 (a lost node would be noticed too late); set policy.decide_interval "
+                 f"to {_fmt(leases.ttl / 3)} or less, or leases.ttl to "
+                 f"{_fmt(3 * policy.decide_interval)} or more")
 
 
 def _parse_groups(ctx: _Ctx, where: str, raw: Any) -> tuple[GroupConfig, ...]:

@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from vnfha.coordinator import names
 
 #: Node ids and group names: they end up in file names, log lines and gRPC fields.
@@ -42,6 +40,8 @@ class Ctx:
 
 
 def read_yaml(p: Path) -> Any:
+    import yaml  # here, not at the top: `vnfha status` needs parse_address, not YAML
+
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -51,7 +51,15 @@ def read_yaml(p: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{p}: not valid YAML: {yaml_error_line(exc)}") from None
+
+
+def yaml_error_line(exc: Exception) -> str:
+    """PyYAML's multi-line message as one line: 'line 2, column 1: expected ...'."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
 
 
 def tname(value: Any) -> str:
@@ -174,6 +182,14 @@ def norm_address(addr: str) -> str:
 def fmt(x: float) -> str:
     """Short float for messages: ttl/3 of 0.6 prints as 0.2, not 0.19999999999999998."""
     return f"{x:.6g}"
+
+
+def said(setting: str, value: float, written: bool) -> str:
+    """How a message names a value: 'lease.ttl is 0.1' when the file set it, and
+    'lease.keepalive_interval is 0.06 (the default: this file does not set it)' when it
+    did not, so an error never pins on the user a value they never wrote."""
+    note = "" if written else " (the default: this file does not set it)"
+    return f"{setting} is {fmt(value)}{note}"
 
 
 def le(a: float, b: float) -> bool:

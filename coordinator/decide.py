@@ -21,6 +21,10 @@ Rules, per active-standby group:
    priority, then name.
 5. A quarantined member becomes eligible again after it has been reported
    healthy without a break for the stabilization time.
+6. A new member (committed health UNKNOWN: never reported healthy since it was
+   added) that reports unhealthy is starting, not failing: its health stays
+   UNKNOWN, so it is not quarantined, and it is eligible from its first healthy
+   report. UNKNOWN is never eligible, so this cannot elect an unhealthy member.
 """
 
 from __future__ import annotations
@@ -156,6 +160,10 @@ def _sync_health(state: ClusterState, group: Group, obs: Observations, now: floa
     for m in sorted(group.members.values(), key=lambda m: m.name):
         seen = observed_health(m, obs, now, policy)
         if seen == m.health:
+            continue
+        if m.health == Health.UNKNOWN and seen == Health.UNHEALTHY:
+            # Rule 6: a check that has not passed yet at first start is no failure;
+            # recording it would quarantine a member that was never healthy.
             continue
         if m.name == group.active and seen == Health.LOST:
             continue  # handled by the failover rule, in one command with the promotion

@@ -291,7 +291,7 @@ def _clear_quarantine(state: ClusterState, cmd: Command) -> tuple[ClusterState, 
         return state, ok(changed=False)
     state = _put_group(state, with_member(group, replace(member, quarantined=False)))
     state = _event(state, cmd, "stable", group=group.name, member=member.name, node=member.node,
-                   reason="healthy for the stabilization time; eligible again")
+                   epoch=group.epoch, reason="healthy for the stabilization time; eligible again")
     return state, ok(changed=True)
 
 

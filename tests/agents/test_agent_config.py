@@ -32,7 +32,13 @@ def test_defaults() -> None:
 
 @pytest.mark.parametrize(("data", "needle"), [
     (cfg(lease={"ttl": 0.3, "keepalive_interval": 0.2}),
-     "lease.keepalive_interval (0.2) must be <= lease.ttl/3"),
+     "lease.keepalive_interval is 0.2 and lease.ttl is 0.3, but the rule is "
+     "keepalive_interval <= ttl/3"),
+    (cfg(lease={"ttl": 0.1}),  # issue 15: the interval is a default the user never wrote
+     "lease.keepalive_interval is 0.06 (the default: this file does not set it) and "
+     "lease.ttl is 0.1, but the rule is keepalive_interval <= ttl/3 (two lost keepalives "
+     "must not end the lease); set lease.keepalive_interval to 0.0333333 or less, or "
+     "lease.ttl to 0.18 or more"),
     (cfg(lease={"ttl": 0.12, "keepalive_interval": 0.04, "margin": 0.05}), "leaves"),
     (cfg(lease={"tll": 1}), "unknown setting lease.tll (did you mean 'ttl'?)"),
     (cfg(coordinators=[]), "coordinators must be a non-empty list"),

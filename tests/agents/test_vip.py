@@ -294,3 +294,88 @@ def test_guardian_process_removes_vip_when_agent_dies_or_lease_lapses(lab) -> No
         _time.sleep(0.01)
     assert vip not in host.addresses()
     link.close()
+
+
+def _addr_events(mon, ip: str) -> list[int]:
+    """Types (20 RTM_NEWADDR, 21 RTM_DELADDR) of the pending address notifications for
+    `ip`, read from a netlink socket subscribed to IPv4 address changes."""
+    import socket as _socket
+    import struct
+
+    packed = _socket.inet_aton(ip)
+    kinds = []
+    for _ in range(1000):  # bounded: drains what is pending
+        try:
+            data = mon.recv(65536)
+        except BlockingIOError:
+            break
+        off = 0
+        while off + 16 <= len(data):
+            length, kind = struct.unpack_from("=IH", data, off)
+            if packed in data[off:off + length]:
+                kinds.append(kind)
+            off += max((length + 3) & ~3, 16)
+    return kinds
+
+
+def test_lifetime_refresh_is_quiet_rare_and_never_removes(
+        pair: tuple[Host, Host], caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15: the refresh was logged at info every second. Now: debug only, once half
+    the lifetime is left (lifetime 4 s: one refresh in 3.5 s, not three), the address is
+    never deleted and re-added, and it outlives its lifetime while held."""
+    import logging
+    import socket as _socket
+
+    a, _ = pair
+    caplog.set_level(logging.DEBUG, logger="vnfha.agent.vip")
+
+    def monitor() -> _socket.socket:
+        s = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_NONBLOCK,
+                           _socket.NETLINK_ROUTE)
+        s.bind((0, 0x10))  # RTMGRP_IPV4_IFADDR, in a's namespace
+        return s
+
+    mon = a.call(monitor)
+    m = VipManager(lifetime=4, reconcile_interval=0.2)
+    try:
+        a.call(m.want, "g1", V4, True)
+        a.call(m.start)
+        time.sleep(3.5)
+        events = _addr_events(mon, V4.ip)
+        assert 21 not in events, "the VIP was deleted while held"
+        assert events.count(20) <= 2, f"claim + at most one refresh, got {events}"
+        time.sleep(1.5)  # past the 4 s lifetime: only a refresh keeps it
+        assert V4.address in a.addresses()
+        assert 21 not in _addr_events(mon, V4.ip)
+    finally:
+        a.call(m.stop, True)
+        mon.close()
+    refreshes = [r for r in caplog.records if "refresh" in r.getMessage()]
+    assert refreshes and all(r.levelno == logging.DEBUG for r in refreshes)
+
+
+def test_guardian_finding_the_vip_already_gone_logs_nothing_above_debug(
+        pair: tuple[Host, Host], caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15: at a lease's end agent and guardian both remove the VIP; the second one
+    found it gone and logged 'Cannot assign requested address'. Gone is what both wanted."""
+    import logging
+
+    from pyroute2 import IPRoute
+
+    from vnfha.agents.guardian import GuardState, remove_all
+
+    a, _ = pair
+    caplog.set_level(logging.DEBUG, logger="vnfha.agent.guardian")
+    state = GuardState()
+    state.apply("hold web 198.18.0.100/24 eth0")  # the agent removed it already
+    state.apply("hold sip 198.18.0.101/24 eth9")  # even the interface is gone
+
+    def race() -> None:
+        with IPRoute() as ipr:
+            remove_all(state, ipr, "lease ran out")
+
+    a.call(race)
+    assert not state.held
+    loud = [r for r in caplog.records if r.levelno > logging.DEBUG]
+    assert not loud, [(r.levelname, r.getMessage(), r.__dict__.get("error")) for r in loud]
+    assert not any("Cannot assign" in str(r.__dict__) for r in caplog.records)

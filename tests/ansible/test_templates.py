@@ -362,3 +362,32 @@ def test_etcd_files_are_copied_with_their_modes_and_the_password_never_shown(
     assert (dest / "etcd.password").read_text() == "pw-INLINE-NEVER-PRINTED-0815"
     assert (dest / "etcd.password").stat().st_mode & 0o777 == 0o600
     assert "pw-INLINE-NEVER-PRINTED-0815" not in third and "RESTART-NOTIFIED" in third
+
+
+@pytest.mark.parametrize("role,config", [("vnfha_coordinator", "coordinator.yaml"),
+                                         ("vnfha_agent", "agent.yaml")])
+def test_roles_validate_with_vnfha_config_check(rendered: Path, tmp_path: Path, role: str,
+                                                config: str) -> None:
+    """The template's `validate` step is `vnfha config check`: run the very command the
+    role runs on the rendered file (accepted) and on a broken copy (refused, exit 2, with
+    vnfha's one-line message on stderr, which Ansible shows)."""
+    import shlex
+
+    import yaml
+
+    tasks = yaml.safe_load((ROLES / role / "tasks" / "main.yml").read_text())
+    (validate,) = [t["ansible.builtin.template"]["validate"] for t in tasks
+                   if "validate" in t.get("ansible.builtin.template", {})]
+    assert "config check" in validate and "python -c" not in validate
+    argv = shlex.split(validate.replace("{{ vnfha_common_venv }}", str(VENV)))
+    src = rendered / config
+    ok = subprocess.run([a.replace("%s", str(src)) for a in argv], capture_output=True,
+                        text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith(f"{src}: valid "), ok.stderr
+    bad = tmp_path / config
+    bad.write_text(src.read_text() + "unknown_key: 1\n")
+    refused = subprocess.run([a.replace("%s", str(bad)) for a in argv], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith(f"error: {bad}: unknown setting unknown_key")
+    assert refused.stderr.count("\n") == 1

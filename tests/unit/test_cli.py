@@ -264,9 +264,9 @@ def test_format_status_pool_recoveries_and_state_sync() -> None:
     lines = text.splitlines()
     assert all(line == line.rstrip() for line in lines)
     # member table: pool membership shows as a flag
-    assert lines[3].split() == ["api", "0", "api-2", "vm2", "standby", "lost", "-",
+    assert lines[3].split() == ["api", "0", "api-2", "vm2", "out", "lost", "-",
                                 "out-of-service"]
-    assert lines[2].split() == ["api", "0", "api-1", "vm1", "standby", "healthy", "-"]
+    assert lines[2].split() == ["api", "0", "api-1", "vm1", "in-pool", "healthy", "-"]
     assert section(text, "pools (active-active):") == [
         ["GROUP", "VERSION", "IN SERVICE", "OUT OF SERVICE", "LB APPLIED"],
         ["api", "7", "api-1,api-3", "api-2,api-4", "lb1=7, lb2=6 (behind)"]]
@@ -590,3 +590,233 @@ def test_demo_missing_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setitem(sys.modules, "vnfha.coordinator.demo", None)  # import -> not found
     assert cli.main(["demo"]) == 1
     assert "demo is not available" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 15: the CLI
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"vnfha {version('vnfha')}"
+
+
+def test_global_options_after_the_command(admin: tuple[FakeAdmin, str]) -> None:
+    _, ep = admin
+    code, out = run("status", "--endpoint", ep, "--timeout", "2")
+    assert code == 0 and f"({ep})" in out
+    # given on both sides, the one after the command word wins
+    code, out = run("--endpoint", dead_endpoint(), "status", "--endpoint", ep, "-o", "json")
+    assert code == 0 and json.loads(out)["coordinator"]["endpoint"] == ep
+    # given before, it is not reset by the subcommand's copy of the option
+    code, out = run("--endpoint", ep, "-o", "json", "status")
+    assert code == 0 and json.loads(out)["coordinator"]["endpoint"] == ep
+    code, out = run("group", "apply", "--endpoint", ep, "--output", "json", "-f", "/dev/null")
+    assert code == 2  # an empty file: refused before anything is sent
+
+
+def test_every_printing_command_speaks_json_and_yaml(admin: tuple[FakeAdmin, str],
+                                                     tmp_path: Path) -> None:
+    import yaml
+
+    _, ep = admin
+    code, out = run("--endpoint", ep, "status", "-o", "yaml")
+    assert code == 0 and yaml.safe_load(out) == cli.status_to_dict(sample_status(), ep) | {
+        "coordinator": cli.status_to_dict(sample_status(), ep)["coordinator"] | {"node_id": "c1"}}
+    code, out = run("--endpoint", ep, "switchover", "web", "--to", "web-c", "--json")
+    assert code == 0 and json.loads(out) == {"group": "web", "from_member": "web-a",
+                                             "to_member": "web-c", "epoch": 9,
+                                             "completed": True}
+    code, out = run("--endpoint", ep, "maintenance", "n1", "on", "-o", "yaml")
+    assert yaml.safe_load(out) == {"node": "n1", "maintenance": True, "changed": True}
+    code, out = run("--endpoint", ep, "events", "-o", "yaml")
+    docs = list(yaml.safe_load_all(out))
+    assert [d["seq"] for d in docs] == [1, 2] and docs[1]["kind"] == "promoted"
+    f = tmp_path / "groups.yaml"
+    f.write_text("groups:\n  - name: web\n")
+    code, out = run("--endpoint", ep, "-o", "json", "group", "apply", "-f", str(f))
+    assert json.loads(out) == {"applied": ["web"], "revision": 43}
+
+
+def test_bad_output_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["status", "-o", "xml"]) == 2
+    assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
+def test_active_active_members_show_pool_membership_not_standby() -> None:
+    st = sample_pool_and_sync_status()
+    roles = {m["name"]: m["role"] for m in cli.status_to_dict(st)["groups"][0]["members"]}
+    assert roles == {"api-1": "in-pool", "api-2": "out", "api-3": "in-pool", "api-4": "out"}
+    st.groups[0].ClearField("pool")
+    assert {cli.member_role(st.groups[0], m) for m in st.groups[0].members} == {"member"}
+    web = sample_status().groups[0]
+    assert [cli.member_role(web, m) for m in web.members] == ["active", "standby"]
+
+
+def test_status_watch_redraws_count_times(admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    code, out = run("--endpoint", ep, "status", "--watch", "--interval", "0.01", "--count", "3")
+    assert code == 0
+    assert len(re.findall(r"^every 0.01s  \S+Z  \(Ctrl-C to stop\)$", out, re.M)) == 3
+    assert out.count(f"coordinator: c1 ({ep})") == 3
+    assert [name for name, _ in servicer.requests] == ["GetStatus"] * 3
+    code, out = run("--endpoint", ep, "status", "-w", "--interval", "0.01", "--count", "2",
+                    "--json")
+    frames = [json.loads(line) for line in out.splitlines()]
+    assert len(frames) == 2 and all(f["coordinator"]["endpoint"] == ep for f in frames)
+
+
+def test_status_watch_outlives_an_outage_and_ends_on_ctrl_c(admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    client = cli.AdminClient([ep], timeout=3)
+    flips = iter([True, False])
+
+    def sleep(_: float) -> None:  # between frames: the coordinator goes away, comes back
+        servicer.unavailable = next(flips)
+
+    out = io.StringIO()
+    try:
+        assert cli.watch_status(client, "json", 0.01, 3, out, sleep=sleep) == 0
+        frames = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert ["error" in f for f in frames] == [False, True, False]
+        assert frames[1]["error"].startswith(f"no coordinator reachable at {ep}")
+
+        def interrupt(_: float) -> None:
+            raise KeyboardInterrupt
+
+        assert cli.watch_status(client, "table", 5.0, None, io.StringIO(), sleep=interrupt) == 0
+    finally:
+        client.close()
+    dead = cli.AdminClient([dead_endpoint()], timeout=1)
+    try:
+        assert cli.watch_status(dead, "table", 0.01, 1, io.StringIO()) == cli.EXIT_UNREACHABLE
+    finally:
+        dead.close()
+
+
+@pytest.mark.parametrize("argv", [["status", "--watch", "--interval", "0"],
+                                  ["status", "--watch", "--count", "0"],
+                                  ["status", "--interval", "soon"],
+                                  ["status", "--count", "3"]])
+def test_status_watch_bad_input_exits_2(argv: list[str],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: argument" in err or err == "error: --interval and --count go with --watch\n"
+
+
+def test_closed_pipe_exits_quietly(admin: tuple[FakeAdmin, str]) -> None:
+    """`vnfha status | head -1`: the reader is gone before we write. No traceback, exit
+    141 (what a shell reports for SIGPIPE), as documented in docs/cli.md."""
+    import os
+    import subprocess
+    import sys
+
+    _, ep = admin
+    vnfha = str(Path(sys.executable).with_name("vnfha"))
+    for argv in (["status"], ["events"], ["status", "-o", "yaml"]):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            proc = subprocess.run([vnfha, "--endpoint", ep, *argv], stdout=w,
+                                  stderr=subprocess.PIPE, timeout=30, text=True)
+        finally:
+            os.close(w)
+        assert proc.returncode == cli.EXIT_PIPE_CLOSED, (argv, proc.stderr)
+        assert proc.stderr == "", argv
+
+
+def complete(script: str, *words: str) -> list[str]:
+    """What bash offers after `words` (the last one is the word being completed)."""
+    import subprocess
+
+    cmd = (f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)}); "
+           f"COMP_CWORD={len(words) - 1}; _vnfha; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    proc = subprocess.run(["bash", "--norc", "--noprofile", "-c", cmd], capture_output=True,
+                          text=True, timeout=30, check=True)
+    return [w for w in proc.stdout.splitlines() if w]
+
+
+def test_completion_bash_offers_commands_options_and_values(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert complete(script, "vnfha", "st") == ["status"]
+    assert complete(script, "vnfha", "--endpoint", "x:1", "gr") == ["group"]
+    assert complete(script, "vnfha", "status", "--w") == ["--watch"]
+    assert complete(script, "vnfha", "status", "-o", "") == ["table", "json", "yaml"]
+    assert set(complete(script, "vnfha", "group", "")) >= {"apply", "--endpoint", "-o"}
+    assert complete(script, "vnfha", "config", "check", "--kind", "a") == ["agent"]
+    assert complete(script, "vnfha", "maintenance", "n1", "o") == ["on", "off"]
+    assert complete(script, "vnfha", "--timeout", "") == []  # a number: nothing to offer
+    # -f reads a FILE in `group apply` but is --follow in `events`
+    assert complete(script, "vnfha", "events", "-f", "--li") == ["--limit"]
+    assert complete(script, "vnfha", "events", "-f", "-o", "j") == ["json"]
+    assert complete(script, "vnfha", "group", "apply", "-f", "x.yaml", "--out") == ["--output"]
+    assert cli.main(["completion", "zsh"]) == 0
+    assert "bashcompinit" in capsys.readouterr().out
+    assert cli.main(["completion", "fish"]) == 2
+    assert "invalid choice: 'fish'" in capsys.readouterr().err
+
+
+AGENT_YAML = ("node: vm1\ncoordinators: [127.0.0.1:7401, 127.0.0.1:7402, 127.0.0.1:7403]\n"
+              "members: [{group: web, member: web-a}]\n")
+COORD_YAML = ("node_id: c1\ncluster:\n  members:\n    - {id: c1, api: 127.0.0.1:7401}\n"
+              "store: {backend: memory}\ngroups: [{name: web}]\n")
+
+
+def test_config_check_valid_files(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(AGENT_YAML)
+    (tmp_path / "c.yaml").write_text(COORD_YAML)
+    code, out = run("config", "check", str(tmp_path / "a.yaml"))
+    assert code == 0
+    assert out == f"{tmp_path}/a.yaml: valid agent config (node vm1, 3 coordinator(s), " \
+                  "1 member(s))\n"
+    code, out = run("config", "check", str(tmp_path / "c.yaml"), "--kind", "coordinator",
+                    "-o", "json")
+    assert code == 0 and json.loads(out) == {
+        "file": str(tmp_path / "c.yaml"), "kind": "coordinator", "valid": True,
+        "summary": "node c1, 1 coordinator(s), store memory, 1 group(s)"}
+
+
+@pytest.mark.parametrize("text,kind,message", [
+    (AGENT_YAML, "coordinator", "unknown setting node (did you mean 'node_id'?)"),
+    (AGENT_YAML + "lease: {ttl: 0.1}\n", None, "lease.keepalive_interval"),
+    ("groups: []\n", None, "cannot tell a coordinator config"),
+    ("node: [\n", None, "not valid YAML"),
+    (COORD_YAML.replace("memory", "mem"), None, "store.backend"),
+])
+def test_config_check_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        text: str, kind: str | None, message: str) -> None:
+    f = tmp_path / "x.yaml"
+    f.write_text(text)
+    code, out = run("config", "check", str(f), *(["--kind", kind] if kind else []))
+    err = capsys.readouterr().err
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {f}: ") and message in err and err.count("\n") == 1
+
+
+def test_config_check_missing_file_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["config", "check", "/nonexistent/vnfha.yaml"]) == 2
+    assert capsys.readouterr().err == "error: /nonexistent/vnfha.yaml: no such file\n"
+    assert cli.main(["config", "check"]) == 2
+    assert cli.main(["config", "check", "x", "--kind", "lb"]) == 2
+    capsys.readouterr()
+
+
+def test_client_commands_do_not_import_grpc() -> None:
+    """Start-up: --version, completion and config check never load the gRPC stack."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vnfha.coordinator import cli; cli.main(['--version']); "
+            "cli.main(['completion', 'bash'], out=open('/dev/null', 'w')); "
+            "print('grpc' in sys.modules, 'vnfha.coordinator.config' in sys.modules); "
+            "assert cli.main(['config', 'check', sys.argv[1]]) == 0; "
+            "print('grpc' in sys.modules)")
+    example = Path(__file__).parents[2] / "examples" / "single.yaml"
+    proc = subprocess.run([sys.executable, "-c", code, str(example)], capture_output=True,
+                          text=True, timeout=30, check=True)
+    lines = proc.stdout.splitlines()
+    assert (lines[1], lines[3]) == ("False False", "False"), proc.stdout

@@ -168,23 +168,29 @@ def test_logging_level_is_case_insensitive() -> None:
 
 def test_keepalive_must_fit_three_times_in_ttl() -> None:
     msg = error(cfg(leases={"ttl": 0.6, "keepalive_interval": 0.5}))
-    assert msg.startswith("coordinator.yaml: leases.keepalive_interval (0.5) must be <= "
-                          "leases.ttl/3 (0.2)")
+    assert msg.startswith("coordinator.yaml: leases.keepalive_interval is 0.5 and leases.ttl "
+                          "is 0.6, but the rule is keepalive_interval <= ttl/3")
+    assert msg.endswith("set leases.keepalive_interval to 0.2 or less, or leases.ttl to 1.5 "
+                        "or more")
 
 
 def test_heartbeat_times_three_must_be_below_election_timeout_min() -> None:
     msg = error(cfg(raft={"heartbeat_interval": 0.1}))
-    assert "raft.heartbeat_interval*3 (0.3) must be < raft.election_timeout_min (0.3)" in msg
+    assert ("raft.heartbeat_interval is 0.1 and raft.election_timeout_min is 0.3 (the "
+            "default: this file does not set it), but the rule is heartbeat_interval*3 < "
+            "election_timeout_min") in msg
 
 
 def test_election_timeout_min_below_max() -> None:
     msg = error(cfg(raft={"election_timeout_min": 0.6, "election_timeout_max": 0.6}))
-    assert "raft.election_timeout_min (0.6) must be < raft.election_timeout_max (0.6)" in msg
+    assert ("raft.election_timeout_min is 0.6 and raft.election_timeout_max is 0.6, but the "
+            "rule is election_timeout_min < election_timeout_max") in msg
 
 
 def test_decide_interval_within_a_third_of_ttl() -> None:
     msg = error(cfg(policy={"decide_interval": 0.5}, leases={"ttl": 0.6}))
-    assert "policy.decide_interval (0.5) must be <= leases.ttl/3 (0.2)" in msg
+    assert ("policy.decide_interval is 0.5 and leases.ttl is 0.6, but the rule is "
+            "decide_interval <= ttl/3") in msg
 
 
 @pytest.mark.parametrize("section,key", [
@@ -499,5 +505,21 @@ def test_error_message_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(f)
     assert str(info.value) == (
-        f"{f}: leases.keepalive_interval (0.5) must be <= leases.ttl/3 (0.2): a node must get "
-        f"three keepalives into one ttl, or one late packet loses it")
+        f"{f}: leases.keepalive_interval is 0.5 and leases.ttl is 0.6, but the rule is "
+        "keepalive_interval <= ttl/3 (a node must get three keepalives into one ttl, or one "
+        "late packet loses it); set leases.keepalive_interval to 0.2 or less, or leases.ttl "
+        "to 1.5 or more")
+
+
+def test_timing_message_names_defaults_the_user_never_wrote() -> None:
+    """Issue 15: `leases: {ttl: 0.1}` alone was refused for a keepalive_interval of 0.06 the
+    user never wrote. The message must say it is the default, state the rule, suggest a fix."""
+    msg = error(cfg(leases={"ttl": 0.1}))
+    assert msg == ("coordinator.yaml: leases.keepalive_interval is 0.06 (the default: this "
+                   "file does not set it) and leases.ttl is 0.1, but the rule is "
+                   "keepalive_interval <= ttl/3 (a node must get three keepalives into one "
+                   "ttl, or one late packet loses it); set leases.keepalive_interval to "
+                   "0.0333333 or less, or leases.ttl to 0.18 or more")
+    msg = error(cfg(leases={"ttl": 0.1, "keepalive_interval": 0.03}))
+    assert msg.startswith("coordinator.yaml: policy.decide_interval is 0.05 (the default: "
+                          "this file does not set it) and leases.ttl is 0.1, but the rule")

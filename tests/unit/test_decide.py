@@ -540,3 +540,70 @@ def test_member_without_a_fresh_report_is_never_elected():
                     members={(GROUP, m): MemberReport(health=Health.HEALTHY)})
         for n, m in (("n1", "a"), ("n2", "b"), ("n3", "c"))}, quorum_expired=frozenset())
     assert [c for c in decide(st, stale, now, POLICY) if c["op"] == "promote"] == []
+
+
+# --- a clean start: a new member's first results ----------------------------------------------
+
+
+def test_fresh_cluster_first_unhealthy_is_not_a_failure():
+    """Issue 15: at first start the checks fail until the VNFC is up. That is a start, not
+    a failure: no quarantine, and the first member reported healthy is elected at once."""
+    sc = Scenario(build(members=(("a", "n1", 100), ("b", "n2", 90)), health=None))
+    sc.health("a", Health.UNHEALTHY).health("b", Health.UNHEALTHY).keepalive_all()
+    assert sc.step() == []  # nothing to record: still "unknown", i.e. never healthy
+    assert sc.member("a").health == Health.UNKNOWN and not sc.member("a").quarantined
+    sc.advance(1.0).health("b", Health.HEALTHY).keepalive_all()
+    assert ops(sc.step()) == [("set_health", "b", "healthy"), ("promote", "b")]
+    sc.advance(1.0).health("a", Health.HEALTHY).keepalive_all()
+    assert ops(sc.step()) == [("set_health", "a", "healthy")]
+    assert not sc.member("a").quarantined and not sc.member("b").quarantined
+    # a is a standby at once: the active failing hands over to it without a wait.
+    sc.advance(1.0).health("b", Health.UNHEALTHY).keepalive_all()
+    assert ops(sc.step()) == [("set_health", "b", "unhealthy"),
+                              ("demote", "handover=a", "quarantine")]
+
+
+def test_never_healthy_member_is_never_elected():
+    """The rule must not make an unhealthy member eligible: alone, reporting unhealthy
+    for far longer than the stabilization time, it is never promoted."""
+    sc = Scenario(build(members=(("a", "n1", 100),), health=None))
+    sc.health("a", Health.UNHEALTHY)
+    for _ in range(int(3 * STABILIZATION / (TTL / 3))):
+        sc.advance(TTL / 3).keepalive_all()
+        assert sc.step() == []
+    assert sc.group().active is None and sc.member("a").health == Health.UNKNOWN
+
+
+def test_member_that_was_healthy_once_is_quarantined_on_failure():
+    """Only a member never reported healthy is exempt: once healthy, a failure counts."""
+    sc = Scenario(build(members=(("a", "n1", 100), ("b", "n2", 90)), health=None))
+    sc.health("a", Health.HEALTHY).health("b", Health.HEALTHY).keepalive_all()
+    assert ops(sc.step())[-1] == ("promote", "a")
+    sc.advance(1.0).health("b", Health.UNHEALTHY).keepalive_all()
+    assert ops(sc.step()) == [("set_health", "b", "unhealthy")]
+    assert sc.member("b").quarantined
+
+
+def test_new_member_whose_node_goes_silent_is_lost_and_quarantined():
+    sc = Scenario(build(members=(("a", "n1", 100), ("b", "n2", 90)), health=None))
+    sc.health("a", Health.UNHEALTHY).health("b", Health.HEALTHY).keepalive_all()
+    assert ops(sc.step()) == [("set_health", "b", "healthy"), ("promote", "b")]
+    sc.advance(TTL + EPS).keepalive("n2")
+    assert ops(sc.step()) == [("set_health", "a", "lost")]
+    assert sc.member("a").quarantined
+
+
+def test_stable_event_carries_the_group_epoch():
+    """Issue 15: `stable` events always said epoch=0; like health_changed they carry the
+    epoch of the group at the time, so an operator can place them among promotions."""
+    sc = Scenario(build(members=(("a", "n1", 100), ("b", "n2", 90)), active="a"))
+    sc.keepalive_all()
+    sc.advance(1.0).health("b", Health.UNHEALTHY).keepalive_all()
+    sc.step()
+    sc.advance(1.0).health("b", Health.HEALTHY).keepalive_all()
+    sc.step()
+    sc.advance(STABILIZATION).keepalive_all()
+    assert ops(sc.step()) == [("clear_quarantine", "b")]
+    stable = [e for e in sc.state.events if e.kind == "stable"]
+    assert [(e.member, e.epoch) for e in stable] == [("b", sc.group().epoch)]
+    assert sc.group().epoch == 1
