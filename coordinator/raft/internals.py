@@ -16,15 +16,20 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pysyncobj.serializer as _serializer
 import pysyncobj.syncobj as _so
+import pysyncobj.tcp_connection as _tcp_connection
+import pysyncobj.transport as _transport
 from pysyncobj.journal import Journal
 from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.node import Node
 from pysyncobj.version import VERSION
 
-from .crypto import AeadEncryptor
+from .codec import PickleShim
+from .crypto import WireKeys
 from .errors import RaftError
 from .snapshot import DurableSerializer
+from .wire import WireConnection, WireServer
 
 SUPPORTED_VERSION = "0.3.17"
 
@@ -46,11 +51,40 @@ def check_version() -> None:
     for name in ("createJournal", "Serializer", "getEncryptor"):
         if not hasattr(_so, name):
             raise RaftError(f"pysyncobj.syncobj.{name} is missing; cannot install our journal")
+    for module, name in ((_so, "pickle"), (_tcp_connection, "pickle"),
+                         (_serializer, "pickle"), (_transport, "TcpConnection"),
+                         (_transport, "TcpServer")):
+        if not hasattr(module, name):
+            raise RaftError(f"{module.__name__}.{name} is missing; cannot install our wire")
 
 
-def construct(factory: Callable[[], T], journal: Journal) -> T:
+def install_wire() -> None:
+    """Replace pickle and pysyncobj's sockets, process-wide and for good (idempotent).
+
+    ``pysyncobj.syncobj`` pickles replicated commands into log entries and
+    unpickles them when applying (also large-entry transmissions and
+    membership/version commands); ``tcp_connection`` pickles every wire
+    message. Swapping the ``pickle`` name those modules look up for
+    :class:`codec.PickleShim` makes every one of those paths the plain-data
+    codec, so there is no call left that could unpickle network bytes.
+    ``TCPTransport`` builds its connections and listener from the names
+    ``TcpConnection``/``TcpServer`` in its module; pointing them at wire.py
+    gives authentication before decoding, bounded buffers and fair reads.
+    This is process-wide on purpose: nothing in vnfha may use pysyncobj's
+    pickle wire, and a per-node swap could not cover the apply path, which
+    runs long after construction.
+    """
+    _so.pickle = PickleShim  # type: ignore[assignment]
+    _tcp_connection.pickle = PickleShim  # type: ignore[attr-defined]
+    _serializer.pickle = PickleShim  # type: ignore[assignment]
+    _transport.TcpConnection = WireConnection  # type: ignore[misc,assignment]
+    _transport.TcpServer = WireServer  # type: ignore[misc,assignment]
+
+
+def construct(factory: Callable[[], T], journal: Journal,
+              previous_secret: str | None = None) -> T:
     """Run ``factory`` (which calls ``SyncObj.__init__``) with our journal, serializer
-    and wire encryptor (see crypto.py).
+    and wire keys (see crypto.py; ``previous_secret`` is accepted from peers too).
 
     ``createJournal``, ``Serializer`` and ``getEncryptor`` are module globals that
     ``SyncObj.__init__`` calls exactly once; we swap them for the duration of
@@ -59,6 +93,7 @@ def construct(factory: Callable[[], T], journal: Journal) -> T:
     affected.
     """
     check_version()
+    install_wire()
     install_log_filter()
     with _BUILD_LOCK:
         orig_journal, orig_serializer = _so.createJournal, _so.Serializer
@@ -69,7 +104,11 @@ def construct(factory: Callable[[], T], journal: Journal) -> T:
 
         _so.createJournal = _create_journal
         _so.Serializer = DurableSerializer
-        _so.getEncryptor = AeadEncryptor
+
+        def _keys(password: str) -> WireKeys:
+            return WireKeys(password, previous_secret)
+
+        _so.getEncryptor = _keys
         try:
             core = factory()
         finally:
@@ -138,6 +177,12 @@ def pull_election_deadline(core: _so.SyncObj, delay: float) -> None:
     deadline = raft_clock() + delay
     if core._SyncObj__raftElectionDeadline > deadline:  # type: ignore[attr-defined]
         core._SyncObj__raftElectionDeadline = deadline  # type: ignore[attr-defined]
+
+
+def mark_transport_ready(tr: Any) -> None:
+    """A transport that needs no listener (single node) is ready at once."""
+    tr._ready = True
+    tr._bindOverEvent.set()
 
 
 def close_leftovers(core: _so.SyncObj) -> None:
