@@ -12,9 +12,13 @@ Why this shape:
   would hit AES-GCM's 2**32-message limit on a busy cluster), and a frame
   that is replayed, dropped or reordered fails the counter check.
 * **rotation** - the master keys come from the current secret and an
-  optional previous one. A node always *sends* under the current secret and
-  *accepts* a connection whose first frame opens under either; the choice
-  is made once per connection, so later frames cost one decryption.
+  optional previous one. A node *accepts* a connection whose first frame
+  opens under either, and the choice is made once per connection (later
+  frames cost one decryption). It *sends* under the current secret, except
+  that it answers a peer under the key that peer used, and a connection it
+  opens falls back to the previous secret after an attempt under the
+  current one was refused (wire.py). That is what lets nodes on "new +
+  previous" and nodes still on "old" talk during a rolling restart.
 * **cheap** - the master keys are derived once per process (PBKDF2, slow on
   purpose); per frame it is one AES-GCM operation (a few microseconds),
   unlike pysyncobj's Fernet (~150 us per message, measured).
@@ -89,12 +93,17 @@ class Sealer:
 class Opener:
     """Receiving half of one connection; fixed to one master key by its first frame."""
 
-    __slots__ = ("_aead", "_expected", "used_previous")
+    __slots__ = ("_aead", "_expected", "index")
 
     def __init__(self) -> None:
         self._aead: AESGCM | None = None
         self._expected = 0
-        self.used_previous = False
+        #: which master key the peer uses (0 current, 1 previous); None before its first frame
+        self.index: int | None = None
+
+    @property
+    def used_previous(self) -> bool:
+        return bool(self.index)
 
     def open(self, keys: WireKeys, body: bytes) -> bytes:
         """Return the plaintext of ``body`` or raise :class:`AuthError`."""
@@ -118,7 +127,7 @@ class Opener:
                     plaintext = aead.decrypt(nonce, ciphertext, header)
                 except InvalidTag:
                     continue
-                self._aead, self.used_previous = aead, i > 0
+                self._aead, self.index = aead, i
                 break
             else:
                 raise AuthError("frame does not authenticate under the cluster secret")
@@ -144,8 +153,9 @@ class WireKeys:
         self.masters: tuple[bytes, ...] = (current,) if previous is None \
             else (current, master_key(previous))
 
-    def sealer(self) -> Sealer:
-        return Sealer(self.masters[0])
+    def sealer(self, index: int = 0) -> Sealer:
+        """Seal under master ``index`` (0: the current secret, 1: the previous one)."""
+        return Sealer(self.masters[index % len(self.masters)])
 
     @staticmethod
     def opener() -> Opener:

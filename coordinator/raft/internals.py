@@ -121,6 +121,50 @@ def construct(factory: Callable[[], T], journal: Journal,
     return core
 
 
+_REGULAR = _so._COMMAND_TYPE.REGULAR
+_NO_OP = _so._COMMAND_TYPE.NO_OP
+_BAD_ENTRY_LOG = threading.Lock()
+_bad_entry_last = [-1e18]
+
+
+def guard_apply(cls: type[T]) -> type[T]:
+    """Make a log entry that is not one of our commands a no-op instead of a halt.
+
+    pysyncobj applies an entry with ``__doApplyCommand``; if that raises (an
+    entry that does not decode, names no replicated method, or is a
+    membership/version command, which we never issue) it retries the same
+    entry on every tick forever, so one bad entry from a peer holding the
+    secret would stop every node. Every node sees the same bytes and takes
+    the same decision, so skipping such an entry keeps the replicas equal.
+    """
+    original = cls._SyncObj__doApplyCommand  # type: ignore[attr-defined]
+
+    def apply_command(self: Any, command: bytes) -> Any:
+        kind = command[0] if command else None
+        if kind == _REGULAR:
+            try:
+                return original(self, command)
+            except Exception as exc:  # any failure: the same no-op on every node
+                _log_bad_entry(f"{type(exc).__name__}")
+                return None
+        if kind != _NO_OP:
+            _log_bad_entry(f"command type {kind!r}")
+        return None
+
+    cls._SyncObj__doApplyCommand = apply_command  # type: ignore[attr-defined]
+    return cls
+
+
+def _log_bad_entry(reason: str) -> None:
+    now = raft_clock()
+    with _BAD_ENTRY_LOG:
+        if now - _bad_entry_last[0] < 10.0:
+            return
+        _bad_entry_last[0] = now
+    logging.getLogger(__name__).error(
+        "raft log entry is not a vnfha command; applied as a no-op", extra={"reason": reason})
+
+
 def raft_state(core: _so.SyncObj) -> int:
     return core._SyncObj__raftState  # type: ignore[attr-defined,no-any-return]
 

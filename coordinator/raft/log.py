@@ -111,6 +111,7 @@ class _Attempt:
             self.failed = True
 
 
+@internals.guard_apply
 class _RaftCore(SyncObj):  # type: ignore[misc]
     """pysyncobj's SyncObj with a single replicated method that carries JSON bytes."""
 

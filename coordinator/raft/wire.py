@@ -116,6 +116,10 @@ class WireConnection:
         self._fileno: int | None = None
         self._state = CONNECTION_STATE.DISCONNECTED
         self._peer: str | None = None
+        # which secret this (reused, outgoing) connection seals its first frame with;
+        # moves on to the next one after an attempt that never authenticated
+        self._key_index = 0
+        self._last_attempt_ok = True
         self._reset()
         if socket is not None:
             self._sock = socket
@@ -167,6 +171,10 @@ class WireConnection:
         self._fileno = None
         self._reset()
         self.sendRandKey = self.recvRandKey = None
+        keys = self.encryptor
+        if keys is not None and len(keys.masters) > 1 and not self._last_attempt_ok:
+            self._key_index = (self._key_index + 1) % len(keys.masters)
+        self._last_attempt_ok = False
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock = sock
@@ -203,7 +211,11 @@ class WireConnection:
             return
         if self.encryptor is not None:
             if self._sealer is None:
-                self._sealer = self.encryptor.sealer()
+                # answer a peer under the secret it used; else our choice (current first)
+                opener = self._opener
+                index = opener.index if opener is not None and opener.index is not None \
+                    else self._key_index
+                self._sealer = self.encryptor.sealer(index)
             body = self._sealer.seal(body)
         if len(body) > MAX_FRAME:
             logger.error("raft message not sent: larger than a frame",
@@ -349,7 +361,7 @@ class WireConnection:
                 self._refuse(f"authentication failed: {exc}")
                 return False, None
             if not self._trusted:
-                self._trusted = True
+                self._trusted = self._last_attempt_ok = True
                 if self._opener.used_previous:
                     logger.info("raft peer still sends under the previous secret",
                                 extra={"peer": self._peer})
