@@ -130,10 +130,19 @@ def test_pickle_payloads_never_run_on_any_raft_port(tmp_path: Path, make_log: An
     assert commit_n(leader, "before", 3) == 3
     marker = tmp_path / "marker"
     payload = wa.pickle_payload(marker)
-    attacks = {
+    # pysyncobj's own framing (what worked before the fix), then ours
+    old_attacks = {
         "pysyncobj frame, no secret": wa.old_frame(payload),
         "pysyncobj frame, wrong secret": wa.old_frame(payload, WRONG),
         "pysyncobj frame, right secret": wa.old_frame(payload, SECRET),
+    }
+    for s in settings:
+        for name, data in old_attacks.items():
+            closed = wa.send_and_check_closed(s.self_address, data)
+            time.sleep(0.2)
+            assert not marker.exists(), f"{name} to {s.self_address}: the pickle ran"
+            assert closed, f"{name} to {s.self_address}: connection not closed"
+    attacks = {
         "new frame, not sealed": wa.new_frame(payload),
         "new frame, wrong secret": wa.sealed(WRONG, payload),
         "new frame, right secret, pickle inside": wa.sealed(SECRET, payload),
@@ -171,6 +180,11 @@ def test_member_holding_the_secret_cannot_run_code_through_the_log(
     logs = [make_log(settings[i], sms[i]) for i in (0, 1)]  # the third member is down
     leader = leader_of(logs)
     marker = tmp_path / "marker"
+    # in pysyncobj's framing the payload would already run as the handshake
+    wa.send_and_check_closed(leader.settings.self_address,
+                             wa.old_frame(wa.pickle_payload(marker), SECRET))
+    time.sleep(0.2)
+    assert not marker.exists(), "the pickled handshake ran"
     client = wa.SecretClient(leader.settings.self_address, SECRET)
     try:
         client.send(settings[2].self_address)  # impersonate the member that is down
@@ -189,16 +203,19 @@ def test_member_holding_the_secret_cannot_run_code_through_the_log(
 
 # ------------------------------------------------------------------ limits
 def test_oversized_and_garbage_frames_disconnect(tmp_path: Path, make_log: Any) -> None:
-    from vnfha.coordinator.raft import wire
-
     settings = cluster_settings(tmp_path, 3)
     logs = [make_log(settings[i]) for i in (0, 1)]
     leader_of(logs)
     addr = settings[0].self_address
-    too_big = (wire.PREAUTH_MAX_FRAME + 1).to_bytes(4, "big")
-    assert wa.send_and_check_closed(addr, too_big), "oversized pre-auth frame not refused"
+    # a length prefix over the pre-auth limit (4 KiB), in either byte order
+    for prefix in ((4097).to_bytes(4, "big"), (4097 << 8).to_bytes(4, "little"),
+                   b"\xff\xff\xff\x7f"):
+        assert wa.send_and_check_closed(addr, prefix + b"\x00" * 64), \
+            f"oversized pre-auth frame {prefix.hex()} not refused"
     assert wa.send_and_check_closed(addr, wa.new_frame(b"\x02" + b"\x00" * 200))
     assert wa.send_and_check_closed(addr, b"\x00\x00\x00\x00")
+    from vnfha.coordinator.raft import wire
+
     # after authenticating: bigger frames are fine, but not beyond MAX_FRAME
     client = wa.SecretClient(addr, SECRET)
     try:
