@@ -49,46 +49,61 @@ def encode(value: Any) -> bytes:
     return b"".join(out)
 
 
+_pack_tag_len = _L_TAG.pack
+_pack_tag_int = _I_TAG.pack
+_pack_tag_float = _D_TAG.pack
+
+
 def _enc(value: Any, out: list[bytes], depth: int) -> None:
+    # most frequent types first: this runs for every value of every message
     kind = type(value)
-    if kind is bytes:
-        out.append(_L_TAG.pack(_BYTES, len(value)))
-        out.append(value)
+    append = out.append
+    if kind is str:
+        raw = value.encode("utf-8")
+        append(_pack_tag_len(_STR, len(raw)))
+        append(raw)
     elif kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
             raise CodecError("integer outside the 64-bit range")
-        out.append(_I_TAG.pack(_INT, value))
-    elif kind is str:
-        raw = value.encode("utf-8")
-        out.append(_L_TAG.pack(_STR, len(raw)))
-        out.append(raw)
-    elif value is None:
-        out.append(_NONE)
-    elif kind is bool:
-        out.append(_TRUE if value else _FALSE)
-    elif kind is float:
-        out.append(_D_TAG.pack(_FLOAT, value))
-    elif kind is dict or kind is list or kind is tuple:
+        append(_pack_tag_int(_INT, value))
+    elif kind is bytes:
+        append(_pack_tag_len(_BYTES, len(value)))
+        append(value)
+    elif kind is dict:
         if depth >= MAX_DEPTH:
             raise CodecError(f"nesting deeper than {MAX_DEPTH}")
-        if kind is dict:
-            out.append(_L_TAG.pack(_DICT, len(value)))
-            for k, v in value.items():
-                if type(k) is not str and type(k) is not int:
-                    raise CodecError(f"dict key of type {type(k).__name__} is not allowed")
-                _enc(k, out, depth + 1)
-                _enc(v, out, depth + 1)
-        else:
-            out.append(_L_TAG.pack(_LIST if kind is list else _TUPLE, len(value)))
-            for item in value:
-                _enc(item, out, depth + 1)
+        append(_pack_tag_len(_DICT, len(value)))
+        depth += 1
+        for k, v in value.items():
+            if type(k) is str:
+                raw = k.encode("utf-8")
+                append(_pack_tag_len(_STR, len(raw)))
+                append(raw)
+            elif type(k) is int:
+                _enc(k, out, depth)
+            else:
+                raise CodecError(f"dict key of type {type(k).__name__} is not allowed")
+            _enc(v, out, depth)
+    elif kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            raise CodecError(f"nesting deeper than {MAX_DEPTH}")
+        append(_pack_tag_len(_LIST if kind is list else _TUPLE, len(value)))
+        depth += 1
+        for item in value:
+            _enc(item, out, depth)
+    elif value is None:
+        append(_NONE)
+    elif kind is bool:
+        append(_TRUE if value else _FALSE)
+    elif kind is float:
+        append(_pack_tag_float(_FLOAT, value))
     else:
         raise CodecError(f"type {kind.__name__} is not allowed on the raft wire")
 
 
 def decode(data: bytes | bytearray | memoryview) -> Any:
     """Decode one value that must span all of ``data``; :class:`CodecError` otherwise."""
-    buf = bytes(data)
+    buf = data if type(data) is bytes else bytes(data)
     try:
         value, pos = _dec(buf, 0, 0)
     except (struct.error, IndexError, UnicodeDecodeError, RecursionError) as exc:
@@ -98,19 +113,57 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     return value
 
 
+_unpack_q = _Q.unpack_from
+_unpack_d = _D.unpack_from
+_unpack_u32 = _U32.unpack_from
+
+
 def _dec(buf: bytes, pos: int, depth: int) -> tuple[Any, int]:
     tag = buf[pos]
     pos += 1
-    if tag == _INT:
-        return _Q.unpack_from(buf, pos)[0], pos + 8
-    if tag == _BYTES or tag == _STR:
-        (n,) = _U32.unpack_from(buf, pos)
+    if tag == _STR or tag == _BYTES:
+        n = _unpack_u32(buf, pos)[0]
         pos += 4
         end = pos + n
         if end > len(buf):
             raise CodecError("length runs past the end of the data")
-        raw = buf[pos:end]
-        return (raw if tag == _BYTES else raw.decode("utf-8")), end
+        if tag == _STR:
+            return buf[pos:end].decode("utf-8"), end
+        return buf[pos:end], end
+    if tag == _INT:
+        return _unpack_q(buf, pos)[0], pos + 8
+    if tag == _DICT or tag == _LIST or tag == _TUPLE:
+        if depth >= MAX_DEPTH:
+            raise CodecError(f"nesting deeper than {MAX_DEPTH}")
+        n = _unpack_u32(buf, pos)[0]
+        pos += 4
+        # every item takes at least one byte: a forged count fails here, before any work
+        if n > len(buf) - pos:
+            raise CodecError("count runs past the end of the data")
+        depth += 1
+        if tag == _DICT:
+            result: dict[Any, Any] = {}
+            for _ in range(n):
+                if buf[pos] == _STR:  # the usual key, decoded inline
+                    size = _unpack_u32(buf, pos + 1)[0]
+                    start = pos + 5
+                    pos = start + size
+                    if pos > len(buf):
+                        raise CodecError("length runs past the end of the data")
+                    key: Any = buf[start:pos].decode("utf-8")
+                elif buf[pos] == _INT:
+                    key = _unpack_q(buf, pos + 1)[0]
+                    pos += 9
+                else:
+                    raise CodecError("dict key must be str or int")
+                result[key], pos = _dec(buf, pos, depth)
+            return result, pos
+        items = []
+        append = items.append
+        for _ in range(n):
+            item, pos = _dec(buf, pos, depth)
+            append(item)
+        return (items if tag == _LIST else tuple(items)), pos
     if tag == 0x4E:  # N
         return None, pos
     if tag == 0x54:  # T
@@ -118,28 +171,7 @@ def _dec(buf: bytes, pos: int, depth: int) -> tuple[Any, int]:
     if tag == 0x46:  # F
         return False, pos
     if tag == _FLOAT:
-        return _D.unpack_from(buf, pos)[0], pos + 8
-    if tag == _LIST or tag == _TUPLE or tag == _DICT:
-        if depth >= MAX_DEPTH:
-            raise CodecError(f"nesting deeper than {MAX_DEPTH}")
-        (n,) = _U32.unpack_from(buf, pos)
-        pos += 4
-        # every item takes at least one byte: a forged count fails here, before any work
-        if n > len(buf) - pos:
-            raise CodecError("count runs past the end of the data")
-        if tag == _DICT:
-            result: dict[Any, Any] = {}
-            for _ in range(n):
-                key, pos = _dec(buf, pos, depth + 1)
-                if type(key) is not str and type(key) is not int:
-                    raise CodecError("dict key must be str or int")
-                result[key], pos = _dec(buf, pos, depth + 1)
-            return result, pos
-        items = []
-        for _ in range(n):
-            item, pos = _dec(buf, pos, depth + 1)
-            items.append(item)
-        return (items if tag == _LIST else tuple(items)), pos
+        return _unpack_d(buf, pos)[0], pos + 8
     raise CodecError(f"unknown type tag 0x{tag:02x}")
 
 
