@@ -234,6 +234,22 @@ def test_oversized_and_garbage_frames_disconnect(tmp_path: Path, make_log: Any) 
     assert commit_n(leader_of(logs), "ok", 3) == 3
 
 
+def test_idle_unidentified_connections_are_closed(tmp_path: Path, make_log: Any) -> None:
+    """Sockets that never complete a handshake cannot pile up (fd exhaustion)."""
+    settings = cluster_settings(tmp_path, 3, connection_timeout=1.0)
+    logs = [make_log(s) for s in settings]
+    leader_of(logs)
+    idle = [wa.connect(s.self_address) for s in settings for _ in range(20)]
+    try:
+        assert commit_n(leader_of(logs), "idle", 3) == 3
+        closed = [wa.closed_by_peer(sock, within=5.0) for sock in idle]
+        assert all(closed), f"{closed.count(False)} idle connections still open"
+    finally:
+        for sock in idle:
+            sock.close()
+    assert commit_n(leader_of(logs), "after", 3) == 3
+
+
 def test_large_commands_still_replicate(tmp_path: Path, make_log: Any) -> None:
     """A command at max_command_bytes crosses the wire (large-entry transmission path)."""
     settings = cluster_settings(tmp_path, 3, max_command_bytes=1 << 20)
