@@ -28,6 +28,7 @@ from pysyncobj.version import VERSION
 from .codec import PickleShim
 from .crypto import WireKeys
 from .errors import RaftError
+from .legacy import legacy_command
 from .snapshot import DurableSerializer
 from .wire import WireConnection, WireServer
 
@@ -130,6 +131,9 @@ _bad_entry_last = [-1e18]
 def guard_apply(cls: type[T]) -> type[T]:
     """Make a log entry that is not one of our commands a no-op instead of a halt.
 
+    Entries written before the codec change (pickled) are read by
+    legacy.py's opcode check, never unpickled.
+
     pysyncobj applies an entry with ``__doApplyCommand``; if that raises (an
     entry that does not decode, names no replicated method, or is a
     membership/version command, which we never issue) it retries the same
@@ -143,6 +147,12 @@ def guard_apply(cls: type[T]) -> type[T]:
         kind = command[0] if command else None
         if kind == _REGULAR:
             try:
+                if command[1:3] == b"\x80\x02":  # written before the codec (legacy.py)
+                    legacy = legacy_command(bytes(command[1:]))
+                    if legacy is None:
+                        raise ValueError("not a vnfha command")
+                    method_id, payload = legacy
+                    return self._idToMethod[method_id](payload, _doApply=True)
                 return original(self, command)
             except Exception as exc:  # any failure: the same no-op on every node
                 _log_bad_entry(f"{type(exc).__name__}")

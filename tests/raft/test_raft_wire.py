@@ -185,20 +185,70 @@ def test_member_holding_the_secret_cannot_run_code_through_the_log(
                              wa.old_frame(wa.pickle_payload(marker), SECRET))
     time.sleep(0.2)
     assert not marker.exists(), "the pickled handshake ran"
+    applied = leader.applied_index()
     client = wa.SecretClient(leader.settings.self_address, SECRET)
     try:
         client.send(settings[2].self_address)  # impersonate the member that is down
-        applied = leader.applied_index()
-        client.send({"type": "apply_command", "command": wa.pickled_command(marker)})
-        client.send({"type": "apply_command", "command": b"\x03" + b"i" + b"\x7f" * 8})
-        wait_for(lambda: all(lg.applied_index() >= applied + 2 for lg in logs), 10.0,
-                 "the injected entries to be applied (as no-ops)")
-        assert commit_n(leader, "after", 5) == 5
+        # pysyncobj drops a submission that meets a leader change; resend until applied
+        for _ in range(5):
+            client.send({"type": "apply_command", "command": wa.pickled_command(marker)})
+            client.send({"type": "apply_command", "command": b"\x03" + b"i" + b"\x7f" * 8})
+            try:
+                wait_for(lambda: all(lg.applied_index() >= applied + 2 for lg in logs), 3.0)
+                break
+            except AssertionError:
+                continue
+        assert all(lg.applied_index() >= applied + 2 for lg in logs), \
+            "the injected entries were never applied (as no-ops)"
+        assert commit_n(leader_of(logs), "after", 5) == 5
     finally:
         client.close()
     time.sleep(0.3)
     assert not marker.exists(), "a pickled log entry ran"
     assert [sm.applied_rids for sm in sms] == [[f"after{i}" for i in range(5)]] * 2
+
+
+def test_legacy_entries_are_read_without_unpickling(tmp_path: Path) -> None:
+    import pickle
+
+    from vnfha.coordinator.raft.legacy import legacy_command
+
+    for payload in (b'{"rid":"x"}', "é".encode() + b"\xff\x00", b"x" * 70000):
+        for method_id in (0, 7, 300, 70000):
+            raw = pickle.dumps((method_id, (payload,)), 2)
+            assert legacy_command(raw) == (method_id, payload)
+    marker = tmp_path / "marker"
+    for bad in (wa.pickle_payload(marker), pickle.dumps((0, (b"x", b"y")), 2),
+                pickle.dumps((0, ("text",)), 2), pickle.dumps((0, (b"x",)), 2) + b"junk",
+                pickle.dumps((0, (b"x",)), 4), b"\x80\x02garbage", b""):
+        assert legacy_command(bad) is None
+    assert not marker.exists()
+
+
+def test_entries_from_before_the_codec_still_apply(tmp_path: Path, make_log: Any) -> None:
+    """A journal written by the previous version replays: its pickled commands are read
+    by the opcode check (legacy.py), so an upgrade loses no committed command."""
+    import pickle
+
+    settings = cluster_settings(tmp_path, 3)
+    sms = [CounterSM(), CounterSM()]
+    logs = [make_log(settings[i], sms[i]) for i in (0, 1)]
+    leader = leader_of(logs)
+    client = wa.SecretClient(leader.settings.self_address, SECRET)
+    try:
+        client.send(settings[2].self_address)
+        old_entry = b"\x00" + pickle.dumps((0, (b'{"rid":"legacy1"}',)), 2)
+        for _ in range(5):  # resent if it meets a leader change (applied once: rid dedup)
+            client.send({"type": "apply_command", "command": old_entry})
+            try:
+                wait_for(lambda: all(sm.applied_rids == ["legacy1"] for sm in sms), 3.0)
+                break
+            except AssertionError:
+                continue
+        assert all(sm.applied_rids == ["legacy1"] for sm in sms)
+    finally:
+        client.close()
+    assert commit_n(leader_of(logs), "after", 2) == 2
 
 
 # ------------------------------------------------------------------ limits
