@@ -259,7 +259,7 @@ class HardenedTCPTransport(HardeningMixin, TCPTransport):
         while len(pending) >= MAX_PENDING_CONNECTIONS:
             oldest = min(pending, key=pending.__getitem__)
             pending.pop(oldest)
-            REFUSED.warn("too many unidentified connections", None)
+            REFUSED.warn("too many unidentified connections", getattr(oldest, "peer", None))
             oldest.disconnect()
         pending[conn] = time.monotonic()
         super()._onNewIncomingConnection(conn)
@@ -282,7 +282,7 @@ class HardenedTCPTransport(HardeningMixin, TCPTransport):
 
     def _vnfha_refuse(self, conn: Any, reason: str) -> None:
         self._vnfha_pending.pop(conn, None)
-        REFUSED.warn(reason, None)
+        REFUSED.warn(reason, getattr(conn, "peer", None))
         conn.disconnect()
 
     def _vnfha_sweep_pending(self) -> None:

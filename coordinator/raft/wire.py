@@ -154,6 +154,11 @@ class WireConnection:
         return self._state
 
     @property
+    def peer(self) -> str | None:
+        """``host:port`` of the other end, for logs."""
+        return self._peer
+
+    @property
     def trusted(self) -> bool:
         """True once a frame authenticated (only then are large frames accepted)."""
         return self._trusted
