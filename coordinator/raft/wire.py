@@ -68,6 +68,11 @@ class RateLimitedLog:
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, int]] = {}
 
+    def reset(self) -> None:
+        """Forget what was logged (tests)."""
+        with self._lock:
+            self._last.clear()
+
     def warn(self, reason: str, peer: str | None) -> None:
         now = time.monotonic()
         with self._lock:

@@ -7,6 +7,7 @@ file; the marker must never appear and the cluster must keep committing.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -123,7 +124,12 @@ def test_raft_port_binds_to_the_configured_address_only(tmp_path: Path, make_log
 
 
 # -------------------------------------------------------- pickle payloads
-def test_pickle_payloads_never_run_on_any_raft_port(tmp_path: Path, make_log: Any) -> None:
+def test_pickle_payloads_never_run_on_any_raft_port(tmp_path: Path, make_log: Any,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from vnfha.coordinator.raft import wire
+
+    caplog.set_level(logging.INFO)
+    wire.REFUSED.reset()
     settings = cluster_settings(tmp_path, 3)
     logs = [make_log(s, CounterSM()) for s in settings]
     leader = leader_of(logs)
@@ -169,6 +175,13 @@ def test_pickle_payloads_never_run_on_any_raft_port(tmp_path: Path, make_log: An
     assert commit_n(leader, "after", 5) == 5
     time.sleep(0.5)
     assert not marker.exists(), "a pickle payload ran"
+    # refusals are logged, rate-limited (one per reason per 10 s), without payload bytes
+    refused = [r for r in caplog.records if r.getMessage() == "raft connection refused"]
+    reasons = {getattr(r, "reason", None) for r in refused}
+    assert 0 < len(refused) <= 2 * len(reasons) < 24, [r.__dict__ for r in refused]
+    for r in caplog.records:
+        text = r.getMessage() + repr(r.__dict__)
+        assert str(marker) not in text and "Touch" not in text
 
 
 def test_member_holding_the_secret_cannot_run_code_through_the_log(
