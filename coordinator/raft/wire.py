@@ -322,7 +322,7 @@ class WireConnection:
         budget = READ_BUDGET
         while budget > 0 and self._sock is not None:
             want = self._rcvbuf if self._trusted \
-                else PREAUTH_MAX_FRAME + _LEN.size - len(self._rbuf)
+                else max(1, PREAUTH_MAX_FRAME + _LEN.size - len(self._rbuf))
             try:
                 chunk = self._sock.recv(min(want, budget))
             except OSError as exc:
