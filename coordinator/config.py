@@ -134,6 +134,9 @@ class ClusterConfig:
     secret_file: Path | None = None
     #: the shared secret itself (read from secret_file, or given inline); kept out of repr
     secret: str | None = field(default=None, repr=False)
+    #: during a secret rotation: the secret before it, still accepted from peers, never sent
+    previous_secret_file: Path | None = None
+    previous_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -300,9 +303,9 @@ def parse_config(data: Any, source: str = "<config>",
     node_id = _name(ctx, "node_id", data["node_id"])
 
     store = _parse_store(ctx, _section(ctx, "store", data.get("store")), base)
-    members, secret_file, secret = _parse_cluster(
-        ctx, _section(ctx, "cluster", data.get("cluster")), base, store.backend)
-    cluster = ClusterConfig(members=members, secret_file=secret_file, secret=secret)
+    cluster = _parse_cluster(ctx, _section(ctx, "cluster", data.get("cluster")), base,
+                             store.backend)
+    members = cluster.members
     if node_id not in {m.id for m in members}:
         known = ", ".join(m.id for m in members)
         ctx.fail(f"node_id ({node_id}) must be one of cluster.members[].id ({known})"
@@ -346,8 +349,9 @@ def _parse_store(ctx: _Ctx, sec: Mapping[str, Any], base: Path) -> StoreConfig:
 
 
 def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
-                   backend: str) -> tuple[tuple[Member, ...], Path | None, str | None]:
-    _check_keys(ctx, "cluster", sec, ("members", "secret_file", "secret"))
+                   backend: str) -> ClusterConfig:
+    _check_keys(ctx, "cluster", sec, ("members", "secret_file", "secret",
+                                      "previous_secret_file"))
     raw = sec.get("members")
     if raw is None:
         ctx.fail("cluster.members is required (list every coordinator, this one included)")
@@ -395,16 +399,8 @@ def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
         ctx.fail("cluster.secret and cluster.secret_file are mutually exclusive; "
                  "keep secret_file")
     if has_file:
-        secret_file = _path(ctx, "cluster.secret_file", sec["secret_file"], base)
-        try:
-            secret = secret_file.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            ctx.fail(f"cluster.secret_file ({secret_file}) does not exist; create it with: "
-                     f"head -c 32 /dev/urandom | base64 > {secret_file}")
-        except (OSError, UnicodeDecodeError) as exc:
-            ctx.fail(f"cluster.secret_file ({secret_file}) cannot be read: {exc}")
-        if not secret:
-            ctx.fail(f"cluster.secret_file ({secret_file}) is empty")
+        secret_file, secret = _read_secret_file(ctx, "cluster.secret_file",
+                                                sec["secret_file"], base)
     elif has_inline:
         value = sec["secret"]
         if not isinstance(value, str):
@@ -412,11 +408,47 @@ def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
         secret = value.strip()
         if not secret:
             ctx.fail("cluster.secret is empty")
+        _check_secret_length(ctx, "cluster.secret", secret)
     if backend == "raft" and len(members) > 1 and secret is None:
         ctx.fail(f"cluster.secret_file is required with more than one member "
-                 f"(cluster.members has {len(members)}): the Raft wire format is pickle, so "
-                 f"an unauthenticated raft port lets anyone who reaches it run code")
-    return tuple(members), secret_file, secret
+                 f"(cluster.members has {len(members)}): every Raft frame is authenticated "
+                 f"with it; create it with: head -c 32 /dev/urandom | base64 > FILE")
+    previous_file: Path | None = None
+    previous: str | None = None
+    if sec.get("previous_secret_file") is not None:
+        if secret is None:
+            ctx.fail("cluster.previous_secret_file needs cluster.secret_file (the new secret)")
+        previous_file, previous = _read_secret_file(ctx, "cluster.previous_secret_file",
+                                                    sec["previous_secret_file"], base)
+    return ClusterConfig(members=tuple(members), secret_file=secret_file, secret=secret,
+                         previous_secret_file=previous_file, previous_secret=previous)
+
+
+#: the cluster secret rule (same as RaftSettings): at least this many bytes of UTF-8 text
+MIN_SECRET_BYTES = 32
+
+
+def _check_secret_length(ctx: _Ctx, key: str, secret: str) -> None:
+    size = len(secret.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        ctx.fail(f"{key} holds a {size}-byte secret, at least {MIN_SECRET_BYTES} bytes are "
+                 f"needed; make one with: head -c 32 /dev/urandom | base64")
+
+
+def _read_secret_file(ctx: _Ctx, key: str, value: Any, base: Path) -> tuple[Path, str]:
+    """Read, strip and check one secret file; never puts the secret in an error."""
+    path = _path(ctx, key, value, base)
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        ctx.fail(f"{key} ({path}) does not exist; create it with: "
+                 f"head -c 32 /dev/urandom | base64 > {path}")
+    except (OSError, UnicodeDecodeError) as exc:
+        ctx.fail(f"{key} ({path}) cannot be read: {exc}")
+    if not secret:
+        ctx.fail(f"{key} ({path}) is empty")
+    _check_secret_length(ctx, f"{key} ({path})", secret)
+    return path, secret
 
 
 def _parse_raft(ctx: _Ctx, sec: Mapping[str, Any]) -> RaftConfig:

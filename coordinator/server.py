@@ -65,6 +65,7 @@ def build_store(cfg: CoordinatorConfig) -> Store:
         peers=tuple(p.raft for p in cfg.peers if p.raft is not None),
         data_dir=cfg.raft_dir,
         secret=cfg.cluster.secret,
+        previous_secret=cfg.cluster.previous_secret,
         election_timeout_min=cfg.raft.election_timeout_min,
         election_timeout_max=cfg.raft.election_timeout_max,
         heartbeat_interval=cfg.raft.heartbeat_interval,

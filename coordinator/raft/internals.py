@@ -16,15 +16,21 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pysyncobj.serializer as _serializer
 import pysyncobj.syncobj as _so
+import pysyncobj.tcp_connection as _tcp_connection
+import pysyncobj.transport as _transport
 from pysyncobj.journal import Journal
 from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.node import Node
 from pysyncobj.version import VERSION
 
-from .crypto import AeadEncryptor
+from .codec import PickleShim
+from .crypto import WireKeys
 from .errors import RaftError
+from .legacy import legacy_command
 from .snapshot import DurableSerializer
+from .wire import WireConnection, WireServer
 
 SUPPORTED_VERSION = "0.3.17"
 
@@ -46,11 +52,40 @@ def check_version() -> None:
     for name in ("createJournal", "Serializer", "getEncryptor"):
         if not hasattr(_so, name):
             raise RaftError(f"pysyncobj.syncobj.{name} is missing; cannot install our journal")
+    for module, name in ((_so, "pickle"), (_tcp_connection, "pickle"),
+                         (_serializer, "pickle"), (_transport, "TcpConnection"),
+                         (_transport, "TcpServer")):
+        if not hasattr(module, name):
+            raise RaftError(f"{module.__name__}.{name} is missing; cannot install our wire")
 
 
-def construct(factory: Callable[[], T], journal: Journal) -> T:
+def install_wire() -> None:
+    """Replace pickle and pysyncobj's sockets, process-wide and for good (idempotent).
+
+    ``pysyncobj.syncobj`` pickles replicated commands into log entries and
+    unpickles them when applying (also large-entry transmissions and
+    membership/version commands); ``tcp_connection`` pickles every wire
+    message. Swapping the ``pickle`` name those modules look up for
+    :class:`codec.PickleShim` makes every one of those paths the plain-data
+    codec, so there is no call left that could unpickle network bytes.
+    ``TCPTransport`` builds its connections and listener from the names
+    ``TcpConnection``/``TcpServer`` in its module; pointing them at wire.py
+    gives authentication before decoding, bounded buffers and fair reads.
+    This is process-wide on purpose: nothing in vnfha may use pysyncobj's
+    pickle wire, and a per-node swap could not cover the apply path, which
+    runs long after construction.
+    """
+    _so.pickle = PickleShim  # type: ignore[assignment]
+    _tcp_connection.pickle = PickleShim  # type: ignore[attr-defined]
+    _serializer.pickle = PickleShim  # type: ignore[assignment]
+    _transport.TcpConnection = WireConnection  # type: ignore[misc,assignment]
+    _transport.TcpServer = WireServer  # type: ignore[misc,assignment]
+
+
+def construct(factory: Callable[[], T], journal: Journal,
+              previous_secret: str | None = None) -> T:
     """Run ``factory`` (which calls ``SyncObj.__init__``) with our journal, serializer
-    and wire encryptor (see crypto.py).
+    and wire keys (see crypto.py; ``previous_secret`` is accepted from peers too).
 
     ``createJournal``, ``Serializer`` and ``getEncryptor`` are module globals that
     ``SyncObj.__init__`` calls exactly once; we swap them for the duration of
@@ -59,6 +94,7 @@ def construct(factory: Callable[[], T], journal: Journal) -> T:
     affected.
     """
     check_version()
+    install_wire()
     install_log_filter()
     with _BUILD_LOCK:
         orig_journal, orig_serializer = _so.createJournal, _so.Serializer
@@ -69,7 +105,11 @@ def construct(factory: Callable[[], T], journal: Journal) -> T:
 
         _so.createJournal = _create_journal
         _so.Serializer = DurableSerializer
-        _so.getEncryptor = AeadEncryptor
+
+        def _keys(password: str) -> WireKeys:
+            return WireKeys(password, previous_secret)
+
+        _so.getEncryptor = _keys
         try:
             core = factory()
         finally:
@@ -80,6 +120,59 @@ def construct(factory: Callable[[], T], journal: Journal) -> T:
     # to the main thread instead, so start() may be called from any thread.
     core._SyncObj__mainThread = threading.main_thread()  # type: ignore[attr-defined]
     return core
+
+
+_REGULAR = _so._COMMAND_TYPE.REGULAR
+_NO_OP = _so._COMMAND_TYPE.NO_OP
+_BAD_ENTRY_LOG = threading.Lock()
+_bad_entry_last = [-1e18]
+
+
+def guard_apply(cls: type[T]) -> type[T]:
+    """Make a log entry that is not one of our commands a no-op instead of a halt.
+
+    Entries written before the codec change (pickled) are read by
+    legacy.py's opcode check, never unpickled.
+
+    pysyncobj applies an entry with ``__doApplyCommand``; if that raises (an
+    entry that does not decode, names no replicated method, or is a
+    membership/version command, which we never issue) it retries the same
+    entry on every tick forever, so one bad entry from a peer holding the
+    secret would stop every node. Every node sees the same bytes and takes
+    the same decision, so skipping such an entry keeps the replicas equal.
+    """
+    original = cls._SyncObj__doApplyCommand  # type: ignore[attr-defined]
+
+    def apply_command(self: Any, command: bytes) -> Any:
+        kind = command[0] if command else None
+        if kind == _REGULAR:
+            try:
+                if command[1:3] == b"\x80\x02":  # written before the codec (legacy.py)
+                    legacy = legacy_command(bytes(command[1:]))
+                    if legacy is None:
+                        raise ValueError("not a vnfha command")
+                    method_id, payload = legacy
+                    return self._idToMethod[method_id](payload, _doApply=True)
+                return original(self, command)
+            except Exception as exc:  # any failure: the same no-op on every node
+                _log_bad_entry(f"{type(exc).__name__}")
+                return None
+        if kind != _NO_OP:
+            _log_bad_entry(f"command type {kind!r}")
+        return None
+
+    cls._SyncObj__doApplyCommand = apply_command  # type: ignore[attr-defined]
+    return cls
+
+
+def _log_bad_entry(reason: str) -> None:
+    now = raft_clock()
+    with _BAD_ENTRY_LOG:
+        if now - _bad_entry_last[0] < 10.0:
+            return
+        _bad_entry_last[0] = now
+    logging.getLogger(__name__).error(
+        "raft log entry is not a vnfha command; applied as a no-op", extra={"reason": reason})
 
 
 def raft_state(core: _so.SyncObj) -> int:
@@ -138,6 +231,12 @@ def pull_election_deadline(core: _so.SyncObj, delay: float) -> None:
     deadline = raft_clock() + delay
     if core._SyncObj__raftElectionDeadline > deadline:  # type: ignore[attr-defined]
         core._SyncObj__raftElectionDeadline = deadline  # type: ignore[attr-defined]
+
+
+def mark_transport_ready(tr: Any) -> None:
+    """A transport that needs no listener (single node) is ready at once."""
+    tr._ready = True
+    tr._bindOverEvent.set()
 
 
 def close_leftovers(core: _so.SyncObj) -> None:

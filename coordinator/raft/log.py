@@ -111,6 +111,7 @@ class _Attempt:
             self.failed = True
 
 
+@internals.guard_apply
 class _RaftCore(SyncObj):  # type: ignore[misc]
     """pysyncobj's SyncObj with a single replicated method that carries JSON bytes."""
 
@@ -172,6 +173,8 @@ class ReplicatedLog:
                 self._load_snapshot_at_start()
                 conf = SyncObjConf(
                     password=s.secret,
+                    # without this pysyncobj listens on every interface
+                    bindAddress=s.self_address,
                     autoTick=True,
                     autoTickPeriod=s.tick_period,
                     raftMinTimeout=s.election_timeout_min,
@@ -193,7 +196,8 @@ class ReplicatedLog:
                     bindRetryTime=0.2,
                     maxBindRetries=max(1, int(s.bind_timeout / 0.2)),
                 )
-                self._core = internals.construct(lambda: _RaftCore(self, conf), self._journal)
+                self._core = internals.construct(lambda: _RaftCore(self, conf), self._journal,
+                                                 previous_secret=s.previous_secret)
             except BaseException:
                 self._journal.close()
                 raise

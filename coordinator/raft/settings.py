@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RaftConfigError
+from .wire import MAX_COMMAND_BYTES
+
+#: shortest accepted cluster secret, in bytes of its UTF-8 text
+MIN_SECRET_BYTES = 32
+SECRET_HINT = "make one with: head -c 32 /dev/urandom | base64"
+
+
+def check_secret(what: str, secret: object) -> None:
+    """The secret rule: a string of at least MIN_SECRET_BYTES bytes (UTF-8).
+
+    The secret is used as text (its bytes feed PBKDF2), so its strength is
+    its length in bytes; 44 characters of base64 over 32 random bytes pass,
+    so do ``secrets.token_urlsafe(32)`` (43) and the Ansible role's 48
+    random letters and digits.
+    """
+    if not isinstance(secret, str) or not secret:
+        raise RaftConfigError(f"{what} must be a non-empty string")
+    size = len(secret.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        raise RaftConfigError(f"{what} is {size} bytes, at least {MIN_SECRET_BYTES} are "
+                              f"needed; {SECRET_HINT}")
 
 
 def _check_address(what: str, address: object) -> None:
@@ -37,9 +58,11 @@ class RaftSettings:
     self_address: str
     peers: tuple[str, ...]
     data_dir: Path
-    #: pysyncobj ``password``; required with peers: its wire format is pickle,
-    #: so an open, unauthenticated raft port is remote code execution.
-    secret: str | None = None
+    #: cluster secret; required with peers (every frame is authenticated with it,
+    #: see crypto.py); at least MIN_SECRET_BYTES bytes
+    secret: str | None = field(default=None, repr=False)
+    #: the secret before a rotation: frames under it are still accepted, never sent
+    previous_secret: str | None = field(default=None, repr=False)
     election_timeout_min: float = 0.3
     election_timeout_max: float = 0.6
     heartbeat_interval: float = 0.05
@@ -74,12 +97,16 @@ class RaftSettings:
             raise RaftConfigError("peers must not contain self_address")
         if len(set(self.peers)) != len(self.peers):
             raise RaftConfigError(f"duplicate peer in {self.peers}")
-        if self.secret is not None and (not isinstance(self.secret, str) or not self.secret):
-            raise RaftConfigError("secret must be a non-empty string")
+        if self.secret is not None:
+            check_secret("secret", self.secret)
+        if self.previous_secret is not None:
+            if self.secret is None:
+                raise RaftConfigError("previous_secret needs a current secret")
+            check_secret("previous_secret", self.previous_secret)
         if self.peers and self.secret is None:
             raise RaftConfigError(
-                "a multi-node raft cluster needs a secret: pysyncobj speaks pickle, so an "
-                "unauthenticated raft port lets anyone who reaches it run code")
+                "a multi-node raft cluster needs a secret: without it anyone who reaches "
+                f"the raft port could write to the replicated log; {SECRET_HINT}")
         for name in ("election_timeout_min", "election_timeout_max", "heartbeat_interval",
                      "compaction_min_time", "connection_retry", "connection_timeout",
                      "tick_period", "bind_timeout"):
@@ -98,8 +125,10 @@ class RaftSettings:
             raise RaftConfigError("connection_timeout must be >= election_timeout_max")
         if not isinstance(self.compaction_min_entries, int) or self.compaction_min_entries < 10:
             raise RaftConfigError("compaction_min_entries must be an integer >= 10")
-        if not isinstance(self.max_command_bytes, int) or self.max_command_bytes < 64:
-            raise RaftConfigError("max_command_bytes must be an integer >= 64")
+        if not isinstance(self.max_command_bytes, int) or \
+                not 64 <= self.max_command_bytes <= MAX_COMMAND_BYTES:
+            raise RaftConfigError(f"max_command_bytes must be an integer in "
+                                  f"64..{MAX_COMMAND_BYTES} (a command must fit a wire frame)")
 
     @property
     def fallback_timeout(self) -> float:

@@ -41,6 +41,7 @@ from pysyncobj.node import Node
 from pysyncobj.transport import TCPTransport, Transport
 
 from . import internals
+from .wire import REFUSED
 
 logger = logging.getLogger(__name__)
 
@@ -211,12 +212,86 @@ class HardeningMixin:
             message["reset"] = False
 
 
+#: connections accepted but not yet identified as a member; beyond this the oldest is closed
+MAX_PENDING_CONNECTIONS = 16
+_RAND_KEY_BYTES = 32  # pysyncobj's handshake key: os.urandom(32)
+
+
 class HardenedTCPTransport(HardeningMixin, TCPTransport):
-    """pysyncobj's TCP transport with our hooks (pass as ``transportClass``)."""
+    """pysyncobj's TCP transport with our hooks (pass as ``transportClass``).
+
+    On top of the hooks above, for the Raft port (see docs/design.md, "Raft wire"):
+
+    * a node without peers opens **no listener at all**: nobody has a reason
+      to connect to it, so there is nothing to attack. With peers the
+      listener binds to the configured address only (``bindAddress``, set
+      by log.py), never to all interfaces.
+    * an incoming connection must identify itself as a configured member
+      after the handshake; pysyncobj's "readonly" clients and utility
+      commands (status, add, remove, ...) are refused, since we use neither.
+    * connections that have not identified themselves within the connection
+      timeout are closed, and at most :data:`MAX_PENDING_CONNECTIONS` wait
+      at once (the oldest goes first), so idle sockets cannot pile up.
+    """
 
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:
-        super().__init__(syncObj, selfNode, otherNodes)
+        others = list(otherNodes)
+        self._vnfha_members = frozenset(str(getattr(n, "address", n)) for n in others)
+        self._vnfha_pending: dict[Any, float] = {}
+        super().__init__(syncObj, selfNode, others)
         self._vnfha_setup(syncObj)
+        syncObj.addOnTickCallback(self._vnfha_sweep_pending)
+
+    # ------------------------------------------------------------ listener
+    def _createServer(self) -> None:  # pysyncobj API name
+        if self._vnfha_members:
+            super()._createServer()
+
+    def _maybeBind(self) -> None:  # pysyncobj API name
+        if not self._vnfha_members:
+            internals.mark_transport_ready(self)
+            return
+        super()._maybeBind()
+
+    # ------------------------------------------------- incoming connections
+    def _onNewIncomingConnection(self, conn: Any) -> None:  # pysyncobj API name
+        pending = self._vnfha_pending
+        while len(pending) >= MAX_PENDING_CONNECTIONS:
+            oldest = min(pending, key=pending.__getitem__)
+            pending.pop(oldest)
+            REFUSED.warn("too many unidentified connections", getattr(oldest, "peer", None))
+            oldest.disconnect()
+        pending[conn] = time.monotonic()
+        super()._onNewIncomingConnection(conn)
+
+    def _onIncomingMessageReceived(self, conn: Any, message: Any) -> None:  # pysyncobj API
+        if self._vnfha_core.encryptor and not conn.sendRandKey:
+            if type(message) is not bytes or len(message) != _RAND_KEY_BYTES:
+                self._vnfha_refuse(conn, "bad handshake key")
+                return
+        elif type(message) is not str or message not in self._vnfha_members:
+            self._vnfha_refuse(conn, "not a cluster member")
+            return
+        else:
+            self._vnfha_pending.pop(conn, None)
+        super()._onIncomingMessageReceived(conn, message)
+
+    def _onDisconnected(self, conn: Any) -> None:  # pysyncobj API name
+        self._vnfha_pending.pop(conn, None)
+        super()._onDisconnected(conn)
+
+    def _vnfha_refuse(self, conn: Any, reason: str) -> None:
+        self._vnfha_pending.pop(conn, None)
+        REFUSED.warn(reason, getattr(conn, "peer", None))
+        conn.disconnect()
+
+    def _vnfha_sweep_pending(self) -> None:
+        if not self._vnfha_pending:
+            return
+        cutoff = time.monotonic() - self._vnfha_core.conf.connectionTimeout
+        for conn, since in list(self._vnfha_pending.items()):
+            if since < cutoff:
+                self._vnfha_refuse(conn, "no handshake within the connection timeout")
 
 
 __all__ = ["HardenedTCPTransport", "HardeningMixin", "LeaseTracker", "Transport",

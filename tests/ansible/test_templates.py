@@ -51,7 +51,7 @@ def render(out: Path, **overrides: Any) -> None:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rendered")
     secret = out / "cluster.secret"
-    secret.write_text("s3cret-for-the-test\n")
+    secret.write_text("s3cret-for-the-test-at-least-32-bytes\n")
     render(out, vnfha_coordinator_secret_file=str(secret),
            vnfha_coordinator_admin_socket="/run/vnfha/c1.sock",
            vnfha_coordinator_groups=[{"name": "web", "vip": "2001:2::100/64"},
@@ -70,7 +70,7 @@ def test_coordinator_config_loads_with_members_from_the_inventory(rendered: Path
         ("c2", "[2001:2::2]:7402", "[2001:2::2]:7501"),
         ("c3", "coord3.example.net:7401", "coord3.example.net:7501"),
     ]
-    assert cfg.cluster.secret == "s3cret-for-the-test"
+    assert cfg.cluster.secret == "s3cret-for-the-test-at-least-32-bytes"
     assert [g.as_spec() for g in cfg.groups] == [
         {"name": "web", "mode": "active-standby", "vip": "2001:2::100/64"},
         {"name": "lb", "mode": "active-active", "vip": ""}]

@@ -57,7 +57,7 @@ def _raft_cluster(size: int) -> Iterator[Store]:
         for a in addrs:
             settings = RaftSettings(self_address=a, peers=tuple(p for p in addrs if p != a),
                                     data_dir=Path(tmp) / ids[a],
-                                    secret="contract-test-secret" if size > 1 else None,
+                                    secret="contract-test-secret-of-32-bytes" if size > 1 else None,
                                     # The contract is about results, not failover speed: slower
                                     # elections keep one leader for the whole test even when
                                     # other work starves this process for a few hundred ms.

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers", default="")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--ctl-port", type=int, required=True)
-    p.add_argument("--secret", default="test-cluster-secret")
+    p.add_argument("--secret", default="test-cluster-secret-of-at-least-32-bytes")
     p.add_argument("--compaction", type=int, default=10000)
     p.add_argument("--election-min", type=float, default=None)
     p.add_argument("--election-max", type=float, default=None)

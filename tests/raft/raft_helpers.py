@@ -16,7 +16,7 @@ from vnfha.coordinator.raft import (
     ReplicatedLog,
 )
 
-SECRET = "test-cluster-secret"
+SECRET = "test-cluster-secret-of-at-least-32-bytes"
 
 
 class CounterSM:

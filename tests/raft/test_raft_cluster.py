@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from raft_helpers import (
+    SECRET,
     CounterSM,
     cluster_settings,
     submit_retry,
@@ -25,13 +26,16 @@ from vnfha.coordinator.raft import (
 def test_settings_validation(tmp_path: Path) -> None:
     with pytest.raises(RaftConfigError, match="secret"):
         RaftSettings("127.0.0.1:7001", ("127.0.0.1:7002",), tmp_path)
-    ok = RaftSettings("127.0.0.1:7001", ("127.0.0.1:7002",), tmp_path, secret="s")
+    ok = RaftSettings("127.0.0.1:7001", ("127.0.0.1:7002",), tmp_path, secret=SECRET)
     assert ok.fallback_timeout == ok.election_timeout_max
     bad: list[dict[str, Any]] = [
         {"self_address": "nohost"},
         {"peers": ("127.0.0.1:7001",)},
         {"peers": ("127.0.0.1:7002", "127.0.0.1:7002")},
         {"secret": ""},
+        {"secret": "x" * 31},
+        {"previous_secret": "too-short"},
+        {"max_command_bytes": 64 << 20},
         {"election_timeout_min": 0.6, "election_timeout_max": 0.5},
         {"heartbeat_interval": 0.2},
         {"compaction_min_entries": 1},
@@ -40,7 +44,7 @@ def test_settings_validation(tmp_path: Path) -> None:
     ]
     for override in bad:
         kw: dict[str, Any] = {"self_address": "127.0.0.1:7001", "peers": ("127.0.0.1:7002",),
-                              "data_dir": tmp_path, "secret": "s"}
+                              "data_dir": tmp_path, "secret": SECRET}
         kw.update(override)
         with pytest.raises(RaftConfigError):
             RaftSettings(**kw)
@@ -124,7 +128,8 @@ def test_refuses_peers_without_secret(tmp_path: Path) -> None:
 
 def test_wrong_secret_never_joins(tmp_path: Path, make_log: Any) -> None:
     good = cluster_settings(tmp_path, 3)
-    bad = RaftSettings(good[2].self_address, good[2].peers, good[2].data_dir, secret="wrong")
+    bad = RaftSettings(good[2].self_address, good[2].peers, good[2].data_dir,
+                       secret="a-wrong-secret-of-thirty-two-bytes!")
     sms = [CounterSM() for _ in range(3)]
     logs = [make_log(good[0], sms[0]), make_log(good[1], sms[1]), make_log(bad, sms[2])]
     leader = wait_leader(logs[:2])
@@ -144,13 +149,14 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path, make_log: Any) -> None:
 
     from vnfha.coordinator.raft import RaftError
 
-    (s,) = cluster_settings(tmp_path, 1)
+    # a single node opens no raft port (nothing to bind); a cluster member does
+    s = cluster_settings(tmp_path, 2)[0]
     host, port = s.self_address.rsplit(":", 1)
     blocker = socket.socket()
     blocker.bind((host, int(port)))
     blocker.listen(1)
     try:
-        s2 = RaftSettings(s.self_address, (), s.data_dir, bind_timeout=0.5)
+        s2 = RaftSettings(s.self_address, s.peers, s.data_dir, secret=SECRET, bind_timeout=0.5)
         with pytest.raises(RaftError, match="listen"):
             make_log(s2)
     finally:

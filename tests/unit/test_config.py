@@ -19,6 +19,8 @@ from vnfha.coordinator.config import (
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
+#: base64 of 32 bytes: 44 characters, what `head -c 32 /dev/urandom | base64` prints
+SECRET = "c2VjcmV0LXRoYXQtaXMtMzItYnl0ZXMtbG9uZyEhIQ=="
 
 ONE: dict[str, Any] = {
     "node_id": "c1",
@@ -29,7 +31,7 @@ THREE: dict[str, Any] = {
     "cluster": {
         "members": [{"id": f"c{i}", "api": f"127.0.0.1:740{i}", "raft": f"127.0.0.1:750{i}"}
                     for i in (1, 2, 3)],
-        "secret": "s3cret",
+        "secret": SECRET,
     },
 }
 
@@ -67,10 +69,10 @@ def test_single_example_loads_with_defaults_and_relative_data_dir() -> None:
 def test_cluster_examples_load_with_a_secret(tmp_path: Path, node: str) -> None:
     folder = tmp_path / "cluster"
     shutil.copytree(EXAMPLES / "cluster", folder, ignore=shutil.ignore_patterns("data"))
-    (folder / "cluster.secret").write_text("  dGVzdC1zZWNyZXQ=\n")
+    (folder / "cluster.secret").write_text(f"  {SECRET}\n")
     c = load_config(folder / f"{node}.yaml")
     assert c.node_id == node
-    assert c.cluster.secret == "dGVzdC1zZWNyZXQ="  # whitespace stripped
+    assert c.cluster.secret == SECRET  # whitespace stripped
     assert c.cluster.secret_file == folder / "cluster.secret"
     assert c.store.data_dir == folder / "data"
     assert c.quorum == 2
@@ -123,15 +125,15 @@ def test_three_members_helpers() -> None:
     assert c.self_member.id == "c2"
     assert [p.id for p in c.peers] == ["c1", "c3"]
     assert c.quorum == 2
-    assert c.cluster.secret == "s3cret"
-    assert "s3cret" not in repr(c)  # the secret never lands in a log line
+    assert c.cluster.secret == SECRET
+    assert SECRET not in repr(c)  # the secret never lands in a log line
 
 
 def test_quorum_sizes() -> None:
     for n, q in ((1, 1), (2, 2), (3, 2), (4, 3), (5, 3)):
         members = [{"id": f"c{i}", "api": f"127.0.0.1:74{i:02}", "raft": f"127.0.0.1:75{i:02}"}
                    for i in range(n)]
-        c = parse_config({"node_id": "c0", "cluster": {"members": members, "secret": "x"}})
+        c = parse_config({"node_id": "c0", "cluster": {"members": members, "secret": SECRET}})
         assert c.quorum == q
 
 
@@ -366,7 +368,7 @@ def test_secret_required_for_three_members() -> None:
     del d["cluster"]["secret"]
     msg = error(d)
     assert "cluster.secret_file is required with more than one member" in msg
-    assert "pickle" in msg
+    assert "head -c 32 /dev/urandom | base64" in msg
 
 
 def test_secret_and_secret_file_are_exclusive(tmp_path: Path) -> None:
@@ -395,7 +397,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     conf = tmp_path / "etc" / "vnfha"
     conf.mkdir(parents=True)
     (conf / "keys").mkdir()
-    (conf / "keys" / "cluster.secret").write_text("abc\n")
+    (conf / "keys" / "cluster.secret").write_text(SECRET + "\n")
     (conf / "coordinator.yaml").write_text(
         "node_id: c1\n"
         "cluster:\n"
@@ -407,7 +409,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
         "  data_dir: ../../var/data\n")
     c = load_config(conf / "coordinator.yaml")
     assert c.cluster.secret_file == conf / "keys" / "cluster.secret"
-    assert c.cluster.secret == "abc"
+    assert c.cluster.secret == SECRET
     assert c.store.data_dir == tmp_path / "var" / "data"
     assert c.raft_dir == tmp_path / "var" / "data" / "c1"
 
@@ -523,3 +525,48 @@ def test_timing_message_names_defaults_the_user_never_wrote() -> None:
     msg = error(cfg(leases={"ttl": 0.1, "keepalive_interval": 0.03}))
     assert msg.startswith("coordinator.yaml: policy.decide_interval is 0.05 (the default: "
                           "this file does not set it) and leases.ttl is 0.1, but the rule")
+
+
+
+def test_short_secrets_are_refused_with_how_to_make_one(tmp_path: Path) -> None:
+    d = cfg(THREE)
+    d["cluster"]["secret"] = "x" * 31
+    msg = error(d)
+    assert "cluster.secret holds a 31-byte secret, at least 32 bytes" in msg
+    assert "head -c 32 /dev/urandom | base64" in msg
+    assert "x" * 31 not in msg  # never echo the secret
+    (tmp_path / "s").write_text("a")
+    d = cfg(THREE)
+    d["cluster"] = {"members": d["cluster"]["members"], "secret_file": "s"}
+    msg = error(d, base_dir=tmp_path)
+    assert f"cluster.secret_file ({tmp_path / 's'}) holds a 1-byte secret" in msg
+
+
+def test_secret_rule_accepts_generated_secrets() -> None:
+    import base64
+    import secrets
+
+    for good in (base64.b64encode(secrets.token_bytes(32)).decode(),  # 44 chars
+                 secrets.token_urlsafe(32),  # 43 chars (LabCluster, e2e)
+                 "x" * 32):
+        d = cfg(THREE)
+        d["cluster"]["secret"] = good
+        assert parse_config(d).cluster.secret == good
+
+
+def test_previous_secret_file_for_rotation(tmp_path: Path) -> None:
+    (tmp_path / "new").write_text(SECRET)
+    (tmp_path / "old").write_text("o" * 40 + "\n")
+    d = cfg(THREE)
+    d["cluster"] = {"members": d["cluster"]["members"], "secret_file": "new",
+                    "previous_secret_file": "old"}
+    c = parse_config(d, base_dir=tmp_path)
+    assert c.cluster.secret == SECRET and c.cluster.previous_secret == "o" * 40
+    assert c.cluster.previous_secret_file == tmp_path / "old"
+    assert "o" * 40 not in repr(c)
+    (tmp_path / "old").write_text("short")
+    assert "cluster.previous_secret_file" in error(d, base_dir=tmp_path)
+    d["cluster"] = {"members": d["cluster"]["members"][:1], "previous_secret_file": "old"}
+    d["node_id"] = "c1"
+    assert "cluster.previous_secret_file needs cluster.secret_file" in error(
+        d, base_dir=tmp_path)

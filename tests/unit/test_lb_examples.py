@@ -21,7 +21,7 @@ def test_examples_load(tmp_path: Path):
         ["active-active", "active-standby"]
     data = read_yaml(EX / "coordinator.yaml")
     secret = tmp_path / "secret"
-    secret.write_text("s3cret")
+    secret.write_text("s3cret-of-at-least-thirty-two-bytes")
     data["cluster"]["secret_file"] = str(secret)
     cfg = parse_config(data)
     assert cfg.recovery.exec == ("/usr/local/bin/vnfm-heal",) and cfg.recovery.enabled
