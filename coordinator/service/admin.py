@@ -27,7 +27,7 @@ from vnfha.coordinator.service.convert import (
     queue_status_to_pb,
     recovery_to_pb,
 )
-from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.service.errors import gate_read, submit_or_abort
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.service.status_view import excluded_members
 from vnfha.coordinator.store.base import Store
@@ -68,6 +68,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def GetStatus(self, request: admin_pb2.GetStatusRequest,
                         context: grpc.aio.ServicerContext) -> admin_pb2.GetStatusResponse:
+        await gate_read(self._store, context)
         state = self._store.state()
         now = self._clock()
         ages = self._leases.ages(list(state.nodes), now)
@@ -164,6 +165,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def ListEvents(self, request: admin_pb2.ListEventsRequest,
                          context: grpc.aio.ServicerContext) -> admin_pb2.ListEventsResponse:
+        await gate_read(self._store, context)
         events = self._store.state().events
         if request.limit:
             events = events[-request.limit:]
@@ -172,6 +174,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def WatchEvents(self, request: admin_pb2.WatchEventsRequest,
                           context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[admin_pb2.WatchEventsResponse]:
+        await gate_read(self._store, context)
         after = request.after_seq
         async for state in self._feed.states(self._store.state, self._watch_poll):
             new = [e for e in state.events if e.seq > after]

@@ -12,7 +12,7 @@ from vnfha.coordinator import commands as C
 from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
-from vnfha.coordinator.service.errors import submit_or_abort
+from vnfha.coordinator.service.errors import gate_read, submit_or_abort
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import Store
 from vnfha.v1 import agent_pb2, agent_pb2_grpc
@@ -113,6 +113,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                ) -> AsyncIterator[agent_pb2.WatchAssignmentsResponse]:
         if not request.node:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node name is empty")
+        await gate_read(self._store, context)
         last: list[agent_pb2.Assignment] | None = None
         async for state in self._feed.states(self._store.state, self._watch_poll):
             current = assignments_for(state, request.node)

@@ -21,6 +21,7 @@ import grpc
 from vnfha.coordinator import commands as C
 from vnfha.coordinator.config import StateConfig
 from vnfha.coordinator.model import ClusterState
+from vnfha.coordinator.service.errors import gate_read
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreUnavailable
 from vnfha.v1 import state_pb2, state_pb2_grpc
@@ -128,6 +129,7 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
                         wait: float = MIN_EPOCH_WAIT, strict: bool = True) -> ClusterState:
         if not group:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "group is empty")
+        await gate_read(self._store, context)
         deadline = time.monotonic() + wait
         while True:
             ticket = self._feed.ticket()
