@@ -70,6 +70,7 @@ def build_store(cfg: CoordinatorConfig) -> Store:
         election_timeout_max=cfg.raft.election_timeout_max,
         heartbeat_interval=cfg.raft.heartbeat_interval,
         compaction_min_entries=cfg.raft.compaction_min_entries,
+        disk_fatal_after=cfg.raft.disk_fatal_after,
     )
     ids = {m.raft: m.id for m in cfg.cluster.members if m.raft is not None}
     return RaftStore(cfg.node_id, settings, ids)

@@ -18,8 +18,10 @@ Policy (``decide``):
   that has gone bad does not heal, and a node that stays up but silent only
   hides the problem from the orchestrator that would replace it.
 * **broken** (the roll-back itself failed, so the file may end in garbage):
-  fatal at once. The CRC scan on the next start cuts the garbage off; nothing
-  after it was ever acknowledged.
+  never retried, fatal after ``fatal_after`` whatever the errno. Until then
+  the node stays up, silent and NOT_SERVING (so health and refused
+  keepalives tell the truth). The CRC scan on the next start cuts the garbage
+  off; nothing after it was ever acknowledged.
 """
 
 from __future__ import annotations
@@ -75,9 +77,7 @@ def retry_delay(policy: FaultPolicy, attempts: int) -> float:
 
 def decide(policy: FaultPolicy, fault: PersistFault, now: float) -> str:
     """``"fatal"`` if the node should exit now, else ``"retry"``."""
-    if fault.broken:
-        return "fatal"
-    if fault.no_room:
+    if fault.no_room and not fault.broken:
         return "retry"
     return "fatal" if now - fault.since >= policy.fatal_after else "retry"
 
