@@ -71,10 +71,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             arrived = self._clock()
             if not self._store.store_reachable():
                 # An acknowledgement promises a leader we can still talk to; cut off
-                # from etcd we cannot, so the agent's lease runs out as designed.
+                # from etcd, or unable to persist (Raft, disk full or failing), we
+                # cannot, so the agent's lease runs out as designed.
                 await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                    f"coordinator {self._id} cannot reach its store; "
-                                    "not acknowledging keepalives")
+                                    f"coordinator {self._id} cannot reach or persist its "
+                                    "store; not acknowledging keepalives")
             yield self._handle_keepalive(req, arrived)
 
     def _handle_keepalive(self, req: agent_pb2.KeepaliveRequest,

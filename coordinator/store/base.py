@@ -129,8 +129,9 @@ class Store(ABC):
         reason while it is set (service/errors.py), so no client ever sees state,
         roles or epochs go backwards. Raft: set from start until the node has
         re-applied its own journal (log.py ``catching_up``). Memory: no restart
-        survives. etcd: every coordinator reads the state from etcd itself, which
-        never goes backwards, so None."""
+        survives. etcd: set until the state was first read from etcd (a coordinator
+        started while etcd was unreachable would otherwise serve an empty state);
+        afterwards etcd's revisions only move the mirror forward."""
         return None
 
     def not_ready_reason(self) -> str | None:

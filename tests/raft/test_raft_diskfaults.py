@@ -72,13 +72,17 @@ def test_enospc_on_a_follower_mid_burst_then_freed(tmp_path: Path) -> None:
         acked: list[str] = []
         assert submit_all(c, leader, "before", 20, acked) == 20
         filler = fill(mounts[victim])
-        submit_all(c, leader, "full", 60, acked)  # the victim's appends fail mid-burst
+        for k in range(30):  # the victim's appends fail mid-burst (small records may
+            submit_all(c, leader, f"full{k}", 10, acked)  # still fit its last page first)
+            st = c.status(victim)
+            if st and st.get("persist_fault"):
+                break
         st = c.status(victim)
         assert st is not None
         fault = st.get("persist_fault") or ""
         assert fault.startswith("cannot persist: ENOSPC"), st
         assert st["role"] != "leader"
-        assert len(acked) >= 70, "the two healthy nodes keep committing"
+        assert len(acked) >= 30, "the two healthy nodes keep committing"
         filler.unlink()
 
         def rejoined() -> bool:
