@@ -62,10 +62,10 @@ class DiskGuard:
         fault = self._journal.fault
         now = self._clock()
         if fault is None:
-            if self._seen is not None:
+            if self._seen is not None and self._limit.allow("recovered", now):
                 logger.warning("journal: persisting again after %.1f s (%d failed retries); "
                                "rejoining", now - self._seen.since, self._seen.attempts)
-                self._seen = None
+            self._seen = None
             return
         if fault is not self._seen:  # a new outage: retry soon
             self._seen = fault

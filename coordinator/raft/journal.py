@@ -54,7 +54,7 @@ from typing import Any, overload
 
 from pysyncobj.journal import Journal
 
-from .diskfault import PersistFault
+from .diskfault import PersistFault, RateLimit
 from .errors import JournalError
 from .fsutil import atomic_write, free_bytes, fsync_dir
 
@@ -117,6 +117,7 @@ class DurableJournal(Journal):
         self.faults = 0  # outages so far, for tests and status
         #: lowest Raft index ever cut off at a conflict (those entries were never committed)
         self.lowest_truncation: int | None = None
+        self._log_limit = RateLimit()
         self._meta = self._load_meta()
         self._open()
         self._mark_durable()
@@ -230,7 +231,8 @@ class DurableJournal(Journal):
             self.fault = PersistFault.from_error(op, exc, str(path or self.path),
                                                  time.monotonic())
             self.faults += 1
-            logger.error("journal: %s", self.fault.describe())
+            if self._log_limit.allow("fault", self.fault.since):  # a flapping disk: 1 line/5 s
+                logger.error("journal: %s", self.fault.describe())
 
     def _roll_back(self, offset: int) -> None:
         """Cut the file back to ``offset`` (a record boundary) and forget entries past it.
@@ -314,7 +316,11 @@ class DurableJournal(Journal):
         """
         if entryTo <= 0:
             return
-        fsync_dir(self._dir)
+        try:
+            fsync_dir(self._dir)
+        except OSError as exc:
+            self._fail("rewrite", exc, self._dir)
+            return  # keep every entry; compaction is retried after recovery
         self._rewrite(self._entries[entryTo:])
 
     def clear(self) -> None:
