@@ -202,6 +202,11 @@ def test_restarted_coordinator_never_serves_older_state(tmp_path: Path) -> None:
         reader.poll(time.monotonic() + 5.0)
         stale = [s for s in reader.seen[first_after:] if s[1] < before]
         assert not stale, f"served revision {stale[0][1]} after serving {before}"
+        # alone, without a quorum and behind what it served: health says so
+        wait_for(lambda: health(c.api[victim]) == health_pb2.HealthCheckResponse.NOT_SERVING,
+                 15, what="NOT_SERVING while alone and behind")
+        stale = [s for s in reader.seen[first_after:] if s[1] < before]
+        assert not stale, f"served revision {stale[0][1]} after serving {before}"
         for cid in c.ids:
             if cid != victim:
                 c.start(cid)
@@ -209,6 +214,8 @@ def test_restarted_coordinator_never_serves_older_state(tmp_path: Path) -> None:
                  and reader.max_revision() >= before and reader.seen[-1][1] >= before,
                  30, what="the restarted node serves again once caught up")
         assert not reader.never_backwards(), reader.never_backwards()[:5]
+        wait_for(lambda: health(c.api[victim]) == health_pb2.HealthCheckResponse.SERVING, 10,
+                 what="SERVING again once it has a leader and has caught up")
         assert any("catching up" in r for r in reader.refusals), reader.refusals[-3:]
     finally:
         c.stop_all()
