@@ -488,6 +488,10 @@ class ReplicatedLog:
     def _serialize(self, path: str, data: tuple[Any, Any, Any]) -> None:
         """pysyncobj compaction hook: write our JSON snapshot to its tmp file, fsynced."""
         last, prev, cluster = data
+        now = time.monotonic()
+        if now < self._snap_retry_at:
+            # pysyncobj retries compaction every tick; a full disk gets one try per back-off
+            raise SnapshotError("snapshot write backing off after a disk error")
         with self._sm_lock:
             state = self._sm.snapshot()
             sm_index = max(self._sm_index, int(last[1]))
@@ -495,10 +499,6 @@ class ReplicatedLog:
         snap = Snapshot(sm_index=sm_index, last=(bytes(last[0]), int(last[1]), int(last[2])),
                         prev=(bytes(prev[0]), int(prev[1]), int(prev[2])),
                         cluster=tuple(nodes), state=state)
-        now = time.monotonic()
-        if now < self._snap_retry_at:
-            # pysyncobj retries compaction every tick; a full disk gets one try per back-off
-            raise SnapshotError("snapshot write backing off after a disk error")
         try:
             write_snapshot_file(path, snap)
         except OSError as exc:
