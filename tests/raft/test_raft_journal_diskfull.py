@@ -1,6 +1,7 @@
-"""The journal on a real, size-limited tmpfs: ENOSPC (with the short write before it)
-leaves the file exactly as before the failed append, and the journal recovers when
-space returns. Root only (mounts); see tests/support_disk.py."""
+"""The journal and snapshots on a real, size-limited tmpfs: ENOSPC (with the short
+write before it) leaves the journal exactly as before the failed append, a failed
+snapshot write or receive keeps the old snapshot and leaves no temp file, and both
+recover when space returns. Root only (mounts); see tests/support_disk.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ import pytest
 from support_disk import fill, small_tmpfs
 
 from vnfha.coordinator.raft.journal import DurableJournal
+from vnfha.coordinator.raft.snapshot import (
+    DurableSerializer,
+    Snapshot,
+    encode_snapshot,
+    read_snapshot_file,
+    write_snapshot_file,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -76,3 +84,31 @@ def test_enospc_on_meta_keeps_the_old_meta_and_no_temp_file(tmp_path: Path) -> N
         assert j.try_recover()
         assert '"term": 4' in (fs / "raft" / "journal.meta").read_text()
         j.close()
+
+
+def _snap(n: int) -> Snapshot:
+    state = {"blob": "y" * n}
+    return Snapshot(sm_index=5, last=(b"l", 5, 1), prev=(b"p", 4, 1), cluster=(), state=state)
+
+
+def test_snapshot_write_on_a_full_disk_keeps_the_old_snapshot(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fs", "512k") as fs:
+        final = fs / "snapshot.json"
+        write_snapshot_file(final, _snap(10))
+        old = final.read_bytes()
+        filler = fill(fs)
+        tmp = fs / "snapshot.json.tmp"  # what pysyncobj passes; it renames on success
+        with pytest.raises(OSError) as info:
+            write_snapshot_file(tmp, _snap(200_000))
+        assert info.value.errno == errno.ENOSPC
+        assert not tmp.exists(), "a failed snapshot must not keep the disk full"
+        assert final.read_bytes() == old
+        # the receive path (a snapshot sent by the leader) too
+        ser = DurableSerializer(str(final), 1 << 16, False, None, None, None)
+        chunk = encode_snapshot(_snap(200_000))
+        assert not ser.setTransmissionData((chunk, True, True))
+        assert not (fs / "snapshot.json.1.tmp").exists()
+        assert final.read_bytes() == old
+        filler.unlink()
+        assert ser.setTransmissionData((chunk, True, True))
+        assert read_snapshot_file(final).state["blob"] == "y" * 200_000
