@@ -147,7 +147,8 @@ class AdminClient:
             except grpc.RpcError as exc:
                 if exc.code() not in _retry_codes():
                     raise
-                errors.append(f"{endpoint}: {exc.code().name}")
+                why = (exc.details() or "")[:200]  # e.g. "catching up: applied 12 < 40 ..."
+                errors.append(f"{endpoint}: {exc.code().name}" + (f" ({why})" if why else ""))
         raise Unreachable(_unreachable_message(self.endpoints, errors))
 
     def watch(self, after_seq: int) -> Iterator[admin_pb2.Event]:
@@ -272,6 +273,8 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
         leader += " (this one)"
     header = (f"coordinator: {safe(c.node_id or '?')}{where}  leader: {safe(leader)}  "
               f"revision: {c.revision}" + (f"  backend: {safe(c.backend)}" if c.backend else ""))
+    if c.details.get("persist_fault"):  # this coordinator cannot write its raft journal
+        header += f"\nNOT READY: {safe(c.details['persist_fault'], 300)}"
     maint = {n.name for n in status.nodes if n.maintenance}
     rows: list[list[str]] = []
     for g in status.groups:

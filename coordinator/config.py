@@ -154,6 +154,8 @@ class RaftConfig:
     election_timeout_max: float = 0.6
     heartbeat_interval: float = 0.05
     compaction_min_entries: int = 10000
+    #: a disk error other than ENOSPC lasting this long makes the coordinator exit
+    disk_fatal_after: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -454,7 +456,8 @@ def _read_secret_file(ctx: _Ctx, key: str, value: Any, base: Path) -> tuple[Path
 def _parse_raft(ctx: _Ctx, sec: Mapping[str, Any]) -> RaftConfig:
     d = RaftConfig()
     _check_keys(ctx, "raft", sec, ("election_timeout_min", "election_timeout_max",
-                                   "heartbeat_interval", "compaction_min_entries"))
+                                   "heartbeat_interval", "compaction_min_entries",
+                                   "disk_fatal_after"))
     entries = _int(ctx, "raft.compaction_min_entries",
                    sec.get("compaction_min_entries", d.compaction_min_entries))
     if entries < 100:
@@ -467,6 +470,8 @@ def _parse_raft(ctx: _Ctx, sec: Mapping[str, Any]) -> RaftConfig:
         heartbeat_interval=_duration(ctx, "raft.heartbeat_interval",
                                      sec.get("heartbeat_interval", d.heartbeat_interval)),
         compaction_min_entries=entries,
+        disk_fatal_after=_duration(ctx, "raft.disk_fatal_after",
+                                   sec.get("disk_fatal_after", d.disk_fatal_after)),
     )
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger("vnfha.server")
 # gRPC runs on asyncio (one event loop thread: streams cost no thread each);
 # blocking store calls go to this many worker threads.
 BLOCKING_WORKERS = 64
+HEALTH_INTERVAL = 0.1  # seconds between health re-evaluations
 SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService",
             "vnfha.v1.StateService", "vnfha.v1.PoolService")
 
@@ -70,6 +71,7 @@ def build_store(cfg: CoordinatorConfig) -> Store:
         election_timeout_max=cfg.raft.election_timeout_max,
         heartbeat_interval=cfg.raft.heartbeat_interval,
         compaction_min_entries=cfg.raft.compaction_min_entries,
+        disk_fatal_after=cfg.raft.disk_fatal_after,
     )
     ids = {m.raft: m.id for m in cfg.cluster.members if m.raft is not None}
     return RaftStore(cfg.node_id, settings, ids)
@@ -90,12 +92,18 @@ class Coordinator:
     _stop: threading.Event = field(default_factory=threading.Event)
     _loop: asyncio.AbstractEventLoop = field(init=False)
     _loop_thread: threading.Thread = field(init=False)
+    #: why gRPC health says NOT_SERVING (None while SERVING); see _health_loop
+    not_ready: str | None = None
+    #: set once the store's disk failed for good; run() then exits with it
+    fatal: str | None = None
+    fatal_event: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         cfg = self.cfg
         self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl,
                                  known_nodes=lambda: self.store.state().nodes)
         self.store = build_store(cfg)
+        self.store.set_fatal_handler(self._on_fatal)
         self.store.start()
         self._wait_caught_up()
         policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization,
@@ -180,9 +188,39 @@ class Coordinator:
             if self.server.add_insecure_port(f"unix://{cfg.admin_socket}") == 0:
                 raise OSError(f"cannot listen on unix socket {cfg.admin_socket}")
         await self.server.start()
-        for name in ("", *SERVICES):
-            await health_api.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health(health_api, self.store.not_ready_reason())
+        self._health_task = asyncio.ensure_future(self._health_loop(health_api))
         self.leases.serving_from(time.monotonic())
+
+    async def _set_health(self, health_api: health_aio.HealthServicer,
+                          reason: str | None) -> None:
+        self.not_ready = reason
+        status = (health_pb2.HealthCheckResponse.SERVING if reason is None
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("", *SERVICES):
+            await health_api.set(name, status)
+
+    async def _health_loop(self, health_api: health_aio.HealthServicer) -> None:
+        """Health tells the truth: NOT_SERVING while the store cannot persist, has no
+        leader (no quorum) or is unreachable, or reads are gated after a restart
+        (Store.not_ready_reason); SERVING again when that clears. One log line per
+        change, not per check."""
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL)
+            try:
+                reason = self.store.not_ready_reason()
+            except Exception as e:  # a store bug must not stop health reporting
+                reason = f"store health check failed: {type(e).__name__}"
+            if reason != self.not_ready:
+                log.warning("health changed", extra={
+                    "node": self.cfg.node_id,
+                    "serving": reason is None, "reason": reason or ""})
+                await self._set_health(health_api, reason)
+
+    def _on_fatal(self, line: str) -> None:
+        """The store's disk failed for good (called from the store's thread)."""
+        self.fatal = line
+        self.fatal_event.set()
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -209,6 +247,9 @@ class Coordinator:
 
     def stop(self) -> None:
         self._stop.set()
+        task = getattr(self, "_health_task", None)
+        if task is not None:
+            self._loop.call_soon_threadsafe(task.cancel)
         try:
             asyncio.run_coroutine_threadsafe(self.server.stop(grace=0.5),
                                              self._loop).result(timeout=3)
@@ -240,6 +281,9 @@ def run(cfg: CoordinatorConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    done.wait()
+    while not done.is_set() and not coordinator.fatal_event.is_set():
+        done.wait(0.2)
+    if coordinator.fatal is not None:
+        log.error("exiting: the raft data dir failed", extra={"reason": coordinator.fatal})
     coordinator.stop()
-    return 0
+    return 0 if coordinator.fatal is None else 1

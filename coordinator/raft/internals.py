@@ -216,6 +216,17 @@ def set_election_deadline(core: _so.SyncObj, delay: float) -> None:
     core._SyncObj__raftElectionDeadline = raft_clock() + delay  # type: ignore[attr-defined]
 
 
+def step_down(core: _so.SyncObj) -> None:
+    """Leader -> follower now (tick thread only), as pysyncobj does on losing its quorum.
+
+    Runs ``onStateChanged`` (our lease and role hooks) through pysyncobj's own
+    ``__setState``; the node stops sending heartbeats, so the others elect.
+    """
+    if is_leader(core):
+        core._SyncObj__setState(FOLLOWER)  # type: ignore[attr-defined]
+        core._SyncObj__raftLeader = None  # type: ignore[attr-defined]
+
+
 def wake_tick(core: _so.SyncObj) -> None:
     """Make the tick thread's poll return now (pysyncobj's own wake-up pipe)."""
     notifier = getattr(core, "_SyncObj__pipeNotifier", None)
@@ -269,7 +280,11 @@ class _DropHarmlessTruncationWarning(logging.Filter):
     conflict, see journal.py), so the message is a false alarm and would hide real ones."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("truncating already-applied log entries")
+        msg = str(record.msg)
+        # "Failed to store full dump": logged every tick while a disk is full; our
+        # serializer logs the cause once per back-off instead (log.py _serialize).
+        return not (msg.startswith("truncating already-applied log entries")
+                    or msg.startswith("Failed to store full dump"))
 
 
 _FILTER = _DropHarmlessTruncationWarning()

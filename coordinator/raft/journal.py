@@ -29,6 +29,16 @@ and acknowledged. Raft only truncates at a real conflict, so :meth:`add`
 resolves each entry: append at ``last + 1``; skip an entry we hold with the
 same term (identical by Log Matching); truncate only when the term differs,
 and never at or below the commit index.
+
+Write failures (ENOSPC, EIO, short writes; see ``diskfault.py``): every
+method pysyncobj calls catches ``OSError`` instead of raising it into the
+tick thread. A failed append is rolled back (truncate to where the record
+began, fdatasync) and the entry is not held; a failed fdatasync rolls back
+to the last synced offset, since after a failed fsync the page cache can no
+longer be trusted to hold what was written. Either way :attr:`fault` is set
+and the journal writes nothing more until :meth:`try_recover` succeeds. If
+the roll-back itself fails, the fault is *broken*: nothing is ever written
+again by this process, so no record can land after garbage.
 """
 
 from __future__ import annotations
@@ -37,14 +47,16 @@ import json
 import logging
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any, overload
 
 from pysyncobj.journal import Journal
 
+from .diskfault import PersistFault, RateLimit
 from .errors import JournalError
-from .fsutil import atomic_write, fsync_dir
+from .fsutil import atomic_write, free_bytes, fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +112,15 @@ class DurableJournal(Journal):
         self._meta_dirty = False
         self._fd = -1
         self.syncs = 0  # number of fdatasync calls, for tests and status
+        #: set while this journal cannot persist; see the module docstring
+        self.fault: PersistFault | None = None
+        self.faults = 0  # outages so far, for tests and status
+        #: lowest Raft index ever cut off at a conflict (those entries were never committed)
+        self.lowest_truncation: int | None = None
+        self._log_limit = RateLimit()
         self._meta = self._load_meta()
         self._open()
+        self._mark_durable()
 
     # ------------------------------------------------------------------ load
     def _load_meta(self) -> dict[str, Any]:
@@ -164,6 +183,8 @@ class DurableJournal(Journal):
     def add(self, command: bytes, idx: int, term: int) -> None:
         """Append, skip (already held), or truncate-at-conflict then append."""
         command = bytes(command)
+        if self.fault is not None:
+            return  # not held, and (transport.py) not acknowledged either
         if not self._entries or idx == self._entries[-1][1] + 1:
             self._append(command, idx, term)
             return
@@ -186,27 +207,102 @@ class DurableJournal(Journal):
         self._append(command, idx, term)
 
     def _append(self, command: bytes, idx: int, term: int) -> None:
+        """Write one record, or leave the file exactly as before and set :attr:`fault`."""
+        if self.fault is not None:
+            return  # not held: nothing is acknowledged while we cannot persist
         record = _encode(command, idx, term)
+        start = self._end
         view = memoryview(record)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self._fail("append", exc)
+            self._roll_back(start)
+            return
         self._entries.append((command, idx, term))
-        self._offsets.append(self._end)
+        self._offsets.append(start)
         self._end += len(record)
         self._dirty = True
 
-    def _truncate_at(self, pos: int) -> None:
-        """Drop entries[pos:] durably (rare: only at a real conflict)."""
-        offset = self._offsets[pos]
-        os.ftruncate(self._fd, offset)
-        os.lseek(self._fd, offset, os.SEEK_SET)
-        os.fsync(self._fd)
-        self.syncs += 1
-        del self._entries[pos:]
-        del self._offsets[pos:]
+    def _fail(self, op: str, exc: OSError, path: Path | None = None) -> None:
+        if self.fault is None:
+            self.fault = PersistFault.from_error(op, exc, str(path or self.path),
+                                                 time.monotonic())
+            self.faults += 1
+            if self._log_limit.allow("fault", self.fault.since):  # a flapping disk: 1 line/5 s
+                logger.error("journal: %s", self.fault.describe())
+
+    def _roll_back(self, offset: int) -> None:
+        """Cut the file back to ``offset`` (a record boundary) and forget entries past it.
+
+        If the cut cannot be made durable the file may end in garbage: the
+        fault becomes *broken* and nothing is written again by this process.
+        """
+        keep = len(self._offsets)
+        while keep and self._offsets[keep - 1] >= offset:
+            keep -= 1
+        del self._entries[keep:]
+        del self._offsets[keep:]
         self._end = offset
         self._dirty = False
+        try:
+            os.ftruncate(self._fd, offset)
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._fail("truncate", exc)
+            assert self.fault is not None
+            if not self.fault.broken:
+                self.fault.broken = True
+                logger.critical("journal %s: cannot roll back to offset %d (%s); "
+                                "writing nothing more", self.path, offset,
+                                os.strerror(exc.errno or 0))
+            self._durable_end = min(self._durable_end, offset)
+            self._durable_count = min(self._durable_count, len(self._entries))
+            return
+        self._mark_durable()  # the fdatasync covered everything before offset too
+
+    def _mark_durable(self) -> None:
+        self._durable_end = self._end
+        self._durable_count = len(self._entries)
+
+    def try_recover(self, min_free: int = 0) -> bool:
+        """Recovery probe (tick thread): clear :attr:`fault` if persisting works again.
+
+        Syncs what is held, rewrites the meta (a term or vote may be waiting),
+        and for "no room" faults insists on ``min_free`` bytes of headroom, so
+        a node does not rejoin only to fail on its next append.
+        """
+        fault = self.fault
+        if fault is None:
+            return True
+        if fault.broken:
+            return False
+        try:
+            if min_free and fault.no_room and free_bytes(self._dir) < min_free:
+                raise OSError(fault.last_errno, "still too little free space", str(self._dir))
+            os.fdatasync(self._fd)
+            atomic_write(self.meta_path, json.dumps(self._meta, sort_keys=True).encode())
+        except OSError as exc:
+            fault.attempts += 1
+            fault.last_errno = exc.errno if isinstance(exc.errno, int) else fault.last_errno
+            return False
+        self.syncs += 1
+        self._dirty = False
+        self._meta_dirty = False
+        self._mark_durable()
+        self.fault = None
+        return True
+
+    def _truncate_at(self, pos: int) -> None:
+        """Drop entries[pos:] durably (rare: only at a real conflict)."""
+        idx = self._entries[pos][1]
+        if self.lowest_truncation is None or idx < self.lowest_truncation:
+            self.lowest_truncation = idx
+        self.syncs += 1
+        self._roll_back(self._offsets[pos])
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:
         """No-op on purpose: truncation happens only at a real conflict, in :meth:`add`."""
@@ -220,7 +316,11 @@ class DurableJournal(Journal):
         """
         if entryTo <= 0:
             return
-        fsync_dir(self._dir)
+        try:
+            fsync_dir(self._dir)
+        except OSError as exc:
+            self._fail("rewrite", exc, self._dir)
+            return  # keep every entry; compaction is retried after recovery
         self._rewrite(self._entries[entryTo:])
 
     def clear(self) -> None:
@@ -234,21 +334,36 @@ class DurableJournal(Journal):
         self._rewrite(self._entries[idx - self._entries[0][1]:])
 
     def _rewrite(self, keep: list[Entry]) -> None:
+        """Replace the file by one holding ``keep``; on failure the old file stays."""
         self.sync()
+        if self.fault is not None:
+            return  # compaction waits; the old journal still holds everything
         blob = bytearray(MAGIC)
         offsets = []
         for command, idx, term in keep:
             offsets.append(len(blob))
             blob += _encode(command, idx, term)
+        try:
+            atomic_write(self.path, bytes(blob))
+            new_fd = os.open(self.path, os.O_RDWR)
+        except OSError as exc:
+            self._fail("rewrite", exc)
+            assert self.fault is not None
+            try:
+                replaced = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+            except OSError:
+                replaced = True
+            if replaced:  # our fd no longer names the file on disk
+                self.fault.broken = True
+            return
         os.close(self._fd)
-        self._fd = -1
-        atomic_write(self.path, bytes(blob))
-        self._fd = os.open(self.path, os.O_RDWR)
+        self._fd = new_fd
         os.lseek(self._fd, 0, os.SEEK_END)
         self._entries = list(keep)
         self._offsets = offsets
         self._end = len(blob)
         self._dirty = False
+        self._mark_durable()
         self.syncs += 1
 
     @overload
@@ -264,22 +379,39 @@ class DurableJournal(Journal):
     def sync(self) -> bool:
         """fdatasync if anything was appended since the last sync (group commit).
 
-        Returns True if it had to sync.
+        Returns True if it had to sync. A failed fdatasync rolls back to the
+        last synced offset and sets :attr:`fault` (never raises ``OSError``).
         """
-        if self._dirty and self._fd >= 0:
-            os.fdatasync(self._fd)
+        if self._dirty and self._fd >= 0 and self.fault is None:
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                self._fail("sync", exc)
+                self._roll_back(self._durable_end)
+                return False
             self._dirty = False
             self.syncs += 1
+            self._mark_durable()
             return True
         return False
+
+    @property
+    def durable_last_index(self) -> int | None:
+        """Raft index of the last entry known to be on stable storage."""
+        if self._durable_count == 0:
+            return None
+        return self._entries[self._durable_count - 1][1]
 
     def _destroy(self) -> None:
         if self._fd < 0:
             return
         self.sync()
-        if self._meta_dirty:
+        if self._meta_dirty and self.fault is None:
             self._store_meta()
-        os.close(self._fd)
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass  # a dead disk; everything worth keeping was synced or never acknowledged
         self._fd = -1
 
     close = _destroy
@@ -296,6 +428,7 @@ class DurableJournal(Journal):
         """Raft: term and vote are durable before any message reflecting them leaves."""
         self._meta["term"] = term
         self._meta["voted_for"] = votedForNodeId
+        self._meta_dirty = True
         self._store_meta()
 
     def getCurrentTerm(self) -> int:
@@ -312,5 +445,11 @@ class DurableJournal(Journal):
     def _store_meta(self) -> None:
         # The commit index must never be durable ahead of the entries it covers.
         self.sync()
-        atomic_write(self.meta_path, json.dumps(self._meta, sort_keys=True).encode())
+        if self.fault is not None:
+            return  # stays dirty; try_recover() writes it
+        try:
+            atomic_write(self.meta_path, json.dumps(self._meta, sort_keys=True).encode())
+        except OSError as exc:
+            self._fail("meta", exc, self.meta_path)
+            return
         self._meta_dirty = False

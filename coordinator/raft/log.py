@@ -26,6 +26,7 @@ compaction never forks.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -38,6 +39,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.config import FAIL_REASON
 
 from . import internals
+from .diskfault import FaultPolicy, RateLimit, retry_delay
 from .errors import (
     CommitTimeoutError,
     JournalError,
@@ -47,6 +49,7 @@ from .errors import (
     SnapshotError,
 )
 from .fsutil import fsync_dir, fsync_file
+from .guard import DiskGuard
 from .journal import DurableJournal
 from .settings import RaftSettings
 from .snapshot import Snapshot, read_snapshot_file, write_snapshot_file
@@ -120,6 +123,7 @@ class _RaftCore(SyncObj):  # type: ignore[misc]
         self._vnfha_owner = owner
         self._vnfha_journal = owner._journal
         self._vnfha_lease = owner._lease
+        self._vnfha_guard = owner._guard
         settings = owner.settings
         self._vnfha_fast_election = settings.fast_election_on_disconnect
         super().__init__(settings.self_address, list(settings.peers), conf,
@@ -140,6 +144,7 @@ class ReplicatedLog:
         on_role_change: Callable[[bool], None] | None = None,
         on_applied: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
         on_restored: Callable[[int], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         if not isinstance(settings, RaftSettings):
             raise RaftConfigError("settings must be a RaftSettings")
@@ -148,6 +153,12 @@ class ReplicatedLog:
         self._on_role_change = on_role_change
         self._on_applied = on_applied
         self._on_restored = on_restored
+        self._on_fatal = on_fatal
+        self._guard: DiskGuard | None = None
+        self._read_floor = 0  # see catching_up()
+        self._snap_failures = 0
+        self._snap_retry_at = 0.0
+        self._snap_log = RateLimit()
         self._sm_lock = threading.RLock()
         self._sm_index = 0  # highest log index the state machine reflects
         self._waiters_lock = threading.Lock()
@@ -169,6 +180,11 @@ class ReplicatedLog:
             s = self.settings
             s.data_dir.mkdir(parents=True, exist_ok=True)
             self._journal = DurableJournal(s.data_dir)
+            self._read_floor = self._journal.last_index or 0
+            self._guard = DiskGuard(
+                self._journal, FaultPolicy(fatal_after=s.disk_fatal_after),
+                min_free=s.disk_min_free_bytes, hold_off=2 * s.election_timeout_max,
+                on_fatal=self._on_fatal)
             try:
                 self._load_snapshot_at_start()
                 conf = SyncObjConf(
@@ -346,6 +362,39 @@ class ReplicatedLog:
         core = self._core
         return 0 if core is None else int(core.raftLastApplied)
 
+    def persist_fault(self) -> str | None:
+        """Why this node cannot persist right now (errno, path), or None if it can.
+
+        While this is set the node acknowledges nothing, leads nothing and
+        stands in no election (guard.py)."""
+        guard = self._guard
+        return None if guard is None else guard.reason()
+
+    def catching_up(self) -> str | None:
+        """Why reads here could be older than what this node served before it
+        restarted, or None once they cannot be.
+
+        The floor is the journal's last index at start: everything this node
+        ever applied (and so served) was in its journal, synced, before it was
+        applied (transport.py syncs before the reply that lets it commit). An
+        uncommitted tail is cut at a conflict, which lowers the floor below the
+        cut (such entries were never applied). Once reached, the floor is
+        dropped: applied state never goes backwards afterwards.
+        """
+        floor = self._read_floor
+        if floor <= 0:
+            return None
+        journal = self._journal
+        cut = None if journal is None else journal.lowest_truncation
+        if cut is not None:
+            floor = min(floor, cut - 1)
+        with self._sm_lock:
+            applied = max(self.applied_index(), self._sm_index)
+        if applied >= floor:
+            self._read_floor = 0
+            return None
+        return f"catching up: applied {applied} < {floor} served before restart"
+
     def status(self) -> dict[str, Any]:
         """Debug/health view of this node."""
         core = self._core
@@ -366,6 +415,9 @@ class ReplicatedLog:
             log_first_index=journal.first_index,
             log_last_index=journal.last_index,
             journal_syncs=journal.syncs,
+            journal_faults=journal.faults,
+            persist_fault=self.persist_fault(),
+            catching_up=self.catching_up(),
             quorum_contact_age=None if qc is None else time.monotonic() - qc,
         )
         return base
@@ -440,6 +492,10 @@ class ReplicatedLog:
     def _serialize(self, path: str, data: tuple[Any, Any, Any]) -> None:
         """pysyncobj compaction hook: write our JSON snapshot to its tmp file, fsynced."""
         last, prev, cluster = data
+        now = time.monotonic()
+        if now < self._snap_retry_at:
+            # pysyncobj retries compaction every tick; a full disk gets one try per back-off
+            raise SnapshotError("snapshot write backing off after a disk error")
         with self._sm_lock:
             state = self._sm.snapshot()
             sm_index = max(self._sm_index, int(last[1]))
@@ -447,7 +503,17 @@ class ReplicatedLog:
         snap = Snapshot(sm_index=sm_index, last=(bytes(last[0]), int(last[1]), int(last[2])),
                         prev=(bytes(prev[0]), int(prev[1]), int(prev[2])),
                         cluster=tuple(nodes), state=state)
-        write_snapshot_file(path, snap)
+        try:
+            write_snapshot_file(path, snap)
+        except OSError as exc:
+            self._snap_failures += 1
+            self._snap_retry_at = now + retry_delay(FaultPolicy(), self._snap_failures)
+            if self._snap_log.allow("snapshot", now):
+                logger.error("snapshot: cannot write %s: %s (old snapshot kept, journal "
+                             "not compacted; %d failures)", path,
+                             errno.errorcode.get(exc.errno or 0, exc.errno), self._snap_failures)
+            raise
+        self._snap_failures = 0
 
     def _deserialize(self, path: str) -> tuple[Any, Any, list[str]]:
         """pysyncobj load hook (startup and snapshot install).

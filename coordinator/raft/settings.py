@@ -84,6 +84,11 @@ class RaftSettings:
     fast_election_on_disconnect: bool = True
     #: how long start() waits for the listening socket
     bind_timeout: float = 3.0
+    #: a write error other than "no room" (EIO, EROFS, ...) that lasts this long is
+    #: fatal (on_fatal); ENOSPC is retried for ever (diskfault.py)
+    disk_fatal_after: float = 10.0
+    #: after ENOSPC, persist again only once this much space is free
+    disk_min_free_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         _check_address("self_address", self.self_address)
@@ -109,7 +114,7 @@ class RaftSettings:
                 f"the raft port could write to the replicated log; {SECRET_HINT}")
         for name in ("election_timeout_min", "election_timeout_max", "heartbeat_interval",
                      "compaction_min_time", "connection_retry", "connection_timeout",
-                     "tick_period", "bind_timeout"):
+                     "tick_period", "bind_timeout", "disk_fatal_after"):
             _positive(name, getattr(self, name))
         if self.leader_fallback_timeout is not None:
             _positive("leader_fallback_timeout", self.leader_fallback_timeout)
@@ -125,6 +130,8 @@ class RaftSettings:
             raise RaftConfigError("connection_timeout must be >= election_timeout_max")
         if not isinstance(self.compaction_min_entries, int) or self.compaction_min_entries < 10:
             raise RaftConfigError("compaction_min_entries must be an integer >= 10")
+        if not isinstance(self.disk_min_free_bytes, int) or self.disk_min_free_bytes < 0:
+            raise RaftConfigError("disk_min_free_bytes must be an integer >= 0")
         if not isinstance(self.max_command_bytes, int) or \
                 not 64 <= self.max_command_bytes <= MAX_COMMAND_BYTES:
             raise RaftConfigError(f"max_command_bytes must be an integer in "

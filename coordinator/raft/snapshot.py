@@ -29,7 +29,7 @@ from typing import Any
 from pysyncobj.serializer import Serializer
 
 from .errors import SnapshotError
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, write_all
 
 MAGIC = b"VNFHASNAP1"
 
@@ -110,16 +110,26 @@ def decode_snapshot(data: bytes) -> Snapshot:
 
 
 def write_snapshot_file(path: Path | str, snap: Snapshot) -> None:
-    """Write and fsync (pysyncobj renames the file into place afterwards)."""
+    """Write and fsync ``path``, a temp file pysyncobj renames into place afterwards.
+
+    On failure (ENOSPC, EIO, short write) the temp file is removed and the
+    error raised: pysyncobj then skips the rename, so the old snapshot stays,
+    and the journal keeps every entry (it is compacted only after a
+    successful snapshot).
+    """
     data = encode_snapshot(snap)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
-    finally:
+    except OSError:
         os.close(fd)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass  # best effort; the write error is what matters
+        raise
+    os.close(fd)
 
 
 def read_snapshot_file(path: Path | str) -> Snapshot:
@@ -160,16 +170,28 @@ class DurableSerializer(Serializer):
                 return False
             self._vnfha_incoming.flush()
             os.fsync(self._vnfha_incoming.fileno())
-        except OSError:
             self._vnfha_incoming.close()
-            self._vnfha_incoming = None
+        except OSError:
+            self._vnfha_drop(tmp)  # a full disk is not left fuller; the old snapshot stays
             return False
-        self._vnfha_incoming.close()
         self._vnfha_incoming = None
         try:
             read_snapshot_file(tmp)  # refuse garbage before it replaces a good snapshot
+            os.replace(tmp, self._vnfha_path)
+            fsync_dir(Path(self._vnfha_path).parent)
         except (OSError, SnapshotError):
+            self._vnfha_drop(tmp)
             return False
-        os.replace(tmp, self._vnfha_path)
-        fsync_dir(Path(self._vnfha_path).parent)
         return True
+
+    def _vnfha_drop(self, tmp: str) -> None:
+        if self._vnfha_incoming is not None:
+            try:
+                self._vnfha_incoming.close()
+            except OSError:
+                pass  # closing flushes; the disk already failed
+            self._vnfha_incoming = None
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass  # already gone, or the disk is dead

@@ -5,7 +5,9 @@ All hooks sit on pysyncobj's message boundary (``send`` and
 
 * **persist before acknowledging** - ``send`` syncs the journal before any
   message leaves, so a follower's "I have it" and a leader's replication
-  both follow the fdatasync (group commit: one sync covers a batch).
+  both follow the fdatasync (group commit: one sync covers a batch). If the
+  journal cannot persist (a failed write or sync, ``journal.fault``),
+  nothing leaves at all until it can again.
 * **commit only what the message covers** - pysyncobj's follower sets
   ``commitIndex = min(leaderCommit, lastLogIndex)``; with a stale tail past
   the message that commits entries the leader never vouched for. We clamp
@@ -153,10 +155,14 @@ class HardeningMixin:
 
         A lone node never sends, so this is what makes its entries durable
         before the next tick counts them committed; that next tick is then
-        run at once instead of after the idle poll timeout.
+        run at once instead of after the idle poll timeout. Then the disk
+        guard acts on a write failure (guard.py: step down, retry, give up).
         """
         if self._vnfha_journal.sync():
             internals.wake_tick(self._vnfha_core)
+        guard = getattr(self._vnfha_core, "_vnfha_guard", None)
+        if guard is not None:
+            guard.on_tick(self._vnfha_core)
 
     def _onNodeDisconnected(self, node: Node) -> None:  # pysyncobj API name
         super()._onNodeDisconnected(node)  # type: ignore[misc]
@@ -169,6 +175,10 @@ class HardeningMixin:
 
     def send(self, node: Node, message: Any) -> bool:
         self._vnfha_journal.sync()
+        if self._vnfha_journal.fault is not None:
+            # Cannot persist: pysyncobj builds "I have it" replies from the message
+            # it got, not from what reached the disk, so nothing leaves (guard.py).
+            return False
         if isinstance(message, dict):
             kind = message.get("type")
             if kind == "append_entries":

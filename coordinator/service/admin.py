@@ -29,6 +29,7 @@ from vnfha.coordinator.service.convert import (
     recovery_to_pb,
 )
 from vnfha.coordinator.service.errors import (
+    gate_read,
     guarded,
     request_id,
     require,
@@ -76,6 +77,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def GetStatus(self, request: admin_pb2.GetStatusRequest,
                         context: grpc.aio.ServicerContext) -> admin_pb2.GetStatusResponse:
+        await gate_read(self._store, context)
         state = self._store.state()
         now = self._clock()
         ages = self._leases.ages(list(state.nodes), now)
@@ -177,6 +179,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def ListEvents(self, request: admin_pb2.ListEventsRequest,
                          context: grpc.aio.ServicerContext) -> admin_pb2.ListEventsResponse:
+        await gate_read(self._store, context)
         events = self._store.state().events
         if request.limit:
             events = events[-request.limit:]
@@ -185,6 +188,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def WatchEvents(self, request: admin_pb2.WatchEventsRequest,
                           context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[admin_pb2.WatchEventsResponse]:
+        await gate_read(self._store, context)
         after = request.after_seq
         async for state in self._feed.states(self._store.state, self._watch_poll):
             new = [e for e in state.events if e.seq > after]

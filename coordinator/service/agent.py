@@ -14,6 +14,7 @@ from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
 from vnfha.coordinator.service.errors import (
+    gate_read,
     guarded,
     request_id,
     require,
@@ -84,10 +85,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             arrived = self._clock()
             if not self._store.store_reachable():
                 # An acknowledgement promises a leader we can still talk to; cut off
-                # from etcd we cannot, so the agent's lease runs out as designed.
+                # from etcd, or unable to persist (Raft, disk full or failing), we
+                # cannot, so the agent's lease runs out as designed.
                 await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                    f"coordinator {self._id} cannot reach its store; "
-                                    "not acknowledging keepalives")
+                                    f"coordinator {self._id} cannot reach or persist its "
+                                    "store; not acknowledging keepalives")
             yield self._handle_keepalive(req, arrived)
 
     def _handle_keepalive(self, req: agent_pb2.KeepaliveRequest,
@@ -136,6 +138,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                context: grpc.aio.ServicerContext
                                ) -> AsyncIterator[agent_pb2.WatchAssignmentsResponse]:
         await require(context, lambda: names.check_name("node", request.node))
+        await gate_read(self._store, context)
         last: list[agent_pb2.Assignment] | None = None
         async for state in self._feed.states(self._store.state, self._watch_poll):
             current = assignments_for(state, request.node)

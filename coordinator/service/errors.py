@@ -126,3 +126,13 @@ async def submit_or_abort(store: Store, context: grpc.aio.ServicerContext,
     if not result.get("ok"):
         await abort_refused(context, result)
     return result
+
+
+async def gate_read(store: Store, context: grpc.aio.ServicerContext) -> None:
+    """End a read with UNAVAILABLE while this node may serve older state than it did
+    before a restart (Store.read_gate): clients retry or ask another coordinator,
+    and never see an epoch go backwards."""
+    reason = store.read_gate()
+    if reason is not None:
+        await context.abort(grpc.StatusCode.UNAVAILABLE,
+                            f"{reason}; retry or ask another coordinator")

@@ -13,7 +13,13 @@ from vnfha.coordinator import names
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.model import ClusterState, GroupMode
 from vnfha.coordinator.service.convert import HEALTH_TO_PB, REPORTABLE_HEALTH
-from vnfha.coordinator.service.errors import guarded, require, require_count, submit_or_abort
+from vnfha.coordinator.service.errors import (
+    gate_read,
+    guarded,
+    require,
+    require_count,
+    submit_or_abort,
+)
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import Store
 from vnfha.v1 import pool_pb2, pool_pb2_grpc, types_pb2
@@ -61,6 +67,7 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
                         context: grpc.aio.ServicerContext
                         ) -> AsyncIterator[pool_pb2.WatchPoolResponse]:
         await self._check_group(context, request.group)
+        await gate_read(self._store, context)
         last = None
         async for state in self._feed.states(self._store.state, self._watch_poll):
             if request.group not in state.groups:

@@ -22,7 +22,7 @@ from vnfha.coordinator import commands as C
 from vnfha.coordinator import names
 from vnfha.coordinator.config import StateConfig
 from vnfha.coordinator.model import ClusterState
-from vnfha.coordinator.service.errors import guarded, request_id, require
+from vnfha.coordinator.service.errors import gate_read, guarded, request_id, require
 from vnfha.coordinator.service.feed import ChangeFeed
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreUnavailable
 from vnfha.v1 import state_pb2, state_pb2_grpc
@@ -133,6 +133,7 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
     async def _state_at(self, group: str, min_epoch: int, context: grpc.aio.ServicerContext,
                         wait: float = MIN_EPOCH_WAIT, strict: bool = True) -> ClusterState:
         await require(context, lambda: names.check_name("group", group))
+        await gate_read(self._store, context)
         deadline = time.monotonic() + wait
         while True:
             ticket = self._feed.ticket()

@@ -111,11 +111,46 @@ class Store(ABC):
         """True while this node is in touch with the store that holds the state.
 
         A coordinator acknowledges agents' keepalives only while this holds
-        (service/agent.py). Embedded backends (memory, Raft) are part of the
-        coordinator itself: always True. An external store (etcd) says False once
-        its last successful round trip is older than its session TTL, so a
-        coordinator cut off from etcd stops renewing agents' leases (docs/design.md)."""
+        (service/agent.py). Memory: always True. Raft: False while this node
+        cannot persist (disk full or failing, docs/design.md "Disk faults"): it
+        can take no part in committing anything, so its acknowledgement would
+        count towards an agent's majority while it cannot back the decision it
+        promises to inform; the agent relies on the coordinators that can. An
+        external store (etcd) says False once its last successful round trip is
+        older than its session TTL, so a coordinator cut off from etcd stops
+        renewing agents' leases (docs/design.md)."""
         return True
+
+    def read_gate(self) -> str | None:
+        """Why reads here could return older state than this node served before it
+        restarted ("catching up: applied X < Y"), or None.
+
+        Reads (status, epochs, assignments, watches) answer UNAVAILABLE with this
+        reason while it is set (service/errors.py), so no client ever sees state,
+        roles or epochs go backwards. Raft: set from start until the node has
+        re-applied its own journal (log.py ``catching_up``). Memory: no restart
+        survives. etcd: set until the state was first read from etcd (a coordinator
+        started while etcd was unreachable would otherwise serve an empty state);
+        afterwards etcd's revisions only move the mirror forward."""
+        return None
+
+    def not_ready_reason(self) -> str | None:
+        """Why this coordinator should get no traffic now, or None when it is ready.
+
+        Drives gRPC health (NOT_SERVING for "" and every service, re-evaluated
+        every 100 ms by server.py): the store is unreachable or cannot persist,
+        no leader is known (no quorum), or reads are gated (`read_gate`)."""
+        if not self.store_reachable():
+            return "store unreachable"
+        if self.leader_id() is None:
+            return "no leader known"
+        return self.read_gate()
+
+    def set_fatal_handler(self, handler: Callable[[str], None]) -> None:
+        """Register `handler(line)`, called once if the backend's local storage failed
+        for good (Raft: EIO that outlasted its retries). The coordinator then exits
+        with that line. Backends without local storage never call it."""
+        del handler  # nothing to fail here
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

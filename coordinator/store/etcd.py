@@ -82,6 +82,7 @@ class EtcdStore(Store):
         self._client: EtcdClient | None = None
         self._running = False
         self._synced = False  # the mirror was read in full and a watch follows it
+        self._ever_synced = False  # read_gate: before the first full read the mirror is empty
         self._watch: WatchStream | None = None
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -186,6 +187,14 @@ class EtcdStore(Store):
     def store_reachable(self) -> bool:
         with self._lock:
             return self._running and self._reachable_locked()
+
+    def read_gate(self) -> str | None:
+        """A coordinator started while etcd was unreachable has an empty mirror: it
+        must not serve that as the state (older than anything it served before)."""
+        with self._lock:
+            if self._ever_synced:
+                return None  # later re-reads only move the mirror forward
+        return "catching up: the state has not been read from etcd yet"
 
     def _reachable_locked(self) -> bool:
         return self._last_ok is not None and self._clock() - self._last_ok < self._granted_ttl
@@ -488,6 +497,7 @@ class EtcdStore(Store):
                         return
                     self._watch = stream
                     self._synced = True
+                    self._ever_synced = True
                     self._progress.notify_all()
                 backoff = 0.05
                 self._follow(stream)

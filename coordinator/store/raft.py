@@ -7,6 +7,7 @@ only maps the store contract onto it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
@@ -25,8 +26,17 @@ class RaftStore(Store):
         self._node_id = node_id
         self._ids = ids_by_address  # raft address -> coordinator id
         self._sm = StateMachine()
-        self._log = ReplicatedLog(settings, self._sm, on_applied=self._on_applied)
+        self._log = ReplicatedLog(settings, self._sm, on_applied=self._on_applied,
+                                  on_fatal=self._on_fatal)
         self._running = False
+        self._fatal_handler: Callable[[str], None] | None = None
+
+    def set_fatal_handler(self, handler: Callable[[str], None]) -> None:
+        self._fatal_handler = handler
+
+    def _on_fatal(self, line: str) -> None:
+        if self._fatal_handler is not None:
+            self._fatal_handler(line)
 
     def _on_applied(self, command: dict[str, Any], result: dict[str, Any]) -> None:
         self._notify()
@@ -78,8 +88,28 @@ class RaftStore(Store):
     def caught_up(self) -> bool:
         if not self._running or self._log.leader_address() is None:
             return False
+        if self._log.catching_up() is not None:
+            return False
         st = self._log.status()
         return int(st.get("last_applied", 0)) >= int(st.get("commit_index", 0))
+
+    def store_reachable(self) -> bool:
+        return self._running and self._log.persist_fault() is None
+
+    def read_gate(self) -> str | None:
+        if not self._running:
+            return "raft store is not running"
+        return self._log.catching_up()
+
+    def not_ready_reason(self) -> str | None:
+        if not self._running:
+            return "raft store is not running"
+        fault = self._log.persist_fault()
+        if fault is not None:
+            return fault
+        if self._log.leader_address() is None:
+            return "no raft leader known"
+        return self._log.catching_up()
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": "raft", "node": self._node_id,

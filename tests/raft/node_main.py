@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--election-min", type=float, default=None)
     p.add_argument("--election-max", type=float, default=None)
     p.add_argument("--no-fast-election", action="store_true")
+    p.add_argument("--disk-fatal-after", type=float, default=None)
+    p.add_argument("--disk-min-free", type=int, default=None)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -120,20 +122,33 @@ def main(argv: list[str] | None = None) -> int:
         kw["fast_election_on_disconnect"] = False
     if args.election_max is not None:
         kw["election_timeout_max"] = args.election_max
+    if args.disk_fatal_after is not None:
+        kw["disk_fatal_after"] = args.disk_fatal_after
+    if args.disk_min_free is not None:
+        kw["disk_min_free_bytes"] = args.disk_min_free
     settings = RaftSettings(self_address=args.self_address, peers=peers,
                             data_dir=Path(args.data_dir), secret=args.secret if peers else None,
                             compaction_min_entries=args.compaction, **kw)
     sm = EpochSM()
-    log = ReplicatedLog(settings, sm)
+    done = threading.Event()
+    fatal: list[str] = []
+
+    def on_fatal(line: str) -> None:
+        fatal.append(line)
+        done.set()
+
+    log = ReplicatedLog(settings, sm, on_fatal=on_fatal)
     log.start()
     server = serve(log, sm, args.ctl_port)
-    done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     print("READY", flush=True)
     done.wait()
     server.shutdown()
     log.stop()
+    if fatal:
+        print(f"FATAL {fatal[0]}", flush=True)
+        return 3
     return 0
 
 
