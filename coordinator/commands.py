@@ -53,6 +53,7 @@ OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
     "pool_exclude": {"recover": bool},
     "recovery_update": {"message": str, "expect_attempts": int},
     "register_node": {"remove_undeclared": bool},
+    "apply_groups": {"seed_only": bool},
     "set_health": {"reason": str},
 }
 COMMON_OPTIONAL: dict[str, type | tuple[type, ...]] = {"at": (int, float), "v": int}
@@ -108,7 +109,15 @@ def digest(cmd: Command) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def apply_groups(groups: list[dict[str, Any]], rid: str | None = None) -> Command:
+def apply_groups(groups: list[dict[str, Any]], rid: str | None = None,
+                 seed_only: bool = False) -> Command:
+    """Create or update the named groups. With `seed_only` (the groups a coordinator's
+    config file declares) a group that already exists is left exactly as it is: the
+    file seeds groups, run-time changes (`vnfha group apply`) own them afterwards, so a
+    restart never reverts them and coordinators whose files differ cannot overwrite
+    each other. The result lists the groups whose file definition was not applied."""
+    if seed_only:
+        return _cmd("apply_groups", rid, groups=groups, seed_only=True)
     return _cmd("apply_groups", rid, groups=groups)
 
 

@@ -228,8 +228,9 @@ class Coordinator:
         self._loop.close()
 
     def _apply_declared_groups(self) -> None:
-        """Groups from the config file; retried until a leader takes them (idempotent)."""
-        cmd = C.apply_groups(self.cfg.groups_as_specs())
+        """Groups from the config file seed the cluster: created if absent, never changed
+        once they exist (docs/config.md `groups`); retried until a leader takes them."""
+        cmd = C.apply_groups(self.cfg.groups_as_specs(), seed_only=True)
         while not self._stop.is_set():
             try:
                 result = self.store.submit(cmd, timeout=2.0)
@@ -238,8 +239,13 @@ class Coordinator:
                 self._stop.wait(0.2)
                 continue
             if result.get("ok"):
-                log.info("declared groups applied",
+                kept = result.get("kept") or []
+                log.info("declared groups seeded",
                          extra={"groups": [g.name for g in self.cfg.groups]})
+                if kept:
+                    log.warning("config file differs from the cluster's groups; the cluster's "
+                                "definition is kept (change groups with `vnfha group apply`)",
+                                extra={"groups": kept})
             else:
                 log.error("declared groups refused", extra={"error": result.get("error"),
                                                             "detail": result.get("message")})

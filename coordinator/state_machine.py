@@ -135,6 +135,8 @@ def _put_group(state: ClusterState, group: Group) -> ClusterState:
 
 
 def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    seed_only = bool(cmd.get("seed_only", False))
+    kept: list[str] = []  # seed_only: existing groups the command would have changed
     for spec in cmd["groups"]:
         name = spec["name"]
         mode = GroupMode(spec.get("mode", GroupMode.ACTIVE_STANDBY.value))
@@ -144,6 +146,10 @@ def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
             state = _put_group(state, Group(name=name, mode=mode, vip=vip))
             state = _event(state, cmd, "group_created", group=name, reason=f"mode {mode.value}")
             continue
+        if seed_only:
+            if (old.mode, old.vip) != (mode, vip):
+                kept.append(name)
+            continue
         if old.mode != mode and old.active is not None:
             raise Refused("conflict", f"group {name!r} has an active member; "
                                       "cannot change its mode")
@@ -152,7 +158,7 @@ def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
             state = _event(state, cmd, "group_updated", group=name)
     for spec in cmd["groups"]:
         state = seed_pool(state, cmd, spec["name"])  # active-active: eligible members serve
-    return state, ok()
+    return state, (ok(kept=kept) if seed_only else ok())
 
 
 def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:

@@ -63,6 +63,21 @@ def test_apply_groups_creates_and_updates():
     assert last_event(st2).kind == "group_updated"
 
 
+def test_seed_only_creates_missing_groups_and_never_changes_existing_ones():
+    """Declared groups (a coordinator's config file) seed the cluster; a run-time change
+    survives a restart with an older or different file (issue 15)."""
+    st, _ = accept(ClusterState(), C.apply_groups([{"name": "g", "vip": "198.18.0.10/24"}]))
+    st, res = accept(st, C.apply_groups([{"name": "g", "vip": "198.18.0.99/24"},
+                                         {"name": "h", "vip": "198.18.0.12/24"}],
+                                        seed_only=True))
+    assert grp(st, "g").vip == "198.18.0.10/24"  # kept as the cluster had it
+    assert grp(st, "h").vip == "198.18.0.12/24"  # missing: created
+    assert res["kept"] == ["g"]
+    _, res = accept(st, C.apply_groups([{"name": "g", "vip": "198.18.0.10/24"}],
+                                       seed_only=True))
+    assert res["kept"] == []  # same definition: nothing to report
+
+
 def test_apply_groups_mode_change_refused_with_active():
     st = build(active="a")
     refuse(st, C.apply_groups([{"name": GROUP, "mode": "active-active"}]), "conflict")
