@@ -23,6 +23,16 @@ from typing import Any, TextIO
 import grpc
 
 from vnfha.coordinator.config import ConfigError, load_config, load_groups_file, parse_address
+from vnfha.coordinator.security import certs_cli
+from vnfha.coordinator.security.tls import (
+    ENV_CA,
+    ENV_CERT,
+    ENV_KEY,
+    TlsError,
+    channel_credentials,
+    from_env_or_args,
+)
+from vnfha.coordinator.security.tls import TlsFiles as TlsFiles
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
 
 DEFAULT_ENDPOINT = "127.0.0.1:7401"
@@ -80,14 +90,19 @@ def parse_endpoints(value: str) -> list[str]:
 class AdminClient:
     """AdminService over a list of endpoints, tried in order until one answers."""
 
-    def __init__(self, endpoints: Sequence[str], timeout: float) -> None:
+    def __init__(self, endpoints: Sequence[str], timeout: float,
+                 tls: TlsFiles | None = None) -> None:
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.tls = tls
         self._channels: dict[str, grpc.Channel] = {}
 
     def _stub(self, endpoint: str) -> admin_pb2_grpc.AdminServiceStub:
         if endpoint not in self._channels:
-            self._channels[endpoint] = grpc.insecure_channel(endpoint)
+            # The unix admin socket is local root's: plaintext, no certificate.
+            self._channels[endpoint] = (
+                grpc.insecure_channel(endpoint) if self.tls is None or endpoint.startswith(
+                    "unix:") else grpc.secure_channel(endpoint, channel_credentials(self.tls)))
         return admin_pb2_grpc.AdminServiceStub(self._channels[endpoint])
 
     def close(self) -> None:
@@ -521,7 +536,11 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
-    client = AdminClient(parse_endpoints(args.endpoint), args.timeout)
+    try:
+        tls = from_env_or_args(args.cacert, args.cert, args.key)
+    except TlsError as e:
+        raise UsageError(str(e)) from None
+    client = AdminClient(parse_endpoints(args.endpoint), args.timeout, tls)
     args._clients.append(client)
     return client
 
@@ -550,6 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {DEFAULT_ENDPOINT})")
     p.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SECONDS",
                    help="per-call deadline (default 5)")
+    p.add_argument("--cacert", metavar="FILE", help=f"CA bundle for mTLS (env {ENV_CA})")
+    p.add_argument("--cert", metavar="FILE",
+                   help=f"your certificate, e.g. vnfha://admin/NAME (env {ENV_CERT})")
+    p.add_argument("--key", metavar="FILE", help=f"its private key (env {ENV_KEY})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser("coordinator", help="run a coordinator")
@@ -590,6 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="YAML with a top-level 'groups:' list")
     ga.set_defaults(func=_cmd_group_apply)
 
+    certs_cli.add_parser(sub)
+
     # Everything after `demo` belongs to the demo's own parser (see _split_demo).
     d = sub.add_parser("demo", help="run the local demo (arguments go to the demo)",
                        add_help=False)
@@ -597,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_GLOBAL_OPTS_WITH_VALUE = ("--endpoint", "--timeout")
+_GLOBAL_OPTS_WITH_VALUE = ("--endpoint", "--timeout", "--cacert", "--cert", "--key")
 
 
 def _split_demo(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -632,7 +657,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     func: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
         return func(args, out)
-    except UsageError as exc:
+    except (UsageError, certs_cli.CertsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Unreachable as exc:
