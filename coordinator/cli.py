@@ -405,6 +405,8 @@ def event_target(ev: admin_pb2.Event) -> str:
 def format_event(ev: admin_pb2.Event) -> str:
     """One line: time, kind, group/member@node, epoch, reason."""
     line = f"{event_time(ev)}  {ev.kind:<16}  {event_target(ev):<24}  epoch={ev.epoch}"
+    if ev.actor:
+        line += f"  by={ev.actor}"
     if ev.reason:
         line += f"  {ev.reason}"
     return line
@@ -413,7 +415,8 @@ def format_event(ev: admin_pb2.Event) -> str:
 def event_to_dict(ev: admin_pb2.Event) -> dict[str, Any]:
     return {"seq": ev.seq, "time": event_time(ev) if ev.HasField("time") else None,
             "kind": ev.kind, "group": ev.group or None, "member": ev.member or None,
-            "node": ev.node or None, "epoch": ev.epoch, "reason": ev.reason}
+            "node": ev.node or None, "epoch": ev.epoch, "reason": ev.reason,
+            "actor": ev.actor or None}
 
 
 def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:

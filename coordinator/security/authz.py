@@ -111,8 +111,9 @@ class _Gate:
         rule = RULES.get(method)
         if rule is not None and rule.mutates:
             self.accepted += 1
-            if not rule.per_message:
-                log.info("call accepted", extra={"identity": str(identity), "method": method})
+            # A client stream (keepalives) is logged once, when it opens.
+            log.info("stream accepted" if rule.per_message else "call accepted",
+                     extra={"identity": str(identity), "method": method})
 
 
 def _rebuild(handler: grpc.RpcMethodHandler, fn: Callable[..., Any]) -> grpc.RpcMethodHandler:
