@@ -18,7 +18,7 @@ KINDS = ("node", "coordinator", "admin", "viewer", "lb")
 LOCAL = "local"        # the 0600 unix admin socket: local root
 INSECURE = "insecure"  # a listener configured without TLS (single loopback coordinator)
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 SCHEME = "vnfha://"
 
 
@@ -46,7 +46,7 @@ def parse_uri(uri: str) -> Identity:
     if not uri.startswith(SCHEME):
         raise IdentityError(f"not a vnfha identity URI: {uri[:80]!r}")
     kind, sep, name = uri[len(SCHEME):].partition("/")
-    if not sep or kind not in KINDS or not _NAME_RE.match(name):
+    if not sep or kind not in KINDS or not _NAME_RE.fullmatch(name):
         raise IdentityError(f"malformed vnfha identity {uri[:80]!r}: expected "
                             f"vnfha://<{'|'.join(KINDS)}>/<name>")
     return Identity(kind, name)

@@ -49,9 +49,14 @@ class Decision:
     reason: str = ""
 
 
+def _q(value: str) -> str:
+    """A request's string in a message: escaped and bounded (it is the caller's input)."""
+    return repr(value[:64]) + ("..." if len(value) > 64 else "")
+
+
 def _own_node(identity: Identity, req: Any, state: ClusterState) -> str | None:
     if identity.kind == "node" and req.node != identity.name:
-        return f"node {identity.name} may only act for itself, not for node {req.node!r}"
+        return f"node {identity.name} may only act for itself, not for node {_q(req.node)}"
     return None
 
 
@@ -63,14 +68,14 @@ def _register(identity: Identity, req: Any, state: ClusterState) -> str | None:
         g = state.groups.get(m.group)
         owner = g.members.get(m.member) if g is not None else None
         if owner is not None and owner.node != identity.name:
-            return (f"member {m.group}/{m.member} belongs to node {owner.node}; node "
+            return (f"member {g.name}/{owner.name} belongs to node {owner.node}; node "
                     f"{identity.name} cannot declare it")
     return None
 
 
 def _lb_self(identity: Identity, req: Any, state: ClusterState) -> str | None:
     if req.node != identity.name:
-        return f"lb {identity.name} may only report for itself, not for {req.node!r}"
+        return f"lb {identity.name} may only report for itself, not for {_q(req.node)}"
     return None
 
 
@@ -79,7 +84,7 @@ def _hosts_active(identity: Identity, req: Any, state: ClusterState) -> str | No
     active = g.members.get(g.active) if g is not None and g.active else None
     if active is None or active.node != identity.name:
         return (f"node {identity.name} does not host the current active of group "
-                f"{req.group!r}")
+                f"{_q(req.group)}")
     return None
 
 
@@ -88,7 +93,7 @@ def _member_or_reader(identity: Identity, req: Any, state: ClusterState) -> str 
         return None
     g = state.groups.get(req.group)
     if g is None or not any(m.node == identity.name for m in g.members.values()):
-        return f"node {identity.name} hosts no member of group {req.group!r}"
+        return f"node {identity.name} hosts no member of group {_q(req.group)}"
     return None
 
 
