@@ -125,7 +125,13 @@ class AdminClient:
                 if exc.code() not in _RETRY_CODES:
                     raise
                 errors.append(f"{endpoint}: {exc.code().name}")
-        raise Unreachable(_unreachable_message(self.endpoints, errors))
+        raise Unreachable(_unreachable_message(self.endpoints, errors) + self._tls_hint())
+
+    def _tls_hint(self) -> str:
+        if self.tls is not None or all(e.startswith("unix:") for e in self.endpoints):
+            return ""
+        return ("; if the coordinators use mTLS, give --cacert, --cert and --key "
+                "(docs/security.md)")
 
     def watch(self, after_seq: int) -> Iterator[admin_pb2.Event]:
         """Follow events forever, moving to the next endpoint when a stream breaks.
@@ -150,7 +156,8 @@ class AdminClient:
             finally:
                 stream.cancel()
             if len(failures) >= len(self.endpoints):
-                raise Unreachable(_unreachable_message(self.endpoints, failures))
+                raise Unreachable(_unreachable_message(self.endpoints, failures)
+                                  + self._tls_hint())
             i += 1
             time.sleep(0.2)  # a stream that ends at once must not become a busy loop
 

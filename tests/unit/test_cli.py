@@ -599,6 +599,15 @@ def test_demo_missing_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
 # --------------------------------------------------------------------------- mTLS, certs
 
 
+def test_unreachable_without_certificates_hints_at_mtls(capsys) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    assert cli.main(["--endpoint", f"127.0.0.1:{port}", "--timeout", "0.5", "status"]) \
+        == cli.EXIT_UNREACHABLE
+    assert "give --cacert, --cert and --key" in capsys.readouterr().err
+
+
 def test_tls_flags_go_together(capsys) -> None:
     assert cli.main(["--cacert", "/nonexistent/ca.pem", "status"]) == cli.EXIT_USAGE
     assert "--cacert, --cert and --key" in capsys.readouterr().err
