@@ -111,9 +111,11 @@ class _Gate:
         rule = RULES.get(method)
         if rule is not None and rule.mutates:
             self.accepted += 1
-            # A client stream (keepalives) is logged once, when it opens.
-            log.info("stream accepted" if rule.per_message else "call accepted",
-                     extra={"identity": str(identity), "method": method})
+            # A client stream (keepalives) is logged once, when it opens; checkpoint and
+            # queue writes (one per VNFC write) at DEBUG.
+            log.log(logging.DEBUG if rule.data_plane else logging.INFO,
+                    "stream accepted" if rule.per_message else "call accepted",
+                    extra={"identity": str(identity), "method": method})
 
 
 def _rebuild(handler: grpc.RpcMethodHandler, fn: Callable[..., Any]) -> grpc.RpcMethodHandler:

@@ -41,6 +41,8 @@ class Rule:
     mutates: bool = False
     #: served only on a local unix socket, never to a network peer
     local_only: bool = False
+    #: high-rate data writes (checkpoints, queue): audited at DEBUG, not INFO
+    data_plane: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ _GROUP_READ = _rule({"node", "admin", "viewer"},
                     "a node hosting a member of the group, a viewer or an admin",
                     check=_member_or_reader)
 _ACTIVE_WRITE = _rule({"node"}, "the node hosting the group's current active",
-                      check=_hosts_active, mutates=True)
+                      check=_hosts_active, mutates=True, data_plane=True)
 _SYNC_PEER = _rule({"node"}, "a node (the VNFC peer of the group)")
 _HEALTH = _rule(ANY, "any authenticated identity")
 _ROLE = _rule(set(), "local unix socket only", local_only=True)
