@@ -439,8 +439,16 @@ def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]
     """Load a config (a bad one is a usage error, exit 2), then run until stopped."""
     try:
         cfg = load(path)
+        # The TLS files are read now, so a missing or mismatched one is one clear line.
+        lb = getattr(cfg, "lb", None)
+        for files in (getattr(cfg, "tls", None), getattr(lb, "tls", None)):
+            if files is not None:
+                files.load()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TlsError as exc:
+        print(f"error: {path}: tls: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return int(run(cfg))
 

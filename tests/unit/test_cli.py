@@ -646,3 +646,13 @@ def test_certs_init_and_issue(tmp_path, capsys) -> None:
     assert cli.main(["certs", "issue", "--dir", str(tmp_path / "none"), "--identity",
                      "node/vm1"]) == cli.EXIT_USAGE
     assert "holds no CA" in capsys.readouterr().err
+
+
+def test_daemon_with_missing_tls_files_is_one_clear_line(tmp_path, capsys) -> None:
+    conf = tmp_path / "c1.yaml"
+    conf.write_text("node_id: c1\ncluster:\n  members:\n    - {id: c1, api: 127.0.0.1:7401}\n"
+                    "store: {backend: memory}\n"
+                    "tls: {ca_file: ca.pem, cert_file: c1.pem, key_file: c1-key.pem}\n")
+    assert cli.main(["coordinator", "--config", str(conf)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot read {tmp_path / 'ca.pem'}" in err
