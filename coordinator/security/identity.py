@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:  # imported where used: config loading and the CLI need not pay for it
+    from cryptography import x509
 
 KINDS = ("node", "coordinator", "admin", "viewer", "lb")
 #: callers that hold no certificate but are trusted by where they connect from
@@ -57,6 +59,8 @@ def uri_of(identity: Identity) -> str:
 
 
 def from_certificate(cert: x509.Certificate) -> Identity:
+    from cryptography import x509
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier)
@@ -77,6 +81,8 @@ def from_pem(pem: bytes) -> Identity:
 
     The gRPC auth context of this grpc version exposes the peer certificate as
     `x509_pem_cert` but no URI SAN property, so the certificate itself is parsed."""
+    from cryptography import x509
+
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError as e:

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from vnfha.coordinator.confparse import Ctx, check_keys, path_setting, section
 
@@ -69,6 +67,9 @@ class TlsFiles:
 
 def check_material(ca: bytes, cert: bytes, key: bytes, where: TlsFiles) -> None:
     """Refuse a half-rotated set (new certificate, old key) before grpc sees it."""
+    from cryptography import x509  # here, not at import: config loading stays light
+    from cryptography.hazmat.primitives import serialization
+
     try:
         x509.load_pem_x509_certificates(ca)
     except ValueError:
