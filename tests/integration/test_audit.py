@@ -18,7 +18,7 @@ from vnfha.coordinator.security.authz import RefusalLog
 from vnfha.coordinator.security.tls import channel_credentials
 from vnfha.coordinator.server import Coordinator
 from vnfha.coordinator.testpki import LabPki
-from vnfha.v1 import admin_pb2, admin_pb2_grpc
+from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
 
 TTL = 0.6
 INTERVAL = 0.1
@@ -126,3 +126,29 @@ def test_refusal_log_is_rate_limited_per_identity_and_method() -> None:
         logging.getLogger("vnfha.authz").removeHandler(h)
     assert seen == [0, 0, 4]
     assert rl.refused == 7
+
+
+def test_admin_socket_is_local_root_only_and_audited_as_local(tmp_path) -> None:
+    pki = LabPki(tmp_path / "pki")
+    sock = tmp_path / "run" / "c1.sock"
+    c = Coordinator(parse_config({
+        "node_id": "c1",
+        "cluster": {"members": [{"id": "c1", "api": f"127.0.0.1:{free_port()}"}]},
+        "store": {"backend": "memory"},
+        "groups": [{"name": "web"}],
+        "admin_socket": str(sock),
+        "tls": pki.section("coordinator/c1"),
+    }))
+    c.start()
+    try:
+        assert sock.stat().st_mode & 0o777 == 0o600
+        with grpc.insecure_channel(f"unix://{sock}") as ch:  # no certificate: local root
+            admin = admin_pb2_grpc.AdminServiceStub(ch)
+            admin.ApplyGroups(admin_pb2.ApplyGroupsRequest(groups=[
+                admin_pb2.GroupSpec(name="db", mode=types_pb2.GROUP_MODE_ACTIVE_STANDBY)]),
+                timeout=5)
+            events = admin.ListEvents(admin_pb2.ListEventsRequest(), timeout=5).events
+        created = [e for e in events if e.kind == "group_created" and e.group == "db"]
+        assert [e.actor for e in created] == ["local"]
+    finally:
+        c.stop()
