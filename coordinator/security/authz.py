@@ -136,6 +136,9 @@ class AioAuthorizer(grpc.aio.ServerInterceptor):
     def __init__(self, tls: bool, state: Callable[[], ClusterState] | None = None,
                  refusals: RefusalLog | None = None) -> None:
         self.gate = _Gate(tls, state, refusals)
+        # method -> (the servicer's handler, its wrapper): built once per method, not
+        # per call (the server hands out the same handler object for a method).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(self, continuation: Callable[..., Any],
                                 handler_call_details: grpc.HandlerCallDetails
@@ -143,7 +146,14 @@ class AioAuthorizer(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        return self._wrap(handler_call_details.method, handler)
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        if method in RULES:  # only known methods: the cache cannot grow from the network
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         gate = self.gate
