@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--key", required=True)
     ap.add_argument("mode", choices=("attempts", "forge"))
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--ready-file", type=Path, help="touched once the first forgery was sent")
     args = ap.parse_args()
     files = TlsFiles(Path(args.cacert), Path(args.cert), Path(args.key))
     ch = grpc.secure_channel(args.endpoint, channel_credentials(files))
@@ -77,6 +78,8 @@ def main() -> int:
         stop_at = time.monotonic() + min(args.seconds, 60.0)
         while time.monotonic() < stop_at:
             counts[_keepalive_for_vm1(agent, 1)] += 1
+            if args.ready_file is not None and not args.ready_file.exists():
+                args.ready_file.touch()
             time.sleep(0.02)
         out = dict(counts)
     ch.close()

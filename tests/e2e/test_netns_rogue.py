@@ -64,13 +64,18 @@ def test_rogue_with_vm2_certificate_cannot_act_for_vm1_or_as_admin(cluster: LabC
 def test_forged_keepalives_for_a_dead_active_do_not_stop_the_failover(cluster: LabCluster):
     c = cluster
     checker = VipChecker(c).start()
-    forgers = [c.hosts["rogue"].popen(rogue_argv(c, cid, "forge", "--seconds", "8"),
+    # The forgers outlast the wait below: a failover seen in time is not one that only
+    # happened once they gave up.
+    ready = {cid: c.root / f"forging-{cid}" for cid in c.cids}
+    forgers = [c.hosts["rogue"].popen(rogue_argv(c, cid, "forge", "--seconds", "15",
+                                                 "--ready-file", str(ready[cid])),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True) for cid in c.cids]
     try:
+        c.wait(lambda: all(p.exists() for p in ready.values()), 30, "the rogue forging")
         c.wait_active("web-1", 5)
         c.crash_vm("vm1")  # dies while the rogue keeps "its" lease alive on every coordinator
-        g = c.wait_active("web-2", 10)
+        g = c.wait_active("web-2", 5)
         assert g.epoch == 2
         c.wait(lambda: c.vip_holders() == {"vm2"}, 5, "the VIP on vm2")
     finally:
