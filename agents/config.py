@@ -5,6 +5,7 @@ See docs/agent.md for every setting.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from vnfha.coordinator.confparse import (
     said,
     section,
 )
+from vnfha.coordinator.security.tls import TlsFiles, parse_tls
 
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
@@ -88,6 +90,10 @@ class AgentConfig:
     source: str = "<agent config>"
     #: keep a local HAProxy in step with an active-active pool (agents/lb); None: off
     lb: Any = None
+    #: mTLS to the coordinators (identity vnfha://node/<node>); None: plaintext
+    tls: TlsFiles | None = None
+    #: explicitly allow plaintext to coordinators that are not on loopback
+    insecure: bool = False
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -99,7 +105,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
-                              "members", "logging", "lb"))
+                              "members", "logging", "lb", "tls", "insecure"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -134,9 +140,30 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
         from vnfha.agents.lb.config import parse_lb  # the LB adapter's own settings
 
         lb = parse_lb(ctx, section(ctx, "lb", top["lb"]))
+    base = Path(source).parent if Path(source).is_file() else Path.cwd()
+    tls = parse_tls(ctx, "tls", top.get("tls"), base)
+    insecure = top.get("insecure", False)
+    if not isinstance(insecure, bool):
+        ctx.fail("insecure must be true or false")
+    remote = [e for e in endpoints if not _loopback(e)]
+    if tls is None and not insecure and remote:
+        ctx.fail(f"tls (ca_file, cert_file, key_file) is required to talk to coordinators "
+                 f"that are not on loopback ({', '.join(remote)}): the agent proves it is "
+                 f"node {node} with its certificate (docs/security.md); set insecure: true "
+                 f"to run a lab without TLS")
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
-                       log_format=fmt_, source=source, lb=lb)
+                       log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure)
+
+
+def _loopback(endpoint: str) -> bool:
+    host = endpoint.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _interface(ctx: Ctx, where: str, value: Any) -> str:

@@ -52,7 +52,7 @@ class Agent:
             endpoints=list(cfg.coordinators), ttl=cfg.lease.ttl,
             interval=cfg.lease.keepalive_interval, drift=cfg.lease.drift,
             margin=cfg.lease.margin, health=self.health.healthy, on_role=self._on_role,
-            on_assignments=self._on_assignments, on_lease=self._on_lease)
+            on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls)
         if self.vips is not None:
             self.vips.may_hold = lambda: self.session.lease.valid(time.monotonic())
         if cfg.role_api_socket:
@@ -63,7 +63,8 @@ class Agent:
         if cfg.lb is not None:  # a load-balancer host: HAProxy follows the pool
             from vnfha.agents.lb.agent import LbAgent
 
-            self.lb = LbAgent(cfg.node, list(cfg.coordinators), cfg.lb)
+            self.lb = LbAgent(cfg.node, list(cfg.coordinators), cfg.lb,
+                              tls=cfg.lb.tls or cfg.tls)
 
     # -- effects ---------------------------------------------------------------------------
 
@@ -194,6 +195,10 @@ def run(cfg: AgentConfig) -> int:
         agent.stop()
         return 1
     log.info("agent running", extra={"node": cfg.node, "coordinators": cfg.coordinators})
+    if cfg.tls is None:
+        log.warning("talking to the coordinators without TLS: anyone on the path can read "
+                    "and forge this node's keepalives", extra={"node": cfg.node,
+                                                               "insecure": cfg.insecure})
     done.wait()
     agent.stop()
     return 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import grpc
 
 from vnfha.agents.lease import QuorumLease
+from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 log = logging.getLogger("vnfha.agent")
@@ -57,7 +58,8 @@ class AgentSession:
                  on_role: RoleCallback | None = None,
                  on_assignments: Callable[[], None] | None = None,
                  on_lease: Callable[[float], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 tls: TlsFiles | None = None) -> None:
         self.node = node
         self.members = members
         self.endpoints = endpoints
@@ -80,8 +82,8 @@ class AgentSession:
         self._kick = threading.Event()
         self._registered = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._channels = [grpc.insecure_channel(e, options=FAST_RECONNECT) for e in endpoints]
-        self._stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in self._channels]
+        # A stream that breaks reconnects on a channel with the current TLS files.
+        self._stubs = Stubs(endpoints, agent_pb2_grpc.AgentServiceStub, tls, FAST_RECONNECT)
         self._calls: list[grpc.Future | None] = [None] * len(endpoints)
         self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
         self.paused = False  # tests: stop sending keepalives while "alive"
@@ -112,8 +114,7 @@ class AgentSession:
                 call.cancel()
         with self._lock:
             self._release_all("agent stopping")
-        for c in self._channels:
-            c.close()
+        self._stubs.close()
         for t in self._threads:
             t.join(timeout=2)
 

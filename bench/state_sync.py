@@ -108,7 +108,7 @@ def checkpoints(n: int, size: int) -> dict[str, object]:
         try:
             c.start_all()
             session = AgentSession("vm1", [HostedMember("kv", "kv-1", 100)], c.endpoints,
-                                   ttl=0.6, interval=0.1)
+                                   ttl=0.6, interval=0.1, tls=c.tls_for("node/vm1"))
             session.start()
             leader = wait_for(c.leader, 10, what="leader")
             g = wait_for(lambda: (g := c.group(leader, "kv")) is not None and g.active
@@ -117,7 +117,7 @@ def checkpoints(n: int, size: int) -> dict[str, object]:
             data = os.urandom(size)
             out: dict[str, object] = {"checkpoint_bytes": size}
             for name, cid in (("via_leader", leader), ("via_follower", follower)):
-                with StateClient([c.api[cid]]) as store:
+                with StateClient([c.api[cid]], tls=c.tls_for("node/vm1")) as store:
                     for _ in range(20):
                         store.put_checkpoint("kv", g.epoch, data)
                     lat = []

@@ -107,8 +107,11 @@ def keepalive_bench(backend: str, etcd: EtcdServer | None, nodes: int, seconds: 
                     tmp: Path) -> dict:
     root = tmp / f"ka-{backend}"
     root.mkdir()
+    # Plaintext (insecure: true): this compares the stores; bench/tls_overhead.py
+    # measures what mTLS costs.
     c = CoordinatorCluster(root, ttl=3.0, interval=0.5, groups=[{"name": "web"}, {"name": "bench"}],
-                           backend=backend, etcd_endpoint=etcd.endpoint if etcd else None)
+                           backend=backend, etcd_endpoint=etcd.endpoint if etcd else None,
+                           tls=False)
     try:
         c.start_all()
         target = c.ids[0]

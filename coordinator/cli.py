@@ -26,12 +26,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vnfha.coordinator.names import safe
+from vnfha.coordinator.security import certs_cli
 
 if TYPE_CHECKING:
     import uuid
 
     import grpc
 
+    from vnfha.coordinator.security import tls as _tls
+    from vnfha.coordinator.security.tls import TlsFiles
     from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
 
 
@@ -55,8 +58,13 @@ if not TYPE_CHECKING:
     admin_pb2_grpc = _LazyModule("vnfha.v1.admin_pb2_grpc")
     types_pb2 = _LazyModule("vnfha.v1.types_pb2")
     uuid = _LazyModule("uuid")  # request ids: only the commands that write need them
+    # mTLS channel credentials (imports gRPC): loaded when a client is made
+    _tls = _LazyModule("vnfha.coordinator.security.tls")
 
 DEFAULT_ENDPOINT = "127.0.0.1:7401"
+# mTLS files from the environment (the same names as security.tls.ENV_*; kept here so
+# building the parser does not import gRPC)
+ENV_CA, ENV_CERT, ENV_KEY = "VNFHA_CACERT", "VNFHA_CERT", "VNFHA_KEY"
 ENDPOINT_ENV = "VNFHA_ENDPOINT"
 
 EXIT_OK = 0
@@ -118,14 +126,19 @@ def parse_endpoints(value: str) -> list[str]:
 class AdminClient:
     """AdminService over a list of endpoints, tried in order until one answers."""
 
-    def __init__(self, endpoints: Sequence[str], timeout: float) -> None:
+    def __init__(self, endpoints: Sequence[str], timeout: float,
+                 tls: TlsFiles | None = None) -> None:
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.tls = tls
         self._channels: dict[str, grpc.Channel] = {}
 
     def _stub(self, endpoint: str) -> admin_pb2_grpc.AdminServiceStub:
         if endpoint not in self._channels:
-            self._channels[endpoint] = grpc.insecure_channel(endpoint)
+            # The unix admin socket is local root's: plaintext, no certificate.
+            self._channels[endpoint] = (
+                grpc.insecure_channel(endpoint) if self.tls is None or endpoint.startswith(
+                    "unix:") else grpc.secure_channel(endpoint, _tls.channel_credentials(self.tls)))
         return admin_pb2_grpc.AdminServiceStub(self._channels[endpoint])
 
     def close(self) -> None:
@@ -149,7 +162,13 @@ class AdminClient:
                     raise
                 why = (exc.details() or "")[:200]  # e.g. "catching up: applied 12 < 40 ..."
                 errors.append(f"{endpoint}: {exc.code().name}" + (f" ({why})" if why else ""))
-        raise Unreachable(_unreachable_message(self.endpoints, errors))
+        raise Unreachable(_unreachable_message(self.endpoints, errors) + self._tls_hint())
+
+    def _tls_hint(self) -> str:
+        if self.tls is not None or all(e.startswith("unix:") for e in self.endpoints):
+            return ""
+        return ("; if the coordinators use mTLS, give --cacert, --cert and --key "
+                "(docs/security.md)")
 
     def watch(self, after_seq: int) -> Iterator[admin_pb2.Event]:
         """Follow events forever, moving to the next endpoint when a stream breaks.
@@ -174,7 +193,8 @@ class AdminClient:
             finally:
                 stream.cancel()
             if len(failures) >= len(self.endpoints):
-                raise Unreachable(_unreachable_message(self.endpoints, failures))
+                raise Unreachable(_unreachable_message(self.endpoints, failures)
+                                  + self._tls_hint())
             i += 1
             time.sleep(0.2)  # a stream that ends at once must not become a busy loop
 
@@ -447,6 +467,8 @@ def format_event(ev: admin_pb2.Event) -> str:
     escaped and bounded by `names.safe`: one event is always one line)."""
     line = (f"{event_time(ev)}  {safe(ev.kind):<16}  {safe(event_target(ev)):<24}  "
             f"epoch={ev.epoch}")
+    if ev.actor:
+        line += f"  by={safe(ev.actor)}"
     if ev.reason:
         line += f"  {safe(ev.reason)}"
     return line
@@ -455,7 +477,8 @@ def format_event(ev: admin_pb2.Event) -> str:
 def event_to_dict(ev: admin_pb2.Event) -> dict[str, Any]:
     return {"seq": ev.seq, "time": event_time(ev) if ev.HasField("time") else None,
             "kind": ev.kind, "group": ev.group or None, "member": ev.member or None,
-            "node": ev.node or None, "epoch": ev.epoch, "reason": ev.reason}
+            "node": ev.node or None, "epoch": ev.epoch, "reason": ev.reason,
+            "actor": ev.actor or None}
 
 
 def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:
@@ -489,8 +512,16 @@ def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]
 
     try:
         cfg = load(path)
+        # The TLS files are read now, so a missing or mismatched one is one clear line.
+        lb = getattr(cfg, "lb", None)
+        for files in (getattr(cfg, "tls", None), getattr(lb, "tls", None)):
+            if files is not None:
+                files.load()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _tls.TlsError as exc:
+        print(f"error: {path}: tls: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return int(run(cfg))
 
@@ -703,7 +734,11 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
-    client = AdminClient(parse_endpoints(args.endpoint), args.timeout)
+    try:
+        tls = _tls.from_env_or_args(args.cacert, args.cert, args.key)
+    except _tls.TlsError as e:
+        raise UsageError(str(e)) from None
+    client = AdminClient(parse_endpoints(args.endpoint), args.timeout, tls)
     args._clients.append(client)
     return client
 
@@ -777,9 +812,16 @@ def add_global_options(p: argparse.ArgumentParser, top: bool) -> None:
                    help="output format (default table)")
     g.add_argument("--json", dest="output", action="store_const", const="json",
                    default=argparse.SUPPRESS, help="same as -o json")
+    g.add_argument("--cacert", metavar="FILE", default=default(None),
+                   help=f"CA bundle for mTLS (env {ENV_CA})")
+    g.add_argument("--cert", metavar="FILE", default=default(None),
+                   help=f"your certificate, e.g. vnfha://admin/NAME (env {ENV_CERT})")
+    g.add_argument("--key", metavar="FILE", default=default(None),
+                   help=f"its private key (env {ENV_KEY})")
 
 
-_GLOBAL_OPTS_WITH_VALUE = ("--endpoint", "--timeout", "-o", "--output")
+_GLOBAL_OPTS_WITH_VALUE = ("--endpoint", "--timeout", "-o", "--output", "--cacert", "--cert",
+                           "--key")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -845,6 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "print a shell completion script: "
                  "source <(vnfha completion bash)")
     co.add_argument("shell", choices=("bash", "zsh"))
+
+    certs_cli.add_parser(sub)
 
     # Everything after `demo` belongs to the demo's own parser (see _split_demo).
     d = sub.add_parser("demo", help="run the local demo (arguments go to the demo)",
@@ -1014,7 +1058,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return code
     except BrokenPipeError:
         return _stdout_closed()
-    except UsageError as exc:
+    except (UsageError, certs_cli.CertsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Unreachable as exc:

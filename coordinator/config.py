@@ -75,6 +75,7 @@ from vnfha.coordinator.confparse import (
 from vnfha.coordinator.confparse import (
     tname as _tname,
 )
+from vnfha.coordinator.security.tls import TlsFiles, parse_tls
 from vnfha.coordinator.store.etcd_config import (
     EtcdSettings,
     etcd_section_only_with_etcd,
@@ -222,6 +223,10 @@ class CoordinatorConfig:
     state: StateConfig = field(default_factory=StateConfig)
     #: the recovery hook for active-active members (coordinator/recovery.py)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    #: mTLS of the gRPC API, server and peer client (docs/security.md); None: plaintext
+    tls: TlsFiles | None = None
+    #: explicitly allow a multi-coordinator cluster without tls (logged loudly)
+    insecure: bool = False
 
     @property
     def self_member(self) -> Member:
@@ -298,7 +303,7 @@ def parse_config(data: Any, source: str = "<config>",
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
                                 "groups", "logging", "admin_socket", "state",
-                                "recovery"))
+                                "recovery", "tls", "insecure"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -332,10 +337,19 @@ def parse_config(data: Any, source: str = "<config>",
             ctx.fail(f"admin_socket ({admin_socket}) is too long for a unix socket path")
     state = _parse_state(ctx, _section(ctx, "state", data.get("state")))
     recovery = parse_recovery(ctx, _section(ctx, "recovery", data.get("recovery")))
+    tls = parse_tls(ctx, "tls", data.get("tls"), base)
+    insecure = data.get("insecure", False)
+    if not isinstance(insecure, bool):
+        ctx.fail(f"insecure must be true or false, got {_tname(insecure)}")
+    if len(members) > 1 and tls is None and not insecure:
+        ctx.fail(f"tls (ca_file, cert_file, key_file) is required with more than one member "
+                 f"(cluster.members has {len(members)}): every caller of the API must prove "
+                 f"who it is; make lab certificates with 'vnfha certs' (docs/security.md), "
+                 f"or set insecure: true to run a lab without TLS")
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,
                              admin_socket=admin_socket, source=source, state=state,
-                             recovery=recovery)
+                             recovery=recovery, tls=tls, insecure=insecure)
 
 
 # --------------------------------------------------------------------------- sections

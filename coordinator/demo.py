@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             print("1. Starting the 3 coordinators; they elect a Raft leader ...")
             leader = c.start_coordinators()
-            print(f"   leader: {leader}\n")
+            print(f"   leader: {leader}")
+            print("   every process proves who it is with its own certificate (mTLS; "
+                  "docs/security.md)\n")
             print("2. Starting vm1 and vm2 (agent + service). The coordinators make the "
                   "highest-priority\n   healthy member active; its agent adds the VIP ...")
             c.start_service("vm1")

@@ -27,6 +27,7 @@ import grpc
 import yaml
 
 from vnfha.agents.netlab import Host, Lab
+from vnfha.coordinator.testpki import LabPki
 from vnfha.v1 import admin_pb2, admin_pb2_grpc
 
 API_PORT = 7401
@@ -109,7 +110,7 @@ class VipChecker:
 class LabCluster:
     def __init__(self, lab: Lab, root: Path, ttl: float = 0.25, interval: float = 0.06,
                  vms: int = 2, ipv6: bool = False, stabilization: float = 5.0,
-                 checks: bool = False) -> None:
+                 checks: bool = False, tls: bool = True) -> None:
         self.lab = lab
         self.root = root
         self.ttl = ttl
@@ -138,6 +139,8 @@ class LabCluster:
         self.groups: list[dict[str, Any]] = [{"name": "web", "mode": "active-standby",
                                                "vip": self.vip}]
         self.coordinator_extra: dict[str, Any] = {}
+        # mTLS on by default, as in production: a throwaway CA for this lab.
+        self.pki = LabPki(root / "pki") if tls else None
 
     # -- processes -------------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class LabCluster:
             "policy": {"decide_interval": min(0.05, self.ttl / 3)},
             "groups": self.groups,
             "logging": {"level": "info", "format": "json"},
+            **self.tls_section(f"coordinator/{cid}", self.hosts[cid].ip4),
             **self.coordinator_extra,
         }
         path = self.root / f"{cid}.yaml"
@@ -207,7 +211,8 @@ class LabCluster:
             "--role-socket", str(self.root / f"{vm}-role.sock"),
             "--listen", f"0.0.0.0:{KV_PORT}", "--sync-listen", f"0.0.0.0:{SYNC_PORT}",
             *peers, "--coordinators", ",".join(self.api[c] for c in self.cids),
-            "--mode", mode, "--checkpoint-interval", str(checkpoint_interval)])
+            "--mode", mode, "--checkpoint-interval", str(checkpoint_interval),
+            *self.tls_args(f"node/{vm}", self.hosts[vm].ip4)])
 
     def agent_config(self, vm: str, priority: int) -> dict[str, Any]:
         member: dict[str, Any] = {"group": "web", "member": f"web-{vm[2:]}",
@@ -224,7 +229,19 @@ class LabCluster:
             "role_api": {"socket": str(self.root / f"{vm}-role.sock")},
             "members": [member],
             "logging": {"level": "info", "format": "json"},
+            **self.tls_section(f"node/{vm}", self.hosts[vm].ip4),
         }
+
+    def tls_section(self, identity: str, ip: str | None) -> dict[str, Any]:
+        """The config `tls:` of a process of this lab (`insecure: true` without TLS)."""
+        if self.pki is None:
+            return {"insecure": True}
+        return {"tls": self.pki.section(identity, (ip,) if ip else ())}
+
+    def tls_args(self, identity: str, ip: str | None = None) -> list[str]:
+        if self.pki is None:
+            return []
+        return self.pki.args(identity, (ip,) if ip else ())
 
     def start_agent(self, vm: str, priority: int) -> None:
         path = self.root / f"{vm}-agent.yaml"

@@ -89,8 +89,11 @@ class LbLab(LabCluster):
             "lb": {"group": "web", "admin_socket": str(self.admin_sock(lb)), "backend": BACKEND,
                    "reconcile_interval": self.reconcile_interval,
                    **({"excluded_state": "drain", "health_source": "haproxy"}
-                      if self.backend_checks else {})},
+                      if self.backend_checks else {}),
+                   # the LB agent proves it is lb <name>; the agent itself, node <name>
+                   **({"tls": self.pki.section(f"lb/{lb}")} if self.pki else {})},
             "logging": {"level": self.lb_log_level, "format": "json"},
+            **self.tls_section(f"node/{lb}", self.hosts[lb].ip4),
         }
         path = self.root / f"{lb}-agent.yaml"
         path.write_text(yaml.safe_dump(cfg))

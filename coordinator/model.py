@@ -111,6 +111,9 @@ class Event:
     node: str = ""
     epoch: int = 0
     reason: str = ""
+    #: who asked for the change (a vnfha identity URI, `local`, `insecure`); "" when the
+    #: coordinators decided it themselves (failover, health)
+    actor: str = ""
 
 
 MAX_EVENTS = 1000

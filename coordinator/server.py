@@ -22,6 +22,8 @@ from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import setup_logging
 from vnfha.coordinator.recovery import RecoveryRunner
+from vnfha.coordinator.security.authz import AioAuthorizer
+from vnfha.coordinator.security.tls import ReloadingServerCredentials
 from vnfha.coordinator.service.admin import AdminServicer
 from vnfha.coordinator.service.agent import AgentServicer
 from vnfha.coordinator.service.feed import ChangeFeed, OnlyRoleChanges
@@ -110,7 +112,7 @@ class Coordinator:
                         recover_without_lb=cfg.recovery.without_lb)
         peer_fns = {}
         for p in cfg.peers:
-            client = PeerClient(p.api)
+            client = PeerClient(p.api, cfg.tls)
             self._peers.append(client)
             peer_fns[p.id] = client.lease_ages
         self.lb_health = LbHealthTable()
@@ -164,7 +166,9 @@ class Coordinator:
         feed = ChangeFeed(asyncio.get_running_loop())
         self.store.add_listener(OnlyRoleChanges(self.store.state, feed.notify_threadsafe))
         endpoints = {m.id: m.api for m in cfg.cluster.members}
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.authorizer = AioAuthorizer(tls=cfg.tls is not None, state=self.store.state)
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
+                                      interceptors=[self.authorizer])
         self.agent_api = AgentServicer(self.store, self.leases, cfg.node_id, cfg.leases.ttl,
                                        on_report_change=self.controller.wake, feed=feed)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(self.agent_api, self.server)
@@ -180,7 +184,18 @@ class Coordinator:
         state_pb2_grpc.add_StateServiceServicer_to_server(self.state_api, self.server)
         health_api = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_api, self.server)
-        if self.server.add_insecure_port(cfg.self_member.api) == 0:
+        if cfg.tls is not None:
+            self.server_tls = ReloadingServerCredentials(cfg.tls)
+            port = self.server.add_secure_port(cfg.self_member.api,
+                                               self.server_tls.credentials())
+        else:
+            log.warning("gRPC API without TLS: every caller is trusted as identity "
+                        "'insecure' (no authentication, no authorization)",
+                        extra={"node": cfg.node_id, "api": cfg.self_member.api,
+                               "members": len(cfg.cluster.members),
+                               "insecure": cfg.insecure})
+            port = self.server.add_insecure_port(cfg.self_member.api)
+        if port == 0:
             raise OSError(f"cannot listen on {cfg.self_member.api}")
         if cfg.admin_socket is not None:
             cfg.admin_socket.parent.mkdir(parents=True, exist_ok=True)
@@ -188,6 +203,8 @@ class Coordinator:
             if self.server.add_insecure_port(f"unix://{cfg.admin_socket}") == 0:
                 raise OSError(f"cannot listen on unix socket {cfg.admin_socket}")
         await self.server.start()
+        if cfg.admin_socket is not None:  # local root only: it is served without TLS
+            cfg.admin_socket.chmod(0o600)
         await self._set_health(health_api, self.store.not_ready_reason())
         self._health_task = asyncio.ensure_future(self._health_loop(health_api))
         self.leases.serving_from(time.monotonic())

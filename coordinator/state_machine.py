@@ -103,7 +103,8 @@ def apply(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
 
 
 def _event(state: ClusterState, cmd: Command, kind: str, **fields: Any) -> ClusterState:
-    ev = Event(seq=state.next_event_seq, at=float(cmd.get("at", 0.0)), kind=kind, **fields)
+    ev = Event(seq=state.next_event_seq, at=float(cmd.get("at", 0.0)), kind=kind,
+               actor=str(cmd.get("actor", "")), **fields)
     events = (*state.events, ev)[-MAX_EVENTS:]
     return replace(state, events=events, next_event_seq=state.next_event_seq + 1)
 

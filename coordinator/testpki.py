@@ -4,12 +4,17 @@ Writes PEM files into a folder the caller owns: a CA, a server certificate for
 127.0.0.1 / localhost signed by it, and client certificates. Tests use it to run
 etcd with TLS and `--client-cert-auth` (etcdserver.py), and to build a second,
 unrelated CA that the server must not be trusted with.
+
+`issue_identity` makes the certificates of vnfha's own mTLS (docs/security.md):
+one SAN URI `vnfha://kind/name`, usable as client and server. `vnfha certs` uses
+the same class with the CA key kept on disk (`TestCA.load`).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from vnfha.coordinator.security.tls import TlsFiles
 
 _VALIDITY = datetime.timedelta(days=2)
 
@@ -32,10 +39,12 @@ class TestCA:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, folder: Path, name: str = "vnfha-test-ca") -> None:
+    def __init__(self, folder: Path, name: str = "vnfha-test-ca",
+                 validity: datetime.timedelta = _VALIDITY) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.validity = validity
         self._key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.UTC)
@@ -45,7 +54,7 @@ class TestCA:
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
+            .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(
                 digital_signature=True, key_cert_sign=True, crl_sign=True,
@@ -54,6 +63,55 @@ class TestCA:
             .sign(self._key, hashes.SHA256()))
         self.ca_file = self.folder / f"{name}.pem"
         self.ca_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+
+    @property
+    def key_file(self) -> Path:
+        return self.folder / f"{self.name}-key.pem"
+
+    def save_key(self) -> Path:
+        """Keep the CA key on disk (0600) so `load` can issue more later (`vnfha certs`)."""
+        self.key_file.touch(mode=0o600)
+        self.key_file.chmod(0o600)
+        self.key_file.write_bytes(self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        return self.key_file
+
+    @classmethod
+    def load(cls, folder: Path, name: str = "vnfha-test-ca") -> TestCA:
+        """A CA made earlier with `save_key`."""
+        self = cls.__new__(cls)
+        self.folder = Path(folder)
+        self.name = name
+        self.validity = _VALIDITY
+        self.ca_file = self.folder / f"{name}.pem"
+        self._cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
+        key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self._key = key
+        return self
+
+    def issue_identity(self, identity: str, san_ips: tuple[str, ...] = (),
+                       san_dns: tuple[str, ...] = (), file_name: str | None = None,
+                       validity: datetime.timedelta | None = None,
+                       expired: bool = False, extra_uris: tuple[str, ...] = ()) -> CertFiles:
+        """A vnfha certificate for `identity` ("node/vm1", "admin/alice", ...): SAN URI
+        vnfha://<identity>, plus IPs/DNS names it serves on (127.0.0.1, ::1 and localhost
+        always). `expired` makes one that ended an hour ago (tests)."""
+        ips = ("127.0.0.1", "::1", *san_ips)
+        names: list[x509.GeneralName] = [
+            x509.UniformResourceIdentifier(f"vnfha://{identity}"),
+            *(x509.UniformResourceIdentifier(u) for u in extra_uris),
+            *(x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(ips)),
+            *(x509.DNSName(d) for d in dict.fromkeys(("localhost", *san_dns)))]
+        now = datetime.datetime.now(datetime.UTC)
+        window = ((now - datetime.timedelta(days=2), now - datetime.timedelta(hours=1))
+                  if expired else (now - datetime.timedelta(minutes=5),
+                                   now + (validity or self.validity)))
+        return self._issue(file_name or identity.replace("/", "-"),
+                           [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                           x509.SubjectAlternativeName(names), window=window,
+                           common_name=identity)
 
     def issue_server(self, name: str = "etcd-server") -> CertFiles:
         """A server certificate valid for 127.0.0.1, ::1 and localhost."""
@@ -70,26 +128,69 @@ class TestCA:
         return self._issue(name, [ExtendedKeyUsageOID.CLIENT_AUTH], None)
 
     def _issue(self, name: str, usages: list[x509.ObjectIdentifier],
-               san: x509.SubjectAlternativeName | None) -> CertFiles:
+               san: x509.SubjectAlternativeName | None,
+               window: tuple[datetime.datetime, datetime.datetime] | None = None,
+               common_name: str | None = None) -> CertFiles:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
+        start, end = window or (now - datetime.timedelta(minutes=5), now + _VALIDITY)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                        common_name or name)]))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
+            .not_valid_before(start)
+            .not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
         if san is not None:
             builder = builder.add_extension(san, critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         files = CertFiles(self.folder / f"{name}.pem", self.folder / f"{name}-key.pem")
-        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        files.key.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-        files.key.chmod(0o600)
+        # Written to temporary names and renamed: a reader never sees half a file, and
+        # the key is 0600 from its first byte.
+        tmp_key = files.key.with_name(files.key.name + ".tmp")
+        tmp_key.unlink(missing_ok=True)
+        fd = os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        tmp_cert = files.cert.with_name(files.cert.name + ".tmp")
+        tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        os.replace(tmp_key, files.key)
+        os.replace(tmp_cert, files.cert)
         return files
+
+
+class LabPki:
+    """The certificates of one lab or test cluster, issued on first use per identity."""
+
+    __test__ = False
+
+    def __init__(self, folder: Path) -> None:
+        self.ca = TestCA(folder)
+        self._issued: dict[tuple[str, tuple[str, ...]], CertFiles] = {}
+
+    def files(self, identity: str, san_ips: tuple[str, ...] = ()) -> TlsFiles:
+        key = (identity, tuple(san_ips))
+        if key not in self._issued:
+            self._issued[key] = self.ca.issue_identity(
+                identity, san_ips=key[1],
+                file_name=f"{identity.replace('/', '-')}-{len(self._issued)}")
+        cert = self._issued[key]
+        return TlsFiles(self.ca.ca_file, cert.cert, cert.key)
+
+    def section(self, identity: str, san_ips: tuple[str, ...] = ()) -> dict[str, str]:
+        """A config `tls:` mapping for this identity."""
+        f = self.files(identity, san_ips)
+        return {"ca_file": str(f.ca_file), "cert_file": str(f.cert_file),
+                "key_file": str(f.key_file)}
+
+    def args(self, identity: str, san_ips: tuple[str, ...] = ()) -> list[str]:
+        """The `--cacert/--cert/--key` arguments for this identity."""
+        f = self.files(identity, san_ips)
+        return ["--cacert", str(f.ca_file), "--cert", str(f.cert_file), "--key",
+                str(f.key_file)]

@@ -30,6 +30,7 @@ from vnfha.agents.lb.config import LbConfig
 from vnfha.agents.lb.diff import ServerState, plan
 from vnfha.agents.lb.haproxy import HaproxyAdmin, HaproxyError
 from vnfha.agents.session import FAST_RECONNECT
+from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import pool_pb2, pool_pb2_grpc, types_pb2
 
 log = logging.getLogger("vnfha.agent.lb")
@@ -38,7 +39,8 @@ log = logging.getLogger("vnfha.agent.lb")
 class LbAgent:
     def __init__(self, node: str, endpoints: list[str], cfg: LbConfig,
                  admin: HaproxyAdmin | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 tls: TlsFiles | None = None) -> None:
         self.node = node
         self.endpoints = endpoints
         self.cfg = cfg
@@ -48,8 +50,7 @@ class LbAgent:
         self._latest: pool_pb2.WatchPoolResponse | None = None
         self._stop = threading.Event()
         self._kick = threading.Event()
-        self._channels = [grpc.insecure_channel(e, options=FAST_RECONNECT) for e in endpoints]
-        self._stubs = [pool_pb2_grpc.PoolServiceStub(c) for c in self._channels]
+        self._stubs = Stubs(endpoints, pool_pb2_grpc.PoolServiceStub, tls, FAST_RECONNECT)
         self._calls: list[grpc.Future | None] = [None] * len(endpoints)
         self._threads: list[threading.Thread] = []
         self._senders = ThreadPoolExecutor(max_workers=max(1, len(endpoints)),
@@ -77,8 +78,7 @@ class LbAgent:
         for call in self._calls:
             if call is not None:
                 call.cancel()
-        for c in self._channels:
-            c.close()
+        self._stubs.close()
         for t in self._threads:
             t.join(timeout=2)
         self._senders.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vnfha.coordinator.confparse import Ctx, check_keys, choice, duration, name, tname
@@ -29,11 +30,14 @@ class LbConfig:
     health_source: str = "coordinator"
     #: re-read HAProxy and re-apply this often (catches reloads and manual edits)
     reconcile_interval: float = 0.5
+    #: the LB agent's own certificate (identity vnfha://lb/<node>); None: the agent's tls
+    tls: Any = None
 
 
 def parse_lb(ctx: Ctx, sec: Mapping[str, Any]) -> LbConfig:
     check_keys(ctx, "lb", sec, ("group", "admin_socket", "backend", "servers",
-                                "excluded_state", "health_source", "reconcile_interval"))
+                                "excluded_state", "health_source", "reconcile_interval",
+                                "tls"))
     for key in ("group", "admin_socket", "backend"):
         if key not in sec:
             ctx.fail(f"lb.{key} is required")
@@ -65,7 +69,11 @@ def parse_lb(ctx: Ctx, sec: Mapping[str, Any]) -> LbConfig:
     if source == "haproxy" and excluded == "maint":
         ctx.fail("lb.health_source haproxy needs lb.excluded_state drain: HAProxy stops "
                  "checking a server in maint, so it could never see it recover")
-    return LbConfig(group=name(ctx, "lb.group", sec["group"]), admin_socket=sock,
+    from vnfha.coordinator.security.tls import parse_tls
+
+    base = Path(ctx.source).parent if Path(ctx.source).is_file() else Path.cwd()
+    tls = parse_tls(ctx, "lb.tls", sec.get("tls"), base)
+    return LbConfig(group=name(ctx, "lb.group", sec["group"]), admin_socket=sock, tls=tls,
                     backend=backend, servers=servers, excluded_state=excluded,
                     health_source=source,
                     reconcile_interval=duration(ctx, "lb.reconcile_interval",

@@ -57,6 +57,7 @@ from vnfha.agents.statesync.receiver import SyncReceiver
 from vnfha.agents.statesync.sender import FixedEpoch, PeerClient, SyncSender
 from vnfha.agents.statesync.store import StateClient
 from vnfha.coordinator.logs import setup_logging
+from vnfha.coordinator.security.tls import TlsFiles, from_env_or_args
 
 log = logging.getLogger("vnfha.sample.kvstore")
 
@@ -68,8 +69,10 @@ class KvStore:
 
     def __init__(self, group: str, role_socket: str, sync_listen: str, peers: list[str],
                  coordinators: list[str], mode: str = "sync",
-                 checkpoint_interval: float = 1.0, ack_timeout: float = 1.0) -> None:
+                 checkpoint_interval: float = 1.0, ack_timeout: float = 1.0,
+                 tls: TlsFiles | None = None) -> None:
         self.group = group
+        self.tls = tls
         self.peers = peers
         self.mode = mode
         self.checkpoint_interval = checkpoint_interval
@@ -78,8 +81,9 @@ class KvStore:
         self.data: dict[str, str] = {}
         self.seq = 0  # last applied sequence
         self.role = RoleClient(role_socket)
-        self.store = StateClient(coordinators)
-        self.receiver = SyncReceiver(group, self, self.store.committed_epoch, bind=sync_listen)
+        self.store = StateClient(coordinators, tls=tls)
+        self.receiver = SyncReceiver(group, self, self.store.committed_epoch, bind=sync_listen,
+                                     tls=tls)
         self.active: tuple[ActiveContext, SyncSender] | None = None
         self.stop = threading.Event()
         self.stats: dict[str, Any] = {"takeovers": 0, "checkpoints": 0, "writes_acked": 0,
@@ -150,7 +154,7 @@ class KvStore:
         version = self.store.put_checkpoint(self.group, epoch, snap, sync_sequence=seq)
         self._note(ctx, {"event": "takeover", "epoch": epoch, "seq": seq, "version": version})
         sender = SyncSender(self.group, ctx, self.peers, base=(seq, snap), mode=self.mode,
-                            ack_timeout=self.ack_timeout)
+                            ack_timeout=self.ack_timeout, tls=self.tls)
         self.stats["takeovers"] += 1
         self.stats["loaded_from"] = source
         log.info("serving as active", extra={"group": self.group, "epoch": epoch, "seq": seq,
@@ -274,7 +278,8 @@ def serve(args: argparse.Namespace) -> int:
     setup_logging("info", "json")
     kv = KvStore(args.group, args.role_socket, args.sync_listen,
                  [p for p in args.peer if p], args.coordinators.split(","), mode=args.mode,
-                 checkpoint_interval=args.checkpoint_interval, ack_timeout=args.ack_timeout)
+                 checkpoint_interval=args.checkpoint_interval, ack_timeout=args.ack_timeout,
+                 tls=_tls(args))
     kv.receiver.start()
     host, port = args.listen.rsplit(":", 1)
     httpd = ThreadingHTTPServer((host, int(port)), make_handler(kv))
@@ -311,8 +316,9 @@ def stale_probe(args: argparse.Namespace) -> int:
         out[kind][key] = out[kind].get(key, 0) + 1
 
     ctx = FixedEpoch(args.epoch)
-    store = StateClient(args.coordinators.split(","))
-    peers = [PeerClient(p) for p in args.peer if p]
+    tls = _tls(args)
+    store = StateClient(args.coordinators.split(","), tls=tls)
+    peers = [PeerClient(p, tls=tls) for p in args.peer if p]
     for i in range(args.count):
         for peer in peers:
             count("sync", lambda p=peer, i=i: p.apply(args.group, ctx.epoch, args.sequence + i,
@@ -322,6 +328,16 @@ def stale_probe(args: argparse.Namespace) -> int:
     json.dump(out, sys.stdout)
     print()
     return 0
+
+
+def _tls(args: argparse.Namespace) -> TlsFiles | None:
+    return from_env_or_args(args.cacert, args.cert, args.key)
+
+
+def _tls_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cacert", help="CA bundle (mTLS to coordinators and peers)")
+    p.add_argument("--cert", help="this node's certificate (vnfha://node/NAME)")
+    p.add_argument("--key", help="its private key")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--mode", choices=("sync", "async"), default="sync")
     s.add_argument("--checkpoint-interval", type=float, default=1.0)
     s.add_argument("--ack-timeout", type=float, default=1.0)
+    _tls_flags(s)
     p = sub.add_parser("stale-probe", help="send as an old epoch; print the answers")
     p.add_argument("--group", required=True)
     p.add_argument("--epoch", type=int, required=True)
@@ -347,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--coordinators", required=True)
     p.add_argument("--count", type=int, default=5)
     p.add_argument("--sequence", type=int, default=1, help="first sync sequence to use")
+    _tls_flags(p)
     args = ap.parse_args(argv)
     return serve(args) if args.cmd == "serve" else stale_probe(args)
 

@@ -27,6 +27,8 @@ import grpc
 
 from vnfha.agents.statesync import fence
 from vnfha.agents.statesync.fence import FenceState, SyncError, Verdict
+from vnfha.coordinator.security.authz import SyncAuthorizer
+from vnfha.coordinator.security.tls import ReloadingServerCredentials, TlsFiles
 from vnfha.v1 import statesync_pb2, statesync_pb2_grpc
 
 __all__ = ["Applier", "SyncReceiver"]
@@ -65,7 +67,9 @@ class Applier(Protocol):
 
 class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
     def __init__(self, group: str, app: Applier, epochs: EpochSource, bind: str = "",
-                 max_message_bytes: int = 8 * 1024 * 1024) -> None:
+                 max_message_bytes: int = 8 * 1024 * 1024,
+                 tls: TlsFiles | None = None) -> None:
+        self._tls = tls
         self.group = group
         self._app = app
         self._epochs = epochs
@@ -85,10 +89,15 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
     def start(self) -> int:
         """Serve on `bind` (host:port; port 0 picks one); returns the port."""
         opts = [("grpc.max_receive_message_length", self._max), ("grpc.so_reuseport", 0)]
+        self.authorizer = SyncAuthorizer(tls=self._tls is not None)
         self._server = grpc.server(futures.ThreadPoolExecutor(8, thread_name_prefix="sync-rx"),
-                                   options=opts)
+                                   options=opts, interceptors=[self.authorizer])
         statesync_pb2_grpc.add_StateSyncServiceServicer_to_server(self, self._server)
-        self.port = self._server.add_insecure_port(self._bind)
+        if self._tls is not None:
+            creds = ReloadingServerCredentials(self._tls).credentials()
+            self.port = self._server.add_secure_port(self._bind, creds)
+        else:
+            self.port = self._server.add_insecure_port(self._bind)
         if self.port == 0:
             raise OSError(f"cannot listen on {self._bind}")
         self._server.start()

@@ -49,6 +49,7 @@ from vnfha.agents.statesync.errors import (
     SyncUnavailable,
     refusal,
 )
+from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import statesync_pb2, statesync_pb2_grpc
 
 __all__ = ["EpochHolder", "FixedEpoch", "PeerClient", "SyncSender"]
@@ -82,18 +83,21 @@ class FixedEpoch:
 class PeerClient:
     """One receiver's StateSyncService; raises RefusedError / SyncUnavailable."""
 
-    def __init__(self, address: str, timeout: float = 1.0) -> None:
+    def __init__(self, address: str, timeout: float = 1.0, tls: TlsFiles | None = None) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=[
+        self._stubs = Stubs([address], statesync_pb2_grpc.StateSyncServiceStub, tls, options=[
             ("grpc.max_send_message_length", 8 << 20),
             ("grpc.initial_reconnect_backoff_ms", 50),
             ("grpc.min_reconnect_backoff_ms", 50),
             ("grpc.max_reconnect_backoff_ms", 500)])
-        self._stub = statesync_pb2_grpc.StateSyncServiceStub(self._channel)
+
+    @property
+    def _stub(self) -> statesync_pb2_grpc.StateSyncServiceStub:
+        return self._stubs[0]
 
     def close(self) -> None:
-        self._channel.close()
+        self._stubs.close()
 
     def apply(self, group: str, epoch: int, first: int,
               entries: Sequence[bytes]) -> statesync_pb2.SyncPosition:
@@ -138,7 +142,8 @@ class _Peer:
 class SyncSender:
     def __init__(self, group: str, ctx: EpochHolder, peers: Sequence[str],
                  base: tuple[int, bytes], mode: str = "sync", ack_timeout: float = 1.0,
-                 max_lag: int = 10_000, rpc_timeout: float = 1.0) -> None:
+                 max_lag: int = 10_000, rpc_timeout: float = 1.0,
+                 tls: TlsFiles | None = None) -> None:
         if mode not in ("sync", "async"):
             raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
         self.group = group
@@ -153,7 +158,7 @@ class SyncSender:
         self._last = self._base_seq
         self._deposed: StaleEpochError | None = None
         self._stopped = False
-        self._peers = [_Peer(PeerClient(p, rpc_timeout)) for p in peers]
+        self._peers = [_Peer(PeerClient(p, rpc_timeout, tls)) for p in peers]
         self.installs = 0
         self.batches = 0
         for p in self._peers:

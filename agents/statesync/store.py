@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import grpc
 
 from vnfha.agents.statesync.errors import RefusedError, SyncUnavailable, refusal
+from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import state_pb2, state_pb2_grpc
 
 __all__ = ["QueueMessage", "ReadResult", "StateClient", "StoredCheckpoint"]
@@ -56,19 +57,18 @@ class ReadResult:
 class StateClient:
     """Calls to whichever coordinator answers; thread-safe."""
 
-    def __init__(self, endpoints: Sequence[str], timeout: float = 3.0) -> None:
+    def __init__(self, endpoints: Sequence[str], timeout: float = 3.0,
+                 tls: TlsFiles | None = None) -> None:
         if not endpoints:
             raise ValueError("StateClient needs at least one coordinator endpoint")
         self.endpoints = list(endpoints)
         self.timeout = timeout
-        self._channels = [grpc.insecure_channel(e) for e in self.endpoints]
-        self._stubs = [state_pb2_grpc.StateServiceStub(c) for c in self._channels]
+        self._stubs = Stubs(self.endpoints, state_pb2_grpc.StateServiceStub, tls)
         self._preferred = 0
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        for c in self._channels:
-            c.close()
+        self._stubs.close()
 
     def __enter__(self) -> StateClient:
         return self

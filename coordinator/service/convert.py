@@ -40,7 +40,7 @@ def event_to_pb(e: Event) -> admin_pb2.Event:
     ts = Timestamp()
     ts.FromNanoseconds(int(e.at * 1e9))
     return admin_pb2.Event(seq=e.seq, time=ts, kind=e.kind, group=e.group, member=e.member,
-                           node=e.node, epoch=e.epoch, reason=e.reason)
+                           node=e.node, epoch=e.epoch, reason=e.reason, actor=e.actor)
 
 
 RECOVERY_STATE_TO_PB = {

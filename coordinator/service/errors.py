@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from vnfha.coordinator import names
+from vnfha.coordinator.security.authz import current_identity
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreUnavailable
 
 log = logging.getLogger("vnfha.api")
@@ -114,7 +115,11 @@ async def abort_refused(context: grpc.aio.ServicerContext, result: dict[str, Any
 async def submit_or_abort(store: Store, context: grpc.aio.ServicerContext,
                           command: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
     """Submit (off the event loop: it blocks until committed); on refusal or store
-    trouble, end the call with a status that says why."""
+    trouble, end the call with a status that says why. The command carries the caller's
+    identity (set by the authorization layer), so its events name who asked."""
+    identity = current_identity.get()
+    if identity is not None:
+        command = {**command, "actor": str(identity)}
     try:
         result = await asyncio.to_thread(store.submit, command, timeout)
     except StoreUnavailable as e:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import grpc
 
 from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.security.tls import ChannelSource, TlsFiles
 from vnfha.coordinator.service.errors import guarded, require_count
 from vnfha.v1 import peer_pb2, peer_pb2_grpc
 
@@ -37,18 +38,17 @@ class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
 class PeerClient:
     """Lease-age queries to one peer coordinator over a long-lived channel."""
 
-    def __init__(self, endpoint: str) -> None:
-        self._channel = grpc.insecure_channel(endpoint, options=[
+    def __init__(self, endpoint: str, tls: TlsFiles | None = None) -> None:
+        self._channels = ChannelSource(endpoint, tls, options=[
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 500),
         ])
-        self._stub = peer_pb2_grpc.PeerServiceStub(self._channel)
 
     def lease_ages(self, nodes: list[str], timeout: float) -> dict[str, float]:
-        resp = self._stub.GetLeaseAges(peer_pb2.GetLeaseAgesRequest(nodes=nodes),
-                                       timeout=timeout)
+        stub = peer_pb2_grpc.PeerServiceStub(self._channels.get())
+        resp = stub.GetLeaseAges(peer_pb2.GetLeaseAgesRequest(nodes=nodes), timeout=timeout)
         return dict(resp.age_seconds)
 
     def close(self) -> None:
-        self._channel.close()
+        self._channels.close()

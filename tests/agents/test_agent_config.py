@@ -22,6 +22,8 @@ def cfg(**over):
 def test_examples_load(name: str) -> None:
     c = load_agent_config(ROOT / "examples" / name)
     assert len(c.coordinators) == 3 and c.lease.ttl == 0.25 and not c.vip.manage
+    assert c.tls is not None and c.tls.cert_file.name == f"node-{c.node}.pem"
+    assert c.tls.ca_file == ROOT / "examples" / "cluster" / "certs" / "ca.pem"
 
 
 def test_defaults() -> None:
@@ -53,9 +55,31 @@ def test_defaults() -> None:
     (cfg(members=[{"group": "web", "member": "a",
                    "checks": [{"kind": "tcp", "port": 99999}]}]), "port"),
     ({"coordinators": ["127.0.0.1:7401"]}, "node is required"),
+    (cfg(coordinators=["198.18.0.1:7401"]),
+     "tls (ca_file, cert_file, key_file) is required to talk to coordinators that are not "
+     "on loopback (198.18.0.1:7401)"),
+    (cfg(tls={"ca_file": "a"}), "tls needs ca_file, cert_file, key_file"),
+    (cfg(insecure="no"), "insecure must be true or false"),
 ])
 def test_bad_config_is_a_clear_error(data: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_agent_config(data, source="agent.yaml")
     assert str(err.value).startswith("agent.yaml: ")
     assert needle in str(err.value)
+
+
+def test_remote_coordinators_without_tls_need_an_explicit_insecure() -> None:
+    c = parse_agent_config(cfg(coordinators=["198.18.0.1:7401"], insecure=True))
+    assert c.insecure and c.tls is None
+    # loopback coordinators (a single local coordinator) may go without
+    assert parse_agent_config(cfg(coordinators=["[::1]:7401", "localhost:7402"])).tls is None
+
+
+def test_lb_section_takes_its_own_certificate(tmp_path: Path) -> None:
+    c = parse_agent_config(cfg(
+        tls={"ca_file": "/c/ca.pem", "cert_file": "/c/node.pem", "key_file": "/c/node-key.pem"},
+        lb={"group": "web", "admin_socket": "/run/haproxy.sock", "backend": "b",
+            "tls": {"ca_file": "/c/ca.pem", "cert_file": "/c/lb.pem",
+                    "key_file": "/c/lb-key.pem"}}))
+    assert c.lb.tls.cert_file == Path("/c/lb.pem")
+    assert c.tls is not None and c.tls.cert_file == Path("/c/node.pem")

@@ -18,6 +18,8 @@ import grpc
 import yaml
 from support import free_port, wait_for
 
+from vnfha.coordinator.security.tls import TlsFiles, channel_credentials
+from vnfha.coordinator.testpki import LabPki
 from vnfha.v1 import admin_pb2, admin_pb2_grpc
 
 VNFHA = [sys.executable, "-m", "vnfha.coordinator.cli"]
@@ -27,8 +29,11 @@ class CoordinatorCluster:
     def __init__(self, root: Path, size: int = 3, ttl: float = 0.6, interval: float = 0.1,
                  groups: list[dict] | None = None, stabilization: float = 2.0,
                  backend: str = "raft", etcd_endpoint: str | None = None,
-                 session_ttl: int = 2, etcd_options: dict | None = None) -> None:
+                 session_ttl: int = 2, etcd_options: dict | None = None,
+                 tls: bool = True) -> None:
         self.root = root
+        # mTLS on, as in production: a throwaway CA; `tls_for` gives a caller's files.
+        self.pki = LabPki(root / "pki") if tls else None
         self.ttl = ttl
         self.backend = backend
         self.ids = [f"c{i + 1}" for i in range(size)]
@@ -58,6 +63,8 @@ class CoordinatorCluster:
                            "stabilization": stabilization},
                 "groups": groups or [{"name": "web", "vip": "198.18.0.100/24"}],
                 "logging": {"level": "info", "format": "json"},
+                **({"tls": self.pki.section(f"coordinator/{cid}")} if self.pki
+                   else {"insecure": True}),
             }
             path = root / f"{cid}.yaml"
             path.write_text(yaml.safe_dump(cfg))
@@ -101,8 +108,22 @@ class CoordinatorCluster:
         for cid in list(self.procs):
             self.kill(cid)
 
+    def tls_for(self, identity: str) -> TlsFiles | None:
+        """The certificate files of `identity` ("node/vm1", "admin/e2e"); None without TLS."""
+        return self.pki.files(identity) if self.pki else None
+
+    def tls_args(self, identity: str = "admin/e2e") -> list[str]:
+        """`vnfha` CLI arguments (--cacert/--cert/--key) for `identity`."""
+        return self.pki.args(identity) if self.pki else []
+
+    def channel(self, cid: str, identity: str = "admin/e2e") -> grpc.Channel:
+        files = self.tls_for(identity)
+        if files is None:
+            return grpc.insecure_channel(self.api[cid])
+        return grpc.secure_channel(self.api[cid], channel_credentials(files))
+
     def status(self, cid: str, timeout: float = 1.0) -> admin_pb2.GetStatusResponse:
-        with grpc.insecure_channel(self.api[cid]) as ch:
+        with self.channel(cid) as ch:
             return admin_pb2_grpc.AdminServiceStub(ch).GetStatus(
                 admin_pb2.GetStatusRequest(), timeout=timeout)
 
@@ -118,7 +139,7 @@ class CoordinatorCluster:
         return None
 
     def admin(self, cid: str) -> tuple[grpc.Channel, admin_pb2_grpc.AdminServiceStub]:
-        ch = grpc.insecure_channel(self.api[cid])
+        ch = self.channel(cid)
         return ch, admin_pb2_grpc.AdminServiceStub(ch)
 
     def group(self, cid: str, name: str = "web") -> admin_pb2.GroupStatus | None:

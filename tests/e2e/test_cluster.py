@@ -81,7 +81,8 @@ def agents(cluster: CoordinatorCluster) -> Iterator[tuple[dict[str, AgentSession
     sessions = {}
     for node, member, prio in (("vm1", "m1", 200), ("vm2", "m2", 100)):
         s = AgentSession(node, [HostedMember("web", member, prio)], cluster.endpoints,
-                         ttl=TTL, interval=INTERVAL, on_role=roles.cb)
+                         ttl=TTL, interval=INTERVAL, on_role=roles.cb,
+                         tls=cluster.tls_for(f"node/{node}"))
         s.start()
         sessions[node] = s
     leader = cluster.leader()
@@ -176,8 +177,8 @@ def test_cli_status_switchover_and_events(cluster, agents):
 
     def vnfha(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "vnfha.coordinator.cli", "--endpoint",
-                               env_endpoints, *args], capture_output=True, text=True,
-                              timeout=30, check=False)
+                               env_endpoints, *cluster.tls_args(), *args],
+                              capture_output=True, text=True, timeout=30, check=False)
 
     st = vnfha("status", "--json")
     assert st.returncode == 0, st.stderr

@@ -67,7 +67,8 @@ def agents(cluster: CoordinatorCluster) -> Iterator[tuple[dict[str, AgentSession
     sessions = {}
     for node, member, prio in (("vm1", "m1", 200), ("vm2", "m2", 100)):
         s = AgentSession(node, [HostedMember("web", member, prio)], cluster.endpoints,
-                         ttl=TTL, interval=INTERVAL, on_role=roles.cb)
+                         ttl=TTL, interval=INTERVAL, on_role=roles.cb,
+                         tls=cluster.tls_for(f"node/{node}"))
         s.start()
         sessions[node] = s
     leader = wait_for(cluster.leader, 10, what="a leader")

@@ -103,7 +103,8 @@ def test_coordinators_over_tls_and_auth_commit_lead_and_log_in_again(secure, tmp
         cluster.start_all()
         for node, member, prio in (("vm1", "m1", 200), ("vm2", "m2", 100)):
             s = AgentSession(node, [HostedMember("web", member, prio)], cluster.endpoints,
-                             ttl=TTL, interval=INTERVAL, on_role=roles.cb)
+                             ttl=TTL, interval=INTERVAL, on_role=roles.cb,
+                             tls=cluster.tls_for(f"node/{node}"))
             s.start()
             sessions.append(s)
         leader = wait_for(cluster.leader, 10, what="a leader")

@@ -113,7 +113,8 @@ def stale_probe(c: LabCluster, vm: str, epoch: int, count: int = 3) -> dict[str,
     r = c.hosts[vm].run([sys.executable, "-m", "vnfha.agents.samples.kvstore", "stale-probe",
                          "--group", "web", "--epoch", str(epoch), "--count", str(count),
                          "--peer", f"{c.hosts[other].ip4}:{SYNC_PORT}", "--sequence", "1",
-                         "--coordinators", ",".join(c.api[x] for x in c.cids)], timeout=60)
+                         "--coordinators", ",".join(c.api[x] for x in c.cids),
+                         *c.tls_args(f"node/{vm}", c.hosts[vm].ip4)], timeout=60)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -143,11 +144,15 @@ def check_failover(c: LabCluster, fault: Callable[[], None],
     missing = {k: v for k, (v, _) in w.acked.items() if data.get(k) != v}
     assert not missing, f"{len(missing)} acknowledged writes lost: {sorted(missing)[:10]}"
     assert w.acked_at(1) >= 20 and w.acked_at(2) >= 20
-    # The deposed active's later messages: all refused as stale.
+    # The deposed active's later messages: the store no longer lets its node write at
+    # all (it does not host the active), and the new active's receiver refuses them as
+    # stale.
     probe = stale_probe(c, "vm1", epoch=1)
     for kind in ("sync", "publish", "checkpoint"):
         assert probe[kind]["attempted"] > 0, probe
-        assert probe[kind].get("stale_epoch", 0) == probe[kind]["attempted"], probe
+    assert probe["sync"].get("stale_epoch", 0) == probe["sync"]["attempted"], probe
+    for kind in ("publish", "checkpoint"):
+        assert probe[kind].get("permission_denied", 0) == probe[kind]["attempted"], probe
     # ...and nothing of theirs landed.
     code, after_probe = http_call(c, c.vip_addr, "GET", "/kv", timeout=2)
     assert code == 200 and "zombie" not in after_probe
@@ -205,8 +210,12 @@ def test_forged_future_epoch_is_refused_everywhere(cluster: LabCluster):
     code, before = http_call(c, c.vip_addr, "GET", "/kv", timeout=2)
     assert code == 200
     probe = stale_probe(c, "vm2", epoch=99, count=2)  # the standby's VM lies
+    for kind in ("publish", "checkpoint"):  # it may not write the group's state at all
+        assert probe[kind].get("permission_denied", 0) == probe[kind]["attempted"] > 0, probe
+    # The active's own VM, with a forged future epoch: authorized, refused by the fence.
+    own = stale_probe(c, "vm1", epoch=99, count=2)
     for kind in ("publish", "checkpoint"):
-        assert probe[kind].get("future_epoch", 0) == probe[kind]["attempted"] > 0, probe
+        assert own[kind].get("future_epoch", 0) == own[kind]["attempted"] > 0, own
     # vm2 is the standby; its probe targets vm1's receiver: the active refuses it too.
     assert probe["sync"].get("future_epoch", 0) == probe["sync"]["attempted"] > 0, probe
     code, after = http_call(c, c.vip_addr, "GET", "/kv", timeout=2)

@@ -371,7 +371,11 @@ def test_event_target_variants() -> None:
 def test_event_to_dict() -> None:
     d = cli.event_to_dict(event(5, kind="maintenance_on", node="n2"))
     assert d == {"seq": 5, "time": "2023-11-14T22:13:20.128Z", "kind": "maintenance_on",
-                 "group": None, "member": None, "node": "n2", "epoch": 0, "reason": ""}
+                 "group": None, "member": None, "node": "n2", "epoch": 0, "reason": "",
+                 "actor": None}
+    d = cli.event_to_dict(event(6, kind="maintenance_on", node="n2",
+                                actor="vnfha://admin/alice"))
+    assert d["actor"] == "vnfha://admin/alice"
 
 
 def test_format_switchover() -> None:
@@ -820,3 +824,65 @@ def test_client_commands_do_not_import_grpc() -> None:
                           text=True, timeout=30, check=True)
     lines = proc.stdout.splitlines()
     assert (lines[1], lines[3]) == ("False False", "False"), proc.stdout
+
+
+# --------------------------------------------------------------------------- mTLS, certs
+
+
+def test_unreachable_without_certificates_hints_at_mtls(capsys) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    assert cli.main(["--endpoint", f"127.0.0.1:{port}", "--timeout", "0.5", "status"]) \
+        == cli.EXIT_UNREACHABLE
+    assert "give --cacert, --cert and --key" in capsys.readouterr().err
+
+
+def test_tls_flags_go_together(capsys) -> None:
+    assert cli.main(["--cacert", "/nonexistent/ca.pem", "status"]) == cli.EXIT_USAGE
+    assert "--cacert, --cert and --key" in capsys.readouterr().err
+
+
+def test_tls_files_that_do_not_fit_are_a_usage_error(tmp_path, capsys, monkeypatch) -> None:
+    assert cli.main(["certs", "init", "--dir", str(tmp_path)]) == 0
+    assert cli.main(["certs", "issue", "--dir", str(tmp_path), "--identity", "admin/a"]) == 0
+    assert cli.main(["certs", "issue", "--dir", str(tmp_path), "--identity", "admin/b"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("VNFHA_CACERT", str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("VNFHA_CERT", str(tmp_path / "admin-a.pem"))
+    monkeypatch.setenv("VNFHA_KEY", str(tmp_path / "admin-b-key.pem"))
+    assert cli.main(["status"]) == cli.EXIT_USAGE
+    assert "admin-b-key.pem is not the key of" in capsys.readouterr().err
+
+
+def test_certs_init_and_issue(tmp_path, capsys) -> None:
+    from cryptography import x509
+
+    d = tmp_path / "ca"
+    assert cli.main(["certs", "init", "--dir", str(d)]) == 0
+    assert (d / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+    assert cli.main(["certs", "init", "--dir", str(d)]) == cli.EXIT_USAGE  # never overwrite
+    assert "already holds a CA" in capsys.readouterr().err
+    assert cli.main(["certs", "issue", "--dir", str(d), "--identity", "node/vm1",
+                     "--san-ip", "198.18.0.11"]) == 0
+    assert (d / "node-vm1-key.pem").stat().st_mode & 0o777 == 0o600
+    cert = x509.load_pem_x509_certificate((d / "node-vm1.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["vnfha://node/vm1"]
+    assert "198.18.0.11" in {str(a) for a in san.get_values_for_type(x509.IPAddress)}
+    assert cli.main(["certs", "issue", "--dir", str(d), "--identity", "root/x"]) \
+        == cli.EXIT_USAGE
+    assert "malformed vnfha identity" in capsys.readouterr().err
+    assert cli.main(["certs", "issue", "--dir", str(tmp_path / "none"), "--identity",
+                     "node/vm1"]) == cli.EXIT_USAGE
+    assert "holds no CA" in capsys.readouterr().err
+
+
+def test_daemon_with_missing_tls_files_is_one_clear_line(tmp_path, capsys) -> None:
+    conf = tmp_path / "c1.yaml"
+    conf.write_text("node_id: c1\ncluster:\n  members:\n    - {id: c1, api: 127.0.0.1:7401}\n"
+                    "store: {backend: memory}\n"
+                    "tls: {ca_file: ca.pem, cert_file: c1.pem, key_file: c1-key.pem}\n")
+    assert cli.main(["coordinator", "--config", str(conf)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot read {tmp_path / 'ca.pem'}" in err

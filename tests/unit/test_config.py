@@ -33,6 +33,7 @@ THREE: dict[str, Any] = {
                     for i in (1, 2, 3)],
         "secret": SECRET,
     },
+    "insecure": True,  # these tests are about other settings; tls has its own below
 }
 
 
@@ -78,6 +79,8 @@ def test_cluster_examples_load_with_a_secret(tmp_path: Path, node: str) -> None:
     assert c.quorum == 2
     assert [p.id for p in c.peers] == [m for m in ("c1", "c2", "c3") if m != node]
     assert {g.name for g in c.groups} == {"web", "db", "lb"}
+    assert c.tls is not None and c.tls.cert_file == folder / "certs" / f"coordinator-{node}.pem"
+    assert not c.insecure
 
 
 def test_cluster_example_without_secret_file_says_how_to_create_it(tmp_path: Path) -> None:
@@ -133,7 +136,8 @@ def test_quorum_sizes() -> None:
     for n, q in ((1, 1), (2, 2), (3, 2), (4, 3), (5, 3)):
         members = [{"id": f"c{i}", "api": f"127.0.0.1:74{i:02}", "raft": f"127.0.0.1:75{i:02}"}
                    for i in range(n)]
-        c = parse_config({"node_id": "c0", "cluster": {"members": members, "secret": SECRET}})
+        c = parse_config({"node_id": "c0", "cluster": {"members": members, "secret": SECRET},
+                          "insecure": True})
         assert c.quorum == q
 
 
@@ -405,6 +409,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
         "    - {id: c1, api: 127.0.0.1:7401, raft: 127.0.0.1:7501}\n"
         "    - {id: c2, api: 127.0.0.1:7402, raft: 127.0.0.1:7502}\n"
         "  secret_file: keys/cluster.secret\n"
+        "insecure: true\n"
         "store:\n"
         "  data_dir: ../../var/data\n")
     c = load_config(conf / "coordinator.yaml")
@@ -570,3 +575,46 @@ def test_previous_secret_file_for_rotation(tmp_path: Path) -> None:
     d["node_id"] = "c1"
     assert "cluster.previous_secret_file needs cluster.secret_file" in error(
         d, base_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- mTLS
+
+
+def _three_without_tls() -> dict[str, Any]:
+    d = cfg(THREE)
+    del d["insecure"]
+    return d
+
+
+def test_several_members_need_tls_or_an_explicit_insecure() -> None:
+    msg = error(_three_without_tls())
+    assert "tls (ca_file, cert_file, key_file) is required with more than one member" in msg
+    assert "insecure: true" in msg
+    assert parse_config(cfg(THREE)).insecure is True
+
+
+def test_one_member_may_run_without_tls() -> None:
+    c = parse_config(cfg(ONE))
+    assert c.tls is None and not c.insecure
+
+
+def test_tls_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    d = _three_without_tls()
+    d["tls"] = {"ca_file": "certs/ca.pem", "cert_file": "certs/c2.pem",
+                "key_file": "/abs/c2-key.pem"}
+    c = parse_config(d, base_dir=tmp_path)
+    assert c.tls is not None
+    assert c.tls.ca_file == tmp_path / "certs" / "ca.pem"
+    assert c.tls.key_file == Path("/abs/c2-key.pem")
+
+
+def test_tls_needs_all_three_files_and_no_other_keys() -> None:
+    d = _three_without_tls()
+    d["tls"] = {"ca_file": "ca.pem", "cert_file": "c.pem"}
+    assert "tls needs ca_file, cert_file, key_file; missing key_file" in error(d)
+    d["tls"] = {"ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k", "verify": 1}
+    assert "verify" in error(d)
+
+
+def test_insecure_must_be_a_boolean() -> None:
+    assert "insecure must be true or false" in error(cfg(THREE, insecure="yes"))

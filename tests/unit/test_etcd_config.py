@@ -16,6 +16,7 @@ BASE: dict[str, Any] = {
     "node_id": "c2",
     "cluster": {"members": [{"id": f"c{i}", "api": f"127.0.0.1:741{i}"} for i in (1, 2, 3)]},
     "store": {"backend": "etcd", "etcd": {"endpoints": ["127.0.0.1:2379"]}},
+    "insecure": True,  # the vnfha API's own mTLS is tested in test_config.py
 }
 
 

@@ -250,7 +250,7 @@ class ApplyGroupsResponse(_message.Message):
     def __init__(self, revision: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("seq", "time", "kind", "group", "member", "node", "epoch", "reason")
+    __slots__ = ("seq", "time", "kind", "group", "member", "node", "epoch", "reason", "actor")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +259,7 @@ class Event(_message.Message):
     NODE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     seq: int
     time: _timestamp_pb2.Timestamp
     kind: str
@@ -267,7 +268,8 @@ class Event(_message.Message):
     node: str
     epoch: int
     reason: str
-    def __init__(self, seq: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., group: _Optional[str] = ..., member: _Optional[str] = ..., node: _Optional[str] = ..., epoch: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    actor: str
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., group: _Optional[str] = ..., member: _Optional[str] = ..., node: _Optional[str] = ..., epoch: _Optional[int] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
     __slots__ = ("limit",)

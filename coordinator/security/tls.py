@@ -1,0 +1,263 @@
+"""TLS material from PEM files: parsed from config, reloaded when the files change.
+
+Servers use grpc's dynamic server credentials: a fetcher is asked for a new
+configuration at every handshake and answers "unchanged" unless the files' stat
+changed, so a rotated certificate is served from the next connection on, and
+connections already open (keepalive streams) are not touched.
+
+Clients cannot change the credentials of a channel, so `ChannelSource` hands out a
+channel and replaces it (for new calls only) once the files change; calls already
+running keep their channel until they end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import grpc
+
+from vnfha.coordinator.confparse import Ctx, check_keys, path_setting, section
+
+log = logging.getLogger("vnfha.tls")
+
+ENV_CA, ENV_CERT, ENV_KEY = "VNFHA_CACERT", "VNFHA_CERT", "VNFHA_KEY"
+#: channels kept open after a rotation so their running streams can finish
+_MAX_RETIRED = 4
+
+
+class TlsError(ValueError):
+    """The TLS files are missing, unreadable or do not fit together."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def stamp(self) -> tuple[tuple[int, int, int], ...]:
+        """Changes whenever any of the three files is rewritten or replaced."""
+        out = []
+        for p in (self.ca_file, self.cert_file, self.key_file):
+            try:
+                st = os.stat(p)
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((0, 0, 0))
+        return tuple(out)
+
+    def load(self) -> tuple[bytes, bytes, bytes]:
+        """(ca, cert, key) PEM bytes, checked to fit together; raises TlsError."""
+        try:
+            ca = self.ca_file.read_bytes()
+            cert = self.cert_file.read_bytes()
+            key = self.key_file.read_bytes()
+        except OSError as e:
+            raise TlsError(f"cannot read {e.filename}: {e.strerror}") from None
+        check_material(ca, cert, key, self)
+        return ca, cert, key
+
+
+def check_material(ca: bytes, cert: bytes, key: bytes, where: TlsFiles) -> None:
+    """Refuse a half-rotated set (new certificate, old key) before grpc sees it."""
+    from cryptography import x509  # here, not at import: config loading stays light
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        x509.load_pem_x509_certificates(ca)
+    except ValueError:
+        raise TlsError(f"{where.ca_file}: not a PEM certificate (CA bundle)") from None
+    try:
+        c = x509.load_pem_x509_certificate(cert)
+    except ValueError:
+        raise TlsError(f"{where.cert_file}: not a PEM certificate") from None
+    try:
+        k = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError):
+        raise TlsError(f"{where.key_file}: not an unencrypted PEM private key") from None
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    enc = serialization.Encoding.DER
+    if c.public_key().public_bytes(enc, pub) != k.public_key().public_bytes(enc, pub):
+        raise TlsError(f"{where.key_file} is not the key of {where.cert_file}")
+
+
+def parse_tls(ctx: Ctx, where: str, value: Any, base: Path) -> TlsFiles | None:
+    """The `tls: {ca_file, cert_file, key_file}` setting; None when absent."""
+    if value is None:
+        return None
+    sec: Mapping[str, Any] = section(ctx, where, value)
+    keys = ("ca_file", "cert_file", "key_file")
+    check_keys(ctx, where, sec, keys)
+    missing = [k for k in keys if k not in sec]
+    if missing:
+        ctx.fail(f"{where} needs {', '.join(keys)}; missing {', '.join(missing)}")
+    # The files are read (and checked to fit together) when the listener or client
+    # starts, and again at every rotation; a config can be checked before they exist.
+    return TlsFiles(*(path_setting(ctx, f"{where}.{k}", sec[k], base) for k in keys))
+
+
+def from_env_or_args(cacert: str | None, cert: str | None, key: str | None) -> TlsFiles | None:
+    """CLI flags, falling back to VNFHA_CACERT/VNFHA_CERT/VNFHA_KEY; None if none given."""
+    values = [cacert or os.environ.get(ENV_CA), cert or os.environ.get(ENV_CERT),
+              key or os.environ.get(ENV_KEY)]
+    if not any(values):
+        return None
+    if not all(values):
+        raise TlsError("--cacert, --cert and --key (or VNFHA_CACERT, VNFHA_CERT, VNFHA_KEY) "
+                       "go together; give all three")
+    files = TlsFiles(*(Path(v) for v in values))  # type: ignore[arg-type]
+    files.load()
+    return files
+
+
+class ReloadingServerCredentials:
+    """Server credentials that require a client certificate signed by the CA file and
+    pick up new files at the next handshake."""
+
+    def __init__(self, files: TlsFiles) -> None:
+        self.files = files
+        self._lock = threading.Lock()
+        self._stamp = files.stamp()
+        self._bad_stamp: tuple[Any, ...] | None = None
+        self.reloads = 0
+        import grpc  # lazy: config loading (vnfha config check) must not pull in gRPC
+
+        ca, cert, key = files.load()
+        self._initial = grpc.ssl_server_certificate_configuration([(key, cert)], ca)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        import grpc
+
+        return grpc.dynamic_ssl_server_credentials(self._initial, self._fetch,
+                                                   require_client_authentication=True)
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """Called by grpc per handshake; None keeps the current configuration."""
+        stamp = self.files.stamp()
+        with self._lock:
+            if stamp == self._stamp or stamp == self._bad_stamp:
+                return None
+            try:
+                ca, cert, key = self.files.load()
+            except TlsError as e:  # mid-rotation (cert written, key not yet): keep the old
+                self._bad_stamp = stamp
+                log.warning("tls files not reloaded; keeping the current ones",
+                            extra={"error": str(e)})
+                return None
+            self._stamp = stamp
+            self.reloads += 1
+        log.info("tls certificate reloaded", extra={"cert_file": str(self.files.cert_file)})
+        import grpc
+
+        return grpc.ssl_server_certificate_configuration([(key, cert)], ca)
+
+
+def channel_credentials(files: TlsFiles) -> grpc.ChannelCredentials:
+    import grpc
+
+    ca, cert, key = files.load()
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                        certificate_chain=cert)
+
+
+class ChannelSource:
+    """One target's channel (sync or asyncio), TLS or plain, re-created for new calls
+    after the TLS files change. `get()` stats the files at most every `check_every` s."""
+
+    def __init__(self, target: str, tls: TlsFiles | None,
+                 options: Sequence[tuple[str, Any]] = (), aio: bool = False,
+                 check_every: float = 1.0) -> None:
+        self.target = target
+        self.tls = tls
+        self._options = list(options)
+        self._aio = aio
+        self._check_every = check_every
+        self._lock = threading.Lock()
+        self._retired: list[Any] = []
+        self._checked = time.monotonic()
+        self._stamp = tls.stamp() if tls is not None else ()
+        self._channel = self._open()
+
+    def _open(self) -> Any:
+        import grpc
+
+        mod = grpc.aio if self._aio else grpc
+        if self.tls is None:
+            return mod.insecure_channel(self.target, options=self._options)
+        return mod.secure_channel(self.target, channel_credentials(self.tls),
+                                  options=self._options)
+
+    def get(self) -> Any:
+        if self.tls is None:
+            return self._channel
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked < self._check_every:
+                return self._channel
+            self._checked = now
+            stamp = self.tls.stamp()
+            if stamp == self._stamp:
+                return self._channel
+            try:
+                fresh = self._open()
+            except TlsError as e:
+                log.warning("tls files not reloaded; keeping the current channel",
+                            extra={"target": self.target, "error": str(e)})
+                self._stamp = stamp
+                return self._channel
+            self._stamp = stamp
+            self._retired.append(self._channel)
+            self._channel = fresh
+            if len(self._retired) > _MAX_RETIRED and not self._aio:
+                self._retired.pop(0).close()
+            log.info("tls files changed; new calls use a new channel",
+                     extra={"target": self.target})
+            return self._channel
+
+    def close(self) -> Any:
+        """Close every channel (an awaitable list for aio channels)."""
+        with self._lock:
+            channels = [self._channel, *self._retired]
+            self._retired = []
+        if self._aio:
+            return [c.close() for c in channels]
+        for c in channels:
+            c.close()
+        return None
+
+
+class Stubs:
+    """One stub per endpoint, indexable like a list, that follows `ChannelSource`
+    rotations: `stubs[i]` is built on endpoint i's current channel."""
+
+    def __init__(self, endpoints: Sequence[str], stub_class: Callable[[Any], Any],
+                 tls: TlsFiles | None, options: Sequence[tuple[str, Any]] = ()) -> None:
+        self.sources = [ChannelSource(e, tls, options) for e in endpoints]
+        self._stub_class = stub_class
+        self._cache: dict[int, tuple[Any, Any]] = {}
+
+    def __getitem__(self, i: int) -> Any:
+        channel = self.sources[i].get()
+        cached = self._cache.get(i)
+        if cached is None or cached[0] is not channel:
+            cached = (channel, self._stub_class(channel))
+            self._cache[i] = cached
+        return cached[1]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(len(self.sources)))
+
+    def close(self) -> None:
+        for s in self.sources:
+            s.close()
