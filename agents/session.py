@@ -85,6 +85,7 @@ class AgentSession:
         self._calls: list[grpc.Future | None] = [None] * len(endpoints)
         self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
         self.paused = False  # tests: stop sending keepalives while "alive"
+        self._said: dict[str, float] = {}  # rate-limited warnings: key -> last logged
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -233,8 +234,45 @@ class AgentSession:
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.interval * 2)
 
+    def _say_once(self, key: str, every: float = 30.0) -> bool:
+        """Rate limit for warnings that would otherwise repeat every keepalive round."""
+        now = self._clock()
+        last = self._said.get(key)
+        if last is not None and now - last < every:
+            return False
+        self._said[key] = now
+        return True
+
+    def _on_membership(self, resp: agent_pb2.KeepaliveResponse) -> None:
+        """Count the quorum against the membership the coordinators expire us with."""
+        with self._lock:
+            changed = self.lease.announce(resp.coordinator_id, resp.cluster_members)
+            if not changed:
+                return
+            why = self.lease.unjustified()
+            deadline = self.lease.deadline()
+            self._on_lease(deadline or 0.0)  # may be earlier now: tell the guardian
+            facts = {"node": self.node, "coordinator": resp.coordinator_id,
+                     "members": sorted(self.lease.announced), "quorum": self.lease.quorum,
+                     "listed": len(self.endpoints)}
+        log.info("cluster membership announced", extra=facts)
+        if why is not None and self._say_once("unjustified:" + why):
+            log.error("not holding a lease: cannot justify one", extra={
+                "node": self.node, "reason": why})
+        self.reconcile("cluster membership changed")
+
     def _on_ack(self, resp: agent_pb2.KeepaliveResponse) -> None:
+        if resp.cluster_members:
+            self._on_membership(resp)
         if resp.result == agent_pb2.KEEPALIVE_RESULT_ACK:
+            with self._lock:
+                counted = self.lease.counts(resp.coordinator_id)
+                members = sorted(self.lease.announced)
+            if not counted and self._say_once("stranger:" + resp.coordinator_id, every=300.0):
+                log.error("ignoring acknowledgements of a coordinator outside the "
+                          "announced cluster", extra={
+                              "node": self.node, "coordinator": resp.coordinator_id,
+                              "members": members})
             with self._lock:
                 extended = self.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
                 if extended:

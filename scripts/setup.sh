@@ -19,6 +19,8 @@ command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)   # the playbook becomes root with sudo
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)  # verifies the rendered units
+# nft: the agent's kernel-enforced VIP lease (nftables set with millisecond timeouts).
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2

@@ -1,0 +1,91 @@
+"""Operator mistakes the agent must survive (issue 12): a stale coordinator list, and a
+coordinator cluster whose state was reset under running agents.
+
+Real coordinator processes (embedded Raft) on loopback; agents are real AgentSession
+objects speaking gRPC to them.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster import CoordinatorCluster
+from support import wait_for
+
+from vnfha.agents.session import AgentSession, HostedMember
+
+TTL = 0.6
+INTERVAL = 0.1
+
+pytestmark = pytest.mark.slow
+
+
+class Roles:
+    """Every role change any agent made, in order; the most members active at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: set[str] = set()
+        self.worst = 0
+
+    def cb(self, group: str, member: str, active: bool, epoch: int, why: str) -> None:
+        with self.lock:
+            (self.held.add if active else self.held.discard)(member)
+            self.worst = max(self.worst, len(self.held))
+
+
+@pytest.fixture
+def five(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[CoordinatorCluster]:
+    c = CoordinatorCluster(tmp_path, size=5, ttl=TTL, interval=INTERVAL)
+    try:
+        c.start_all()
+        yield c
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.logs(), file=sys.stderr)
+    finally:
+        for cid in list(c.procs):
+            try:
+                c.signal(cid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        c.stop_all()
+
+
+def test_stale_coordinator_list_after_growth_holds_no_unjustified_lease(five):
+    """The cluster grew 3 -> 5; vm1's agent still lists the old three. With all three
+    acknowledging it has 3 of 5 (a real majority); once only two of them answer (the old
+    majority, not the new one) it must not hold the lease. On the old code it kept
+    renewing with 2 acks while the coordinators' majority (3 of 5) could expire it."""
+    roles = Roles()
+    stale = AgentSession("vm1", [HostedMember("web", "web-1", 200)], five.endpoints[:3],
+                         ttl=TTL, interval=INTERVAL, on_role=roles.cb)
+    full = AgentSession("vm2", [HostedMember("web", "web-2", 100)], five.endpoints,
+                        ttl=TTL, interval=INTERVAL, on_role=roles.cb)
+    stale.start()
+    full.start()
+    try:
+        wait_for(lambda: stale.lease.valid(time.monotonic()), 10,
+                 what="vm1's lease with all three listed coordinators acknowledging")
+        assert stale.lease.quorum == 3, "the agent counts against the announced five"
+        five.signal("c3", signal.SIGSTOP)  # only c1 and c2 of the agent's list answer now
+        wait_for(lambda: not stale.lease.valid(time.monotonic()), 5,
+                 what="vm1's lease to lapse with two of five acknowledging")
+        end = time.monotonic() + 4 * TTL
+        while time.monotonic() < end:  # it stays lapsed: two acks never renew it
+            assert not stale.lease.valid(time.monotonic()), "renewed with 2 of 5 acks"
+            assert stale.role("web", "web-1").active_epoch == 0
+            time.sleep(INTERVAL / 2)
+        five.signal("c3", signal.SIGCONT)
+        wait_for(lambda: stale.lease.valid(time.monotonic()), 10,
+                 what="vm1's lease back with three of five")
+        assert roles.worst <= 1, "two members acted as active at once"
+    finally:
+        stale.stop()
+        full.stop()
