@@ -46,6 +46,9 @@ FAST_RECONNECT = [
 ]
 
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
+MIN_REREGISTER_BACKOFF = 0.2
+MAX_REREGISTER_BACKOFF = 5.0
+
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
 
@@ -79,6 +82,7 @@ class AgentSession:
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._registered = threading.Event()
+        self._unknown = threading.Event()  # a coordinator answered UNKNOWN_NODE: re-register
         self._threads: list[threading.Thread] = []
         self._channels = [grpc.insecure_channel(e, options=FAST_RECONNECT) for e in endpoints]
         self._stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in self._channels]
@@ -91,7 +95,7 @@ class AgentSession:
 
     def start(self) -> None:
         self._register()
-        targets = [(self._ticker, "ticker")]
+        targets = [(self._ticker, "ticker"), (self._reregister_loop, "register")]
         for i in range(len(self.endpoints)):
             targets.append((lambda i=i: self._keepalive_stream(i), f"keepalive-{i}"))
             targets.append((lambda i=i: self._watch(i), f"watch-{i}"))
@@ -136,11 +140,14 @@ class AgentSession:
 
     # -- registration ----------------------------------------------------------------------
 
-    def _register(self) -> None:
-        req = agent_pb2.RegisterNodeRequest(
+    def _register_request(self) -> agent_pb2.RegisterNodeRequest:
+        return agent_pb2.RegisterNodeRequest(
             node=self.node, address=self.address,
             members=[agent_pb2.MemberSpec(group=m.group, member=m.member, priority=m.priority)
                      for m in self.members])
+
+    def _register(self) -> None:
+        req = self._register_request()
         deadline = self._clock() + 30
         last: Exception | None = None
         while not self._stop.is_set() and self._clock() < deadline:
@@ -162,6 +169,58 @@ class AgentSession:
                         break
             self._stop.wait(0.2)
         raise RuntimeError(f"could not register node {self.node}: {last}")
+
+    def _reregister_loop(self) -> None:
+        """Register again whenever a coordinator says it does not know this node (its
+        state was reset or restored from an old backup): without it every lease lapses
+        until someone restarts the agent. Attempts back off 0.2 s -> 5 s, so a
+        coordinator that answers UNKNOWN_NODE for a while costs a few writes, not a storm."""
+        backoff, last = MIN_REREGISTER_BACKOFF, -1e9
+        while not self._stop.is_set():
+            if not self._unknown.wait(0.5):
+                continue
+            now = self._clock()
+            if now - last > 30.0:
+                backoff = MIN_REREGISTER_BACKOFF
+            wait = last + backoff - now
+            if wait > 0 and self._stop.wait(wait):
+                return
+            last = self._clock()
+            backoff = min(backoff * 2, MAX_REREGISTER_BACKOFF)
+            self._unknown.clear()
+            revision = self._register_once()
+            if revision is None:
+                self._unknown.set()  # try again after the back-off
+                continue
+            self._after_reregister(revision)
+
+    def _register_once(self) -> int | None:
+        """One registration attempt over the coordinators in turn; the revision it got."""
+        req = self._register_request()
+        for i, stub in enumerate(self._stubs):
+            try:
+                return int(stub.RegisterNode(req, timeout=3).revision)
+            except grpc.RpcError as e:
+                if self._say_once(f"register:{i}:{e.code()}", every=10.0):
+                    log.warning("re-registration failed", extra={
+                        "node": self.node, "coordinator": self.endpoints[i],
+                        "code": str(e.code()), "detail": e.details()})
+        return None
+
+    def _after_reregister(self, revision: int) -> None:
+        """A registration commits after everything this agent has seen, so a revision
+        below the newest one seen means the coordinators' history was reset: drop any
+        role, and follow the new history (revisions and epochs start again)."""
+        with self._lock:
+            reset = revision < self._assignment_revision
+            if reset:
+                self._release_all("coordinator state was reset")
+                self._assignment_revision = -1
+                for role in self._roles.values():
+                    role.seen_epoch = 0
+        log.warning("node registered again after a coordinator did not know it",
+                    extra={"node": self.node, "revision": revision, "history_reset": reset})
+        self.kick()
 
     # -- keepalives ------------------------------------------------------------------------
 
@@ -280,8 +339,10 @@ class AgentSession:
             if extended:
                 self.reconcile("lease renewed")
         elif resp.result == agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE:
-            log.info("coordinator does not know this node yet",
-                     extra={"node": self.node, "coordinator": resp.coordinator_id})
+            if self._say_once("unknown:" + resp.coordinator_id, every=10.0):
+                log.info("coordinator does not know this node; registering again",
+                         extra={"node": self.node, "coordinator": resp.coordinator_id})
+            self._unknown.set()
         else:
             log.warning("keepalive refused", extra={"node": self.node,
                                                     "coordinator": resp.coordinator_id,

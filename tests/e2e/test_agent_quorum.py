@@ -7,6 +7,7 @@ objects speaking gRPC to them.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import threading
@@ -89,3 +90,39 @@ def test_stale_coordinator_list_after_growth_holds_no_unjustified_lease(five):
     finally:
         stale.stop()
         full.stop()
+
+
+def test_agents_register_again_after_the_coordinators_state_was_reset(tmp_path: Path):
+    """Kill every coordinator, wipe their data, start them again: the new cluster knows
+    no node. The agents must register by themselves (the old code logged UNKNOWN_NODE
+    forever and every lease stayed lapsed until the agents were restarted)."""
+    roles = Roles()
+    cluster = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL)
+    sessions: list[AgentSession] = []
+    try:
+        cluster.start_all()
+        for node, member, prio in (("vm1", "web-1", 200), ("vm2", "web-2", 100)):
+            s = AgentSession(node, [HostedMember("web", member, prio)], cluster.endpoints,
+                             ttl=TTL, interval=INTERVAL, on_role=roles.cb)
+            s.start()
+            sessions.append(s)
+        wait_for(lambda: roles.held == {"web-1"}, 15, what="web-1 acting as active")
+        cluster.stop_all()
+        shutil.rmtree(tmp_path / "data")
+        wait_for(lambda: not roles.held, 5, what="web-1 released when its lease lapsed")
+        cluster.start_all()
+
+        def back() -> bool:
+            leader = cluster.leader()
+            g = cluster.group(leader) if leader else None
+            return g is not None and {m.name for m in g.members} == {"web-1", "web-2"}
+
+        wait_for(back, 20, what="both nodes registered again in the reset cluster")
+        wait_for(lambda: all(s.lease.valid(time.monotonic()) for s in sessions), 10,
+                 what="both agents' leases renewed")
+        wait_for(lambda: len(roles.held) == 1, 15, what="a member acting as active again")
+        assert roles.worst <= 1, "two members acted as active at once"
+    finally:
+        for s in sessions:
+            s.stop()
+        cluster.stop_all()
