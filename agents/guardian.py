@@ -25,7 +25,9 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
@@ -113,7 +115,7 @@ def run(fd: int) -> int:
 class GuardianLink:
     """The agent's end: start the guardian and keep it informed."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_exit: Callable[[int], None] | None = None) -> None:
         r, w = os.pipe()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "vnfha.agents.guardian", "--fd", str(r)],
@@ -121,6 +123,20 @@ class GuardianLink:
         os.close(r)
         self._w = w
         self.alive = True
+        self._closing = False
+        self._on_exit = on_exit
+        # Supervised: a guardian that dies (OOM, a bug) leaves a frozen agent's VIP up,
+        # so its owner is told and fail-stops rather than hold the VIP unguarded.
+        threading.Thread(target=self._watch, name="guardian-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        rc = self._proc.wait()
+        if self._closing:
+            return
+        self.alive = False
+        log.error("VIP guardian exited", extra={"status": rc})
+        if self._on_exit is not None:
+            self._on_exit(rc)
 
     def _send(self, line: str) -> None:
         if not self.alive:
@@ -143,6 +159,7 @@ class GuardianLink:
 
     def close(self) -> None:
         """Clean shutdown: the agent has released everything itself."""
+        self._closing = True
         self._send("bye")
         try:
             os.close(self._w)

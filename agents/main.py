@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from typing import Any
@@ -29,7 +30,7 @@ log = logging.getLogger("vnfha.agent")
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self.hooks = HookRunner()
+        self.hooks = HookRunner(on_hung=lambda g, m, why: self.session.block(g, m, why))
         self._notify = {(m.group, m.member): m.notify for m in cfg.members}
         self._vif = {(m.group, m.member): m.vip_interface or cfg.vip.interface
                      for m in cfg.members}
@@ -79,8 +80,11 @@ class Agent:
         """Called by the session, in order, under its lock."""
         role = "active" if active else "standby"
         self._reasons[(group, member)] = why
-        spec = self._vip_spec(group, member)
         if active:
+            # Raises (bad VIP from the coordinators, unknown interface, kernel refusal):
+            # the session then undoes the claim and blocks the member, so it is never
+            # "active, healthy" without its VIP.
+            spec = self._vip_spec(group, member)
             if spec is not None:
                 if self.guardian is not None:
                     self.guardian.lease(self.session.lease.deadline() or 0.0)
@@ -88,10 +92,11 @@ class Agent:
                 self.vips.want(group, spec, held=True)
             self._tell_vnfc(group, member, role, epoch)
         else:
-            self._tell_vnfc(group, member, role, epoch)
+            self._tell_vnfc(group, member, role, epoch)  # first, whatever fails next
+            spec = self._vip_spec(group, member)
             if spec is not None:
-                self.vips.want(group, spec, held=False)
-                if self.guardian is not None:
+                self.vips.want(group, spec, held=False)  # if this raises, the guardian
+                if self.guardian is not None:          # still removes it at the lease end
                     self.guardian.release(group)
         log.info("role change", extra={"event": {
             "kind": "role_change", "node": self.cfg.node, "group": group, "member": member,
@@ -111,11 +116,12 @@ class Agent:
         """Make sure no VIP we do not hold is configured (e.g. left from before a
         restart): VIPs are learnt from assignments, so check on every snapshot."""
         for m in self.cfg.members:
-            spec = self._vip_spec(m.group, m.member)
-            if spec is None:
-                continue
-            if not self.session.role(m.group, m.member).active_epoch:
-                self.vips.want(m.group, spec, held=False)
+            try:
+                spec = self._vip_spec(m.group, m.member)
+                if spec is not None and not self.session.role(m.group, m.member).active_epoch:
+                    self.vips.want(m.group, spec, held=False)
+            except (ValueError, RuntimeError) as e:  # bad VIP; VipError (a RuntimeError)
+                self.session.block(m.group, m.member, f"its VIP cannot be managed: {e}")
         if self.role_api is not None:
             self.role_api.notify()
 
@@ -142,18 +148,43 @@ class Agent:
                 group=m.group, member=m.member, active=bool(r.active_epoch),
                 epoch=r.active_epoch, vip=a.vip if a is not None else "",
                 lease_deadline_monotonic=deadline if deadline and deadline > now else None,
-                healthy=self.health.healthy(m.group, m.member),
-                reason=self._reasons.get((m.group, m.member), "starting")))
+                healthy=(self.health.healthy(m.group, m.member)
+                         and self.session.fault(m.group, m.member) is None),
+                reason=(self.session.fault(m.group, m.member)
+                        or self._reasons.get((m.group, m.member), "starting"))))
         return out
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def _on_fail(self, why: str) -> None:
+        """Fail-stop fast path, without the session lock (it may be what is stuck): the
+        guardian drops every held VIP now; the session then releases roles in order."""
+        if self.guardian is not None:
+            self.guardian.lease(0.0)
+        if self.role_api is not None:
+            self.role_api.notify()
+
+    def _check_interfaces(self) -> None:
+        """A member whose VIP interface is missing can never hold its VIP: say so once
+        and report it unhealthy, rather than be elected and serve nothing."""
+        for m in self.cfg.members:
+            ifname = self._vif[(m.group, m.member)]
+            try:
+                socket.if_nametoindex(ifname)
+            except OSError:
+                self.session.block(m.group, m.member,
+                                   f"no interface {ifname!r} in this network namespace "
+                                   "(vip.interface / vip_interface)")
+
     def start(self) -> None:
+        self.session.on_fail = self._on_fail
         if self.vips is not None:
             from vnfha.agents.guardian import GuardianLink
 
+            self._check_interfaces()
             # Before anything can be claimed: the guardian must know of every VIP.
-            self.guardian = GuardianLink()
+            self.guardian = GuardianLink(on_exit=lambda rc: self.session.fail(
+                f"the VIP guardian exited (status {rc})"))
             self.vips.start()
         self.health.start()
         if self.role_api is not None:

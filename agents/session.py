@@ -90,17 +90,26 @@ class AgentSession:
         self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
         self.paused = False  # tests: stop sending keepalives while "alive"
         self._said: dict[str, float] = {}  # rate-limited warnings: key -> last logged
+        # Fail-stop: an internal fault of the whole agent (a loop died or stalled), and
+        # per-member faults (its VIP cannot be configured, its hook hung). Either way the
+        # member never acts as active again in this run and is reported unhealthy.
+        self.failed: str | None = None
+        self._blocked: dict[tuple[str, str], str] = {}
+        self.on_fail: Callable[[str], None] = lambda why: None
+        self._beat = self._clock()  # the ticker's last pass (the watchdog reads it)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         self._register()
-        targets = [(self._ticker, "ticker"), (self._reregister_loop, "register")]
+        targets = [(self._ticker, "ticker"), (self._reregister_loop, "register"),
+                   (self._watchdog, "watchdog")]
         for i in range(len(self.endpoints)):
             targets.append((lambda i=i: self._keepalive_stream(i), f"keepalive-{i}"))
             targets.append((lambda i=i: self._watch(i), f"watch-{i}"))
         for fn, name in targets:
-            t = threading.Thread(target=fn, name=f"{self.node}-{name}", daemon=True)
+            t = threading.Thread(target=self.supervised(name, fn), name=f"{self.node}-{name}",
+                                 daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -121,6 +130,91 @@ class AgentSession:
             c.close()
         for t in self._threads:
             t.join(timeout=2)
+
+    # -- fail-stop -------------------------------------------------------------------------
+
+    def supervised(self, name: str, fn: Callable[[], None]) -> Callable[[], None]:
+        """Wrap a loop so that an unexpected exception fail-stops the agent instead of
+        silently ending the loop (a dead watch thread once left a member "active,
+        healthy" with no VIP)."""
+        def run() -> None:
+            try:
+                fn()
+            except Exception as e:
+                if not self._stop.is_set():
+                    self.fail(f"internal loop {name!r} died: {type(e).__name__}: {e}")
+            else:
+                if not self._stop.is_set() and name != "watchdog":
+                    self.fail(f"internal loop {name!r} ended unexpectedly")
+        return run
+
+    def fail(self, why: str) -> None:
+        """Fail-stop: release every role (VNFC told, VIP removed), report every member
+        unhealthy from now on, never act as active again in this run; one log line."""
+        if self.failed is not None:
+            return
+        self.failed = why  # first, without the lock: the lock may be what is stuck
+        log.error("agent failed: released every role and reports its members unhealthy; "
+                  "restart it", extra={"node": self.node, "reason": why})
+        try:
+            self.on_fail(why)
+        except Exception as e:  # the owner's fast path (guardian) must not stop the rest
+            log.error("fail-stop callback failed", extra={"error": str(e)})
+        if self._lock.acquire(timeout=5.0):
+            try:
+                self._release_all(f"agent failed: {why}")
+            finally:
+                self._lock.release()
+        self.kick()
+
+    def block(self, group: str, member: str, why: str) -> None:
+        """A member-level fault: release it, report it unhealthy, never claim it again."""
+        with self._lock:
+            if (group, member) in self._blocked:
+                return
+            self._blocked[(group, member)] = why
+            log.error("member cannot act as active: released and reported unhealthy",
+                      extra={"node": self.node, "group": group, "member": member,
+                             "reason": why})
+            role = self._roles.get((group, member))
+            if role is not None and role.active_epoch:
+                self._safe_role(group, member, False, role.active_epoch, why)
+                role.active_epoch = 0
+        self.kick()
+
+    def fault(self, group: str, member: str) -> str | None:
+        """Why this member may not act (agent or member fault), if so."""
+        return self.failed or self._blocked.get((group, member))
+
+    def _safe_role(self, group: str, member: str, active: bool, epoch: int, why: str) -> bool:
+        """Tell the owner of a role change; False if it raised (the change did not happen
+        in full, e.g. the VIP could not be configured)."""
+        try:
+            self._on_role(group, member, active, epoch, why)
+            return True
+        except Exception as e:
+            log.error("role change failed", extra={
+                "node": self.node, "group": group, "member": member, "active": active,
+                "error": f"{type(e).__name__}: {e}"})
+            return False
+
+    def _watchdog(self) -> None:
+        """Fail-stop when the ticker (keepalives, the lease-deadline release) stalls.
+
+        A whole-process freeze (SIGSTOP, VM pause) stalls the watchdog too: it notices
+        that it woke late itself and does not blame the ticker for it."""
+        period = max(self.interval, 0.05)
+        bound = max(2.0, 10 * self.interval)
+        last = self._clock()
+        while not self._stop.wait(period):
+            now = self._clock()
+            late = now - last - period
+            last = now
+            if late > period:  # we were frozen with everyone else: start over
+                self._beat = now
+                continue
+            if self.failed is None and now - self._beat > bound:
+                self.fail(f"the keepalive ticker has been stuck for {now - self._beat:.1f} s")
 
     # -- role view -------------------------------------------------------------------------
 
@@ -228,6 +322,7 @@ class AgentSession:
         next_tick = self._clock()
         while not self._stop.is_set():
             now = self._clock()
+            self._beat = now
             deadline = self.lease.deadline()
             wake_at = next_tick if deadline is None or deadline <= now else min(next_tick,
                                                                                  deadline)
@@ -249,7 +344,8 @@ class AgentSession:
             reports = []
             for m in self.members:
                 r = self._roles[(m.group, m.member)]
-                healthy = self._health(m.group, m.member)
+                healthy = (self.fault(m.group, m.member) is None
+                           and self._health(m.group, m.member))
                 reports.append(agent_pb2.MemberReport(
                     group=m.group, member=m.member,
                     health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
@@ -386,16 +482,23 @@ class AgentSession:
             for key, role in self._roles.items():
                 a = self._assignments.get(key)
                 epoch = a.epoch if a is not None else 0
+                fault = self.fault(*key)
                 want_active = (a is not None and a.role == types_pb2.ROLE_ACTIVE and lease_ok
-                               and epoch >= role.seen_epoch)
+                               and epoch >= role.seen_epoch and fault is None)
                 if role.active_epoch and (not want_active or epoch != role.active_epoch):
-                    reason = "lease expired" if not lease_ok else why
-                    self._on_role(key[0], key[1], False, role.active_epoch, reason)
+                    reason = "lease expired" if not lease_ok else (fault or why)
+                    self._safe_role(key[0], key[1], False, role.active_epoch, reason)
                     role.active_epoch = 0
                     released = True
                 if want_active and role.active_epoch == 0:
                     role.active_epoch = epoch
-                    self._on_role(key[0], key[1], True, epoch, why)
+                    if not self._safe_role(key[0], key[1], True, epoch, why):
+                        # Never "active" without its VIP: undo, and keep it from trying
+                        # again (the coordinators see it unhealthy and fail over).
+                        self._blocked[key] = "could not take the active role (see the log)"
+                        self._safe_role(key[0], key[1], False, epoch, self._blocked[key])
+                        role.active_epoch = 0
+                        released = True
                 # Seen only after acting on it: a report of seen_epoch >= e promises
                 # we no longer act under anything older than e.
                 role.seen_epoch = max(role.seen_epoch, epoch)
@@ -405,5 +508,5 @@ class AgentSession:
     def _release_all(self, why: str) -> None:
         for key, role in self._roles.items():
             if role.active_epoch:
-                self._on_role(key[0], key[1], False, role.active_epoch, why)
+                self._safe_role(key[0], key[1], False, role.active_epoch, why)
                 role.active_epoch = 0

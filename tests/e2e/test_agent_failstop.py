@@ -1,0 +1,99 @@
+"""Gray failures of the agent itself, with real agent processes in the namespace lab:
+a member whose VIP cannot be configured, and a guardian that dies under a running
+agent. Never "active, healthy" with no VIP; never two VIP holders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vnfha.agents.netlab import Lab, pids_in_netns
+from vnfha.agents.sdk import RoleClient
+from vnfha.coordinator.labcluster import LabCluster, VipChecker
+
+pytestmark = pytest.mark.slow
+
+TTL = 0.3
+INTERVAL = 0.075
+HEALTHY = 2
+
+
+@pytest.fixture
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
+    with Lab() as lab:
+        c = LabCluster(lab, tmp_path, ttl=TTL, interval=INTERVAL)
+        try:
+            yield c
+            rep = getattr(request.node, "rep_call", None)
+            if rep is not None and rep.failed:
+                print(c.logs_tail(25), file=sys.stderr)
+        finally:
+            c.close()
+
+
+def member(c: LabCluster, name: str):
+    g = c.group()
+    return next((m for m in g.members if m.name == name), None) if g else None
+
+
+def test_unknown_vip_interface_reports_the_member_unhealthy(lab: LabCluster):
+    """vm1 (the preferred member) names an interface its VM does not have. The old agent
+    was elected, its watch thread died adding the VIP, and the member stayed "active,
+    healthy" with no VIP anywhere: a silent outage."""
+    c = lab
+    c.start_coordinators()
+    c.start_service("vm1")
+    cfg = c.agent_config("vm1", 200)
+    cfg["vip"]["interface"] = "eth9"
+    path = c.root / "vm1-agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    c._spawn("vm1-agent", "vm1", [sys.executable, "-m", "vnfha.coordinator.cli", "agent",
+                                   "--config", str(path)])
+    c.wait(lambda: member(c, "web-1") is not None, 20, "web-1 registered")
+    c.start_service("vm2")
+    c.start_agent("vm2", 100)
+    c.wait_active("web-2", 20)
+    c.wait(lambda: c.vip_holders() == {"vm2"}, 10, "the VIP on vm2")
+    assert member(c, "web-1").health != HEALTHY
+    role = RoleClient(str(c.root / "vm1-role.sock")).get("web")
+    assert not role.active and "eth9" in role.reason
+    log = (c.root / "vm1-agent.log").read_text()
+    assert "no interface 'eth9'" in log and "Traceback" not in log
+
+
+def guardian_pid(c: LabCluster, vm: str) -> int:
+    for pid in pids_in_netns(c.hosts[vm].netns):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"vnfha.agents.guardian" in cmd:
+            return pid
+    raise AssertionError(f"no guardian in {vm}")
+
+
+def test_dead_guardian_fail_stops_the_active(lab: LabCluster):
+    """The active's guardian dies (OOM killer): the old agent went on holding the VIP
+    with no guardian behind it. Now it releases the role, reports unhealthy, and the
+    standby takes over; never two holders."""
+    c = lab
+    c.start_pair()
+    c.wait(lambda: c.vip_holders() == {"vm1"}, 10, "the VIP on vm1")
+    checker = VipChecker(c).start()
+    os.kill(guardian_pid(c, "vm1"), signal.SIGKILL)
+    c.wait(lambda: c.vip_holders() == {"vm2"}, 10, "the VIP moved to vm2")
+    c.wait(lambda: member(c, "web-1").health != HEALTHY, 5, "web-1 reported unhealthy")
+    time.sleep(3 * TTL)
+    log = checker.stop()
+    assert log.max_holders == 1, f"two VIP holders at once: {log.dual_windows()}"
+    assert c.group().active == "web-2"
+    assert "vm1" not in c.vip_holders()
+    text = (c.root / "vm1-agent.log").read_text()
+    assert "agent failed" in text and "guardian exited" in text
