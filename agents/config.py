@@ -56,6 +56,9 @@ class VipConfig:
     lifetime: int = 2
     #: set False to run without touching addresses (roles and hooks only)
     manage: bool = True
+    #: kernel-enforced lease (nftables set with millisecond timeouts, agents/kernellease.py):
+    #: "on" (refuse to start without nft), "off", or "auto" (on where nft is installed)
+    kernel_lease: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def _interface(ctx: Ctx, where: str, value: Any) -> str:
 
 def _parse_vip(ctx: Ctx, sec: Mapping[str, Any]) -> VipConfig:
     check_keys(ctx, "vip", sec, ("interface", "announce_count", "announce_interval",
-                                 "refresh_interval", "lifetime", "manage"))
+                                 "refresh_interval", "lifetime", "manage", "kernel_lease"))
     d = VipConfig()
     manage = sec.get("manage", d.manage)
     if not isinstance(manage, bool):
@@ -162,7 +165,9 @@ def _parse_vip(ctx: Ctx, sec: Mapping[str, Any]) -> VipConfig:
                                    sec.get("announce_interval", d.announce_interval)),
         refresh_interval=duration(ctx, "vip.refresh_interval",
                                   sec.get("refresh_interval", d.refresh_interval)),
-        lifetime=lifetime, manage=manage)
+        lifetime=lifetime, manage=manage,
+        kernel_lease=choice(ctx, "vip.kernel_lease", sec.get("kernel_lease", d.kernel_lease),
+                            ("auto", "on", "off")))
 
 
 def _parse_lease(ctx: Ctx, sec: Mapping[str, Any]) -> LeaseConfig:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
 
+from vnfha.agents.kernellease import KernelLease, KernelLeaseError
+
 log = logging.getLogger("vnfha.agent.guardian")
 
 
@@ -83,42 +85,82 @@ def remove_all(state: GuardState, ipr: IPRoute, why: str) -> None:
         state.held.pop(key, None)
 
 
-def run(fd: int) -> int:
+class Renewer:
+    """Rewrites the kernel lease of the held VIPs to each new deadline (the agent
+    writes it on a claim and deletes it on a release). Errors are logged once per
+    distinct message: the kernel lease then lapses on its own, the safe direction."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._lease = KernelLease() if enabled else None
+        self._said: set[str] = set()
+
+    def renew(self, state: GuardState) -> None:
+        if self._lease is None or not state.held or state.deadline is None:
+            return
+        try:
+            self._lease.renew([a for a, _ in state.held.values()], state.deadline,
+                              time.monotonic())
+        except KernelLeaseError as e:
+            if str(e) not in self._said:
+                self._said.add(str(e))
+                log.error("guardian cannot renew the kernel lease", extra={"error": str(e)})
+
+    def release(self, addresses: list[str]) -> None:
+        if self._lease is None or not addresses:
+            return
+        try:
+            self._lease.release(addresses)
+        except KernelLeaseError as e:
+            log.error("guardian cannot end the kernel lease", extra={"error": str(e)})
+
+
+def run(fd: int, kernel_lease: bool = False) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C for the agent is not for us
     # Everything the removal needs is loaded and opened now: importing pyroute2 at
     # the moment of acting took ~200 ms, past the lease end.
     ipr = IPRoute()
     state = GuardState()
+    renewer = Renewer(kernel_lease)
     buf = b""
     while True:
         now = time.monotonic()
         if state.expired(now):
             late = now - (state.deadline or now)
+            held = [a for a, _ in state.held.values()]
             remove_all(state, ipr, f"lease ran out without renewal ({late * 1000:.0f} ms ago)")
+            renewer.release(held)  # expired by itself already; belt and braces
         ready, _, _ = select.select([fd], [], [], state.timeout(time.monotonic()))
         if not ready:
             continue
         chunk = os.read(fd, 65536)
         if not chunk:
+            held = [a for a, _ in state.held.values()]
             remove_all(state, ipr, "agent gone (pipe closed without goodbye)")
+            renewer.release(held)
             return 0
         buf += chunk
         *lines, buf = buf.split(b"\n")
+        renew = False
         for raw in lines:
             try:
                 if not state.apply(raw.decode()):
                     return 0
+                renew = renew or raw.startswith(b"lease ")
             except ValueError as e:
                 log.error("ignoring message", extra={"error": str(e)})
+        if renew and not state.expired(time.monotonic()):
+            renewer.renew(state)  # once per read, to the newest deadline
 
 
 class GuardianLink:
     """The agent's end: start the guardian and keep it informed."""
 
-    def __init__(self, on_exit: Callable[[int], None] | None = None) -> None:
+    def __init__(self, on_exit: Callable[[int], None] | None = None,
+                 kernel_lease: bool = False) -> None:
         r, w = os.pipe()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "vnfha.agents.guardian", "--fd", str(r)],
+            [sys.executable, "-m", "vnfha.agents.guardian", "--fd", str(r),
+             *(["--kernel-lease"] if kernel_lease else [])],
             pass_fds=(r,), start_new_session=True, stdin=subprocess.DEVNULL)
         os.close(r)
         self._w = w
@@ -176,11 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fd", type=int, required=True)
+    ap.add_argument("--kernel-lease", action="store_true",
+                    help="renew the nftables kernel lease of held VIPs on every lease message")
     args = ap.parse_args(argv)
     from vnfha.coordinator.logs import setup_logging
 
     setup_logging("info", "json")
-    return run(args.fd)
+    return run(args.fd, kernel_lease=args.kernel_lease)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,12 @@ class Agent:
                                     on_change=self._on_health)
         self.role_api: Any = None
         self.guardian: Any = None
+        self.kernel_lease: Any = None  # agents.kernellease.KernelLease when enabled
+        self._live: set[str] = set()  # VIPs whose kernel lease this agent wrote
+        self._klock = threading.Lock()  # orders renewals against claims and releases
+        self._renew_to = 0.0
+        self._renew_kick = threading.Event()
+        self._stopping = threading.Event()
         self.session = AgentSession(
             node=cfg.node, address=cfg.address,
             members=[HostedMember(m.group, m.member, m.priority) for m in cfg.members],
@@ -86,15 +92,24 @@ class Agent:
             # "active, healthy" without its VIP.
             spec = self._vip_spec(group, member)
             if spec is not None:
+                deadline = self.session.lease.deadline() or 0.0
                 if self.guardian is not None:
-                    self.guardian.lease(self.session.lease.deadline() or 0.0)
+                    self.guardian.lease(deadline)
                     self.guardian.hold(group, spec.address, spec.interface)
+                if self.kernel_lease is not None:  # live before the address answers
+                    with self._klock:
+                        self.kernel_lease.hold(spec.address, deadline, time.monotonic())
+                        self._live.add(spec.address)
                 self.vips.want(group, spec, held=True)
             self._tell_vnfc(group, member, role, epoch)
         else:
             self._tell_vnfc(group, member, role, epoch)  # first, whatever fails next
             spec = self._vip_spec(group, member)
             if spec is not None:
+                if self.kernel_lease is not None:  # quiet at once, even if removal fails
+                    with self._klock:
+                        self._live.discard(spec.address)
+                        self.kernel_lease.release([spec.address])
                 self.vips.want(group, spec, held=False)  # if this raises, the guardian
                 if self.guardian is not None:          # still removes it at the lease end
                     self.guardian.release(group)
@@ -106,6 +121,29 @@ class Agent:
     def _on_lease(self, deadline: float) -> None:
         if self.guardian is not None:
             self.guardian.lease(deadline)
+        if self.kernel_lease is not None:  # off the session lock: nft takes milliseconds
+            self._renew_to = deadline
+            self._renew_kick.set()
+
+    def _renew_loop(self) -> None:
+        """Rewrite the kernel lease of held VIPs to each new deadline. The guardian does
+        the same: either one keeps a live active answering if the other lags; neither
+        can extend it past the lease (both write the agent's own deadline)."""
+        said: set[str] = set()
+        while not self._stopping.is_set():
+            if not self._renew_kick.wait(0.5):
+                continue
+            self._renew_kick.clear()
+            with self._klock:
+                live = list(self._live)
+                if not live:
+                    continue
+                try:
+                    self.kernel_lease.renew(live, self._renew_to, time.monotonic())
+                except RuntimeError as e:  # lapses by itself: the safe direction
+                    if str(e) not in said:
+                        said.add(str(e))
+                        log.error("cannot renew the kernel lease", extra={"error": str(e)})
 
     def _tell_vnfc(self, group: str, member: str, role: str, epoch: int) -> None:
         if self.role_api is not None:
@@ -161,6 +199,11 @@ class Agent:
         guardian drops every held VIP now; the session then releases roles in order."""
         if self.guardian is not None:
             self.guardian.lease(0.0)
+        if self.kernel_lease is not None and self._live:
+            try:
+                self.kernel_lease.release(list(self._live))
+            except RuntimeError as e:  # the elements still expire at the lease end
+                log.error("cannot end the kernel lease", extra={"error": str(e)})
         if self.role_api is not None:
             self.role_api.notify()
 
@@ -176,15 +219,39 @@ class Agent:
                                    f"no interface {ifname!r} in this network namespace "
                                    "(vip.interface / vip_interface)")
 
+    def _start_kernel_lease(self) -> None:
+        """Resolve vip.kernel_lease (auto: on where nft is installed) and set the rules
+        up; `on` without nft is a start-up error, not a silent downgrade."""
+        from vnfha.agents.kernellease import KernelLease, nft_available
+
+        mode = self.cfg.vip.kernel_lease
+        if mode == "off":
+            return
+        if not nft_available():
+            if mode == "on":
+                raise RuntimeError("vip.kernel_lease is on but nft is not installed "
+                                   "(apt install nftables), or set vip.kernel_lease: auto|off")
+            log.warning("nft not installed: VIPs have no kernel-enforced lease "
+                        "(vip.kernel_lease: auto)", extra={"node": self.cfg.node})
+            return
+        lease = KernelLease()
+        lease.setup()
+        self.kernel_lease = lease
+        threading.Thread(target=self.session.supervised("kernel-lease", self._renew_loop,
+                                                                forever=False),
+                         name="kernel-lease", daemon=True).start()
+
     def start(self) -> None:
         self.session.on_fail = self._on_fail
         if self.vips is not None:
             from vnfha.agents.guardian import GuardianLink
 
             self._check_interfaces()
+            self._start_kernel_lease()
             # Before anything can be claimed: the guardian must know of every VIP.
             self.guardian = GuardianLink(on_exit=lambda rc: self.session.fail(
-                f"the VIP guardian exited (status {rc})"))
+                f"the VIP guardian exited (status {rc})"),
+                kernel_lease=self.kernel_lease is not None)
             self.vips.start()
         self.health.start()
         if self.role_api is not None:
@@ -194,6 +261,7 @@ class Agent:
             self.lb.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.lb is not None:
             self.lb.stop()
         self.session.stop()  # releases every active role first (VNFC told, VIP removed)
@@ -204,6 +272,11 @@ class Agent:
             self.vips.stop(release=True)
         if self.guardian is not None:
             self.guardian.close()
+        if self.kernel_lease is not None:
+            try:
+                self.kernel_lease.teardown()
+            except RuntimeError as e:
+                log.warning("cannot remove the kernel lease rules", extra={"error": str(e)})
         self.hooks.stop()
 
 

@@ -103,7 +103,7 @@ class AgentSession:
     def start(self) -> None:
         self._register()
         targets = [(self._ticker, "ticker"), (self._reregister_loop, "register"),
-                   (self._watchdog, "watchdog")]
+                   (self._watchdog, "watchdog")]  # each runs until stop()
         for i in range(len(self.endpoints)):
             targets.append((lambda i=i: self._keepalive_stream(i), f"keepalive-{i}"))
             targets.append((lambda i=i: self._watch(i), f"watch-{i}"))
@@ -133,7 +133,8 @@ class AgentSession:
 
     # -- fail-stop -------------------------------------------------------------------------
 
-    def supervised(self, name: str, fn: Callable[[], None]) -> Callable[[], None]:
+    def supervised(self, name: str, fn: Callable[[], None], forever: bool = True
+                   ) -> Callable[[], None]:
         """Wrap a loop so that an unexpected exception fail-stops the agent instead of
         silently ending the loop (a dead watch thread once left a member "active,
         healthy" with no VIP)."""
@@ -144,7 +145,7 @@ class AgentSession:
                 if not self._stop.is_set():
                     self.fail(f"internal loop {name!r} died: {type(e).__name__}: {e}")
             else:
-                if not self._stop.is_set() and name != "watchdog":
+                if forever and not self._stop.is_set():
                     self.fail(f"internal loop {name!r} ended unexpectedly")
         return run
 

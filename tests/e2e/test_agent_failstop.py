@@ -97,3 +97,23 @@ def test_dead_guardian_fail_stops_the_active(lab: LabCluster):
     assert "vm1" not in c.vip_holders()
     text = (c.root / "vm1-agent.log").read_text()
     assert "agent failed" in text and "guardian exited" in text
+
+
+def test_kernel_lease_on_without_nft_refuses_to_start(tmp_path: Path):
+    """`vip.kernel_lease: on` on a host without nft: one clear line, exit status 1,
+    nothing configured (not a silent downgrade to no kernel lease)."""
+    cfg = {"node": "vm1", "coordinators": ["198.18.0.1:7401"],
+           "members": [{"group": "web", "member": "web-1"}],
+           "vip": {"interface": "eth0", "kernel_lease": "on"},
+           "logging": {"level": "info", "format": "text"}}
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with Lab() as lab:
+        vm = lab.add_host("vm1", ipv4=lab.address(11))
+        done = vm.run(["env", "PATH=/nonexistent", sys.executable, "-m",
+                       "vnfha.coordinator.cli", "agent", "--config", str(path)], timeout=30)
+        assert done.returncode == 1
+        err = done.stdout + done.stderr
+        assert "vip.kernel_lease is on but nft is not installed" in err
+        assert "Traceback" not in err
+        assert vm.run(["nft", "list", "ruleset"]).stdout.strip() == ""
