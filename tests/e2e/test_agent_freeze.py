@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from vnfha.agents.kernellease import nft_available
-from vnfha.agents.netlab import Lab, pids_in_netns
+from vnfha.agents.netlab import Lab, arp_repliers, pids_in_netns
 from vnfha.agents.probe import load_attempts
 from vnfha.coordinator.labcluster import LabCluster, VipChecker
 
@@ -61,31 +59,6 @@ def freeze(c: LabCluster, vm: str, sig: signal.Signals, guardian: int) -> float:
     at = c.signal(f"{vm}-agent", sig)
     os.kill(guardian, sig)
     return at
-
-
-def arp_repliers(ip: str, src_ip: str, wait: float = 0.3) -> set[str]:
-    """Broadcast one ARP who-has for `ip` on eth0 (run inside the client's namespace);
-    the MACs that answered within `wait` seconds."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)) as s:
-        s.bind(("eth0", 0x0806))
-        mac = s.getsockname()[4]
-        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac,
-                          socket.inet_aton(src_ip), b"\0" * 6, socket.inet_aton(ip))
-        s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
-        s.settimeout(0.05)
-        out: set[str] = set()
-        end = time.monotonic() + wait
-        while time.monotonic() < end:
-            try:
-                frame = s.recv(2048)
-            except TimeoutError:
-                continue
-            if len(frame) < 32:
-                continue
-            op, sha, spa = struct.unpack_from("!6xH6s4s", frame, 14)
-            if op == 2 and spa == socket.inet_aton(ip):
-                out.add(sha.hex(":"))
-        return out
 
 
 def test_frozen_agent_and_guardian_stop_answering_at_the_lease_end(cluster: LabCluster):
