@@ -89,6 +89,9 @@ class AgentConfig:
     source: str = "<agent config>"
     #: keep a local HAProxy in step with an active-active pool (agents/lb); None: off
     lb: Any = None
+    #: real-time scheduling + locked memory for the agent and its guardian (auto|on|off)
+    realtime: str = "auto"
+    realtime_priority: int = 10
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -100,7 +103,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
-                              "members", "logging", "lb"))
+                              "members", "logging", "lb", "realtime"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -133,9 +136,16 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
         from vnfha.agents.lb.config import parse_lb  # the LB adapter's own settings
 
         lb = parse_lb(ctx, section(ctx, "lb", top["lb"]))
+    rt = section(ctx, "realtime", top.get("realtime"))
+    check_keys(ctx, "realtime", rt, ("mode", "priority"))
+    rt_mode = choice(ctx, "realtime.mode", rt.get("mode", "auto"), ("auto", "on", "off"))
+    rt_prio = integer(ctx, "realtime.priority", rt.get("priority", 10))
+    if not 1 <= rt_prio <= 99:
+        ctx.fail(f"realtime.priority ({rt_prio}) must be between 1 and 99 (SCHED_FIFO)")
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
-                       log_format=fmt_, source=source, lb=lb)
+                       log_format=fmt_, source=source, lb=lb, realtime=rt_mode,
+                       realtime_priority=rt_prio)
 
 
 def _interface(ctx: Ctx, where: str, value: Any) -> str:

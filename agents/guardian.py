@@ -156,11 +156,12 @@ class GuardianLink:
     """The agent's end: start the guardian and keep it informed."""
 
     def __init__(self, on_exit: Callable[[int], None] | None = None,
-                 kernel_lease: bool = False) -> None:
+                 kernel_lease: bool = False, realtime_priority: int | None = None) -> None:
         r, w = os.pipe()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "vnfha.agents.guardian", "--fd", str(r),
-             *(["--kernel-lease"] if kernel_lease else [])],
+             *(["--kernel-lease"] if kernel_lease else []),
+             *(["--realtime", str(realtime_priority)] if realtime_priority else [])],
             pass_fds=(r,), start_new_session=True, stdin=subprocess.DEVNULL)
         os.close(r)
         self._w = w
@@ -220,10 +221,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fd", type=int, required=True)
     ap.add_argument("--kernel-lease", action="store_true",
                     help="renew the nftables kernel lease of held VIPs on every lease message")
+    ap.add_argument("--realtime", type=int, default=0, metavar="PRIORITY",
+                    help="run at SCHED_FIFO PRIORITY with memory locked, where permitted")
     args = ap.parse_args(argv)
     from vnfha.coordinator.logs import setup_logging
 
     setup_logging("info", "json")
+    if args.realtime:
+        from vnfha.agents import realtime
+
+        rt = realtime.apply(realtime.RealtimeSettings("auto", args.realtime))
+        if rt.problems:
+            log.warning("guardian without part of the real-time set-up",
+                        extra={"problems": list(rt.problems)})
+        realtime.freeze_garbage()
     return run(args.fd, kernel_lease=args.kernel_lease)
 
 

@@ -251,7 +251,9 @@ class Agent:
             # Before anything can be claimed: the guardian must know of every VIP.
             self.guardian = GuardianLink(on_exit=lambda rc: self.session.fail(
                 f"the VIP guardian exited (status {rc})"),
-                kernel_lease=self.kernel_lease is not None)
+                kernel_lease=self.kernel_lease is not None,
+                realtime_priority=(None if self.cfg.realtime == "off"
+                                   else self.cfg.realtime_priority))
             self.vips.start()
         self.health.start()
         if self.role_api is not None:
@@ -282,6 +284,16 @@ class Agent:
 
 def run(cfg: AgentConfig) -> int:
     setup_logging(cfg.log_level, cfg.log_format)
+    from vnfha.agents import realtime
+
+    try:  # before any thread exists: threads inherit the scheduler of their creator
+        rt = realtime.apply(realtime.RealtimeSettings(cfg.realtime, cfg.realtime_priority))
+    except RuntimeError as e:
+        log.error("cannot start agent", extra={"node": cfg.node, "error": str(e)})
+        return 1
+    if rt.problems:
+        log.warning("running without part of the real-time set-up (realtime: auto)",
+                    extra={"node": cfg.node, "problems": list(rt.problems)})
     agent = Agent(cfg)
     done = threading.Event()
 
@@ -297,7 +309,9 @@ def run(cfg: AgentConfig) -> int:
         log.error("cannot start agent", extra={"node": cfg.node, "error": str(e)})
         agent.stop()
         return 1
-    log.info("agent running", extra={"node": cfg.node, "coordinators": cfg.coordinators})
+    realtime.freeze_garbage()
+    log.info("agent running", extra={"node": cfg.node, "coordinators": cfg.coordinators,
+                                     "realtime": rt.scheduler, "memory_locked": rt.mlock})
     done.wait()
     agent.stop()
     return 0

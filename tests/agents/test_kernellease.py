@@ -80,3 +80,16 @@ def test_kernel_lease_setting_rejects_other_values() -> None:
         parse_agent_config({"node": "vm1", "coordinators": ["127.0.0.1:7401"],
                             "members": [{"group": "web", "member": "web-1"}],
                             "vip": {"kernel_lease": "yes"}})
+
+
+def test_realtime_settings_default_auto_and_checked() -> None:
+    base = {"node": "vm1", "coordinators": ["127.0.0.1:7401"],
+            "members": [{"group": "web", "member": "web-1"}]}
+    c = parse_agent_config(base)
+    assert (c.realtime, c.realtime_priority) == ("auto", 10)
+    c = parse_agent_config({**base, "realtime": {"mode": "off", "priority": 50}})
+    assert (c.realtime, c.realtime_priority) == ("off", 50)
+    with pytest.raises(ConfigError, match=r"realtime\.priority \(0\) must be between 1 and 99"):
+        parse_agent_config({**base, "realtime": {"priority": 0}})
+    with pytest.raises(ConfigError, match=r"realtime\.mode"):
+        parse_agent_config({**base, "realtime": {"mode": "always"}})

@@ -117,3 +117,28 @@ def test_kernel_lease_on_without_nft_refuses_to_start(tmp_path: Path):
         assert "vip.kernel_lease is on but nft is not installed" in err
         assert "Traceback" not in err
         assert vm.run(["nft", "list", "ruleset"]).stdout.strip() == ""
+
+
+def _policy_and_locked(pid: int) -> tuple[int, int]:
+    policy = os.sched_getscheduler(pid) & ~getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
+    locked = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmLck:"):
+            locked = int(line.split()[1])
+    return policy, locked
+
+
+def test_agent_and_guardian_run_realtime_with_locked_memory(lab: LabCluster):
+    """realtime: auto (the default) as root: the agent and its guardian run at SCHED_FIFO
+    with their memory locked, so CPU hogs and memory pressure on the VM cannot delay the
+    lease path; the processes they start run as ordinary ones (reset on fork)."""
+    c = lab
+    c.start_pair()
+    agent = c.procs["vm1-agent"].pid
+    for pid in (agent, guardian_pid(c, "vm1")):
+        policy, locked = _policy_and_locked(pid)
+        assert policy == os.SCHED_FIFO, f"pid {pid} runs with policy {policy}"
+        assert os.sched_getparam(pid).sched_priority == 10
+        assert locked > 0, f"pid {pid} has no locked memory"
+    svc = c.procs["vm1-svc"].pid  # not started by the agent: an ordinary process
+    assert _policy_and_locked(svc)[0] == os.SCHED_OTHER

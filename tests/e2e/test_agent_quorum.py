@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from cluster import CoordinatorCluster
 from support import wait_for
 
@@ -90,6 +91,65 @@ def test_stale_coordinator_list_after_growth_holds_no_unjustified_lease(five):
     finally:
         stale.stop()
         full.stop()
+
+
+def _members(c: CoordinatorCluster, ids: list[str]) -> None:
+    """Rewrite every coordinator's config so the cluster consists of `ids`."""
+    for cid in c.ids:
+        cfg = yaml.safe_load(c.configs[cid].read_text())
+        cfg["cluster"]["members"] = [{"id": i, "api": c.api[i]} for i in ids]
+        c.configs[cid].write_text(yaml.safe_dump(cfg))
+
+
+def test_cluster_grown_from_three_to_five_under_a_running_agent(tmp_path: Path, etcd_server,
+                                                                request: pytest.FixtureRequest):
+    """A real growth: three coordinators (etcd backend: a member list is config only),
+    an agent listing those three; then c4 and c5 join and c1..c3 restart one by one with
+    the five-member config. The agent keeps its old list. Once the new membership is
+    announced, two acknowledgements (the old majority) must not hold the lease."""
+    c = CoordinatorCluster(tmp_path, size=5, ttl=TTL, interval=INTERVAL, backend="etcd",
+                           etcd_endpoint=etcd_server.endpoint)
+    agent: AgentSession | None = None
+    try:
+        old, new = c.ids[:3], c.ids
+        _members(c, old)
+        for cid in old:
+            c.start(cid)
+        wait_for(c.leader, 20, what="a leader among three")
+        agent = AgentSession("vm1", [HostedMember("web", "web-1", 200)], c.endpoints[:3],
+                             ttl=TTL, interval=INTERVAL)
+        agent.start()
+        wait_for(lambda: agent.lease.valid(time.monotonic()), 10, what="lease with three")
+        assert agent.lease.quorum == 2
+        _members(c, new)
+        for cid in new[3:]:
+            c.start(cid)
+        for cid in old:  # rolling restart onto the five-member config
+            c.kill(cid)
+            c.start(cid)
+            wait_for(lambda cid=cid: c.status(cid, timeout=0.5), 20, what=f"{cid} serving")
+        wait_for(lambda: agent.lease.quorum == 3, 10, what="the five-member view announced")
+        wait_for(lambda: agent.lease.valid(time.monotonic()), 10,
+                 what="lease with all three listed acknowledging (3 of 5)")
+        c.signal("c3", signal.SIGSTOP)  # the old majority (c1, c2) still answers
+        wait_for(lambda: not agent.lease.valid(time.monotonic()), 5,
+                 what="the lease to lapse on 2 of 5")
+        end = time.monotonic() + 4 * TTL
+        while time.monotonic() < end:
+            assert not agent.lease.valid(time.monotonic()), "renewed with 2 of 5 acks"
+            time.sleep(INTERVAL / 2)
+    finally:
+        if agent is not None:
+            agent.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.logs(), file=sys.stderr)
+        for cid in list(c.procs):
+            try:
+                c.signal(cid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        c.stop_all()
 
 
 def test_agents_register_again_after_the_coordinators_state_was_reset(tmp_path: Path):
