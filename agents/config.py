@@ -68,6 +68,8 @@ class MemberConfig:
     priority: int = 100
     #: command run on every role change: `CMD ROLE EPOCH GROUP MEMBER`
     notify: tuple[str, ...] = ()
+    #: a notify hook running longer is killed and the member fail-stopped
+    notify_timeout: float = 10.0
     #: VIP interface for this member's group, overriding vip.interface
     vip_interface: str | None = None
     #: health checks (agents.health.CheckSpec); all must pass for "healthy"
@@ -211,7 +213,7 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
         where = f"members[{i}]"
         sec = section(ctx, where, item)
         check_keys(ctx, where, sec, ("group", "member", "priority", "notify", "vip_interface",
-                                     "checks"))
+                                     "checks", "notify_timeout"))
         for key in ("group", "member"):
             if key not in sec:
                 ctx.fail(f"{where}.{key} is required")
@@ -227,6 +229,11 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
         if not isinstance(notify, (list, tuple)) or not all(isinstance(a, str) and a
                                                             for a in notify):
             ctx.fail(f"{where}.notify must be a command (string or list of strings)")
+        notify_timeout = duration(ctx, f"{where}.notify_timeout",
+                                  sec.get("notify_timeout", 10.0))
+        if not 0 < notify_timeout <= 600:
+            ctx.fail(f"{where}.notify_timeout ({fmt(notify_timeout)}) must be > 0 and "
+                     "<= 600 seconds")
         vif = sec.get("vip_interface")
         if vif is not None:
             vif = _interface(ctx, f"{where}.vip_interface", vif)
@@ -236,5 +243,6 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
 
             checks = parse_checks(sec["checks"], f"{where}.checks", source=ctx.source)
         out.append(MemberConfig(group=group, member=member, priority=prio,
-                                notify=tuple(notify), vip_interface=vif, checks=checks))
+                                notify=tuple(notify), vip_interface=vif, checks=checks,
+                                notify_timeout=notify_timeout))
     return tuple(out)

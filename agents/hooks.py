@@ -33,15 +33,16 @@ class HookRunner:
                  ) -> None:
         self.timeout = timeout
         self._on_hung = on_hung or (lambda g, m, why: None)
-        self._queue: queue.Queue[tuple[tuple[str, ...], str, int, str, str] | None] = (
-            queue.Queue())
+        self._queue: queue.Queue[
+            tuple[tuple[str, ...], str, int, str, str, float] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
         self._thread.start()
 
     def submit(self, command: tuple[str, ...], role: str, epoch: int, group: str,
-               member: str) -> None:
+               member: str, timeout: float | None = None) -> None:
         if command:
-            self._queue.put((command, role, epoch, group, member))
+            self._queue.put((command, role, epoch, group, member,
+                             self.timeout if timeout is None else timeout))
 
     def stop(self, timeout: float | None = None) -> None:
         self._queue.put(None)
@@ -58,7 +59,7 @@ class HookRunner:
                 log.error("notify hook failed", extra={"error": f"{type(e).__name__}: {e}"})
 
     def _run_one(self, command: tuple[str, ...], role: str, epoch: int, group: str,
-                 member: str) -> None:
+                 member: str, timeout: float) -> None:
         env = {**os.environ, "VNFHA_ROLE": role, "VNFHA_EPOCH": str(epoch),
                "VNFHA_GROUP": group, "VNFHA_MEMBER": member}
         facts = {"group": group, "member": member, "role": role, "epoch": epoch}
@@ -70,11 +71,11 @@ class HookRunner:
             log.error("notify hook failed", extra={**facts, "error": str(e)})
             return
         try:
-            _, err = proc.communicate(timeout=self.timeout)
+            _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            why = f"notify hook {command[0]} hung: killed after {self.timeout:g} s"
-            log.error("notify hook hung: killed", extra={**facts, "timeout_s": self.timeout})
+            why = f"notify hook {command[0]} hung: killed after {timeout:g} s"
+            log.error("notify hook hung: killed", extra={**facts, "timeout_s": timeout})
             self._on_hung(group, member, why)
             return
         if proc.returncode != 0:

@@ -32,6 +32,7 @@ class Agent:
         self.cfg = cfg
         self.hooks = HookRunner(on_hung=lambda g, m, why: self.session.block(g, m, why))
         self._notify = {(m.group, m.member): m.notify for m in cfg.members}
+        self._notify_timeout = {(m.group, m.member): m.notify_timeout for m in cfg.members}
         self._vif = {(m.group, m.member): m.vip_interface or cfg.vip.interface
                      for m in cfg.members}
         self._reasons: dict[tuple[str, str], str] = {}
@@ -148,7 +149,8 @@ class Agent:
     def _tell_vnfc(self, group: str, member: str, role: str, epoch: int) -> None:
         if self.role_api is not None:
             self.role_api.notify()
-        self.hooks.submit(self._notify[(group, member)], role, epoch, group, member)
+        self.hooks.submit(self._notify[(group, member)], role, epoch, group, member,
+                          timeout=self._notify_timeout[(group, member)])
 
     def _on_assignments(self) -> None:
         """Make sure no VIP we do not hold is configured (e.g. left from before a

@@ -142,3 +142,33 @@ def test_agent_and_guardian_run_realtime_with_locked_memory(lab: LabCluster):
         assert locked > 0, f"pid {pid} has no locked memory"
     svc = c.procs["vm1-svc"].pid  # not started by the agent: an ordinary process
     assert _policy_and_locked(svc)[0] == os.SCHED_OTHER
+
+
+def test_hung_notify_hook_fail_stops_its_member(lab: LabCluster):
+    """The active's notify hook hangs (the VNFC never learns its role): the agent kills
+    it at its timeout, releases the role and reports the member unhealthy, so the
+    standby takes over; on the old agent the hook was only logged after 10 s and the
+    member stayed "active, healthy" however long the VNFC stayed unaware."""
+    c = lab
+    hook = c.root / "hook.sh"
+    hook.write_text('#!/bin/sh\n[ "$1" = active ] && exec sleep 30\nexit 0\n')
+    hook.chmod(0o755)
+    c.start_coordinators()
+    c.start_service("vm1")
+    cfg = c.agent_config("vm1", 200)
+    cfg["members"][0].update(notify=str(hook), notify_timeout=1.0)
+    path = c.root / "vm1-agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    c._spawn("vm1-agent", "vm1", [sys.executable, "-m", "vnfha.coordinator.cli", "agent",
+                                   "--config", str(path)])
+    c.wait_active("web-1", 20)
+    c.start_service("vm2")
+    c.start_agent("vm2", 100)
+    checker = VipChecker(c).start()
+    c.wait_active("web-2", 20)
+    c.wait(lambda: c.vip_holders() == {"vm2"}, 10, "the VIP on vm2")
+    log = checker.stop()
+    assert log.max_holders == 1, f"two VIP holders at once: {log.dual_windows()}"
+    assert member(c, "web-1").health != HEALTHY
+    text = (c.root / "vm1-agent.log").read_text()
+    assert "notify hook hung: killed" in text and "Traceback" not in text
