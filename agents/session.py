@@ -45,10 +45,10 @@ FAST_RECONNECT = [
     ("grpc.max_reconnect_backoff_ms", 500),
 ]
 
-# (group, member, active, epoch, why) -> None; called in order, from one thread.
 MIN_REREGISTER_BACKOFF = 0.2
 MAX_REREGISTER_BACKOFF = 5.0
 
+# (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
 
@@ -187,17 +187,19 @@ class AgentSession:
         """Why this member may not act (agent or member fault), if so."""
         return self.failed or self._blocked.get((group, member))
 
-    def _safe_role(self, group: str, member: str, active: bool, epoch: int, why: str) -> bool:
-        """Tell the owner of a role change; False if it raised (the change did not happen
-        in full, e.g. the VIP could not be configured)."""
+    def _safe_role(self, group: str, member: str, active: bool, epoch: int,
+                   why: str) -> str | None:
+        """Tell the owner of a role change; the error if it raised (the change did not
+        happen in full, e.g. the VIP could not be configured)."""
         try:
             self._on_role(group, member, active, epoch, why)
-            return True
+            return None
         except Exception as e:
+            error = f"{type(e).__name__}: {e}"
             log.error("role change failed", extra={
                 "node": self.node, "group": group, "member": member, "active": active,
-                "error": f"{type(e).__name__}: {e}"})
-            return False
+                "error": error})
+            return error
 
     def _watchdog(self) -> None:
         """Fail-stop when the ticker (keepalives, the lease-deadline release) stalls.
@@ -493,12 +495,11 @@ class AgentSession:
                     released = True
                 if want_active and role.active_epoch == 0:
                     role.active_epoch = epoch
-                    if not self._safe_role(key[0], key[1], True, epoch, why):
-                        # Never "active" without its VIP: undo, and keep it from trying
-                        # again (the coordinators see it unhealthy and fail over).
-                        self._blocked[key] = "could not take the active role (see the log)"
-                        self._safe_role(key[0], key[1], False, epoch, self._blocked[key])
-                        role.active_epoch = 0
+                    error = self._safe_role(key[0], key[1], True, epoch, why)
+                    if error is not None:
+                        # Never "active" without its VIP: undo (block releases it), and
+                        # keep it from trying again (reported unhealthy: a failover).
+                        self.block(key[0], key[1], f"could not take the active role: {error}")
                         released = True
                 # Seen only after acting on it: a report of seen_epoch >= e promises
                 # we no longer act under anything older than e.

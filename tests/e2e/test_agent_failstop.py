@@ -68,6 +68,42 @@ def test_unknown_vip_interface_reports_the_member_unhealthy(lab: LabCluster):
     assert "no interface 'eth9'" in log and "Traceback" not in log
 
 
+@pytest.fixture
+def lab6(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
+    with Lab() as lab:
+        c = LabCluster(lab, tmp_path, ttl=TTL, interval=INTERVAL, ipv6=True)
+        try:
+            yield c
+            rep = getattr(request.node, "rep_call", None)
+            if rep is not None and rep.failed:
+                print(c.logs_tail(25), file=sys.stderr)
+        finally:
+            c.close()
+
+
+def test_vip_the_kernel_refuses_is_undone_and_the_member_fails_over(lab6: LabCluster):
+    """vm1's interface exists but refuses the (IPv6) VIP: the claim fails after the
+    agent was elected. The old agent's watch thread died there, leaving web-1 "active,
+    healthy" with no VIP. Now the claim is undone, web-1 reported unhealthy, and web-2
+    serves the VIP."""
+    c = lab6
+    c.start_coordinators()
+    done = c.hosts["vm1"].run(["sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+    assert done.returncode == 0, done.stderr
+    c.start_service("vm1")
+    c.start_agent("vm1", 200)
+    c.wait(lambda: member(c, "web-1") is not None, 20, "web-1 registered")
+    c.start_service("vm2")
+    c.start_agent("vm2", 100)
+    c.wait_active("web-2", 20)
+    c.wait(lambda: c.vip_holders() == {"vm2"}, 10, "the VIP on vm2")
+    assert member(c, "web-1").health != HEALTHY
+    role = RoleClient(str(c.root / "vm1-role.sock")).get("web")
+    assert not role.active and "could not take the active role" in role.reason
+    text = (c.root / "vm1-agent.log").read_text()
+    assert "member cannot act as active" in text and "Traceback" not in text
+
+
 def guardian_pid(c: LabCluster, vm: str) -> int:
     for pid in pids_in_netns(c.hosts[vm].netns):
         try:
