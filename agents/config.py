@@ -60,6 +60,9 @@ class VipConfig:
     lifetime: int = 2
     #: set False to run without touching addresses (roles and hooks only)
     manage: bool = True
+    #: kernel-enforced lease (nftables set with millisecond timeouts, agents/kernellease.py):
+    #: "on" (refuse to start without nft), "off", or "auto" (on where nft is installed)
+    kernel_lease: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class MemberConfig:
     priority: int = 100
     #: command run on every role change: `CMD ROLE EPOCH GROUP MEMBER`
     notify: tuple[str, ...] = ()
+    #: a notify hook running longer is killed and the member fail-stopped
+    notify_timeout: float = 10.0
     #: VIP interface for this member's group, overriding vip.interface
     vip_interface: str | None = None
     #: health checks (agents.health.CheckSpec); all must pass for "healthy"
@@ -94,6 +99,9 @@ class AgentConfig:
     tls: TlsFiles | None = None
     #: explicitly allow plaintext to coordinators that are not on loopback
     insecure: bool = False
+    #: real-time scheduling + locked memory for the agent and its guardian (auto|on|off)
+    realtime: str = "auto"
+    realtime_priority: int = 10
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -105,7 +113,8 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
-                              "members", "logging", "lb", "tls", "insecure"))
+                              "members", "logging", "lb", "tls", "insecure",
+                              "realtime"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -140,6 +149,12 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
         from vnfha.agents.lb.config import parse_lb  # the LB adapter's own settings
 
         lb = parse_lb(ctx, section(ctx, "lb", top["lb"]))
+    rt = section(ctx, "realtime", top.get("realtime"))
+    check_keys(ctx, "realtime", rt, ("mode", "priority"))
+    rt_mode = choice(ctx, "realtime.mode", rt.get("mode", "auto"), ("auto", "on", "off"))
+    rt_prio = integer(ctx, "realtime.priority", rt.get("priority", 10))
+    if not 1 <= rt_prio <= 99:
+        ctx.fail(f"realtime.priority ({rt_prio}) must be between 1 and 99 (SCHED_FIFO)")
     base = Path(source).parent if Path(source).is_file() else Path.cwd()
     tls = parse_tls(ctx, "tls", top.get("tls"), base)
     insecure = top.get("insecure", False)
@@ -153,7 +168,8 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
                  f"to run a lab without TLS")
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
-                       log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure)
+                       log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure,
+                       realtime=rt_mode, realtime_priority=rt_prio)
 
 
 def _loopback(endpoint: str) -> bool:
@@ -175,7 +191,7 @@ def _interface(ctx: Ctx, where: str, value: Any) -> str:
 
 def _parse_vip(ctx: Ctx, sec: Mapping[str, Any]) -> VipConfig:
     check_keys(ctx, "vip", sec, ("interface", "announce_count", "announce_interval",
-                                 "refresh_interval", "lifetime", "manage"))
+                                 "refresh_interval", "lifetime", "manage", "kernel_lease"))
     d = VipConfig()
     manage = sec.get("manage", d.manage)
     if not isinstance(manage, bool):
@@ -193,7 +209,9 @@ def _parse_vip(ctx: Ctx, sec: Mapping[str, Any]) -> VipConfig:
                                    sec.get("announce_interval", d.announce_interval)),
         refresh_interval=duration(ctx, "vip.refresh_interval",
                                   sec.get("refresh_interval", d.refresh_interval)),
-        lifetime=lifetime, manage=manage)
+        lifetime=lifetime, manage=manage,
+        kernel_lease=choice(ctx, "vip.kernel_lease", sec.get("kernel_lease", d.kernel_lease),
+                            ("auto", "on", "off")))
 
 
 def _parse_lease(ctx: Ctx, sec: Mapping[str, Any]) -> LeaseConfig:
@@ -236,7 +254,7 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
         where = f"members[{i}]"
         sec = section(ctx, where, item)
         check_keys(ctx, where, sec, ("group", "member", "priority", "notify", "vip_interface",
-                                     "checks"))
+                                     "checks", "notify_timeout"))
         for key in ("group", "member"):
             if key not in sec:
                 ctx.fail(f"{where}.{key} is required")
@@ -255,6 +273,11 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
         if not isinstance(notify, (list, tuple)) or not all(isinstance(a, str) and a
                                                             for a in notify):
             ctx.fail(f"{where}.notify must be a command (string or list of strings)")
+        notify_timeout = duration(ctx, f"{where}.notify_timeout",
+                                  sec.get("notify_timeout", 10.0))
+        if not 0 < notify_timeout <= 600:
+            ctx.fail(f"{where}.notify_timeout ({fmt(notify_timeout)}) must be > 0 and "
+                     "<= 600 seconds")
         vif = sec.get("vip_interface")
         if vif is not None:
             vif = _interface(ctx, f"{where}.vip_interface", vif)
@@ -264,5 +287,6 @@ def _parse_members(ctx: Ctx, raw: Any) -> tuple[MemberConfig, ...]:
 
             checks = parse_checks(sec["checks"], f"{where}.checks", source=ctx.source)
         out.append(MemberConfig(group=group, member=member, priority=prio,
-                                notify=tuple(notify), vip_interface=vif, checks=checks))
+                                notify=tuple(notify), vip_interface=vif, checks=checks,
+                                notify_timeout=notify_timeout))
     return tuple(out)

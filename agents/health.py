@@ -51,6 +51,11 @@ log = logging.getLogger("vnfha.agent.health")
 # -- hysteresis (pure) -------------------------------------------------------------------------
 
 
+#: A probe this long past its timeout is stuck; the watchdog looks this often.
+STALL_GRACE = 1.0
+STALL_POLL = 0.1
+
+
 class RiseFall:
     """Flip to healthy after `rise` consecutive successes, to unhealthy after `fall`
     consecutive failures; anything in between keeps the current state."""
@@ -74,6 +79,12 @@ class RiseFall:
         self.healthy = ok
         self._streak = 0
         return ok
+
+    def force_down(self) -> None:
+        """Unhealthy now, without waiting for `fall` results (a probe that is stuck
+        produces none); `rise` successes bring it back as usual."""
+        self.healthy = False
+        self._streak = 0
 
 
 # -- probes ------------------------------------------------------------------------------------
@@ -341,6 +352,10 @@ class HealthMonitor:
                          for key, specs in self._specs.items()}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Probes running now: (member, check index) -> start time. A probe past its
+        # timeout by STALL_GRACE is stuck (e.g. an HTTP server trickling bytes keeps
+        # every single read inside the timeout): the watchdog fails the check.
+        self._probing: dict[tuple[MemberKey, int], float] = {}
 
     def healthy(self, group: str, member: str) -> bool:
         """A member without checks (or not known here) is healthy."""
@@ -352,6 +367,10 @@ class HealthMonitor:
             return self._reasons.get((group, member), "no checks")
 
     def start(self) -> None:
+        if any(self._specs.values()):
+            t = threading.Thread(target=self._watchdog, name="health-watchdog", daemon=True)
+            t.start()
+            self._threads.append(t)
         for key, specs in self._specs.items():
             for i, spec in enumerate(specs):
                 t = threading.Thread(target=self._run, args=(key, i, spec, build_check(spec)),
@@ -376,15 +395,53 @@ class HealthMonitor:
         next_at = self._clock()
         while not self._stop.wait(max(0.0, next_at - self._clock())):
             started = self._clock()
+            with self._lock:
+                self._probing[(key, index)] = started
             try:
                 ok, why = probe.check(spec.timeout)
             except Exception as e:  # a probe bug must read as a failure, not kill the thread
                 ok, why = False, f"probe error: {_short(e)}"
+            finally:
+                with self._lock:
+                    self._probing.pop((key, index), None)
             if self._stop.is_set():
                 return
             self._record(key, index, spec, probe, ok, why)
             # Fixed rate from the probe's start; an overrun runs the next one at once.
             next_at = started + spec.interval
+
+    def _watchdog(self) -> None:
+        """Fail a check whose probe is stuck past its timeout (fail-stop, not "healthy"
+        forever on the last result); the probe's eventual result counts as usual."""
+        flagged: set[tuple[MemberKey, int, float]] = set()
+        while not self._stop.wait(STALL_POLL):
+            now = self._clock()
+            with self._lock:
+                running = list(self._probing.items())
+            for (key, index), started in running:
+                spec = self._specs[key][index]
+                over = now - started - spec.timeout
+                if over < STALL_GRACE or (key, index, started) in flagged:
+                    continue
+                flagged.add((key, index, started))
+                self._force_down(key, index, spec, f"{spec.describe()}: probe stuck "
+                                 f"{fmt(now - started)}s, past its {fmt(spec.timeout)}s timeout")
+            live = {(k, i, t) for (k, i), t in running}
+            flagged &= live
+
+    def _force_down(self, key: MemberKey, index: int, spec: CheckSpec, reason: str) -> None:
+        log.error("health check stuck: member reported unhealthy",
+                  extra={"group": key[0], "member": key[1], "reason": reason})
+        with self._lock:
+            self._states[key][index].force_down()
+            if not self._healthy[key]:
+                return
+            self._healthy[key] = False
+            self._reasons[key] = reason
+            try:
+                self._on_change(key[0], key[1], False, reason)
+            except Exception:
+                log.exception("health change callback failed")
 
     def _record(self, key: MemberKey, index: int, spec: CheckSpec, probe: Check, ok: bool,
                 why: str) -> None:

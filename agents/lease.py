@@ -12,16 +12,27 @@ only when a majority of coordinators report more than ttl since they last
 heard it; that majority shares a member with the one that acknowledged
 round `seq`, so it cannot happen before ``s + ttl`` (on coordinator clocks,
 which may run fast by `drift`). `margin` covers the time to drop the VIP.
+
+Whose majority: the argument needs the agent's majority to be a majority of
+the set the *coordinators* expire against, not of the agent's own list. An
+agent that lists a subset of the coordinators, or a stale list after the
+cluster grew from 3 to 5, would otherwise renew with 2 acks while the three
+others expire it. So every acknowledgement announces the coordinator's
+cluster membership (ids); the quorum is a majority of the larger of the
+agent's list and the union of every announced set, and only acks from an
+announced member count. A lease the agent cannot justify this way is not
+held, and `unjustified()` says why.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
 @dataclass
 class QuorumLease:
-    coordinators: int  # how many coordinators the cluster has
+    coordinators: int  # how many coordinators the agent's own config lists
     ttl: float  # the agent's configured TTL, seconds
     drift: float = 0.01  # allowed clock-rate difference (rho)
     margin: float = 0.05  # seconds reserved to take the VIP down before the lease ends
@@ -29,6 +40,7 @@ class QuorumLease:
     _acks: dict[int, set[str]] = field(default_factory=dict)
     _ttl_seen: float | None = None
     _deadline: float | None = None
+    _views: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> announced set
 
     def __post_init__(self) -> None:
         if self.coordinators < 1:
@@ -39,9 +51,59 @@ class QuorumLease:
             raise ValueError(f"ttl {self.ttl}s leaves no lease after drift and margin "
                              f"{self.margin}s")
 
+    # -- the membership the quorum is counted against --------------------------------------
+
+    @property
+    def announced(self) -> frozenset[str]:
+        """Every coordinator id any coordinator announced (empty: none announced yet)."""
+        out: frozenset[str] = frozenset()
+        for view in self._views.values():
+            out |= view
+        return out
+
+    @property
+    def size(self) -> int:
+        """The cluster size the quorum is a majority of: never below the agent's list."""
+        return max(self.coordinators, len(self.announced))
+
     @property
     def quorum(self) -> int:
-        return self.coordinators // 2 + 1
+        return self.size // 2 + 1
+
+    def announce(self, coordinator_id: str, members: Iterable[str]) -> bool:
+        """Record the membership `coordinator_id` announced; True if the counted set changed.
+
+        A change can only make the lease stricter or looser for *future* counting, but
+        a deadline granted under a smaller quorum is not justified any more, so the
+        deadline is recomputed from the recorded rounds (it may shrink or vanish).
+        """
+        view = frozenset(m for m in members if m)
+        if not view or self._views.get(coordinator_id) == view:
+            return False
+        before = (self.announced, self.quorum)
+        self._views[coordinator_id] = view
+        if (self.announced, self.quorum) == before:
+            return False
+        self._deadline = None
+        for seq in self._sent:
+            self._extend(seq)
+        return True
+
+    def unjustified(self) -> str | None:
+        """Why no lease can be held even if every listed coordinator acknowledges, if so."""
+        if self.coordinators >= self.quorum:
+            return None
+        ids = ", ".join(sorted(self.announced))
+        return (f"the agent lists {self.coordinators} coordinator(s) but the cluster announces "
+                f"{len(self.announced)} ({ids}): a lease needs {self.quorum} acknowledgements, "
+                f"more than the agent can get; list every coordinator in the agent config")
+
+    def counts(self, coordinator_id: str) -> bool:
+        """Whether an ack from this coordinator counts (a member of the announced set)."""
+        announced = self.announced
+        return not announced or coordinator_id in announced
+
+    # -- rounds and acks -------------------------------------------------------------------
 
     def sent(self, seq: int, at: float) -> None:
         """Record the local time noted *before* round `seq` went out."""
@@ -60,9 +122,13 @@ class QuorumLease:
             coord_ttl = ttl_ms / 1000.0
             self._ttl_seen = coord_ttl if self._ttl_seen is None else min(self._ttl_seen,
                                                                           coord_ttl)
-        acks = self._acks[seq]
-        acks.add(coordinator_id)
-        if len(acks) < self.quorum:
+        self._acks[seq].add(coordinator_id)
+        return self._extend(seq)
+
+    def _extend(self, seq: int) -> bool:
+        """Extend the lease with round `seq` if a quorum of counted members acked it."""
+        counted = [c for c in self._acks.get(seq, ()) if self.counts(c)]
+        if len(counted) < self.quorum:
             return False
         ttl = self.ttl if self._ttl_seen is None else min(self.ttl, self._ttl_seen)
         deadline = self._sent[seq] + ttl * (1 - self.drift) - self.margin

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from typing import Any
@@ -29,8 +30,9 @@ log = logging.getLogger("vnfha.agent")
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self.hooks = HookRunner()
+        self.hooks = HookRunner(on_hung=lambda g, m, why: self.session.block(g, m, why))
         self._notify = {(m.group, m.member): m.notify for m in cfg.members}
+        self._notify_timeout = {(m.group, m.member): m.notify_timeout for m in cfg.members}
         self._vif = {(m.group, m.member): m.vip_interface or cfg.vip.interface
                      for m in cfg.members}
         self._reasons: dict[tuple[str, str], str] = {}
@@ -46,6 +48,12 @@ class Agent:
                                     on_change=self._on_health)
         self.role_api: Any = None
         self.guardian: Any = None
+        self.kernel_lease: Any = None  # agents.kernellease.KernelLease when enabled
+        self._live: set[str] = set()  # VIPs whose kernel lease this agent wrote
+        self._klock = threading.Lock()  # orders renewals against claims and releases
+        self._renew_to = 0.0
+        self._renew_kick = threading.Event()
+        self._stopping = threading.Event()
         self.session = AgentSession(
             node=cfg.node, address=cfg.address,
             members=[HostedMember(m.group, m.member, m.priority) for m in cfg.members],
@@ -80,19 +88,32 @@ class Agent:
         """Called by the session, in order, under its lock."""
         role = "active" if active else "standby"
         self._reasons[(group, member)] = why
-        spec = self._vip_spec(group, member)
         if active:
+            # Raises (bad VIP from the coordinators, unknown interface, kernel refusal):
+            # the session then undoes the claim and blocks the member, so it is never
+            # "active, healthy" without its VIP.
+            spec = self._vip_spec(group, member)
             if spec is not None:
+                deadline = self.session.lease.deadline() or 0.0
                 if self.guardian is not None:
-                    self.guardian.lease(self.session.lease.deadline() or 0.0)
+                    self.guardian.lease(deadline)
                     self.guardian.hold(group, spec.address, spec.interface)
+                if self.kernel_lease is not None:  # live before the address answers
+                    with self._klock:
+                        self.kernel_lease.hold(spec.address, deadline, time.monotonic())
+                        self._live.add(spec.address)
                 self.vips.want(group, spec, held=True)
             self._tell_vnfc(group, member, role, epoch)
         else:
-            self._tell_vnfc(group, member, role, epoch)
+            self._tell_vnfc(group, member, role, epoch)  # first, whatever fails next
+            spec = self._vip_spec(group, member)
             if spec is not None:
-                self.vips.want(group, spec, held=False)
-                if self.guardian is not None:
+                if self.kernel_lease is not None:  # quiet at once, even if removal fails
+                    with self._klock:
+                        self._live.discard(spec.address)
+                        self.kernel_lease.release([spec.address])
+                self.vips.want(group, spec, held=False)  # if this raises, the guardian
+                if self.guardian is not None:          # still removes it at the lease end
                     self.guardian.release(group)
         log.info("role change", extra={"event": {
             "kind": "role_change", "node": self.cfg.node, "group": group, "member": member,
@@ -102,21 +123,46 @@ class Agent:
     def _on_lease(self, deadline: float) -> None:
         if self.guardian is not None:
             self.guardian.lease(deadline)
+        if self.kernel_lease is not None:  # off the session lock: nft takes milliseconds
+            self._renew_to = deadline
+            self._renew_kick.set()
+
+    def _renew_loop(self) -> None:
+        """Rewrite the kernel lease of held VIPs to each new deadline. The guardian does
+        the same: either one keeps a live active answering if the other lags; neither
+        can extend it past the lease (both write the agent's own deadline)."""
+        said: set[str] = set()
+        while not self._stopping.is_set():
+            if not self._renew_kick.wait(0.5):
+                continue
+            self._renew_kick.clear()
+            with self._klock:
+                live = list(self._live)
+                if not live:
+                    continue
+                try:
+                    self.kernel_lease.renew(live, self._renew_to, time.monotonic())
+                except RuntimeError as e:  # lapses by itself: the safe direction
+                    if str(e) not in said:
+                        said.add(str(e))
+                        log.error("cannot renew the kernel lease", extra={"error": str(e)})
 
     def _tell_vnfc(self, group: str, member: str, role: str, epoch: int) -> None:
         if self.role_api is not None:
             self.role_api.notify()
-        self.hooks.submit(self._notify[(group, member)], role, epoch, group, member)
+        self.hooks.submit(self._notify[(group, member)], role, epoch, group, member,
+                          timeout=self._notify_timeout[(group, member)])
 
     def _on_assignments(self) -> None:
         """Make sure no VIP we do not hold is configured (e.g. left from before a
         restart): VIPs are learnt from assignments, so check on every snapshot."""
         for m in self.cfg.members:
-            spec = self._vip_spec(m.group, m.member)
-            if spec is None:
-                continue
-            if not self.session.role(m.group, m.member).active_epoch:
-                self.vips.want(m.group, spec, held=False)
+            try:
+                spec = self._vip_spec(m.group, m.member)
+                if spec is not None and not self.session.role(m.group, m.member).active_epoch:
+                    self.vips.want(m.group, spec, held=False)
+            except (ValueError, RuntimeError) as e:  # bad VIP; VipError (a RuntimeError)
+                self.session.block(m.group, m.member, f"its VIP cannot be managed: {e}")
         if self.role_api is not None:
             self.role_api.notify()
 
@@ -143,18 +189,74 @@ class Agent:
                 group=m.group, member=m.member, active=bool(r.active_epoch),
                 epoch=r.active_epoch, vip=a.vip if a is not None else "",
                 lease_deadline_monotonic=deadline if deadline and deadline > now else None,
-                healthy=self.health.healthy(m.group, m.member),
-                reason=self._reasons.get((m.group, m.member), "starting")))
+                healthy=(self.health.healthy(m.group, m.member)
+                         and self.session.fault(m.group, m.member) is None),
+                reason=(self.session.fault(m.group, m.member)
+                        or self._reasons.get((m.group, m.member), "starting"))))
         return out
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def _on_fail(self, why: str) -> None:
+        """Fail-stop fast path, without the session lock (it may be what is stuck): the
+        guardian drops every held VIP now; the session then releases roles in order."""
+        if self.guardian is not None:
+            self.guardian.lease(0.0)
+        if self.kernel_lease is not None and self._live:
+            try:
+                self.kernel_lease.release(list(self._live))
+            except RuntimeError as e:  # the elements still expire at the lease end
+                log.error("cannot end the kernel lease", extra={"error": str(e)})
+        if self.role_api is not None:
+            self.role_api.notify()
+
+    def _check_interfaces(self) -> None:
+        """A member whose VIP interface is missing can never hold its VIP: say so once
+        and report it unhealthy, rather than be elected and serve nothing."""
+        for m in self.cfg.members:
+            ifname = self._vif[(m.group, m.member)]
+            try:
+                socket.if_nametoindex(ifname)
+            except OSError:
+                self.session.block(m.group, m.member,
+                                   f"no interface {ifname!r} in this network namespace "
+                                   "(vip.interface / vip_interface)")
+
+    def _start_kernel_lease(self) -> None:
+        """Resolve vip.kernel_lease (auto: on where nft is installed) and set the rules
+        up; `on` without nft is a start-up error, not a silent downgrade."""
+        from vnfha.agents.kernellease import KernelLease, nft_available
+
+        mode = self.cfg.vip.kernel_lease
+        if mode == "off":
+            return
+        if not nft_available():
+            if mode == "on":
+                raise RuntimeError("vip.kernel_lease is on but nft is not installed "
+                                   "(apt install nftables), or set vip.kernel_lease: auto|off")
+            log.warning("nft not installed: VIPs have no kernel-enforced lease "
+                        "(vip.kernel_lease: auto)", extra={"node": self.cfg.node})
+            return
+        lease = KernelLease()
+        lease.setup()
+        self.kernel_lease = lease
+        threading.Thread(target=self.session.supervised("kernel-lease", self._renew_loop,
+                                                                forever=False),
+                         name="kernel-lease", daemon=True).start()
+
     def start(self) -> None:
+        self.session.on_fail = self._on_fail
         if self.vips is not None:
             from vnfha.agents.guardian import GuardianLink
 
+            self._check_interfaces()
+            self._start_kernel_lease()
             # Before anything can be claimed: the guardian must know of every VIP.
-            self.guardian = GuardianLink()
+            self.guardian = GuardianLink(on_exit=lambda rc: self.session.fail(
+                f"the VIP guardian exited (status {rc})"),
+                kernel_lease=self.kernel_lease is not None,
+                realtime_priority=(None if self.cfg.realtime == "off"
+                                   else self.cfg.realtime_priority))
             self.vips.start()
         self.health.start()
         if self.role_api is not None:
@@ -164,6 +266,7 @@ class Agent:
             self.lb.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.lb is not None:
             self.lb.stop()
         self.session.stop()  # releases every active role first (VNFC told, VIP removed)
@@ -174,11 +277,26 @@ class Agent:
             self.vips.stop(release=True)
         if self.guardian is not None:
             self.guardian.close()
+        if self.kernel_lease is not None:
+            try:
+                self.kernel_lease.teardown()
+            except RuntimeError as e:
+                log.warning("cannot remove the kernel lease rules", extra={"error": str(e)})
         self.hooks.stop()
 
 
 def run(cfg: AgentConfig) -> int:
     setup_logging(cfg.log_level, cfg.log_format)
+    from vnfha.agents import realtime
+
+    try:  # before any thread exists: threads inherit the scheduler of their creator
+        rt = realtime.apply(realtime.RealtimeSettings(cfg.realtime, cfg.realtime_priority))
+    except RuntimeError as e:
+        log.error("cannot start agent", extra={"node": cfg.node, "error": str(e)})
+        return 1
+    if rt.problems:
+        log.warning("running without part of the real-time set-up (realtime: auto)",
+                    extra={"node": cfg.node, "problems": list(rt.problems)})
     agent = Agent(cfg)
     done = threading.Event()
 
@@ -194,7 +312,9 @@ def run(cfg: AgentConfig) -> int:
         log.error("cannot start agent", extra={"node": cfg.node, "error": str(e)})
         agent.stop()
         return 1
-    log.info("agent running", extra={"node": cfg.node, "coordinators": cfg.coordinators})
+    realtime.freeze_garbage()
+    log.info("agent running", extra={"node": cfg.node, "coordinators": cfg.coordinators,
+                                     "realtime": rt.scheduler, "memory_locked": rt.mlock})
     if cfg.tls is None:
         log.warning("talking to the coordinators without TLS: anyone on the path can read "
                     "and forge this node's keepalives", extra={"node": cfg.node,

@@ -408,6 +408,32 @@ class Lab:
 # -- helpers that run inside a namespace (via in_netns) --------------------------------
 
 
+def arp_repliers(ip: str, src_ip: str, wait: float = 0.3) -> set[str]:
+    """Broadcast one ARP who-has for `ip` on eth0 (run with `Host.call` inside a lab
+    host); the MACs that answered within `wait` seconds. Tells which VMs would answer
+    for a VIP, whatever their addresses say (e.g. behind a lapsed kernel lease)."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)) as s:
+        s.bind(("eth0", 0x0806))
+        mac = s.getsockname()[4]
+        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac,
+                          socket.inet_aton(src_ip), b"\0" * 6, socket.inet_aton(ip))
+        s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+        s.settimeout(0.05)
+        out: set[str] = set()
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            try:
+                frame = s.recv(2048)
+            except TimeoutError:
+                continue
+            if len(frame) < 32:
+                continue
+            op, sha, spa = struct.unpack_from("!6xH6s4s", frame, 14)
+            if op == 2 and spa == socket.inet_aton(ip):
+                out.add(sha.hex(":"))
+        return out
+
+
 def _prepare_netns() -> None:
     """lo up; IPv6 DAD off for interfaces made later (tests want addresses usable at once)."""
     for key in ("default", "all"):

@@ -46,6 +46,9 @@ FAST_RECONNECT = [
     ("grpc.max_reconnect_backoff_ms", 500),
 ]
 
+MIN_REREGISTER_BACKOFF = 0.2
+MAX_REREGISTER_BACKOFF = 5.0
+
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
@@ -81,23 +84,34 @@ class AgentSession:
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._registered = threading.Event()
+        self._unknown = threading.Event()  # a coordinator answered UNKNOWN_NODE: re-register
         self._threads: list[threading.Thread] = []
         # A stream that breaks reconnects on a channel with the current TLS files.
         self._stubs = Stubs(endpoints, agent_pb2_grpc.AgentServiceStub, tls, FAST_RECONNECT)
         self._calls: list[grpc.Future | None] = [None] * len(endpoints)
         self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
         self.paused = False  # tests: stop sending keepalives while "alive"
+        self._said: dict[str, float] = {}  # rate-limited warnings: key -> last logged
+        # Fail-stop: an internal fault of the whole agent (a loop died or stalled), and
+        # per-member faults (its VIP cannot be configured, its hook hung). Either way the
+        # member never acts as active again in this run and is reported unhealthy.
+        self.failed: str | None = None
+        self._blocked: dict[tuple[str, str], str] = {}
+        self.on_fail: Callable[[str], None] = lambda why: None
+        self._beat = self._clock()  # the ticker's last pass (the watchdog reads it)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         self._register()
-        targets = [(self._ticker, "ticker")]
+        targets = [(self._ticker, "ticker"), (self._reregister_loop, "register"),
+                   (self._watchdog, "watchdog")]  # each runs until stop()
         for i in range(len(self.endpoints)):
             targets.append((lambda i=i: self._keepalive_stream(i), f"keepalive-{i}"))
             targets.append((lambda i=i: self._watch(i), f"watch-{i}"))
         for fn, name in targets:
-            t = threading.Thread(target=fn, name=f"{self.node}-{name}", daemon=True)
+            t = threading.Thread(target=self.supervised(name, fn), name=f"{self.node}-{name}",
+                                 daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -118,6 +132,94 @@ class AgentSession:
         for t in self._threads:
             t.join(timeout=2)
 
+    # -- fail-stop -------------------------------------------------------------------------
+
+    def supervised(self, name: str, fn: Callable[[], None], forever: bool = True
+                   ) -> Callable[[], None]:
+        """Wrap a loop so that an unexpected exception fail-stops the agent instead of
+        silently ending the loop (a dead watch thread once left a member "active,
+        healthy" with no VIP)."""
+        def run() -> None:
+            try:
+                fn()
+            except Exception as e:
+                if not self._stop.is_set():
+                    self.fail(f"internal loop {name!r} died: {type(e).__name__}: {e}")
+            else:
+                if forever and not self._stop.is_set():
+                    self.fail(f"internal loop {name!r} ended unexpectedly")
+        return run
+
+    def fail(self, why: str) -> None:
+        """Fail-stop: release every role (VNFC told, VIP removed), report every member
+        unhealthy from now on, never act as active again in this run; one log line."""
+        if self.failed is not None:
+            return
+        self.failed = why  # first, without the lock: the lock may be what is stuck
+        log.error("agent failed: released every role and reports its members unhealthy; "
+                  "restart it", extra={"node": self.node, "reason": why})
+        try:
+            self.on_fail(why)
+        except Exception as e:  # the owner's fast path (guardian) must not stop the rest
+            log.error("fail-stop callback failed", extra={"error": str(e)})
+        if self._lock.acquire(timeout=5.0):
+            try:
+                self._release_all(f"agent failed: {why}")
+            finally:
+                self._lock.release()
+        self.kick()
+
+    def block(self, group: str, member: str, why: str) -> None:
+        """A member-level fault: release it, report it unhealthy, never claim it again."""
+        with self._lock:
+            if (group, member) in self._blocked:
+                return
+            self._blocked[(group, member)] = why
+            log.error("member cannot act as active: released and reported unhealthy",
+                      extra={"node": self.node, "group": group, "member": member,
+                             "reason": why})
+            role = self._roles.get((group, member))
+            if role is not None and role.active_epoch:
+                self._safe_role(group, member, False, role.active_epoch, why)
+                role.active_epoch = 0
+        self.kick()
+
+    def fault(self, group: str, member: str) -> str | None:
+        """Why this member may not act (agent or member fault), if so."""
+        return self.failed or self._blocked.get((group, member))
+
+    def _safe_role(self, group: str, member: str, active: bool, epoch: int,
+                   why: str) -> str | None:
+        """Tell the owner of a role change; the error if it raised (the change did not
+        happen in full, e.g. the VIP could not be configured)."""
+        try:
+            self._on_role(group, member, active, epoch, why)
+            return None
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            log.error("role change failed", extra={
+                "node": self.node, "group": group, "member": member, "active": active,
+                "error": error})
+            return error
+
+    def _watchdog(self) -> None:
+        """Fail-stop when the ticker (keepalives, the lease-deadline release) stalls.
+
+        A whole-process freeze (SIGSTOP, VM pause) stalls the watchdog too: it notices
+        that it woke late itself and does not blame the ticker for it."""
+        period = max(self.interval, 0.05)
+        bound = max(2.0, 10 * self.interval)
+        last = self._clock()
+        while not self._stop.wait(period):
+            now = self._clock()
+            late = now - last - period
+            last = now
+            if late > period:  # we were frozen with everyone else: start over
+                self._beat = now
+                continue
+            if self.failed is None and now - self._beat > bound:
+                self.fail(f"the keepalive ticker has been stuck for {now - self._beat:.1f} s")
+
     # -- role view -------------------------------------------------------------------------
 
     def role(self, group: str, member: str) -> MemberRole:
@@ -136,14 +238,17 @@ class AgentSession:
 
     # -- registration ----------------------------------------------------------------------
 
-    def _register(self) -> None:
-        req = agent_pb2.RegisterNodeRequest(
+    def _register_request(self) -> agent_pb2.RegisterNodeRequest:
+        return agent_pb2.RegisterNodeRequest(
             node=self.node, address=self.address,
             members=[agent_pb2.MemberSpec(group=m.group, member=m.member, priority=m.priority)
                      for m in self.members],
             # This agent's config is what the VM hosts: members dropped from it since
             # the last registration go (the coordinator refuses if one is active).
             remove_undeclared=True)
+
+    def _register(self) -> None:
+        req = self._register_request()
         deadline = self._clock() + 30
         last: Exception | None = None
         while not self._stop.is_set() and self._clock() < deadline:
@@ -166,12 +271,65 @@ class AgentSession:
             self._stop.wait(0.2)
         raise RuntimeError(f"could not register node {self.node}: {last}")
 
+    def _reregister_loop(self) -> None:
+        """Register again whenever a coordinator says it does not know this node (its
+        state was reset or restored from an old backup): without it every lease lapses
+        until someone restarts the agent. Attempts back off 0.2 s -> 5 s, so a
+        coordinator that answers UNKNOWN_NODE for a while costs a few writes, not a storm."""
+        backoff, last = MIN_REREGISTER_BACKOFF, -1e9
+        while not self._stop.is_set():
+            if not self._unknown.wait(0.5):
+                continue
+            now = self._clock()
+            if now - last > 30.0:
+                backoff = MIN_REREGISTER_BACKOFF
+            wait = last + backoff - now
+            if wait > 0 and self._stop.wait(wait):
+                return
+            last = self._clock()
+            backoff = min(backoff * 2, MAX_REREGISTER_BACKOFF)
+            self._unknown.clear()
+            revision = self._register_once()
+            if revision is None:
+                self._unknown.set()  # try again after the back-off
+                continue
+            self._after_reregister(revision)
+
+    def _register_once(self) -> int | None:
+        """One registration attempt over the coordinators in turn; the revision it got."""
+        req = self._register_request()
+        for i, stub in enumerate(self._stubs):
+            try:
+                return int(stub.RegisterNode(req, timeout=3).revision)
+            except grpc.RpcError as e:
+                if self._say_once(f"register:{i}:{e.code()}", every=10.0):
+                    log.warning("re-registration failed", extra={
+                        "node": self.node, "coordinator": self.endpoints[i],
+                        "code": str(e.code()), "detail": e.details()})
+        return None
+
+    def _after_reregister(self, revision: int) -> None:
+        """A registration commits after everything this agent has seen, so a revision
+        below the newest one seen means the coordinators' history was reset: drop any
+        role, and follow the new history (revisions and epochs start again)."""
+        with self._lock:
+            reset = revision < self._assignment_revision
+            if reset:
+                self._release_all("coordinator state was reset")
+                self._assignment_revision = -1
+                for role in self._roles.values():
+                    role.seen_epoch = 0
+        log.warning("node registered again after a coordinator did not know it",
+                    extra={"node": self.node, "revision": revision, "history_reset": reset})
+        self.kick()
+
     # -- keepalives ------------------------------------------------------------------------
 
     def _ticker(self) -> None:
         next_tick = self._clock()
         while not self._stop.is_set():
             now = self._clock()
+            self._beat = now
             deadline = self.lease.deadline()
             wake_at = next_tick if deadline is None or deadline <= now else min(next_tick,
                                                                                  deadline)
@@ -193,7 +351,8 @@ class AgentSession:
             reports = []
             for m in self.members:
                 r = self._roles[(m.group, m.member)]
-                healthy = self._health(m.group, m.member)
+                healthy = (self.fault(m.group, m.member) is None
+                           and self._health(m.group, m.member))
                 reports.append(agent_pb2.MemberReport(
                     group=m.group, member=m.member,
                     health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
@@ -237,8 +396,45 @@ class AgentSession:
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.interval * 2)
 
+    def _say_once(self, key: str, every: float = 30.0) -> bool:
+        """Rate limit for warnings that would otherwise repeat every keepalive round."""
+        now = self._clock()
+        last = self._said.get(key)
+        if last is not None and now - last < every:
+            return False
+        self._said[key] = now
+        return True
+
+    def _on_membership(self, resp: agent_pb2.KeepaliveResponse) -> None:
+        """Count the quorum against the membership the coordinators expire us with."""
+        with self._lock:
+            changed = self.lease.announce(resp.coordinator_id, resp.cluster_members)
+            if not changed:
+                return
+            why = self.lease.unjustified()
+            deadline = self.lease.deadline()
+            self._on_lease(deadline or 0.0)  # may be earlier now: tell the guardian
+            facts = {"node": self.node, "coordinator": resp.coordinator_id,
+                     "members": sorted(self.lease.announced), "quorum": self.lease.quorum,
+                     "listed": len(self.endpoints)}
+        log.info("cluster membership announced", extra=facts)
+        if why is not None and self._say_once("unjustified:" + why):
+            log.error("not holding a lease: cannot justify one", extra={
+                "node": self.node, "reason": why})
+        self.reconcile("cluster membership changed")
+
     def _on_ack(self, resp: agent_pb2.KeepaliveResponse) -> None:
+        if resp.cluster_members:
+            self._on_membership(resp)
         if resp.result == agent_pb2.KEEPALIVE_RESULT_ACK:
+            with self._lock:
+                counted = self.lease.counts(resp.coordinator_id)
+                members = sorted(self.lease.announced)
+            if not counted and self._say_once("stranger:" + resp.coordinator_id, every=300.0):
+                log.error("ignoring acknowledgements of a coordinator outside the "
+                          "announced cluster", extra={
+                              "node": self.node, "coordinator": resp.coordinator_id,
+                              "members": members})
             with self._lock:
                 extended = self.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
                 if extended:
@@ -246,8 +442,10 @@ class AgentSession:
             if extended:
                 self.reconcile("lease renewed")
         elif resp.result == agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE:
-            log.info("coordinator does not know this node yet",
-                     extra={"node": self.node, "coordinator": resp.coordinator_id})
+            if self._say_once("unknown:" + resp.coordinator_id, every=10.0):
+                log.info("coordinator does not know this node; registering again",
+                         extra={"node": self.node, "coordinator": resp.coordinator_id})
+            self._unknown.set()
         else:
             log.warning("keepalive refused", extra={"node": self.node,
                                                     "coordinator": resp.coordinator_id,
@@ -291,16 +489,22 @@ class AgentSession:
             for key, role in self._roles.items():
                 a = self._assignments.get(key)
                 epoch = a.epoch if a is not None else 0
+                fault = self.fault(*key)
                 want_active = (a is not None and a.role == types_pb2.ROLE_ACTIVE and lease_ok
-                               and epoch >= role.seen_epoch)
+                               and epoch >= role.seen_epoch and fault is None)
                 if role.active_epoch and (not want_active or epoch != role.active_epoch):
-                    reason = "lease expired" if not lease_ok else why
-                    self._on_role(key[0], key[1], False, role.active_epoch, reason)
+                    reason = "lease expired" if not lease_ok else (fault or why)
+                    self._safe_role(key[0], key[1], False, role.active_epoch, reason)
                     role.active_epoch = 0
                     released = True
                 if want_active and role.active_epoch == 0:
                     role.active_epoch = epoch
-                    self._on_role(key[0], key[1], True, epoch, why)
+                    error = self._safe_role(key[0], key[1], True, epoch, why)
+                    if error is not None:
+                        # Never "active" without its VIP: undo (block releases it), and
+                        # keep it from trying again (reported unhealthy: a failover).
+                        self.block(key[0], key[1], f"could not take the active role: {error}")
+                        released = True
                 # Seen only after acting on it: a report of seen_epoch >= e promises
                 # we no longer act under anything older than e.
                 role.seen_epoch = max(role.seen_epoch, epoch)
@@ -310,5 +514,5 @@ class AgentSession:
     def _release_all(self, why: str) -> None:
         for key, role in self._roles.items():
             if role.active_epoch:
-                self._on_role(key[0], key[1], False, role.active_epoch, why)
+                self._safe_role(key[0], key[1], False, role.active_epoch, why)
                 role.active_epoch = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,7 +100,11 @@ class VipChecker:
         first pass that held. A VM read before L that holds in both passes held
         all along from its first read to its second, so also when L was read:
         those VMs and L held at once. (A VM that drops and re-adds the VIP
-        between its two reads would escape this; agents never re-add that fast.)
+        between its two reads would escape this; agents never re-add that fast.
+        With the kernel lease a live element can lapse and be renewed between two
+        reads only if an acknowledgement of a round sent *before* the deadline came
+        in late: the lease itself never had a gap, so "held all along" stays true of
+        what the safety argument is about.)
         """
         again = frozenset(self.cluster.vip_holders())
         order = [vm for vm in self.cluster.vms if vm in seen]
@@ -132,6 +137,8 @@ class LabCluster:
                                             ipv6=lab.address(50, 6) if ipv6 else None)
         self.procs: dict[str, subprocess.Popen[Any]] = {}
         self.crashed: set[str] = set()
+        # Agents run the kernel lease where nft exists (vip.kernel_lease: auto).
+        self.kernel_lease = shutil.which("nft") is not None
         (root / "cluster.secret").write_text(secrets.token_urlsafe(32))
         self.api = {c: f"{self.hosts[c].ip4}:{API_PORT}" for c in self.cids}
         # What the coordinators declare, and extra top-level config sections (the
@@ -348,14 +355,27 @@ class LabCluster:
             return []
 
     def vip_holders(self) -> set[str]:
+        """VMs that would answer for the VIP now: the address is configured and, where
+        agents run the kernel lease (agents/kernellease.py), its element is live. With
+        the element expired the VM's own rules drop ARP/NA for the VIP and all traffic
+        to and from it, so it cannot answer; the element never outlives the agent's
+        lease deadline, so this is the holder the safety argument is about."""
         out = set()
         for vm in self.vms:
             try:
-                if self.vip in self.hosts[vm].addresses():
+                if self.vip in self.hosts[vm].addresses() and self._lease_live(vm):
                     out.add(vm)
             except Exception:  # a namespace being torn down counts as not holding
                 continue
         return out
+
+    def _lease_live(self, vm: str) -> bool:
+        if not self.kernel_lease:
+            return True
+        from vnfha.agents.kernellease import live_addresses
+
+        host = self.hosts[vm]
+        return self.vip_addr in live_addresses(lambda argv: host.run(argv).stdout)
 
     def role_changes(self, vm: str) -> list[dict[str, Any]]:
         """The agent's role-change log lines (JSON), oldest first."""

@@ -170,7 +170,8 @@ class Coordinator:
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
                                       interceptors=[self.authorizer])
         self.agent_api = AgentServicer(self.store, self.leases, cfg.node_id, cfg.leases.ttl,
-                                       on_report_change=self.controller.wake, feed=feed)
+                                       on_report_change=self.controller.wake, feed=feed,
+                                       cluster_members=tuple(endpoints))
         agent_pb2_grpc.add_AgentServiceServicer_to_server(self.agent_api, self.server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.store, self.leases, cfg.node_id, endpoints,

@@ -22,6 +22,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)  # verifies th
 # Disk-fault tests: a small ext4 on a loop device that the test shuts down (EIO).
 command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v losetup >/dev/null 2>&1 || need_apt+=(mount)
+# nft: the agent's kernel-enforced VIP lease (nftables set with millisecond timeouts).
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2

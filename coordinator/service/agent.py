@@ -45,11 +45,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, store: Store, leases: LeaseTable, coordinator_id: str, ttl: float,
                  on_report_change: Callable[[], None], feed: ChangeFeed,
                  clock: Callable[[], float] = time.monotonic,
-                 watch_poll: float = 1.0) -> None:
+                 watch_poll: float = 1.0, cluster_members: tuple[str, ...] = ()) -> None:
         self._store = store
         self._feed = feed
         self._leases = leases
         self._id = coordinator_id
+        # Announced in every keepalive answer: the set whose majority expires a node, so
+        # an agent with a short or stale coordinator list cannot under-count its quorum.
+        self._members = tuple(cluster_members) or (coordinator_id,)
         self._ttl_ms = int(ttl * 1000)
         self._on_change = on_report_change
         self._clock = clock
@@ -97,7 +100,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         def answer(result: int, message: str = "") -> agent_pb2.KeepaliveResponse:
             return agent_pb2.KeepaliveResponse(seq=req.seq, result=result, ttl_ms=self._ttl_ms,
                                                message=message, revision=state.revision,
-                                               coordinator_id=self._id)
+                                               coordinator_id=self._id,
+                                               cluster_members=self._members)
 
         state = self._store.state()
         if not req.node:

@@ -370,3 +370,68 @@ def test_monitor_exec_timeout_counts_as_failure_and_stop_is_bounded(monitors) ->
     assert time.monotonic() - t0 < 2.5
     assert not [t for t in threading.enumerate() if t.name.startswith("health-")]
     assert changes.states() == [True]
+
+
+class Trickler:
+    """A real HTTP server on loopback that answers OK until told to trickle: then it
+    sends one header byte every 30 ms for at most `limit` seconds, so every single
+    socket read finishes inside the probe's timeout but the response never ends."""
+
+    def __init__(self, limit: float = 4.0) -> None:
+        self.trickle = threading.Event()
+        self.limit = limit
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/health"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(4096)
+                if not self.trickle.is_set():
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                end = time.monotonic() + self.limit
+                while time.monotonic() < end and not self._stop.is_set():
+                    conn.sendall(b"X")
+                    time.sleep(0.03)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def test_stuck_probe_makes_the_member_unhealthy(monitors) -> None:
+    """Gray failure: the check neither passes nor fails (each read returns in time, the
+    response never ends). The old monitor kept the last result, "healthy", for as long
+    as the probe hung; now the watchdog fails it past its timeout."""
+    srv = Trickler(limit=4.0)
+    try:
+        changes = Changes()
+        mon = HealthMonitor({("web", "web-1"): [spec("http", url=srv.url, interval=0.2,
+                                                     timeout=0.1)]}, changes)
+        monitors.append(mon)
+        mon.start()
+        wait_for(lambda: mon.healthy("web", "web-1"), 5, what="healthy")
+        srv.trickle.set()
+        wait_for(lambda: not mon.healthy("web", "web-1"), 3,
+                 what="unhealthy while the probe is stuck")
+        assert "probe stuck" in mon.reason("web", "web-1")
+        assert changes.states()[-1] is False
+    finally:
+        srv.close()

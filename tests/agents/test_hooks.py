@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from vnfha.agents.hooks import HookRunner
@@ -36,3 +37,31 @@ def test_failing_hook_does_not_stop_later_ones(tmp_path: Path):
     runner.submit(("/bin/sh", "-c", f"echo $VNFHA_ROLE > {out}"), "standby", 2, "web", "m")
     runner.stop()
     assert out.read_text().strip() == "standby"
+
+
+def test_hung_hook_is_killed_with_its_children_and_reported(tmp_path: Path):
+    """A hook that hangs (and forked a child that hangs too) is killed with its whole
+    process group after the timeout, the owner is told, and later hooks still run."""
+    pidfile = tmp_path / "child.pid"
+    out = tmp_path / "ran"
+    hung: list[tuple[str, str, str]] = []
+    runner = HookRunner(timeout=0.5, on_hung=lambda g, m, why: hung.append((g, m, why)))
+    runner.submit(("/bin/sh", "-c", f"sleep 30 & echo $! > {pidfile}; sleep 30"),
+                  "active", 1, "web", "web-1")
+    runner.submit(("/bin/sh", "-c", f"echo $VNFHA_ROLE > {out}"), "standby", 1, "web", "web-1")
+    runner.stop(timeout=10)
+    assert len(hung) == 1 and hung[0][:2] == ("web", "web-1") and "hung" in hung[0][2]
+    assert out.read_text().strip() == "standby"
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.02)
+    assert not _alive(child), "the hook's child survived"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

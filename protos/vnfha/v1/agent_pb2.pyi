@@ -74,20 +74,22 @@ class KeepaliveRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberReport, _Mapping]]] = ...) -> None: ...
 
 class KeepaliveResponse(_message.Message):
-    __slots__ = ("seq", "result", "ttl_ms", "message", "revision", "coordinator_id")
+    __slots__ = ("seq", "result", "ttl_ms", "message", "revision", "coordinator_id", "cluster_members")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     TTL_MS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     result: KeepaliveResult
     ttl_ms: int
     message: str
     revision: int
     coordinator_id: str
-    def __init__(self, seq: _Optional[int] = ..., result: _Optional[_Union[KeepaliveResult, str]] = ..., ttl_ms: _Optional[int] = ..., message: _Optional[str] = ..., revision: _Optional[int] = ..., coordinator_id: _Optional[str] = ...) -> None: ...
+    cluster_members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, seq: _Optional[int] = ..., result: _Optional[_Union[KeepaliveResult, str]] = ..., ttl_ms: _Optional[int] = ..., message: _Optional[str] = ..., revision: _Optional[int] = ..., coordinator_id: _Optional[str] = ..., cluster_members: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchAssignmentsRequest(_message.Message):
     __slots__ = ("node",)
