@@ -75,6 +75,7 @@ from vnfha.coordinator.confparse import (
 from vnfha.coordinator.confparse import (
     tname as _tname,
 )
+from vnfha.coordinator.metrics_config import MetricsConfig, parse_metrics
 from vnfha.coordinator.store.etcd_config import (
     EtcdSettings,
     etcd_section_only_with_etcd,
@@ -217,6 +218,8 @@ class CoordinatorConfig:
     state: StateConfig = field(default_factory=StateConfig)
     #: the recovery hook for active-active members (coordinator/recovery.py)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    #: the /metrics, /livez, /readyz listener (docs/metrics.md); off by default
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def self_member(self) -> Member:
@@ -293,7 +296,7 @@ def parse_config(data: Any, source: str = "<config>",
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
                                 "groups", "logging", "admin_socket", "state",
-                                "recovery"))
+                                "recovery", "metrics"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -327,10 +330,11 @@ def parse_config(data: Any, source: str = "<config>",
             ctx.fail(f"admin_socket ({admin_socket}) is too long for a unix socket path")
     state = _parse_state(ctx, _section(ctx, "state", data.get("state")))
     recovery = parse_recovery(ctx, _section(ctx, "recovery", data.get("recovery")))
+    metrics = parse_metrics(ctx, data.get("metrics"), base)
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,
                              admin_socket=admin_socket, source=source, state=state,
-                             recovery=recovery)
+                             recovery=recovery, metrics=metrics)
 
 
 # --------------------------------------------------------------------------- sections
