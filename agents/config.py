@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from vnfha.coordinator.confparse import (
     said,
     section,
 )
+from vnfha.coordinator.metrics_config import MetricsConfig, parse_metrics
 
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
@@ -88,18 +89,21 @@ class AgentConfig:
     source: str = "<agent config>"
     #: keep a local HAProxy in step with an active-active pool (agents/lb); None: off
     lb: Any = None
+    #: the /metrics, /livez, /readyz listener (docs/metrics.md); off by default
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
     p = Path(path)
-    return parse_agent_config(read_yaml(p), source=str(p))
+    return parse_agent_config(read_yaml(p), source=str(p), base_dir=p.resolve().parent)
 
 
-def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig:
+def parse_agent_config(data: Any, source: str = "<agent config>",
+                       base_dir: Path | None = None) -> AgentConfig:
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
-                              "members", "logging", "lb"))
+                              "members", "logging", "lb", "metrics"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -136,7 +140,8 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
         lb = parse_lb(ctx, section(ctx, "lb", top["lb"]))
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
-                       log_format=fmt_, source=source, lb=lb)
+                       log_format=fmt_, source=source, lb=lb,
+                       metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()))
 
 
 def _interface(ctx: Ctx, where: str, value: Any) -> str:

@@ -64,6 +64,12 @@ class Agent:
             from vnfha.agents.lb.agent import LbAgent
 
             self.lb = LbAgent(cfg.node, list(cfg.coordinators), cfg.lb)
+        self.metrics: Any = None  # /metrics, /livez, /readyz (agents/metrics.py)
+        self.metrics_http: Any = None
+        if cfg.metrics.listen is not None:
+            from vnfha.agents.metrics import AgentMetrics
+
+            self.metrics = AgentMetrics(self)
 
     # -- effects ---------------------------------------------------------------------------
 
@@ -85,7 +91,10 @@ class Agent:
                 if self.guardian is not None:
                     self.guardian.lease(self.session.lease.deadline() or 0.0)
                     self.guardian.hold(group, spec.address, spec.interface)
+                claiming = time.monotonic()
                 self.vips.want(group, spec, held=True)
+                if self.metrics is not None:
+                    self.metrics.vip_claim.observe(time.monotonic() - claiming)
             self._tell_vnfc(group, member, role, epoch)
         else:
             self._tell_vnfc(group, member, role, epoch)
@@ -161,8 +170,14 @@ class Agent:
         self.session.start()
         if self.lb is not None:  # after registering: its reports name this node
             self.lb.start()
+        if self.metrics is not None:
+            from vnfha.agents.metrics import serve_agent
+
+            self.metrics_http = serve_agent(self)
 
     def stop(self) -> None:
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
         if self.lb is not None:
             self.lb.stop()
         self.session.stop()  # releases every active role first (VNFC told, VIP removed)
