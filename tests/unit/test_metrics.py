@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 import urllib.error
 import urllib.request
@@ -13,10 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from pki import make_pki
 from prometheus_client import CollectorRegistry, generate_latest
 from support import free_port
 
@@ -249,40 +244,9 @@ def test_bad_metrics_settings_fail_with_their_name(section, message):
 # --------------------------------------------------------------------------- HTTP listener
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[str, Any] | None,
-          ca: bool) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = (name, key) if issuer is None else (
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer[0])]), issuer[1])
-    b = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(now - datetime.timedelta(minutes=5))
-         .not_valid_after(now + datetime.timedelta(hours=1))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        b = b.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-    return b.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | None = None
-           ) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is not None:
-        path.with_suffix(".key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    _write(tmp_path / "ca.pem", _cert("test-ca", ca_key, None, ca=True))
-    for who in ("server", "client"):
-        k = ec.generate_private_key(ec.SECP256R1())
-        _write(tmp_path / f"{who}.pem", _cert(who, k, ("test-ca", ca_key), ca=False), k)
-    return tmp_path
+    return make_pki(tmp_path)
 
 
 def _get(url: str, ctx: ssl.SSLContext | None = None) -> tuple[int, str]:
