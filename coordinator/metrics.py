@@ -52,10 +52,16 @@ FAILOVER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 
 
 def ready(store: Store) -> tuple[bool, str]:
-    """Ready when this coordinator can serve consistent reads and take writes: a leader
-    is known (a quorum exists) and the store is reachable."""
+    """Ready when this coordinator can serve consistent reads and take writes: the store
+    is reachable, a majority of Raft voters is in contact (Raft backend), and a leader
+    is known."""
     if not store.store_reachable():
         return False, "store unreachable"
+    contact = getattr(store, "voters_in_contact", None)  # Raft: see store/raft.py
+    if contact is not None:
+        connected, total = contact()
+        if connected < total // 2 + 1:
+            return False, f"no quorum: in contact with {connected} of {total} raft voters"
     leader = store.leader_id()
     if leader is None:
         return False, "no leader known (no quorum)"
@@ -169,6 +175,12 @@ def store_metrics(store: Store, node_id: str, ready_check: Callable[[], tuple[bo
     g = _gauge("vnfha_store_reachable", "1 while this coordinator is in touch with its store")
     g.add_metric([], 1 if store.store_reachable() else 0)
     out.append(g)
+    contact = getattr(store, "voters_in_contact", None)
+    if contact is not None:
+        g = _gauge("vnfha_raft_voters_in_contact", "Raft voters this coordinator is "
+                   "connected to, itself included")
+        g.add_metric([], contact()[0])
+        out.append(g)
     ok, _why = ready_check()
     g = _gauge("vnfha_coordinator_ready", "1 when /readyz answers ok")
     g.add_metric([], 1 if ok else 0)

@@ -75,6 +75,16 @@ class RaftStore(Store):
         addr = self._log.leader_address()
         return None if addr is None else self._ids.get(addr, addr)
 
+    def voters_in_contact(self) -> tuple[int, int]:
+        """(voters connected, this node included; voters in all). pysyncobj keeps a
+        follower's last leader while it is connected to nobody, so `leader_id` alone
+        cannot tell an isolated node; readiness (coordinator/metrics.py) also asks this."""
+        total = self._log.settings.cluster_size
+        if not self._running:
+            return 0, total
+        peers = self._log.status().get("peers_connected", [])
+        return 1 + len(peers), total
+
     def caught_up(self) -> bool:
         if not self._running or self._log.leader_address() is None:
             return False

@@ -111,6 +111,22 @@ class FakeStore:
         return self.reachable
 
 
+class FakeRaftStore(FakeStore):
+    def __init__(self, leader: str | None, connected: int) -> None:
+        super().__init__(leader, True)
+        self.connected = connected
+
+    def voters_in_contact(self) -> tuple[int, int]:
+        return self.connected, 3
+
+
+def test_ready_needs_a_majority_of_raft_voters_even_with_a_remembered_leader():
+    # pysyncobj keeps an isolated follower's last leader: the contact count decides.
+    ok, why = ready(FakeRaftStore("c2", connected=1))  # type: ignore[arg-type]
+    assert not ok and why == "no quorum: in contact with 1 of 3 raft voters"
+    assert ready(FakeRaftStore("c2", connected=2)) == (True, "leader c2")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("leader,reachable,ok,why", [
     ("c2", True, True, "leader c2"),
     (None, True, False, "no leader"),

@@ -27,6 +27,7 @@ DOCUMENTED = set(re.findall(r"^\| `(vnfha_[a-z_]+)` \|", DOC, re.MULTILINE))
 # Backend-specific facts a memory store does not have.
 BACKEND_ONLY = {"vnfha_raft_term", "vnfha_raft_commit_index", "vnfha_raft_applied_index",
                 "vnfha_raft_log_entries", "vnfha_raft_quorum_contact_age_seconds",
+                "vnfha_raft_voters_in_contact",
                 "vnfha_etcd_revision"}
 
 
