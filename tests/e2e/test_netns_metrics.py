@@ -144,6 +144,9 @@ def test_prometheus_sees_a_crash_failover(cluster):
     assert scalar(c, base, 'sum(vnfha_failovers_total{group="web"})') is None  # none yet
     assert scalar(c, base, 'vnfha_agent_vip_held{job="agents",group="web"} == 1') == 1
     assert scalar(c, base, "sum(vnfha_store_leader)") == 1
+    assert scalar(c, base, "count(vnfha_raft_term >= 1)") == 3
+    assert scalar(c, base, "min(vnfha_raft_applied_index)") >= 1
+    assert scalar(c, base, "min(vnfha_coordinator_ready)") == 1
 
     c.crash_vm("vm1")
     c.wait_active("web-2", 10)

@@ -7,6 +7,7 @@ failover (counters by cause, durations observed, new roles).
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -128,3 +129,31 @@ def test_scrape_follows_switchover_and_failover(cluster):
     assert value(m, "vnfha_member_health", group="web", member="m2", node="vm2",
                  health="lost") == 1
     assert value(m, "vnfha_member_quarantined", group="web", member="m2", node="vm2") == 1
+
+
+def test_a_taken_metrics_port_fails_the_start_and_releases_everything():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    mport = taken.getsockname()[1]
+    port = free_port()
+    cfg = parse_config({
+        "node_id": "c1",
+        "cluster": {"members": [{"id": "c1", "api": f"127.0.0.1:{port}",
+                                 "raft": f"127.0.0.1:{free_port()}"}]},
+        "store": {"backend": "memory"},
+        "metrics": {"listen": f"127.0.0.1:{mport}"},
+    })
+    try:
+        with pytest.raises(OSError, match=rf"metrics\.listen 127\.0\.0\.1:{mport}: "):
+            Coordinator(cfg).start()
+    finally:
+        taken.close()
+    # The gRPC port was released: a coordinator can start on it now.
+    again = Coordinator(cfg)
+    again.start()
+    try:
+        code, body = get(f"http://127.0.0.1:{mport}/readyz")
+        assert code == 200 and body.startswith("ok: leader c1")
+    finally:
+        again.stop()
