@@ -157,3 +157,58 @@ def test_a_taken_metrics_port_fails_the_start_and_releases_everything():
         assert code == 200 and body.startswith("ok: leader c1")
     finally:
         again.stop()
+
+
+def test_agent_metrics_and_readiness_follow_its_lease():
+    """A real agent (no VIP management: loopback, root namespace) with its listener:
+    ready and active while its coordinator acknowledges it, not ready once the
+    coordinator is gone and its lease ran out."""
+    from vnfha.agents.config import parse_agent_config
+    from vnfha.agents.main import Agent
+
+    port = free_port()
+    c = Coordinator(parse_config({
+        "node_id": "c1",
+        "cluster": {"members": [{"id": "c1", "api": f"127.0.0.1:{port}",
+                                 "raft": f"127.0.0.1:{free_port()}"}]},
+        "store": {"backend": "memory"},
+        "leases": {"ttl": TTL, "keepalive_interval": INTERVAL, "stabilization": 0.5},
+        "groups": [{"name": "web"}],
+    }))
+    c.start()
+    aport = free_port()
+    agent = Agent(parse_agent_config({
+        "node": "vm1", "coordinators": [f"127.0.0.1:{port}"],
+        "lease": {"ttl": TTL, "keepalive_interval": INTERVAL},
+        "vip": {"manage": False},
+        "members": [{"group": "web", "member": "m1"}],
+        "metrics": {"listen": f"127.0.0.1:{aport}"},
+    }))
+    base = f"http://127.0.0.1:{aport}"
+    coordinator_running = True
+    try:
+        agent.start()
+        wait_for(lambda: get(base + "/readyz") == (200, "ok: active: web/m1\n"), 5,
+                 interval=0.05, what="agent ready and active")
+        m = scrape(base)
+        assert value(m, "vnfha_agent_lease_valid") == 1
+        assert 0 < value(m, "vnfha_agent_lease_remaining_seconds") <= TTL
+        assert value(m, "vnfha_agent_keepalive_acks_total", coordinator="c1") > 0
+        assert value(m, "vnfha_agent_member_role", group="web", member="m1",
+                     role="active") == 1
+        assert value(m, "vnfha_agent_seen_epoch", group="web", member="m1") == 1
+        assert get(base + "/livez")[0] == 200
+
+        c.stop()
+        coordinator_running = False
+        _, body = wait_for(lambda: (r := get(base + "/readyz"))[0] == 503 and r, 5,
+                              interval=0.05, what="agent not ready without its lease")
+        assert "no lease" in body
+        m = scrape(base)
+        assert value(m, "vnfha_agent_lease_valid") == 0
+        assert value(m, "vnfha_agent_member_role", group="web", member="m1",
+                     role="active") == 0
+    finally:
+        agent.stop()
+        if coordinator_running:
+            c.stop()
