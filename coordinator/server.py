@@ -87,8 +87,9 @@ class Coordinator:
     server: grpc.aio.Server = field(init=False)
     agent_api: AgentServicer = field(init=False)
     state_api: StateServicer = field(init=False)
-    #: /readyz and vnfha_coordinator_ready: None means coordinator/metrics.ready (leader
-    #: known, store reachable); set it to share the gRPC health service's rules.
+    #: /readyz and vnfha_coordinator_ready: None means coordinator/metrics.ready (store
+    #: reachable, Raft majority in contact, leader known); set it to share the gRPC
+    #: health service's rules.
     readiness: Callable[[], tuple[bool, str]] | None = None
     _peers: list[PeerClient] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
