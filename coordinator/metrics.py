@@ -112,6 +112,15 @@ def state_metrics(state: ClusterState, lease_ages: dict[str, float]) -> list[Met
                        "acknowledged a keepalive from the node", ("node",))
     maintenance = _gauge("vnfha_node_maintenance", "1 while the node is in maintenance",
                          ("node",))
+    ckpt_version = _gauge("vnfha_checkpoint_version", "Writes accepted into the group's "
+                          "checkpoint (state-sync.md)", ("group",))
+    ckpt_epoch = _gauge("vnfha_checkpoint_epoch", "Epoch of the active that wrote the group's "
+                        "checkpoint; below vnfha_group_epoch until the new active writes one",
+                        ("group",))
+    queue_next = _gauge("vnfha_queue_next_offset", "Offset the group's queue gives its next "
+                        "message", ("group",))
+    queue_bytes = _gauge("vnfha_queue_retained_bytes", "Bytes of messages the group's queue "
+                         "retains", ("group",))
     revision = _gauge("vnfha_state_revision", "Commands applied to this coordinator's state")
     revision.add_metric([], state.revision)
     for g in sorted(state.groups.values(), key=lambda g: g.name):
@@ -135,12 +144,19 @@ def state_metrics(state: ClusterState, lease_ages: dict[str, float]) -> list[Met
             quarantined.add_metric([g.name, m.name, m.node], 1 if m.quarantined else 0)
         for r in sorted(g.recoveries.values(), key=lambda r: r.member):
             recovery.add_metric([g.name, r.member, r.status], r.attempts)
+    for gname, c in sorted(state.checkpoints.items()):
+        ckpt_version.add_metric([gname], c.version)
+        ckpt_epoch.add_metric([gname], c.epoch)
+    for gname, q in sorted(state.queues.items()):
+        queue_next.add_metric([gname], q.next_offset)
+        queue_bytes.add_metric([gname], q.size)
     for n in sorted(state.nodes.values(), key=lambda n: n.name):
         maintenance.add_metric([n.name], 1 if n.maintenance else 0)
         if n.name in lease_ages:
             lease_age.add_metric([n.name], lease_ages[n.name])
     return [role, active, health, quarantined, epoch, has_active, pool_version, pool_size,
-            lb_applied, recovery, lease_age, maintenance, revision]
+            lb_applied, recovery, lease_age, maintenance, ckpt_version, ckpt_epoch, queue_next,
+            queue_bytes, revision]
 
 
 #: describe() keys of the Raft and etcd stores -> (metric, help)

@@ -21,10 +21,12 @@ from vnfha.coordinator.metrics import FailoverMeter, demote_cause, ready, state_
 from vnfha.coordinator.metrics_config import MetricsConfig, MetricsTls
 from vnfha.coordinator.metrics_http import MetricsServer
 from vnfha.coordinator.model import (
+    Checkpoint,
     ClusterState,
     Event,
     Group,
     GroupMode,
+    GroupQueue,
     Health,
     Member,
     Node,
@@ -57,7 +59,9 @@ def two_groups() -> ClusterState:
                 recoveries={"a2": Recovery("a2", "vm2", failure=7, reason="lost",
                                            status="requested", attempts=2)})
     return ClusterState(revision=42, groups={"web": web, "api": api},
-                        nodes={"vm1": Node("vm1"), "vm2": Node("vm2", maintenance=True)})
+                        nodes={"vm1": Node("vm1"), "vm2": Node("vm2", maintenance=True)},
+                        checkpoints={"web": Checkpoint(epoch=4, version=9, data=b"x")},
+                        queues={"web": GroupQueue(next_offset=12, size=300)})
 
 
 def test_state_metrics_show_roles_health_epochs_pools_and_leases():
@@ -85,6 +89,10 @@ def test_state_metrics_show_roles_health_epochs_pools_and_leases():
     assert s[key("vnfha_node_lease_age_seconds", node="vm2")] == 3.5
     assert s[key("vnfha_node_maintenance", node="vm2")] == 1
     assert s[key("vnfha_state_revision")] == 42
+    assert s[key("vnfha_checkpoint_version", group="web")] == 9
+    assert s[key("vnfha_checkpoint_epoch", group="web")] == 4  # written before epoch 5
+    assert s[key("vnfha_queue_next_offset", group="web")] == 12
+    assert s[key("vnfha_queue_retained_bytes", group="web")] == 300
 
 
 def test_state_metrics_after_promotion_name_the_new_active():

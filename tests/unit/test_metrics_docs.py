@@ -12,9 +12,11 @@ from prometheus_client import CollectorRegistry
 from vnfha.agents.metrics import AgentView, MemberView, view_metrics
 from vnfha.coordinator.metrics import CoordinatorMetrics, state_metrics, store_metrics
 from vnfha.coordinator.model import (
+    Checkpoint,
     ClusterState,
     Group,
     GroupMode,
+    GroupQueue,
     Member,
     Node,
     Recovery,
@@ -32,7 +34,9 @@ BACKEND_ONLY = {"vnfha_raft_term", "vnfha_raft_commit_index", "vnfha_raft_applie
 
 
 def exported() -> set[str]:
-    state = ClusterState(nodes={"vm1": Node("vm1")}, groups={
+    state = ClusterState(nodes={"vm1": Node("vm1")},
+                         checkpoints={"web": Checkpoint(1, 1, b"")},
+                         queues={"web": GroupQueue()}, groups={
         "web": Group("web", active="m1", members={"m1": Member("m1", "web", "vm1")}),
         "api": Group("api", mode=GroupMode.ACTIVE_ACTIVE, pool=frozenset({"a1"}),
                      lb_applied={"lb1": 1}, members={"a1": Member("a1", "api", "vm1")},
