@@ -39,9 +39,8 @@ def gauge(base: str, name: str) -> float | None:
     return None
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[CoordinatorCluster, dict[str, str]]]:
-    c = CoordinatorCluster(tmp_path)
+def with_metrics(c: CoordinatorCluster) -> dict[str, str]:
+    """Add a loopback metrics listener to each coordinator's config; their base URLs."""
     urls = {}
     for cid, path in c.configs.items():  # add a metrics listener to each config
         cfg = yaml.safe_load(path.read_text())
@@ -49,6 +48,13 @@ def cluster(tmp_path: Path) -> Iterator[tuple[CoordinatorCluster, dict[str, str]
         cfg["metrics"] = {"listen": f"127.0.0.1:{port}"}
         path.write_text(yaml.safe_dump(cfg))
         urls[cid] = f"http://127.0.0.1:{port}"
+    return urls
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[CoordinatorCluster, dict[str, str]]]:
+    c = CoordinatorCluster(tmp_path)
+    urls = with_metrics(c)
     try:
         c.start_all()
         yield c, urls
@@ -85,3 +91,19 @@ def test_readyz_follows_quorum(cluster):
         wait_for(lambda cid=cid: get(urls[cid] + "/readyz")[0] == 200, 20,
                  what=f"{cid} ready again")
     assert sum(gauge(urls[cid], "vnfha_store_leader") or 0 for cid in c.ids) == 1
+
+
+def test_etcd_backed_coordinators_export_store_facts(tmp_path: Path, etcd_server):
+    c = CoordinatorCluster(tmp_path, backend="etcd", etcd_endpoint=etcd_server.endpoint)
+    urls = with_metrics(c)
+    try:
+        c.start_all()
+        for cid in c.ids:
+            wait_for(lambda cid=cid: get(urls[cid] + "/readyz")[0] == 200, 10,
+                     what=f"{cid} ready")
+            assert gauge(urls[cid], "vnfha_store_reachable") == 1
+            assert gauge(urls[cid], "vnfha_etcd_revision") > 0
+            assert gauge(urls[cid], "vnfha_raft_voters_in_contact") is None
+        assert sum(gauge(urls[cid], "vnfha_store_leader") or 0 for cid in c.ids) == 1
+    finally:
+        c.stop_all()
