@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from vnfha.coordinator.confparse import (
     said,
     section,
 )
+from vnfha.coordinator.metrics_config import MetricsConfig, parse_metrics
 from vnfha.coordinator.security.tls import TlsFiles, parse_tls
 
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
@@ -102,19 +103,22 @@ class AgentConfig:
     #: real-time scheduling + locked memory for the agent and its guardian (auto|on|off)
     realtime: str = "auto"
     realtime_priority: int = 10
+    #: the /metrics, /livez, /readyz listener (docs/metrics.md); off by default
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
     p = Path(path)
-    return parse_agent_config(read_yaml(p), source=str(p))
+    return parse_agent_config(read_yaml(p), source=str(p), base_dir=p.resolve().parent)
 
 
-def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig:
+def parse_agent_config(data: Any, source: str = "<agent config>",
+                       base_dir: Path | None = None) -> AgentConfig:
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
                               "members", "logging", "lb", "tls", "insecure",
-                              "realtime"))
+                              "realtime", "metrics"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -169,7 +173,8 @@ def parse_agent_config(data: Any, source: str = "<agent config>") -> AgentConfig
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
                        log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure,
-                       realtime=rt_mode, realtime_priority=rt_prio)
+                       realtime=rt_mode, realtime_priority=rt_prio,
+                       metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()))
 
 
 def _loopback(endpoint: str) -> bool:

@@ -41,6 +41,8 @@ class QuorumLease:
     _ttl_seen: float | None = None
     _deadline: float | None = None
     _views: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> announced set
+    #: acknowledgements counted per coordinator id (metrics: vnfha_agent_keepalive_acks_total)
+    acks_by: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.coordinators < 1:
@@ -118,6 +120,7 @@ class QuorumLease:
         """Record an ack; returns True if it extended the lease."""
         if seq not in self._sent:
             return False  # unknown or expired round: an ack we cannot date
+        self.acks_by[coordinator_id] = self.acks_by.get(coordinator_id, 0) + 1
         if ttl_ms > 0:
             coord_ttl = ttl_ms / 1000.0
             self._ttl_seen = coord_ttl if self._ttl_seen is None else min(self._ttl_seen,

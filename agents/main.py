@@ -73,6 +73,12 @@ class Agent:
 
             self.lb = LbAgent(cfg.node, list(cfg.coordinators), cfg.lb,
                               tls=cfg.lb.tls or cfg.tls)
+        self.metrics: Any = None  # /metrics, /livez, /readyz (agents/metrics.py)
+        self.metrics_http: Any = None
+        if cfg.metrics.listen is not None:
+            from vnfha.agents.metrics import AgentMetrics
+
+            self.metrics = AgentMetrics(self)
 
     # -- effects ---------------------------------------------------------------------------
 
@@ -98,11 +104,14 @@ class Agent:
                 if self.guardian is not None:
                     self.guardian.lease(deadline)
                     self.guardian.hold(group, spec.address, spec.interface)
+                claiming = time.monotonic()
                 if self.kernel_lease is not None:  # live before the address answers
                     with self._klock:
                         self.kernel_lease.hold(spec.address, deadline, time.monotonic())
                         self._live.add(spec.address)
                 self.vips.want(group, spec, held=True)
+                if self.metrics is not None:
+                    self.metrics.vip_claim.observe(time.monotonic() - claiming)
             self._tell_vnfc(group, member, role, epoch)
         else:
             self._tell_vnfc(group, member, role, epoch)  # first, whatever fails next
@@ -264,9 +273,15 @@ class Agent:
         self.session.start()
         if self.lb is not None:  # after registering: its reports name this node
             self.lb.start()
+        if self.metrics is not None:
+            from vnfha.agents.metrics import serve_agent
+
+            self.metrics_http = serve_agent(self)
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
         if self.lb is not None:
             self.lb.stop()
         self.session.stop()  # releases every active role first (VNFC told, VIP removed)

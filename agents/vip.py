@@ -189,6 +189,15 @@ class VipManager:
             w = self._wants.get(key)
             return w is not None and w.held
 
+    def configured(self, spec: VipSpec) -> bool:
+        """Whether the kernel has the address now (metrics and /readyz compare it with
+        the role; `holding` is only the desired state)."""
+        with self._lock:
+            try:
+                return spec.address in self._dump(spec.interface)
+            except VipError:
+                return False
+
     def reconcile(self) -> list[str]:
         """Put actual addresses right against the desired state; return what was done."""
         actions: list[str] = []

@@ -75,6 +75,7 @@ from vnfha.coordinator.confparse import (
 from vnfha.coordinator.confparse import (
     tname as _tname,
 )
+from vnfha.coordinator.metrics_config import MetricsConfig, parse_metrics
 from vnfha.coordinator.security.tls import TlsFiles, parse_tls
 from vnfha.coordinator.store.etcd_config import (
     EtcdSettings,
@@ -227,6 +228,8 @@ class CoordinatorConfig:
     tls: TlsFiles | None = None
     #: explicitly allow a multi-coordinator cluster without tls (logged loudly)
     insecure: bool = False
+    #: the /metrics, /livez, /readyz listener (docs/metrics.md); off by default
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def self_member(self) -> Member:
@@ -303,7 +306,7 @@ def parse_config(data: Any, source: str = "<config>",
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
                                 "groups", "logging", "admin_socket", "state",
-                                "recovery", "tls", "insecure"))
+                                "recovery", "tls", "insecure", "metrics"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -337,6 +340,7 @@ def parse_config(data: Any, source: str = "<config>",
             ctx.fail(f"admin_socket ({admin_socket}) is too long for a unix socket path")
     state = _parse_state(ctx, _section(ctx, "state", data.get("state")))
     recovery = parse_recovery(ctx, _section(ctx, "recovery", data.get("recovery")))
+    metrics = parse_metrics(ctx, data.get("metrics"), base)
     tls = parse_tls(ctx, "tls", data.get("tls"), base)
     insecure = data.get("insecure", False)
     if not isinstance(insecure, bool):
@@ -349,7 +353,8 @@ def parse_config(data: Any, source: str = "<config>",
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,
                              admin_socket=admin_socket, source=source, state=state,
-                             recovery=recovery, tls=tls, insecure=insecure)
+                             recovery=recovery, tls=tls, insecure=insecure,
+                             metrics=metrics)
 
 
 # --------------------------------------------------------------------------- sections

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from vnfha.coordinator.decide import Policy, decide
 from vnfha.coordinator.lbhealth import LbHealthTable
@@ -49,6 +50,7 @@ class Controller:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(peers)),
                                         thread_name_prefix="peer-ages")
         self.rounds = 0
+        self.metrics: Any = None  # a CoordinatorMetrics (coordinator/metrics.py), if served
         self._unconfirmed = False  # stale nodes the last round could not yet confirm
 
     def start(self) -> None:
@@ -101,6 +103,9 @@ class Controller:
         # With no peers the quorum is this coordinator alone: stale means expired.
         quorum_expired = self._confirm_expired(stale)
         self._unconfirmed = len(quorum_expired) < len(stale)
+        if self.metrics is not None:
+            self.metrics.failovers.round(state, quorum_expired, {
+                n: now - self._leases.age(n, now) for n in quorum_expired}, now)
         obs = self._leases.observations(leader_since, quorum_expired)
         if self._lb_health is not None:  # active-active: what LB health checks say
             obs = replace(obs, lb_down=self._lb_health.down(now))
@@ -122,6 +127,8 @@ class Controller:
                                 "error": result.get("error"), "detail": result.get("message")})
                 break
             applied += 1
+            if self.metrics is not None:
+                self.metrics.failovers.committed(cmd, state, self._clock())
         if applied:
             self._wake.set()  # look again right away: one step may enable the next
         return applied
@@ -131,7 +138,11 @@ class Controller:
         for attempt in range(3):
             try:
                 # Fenced: applied only while this node still leads (store/base.py).
-                return self._store.submit_as_leader(cmd, timeout=self._submit_timeout)
+                started = time.monotonic()
+                result = self._store.submit_as_leader(cmd, timeout=self._submit_timeout)
+                if self.metrics is not None:
+                    self.metrics.commit.observe(time.monotonic() - started)
+                return result
             except OutcomeUnknown:
                 if attempt == 2:
                     raise

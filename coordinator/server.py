@@ -7,8 +7,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -90,6 +92,10 @@ class Coordinator:
     server: grpc.aio.Server = field(init=False)
     agent_api: AgentServicer = field(init=False)
     state_api: StateServicer = field(init=False)
+    #: /readyz and vnfha_coordinator_ready: None means coordinator/metrics.ready (store
+    #: reachable, Raft majority in contact, leader known); set it to share the gRPC
+    #: health service's rules.
+    readiness: Callable[[], tuple[bool, str]] | None = None
     _peers: list[PeerClient] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _loop: asyncio.AbstractEventLoop = field(init=False)
@@ -140,6 +146,15 @@ class Coordinator:
         self.controller.start()
         if self.recovery is not None:
             self.recovery.start()
+        self.metrics_http: Any = None
+        if cfg.metrics.listen is not None:  # /metrics, /livez, /readyz (coordinator/metrics.py)
+            from vnfha.coordinator.metrics import serve_coordinator
+
+            try:
+                self.metrics_http = serve_coordinator(self)
+            except OSError:
+                self.stop()
+                raise
         if cfg.groups:
             threading.Thread(target=self._apply_declared_groups, name="apply-groups",
                              daemon=True).start()
@@ -274,6 +289,8 @@ class Coordinator:
         task = getattr(self, "_health_task", None)
         if task is not None:
             self._loop.call_soon_threadsafe(task.cancel)
+        if getattr(self, "metrics_http", None) is not None:
+            self.metrics_http.stop()
         try:
             asyncio.run_coroutine_threadsafe(self.server.stop(grace=0.5),
                                              self._loop).result(timeout=3)

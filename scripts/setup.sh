@@ -24,12 +24,16 @@ command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v losetup >/dev/null 2>&1 || need_apt+=(mount)
 # nft: the agent's kernel-enforced VIP lease (nftables set with millisecond timeouts).
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
-if ((${#need_apt[@]})); then
+# Prometheus: the metrics e2e test scrapes a namespace cluster with a real server
+# (tests/e2e/test_netns_metrics.py). Without Recommends: no node-exporter.
+need_norec=()
+command -v prometheus >/dev/null 2>&1 || need_norec+=(prometheus)
+if ((${#need_apt[@]} + ${#need_norec[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: need root to install: ${need_apt[*]}" >&2
+        echo "setup: need root to install: ${need_apt[*]} ${need_norec[*]}" >&2
         exit 1
     fi
-    echo "setup: installing ${need_apt[*]}" >&2
+    echo "setup: installing ${need_apt[*]} ${need_norec[*]}" >&2
     apt-get update -qq
     # A package's postinst must not leave a daemon running (etcd-server's would start a
     # system etcd on :2379, haproxy's one on :80 with the stock config, openssh-server's
@@ -40,13 +44,19 @@ if ((${#need_apt[@]})); then
         chmod 755 /usr/sbin/policy-rc.d
         own_policy=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    if ((${#need_apt[@]})); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    fi
+    if ((${#need_norec[@]})); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${need_norec[@]}" >/dev/null
+    fi
     if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
     # Belt and braces: if a daemon of a package installed just now came up anyway,
     # stop it and keep it off (only those: a host's own running services are left be).
-    for pkg_svc in etcd-server:etcd haproxy:haproxy openssh-server:ssh; do
+    for pkg_svc in etcd-server:etcd haproxy:haproxy openssh-server:ssh prometheus:prometheus; do
         pkg=${pkg_svc%%:*} svc=${pkg_svc##*:}
-        [[ " ${need_apt[*]} " == *" $pkg "* ]] || continue
+        [[ " ${need_apt[*]} ${need_norec[*]} " == *" $pkg "* ]] || continue
         if [ -d /run/systemd/system ]; then
             systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
         elif [ -x "/etc/init.d/$svc" ]; then

@@ -58,6 +58,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._clock = clock
         self._watch_poll = watch_poll
         self.keepalives = 0  # acknowledged, for benchmarks and status
+        self.on_ack_time: Callable[[float], None] | None = None  # handler seconds (metrics)
 
     async def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
                            context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
@@ -85,6 +86,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                         context: grpc.aio.ServicerContext
                         ) -> AsyncIterator[agent_pb2.KeepaliveResponse]:
         async for req in request_iterator:
+            started = time.perf_counter()
             arrived = self._clock()
             if not self._store.store_reachable():
                 # An acknowledgement promises a leader we can still talk to; cut off
@@ -93,7 +95,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE,
                                     f"coordinator {self._id} cannot reach or persist its "
                                     "store; not acknowledging keepalives")
-            yield self._handle_keepalive(req, arrived)
+            resp = self._handle_keepalive(req, arrived)
+            if self.on_ack_time is not None:
+                self.on_ack_time(time.perf_counter() - started)
+            yield resp
 
     def _handle_keepalive(self, req: agent_pb2.KeepaliveRequest,
                           arrived: float) -> agent_pb2.KeepaliveResponse:

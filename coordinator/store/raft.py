@@ -85,6 +85,16 @@ class RaftStore(Store):
         addr = self._log.leader_address()
         return None if addr is None else self._ids.get(addr, addr)
 
+    def voters_in_contact(self) -> tuple[int, int]:
+        """(voters connected, this node included; voters in all). pysyncobj keeps a
+        follower's last leader while it is connected to nobody, so `leader_id` alone
+        cannot tell an isolated node; readiness (coordinator/metrics.py) also asks this."""
+        total = self._log.settings.cluster_size
+        if not self._running:
+            return 0, total
+        peers = self._log.status().get("peers_connected", [])
+        return 1 + len(peers), total
+
     def caught_up(self) -> bool:
         if not self._running or self._log.leader_address() is None:
             return False
@@ -107,6 +117,9 @@ class RaftStore(Store):
         fault = self._log.persist_fault()
         if fault is not None:
             return fault
+        connected, total = self.voters_in_contact()
+        if connected < total // 2 + 1:  # a leader remembered while cut off is no leader
+            return f"no quorum: in contact with {connected} of {total} raft voters"
         if self._log.leader_address() is None:
             return "no raft leader known"
         return self._log.catching_up()

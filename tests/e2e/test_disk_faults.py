@@ -77,7 +77,8 @@ def non_leader(c: CoordinatorCluster) -> str:
 
 def test_follower_on_a_dead_disk_stops_acking_says_not_serving_and_exits(
         tmp_path: Path) -> None:
-    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL)
+    # plaintext (insecure: true): these tests are about disks; mTLS has its own
+    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL, tls=False)
     set_raft_option(c, disk_fatal_after=2.0)
     victim = c.ids[2]
     with loop_ext4(tmp_path / "data" / victim, tmp_path / "disk.img") as mnt:
@@ -171,7 +172,8 @@ class StatusReader:
 
 
 def test_restarted_coordinator_never_serves_older_state(tmp_path: Path) -> None:
-    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL)
+    # plaintext (insecure: true): these tests are about disks; mTLS has its own
+    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL, tls=False)
     try:
         c.start_all()
         victim = non_leader(c)
