@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from vnfha.coordinator import commands as C
+from vnfha.coordinator.commands import Command
 from vnfha.coordinator.decide import Policy, decide
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
@@ -27,6 +29,18 @@ log = logging.getLogger("vnfha.control")
 
 # peer id -> callable(nodes, timeout) -> {node: age_seconds}; raises on failure.
 PeerAgeFn = Callable[[list[str], float], dict[str, float]]
+
+
+def entries(commands: list[Command]) -> list[Command]:
+    """A decide round as replicated entries: one `batch` per up to MAX_BATCH_ITEMS
+    commands, in order (a single command goes as itself). One entry per round means a
+    lost node's every promotion commits at once instead of one Raft round trip (or one
+    etcd transaction) after another; the batch is all-or-nothing, so what commits is
+    exactly what decide computed on its scratch state, or nothing (commands.batch)."""
+    if len(commands) <= 1:
+        return list(commands)
+    step = C.MAX_BATCH_ITEMS
+    return [C.batch(commands[i:i + step]) for i in range(0, len(commands), step)]
 
 
 class Controller:
@@ -107,26 +121,27 @@ class Controller:
         commands = decide(state, obs, now, self._policy)
         self.rounds += 1
         applied = 0
-        for cmd in commands:
+        for entry in entries(commands):
             try:
-                result = self._submit(cmd)
+                result = self._submit(entry)
             except StoreError as e:
                 log.warning("could not commit decision; will re-decide",
-                            extra={"op": cmd["op"], "group": cmd.get("group"),
-                                   "error": str(e)})
+                            extra={"op": entry["op"], "group": entry.get("group"),
+                                   "items": len(entry.get("items", ())), "error": str(e)})
                 break
             if not result.get("ok"):
                 # The state moved under us (another commit won): decide again.
                 log.info("decision refused; will re-decide",
-                         extra={"op": cmd["op"], "group": cmd.get("group"),
+                         extra={"op": entry["op"], "group": entry.get("group"),
+                                "items": len(entry.get("items", ())),
                                 "error": result.get("error"), "detail": result.get("message")})
                 break
-            applied += 1
+            applied += int(result.get("items", 1))
         if applied:
             self._wake.set()  # look again right away: one step may enable the next
         return applied
 
-    def _submit(self, cmd: dict) -> dict:
+    def _submit(self, cmd: Command) -> dict:
         # Same rid on retry: an unknown outcome is resolved by the dedup memory.
         for attempt in range(3):
             try:

@@ -334,6 +334,21 @@ def _set_maintenance(state: ClusterState, cmd: Command) -> tuple[ClusterState, R
     return state, ok(changed=True)
 
 
+def _batch(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Apply every item in order, or none (commands.batch says why). Each item goes
+    through the full `apply`: its own validation and its own epoch compare-and-set
+    against the state the items before it left. The batch counts as one revision."""
+    results = []
+    for i, item in enumerate(cmd["items"]):
+        state, result = apply(state, item)
+        if not result["ok"]:
+            where = item.get("group") or item.get("node") or ""
+            raise Refused(result["error"], f"batch item {i} ({item['op']} {where}) refused, "
+                                           f"nothing applied: {result['message']}")
+        results.append(result)
+    return state, ok(items=len(results), results=results)
+
+
 _APPLY = {
     "apply_groups": _apply_groups,
     "register_node": _register_node,
@@ -346,6 +361,7 @@ _APPLY = {
     "set_maintenance": _set_maintenance,
     "publish": state_data.publish,
     "put_checkpoint": state_data.put_checkpoint,
+    "batch": _batch,
 }
 
 # Active-active pools live in their own module; it needs the helpers above.
