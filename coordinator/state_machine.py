@@ -155,6 +155,13 @@ def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
     return state, ok()
 
 
+def _hosted(state: ClusterState, node: str) -> list[Member]:
+    """A node's members in group, then member, insertion order: the order the removal
+    events of entries already in logs were written in, so a replica replaying them
+    numbers its events as the others did (ClusterState.members_on sorts by name)."""
+    return [m for g in state.groups.values() for m in g.members.values() if m.node == node]
+
+
 def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     node_name = cmd["node"]
     if not node_name:
@@ -170,7 +177,7 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     # command says so (`remove_undeclared`, which the agent sets: its config is the
     # source of truth for what its VM hosts), and never while active (switch over
     # first). Rules-1 commands (already in logs) removed them implicitly; they still do.
-    dropped = [m for m in state.members_on(node_name) if (m.group, m.name) not in wanted]
+    dropped = [m for m in _hosted(state, node_name) if (m.group, m.name) not in wanted]
     if dropped and cmd.get("v", 1) >= 2 and not cmd.get("remove_undeclared", False):
         listed = ", ".join(f"{m.group}/{m.name}" for m in dropped[:10])
         raise Refused("conflict", f"node {node_name!r} hosts {len(dropped)} member(s) this "
@@ -187,7 +194,7 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     nodes = dict(state.nodes)
     nodes[node_name] = node
     state = replace(state, nodes=nodes)
-    for m in state.members_on(node_name):
+    for m in _hosted(state, node_name):
         if (m.group, m.name) not in wanted:
             g = state.groups[m.group]
             members = {k: v for k, v in g.members.items() if k != m.name}

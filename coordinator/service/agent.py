@@ -137,7 +137,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                ) -> AsyncIterator[agent_pb2.WatchAssignmentsResponse]:
         await require(context, lambda: names.check_name("node", request.node))
         last: list[agent_pb2.Assignment] | None = None
-        async for state in self._feed.states(self._store.state, self._watch_poll):
+        # Woken only by commits that change this node's assignments (feed.node_states).
+        async for state in self._feed.node_states(request.node, self._store.state,
+                                                  self._watch_poll):
             current = assignments_for(state, request.node)
             if current != last:
                 last = current
