@@ -1,0 +1,239 @@
+"""Mass failover: one node carrying many actives is lost; how long from the first
+promotion to the last?
+
+Three real `vnfha coordinator` processes (embedded Raft, fsync on; tests/e2e/cluster.py)
+with G groups. Each group has member `a` (priority 100) on node `host` and member `b`
+(90) on one of S standby nodes. Simulated agents speak the real protocol: RegisterNode,
+then to every coordinator a Keepalive stream (one message per interval carrying every
+member's health, seen epoch and held epoch) and a WatchAssignments stream (the highest
+epoch seen per group feeds the next keepalive). Once every `a` is active, `host` stops
+sending keepalives (a crash), and the bench records, per group, when an agent first saw
+its `b` assigned active (earliest over the three coordinators' watches).
+
+Printed per code version: first and last promotion seen (from the loss), their spread,
+and the leader's CPU seconds from the loss to the last promotion. `--before REV` runs
+the same scenario first on the code of git revision REV (exported to a temporary
+directory and put first on PYTHONPATH), so before and after come from one run.
+
+    .venv/bin/python bench/mass_failover.py [--groups 500] [--standby-nodes 10]
+        [--before a36b102] [--ttl 0.6] [--interval 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from cluster import CoordinatorCluster  # noqa: E402
+
+from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2  # noqa: E402
+
+ACTIVE = types_pb2.ROLE_ACTIVE
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Agent:
+    """One simulated node: keepalives to and watches on every coordinator."""
+
+    def __init__(self, node: str, members: list[tuple[str, str]], interval: float,
+                 seen_active: dict[tuple[str, str], float]) -> None:
+        self.node = node
+        self.members = members
+        self.interval = interval
+        self.epoch = {g: 0 for g, _ in members}  # highest epoch seen per group
+        self.held = {g: 0 for g, _ in members}  # epoch the member holds active at; 0: none
+        self.alive = True
+        self.seen_active = seen_active  # (group, member) -> first monotonic time seen active
+
+    def report(self, seq: int) -> agent_pb2.KeepaliveRequest:
+        return agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=[
+            agent_pb2.MemberReport(group=g, member=m, health=types_pb2.HEALTH_HEALTHY,
+                                   seen_epoch=self.epoch[g], active_epoch=self.held[g])
+            for g, m in self.members])
+
+    async def keepalive(self, stub: agent_pb2_grpc.AgentServiceStub, until: float) -> None:
+        async def requests():
+            seq = 0
+            while self.alive and time.monotonic() < until:
+                seq += 1
+                yield self.report(seq)
+                await asyncio.sleep(self.interval)
+
+        try:
+            async for _ in stub.Keepalive(requests()):
+                pass
+        except grpc.aio.AioRpcError:
+            pass
+
+    async def watch(self, stub: agent_pb2_grpc.AgentServiceStub, until: float) -> None:
+        call = stub.WatchAssignments(agent_pb2.WatchAssignmentsRequest(node=self.node))
+        try:
+            while time.monotonic() < until:
+                msg = await asyncio.wait_for(call.read(), timeout=max(0.01, until
+                                                                      - time.monotonic()))
+                if msg is grpc.aio.EOF:
+                    return
+                now = time.monotonic()
+                for a in msg.assignments:
+                    if a.group not in self.epoch:
+                        continue
+                    self.epoch[a.group] = max(self.epoch[a.group], a.epoch)
+                    active = a.role == ACTIVE
+                    self.held[a.group] = a.epoch if active else 0
+                    if active:
+                        self.seen_active.setdefault((a.group, a.member), now)
+        except (TimeoutError, grpc.aio.AioRpcError):
+            pass
+        finally:
+            call.cancel()
+
+
+async def scenario(cluster: CoordinatorCluster, groups: int, standby_nodes: int,
+                   interval: float, limit: float) -> dict:
+    seen: dict[tuple[str, str], float] = {}
+    names = [f"g{i:04d}" for i in range(groups)]
+    host = Agent("host", [(g, "a") for g in names], interval, seen)
+    standbys = [Agent(f"s{j:02d}", [(g, "b") for i, g in enumerate(names)
+                                    if i % standby_nodes == j], interval, seen)
+                for j in range(standby_nodes)]
+    agents = [host, *standbys]
+    channels = [grpc.aio.insecure_channel(cluster.api[c]) for c in cluster.ids]
+    stubs = [agent_pb2_grpc.AgentServiceStub(ch) for ch in channels]
+    t_start = time.monotonic()
+    until = t_start + limit
+    for ag in agents:
+        await stubs[0].RegisterNode(agent_pb2.RegisterNodeRequest(
+            node=ag.node, address="198.18.1.1", remove_undeclared=True,
+            members=[agent_pb2.MemberSpec(group=g, member=m, priority=100 if m == "a" else 90)
+                     for g, m in ag.members]), timeout=30)
+    tasks = [asyncio.create_task(f(stub, until)) for ag in agents for stub in stubs
+             for f in (ag.keepalive, ag.watch)]
+    out: dict = {}
+    try:
+        while sum(1 for g in names if (g, "a") in seen) < groups:
+            if time.monotonic() > until:
+                raise SystemExit(f"cold start: only {len([g for g in names if (g, 'a') in seen])}"
+                                 f" of {groups} actives within {limit} s")
+            await asyncio.sleep(0.05)
+        out["cold_start_s"] = round(time.monotonic() - t_start, 3)
+        await asyncio.sleep(1.0)  # steady state
+        leader = await asyncio.to_thread(cluster.leader)
+        assert leader is not None
+        pid = cluster.procs[leader].pid
+        cpu0 = cpu_seconds(pid)
+        lost_at = time.monotonic()
+        host.alive = False  # the host crashes: no more keepalives
+        while sum(1 for g in names if (g, "b") in seen) < groups:
+            if time.monotonic() > until:
+                break
+            await asyncio.sleep(0.01)
+        cpu = cpu_seconds(pid) - cpu0
+        times = sorted(seen[(g, "b")] for g in names if (g, "b") in seen)
+        out.update({
+            "promoted": len(times),
+            "first_promotion_after_loss_s": round(times[0] - lost_at, 3) if times else None,
+            "last_promotion_after_loss_s": round(times[-1] - lost_at, 3) if times else None,
+            "first_to_last_promotion_s": round(times[-1] - times[0], 4) if times else None,
+            "leader_cpu_s_loss_to_last_promotion": round(cpu, 3),
+        })
+    finally:
+        for ag in agents:
+            ag.alive = False
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ch in channels:
+            await ch.close()
+    return out
+
+
+def export_revision(rev: str, dest: Path) -> Path:
+    """The code of `rev` as an import root (`vnfha.coordinator`, `.agents`, `.v1`)."""
+    src = dest / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "coordinator", "agents",
+                              "protos"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    pkg = dest / "vnfha"
+    pkg.mkdir()
+    (pkg / "coordinator").symlink_to(src / "coordinator")
+    (pkg / "agents").symlink_to(src / "agents")
+    (pkg / "v1").symlink_to(src / "protos" / "vnfha" / "v1")
+    return dest
+
+
+def run_one(label: str, pythonpath: Path | None, args: argparse.Namespace, tmp: Path) -> dict:
+    root = tmp / label
+    root.mkdir()
+    # "web": the group CoordinatorCluster waits for; it has no members.
+    groups = [{"name": "web"}] + [{"name": f"g{i:04d}"} for i in range(args.groups)]
+    old = os.environ.get("PYTHONPATH")
+    if pythonpath is not None:
+        os.environ["PYTHONPATH"] = str(pythonpath)
+    c = CoordinatorCluster(root, ttl=args.ttl, interval=args.interval, groups=groups,
+                           stabilization=1.0)
+    try:
+        c.start_all()
+        result = asyncio.run(scenario(c, args.groups, args.standby_nodes, args.interval,
+                                      args.limit))
+    finally:
+        c.stop_all()
+        if pythonpath is not None:
+            if old is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old
+    return {"code": label, **result}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--groups", type=int, default=500)
+    ap.add_argument("--standby-nodes", type=int, default=10)
+    ap.add_argument("--ttl", type=float, default=0.6)
+    ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--limit", type=float, default=240.0,
+                    help="seconds each scenario may take at most (cold start + failover)")
+    ap.add_argument("--before", metavar="REV", help="also run on the code of git revision REV")
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="vnfha-mass-") as tmp_s:
+        tmp = Path(tmp_s)
+        if args.before:
+            path = export_revision(args.before, tmp / "old-code")
+            runs.append(run_one(f"before ({args.before})", path, args, tmp))
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+        runs.append(run_one(f"after ({head or 'worktree'})", None, args, tmp))
+    print(json.dumps({
+        "benchmark": "mass_failover", "groups": args.groups, "backend": "raft",
+        "coordinators": 3, "standby_nodes": args.standby_nodes, "ttl": args.ttl,
+        "keepalive_interval": args.interval, "runs": runs,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
