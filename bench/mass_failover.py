@@ -122,7 +122,7 @@ async def scenario(cluster: CoordinatorCluster, groups: int, standby_nodes: int,
         await stubs[0].RegisterNode(agent_pb2.RegisterNodeRequest(
             node=ag.node, address="198.18.1.1", remove_undeclared=True,
             members=[agent_pb2.MemberSpec(group=g, member=m, priority=100 if m == "a" else 90)
-                     for g, m in ag.members]), timeout=30)
+                     for g, m in ag.members]), timeout=30, wait_for_ready=True)
     tasks = [asyncio.create_task(f(stub, until)) for ag in agents for stub in stubs
              for f in (ag.keepalive, ag.watch)]
     out: dict = {}

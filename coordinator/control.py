@@ -21,6 +21,7 @@ from dataclasses import replace
 from vnfha.coordinator import commands as C
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.decide import Policy, decide
+from vnfha.coordinator.decide_dirty import DirtyTracker
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
@@ -47,7 +48,8 @@ class Controller:
     def __init__(self, store: Store, leases: LeaseTable, policy: Policy, interval: float,
                  peers: dict[str, PeerAgeFn], quorum: int,
                  clock: Callable[[], float] = time.monotonic,
-                 submit_timeout: float = 2.0, lb_health: LbHealthTable | None = None) -> None:
+                 submit_timeout: float = 2.0, lb_health: LbHealthTable | None = None,
+                 full_sweep_every: int = 20) -> None:
         self._store = store
         self._leases = leases
         self._policy = policy
@@ -63,6 +65,9 @@ class Controller:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(peers)),
                                         thread_name_prefix="peer-ages")
         self.rounds = 0
+        # Rounds decide only the groups whose inputs changed; every `full_sweep_every`
+        # rounds (1 s at the default 20 Hz) and after any failed commit, all of them.
+        self._dirty = DirtyTracker(full_sweep_every)
         self._unconfirmed = False  # stale nodes the last round could not yet confirm
 
     def start(self) -> None:
@@ -97,6 +102,7 @@ class Controller:
                 if self._store.is_leader():
                     self.step()
             except Exception:
+                self._dirty.force_full()
                 log.exception("controller round failed; retrying next round")
 
     def step(self) -> int:
@@ -118,7 +124,8 @@ class Controller:
         obs = self._leases.observations(leader_since, quorum_expired)
         if self._lb_health is not None:  # active-active: what LB health checks say
             obs = replace(obs, lb_down=self._lb_health.down(now))
-        commands = decide(state, obs, now, self._policy)
+        groups = self._dirty.groups(state, obs, now, self._policy)
+        commands = decide(state, obs, now, self._policy, groups=groups)
         self.rounds += 1
         applied = 0
         for entry in entries(commands):
@@ -128,6 +135,7 @@ class Controller:
                 log.warning("could not commit decision; will re-decide",
                             extra={"op": entry["op"], "group": entry.get("group"),
                                    "items": len(entry.get("items", ())), "error": str(e)})
+                self._dirty.force_full()
                 break
             if not result.get("ok"):
                 # The state moved under us (another commit won): decide again.
@@ -135,6 +143,7 @@ class Controller:
                          extra={"op": entry["op"], "group": entry.get("group"),
                                 "items": len(entry.get("items", ())),
                                 "error": result.get("error"), "detail": result.get("message")})
+                self._dirty.force_full()
                 break
             applied += int(result.get("items", 1))
         if applied:
