@@ -6,9 +6,10 @@ with G groups. Each group has member `a` (priority 100) on node `host` and membe
 (90) on one of S standby nodes. Simulated agents speak the real protocol: RegisterNode,
 then to every coordinator a Keepalive stream (one message per interval carrying every
 member's health, seen epoch and held epoch) and a WatchAssignments stream (the highest
-epoch seen per group feeds the next keepalive). Once every `a` is active, `host` stops
-sending keepalives (a crash), and the bench records, per group, when an agent first saw
-its `b` assigned active (earliest over the three coordinators' watches).
+epoch seen per group feeds the next keepalive). Once every group has an active and the
+assignments stood still for 1 s, `host` stops sending keepalives (a crash), and the
+bench records, for every group whose active was `a` at that moment, when an agent first
+saw its `b` assigned active at a newer epoch (earliest over the coordinators' watches).
 
 Printed per code version: first and last promotion seen (from the loss), their spread,
 and the leader's CPU seconds from the loss to the last promotion. `--before REV` runs
@@ -53,14 +54,14 @@ class Agent:
     """One simulated node: keepalives to and watches on every coordinator."""
 
     def __init__(self, node: str, members: list[tuple[str, str]], interval: float,
-                 seen_active: dict[tuple[str, str], float]) -> None:
+                 world: World) -> None:
         self.node = node
         self.members = members
         self.interval = interval
         self.epoch = {g: 0 for g, _ in members}  # highest epoch seen per group
         self.held = {g: 0 for g, _ in members}  # epoch the member holds active at; 0: none
         self.alive = True
-        self.seen_active = seen_active  # (group, member) -> first monotonic time seen active
+        self.world = world
 
     def report(self, seq: int) -> agent_pb2.KeepaliveRequest:
         return agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=[
@@ -98,55 +99,81 @@ class Agent:
                     active = a.role == ACTIVE
                     self.held[a.group] = a.epoch if active else 0
                     if active:
-                        self.seen_active.setdefault((a.group, a.member), now)
+                        self.world.saw_active(a.group, a.member, a.epoch, now)
         except (TimeoutError, grpc.aio.AioRpcError):
             pass
         finally:
             call.cancel()
 
 
+class World:
+    """What the agents have seen, over every coordinator's watch."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, tuple[int, str]] = {}  # group -> (epoch, member) newest seen
+        self.first_seen: dict[tuple[str, str, int], float] = {}  # first sight of each grant
+
+    def saw_active(self, group: str, member: str, epoch: int, now: float) -> None:
+        self.first_seen.setdefault((group, member, epoch), now)
+        if epoch > self.active.get(group, (0, ""))[0]:
+            self.active[group] = (epoch, member)
+
+
 async def scenario(cluster: CoordinatorCluster, groups: int, standby_nodes: int,
                    interval: float, limit: float) -> dict:
-    seen: dict[tuple[str, str], float] = {}
+    world = World()
     names = [f"g{i:04d}" for i in range(groups)]
-    host = Agent("host", [(g, "a") for g in names], interval, seen)
+    host = Agent("host", [(g, "a") for g in names], interval, world)
     standbys = [Agent(f"s{j:02d}", [(g, "b") for i, g in enumerate(names)
-                                    if i % standby_nodes == j], interval, seen)
+                                    if i % standby_nodes == j], interval, world)
                 for j in range(standby_nodes)]
-    agents = [host, *standbys]
+    agents = [host, *standbys]  # host first: its members are the first candidates
     channels = [grpc.aio.insecure_channel(cluster.api[c]) for c in cluster.ids]
     stubs = [agent_pb2_grpc.AgentServiceStub(ch) for ch in channels]
     t_start = time.monotonic()
     until = t_start + limit
-    for ag in agents:
+    tasks = []
+    for ag in agents:  # each agent starts its streams as soon as it is registered
         await stubs[0].RegisterNode(agent_pb2.RegisterNodeRequest(
             node=ag.node, address="198.18.1.1", remove_undeclared=True,
             members=[agent_pb2.MemberSpec(group=g, member=m, priority=100 if m == "a" else 90)
                      for g, m in ag.members]), timeout=30, wait_for_ready=True)
-    tasks = [asyncio.create_task(f(stub, until)) for ag in agents for stub in stubs
-             for f in (ag.keepalive, ag.watch)]
+        tasks += [asyncio.create_task(f(stub, until)) for stub in stubs
+                  for f in (ag.keepalive, ag.watch)]
     out: dict = {}
     try:
-        while sum(1 for g in names if (g, "a") in seen) < groups:
-            if time.monotonic() > until:
-                raise SystemExit(f"cold start: only {len([g for g in names if (g, 'a') in seen])}"
-                                 f" of {groups} actives within {limit} s")
+        # Cold start: every group has an active and nothing changed for 1 s.
+        last, stable_since = None, time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now > until:
+                raise SystemExit(f"cold start: {len(world.active)} of {groups} groups have an"
+                                 f" active after {limit} s")
+            snap = dict(world.active)
+            if snap != last:
+                last, stable_since = snap, now
+            elif len(snap) == groups and now - stable_since >= 1.0:
+                break
             await asyncio.sleep(0.05)
-        out["cold_start_s"] = round(time.monotonic() - t_start, 3)
-        await asyncio.sleep(1.0)  # steady state
+        out["cold_start_s"] = round(stable_since - t_start, 3)
+        victims = {g: epoch for g, (epoch, member) in world.active.items() if member == "a"}
         leader = await asyncio.to_thread(cluster.leader)
         assert leader is not None
         pid = cluster.procs[leader].pid
         cpu0 = cpu_seconds(pid)
         lost_at = time.monotonic()
         host.alive = False  # the host crashes: no more keepalives
-        while sum(1 for g in names if (g, "b") in seen) < groups:
-            if time.monotonic() > until:
-                break
+
+        def promoted() -> list[float]:
+            return [t for (g, m, e), t in list(world.first_seen.items())
+                    if m == "b" and g in victims and e > victims[g]]
+
+        while len(promoted()) < len(victims) and time.monotonic() < until:
             await asyncio.sleep(0.01)
         cpu = cpu_seconds(pid) - cpu0
-        times = sorted(seen[(g, "b")] for g in names if (g, "b") in seen)
+        times = sorted(promoted())
         out.update({
+            "actives_on_lost_node": len(victims),
             "promoted": len(times),
             "first_promotion_after_loss_s": round(times[0] - lost_at, 3) if times else None,
             "last_promotion_after_loss_s": round(times[-1] - lost_at, 3) if times else None,
@@ -200,6 +227,7 @@ def run_one(label: str, pythonpath: Path | None, args: argparse.Namespace, tmp: 
                 os.environ.pop("PYTHONPATH", None)
             else:
                 os.environ["PYTHONPATH"] = old
+    print(json.dumps({"code": label, **result}), file=sys.stderr)  # in case a later run fails
     return {"code": label, **result}
 
 
