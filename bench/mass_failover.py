@@ -1,7 +1,8 @@
 """Mass failover: one node carrying many actives is lost; how long from the first
 promotion to the last?
 
-Three real `vnfha coordinator` processes (embedded Raft, fsync on; tests/e2e/cluster.py)
+Three real `vnfha coordinator` processes (embedded Raft, fsync on, or `--backend etcd`:
+one real etcd process; tests/e2e/cluster.py)
 with G groups. Each group has member `a` (priority 100) on node `host` and member `b`
 (90) on one of S standby nodes. Simulated agents speak the real protocol: RegisterNode,
 then to every coordinator a Keepalive stream (one message per interval carrying every
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from cluster import CoordinatorCluster  # noqa: E402
 
+from vnfha.coordinator.etcdserver import EtcdServer  # noqa: E402
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2  # noqa: E402
 
 ACTIVE = types_pb2.ROLE_ACTIVE
@@ -206,8 +208,9 @@ def export_revision(rev: str, dest: Path) -> Path:
     return dest
 
 
-def run_one(label: str, pythonpath: Path | None, args: argparse.Namespace, tmp: Path) -> dict:
-    root = tmp / label
+def run_one(label: str, pythonpath: Path | None, args: argparse.Namespace, tmp: Path,
+            etcd: EtcdServer | None) -> dict:
+    root = tmp / f"{label} {args.backend}".replace(" ", "-").replace("(", "").replace(")", "")
     root.mkdir()
     # "web": the group CoordinatorCluster waits for; it has no members.
     groups = [{"name": "web"}] + [{"name": f"g{i:04d}"} for i in range(args.groups)]
@@ -215,7 +218,8 @@ def run_one(label: str, pythonpath: Path | None, args: argparse.Namespace, tmp: 
     if pythonpath is not None:
         os.environ["PYTHONPATH"] = str(pythonpath)
     c = CoordinatorCluster(root, ttl=args.ttl, interval=args.interval, groups=groups,
-                           stabilization=1.0)
+                           stabilization=1.0, backend=args.backend,
+                           etcd_endpoint=etcd.endpoint if etcd else None)
     try:
         c.start_all()
         result = asyncio.run(scenario(c, args.groups, args.standby_nodes, args.interval,
@@ -241,19 +245,28 @@ def main() -> int:
     ap.add_argument("--limit", type=float, default=240.0,
                     help="seconds each scenario may take at most (cold start + failover)")
     ap.add_argument("--before", metavar="REV", help="also run on the code of git revision REV")
+    ap.add_argument("--backend", choices=("raft", "etcd"), default="raft",
+                    help="etcd: one real etcd (its own process) holds the state")
     args = ap.parse_args()
     load_before = os.getloadavg()
     runs = []
     with tempfile.TemporaryDirectory(prefix="vnfha-mass-") as tmp_s:
         tmp = Path(tmp_s)
-        if args.before:
-            path = export_revision(args.before, tmp / "old-code")
-            runs.append(run_one(f"before ({args.before})", path, args, tmp))
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True).stdout.strip()
-        runs.append(run_one(f"after ({head or 'worktree'})", None, args, tmp))
+        etcd = EtcdServer(tmp / "etcd-data") if args.backend == "etcd" else None
+        if etcd is not None:
+            etcd.start()
+        try:
+            if args.before:
+                path = export_revision(args.before, tmp / "old-code")
+                runs.append(run_one(f"before ({args.before})", path, args, tmp, etcd))
+            head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip()
+            runs.append(run_one(f"after ({head or 'worktree'})", None, args, tmp, etcd))
+        finally:
+            if etcd is not None:
+                etcd.stop()
     print(json.dumps({
-        "benchmark": "mass_failover", "groups": args.groups, "backend": "raft",
+        "benchmark": "mass_failover", "groups": args.groups, "backend": args.backend,
         "coordinators": 3, "standby_nodes": args.standby_nodes, "ttl": args.ttl,
         "keepalive_interval": args.interval, "runs": runs,
         "load_average_before": [round(x, 2) for x in load_before],
