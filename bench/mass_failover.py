@@ -159,8 +159,11 @@ async def scenario(cluster: CoordinatorCluster, groups: int, standby_nodes: int,
             await asyncio.sleep(0.05)
         out["cold_start_s"] = round(stable_since - t_start, 3)
         victims = {g: epoch for g, (epoch, member) in world.active.items() if member == "a"}
-        leader = await asyncio.to_thread(cluster.leader)
-        assert leader is not None
+        leader = None
+        while leader is None and time.monotonic() < until:  # status may be slow to answer
+            leader = await asyncio.to_thread(cluster.leader)
+        if leader is None:
+            raise SystemExit("no coordinator says it leads")
         pid = cluster.procs[leader].pid
         cpu0 = cpu_seconds(pid)
         lost_at = time.monotonic()
