@@ -72,6 +72,8 @@ class Agent:
             for g, m in self.members])
 
     async def keepalive(self, stub: agent_pb2_grpc.AgentServiceStub, until: float) -> None:
+        """One stream per coordinator, reopened after an error, as the real agent does
+        (a coordinator that cannot reach etcd refuses the stream, for instance)."""
         async def requests():
             seq = 0
             while self.alive and time.monotonic() < until:
@@ -79,18 +81,30 @@ class Agent:
                 yield self.report(seq)
                 await asyncio.sleep(self.interval)
 
-        try:
-            async for _ in stub.Keepalive(requests()):
-                pass
-        except grpc.aio.AioRpcError:
-            pass
+        while self.alive and time.monotonic() < until:
+            try:
+                async for _ in stub.Keepalive(requests()):
+                    pass
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(self.interval)
 
     async def watch(self, stub: agent_pb2_grpc.AgentServiceStub, until: float) -> None:
+        while time.monotonic() < until:
+            try:
+                await self._watch_once(stub, until)
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(self.interval)  # then reopened, as the real agent does
+
+    async def _watch_once(self, stub: agent_pb2_grpc.AgentServiceStub, until: float) -> None:
         call = stub.WatchAssignments(agent_pb2.WatchAssignmentsRequest(node=self.node))
         try:
             while time.monotonic() < until:
-                msg = await asyncio.wait_for(call.read(), timeout=max(0.01, until
-                                                                      - time.monotonic()))
+                try:
+                    msg = await asyncio.wait_for(call.read(),
+                                                 timeout=max(0.01, until - time.monotonic()))
+                except TimeoutError:
+                    return
                 if msg is grpc.aio.EOF:
                     return
                 now = time.monotonic()
@@ -102,8 +116,6 @@ class Agent:
                     self.held[a.group] = a.epoch if active else 0
                     if active:
                         self.world.saw_active(a.group, a.member, a.epoch, now)
-        except (TimeoutError, grpc.aio.AioRpcError):
-            pass
         finally:
             call.cancel()
 
