@@ -52,6 +52,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cancelled() -> bool:
+    """This task itself is being cancelled (not a call inside it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Agent:
     """One simulated node: keepalives to and watches on every coordinator."""
 
@@ -85,15 +91,19 @@ class Agent:
             try:
                 async for _ in stub.Keepalive(requests()):
                     pass
-            except grpc.aio.AioRpcError:
-                await asyncio.sleep(self.interval)
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                if _cancelled():
+                    raise  # the bench is ending
+                # A refused stream can surface as a cancellation inside grpc.aio.
+            await asyncio.sleep(self.interval)
 
     async def watch(self, stub: agent_pb2_grpc.AgentServiceStub, until: float) -> None:
         while time.monotonic() < until:
             try:
                 await self._watch_once(stub, until)
-            except grpc.aio.AioRpcError:
-                pass
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                if _cancelled():
+                    raise
             await asyncio.sleep(self.interval)  # then reopened, as the real agent does
 
     async def _watch_once(self, stub: agent_pb2_grpc.AgentServiceStub, until: float) -> None:
