@@ -42,6 +42,8 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "pool_exclude": {"group": str, "member": str, "expect_version": int, "reason": str},
     "pool_applied": {"group": str, "node": str, "version": int},
     "recovery_update": {"group": str, "member": str, "failure": int, "status": str},
+    # One decide round in one replicated entry (see `batch` below).
+    "batch": {"items": list},
 }
 
 # Optional fields: absent is fine; when present they must have this type. The state
@@ -74,6 +76,15 @@ SCHEMA = 2
 #: RESOURCE_EXHAUSTED; here they hold for anything that reaches the log).
 MAX_MEMBERS_PER_NODE = 1024
 MAX_GROUPS_PER_APPLY = 1024
+#: Items one `batch` may carry: a lost node's whole set of promotions fits in one entry
+#: (MAX_MEMBERS_PER_NODE), and no entry grows without bound (the controller splits a
+#: longer round into several batches, in order).
+MAX_BATCH_ITEMS = 1024
+#: What a batch may carry: the leader's role decisions (what `decide` emits). Not data
+#: writes (they have their own fencing and no place in a decide round), not client
+#: commands (each answers its own caller), not batches.
+BATCH_OPS = frozenset({"set_health", "promote", "demote", "confirm_release",
+                       "clear_quarantine", "pool_admit", "pool_exclude", "recovery_update"})
 _TEXT_FIELDS = ("reason", "message")
 #: Fields the proposer adds from its own config or clock: not part of what a client
 #: asked for, so a retry through another coordinator is still the same request.
@@ -198,6 +209,19 @@ def recovery_update(group: str, member: str, failure: int, status: str, message:
                 status=status, message=message, **extra)
 
 
+def batch(items: list[Command], rid: str | None = None) -> Command:
+    """Several decisions as one replicated entry, applied all-or-nothing in order.
+
+    Why all-or-nothing: `decide` built each item on the scratch state left by the
+    ones before it (state_machine.apply on a copy). If the committed state differs so
+    that any item is refused, the later items' premises may be false too; so the
+    state machine applies the batch only if every item passes its own checks (each
+    promote/demote still compares its group's epoch) and otherwise changes nothing,
+    and the leader re-decides on the state that won. Then the batch commits exactly
+    the state decide computed, or nothing."""
+    return _cmd("batch", rid, items=items)
+
+
 def validate_command(cmd: Any) -> Command:
     """Check shape and types; raise InvalidCommand with a message a human can act on."""
     if not isinstance(cmd, dict):
@@ -223,6 +247,8 @@ def validate_command(cmd: Any) -> Command:
     if op == "register_node":
         for m in cmd["members"]:
             _validate_member_spec(m)
+    if op == "batch":
+        _validate_batch(cmd["items"])
     if cmd.get("v", 1) >= 2:
         try:
             _validate_v2(op, cmd)
@@ -263,6 +289,22 @@ def _validate_v2(op: str, cmd: Command) -> None:
                 raise InvalidCommand(f"register_node: member {m['group']}/{m['member']} is "
                                      "listed twice")
             pairs.add((m["group"], m["member"]))
+
+
+def _validate_batch(items: list[Any]) -> None:
+    if not items:
+        raise InvalidCommand("batch: no items")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise InvalidCommand(f"batch: too many items ({len(items)} > {MAX_BATCH_ITEMS})")
+    for i, item in enumerate(items):
+        op = item.get("op") if isinstance(item, dict) else None
+        if op not in BATCH_OPS:
+            raise InvalidCommand(f"batch: item {i} has op {op!r}; a batch carries only "
+                                 f"{', '.join(sorted(BATCH_OPS))}")
+        try:
+            validate_command(item)
+        except InvalidCommand as e:
+            raise InvalidCommand(f"batch: item {i}: {e}") from None
 
 
 def _check_type(op: str, name: str, value: Any, typ: type | tuple[type, ...]) -> None:

@@ -19,7 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from vnfha.coordinator import commands as C
+from vnfha.coordinator.commands import Command
 from vnfha.coordinator.decide import Policy, decide
+from vnfha.coordinator.decide_dirty import DirtyTracker
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
@@ -30,11 +33,24 @@ log = logging.getLogger("vnfha.control")
 PeerAgeFn = Callable[[list[str], float], dict[str, float]]
 
 
+def entries(commands: list[Command]) -> list[Command]:
+    """A decide round as replicated entries: one `batch` per up to MAX_BATCH_ITEMS
+    commands, in order (a single command goes as itself). One entry per round means a
+    lost node's every promotion commits at once instead of one Raft round trip (or one
+    etcd transaction) after another; the batch is all-or-nothing, so what commits is
+    exactly what decide computed on its scratch state, or nothing (commands.batch)."""
+    if len(commands) <= 1:
+        return list(commands)
+    step = C.MAX_BATCH_ITEMS
+    return [C.batch(commands[i:i + step]) for i in range(0, len(commands), step)]
+
+
 class Controller:
     def __init__(self, store: Store, leases: LeaseTable, policy: Policy, interval: float,
                  peers: dict[str, PeerAgeFn], quorum: int,
                  clock: Callable[[], float] = time.monotonic,
-                 submit_timeout: float = 2.0, lb_health: LbHealthTable | None = None) -> None:
+                 submit_timeout: float = 2.0, lb_health: LbHealthTable | None = None,
+                 full_sweep_every: int = 20) -> None:
         self._store = store
         self._leases = leases
         self._policy = policy
@@ -51,6 +67,9 @@ class Controller:
                                         thread_name_prefix="peer-ages")
         self.rounds = 0
         self.metrics: Any = None  # a CoordinatorMetrics (coordinator/metrics.py), if served
+        # Rounds decide only the groups whose inputs changed; every `full_sweep_every`
+        # rounds (1 s at the default 20 Hz) and after any failed commit, all of them.
+        self._dirty = DirtyTracker(full_sweep_every)
         self._unconfirmed = False  # stale nodes the last round could not yet confirm
 
     def start(self) -> None:
@@ -85,6 +104,7 @@ class Controller:
                 if self._store.is_leader():
                     self.step()
             except Exception:
+                self._dirty.force_full()
                 log.exception("controller round failed; retrying next round")
 
     def step(self) -> int:
@@ -109,31 +129,37 @@ class Controller:
         obs = self._leases.observations(leader_since, quorum_expired)
         if self._lb_health is not None:  # active-active: what LB health checks say
             obs = replace(obs, lb_down=self._lb_health.down(now))
-        commands = decide(state, obs, now, self._policy)
+        groups = self._dirty.groups(state, obs, now, self._policy)
+        commands = decide(state, obs, now, self._policy, groups=groups)
         self.rounds += 1
         applied = 0
-        for cmd in commands:
+        for entry in entries(commands):
             try:
-                result = self._submit(cmd)
+                result = self._submit(entry)
             except StoreError as e:
                 log.warning("could not commit decision; will re-decide",
-                            extra={"op": cmd["op"], "group": cmd.get("group"),
-                                   "error": str(e)})
+                            extra={"op": entry["op"], "group": entry.get("group"),
+                                   "items": len(entry.get("items", ())), "error": str(e)})
+                self._dirty.force_full()
                 break
             if not result.get("ok"):
                 # The state moved under us (another commit won): decide again.
                 log.info("decision refused; will re-decide",
-                         extra={"op": cmd["op"], "group": cmd.get("group"),
+                         extra={"op": entry["op"], "group": entry.get("group"),
+                                "items": len(entry.get("items", ())),
                                 "error": result.get("error"), "detail": result.get("message")})
+                self._dirty.force_full()
                 break
-            applied += 1
-            if self.metrics is not None:
-                self.metrics.failovers.committed(cmd, state, self._clock())
+            applied += int(result.get("items", 1))
+            if self.metrics is not None:  # each decision of the entry (a batch holds many)
+                done = self._clock()
+                for cmd in entry.get("items", ()) if entry["op"] == "batch" else (entry,):
+                    self.metrics.failovers.committed(cmd, state, done)
         if applied:
             self._wake.set()  # look again right away: one step may enable the next
         return applied
 
-    def _submit(self, cmd: dict) -> dict:
+    def _submit(self, cmd: Command) -> dict:
         # Same rid on retry: an unknown outcome is resolved by the dedup memory.
         for attempt in range(3):
             try:

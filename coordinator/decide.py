@@ -29,7 +29,7 @@ Rules, per active-standby group:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vnfha.coordinator import commands as C
@@ -76,6 +76,10 @@ class Observations:
     # Active-active members a load balancer's own checks call failing (LB as the
     # cluster manager, coordinator/lbhealth.py): (group, member) -> why.
     lb_down: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # Per node, a counter that moves whenever its member reports change in a way the
+    # rules read (leases.LeaseTable): lets the controller skip groups nothing changed
+    # for (decide_dirty.py). Not read by the rules themselves.
+    versions: Mapping[str, int] = field(default_factory=dict)
 
     def fresh(self, node: str, now: float, ttl: float) -> bool:
         """This coordinator itself heard from `node` within one TTL: its report is current."""
@@ -95,8 +99,14 @@ class Observations:
         return None if seen is None else seen.members.get((member.group, member.name))
 
 
-def decide(state: ClusterState, obs: Observations, now: float, policy: Policy) -> list[Command]:
-    """The commands that move `state` toward what the observations call for."""
+def decide(state: ClusterState, obs: Observations, now: float, policy: Policy,
+           groups: Iterable[str] | None = None) -> list[Command]:
+    """The commands that move `state` toward what the observations call for.
+
+    `groups`: decide only these (None: all). Every rule reads and changes one group
+    (its members, their nodes' observations and committed facts), so the commands for
+    a subset are exactly the full call's commands for those groups; decide_dirty.py
+    picks the groups whose inputs changed."""
     out: list[Command] = []
     scratch = state
 
@@ -109,7 +119,9 @@ def decide(state: ClusterState, obs: Observations, now: float, policy: Policy) -
             scratch = new
             out.append(cmd)
 
-    for gname in sorted(state.groups):
+    names = sorted(state.groups) if groups is None else sorted(
+        g for g in set(groups) if g in state.groups)
+    for gname in names:
         _sync_health(scratch, scratch.groups[gname], obs, now, policy, emit)
         # Before the role rules, so a member that has just become stable can be
         # elected in the same call: one call reaches the fixed point (idempotent).

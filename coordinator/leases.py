@@ -46,6 +46,10 @@ class LeaseTable:
         # registered is not silent yet, it gets one TTL like everyone else.
         self._first_asked: dict[str, float] = {}
         self._reports: dict[str, dict[tuple[str, str], MemberReport]] = {}
+        # Per node, +1 whenever its reports change in a way decide reads (health, seen
+        # and held epochs, the start of a healthy run): the controller re-decides only
+        # the groups of nodes whose version moved (decide_dirty.py).
+        self._versions: dict[str, int] = {}
 
     @property
     def started_at(self) -> float:
@@ -81,11 +85,13 @@ class LeaseTable:
                 new[key] = MemberReport(health=r.health, seen_epoch=r.seen_epoch,
                                         active_epoch=r.active_epoch, healthy_since=since)
             self._reports[node] = new
-        if first or old.keys() != new.keys():
-            return True
-        return any((o.health, o.seen_epoch, o.active_epoch)
-                   != (new[k].health, new[k].seen_epoch, new[k].active_epoch)
-                   for k, o in old.items())
+            changed = first or old.keys() != new.keys() or any(
+                (o.health, o.seen_epoch, o.active_epoch)
+                != (new[k].health, new[k].seen_epoch, new[k].active_epoch)
+                for k, o in old.items())
+            if changed or any(o.healthy_since != new[k].healthy_since for k, o in old.items()):
+                self._versions[node] = self._versions.get(node, 0) + 1
+        return changed
 
     def _age(self, node: str, now: float, known: bool = True) -> float:
         last = self._last.get(node)
@@ -137,5 +143,6 @@ class LeaseTable:
         with self._lock:
             nodes = {n: NodeSeen(last_keepalive=t, members=dict(self._reports.get(n, {})))
                      for n, t in self._last.items()}
+            versions = dict(self._versions)
         return Observations(leader_since=leader_since, nodes=nodes,
-                            quorum_expired=quorum_expired)
+                            quorum_expired=quorum_expired, versions=versions)

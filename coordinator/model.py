@@ -168,7 +168,79 @@ class ClusterState:
         return None if g is None else g.members.get(member)
 
     def members_on(self, node: str) -> list[Member]:
-        return [m for g in self.groups.values() for m in g.members.values() if m.node == node]
+        """The members `node` hosts, by (group, member) name: read from the state's node
+        index (`node_index`), not a scan of every member."""
+        return [self.groups[g].members[m] for g, m in sorted(node_index(self).get(node, ()))]
+
+
+# --- the node index: which members each node hosts --------------------------------------------
+#
+# Watches ask "what does node X host?" on every commit, for every node; scanning every
+# member of every group for each question made WatchAssignments most of a committing
+# leader's CPU at 1,000 groups (issue 14). The index is derived data, cached on the
+# (immutable) state object it describes, outside the dataclass fields: it takes no part
+# in equality, snapshots or the wire. `advance_index` derives a state's index from its
+# predecessor's in time proportional to the groups a commit replaced.
+
+NodeIndex = dict[str, frozenset[tuple[str, str]]]  # node -> {(group, member)}
+_INDEX_ATTR = "_node_index"
+
+
+def node_index(state: ClusterState) -> NodeIndex:
+    """node -> the (group, member) pairs it hosts; built once per state, then cached."""
+    idx = state.__dict__.get(_INDEX_ATTR)
+    if idx is None:
+        pairs: dict[str, set[tuple[str, str]]] = {}
+        for g in state.groups.values():
+            for m in g.members.values():
+                pairs.setdefault(m.node, set()).add((g.name, m.name))
+        idx = {n: frozenset(p) for n, p in pairs.items()}
+        object.__setattr__(state, _INDEX_ATTR, idx)  # a cache, not a field (frozen)
+    return idx
+
+
+def _assignment_facts(g: Group) -> tuple[object, ...]:
+    """What a member's assignment says about its group besides the member itself."""
+    return (g.active, g.epoch, g.vip, g.mode)
+
+
+def advance_index(old: ClusterState, new: ClusterState) -> frozenset[str]:
+    """The nodes whose assignments (role, epoch, VIP, mode of each member they host, and
+    which members those are) differ between `old` and `new`; caches `new`'s index,
+    derived from `old`'s. Commands replace only the groups they change (the state is
+    immutable), so an identity check per group finds every change; the cost is one
+    pointer compare per group plus the members of the changed groups."""
+    old_idx = node_index(old)
+    changed = [name for name, g in new.groups.items() if old.groups.get(name) is not g]
+    changed += [name for name in old.groups if name not in new.groups]
+    if not changed:
+        if new.__dict__.get(_INDEX_ATTR) is None:
+            object.__setattr__(new, _INDEX_ATTR, old_idx)
+        return frozenset()
+    affected: set[str] = set()
+    delta: dict[str, tuple[set[tuple[str, str]], set[tuple[str, str]]]] = {}
+    for name in changed:
+        og, ng = old.groups.get(name), new.groups.get(name)
+        before = {(m.node, m.name) for m in og.members.values()} if og else set()
+        after = {(m.node, m.name) for m in ng.members.values()} if ng else set()
+        if og is None or ng is None or _assignment_facts(og) != _assignment_facts(ng):
+            affected.update(node for node, _ in before | after)
+        for node, member in before - after:
+            delta.setdefault(node, (set(), set()))[0].add((name, member))
+            affected.add(node)
+        for node, member in after - before:
+            delta.setdefault(node, (set(), set()))[1].add((name, member))
+            affected.add(node)
+    if new.__dict__.get(_INDEX_ATTR) is None:
+        idx = dict(old_idx)
+        for node, (gone, added) in delta.items():
+            pairs = (idx.get(node, frozenset()) - gone) | added
+            if pairs:
+                idx[node] = frozenset(pairs)
+            else:
+                idx.pop(node, None)
+        object.__setattr__(new, _INDEX_ATTR, idx)
+    return frozenset(affected)
 
 
 # --- plain-data conversion (snapshots, wire) -------------------------------------------------

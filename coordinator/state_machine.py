@@ -162,6 +162,13 @@ def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
     return state, (ok(kept=kept) if seed_only else ok())
 
 
+def _hosted(state: ClusterState, node: str) -> list[Member]:
+    """A node's members in group, then member, insertion order: the order the removal
+    events of entries already in logs were written in, so a replica replaying them
+    numbers its events as the others did (ClusterState.members_on sorts by name)."""
+    return [m for g in state.groups.values() for m in g.members.values() if m.node == node]
+
+
 def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     node_name = cmd["node"]
     if not node_name:
@@ -177,7 +184,7 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     # command says so (`remove_undeclared`, which the agent sets: its config is the
     # source of truth for what its VM hosts), and never while active (switch over
     # first). Rules-1 commands (already in logs) removed them implicitly; they still do.
-    dropped = [m for m in state.members_on(node_name) if (m.group, m.name) not in wanted]
+    dropped = [m for m in _hosted(state, node_name) if (m.group, m.name) not in wanted]
     if dropped and cmd.get("v", 1) >= 2 and not cmd.get("remove_undeclared", False):
         listed = ", ".join(f"{m.group}/{m.name}" for m in dropped[:10])
         raise Refused("conflict", f"node {node_name!r} hosts {len(dropped)} member(s) this "
@@ -194,7 +201,7 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     nodes = dict(state.nodes)
     nodes[node_name] = node
     state = replace(state, nodes=nodes)
-    for m in state.members_on(node_name):
+    for m in _hosted(state, node_name):
         if (m.group, m.name) not in wanted:
             g = state.groups[m.group]
             members = {k: v for k, v in g.members.items() if k != m.name}
@@ -341,6 +348,21 @@ def _set_maintenance(state: ClusterState, cmd: Command) -> tuple[ClusterState, R
     return state, ok(changed=True)
 
 
+def _batch(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Apply every item in order, or none (commands.batch says why). Each item goes
+    through the full `apply`: its own validation and its own epoch compare-and-set
+    against the state the items before it left. The batch counts as one revision."""
+    results = []
+    for i, item in enumerate(cmd["items"]):
+        state, result = apply(state, item)
+        if not result["ok"]:
+            where = item.get("group") or item.get("node") or ""
+            raise Refused(result["error"], f"batch item {i} ({item['op']} {where}) refused, "
+                                           f"nothing applied: {result['message']}")
+        results.append(result)
+    return state, ok(items=len(results), results=results)
+
+
 _APPLY = {
     "apply_groups": _apply_groups,
     "register_node": _register_node,
@@ -353,6 +375,7 @@ _APPLY = {
     "set_maintenance": _set_maintenance,
     "publish": state_data.publish,
     "put_checkpoint": state_data.put_checkpoint,
+    "batch": _batch,
 }
 
 # Active-active pools live in their own module; it needs the helpers above.

@@ -149,7 +149,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         await require(context, lambda: names.check_name("node", request.node))
         await gate_read(self._store, context)
         last: list[agent_pb2.Assignment] | None = None
-        async for state in self._feed.states(self._store.state, self._watch_poll):
+        # Woken only by commits that change this node's assignments (feed.node_states).
+        async for state in self._feed.node_states(request.node, self._store.state,
+                                                  self._watch_poll):
             current = assignments_for(state, request.node)
             if current != last:
                 last = current

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
 
-from vnfha.coordinator.model import ClusterState
+from vnfha.coordinator.model import ClusterState, advance_index
 
 
 class ChangeFeed:
+    """Wakes every watcher on a change (`states`), or only the watchers of the nodes a
+    change affects (`node_states`, the WatchAssignments streams): per commit the feed
+    diffs the new state against the last one it saw (`model.advance_index`, cost
+    proportional to the groups the commit replaced) and sets only those nodes' tickets."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._event = asyncio.Event()
+        self._read: Callable[[], ClusterState] | None = None
+        self._seen: ClusterState | None = None
+        self._node_events: dict[str, asyncio.Event] = {}
+        self._node_watchers: Counter[str] = Counter()
+        self.node_wakeups = 0  # node tickets set, for tests and benchmarks
 
     def notify_threadsafe(self) -> None:
         try:
@@ -29,6 +40,47 @@ class ChangeFeed:
     def _notify(self) -> None:
         self._event.set()
         self._event = asyncio.Event()
+        self._wake_nodes()
+
+    def _wake_nodes(self) -> None:
+        if self._read is None:
+            return  # no node watch ever started
+        state = self._read()
+        if self._seen is None:
+            affected = frozenset(self._node_events)
+        else:
+            affected = advance_index(self._seen, state)
+        self._seen = state
+        for node in affected:
+            ev = self._node_events.pop(node, None)
+            if ev is not None:
+                self.node_wakeups += 1
+                ev.set()
+
+    def node_ticket(self, node: str) -> asyncio.Event:
+        """Set when a change affects `node`'s assignments (take it before reading)."""
+        ev = self._node_events.get(node)
+        if ev is None:
+            ev = self._node_events[node] = asyncio.Event()
+        return ev
+
+    async def node_states(self, node: str, read: Callable[[], ClusterState],
+                          poll: float) -> AsyncIterator[ClusterState]:
+        """The current state, then a state after each change that affects `node`'s
+        assignments (and at least every `poll` seconds, in case a wake-up is lost).
+        Callers compare what they derive and send only differences."""
+        self._read = read
+        self._node_watchers[node] += 1
+        try:
+            while True:
+                ticket = self.node_ticket(node)
+                yield read()
+                await self.wait(ticket, poll)
+        finally:
+            self._node_watchers[node] -= 1
+            if self._node_watchers[node] <= 0:
+                del self._node_watchers[node]
+                self._node_events.pop(node, None)
 
     def ticket(self) -> asyncio.Event:
         return self._event

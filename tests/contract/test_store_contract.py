@@ -342,3 +342,30 @@ def test_submit_as_leader_after_stop_is_unavailable(store):
 
 def test_a_running_leader_reaches_its_store(store):
     assert store.store_reachable() is True
+
+
+def test_a_batch_commits_every_item_as_one_entry_or_nothing(store):
+    """One decide round is one entry (commands.batch): all items apply, in order, at one
+    point of the order every replica sees, each with its own epoch check; if any is
+    refused none applies. Whatever the backend, the batch is the state machine's."""
+    seed(store)
+    e = epoch(store)
+    assert store.submit(C.promote(GROUP, "a", e, reason="setup"))["ok"]
+    rev = store.state().revision
+    stale = C.batch([C.set_health(GROUP, "c", Health.UNHEALTHY),
+                     C.promote(GROUP, "b", e, reason="stale") | {"replace": "a"}])
+    r = store.submit_as_leader(stale)
+    assert r["ok"] is False and r["error"] == "stale_epoch", r
+    st = store.state()
+    assert st.revision == rev and st.groups[GROUP].active == "a"
+    assert st.groups[GROUP].members["c"].health == Health.HEALTHY  # item 0 not applied
+    fresh = C.batch([C.set_health(GROUP, "c", Health.UNHEALTHY),
+                     C.promote(GROUP, "b", e + 1, reason="a lost") | {"replace": "a"}])
+    r = store.submit_as_leader(fresh)
+    assert r["ok"] is True and r["items"] == 2, r
+    st = store.state()
+    assert st.revision == rev + 1
+    g = st.groups[GROUP]
+    assert (g.active, g.epoch, g.members["c"].health) == ("b", e + 2, Health.UNHEALTHY)
+    assert store.submit(fresh).get("duplicate") is True  # a retry applies once
+    assert store.state().revision == rev + 1
