@@ -47,13 +47,14 @@ class MetricsLab(LabCluster):
     def __init__(self, lab: Lab, root: Path, **kw: Any) -> None:
         super().__init__(lab, root, **kw)
         ips = [h.ip4 for h in self.hosts.values() if h.ip4]
-        (root / "pki").mkdir()
-        self.pki = make_pki(root / "pki", server_ips=ips)
+        # (its own folder: LabCluster keeps the mTLS lab CA in root/pki)
+        (root / "metrics-pki").mkdir()
+        self.metrics_pki = make_pki(root / "metrics-pki", server_ips=ips)
 
     def _metrics(self, host: str, port: int) -> dict[str, Any]:
         return {"listen": f"{self.hosts[host].ip4}:{port}", "tls": {
-            "cert_file": str(self.pki / "server.pem"), "key_file": str(self.pki / "server.key"),
-            "ca_file": str(self.pki / "ca.pem")}}
+            "cert_file": str(self.metrics_pki / "server.pem"), "key_file": str(self.metrics_pki / "server.key"),
+            "ca_file": str(self.metrics_pki / "ca.pem")}}
 
     def start_coordinator(self, cid: str) -> None:
         self.coordinator_extra = {"metrics": self._metrics(cid, COORD_PORT)}
@@ -64,8 +65,8 @@ class MetricsLab(LabCluster):
 
     def start_prometheus(self) -> str:
         """Prometheus in the client host; returns its base URL (reachable from the lab)."""
-        tls = {"ca_file": str(self.pki / "ca.pem"), "cert_file": str(self.pki / "client.pem"),
-               "key_file": str(self.pki / "client.key")}
+        tls = {"ca_file": str(self.metrics_pki / "ca.pem"), "cert_file": str(self.metrics_pki / "client.pem"),
+               "key_file": str(self.metrics_pki / "client.key")}
         cfg = {
             "global": {"scrape_interval": "250ms", "scrape_timeout": "200ms"},
             "scrape_configs": [
