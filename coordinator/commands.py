@@ -31,6 +31,7 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "clear_quarantine": {"group": str, "member": str},
     "switchover": {"group": str, "to": (str, type(None))},
     "set_maintenance": {"node": str, "on": bool},
+    "drain_node": {"node": str},
     # State-sync data (coordinator/state_data.py). `data` is base64; the limits travel
     # in the command so every replica enforces the proposer's configured values.
     "publish": {"group": str, "epoch": int, "data": str, "max_message_bytes": int,
@@ -160,6 +161,11 @@ def switchover(group: str, to: str | None, rid: str | None = None) -> Command:
 
 def set_maintenance(node: str, on: bool, rid: str | None = None) -> Command:
     return _cmd("set_maintenance", rid, node=node, on=on)
+
+
+def drain_node(node: str, rid: str | None = None) -> Command:
+    """The node's agent is stopping: hand each active role over, mark the node stopped."""
+    return _cmd("drain_node", rid, node=node)
 
 
 def publish(group: str, epoch: int, data_b64: str, max_message_bytes: int,

@@ -25,6 +25,9 @@ Rules, per active-standby group:
    added) that reports unhealthy is starting, not failing: its health stays
    UNKNOWN, so it is not quarantined, and it is eligible from its first healthy
    report. UNKNOWN is never eligible, so this cannot elect an unhealthy member.
+7. A member on a node whose agent stopped on purpose (drain_node: its roles
+   were handed over first) is not LOST when that agent's lease runs out: no
+   quarantine; the node is shown stopped until its agent registers again.
 """
 
 from __future__ import annotations
@@ -167,6 +170,9 @@ def _sync_health(state: ClusterState, group: Group, obs: Observations, now: floa
             continue
         if m.name == group.active and seen == Health.LOST:
             continue  # handled by the failover rule, in one command with the promotion
+        if seen == Health.LOST and (node := state.nodes.get(m.node)) is not None \
+                and node.stopped:
+            continue  # rule 7: stopped on purpose, not failed
         reason = "lease expired" if seen == Health.LOST else "agent report"
         emit(C.set_health(group.name, m.name, seen, reason=reason))
 

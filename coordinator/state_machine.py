@@ -73,6 +73,8 @@ def eligible(state: ClusterState, member: Member) -> str | None:
         return f"node {member.node!r} is not registered"
     if node.maintenance:
         return f"node {member.node!r} is in maintenance"
+    if node.stopped:
+        return f"node {member.node!r} is stopped (its agent was stopped)"
     if member.health != Health.HEALTHY:
         return f"member {member.name!r} is {member.health.value}"
     if member.quarantined:
@@ -189,11 +191,14 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
             raise Refused("conflict", f"member {m.name!r} is active in group {g.name!r}; "
                                       "switch over before removing it")
     old_node = state.nodes.get(node_name)
+    # A registration is an agent (re)starting: a node stopped by a drain runs again.
     node = Node(name=node_name, address=cmd["address"],
                 maintenance=old_node.maintenance if old_node else False)
     nodes = dict(state.nodes)
     nodes[node_name] = node
     state = replace(state, nodes=nodes)
+    if old_node is not None and old_node.stopped:
+        state = _event(state, cmd, "node_started", node=node_name, reason="agent registered")
     for m in state.members_on(node_name):
         if (m.group, m.name) not in wanted:
             g = state.groups[m.group]
@@ -341,7 +346,39 @@ def _set_maintenance(state: ClusterState, cmd: Command) -> tuple[ClusterState, R
     return state, ok(changed=True)
 
 
+def _drain_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Its agent is stopping: demote each active member it hosts, handing over to the
+    best eligible standby (release-before-promote still holds: the standby is promoted
+    only once the release is reported or the lease ran out), and mark the node stopped
+    so that its lease running out is not a failure."""
+    node = state.nodes.get(cmd["node"])
+    if node is None:
+        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+    if not node.stopped:
+        nodes = dict(state.nodes)
+        nodes[node.name] = replace(node, stopped=True)
+        state = replace(state, nodes=nodes)
+        state = _event(state, cmd, "node_stopped", node=node.name,
+                       reason="agent stopping: handing its roles over")
+    handovers: list[dict[str, Any]] = []
+    for gname in sorted(state.groups):
+        group = state.groups[gname]
+        if group.mode != GroupMode.ACTIVE_STANDBY or group.active is None:
+            continue
+        if group.members[group.active].node != node.name:
+            continue
+        target = best_candidate(state, group, exclude=group.active)
+        to = target.name if target is not None else None
+        state, result = _demote(state, {**cmd, "group": gname, "expect_epoch": group.epoch,
+                                        "handover_to": to,
+                                        "reason": f"node {node.name} stopping"})
+        handovers.append({"group": gname, "member": group.active, "to": to or "",
+                          "epoch": result["epoch"]})
+    return state, ok(handovers=handovers)
+
+
 _APPLY = {
+    "drain_node": _drain_node,
     "apply_groups": _apply_groups,
     "register_node": _register_node,
     "set_health": _set_health,
