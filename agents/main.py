@@ -287,8 +287,10 @@ class Agent:
     def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
         """A stop is a handover (keepalived's priority-0 advert): hand active roles to
         a standby first, so it is promoted at once instead of after the lease runs out,
-        and this node is shown stopped, not failed. Nothing active: nothing to do."""
-        if self.session.failed is not None or not self.session.active_members():
+        and this node is shown stopped, not failed. Also with nothing active: a role
+        released a moment ago (a switchover in flight) must still be reported, and a
+        standby's lease running out is no failure either."""
+        if self.session.failed is not None:
             return
         started = time.monotonic()
         handovers = self.session.drain(timeout)

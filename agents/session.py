@@ -178,6 +178,8 @@ class AgentSession:
             log.warning("demotion did not arrive in time: releasing anyway",
                         extra={"node": self.node, "timeout": timeout})
             return handovers
+        # A round sent from now on reports every role released (also one released just
+        # before the drain): wait for a quorum to have it, so no one waits for a TTL.
         with self._lock:
             first = self._seq + 1
         self.kick()
