@@ -185,10 +185,20 @@ class AgentSession:
         self.kick()
         while self._clock() < deadline:
             with self._lock:
-                if self.lease.acked_since(first):
+                if self.lease.acked_since(first) and self._handed_over(handovers):
                     break
             self._stop.wait(0.005)
         return handovers
+
+    def _handed_over(self, handovers: list[agent_pb2.Handover]) -> bool:
+        """Every handover with a successor is done: the group's epoch moved past the
+        demotion (the promotion), so the leader itself has the release report (a
+        quorum's acks alone need not include the leader's)."""
+        for h in handovers:
+            a = self._assignments.get((h.group, h.member))
+            if h.to_member and (a is None or a.epoch <= h.epoch):
+                return False
+        return True
 
     # -- fail-stop -------------------------------------------------------------------------
 
