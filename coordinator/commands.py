@@ -32,6 +32,7 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "switchover": {"group": str, "to": (str, type(None))},
     "set_maintenance": {"node": str, "on": bool},
     "drain_node": {"node": str},
+    "node_started": {"node": str},
     # State-sync data (coordinator/state_data.py). `data` is base64; the limits travel
     # in the command so every replica enforces the proposer's configured values.
     "publish": {"group": str, "epoch": int, "data": str, "max_message_bytes": int,
@@ -166,6 +167,11 @@ def set_maintenance(node: str, on: bool, rid: str | None = None) -> Command:
 def drain_node(node: str, rid: str | None = None) -> Command:
     """The node's agent is stopping: hand each active role over, mark the node stopped."""
     return _cmd("drain_node", rid, node=node)
+
+
+def node_started(node: str, rid: str | None = None) -> Command:
+    """A stopped node's agent registered again and is heard: clear `stopped`."""
+    return _cmd("node_started", rid, node=node)
 
 
 def publish(group: str, epoch: int, data_b64: str, max_message_bytes: int,

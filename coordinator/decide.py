@@ -27,7 +27,8 @@ Rules, per active-standby group:
    report. UNKNOWN is never eligible, so this cannot elect an unhealthy member.
 7. A member on a node whose agent stopped on purpose (drain_node: its roles
    were handed over first) is not LOST when that agent's lease runs out: no
-   quarantine; the node is shown stopped until its agent registers again.
+   quarantine; the node is shown stopped until its agent has registered again
+   and is heard (then node_started).
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def decide(state: ClusterState, obs: Observations, now: float, policy: Policy) -
             scratch = new
             out.append(cmd)
 
+    for node in sorted(state.nodes.values(), key=lambda n: n.name):
+        if node.stopped and node.rejoining and obs.fresh(node.name, now, policy.ttl):
+            emit(C.node_started(node.name))  # rule 7: running again
     for gname in sorted(state.groups):
         _sync_health(scratch, scratch.groups[gname], obs, now, policy, emit)
         # Before the role rules, so a member that has just become stable can be

@@ -191,14 +191,15 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
             raise Refused("conflict", f"member {m.name!r} is active in group {g.name!r}; "
                                       "switch over before removing it")
     old_node = state.nodes.get(node_name)
-    # A registration is an agent (re)starting: a node stopped by a drain runs again.
+    # A stopped node whose agent registers again stays stopped until the leader hears
+    # its keepalives (decide emits node_started): its old lease ran out long ago.
+    stopped = old_node is not None and old_node.stopped
     node = Node(name=node_name, address=cmd["address"],
-                maintenance=old_node.maintenance if old_node else False)
+                maintenance=old_node.maintenance if old_node else False,
+                stopped=stopped, rejoining=stopped)
     nodes = dict(state.nodes)
     nodes[node_name] = node
     state = replace(state, nodes=nodes)
-    if old_node is not None and old_node.stopped:
-        state = _event(state, cmd, "node_started", node=node_name, reason="agent registered")
     for m in state.members_on(node_name):
         if (m.group, m.name) not in wanted:
             g = state.groups[m.group]
@@ -354,9 +355,9 @@ def _drain_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result
     node = state.nodes.get(cmd["node"])
     if node is None:
         raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
-    if not node.stopped:
+    if not node.stopped or node.rejoining:
         nodes = dict(state.nodes)
-        nodes[node.name] = replace(node, stopped=True)
+        nodes[node.name] = replace(node, stopped=True, rejoining=False)
         state = replace(state, nodes=nodes)
         state = _event(state, cmd, "node_stopped", node=node.name,
                        reason="agent stopping: handing its roles over")
@@ -377,8 +378,26 @@ def _drain_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result
     return state, ok(handovers=handovers)
 
 
+def _node_started(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """A stopped node's agent registered again and is heard: it runs again."""
+    node = state.nodes.get(cmd["node"])
+    if node is None:
+        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+    if not node.stopped:
+        return state, ok(changed=False)
+    if not node.rejoining:
+        raise Refused("conflict", f"node {node.name!r} has not registered since it stopped")
+    nodes = dict(state.nodes)
+    nodes[node.name] = replace(node, stopped=False, rejoining=False)
+    state = replace(state, nodes=nodes)
+    state = _event(state, cmd, "node_started", node=node.name,
+                   reason="agent registered and heard again")
+    return state, ok(changed=True)
+
+
 _APPLY = {
     "drain_node": _drain_node,
+    "node_started": _node_started,
     "apply_groups": _apply_groups,
     "register_node": _register_node,
     "set_health": _set_health,

@@ -44,11 +44,21 @@ def test_stopped_node_is_not_eligible_until_it_registers_again():
     sc.advance(0.05).keepalive("n2", "n3")
     sc.step()
     assert sc.group().active == "c"
-    # The agent of n1 starts again: registering clears `stopped`.
+    # n1's agent starts again, long after its lease ran out. Registered but not yet
+    # heard: still stopped, and still no failure (no LOST, no quarantine).
+    sc.advance(TTL * 3).keepalive("n2", "n3")
+    sc.step()
     members = [{"group": GROUP, "member": "a", "priority": 100}]
     sc.submit(C.register_node("n1", "198.18.1.1", members, remove_undeclared=True))
+    assert sc.state.nodes["n1"].stopped and sc.state.nodes["n1"].rejoining
+    assert sc.step() == []
+    assert not sc.member("a").quarantined and sc.member("a").health == Health.HEALTHY
+    # Heard: running again, and a standby (no preemption).
+    sc.advance(0.05).keepalive_all()
+    assert ops(sc.step()) == [("node_started",)]
     assert not sc.state.nodes["n1"].stopped
-    assert [e.kind for e in sc.state.events[-1:]] == ["node_started"]
+    assert sc.state.events[-1].kind == "node_started"
+    assert sc.group().active == "c"
 
 
 def test_drain_without_eligible_standby_demotes_without_successor():
@@ -93,3 +103,15 @@ def test_a_lost_member_of_a_running_node_is_still_quarantined():
     sc.step()
     c = sc.member("c")
     assert c.health == Health.LOST and c.quarantined
+
+
+def test_node_started_needs_a_registration_after_the_stop():
+    """The draining agent's own last keepalives must not undo the stop."""
+    sc = Scenario(build(active="a"))
+    sc.keepalive_all()
+    sc.submit(C.drain_node("n1"))
+    sc.advance(0.05).keepalive_all()
+    sc.step()
+    assert sc.state.nodes["n1"].stopped
+    _, result = apply(sc.state, C.node_started("n1"))
+    assert not result["ok"] and result["error"] == "conflict"
