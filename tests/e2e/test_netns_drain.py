@@ -148,3 +148,22 @@ def test_sigterm_during_switchover_in_flight_never_two_holders(cluster: LabClust
     assert log.max_holders == 1, log.dual_windows()
     assert c.group().active == "web-2"
     assert not member(c, "web-1").quarantined
+
+
+def test_sigterm_cut_off_from_coordinators_is_bounded_and_safe(cluster: LabCluster):
+    """No coordinator answers the drain: the agent still lets go when its lease ends
+    (the drain never extends a lease), gives up on the drain within its bound and
+    exits; the standby takes over as after any lease expiry."""
+    c = cluster
+    checker = VipChecker(c).start()
+    vm1 = c.hosts["vm1"]
+    for cid in c.cids:
+        c.lab.cut(vm1, c.hosts[cid])
+    _, rc = stop_agent(c, "vm1")
+    assert rc == 0
+    c.wait(lambda: c.vip_holders() == {"vm2"}, 10, "VIP on vm2")
+    log = checker.stop()
+    assert log.max_holders == 1, log.dual_windows()
+    text = (c.root / "vm1-agent.log").read_text()
+    assert "no coordinator took the drain" in text
+    assert c.group().active == "web-2"
