@@ -115,3 +115,24 @@ def test_node_started_needs_a_registration_after_the_stop():
     assert sc.state.nodes["n1"].stopped
     _, result = apply(sc.state, C.node_started("n1"))
     assert not result["ok"] and result["error"] == "conflict"
+
+
+def test_active_active_member_of_a_stopped_node_leaves_the_pool_without_recovery():
+    st = build()
+    st = run(st, C.apply_groups([{"name": GROUP, "mode": "active-active"}]))
+    sc = Scenario(st)
+    sc.keepalive_all()
+    sc.step()
+    assert "c" in sc.group().pool
+    sc.submit(C.drain_node("n3"))
+    cmds = sc.step()
+    assert [(c["op"], c.get("member")) for c in cmds] == [("pool_exclude", "c")]
+    assert "c" not in sc.group().pool and "c" not in sc.group().recoveries
+    # Its agent has exited: no LOST, no recovery; back once registered and heard.
+    sc.advance(TTL * 3).keepalive("n1", "n2")
+    assert sc.step() == []
+    members = [{"group": GROUP, "member": "c", "priority": 80}]
+    sc.submit(C.register_node("n3", "198.18.1.3", members, remove_undeclared=True))
+    sc.advance(0.05).keepalive_all()
+    assert [(c["op"], c.get("member")) for c in sc.step()] == [("node_started", None),
+                                                              ("pool_admit", "c")]
