@@ -140,6 +140,11 @@ class QuorumLease:
             return True
         return False
 
+    def acked_since(self, seq: int) -> bool:
+        """A quorum acknowledged a keepalive sent at or after `seq` (its reports are in)."""
+        return any(s >= seq and len([c for c in acks if self.counts(c)]) >= self.quorum
+                   for s, acks in self._acks.items())
+
     def deadline(self) -> float | None:
         return self._deadline
 

@@ -7,6 +7,8 @@ Order of effects, the heart of "never two holders":
   VNFC (role API, notify hook);
 * stopping (lease ran out, demoted, shutting down): tell the VNFC to stop,
   then remove the VIP; the next keepalive (sent at once) reports the release.
+  A shutdown (SIGTERM/SIGINT) first drains: the coordinators demote the active
+  members with a handover, and the agent releases when the demotion arrives.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from vnfha.agents.session import AgentSession, HostedMember
 from vnfha.coordinator.logs import setup_logging
 
 log = logging.getLogger("vnfha.agent")
+
+# How long a stopping agent keeps its roles while waiting for the coordinators to
+# demote them (drain); after it, it releases anyway, as a plain stop.
+DRAIN_TIMEOUT = 2.0
 
 
 class Agent:
@@ -278,6 +284,19 @@ class Agent:
 
             self.metrics_http = serve_agent(self)
 
+    def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        """A stop is a handover (keepalived's priority-0 advert): hand active roles to
+        a standby first, so it is promoted at once instead of after the lease runs out,
+        and this node is shown stopped, not failed. Also with nothing active: a role
+        released a moment ago (a switchover in flight) must still be reported, and a
+        standby's lease running out is no failure either."""
+        if self.session.failed is not None:
+            return
+        started = time.monotonic()
+        handovers = self.session.drain(timeout)
+        log.info("drained", extra={"node": self.cfg.node, "handovers": len(handovers),
+                                   "seconds": round(time.monotonic() - started, 3)})
+
     def stop(self) -> None:
         self._stopping.set()
         if self.metrics_http is not None:
@@ -335,5 +354,6 @@ def run(cfg: AgentConfig) -> int:
                     "and forge this node's keepalives", extra={"node": cfg.node,
                                                                "insecure": cfg.insecure})
     done.wait()
+    agent.drain()
     agent.stop()
     return 0

@@ -132,6 +132,74 @@ class AgentSession:
         for t in self._threads:
             t.join(timeout=2)
 
+    def active_members(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [k for k, r in self._roles.items() if r.active_epoch]
+
+    def drain(self, timeout: float = 2.0) -> list[agent_pb2.Handover]:
+        """Hand every active role over before stopping (SIGTERM, `vnfha agent drain`).
+
+        Asks the coordinators to demote this node's active members with a handover,
+        keeps the lease and the VIPs (the session runs on) until the demotion arrives
+        and the release is reported to a quorum, so the standby is promoted at once
+        rather than after the lease runs out. Bounded by `timeout`: after it, the
+        caller's stop() releases anyway, as a crash-free stop always did."""
+        deadline = self._clock() + timeout
+        handovers: list[agent_pb2.Handover] = []
+        req = agent_pb2.DrainRequest(node=self.node, request_id=f"drain-{self.node}-"
+                                     f"{time.time_ns()}")
+        asked = False
+        for i, stub in enumerate(self._stubs):
+            left = deadline - self._clock()
+            if left <= 0:
+                break
+            try:
+                handovers = list(stub.Drain(req, timeout=min(left, 1.0)).handovers)
+                asked = True
+                break
+            except grpc.RpcError as e:
+                log.warning("drain request failed", extra={
+                    "node": self.node, "coordinator": self.endpoints[i],
+                    "code": str(e.code()), "detail": e.details()})
+        if not asked:
+            log.warning("no coordinator took the drain: releasing as a plain stop",
+                        extra={"node": self.node})
+            return []
+        for h in handovers:
+            log.info("handing over" if h.to_member else
+                     "no eligible standby: releasing without a successor",
+                     extra={"node": self.node, "group": h.group, "member": h.member,
+                            "to": h.to_member, "epoch": h.epoch})
+        # Wait for the demotion (the watch releases the role in order: VNFC told, VIP
+        # removed), then for a keepalive carrying the release to be acknowledged.
+        while self.active_members() and self._clock() < deadline:
+            self._stop.wait(0.005)
+        if self.active_members():
+            log.warning("demotion did not arrive in time: releasing anyway",
+                        extra={"node": self.node, "timeout": timeout})
+            return handovers
+        # A round sent from now on reports every role released (also one released just
+        # before the drain): wait for a quorum to have it, so no one waits for a TTL.
+        with self._lock:
+            first = self._seq + 1
+        self.kick()
+        while self._clock() < deadline:
+            with self._lock:
+                if self.lease.acked_since(first) and self._handed_over(handovers):
+                    break
+            self._stop.wait(0.005)
+        return handovers
+
+    def _handed_over(self, handovers: list[agent_pb2.Handover]) -> bool:
+        """Every handover with a successor is done: the group's epoch moved past the
+        demotion (the promotion), so the leader itself has the release report (a
+        quorum's acks alone need not include the leader's)."""
+        for h in handovers:
+            a = self._assignments.get((h.group, h.member))
+            if h.to_member and (a is None or a.epoch <= h.epoch):
+                return False
+        return True
+
     # -- fail-stop -------------------------------------------------------------------------
 
     def supervised(self, name: str, fn: Callable[[], None], forever: bool = True

@@ -252,12 +252,15 @@ def format_age(msg: Any, field: str = "lease_age_seconds") -> str:
 
 
 def member_flags(group: admin_pb2.GroupStatus, member: admin_pb2.MemberStatus,
-                 maintenance_nodes: set[str]) -> list[str]:
+                 maintenance_nodes: set[str],
+                 stopped_nodes: frozenset[str] | set[str] = frozenset()) -> list[str]:
     flags = []
     if member.quarantined:
         flags.append("quarantined")
     if member.node in maintenance_nodes:
         flags.append("maintenance")
+    if member.node in stopped_nodes:  # its agent was stopped (drained), not failed
+        flags.append("stopped")
     if group.releasing and group.releasing == member.name:
         flags.append("releasing")
     if group.handover_to and group.handover_to == member.name:
@@ -296,6 +299,7 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
     if c.details.get("persist_fault"):  # this coordinator cannot write its raft journal
         header += f"\nNOT READY: {safe(c.details['persist_fault'], 300)}"
     maint = {n.name for n in status.nodes if n.maintenance}
+    stopped = {n.name for n in status.nodes if n.stopped}
     rows: list[list[str]] = []
     for g in status.groups:
         if not g.members:
@@ -303,7 +307,7 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
         for m in g.members:
             rows.append([g.name, str(g.epoch), m.name, m.node, member_role(g, m),
                          health_label(m.health), format_age(m),
-                         ",".join(member_flags(g, m, maint))])
+                         ",".join(member_flags(g, m, maint, stopped))])
     parts = [header, format_table(STATUS_HEADERS, rows)]
     idle = [n for n in status.nodes if n.maintenance and not any(
         m.node == n.name for g in status.groups for m in g.members)]
@@ -384,6 +388,7 @@ def status_to_dict(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> d
     enums are the same lowercase words as the table and integers stay integers."""
     c = status.coordinator
     maint = {n.name for n in status.nodes if n.maintenance}
+    stopped = {n.name for n in status.nodes if n.stopped}
     return {
         "coordinator": {
             "node_id": c.node_id, "endpoint": endpoint, "is_leader": c.is_leader,
@@ -400,7 +405,7 @@ def status_to_dict(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> d
                 "health": health_label(m.health), "priority": m.priority,
                 "quarantined": m.quarantined, "maintenance": m.node in maint,
                 "lease_age_seconds": _opt(m, "lease_age_seconds"),
-                "flags": member_flags(g, m, maint),
+                "flags": member_flags(g, m, maint, stopped),
             } for m in g.members],
             "pool": _pool_to_dict(g) if g.HasField("pool") else None,
             "recoveries": [{
@@ -417,7 +422,7 @@ def status_to_dict(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> d
         } for g in status.groups],
         "nodes": [{
             "name": n.name, "address": n.address, "maintenance": n.maintenance,
-            "lease_age_seconds": _opt(n, "lease_age_seconds"),
+            "stopped": n.stopped, "lease_age_seconds": _opt(n, "lease_age_seconds"),
         } for n in status.nodes],
     }
 

@@ -31,6 +31,8 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "clear_quarantine": {"group": str, "member": str},
     "switchover": {"group": str, "to": (str, type(None))},
     "set_maintenance": {"node": str, "on": bool},
+    "drain_node": {"node": str},
+    "node_started": {"node": str},
     # State-sync data (coordinator/state_data.py). `data` is base64; the limits travel
     # in the command so every replica enforces the proposer's configured values.
     "publish": {"group": str, "epoch": int, "data": str, "max_message_bytes": int,
@@ -84,7 +86,8 @@ MAX_BATCH_ITEMS = 1024
 #: writes (they have their own fencing and no place in a decide round), not client
 #: commands (each answers its own caller), not batches.
 BATCH_OPS = frozenset({"set_health", "promote", "demote", "confirm_release",
-                       "clear_quarantine", "pool_admit", "pool_exclude", "recovery_update"})
+                       "clear_quarantine", "pool_admit", "pool_exclude", "recovery_update",
+                       "node_started"})
 _TEXT_FIELDS = ("reason", "message")
 #: Fields the proposer adds from its own config or clock: not part of what a client
 #: asked for, so a retry through another coordinator is still the same request.
@@ -171,6 +174,16 @@ def switchover(group: str, to: str | None, rid: str | None = None) -> Command:
 
 def set_maintenance(node: str, on: bool, rid: str | None = None) -> Command:
     return _cmd("set_maintenance", rid, node=node, on=on)
+
+
+def drain_node(node: str, rid: str | None = None) -> Command:
+    """The node's agent is stopping: hand each active role over, mark the node stopped."""
+    return _cmd("drain_node", rid, node=node)
+
+
+def node_started(node: str, rid: str | None = None) -> Command:
+    """A stopped node's agent registered again and is heard: clear `stopped`."""
+    return _cmd("node_started", rid, node=node)
 
 
 def publish(group: str, epoch: int, data_b64: str, max_message_bytes: int,

@@ -25,6 +25,10 @@ Rules, per active-standby group:
    added) that reports unhealthy is starting, not failing: its health stays
    UNKNOWN, so it is not quarantined, and it is eligible from its first healthy
    report. UNKNOWN is never eligible, so this cannot elect an unhealthy member.
+7. A member on a node whose agent stopped on purpose (drain_node: its roles
+   were handed over first) is not LOST when that agent's lease runs out: no
+   quarantine; the node is shown stopped until its agent has registered again
+   and is heard (then node_started).
 """
 
 from __future__ import annotations
@@ -119,6 +123,9 @@ def decide(state: ClusterState, obs: Observations, now: float, policy: Policy,
             scratch = new
             out.append(cmd)
 
+    for node in sorted(state.nodes.values(), key=lambda n: n.name):
+        if node.stopped and node.rejoining and obs.fresh(node.name, now, policy.ttl):
+            emit(C.node_started(node.name))  # rule 7: running again
     names = sorted(state.groups) if groups is None else sorted(
         g for g in set(groups) if g in state.groups)
     for gname in names:
@@ -179,6 +186,9 @@ def _sync_health(state: ClusterState, group: Group, obs: Observations, now: floa
             continue
         if m.name == group.active and seen == Health.LOST:
             continue  # handled by the failover rule, in one command with the promotion
+        if seen == Health.LOST and (node := state.nodes.get(m.node)) is not None \
+                and node.stopped:
+            continue  # rule 7: stopped on purpose, not failed
         reason = "lease expired" if seen == Health.LOST else "agent report"
         emit(C.set_health(group.name, m.name, seen, reason=reason))
 

@@ -8,8 +8,8 @@ scratch state it reads). Rules:
    lease expired: the same rule as active/standby) or UNHEALTHY (its agent
    says so), or that a load balancer's own checks call failing (LB as the
    cluster manager, `Observations.lb_down`), is excluded; the exclusion opens a
-   recovery record. A member whose node enters maintenance is excluded too,
-   but without a recovery (nothing failed).
+   recovery record. A member whose node enters maintenance, or whose agent was
+   stopped (drain_node), is excluded too, but without a recovery (nothing failed).
 2. **Then recover.** Recovery is requested only once the exclusion is
    committed *and* every live load-balancer agent of the group has reported
    applying that pool version (at least one must have), so the VNF manager
@@ -62,9 +62,11 @@ def _exclude(current: Callable[[], ClusterState], gname: str, obs: Observations,
             emit(C.pool_exclude(gname, name, group.pool_version,
                                 reason=f"member {name} failing the load balancer's checks "
                                        f"({lb_says})"))
-        elif node is None or node.maintenance:
+        elif node is None or node.maintenance or node.stopped:
             emit(C.pool_exclude(gname, name, group.pool_version, recover=False,
-                                reason=f"node {m.node} in maintenance"))
+                                reason=f"node {m.node} "
+                                       + ("stopped" if node is not None and node.stopped
+                                          else "in maintenance")))
 
 
 def lb_confirmed(group: Group, rec: Recovery, obs: Observations, now: float,

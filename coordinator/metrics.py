@@ -40,7 +40,7 @@ ROLES = ("active", "standby", "releasing")
 HEALTHS = tuple(h.value for h in Health)
 #: Causes of a promotion (see `demote_cause`); failovers and switchovers split them.
 FAILOVER_CAUSES = ("lost", "unhealthy")
-SWITCHOVER_CAUSES = ("switchover", "maintenance")
+SWITCHOVER_CAUSES = ("switchover", "maintenance", "drain")
 
 # Handler times are sub-millisecond; commits are milliseconds; failovers, seconds.
 ACK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -236,6 +236,8 @@ def demote_cause(reason: str) -> str:
         return "switchover"
     if "maintenance" in reason:
         return "maintenance"
+    if reason.startswith("node ") and " stopping" in reason:  # drain_node: its agent stopped
+        return "drain"
     if "lost" in reason or "lease expired" in reason:
         return "lost"
     if "unhealthy" in reason:

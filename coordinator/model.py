@@ -37,6 +37,13 @@ class Node:
     name: str
     address: str = ""
     maintenance: bool = False
+    # Its agent stopped on purpose (SIGTERM) after handing its roles over: not
+    # eligible, and a lease that then runs out is not a failure (no LOST, no
+    # quarantine). Cleared once its agent has registered again (`rejoining`) and
+    # the leader hears its keepalives: a registration alone would leave a window in
+    # which the long-expired lease reads as a failure.
+    stopped: bool = False
+    rejoining: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,7 +257,9 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
     return {
         "revision": state.revision,
         "next_event_seq": state.next_event_seq,
-        "nodes": {n.name: {"address": n.address, "maintenance": n.maintenance}
+        "nodes": {n.name: {"address": n.address, "maintenance": n.maintenance,
+                           **({"stopped": True} if n.stopped else {}),
+                           **({"rejoining": True} if n.rejoining else {})}
                   for n in state.nodes.values()},
         "groups": {g.name: _group_to_dict(g) for g in state.groups.values()},
         "events": [_event_to_dict(e) for e in state.events],
@@ -325,7 +334,9 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
     return ClusterState(
         revision=d.get("revision", 0),
         next_event_seq=d.get("next_event_seq", 1),
-        nodes={n: Node(name=n, address=v["address"], maintenance=v["maintenance"])
+        nodes={n: Node(name=n, address=v["address"], maintenance=v["maintenance"],
+                       stopped=v.get("stopped", False),
+                       rejoining=v.get("rejoining", False))
                for n, v in d.get("nodes", {}).items()},
         groups=groups,
         events=tuple(Event(**e) for e in d.get("events", [])),

@@ -73,6 +73,8 @@ def eligible(state: ClusterState, member: Member) -> str | None:
         return f"node {member.node!r} is not registered"
     if node.maintenance:
         return f"node {member.node!r} is in maintenance"
+    if node.stopped:
+        return f"node {member.node!r} is stopped (its agent was stopped)"
     if member.health != Health.HEALTHY:
         return f"member {member.name!r} is {member.health.value}"
     if member.quarantined:
@@ -196,8 +198,12 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
             raise Refused("conflict", f"member {m.name!r} is active in group {g.name!r}; "
                                       "switch over before removing it")
     old_node = state.nodes.get(node_name)
+    # A stopped node whose agent registers again stays stopped until the leader hears
+    # its keepalives (decide emits node_started): its old lease ran out long ago.
+    stopped = old_node is not None and old_node.stopped
     node = Node(name=node_name, address=cmd["address"],
-                maintenance=old_node.maintenance if old_node else False)
+                maintenance=old_node.maintenance if old_node else False,
+                stopped=stopped, rejoining=stopped)
     nodes = dict(state.nodes)
     nodes[node_name] = node
     state = replace(state, nodes=nodes)
@@ -363,7 +369,57 @@ def _batch(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     return state, ok(items=len(results), results=results)
 
 
+def _drain_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Its agent is stopping: demote each active member it hosts, handing over to the
+    best eligible standby (release-before-promote still holds: the standby is promoted
+    only once the release is reported or the lease ran out), and mark the node stopped
+    so that its lease running out is not a failure."""
+    node = state.nodes.get(cmd["node"])
+    if node is None:
+        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+    if not node.stopped or node.rejoining:
+        nodes = dict(state.nodes)
+        nodes[node.name] = replace(node, stopped=True, rejoining=False)
+        state = replace(state, nodes=nodes)
+        state = _event(state, cmd, "node_stopped", node=node.name,
+                       reason="agent stopping: handing its roles over")
+    handovers: list[dict[str, Any]] = []
+    for gname in sorted(state.groups):
+        group = state.groups[gname]
+        if group.mode != GroupMode.ACTIVE_STANDBY or group.active is None:
+            continue
+        if group.members[group.active].node != node.name:
+            continue
+        target = best_candidate(state, group, exclude=group.active)
+        to = target.name if target is not None else None
+        state, result = _demote(state, {**cmd, "group": gname, "expect_epoch": group.epoch,
+                                        "handover_to": to,
+                                        "reason": f"node {node.name} stopping"})
+        handovers.append({"group": gname, "member": group.active, "to": to or "",
+                          "epoch": result["epoch"]})
+    return state, ok(handovers=handovers)
+
+
+def _node_started(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """A stopped node's agent registered again and is heard: it runs again."""
+    node = state.nodes.get(cmd["node"])
+    if node is None:
+        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+    if not node.stopped:
+        return state, ok(changed=False)
+    if not node.rejoining:
+        raise Refused("conflict", f"node {node.name!r} has not registered since it stopped")
+    nodes = dict(state.nodes)
+    nodes[node.name] = replace(node, stopped=False, rejoining=False)
+    state = replace(state, nodes=nodes)
+    state = _event(state, cmd, "node_started", node=node.name,
+                   reason="agent registered and heard again")
+    return state, ok(changed=True)
+
+
 _APPLY = {
+    "drain_node": _drain_node,
+    "node_started": _node_started,
     "apply_groups": _apply_groups,
     "register_node": _register_node,
     "set_health": _set_health,

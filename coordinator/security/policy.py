@@ -124,6 +124,8 @@ RULES: dict[str, Rule] = {
         {"node"}, "a node, for itself only (every message)", check=_own_node,
         per_message=True, mutates=True),
     "/vnfha.v1.AgentService/WatchAssignments": _NODE_SELF,
+    "/vnfha.v1.AgentService/Drain": _rule({"node"}, "a node, for itself only",
+                                          check=_own_node, mutates=True),
     # AdminService
     "/vnfha.v1.AdminService/GetStatus": _READ,
     "/vnfha.v1.AdminService/ListEvents": _READ,

@@ -106,7 +106,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             groups.append(gs)
         nodes = []
         for n in sorted(state.nodes.values(), key=lambda n: n.name):
-            ns = admin_pb2.NodeStatus(name=n.name, address=n.address, maintenance=n.maintenance)
+            ns = admin_pb2.NodeStatus(name=n.name, address=n.address, maintenance=n.maintenance,
+                                      stopped=n.stopped)
             if self._leases.last_seen(n.name) is not None:
                 ns.lease_age_seconds = ages[n.name]
             nodes.append(ns)

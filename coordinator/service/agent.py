@@ -82,6 +82,21 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                            "members": [m["member"] for m in members]})
         return agent_pb2.RegisterNodeResponse(revision=self._store.state().revision)
 
+    async def Drain(self, request: agent_pb2.DrainRequest,
+                    context: grpc.aio.ServicerContext) -> agent_pb2.DrainResponse:
+        """A stopping agent hands its roles over (the switchover path) instead of letting
+        its lease run out: the standby is promoted as soon as the release is reported."""
+        await require(context, lambda: names.check_name("node", request.node))
+        cmd = C.drain_node(request.node, rid=await request_id(context, request.request_id))
+        result = await submit_or_abort(self._store, context, cmd)
+        self._on_change()  # decide now: the release report may already be in
+        handovers = [agent_pb2.Handover(group=h["group"], member=h["member"],
+                                        to_member=h["to"], epoch=h["epoch"])
+                     for h in result.get("handovers", [])]
+        log.info("node draining", extra={"node": request.node, "handovers": [
+            f"{h.group}/{h.member}->{h.to_member or '(none eligible)'}" for h in handovers]})
+        return agent_pb2.DrainResponse(handovers=handovers)
+
     async def Keepalive(self, request_iterator: AsyncIterator[agent_pb2.KeepaliveRequest],
                         context: grpc.aio.ServicerContext
                         ) -> AsyncIterator[agent_pb2.KeepaliveResponse]:

@@ -103,3 +103,17 @@ def test_repeated_announcement_changes_nothing() -> None:
     assert not q.announce("c1", THREE)
     assert not q.announce("c2", THREE)  # same union, same quorum
     assert not q.announce("c2", [])  # an old coordinator says nothing
+
+
+def test_acked_since_needs_a_quorum_on_a_round_sent_at_or_after_seq() -> None:
+    """A drain waits for this before exiting: the round reporting the release is in."""
+    q = lease()
+    q.sent(1, 10.0)
+    q.acked(1, "c1", 1000)
+    q.acked(1, "c2", 1000)
+    q.sent(2, 10.1)
+    assert not q.acked_since(2)  # round 1's quorum says nothing of round 2
+    q.acked(2, "c3", 1000)
+    assert not q.acked_since(2)  # one ack is not a majority
+    q.acked(2, "c1", 1000)
+    assert q.acked_since(2) and q.acked_since(1) and not q.acked_since(3)

@@ -53,7 +53,8 @@ class MetricsLab(LabCluster):
 
     def _metrics(self, host: str, port: int) -> dict[str, Any]:
         return {"listen": f"{self.hosts[host].ip4}:{port}", "tls": {
-            "cert_file": str(self.metrics_pki / "server.pem"), "key_file": str(self.metrics_pki / "server.key"),
+            "cert_file": str(self.metrics_pki / "server.pem"),
+            "key_file": str(self.metrics_pki / "server.key"),
             "ca_file": str(self.metrics_pki / "ca.pem")}}
 
     def start_coordinator(self, cid: str) -> None:
@@ -65,7 +66,8 @@ class MetricsLab(LabCluster):
 
     def start_prometheus(self) -> str:
         """Prometheus in the client host; returns its base URL (reachable from the lab)."""
-        tls = {"ca_file": str(self.metrics_pki / "ca.pem"), "cert_file": str(self.metrics_pki / "client.pem"),
+        tls = {"ca_file": str(self.metrics_pki / "ca.pem"),
+               "cert_file": str(self.metrics_pki / "client.pem"),
                "key_file": str(self.metrics_pki / "client.key")}
         cfg = {
             "global": {"scrape_interval": "250ms", "scrape_timeout": "200ms"},

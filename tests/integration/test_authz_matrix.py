@@ -54,6 +54,7 @@ EXPECTED: dict[str, set[str]] = {
     "AgentService/RegisterNode": {"vm1"},
     "AgentService/Keepalive": {"vm1"},
     "AgentService/WatchAssignments": {"vm1"},
+    "AgentService/Drain": {"vm1"},
     "AdminService/GetStatus": {"admin", "viewer"},
     "AdminService/ListEvents": {"admin", "viewer"},
     "AdminService/WatchEvents": {"admin", "viewer"},
@@ -196,6 +197,8 @@ def _request(path: str, rig: Rig) -> Any:
             agent_pb2.MemberReport(group="web", member="web-1", health=types_pb2.HEALTH_HEALTHY,
                                    seen_epoch=epoch, active_epoch=epoch)]),
         "AgentService/WatchAssignments": agent_pb2.WatchAssignmentsRequest(node="vm1"),
+        # Authorized before it is validated: the bad request id keeps web-1 active.
+        "AgentService/Drain": agent_pb2.DrainRequest(node="vm1", request_id="!harmless"),
         "AdminService/GetStatus": admin_pb2.GetStatusRequest(),
         "AdminService/ListEvents": admin_pb2.ListEventsRequest(limit=1),
         "AdminService/WatchEvents": admin_pb2.WatchEventsRequest(),

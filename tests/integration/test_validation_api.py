@@ -110,6 +110,12 @@ CASES: list[tuple[str, Callable[[grpc.Channel], Any], grpc.StatusCode]] = [
         node="vm7", members=[M(group="nope", member="m7")])), S.NOT_FOUND),
     ("watch assignments: evil node", lambda ch: _first(_agent(ch).WatchAssignments(
         agent_pb2.WatchAssignmentsRequest(node=EVIL))), S.INVALID_ARGUMENT),
+    ("drain: evil node", lambda ch: _agent(ch).Drain(agent_pb2.DrainRequest(node=EVIL)),
+     S.INVALID_ARGUMENT),
+    ("drain: bad request id", lambda ch: _agent(ch).Drain(
+        agent_pb2.DrainRequest(node="vm7", request_id="a b\n")), S.INVALID_ARGUMENT),
+    ("drain: unknown node", lambda ch: _agent(ch).Drain(agent_pb2.DrainRequest(node="vm9")),
+     S.NOT_FOUND),
     ("switchover: evil group", lambda ch: _admin(ch).Switchover(
         admin_pb2.SwitchoverRequest(group=EVIL)), S.INVALID_ARGUMENT),
     ("switchover: evil target", lambda ch: _admin(ch).Switchover(

@@ -245,7 +245,7 @@ def test_status_to_dict_is_plain_json() -> None:
                      "active": None, "releasing": None, "handover_to": None, "members": [],
                      "pool": None, "recoveries": [], "checkpoint": None, "queue": None}
     assert d["nodes"][1] == {"name": "n2", "address": "127.0.0.1", "maintenance": True,
-                             "lease_age_seconds": None}
+                             "stopped": False, "lease_age_seconds": None}
 
 
 RECOVERIES = "recoveries (open, or given up while still out):"
@@ -886,3 +886,16 @@ def test_daemon_with_missing_tls_files_is_one_clear_line(tmp_path, capsys) -> No
     assert cli.main(["coordinator", "--config", str(conf)]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot read {tmp_path / 'ca.pem'}" in err
+
+
+def test_stopped_node_is_a_flag_not_a_failure():
+    from vnfha.v1 import admin_pb2
+
+    g = admin_pb2.GroupStatus(name="web", active="web-2")
+    m = admin_pb2.MemberStatus(name="web-1", node="vm1")
+    assert cli.member_flags(g, m, set(), {"vm1"}) == ["stopped"]
+    st = admin_pb2.GetStatusResponse(groups=[admin_pb2.GroupStatus(
+        name="web", members=[m])], nodes=[admin_pb2.NodeStatus(name="vm1", stopped=True)])
+    d = cli.status_to_dict(st, "e")
+    assert d["nodes"][0]["stopped"] is True
+    assert d["groups"][0]["members"][0]["flags"] == ["stopped"]

@@ -235,6 +235,8 @@ def test_meter_forgets_a_node_heard_again():
 @pytest.mark.parametrize("reason,cause", [
     ("planned switchover (handing over to m2)", "switchover"),
     ("node vm1 in maintenance", "maintenance"),
+    ("node vm1 stopping", "drain"),
+    ("node vm1 stopping (handing over to m2)", "drain"),
     ("active m1 unhealthy", "unhealthy"),
     ("active m1 lost and no eligible standby", "lost"),
 ])

@@ -164,16 +164,18 @@ class QueueStatus(_message.Message):
     def __init__(self, first_offset: _Optional[int] = ..., next_offset: _Optional[int] = ..., message_count: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "address", "maintenance", "lease_age_seconds")
+    __slots__ = ("name", "address", "maintenance", "lease_age_seconds", "stopped")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     LEASE_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     maintenance: bool
     lease_age_seconds: float
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., maintenance: _Optional[bool] = ..., lease_age_seconds: _Optional[float] = ...) -> None: ...
+    stopped: bool
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., maintenance: _Optional[bool] = ..., lease_age_seconds: _Optional[float] = ..., stopped: _Optional[bool] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("coordinator", "groups", "nodes")

@@ -120,3 +120,29 @@ class WatchAssignmentsResponse(_message.Message):
     revision: int
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
     def __init__(self, revision: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
+
+class DrainRequest(_message.Message):
+    __slots__ = ("node", "request_id")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    request_id: str
+    def __init__(self, node: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class Handover(_message.Message):
+    __slots__ = ("group", "member", "to_member", "epoch")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    TO_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    member: str
+    to_member: str
+    epoch: int
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., to_member: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class DrainResponse(_message.Message):
+    __slots__ = ("handovers",)
+    HANDOVERS_FIELD_NUMBER: _ClassVar[int]
+    handovers: _containers.RepeatedCompositeFieldContainer[Handover]
+    def __init__(self, handovers: _Optional[_Iterable[_Union[Handover, _Mapping]]] = ...) -> None: ...

@@ -53,6 +53,11 @@ class AgentServiceStub:
                 request_serializer=vnfha_dot_v1_dot_agent__pb2.WatchAssignmentsRequest.SerializeToString,
                 response_deserializer=vnfha_dot_v1_dot_agent__pb2.WatchAssignmentsResponse.FromString,
                 _registered_method=True)
+        self.Drain = channel.unary_unary(
+                '/vnfha.v1.AgentService/Drain',
+                request_serializer=vnfha_dot_v1_dot_agent__pb2.DrainRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_agent__pb2.DrainResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -85,6 +90,17 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Drain(self, request, context):
+        """The node's agent is stopping (SIGTERM, `vnfha agent drain`): demote every
+        active member it hosts with a handover to the best eligible standby, and
+        mark the node stopped, so its lease running out afterwards is not a
+        failure (no LOST, no quarantine) until it registers again. The standby is
+        promoted once the agent reports the release (release before promote).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +118,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.WatchAssignments,
                     request_deserializer=vnfha_dot_v1_dot_agent__pb2.WatchAssignmentsRequest.FromString,
                     response_serializer=vnfha_dot_v1_dot_agent__pb2.WatchAssignmentsResponse.SerializeToString,
+            ),
+            'Drain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Drain,
+                    request_deserializer=vnfha_dot_v1_dot_agent__pb2.DrainRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_agent__pb2.DrainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -189,6 +210,33 @@ class AgentService:
             '/vnfha.v1.AgentService/WatchAssignments',
             vnfha_dot_v1_dot_agent__pb2.WatchAssignmentsRequest.SerializeToString,
             vnfha_dot_v1_dot_agent__pb2.WatchAssignmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AgentService/Drain',
+            vnfha_dot_v1_dot_agent__pb2.DrainRequest.SerializeToString,
+            vnfha_dot_v1_dot_agent__pb2.DrainResponse.FromString,
             options,
             channel_credentials,
             insecure,
