@@ -138,13 +138,16 @@ class LabCluster:
         self.groups: list[dict[str, Any]] = [{"name": "web", "mode": "active-standby",
                                                "vip": self.vip}]
         self.coordinator_extra: dict[str, Any] = {}
+        # A command prefix per process name (tests/nemesis/disk.py: nsenter into a mount
+        # namespace where that coordinator's data dir is a faulty filesystem).
+        self.wrappers: dict[str, list[str]] = {}
 
     # -- processes -------------------------------------------------------------------------
 
     def _spawn(self, name: str, host: str, argv: list[str]) -> subprocess.Popen[Any]:
         log = open(self.root / f"{name}.log", "ab")
-        proc = self.hosts[host].popen(argv, stdout=log, stderr=log,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = self.hosts[host].popen(argv, prefix=self.wrappers.get(name, ()), stdout=log,
+                                      stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
         self.procs[name] = proc
         return proc

@@ -12,6 +12,9 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 # etcd for the etcd store's tests and benchmarks (the fixtures start their own, on
 # loopback; the package's own daemon must not run, see below).
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+# nft: the nemesis (tests/nemesis) drops packets inside a namespace with it.
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)  # its EIO disk fault (loop ext4)
 # HAProxy for the active/active load-balancer adapter (agents/lb) and its e2e tests.
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 # sshd: tests/ansible deploys with the playbook over real ssh into namespace hosts.

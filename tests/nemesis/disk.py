@@ -3,21 +3,22 @@ loop device, shut down with EXT4_IOC_SHUTDOWN). Off by default (faults.DEFAULT_O
 until the coordinator handles them (issue 12, deliverable 1): enable with
 `bench/nemesis.py --with-disk` or NEMESIS_KINDS.
 
-Both move the node's journal onto the faulty filesystem while the coordinator is
-stopped, start it there, break the filesystem, and on heal stop it, copy the
-journal back onto the ordinary disk, unmount and start it again. Every mount is
-undone by the heal (the runner heals everything in its `finally`).
+The faulty filesystem is mounted in a private mount namespace held by a `sleep`
+(`unshare -m`), and the coordinator is started inside it (LabCluster.wrappers):
+nothing is mounted in the root namespace, so no other process on the host (other
+labs' `ip netns exec` copy the mount table) can pin it, and it vanishes with the
+holder. The journal is copied onto the faulty filesystem while the coordinator is
+stopped; on heal it is stopped again, what the filesystem kept is copied back
+onto the ordinary disk, and it is started there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import shutil
-import struct
+import signal
 import subprocess
-from pathlib import Path
+import sys
 from typing import TYPE_CHECKING
 
 from .faults import Heal, register
@@ -28,67 +29,89 @@ if TYPE_CHECKING:
 
 EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
 EXT4_GOING_FLAGS_NOLOGFLUSH = 2  # what fsync made durable stays; nothing more is written
+HOLD_SECONDS = 600  # the holder's own bound; the heal ends it long before
 
 
-def _sh(*argv: str) -> None:
-    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {r.stderr.strip() or r.returncode}")
+class MountNs:
+    """A private mount namespace kept alive by a bounded `sleep`; commands run in it."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
+                                      "sleep", str(HOLD_SECONDS)], start_new_session=True)
+        self.prefix = ["nsenter", "-t", str(self.proc.pid), "-m", "--"]
+
+    def sh(self, *argv: str, check: bool = True) -> str:
+        r = subprocess.run([*self.prefix, *argv], capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: {r.stderr.strip() or r.returncode}")
+        return r.stdout
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
 
-def _du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _move_onto(nem: Nemesis, cid: str, mount: list[str]) -> tuple[Path, Path]:
-    """Stop `cid`, mount a filesystem at its data dir holding a copy of its journal."""
+def _fault(nem: Nemesis, cid: str, mount: list[str], remount: list[str],
+           breaker: list[str]) -> Heal:
+    """Stop `cid`; in a new mount namespace mount the faulty filesystem over its data dir
+    with a copy of its journal; start it there; break the filesystem with `breaker`.
+    The heal stops it, copies back what the filesystem kept (after `remount` if the
+    filesystem must be mounted afresh to be read) and starts it on the ordinary disk."""
     data = nem.cluster.root / "data" / cid
     keep = data.with_name(f"{cid}.orig")
     nem.cluster.kill(cid)
     data.rename(keep)
     data.mkdir()
-    _sh("mount", *mount, str(data))
-    shutil.copytree(keep, data, dirs_exist_ok=True)
-    return data, keep
+    ns = MountNs()
 
-
-def _move_back(nem: Nemesis, cid: str, data: Path, keep: Path, remount: list[str]) -> None:
-    """Stop `cid`, copy what its faulty filesystem kept back onto the ordinary disk."""
-    if cid in nem.cluster.procs:
-        nem.cluster.kill(cid)
-    try:
-        if remount:  # a shut-down ext4 reads nothing: unmount, mount again (journal replay)
-            _sh("umount", str(data))
-            _sh("mount", *remount, str(data))
-        shutil.rmtree(keep)
-        shutil.copytree(data, keep)
-    finally:
-        with contextlib.suppress(RuntimeError):
-            _sh("umount", str(data))
-        if not os.path.ismount(data) and data.exists():
-            shutil.rmtree(data)
+    def heal() -> None:
+        if cid in nem.cluster.procs:
+            nem.cluster.kill(cid)
+        nem.cluster.wrappers.pop(cid, None)
+        try:
+            if remount:  # a shut-down ext4 reads nothing: mount it again (journal replay)
+                ns.sh("umount", str(data))
+                ns.sh("mount", *remount, str(data))
+            kept = ns.sh("ls", "-A", str(data), check=False).split()
+            if ns.sh("findmnt", "-n", str(data), check=False).strip() and \
+                    set(kept) - {"lost+found", "filler"}:
+                shutil.rmtree(keep)
+                ns.sh("cp", "-a", f"{data}/.", f"{keep}/")
+                ns.sh("rm", "-f", f"{keep}/filler")
+        finally:
+            ns.sh("umount", str(data), check=False)
+            ns.close()
+            shutil.rmtree(data, ignore_errors=True)
             keep.rename(data)
-    nem.cluster.start_coordinator(cid)
+            nem.cluster.start_coordinator(cid)
+
+    try:
+        ns.sh("mount", *mount, str(data))
+        ns.sh("cp", "-a", f"{keep}/.", f"{data}/")
+        ns.sh("sync", "-f", str(data))  # the copy is durable before the node starts on it
+        nem.cluster.wrappers[cid] = ns.prefix
+        nem.cluster.start_coordinator(cid)
+        ns.sh(*breaker, check=False)
+    except BaseException:
+        heal()
+        raise
+    return heal
 
 
 def disk_enospc(nem: Nemesis, cid: str) -> Heal:
     """The data dir fills up (ENOSPC) for the step; the heal frees the space first (the
     node should recover by itself), then moves the journal back."""
-    used = _du(nem.cluster.root / "data" / cid)
-    data, keep = _move_onto(nem, cid, ["-t", "tmpfs", "-o", f"size={used + (1 << 20)}",
-                                       "tmpfs"])
-    nem.cluster.start_coordinator(cid)
-    filler = data / "filler"
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
-        for _ in range(4096):  # bounded: at most 64 MiB
-            f.write(b"\0" * (16 << 10))
-            f.flush()
+    data = nem.cluster.root / "data" / cid
+    used = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    heal = _fault(nem, cid, ["-t", "tmpfs", "-o", f"size={used + (1 << 20)}", "tmpfs"], [],
+                  ["dd", "if=/dev/zero", f"of={data}/filler", "bs=16k", "count=4096"])
 
-    def heal() -> None:
-        with contextlib.suppress(FileNotFoundError):
-            filler.unlink()
-        _move_back(nem, cid, data, keep, remount=[])
-    return heal
+    def free_then_heal() -> None:
+        subprocess.run([*nem.cluster.wrappers.get(cid, ["true"]), "rm", "-f",
+                        f"{data}/filler"], capture_output=True, timeout=30)
+        heal()
+    return free_then_heal
 
 
 def disk_eio(nem: Nemesis, cid: str) -> Heal:
@@ -97,22 +120,26 @@ def disk_eio(nem: Nemesis, cid: str) -> Heal:
     image = nem.cluster.root / f"{cid}-disk.img"
     with open(image, "wb") as f:
         f.truncate(64 << 20)
-    _sh("mkfs.ext4", "-q", "-F", str(image))
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True,
+                   timeout=60)
+    data = nem.cluster.root / "data" / cid
     opts = ["-o", "loop", str(image)]
-    data, keep = _move_onto(nem, cid, opts)
-    nem.cluster.start_coordinator(cid)
-    fd = os.open(data, os.O_RDONLY)
+    shutdown = [sys.executable, "-c",
+                "import fcntl, os, struct, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                f"fcntl.ioctl(fd, {EXT4_IOC_SHUTDOWN}, struct.pack('I', "
+                f"{EXT4_GOING_FLAGS_NOLOGFLUSH}))", str(data)]
     try:
-        fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN, struct.pack("I", EXT4_GOING_FLAGS_NOLOGFLUSH))
-    finally:
-        os.close(fd)
+        heal = _fault(nem, cid, opts, opts, shutdown)
+    except BaseException:
+        image.unlink(missing_ok=True)
+        raise
 
-    def heal() -> None:
+    def heal_and_remove() -> None:
         try:
-            _move_back(nem, cid, data, keep, remount=opts)
+            heal()
         finally:
             image.unlink(missing_ok=True)
-    return heal
+    return heal_and_remove
 
 
 register(KindSpec("disk_enospc", ("c1", "c2", "c3", "leader"), 1.0, 3.0), disk_enospc,

@@ -223,9 +223,14 @@ class Nemesis:
     # -- the run -----------------------------------------------------------------------------
 
     def settled(self) -> bool:
+        """Every coordinator answers with the group at one epoch, the group has an
+        active, and exactly its VM holds the VIP."""
         c = self.cluster
-        g = c.group()
-        if g is None or not g.active or g.releasing:
+        groups = [c.group(cid) if cid in c.procs else None for cid in c.cids]
+        if any(g is None for g in groups) or len({g.epoch for g in groups}) != 1:
+            return False
+        g = groups[0]
+        if not g.active or g.releasing:
             return False
         active = f"vm{g.active.split('-')[1]}"
         return c.vip_holders() == {active}
@@ -237,7 +242,11 @@ class Nemesis:
             for step in self.steps:
                 target = self.resolve(step.target)
                 at = time.time()
-                heal = FAULTS[step.kind][1](self, target)
+                try:
+                    heal = FAULTS[step.kind][1](self, target)
+                except Exception as e:  # the harness's trouble, not a verdict: go on
+                    self.errors.append(f"inject #{step.index} {step.kind}({target}): {e}")
+                    continue
                 open_heals.append((step, target, at, heal))
                 log.info("fault", extra={"step": step.index, "kind": step.kind,
                                          "target": target})
