@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     result = run_nemesis(root, seed, args.faults, kinds, ttl=args.ttl, interval=args.interval)
     print(result.report())
-    print(json.dumps({"seed": seed, "faults": len(result.history.faults),
+    print(json.dumps({"seed": seed, "faults": len(result.history.faults), "kinds": kinds,
                       "wall_s": round(time.monotonic() - started, 1),
                       "verdicts": {k: ("ok" if not v else len(v))
                                    for k, v in result.verdicts.items()},
