@@ -40,6 +40,7 @@ log = logging.getLogger("vnfha.nemesis")
 
 PRIORITY = {"vm1": 200, "vm2": 100}
 MAX_WRITES = 200_000
+KEYS = 1000  # ~20 KB of state: far below state.checkpoint_max_bytes (256 KiB)
 
 
 @dataclass
@@ -188,7 +189,9 @@ class Nemesis:
         deadline = time.monotonic() + self.bound
         i = 0
         while not self._stop.is_set() and time.monotonic() < deadline and i < MAX_WRITES:
-            key, value = f"w{i}", f"v{i}-{self.seed}"
+            # A bounded key space: the sample keeps its state under the checkpoint size
+            # limit however long the run; every value is unique (see no_lost_write).
+            key, value = f"w{i % KEYS}", f"v{i}"
             start = time.time()
             code, body = self._http("PUT", f"/kv/{key}", value, 1.0)
             epoch = body.get("epoch") if code == 200 and isinstance(body, dict) else None

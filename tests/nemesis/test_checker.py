@@ -105,6 +105,16 @@ def test_an_unreadable_store_leaves_writes_unverified():
     assert H.check(h)["no_lost_write"]
 
 
+def test_a_reused_key_holds_its_last_acknowledged_value_or_a_later_attempt():
+    h = clean()
+    h.writes += [H.Write(11.0, 11.1, "w0", "a2", 2), H.Write(11.2, 11.3, "w0", "a3", None)]
+    for final, ok in (("a2", True), ("a3", True), ("a", False)):
+        h.final = H.FinalRead(13.0, {**(h.final.data or {}), "w0": final})
+        v = H.check(h)["no_lost_write"]
+        assert (v == []) == ok, (final, v)
+    assert "w0='a2'" in v[0] and "'a'" in v[0]
+
+
 def test_many_lost_writes_are_summarised():
     h = clean()
     h.writes = [H.Write(i, i + 0.1, f"w{i}", "x", 1) for i in range(30)]
