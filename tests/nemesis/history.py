@@ -119,6 +119,11 @@ class History:
 def faults_around(history: History, t: float, slack: float = 3.0) -> str:
     """The faults active at or shortly before `t`, for a violation's excerpt."""
     near = [f for f in history.faults if f.start - slack <= t <= f.end + slack]
+    if not near:  # effects can lag (a restarted process takes seconds to serve)
+        near = [f for f in history.faults if f.start <= t][-1:]
+        if near:
+            return (f"none within {slack:g}s; last before: {near[0].kind}({near[0].target}) "
+                    f"{near[0].start:.3f}..{near[0].end:.3f}")
     return ", ".join(f"{f.kind}({f.target}) {f.start:.3f}..{f.end:.3f}" for f in near) or "none"
 
 

@@ -130,6 +130,13 @@ def test_an_epoch_going_back_on_one_reader_is_a_violation():
     assert len(v) == 1 and "reader c2" in v[0] and "epoch 2" in v[0] and "then 1" in v[0]
 
 
+def test_an_excerpt_names_the_last_fault_when_none_is_near():
+    h = clean()
+    h.epochs.append(H.EpochRead(30.0, "c1", 1, "web-1"))
+    v = H.check(h)["monotonic_epochs"]
+    assert "none within 3s; last before: kill_agent(vm1)" in v[0]
+
+
 def test_readers_are_checked_separately_and_in_time_order():
     h = clean()
     # Appended out of order (threads), but in time order c3 only ever rose.
