@@ -187,10 +187,14 @@ class Host:
         """Run a Python callable inside this host's namespace (see `in_netns`)."""
         return in_netns(self.netns, fn, *args, timeout=timeout)
 
-    def popen(self, argv: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
-        """Start a process in this host, in its own session so `Lab.close` can kill its group."""
+    def popen(self, argv: Sequence[str], prefix: Sequence[str] = (),
+              **kw: Any) -> subprocess.Popen[Any]:
+        """Start a process in this host, in its own session so `Lab.close` can kill its group.
+
+        ``prefix`` runs before ``ip netns exec`` (e.g. nsenter into a private mount
+        namespace, so a test's mounts are seen by this process only)."""
         kw.setdefault("start_new_session", True)
-        proc = subprocess.Popen(["ip", "netns", "exec", self.netns, *argv], **kw)
+        proc = subprocess.Popen([*prefix, "ip", "netns", "exec", self.netns, *argv], **kw)
         self.lab._track(proc)
         return proc
 

@@ -148,13 +148,16 @@ class LabCluster:
         self.coordinator_extra: dict[str, Any] = {}
         # mTLS on by default, as in production: a throwaway CA for this lab.
         self.pki = LabPki(root / "pki") if tls else None
+        # A command prefix per process name (tests/nemesis/disk.py: nsenter into a mount
+        # namespace where that coordinator's data dir is a faulty filesystem).
+        self.wrappers: dict[str, list[str]] = {}
 
     # -- processes -------------------------------------------------------------------------
 
     def _spawn(self, name: str, host: str, argv: list[str]) -> subprocess.Popen[Any]:
         log = open(self.root / f"{name}.log", "ab")
-        proc = self.hosts[host].popen(argv, stdout=log, stderr=log,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = self.hosts[host].popen(argv, prefix=self.wrappers.get(name, ()), stdout=log,
+                                      stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
         self.procs[name] = proc
         return proc

@@ -22,7 +22,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)  # verifies th
 # Disk-fault tests: a small ext4 on a loop device that the test shuts down (EIO).
 command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v losetup >/dev/null 2>&1 || need_apt+=(mount)
-# nft: the agent's kernel-enforced VIP lease (nftables set with millisecond timeouts).
+# nft: the agent's kernel-enforced VIP lease (nftables set with millisecond timeouts),
+# and the nemesis (tests/nemesis) drops packets inside a namespace with it.
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # Prometheus: the metrics e2e test scrapes a namespace cluster with a real server
 # (tests/e2e/test_netns_metrics.py). Without Recommends: no node-exporter.

@@ -1,0 +1,1 @@
+"""Randomized nemesis over a namespace cluster, and its whole-history checker."""
