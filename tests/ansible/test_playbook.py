@@ -1,5 +1,5 @@
-"""The Ansible roles deploy a real cluster over real ssh, a failover works, and a second
-run changes nothing.
+"""The Ansible roles deploy a real cluster over real ssh, with mTLS on (the roles' default),
+a failover works, and a second run changes nothing.
 
 Five machines (c1, c2, c3, vm1, vm2: network namespaces with their own sshd and their own
 /etc, /opt, /var, see sshlab.py) and a controller `ctl` on one lab switch. From `ctl`,
@@ -77,6 +77,8 @@ class Deployment:
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "vnfha_common_service_manager": "sysv",
                 "vnfha_common_wheelhouse": str(wheelhouse),
+                # the CA lives with the test, not in the checkout's ansible/pki
+                "vnfha_common_tls_pki_dir": str(root / "pki"),
             },
             "children": {
                 "vnfha_coordinators": {
@@ -100,7 +102,7 @@ class Deployment:
         }}
         self.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
 
-    def playbook(self, *extra: str, timeout: float = 420.0) -> tuple[int, str]:
+    def playbook(self, *extra: str, timeout: float = 900.0) -> tuple[int, str]:
         home = self.root / "ansible-home"
         env = {
             "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -133,11 +135,21 @@ class Deployment:
         self.runs.append(output)
         return rc, output
 
+    def admin_tls(self) -> list[str]:
+        """The CLI options of the admin certificate the playbook made on the controller."""
+        pki = self.root / "pki"
+        return ["--cacert", str(pki / "ca.pem"), "--cert", str(pki / "admin-ansible.pem"),
+                "--key", str(pki / "admin-ansible-key.pem")]
+
+    def cli(self, *argv: str, tls: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+        """The vnfha CLI from the controller, with the admin certificate unless `tls`."""
+        return self.fleet.ctl.run([str(BIN / "vnfha"), *(self.admin_tls() if tls is None
+                                                           else tls), *argv], timeout=30)
+
     def status(self, endpoint: str | None = None) -> dict[str, Any]:
         """`vnfha status --json` from the controller (all coordinators, or one)."""
         eps = endpoint or ",".join(f"{self.fleet.hosts[c].ip}:7401" for c in COORDINATORS)
-        proc = self.fleet.ctl.run([str(BIN / "vnfha"), "--endpoint", eps, "--timeout", "2",
-                                   "status", "--json"], timeout=30)
+        proc = self.cli("--endpoint", eps, "--timeout", "2", "status", "--json")
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
@@ -274,6 +286,34 @@ def test_playbook_deploys_a_cluster_that_fails_over_and_reruns_unchanged(
     # the vnfha user exists only on the coordinators (each machine has its own /etc)
     assert "vnfha:" not in fleet.hosts["vm1"].read("/etc/passwd")
     assert "vnfha:" not in Path("/etc/passwd").read_text()
+
+    # ... mTLS is on: a call without a certificate is refused, the admin one works; every
+    # host has its own certificate and a 0600 key (the coordinator's readable by vnfha
+    # alone), the CA key stays on the controller, and no key appears in the output
+    c1_api = f"{fleet.hosts['c1'].ip}:7401"
+    plain = dep.cli("--endpoint", c1_api, "--timeout", "2", "status", "--json", tls=[])
+    assert plain.returncode != 0 and plain.stdout == "", plain
+    assert dep.status(c1_api)["coordinator"]["node_id"] == "c1"
+    keys = {h: ["coordinator-key.pem", "viewer-key.pem"] for h in COORDINATORS}
+    keys |= {vm: ["node-key.pem", "viewer-key.pem"] for vm in VMS}
+    for h, names in keys.items():
+        host = fleet.hosts[h]
+        passwd = {line.split(":")[0]: int(line.split(":")[2])
+                  for line in host.read("/etc/passwd").splitlines() if line.count(":") >= 6}
+        for name in names:
+            info = host.path(f"/etc/vnfha/certs/{name}").stat()
+            assert info.st_mode & 0o777 == 0o600, (h, name, oct(info.st_mode))
+            owner = "vnfha" if name == "coordinator-key.pem" else "root"
+            assert info.st_uid == passwd[owner], (h, name, info.st_uid)
+            key_line = host.read(f"/etc/vnfha/certs/{name}").splitlines()[1]
+            assert key_line not in out, f"{h} {name} shown in the playbook output"
+        assert not host.path("/etc/vnfha/certs/ca-key.pem").exists()
+        assert host.path("/etc/vnfha/certs/ca.pem").read_bytes() == \
+            (dep.root / "pki" / "ca.pem").read_bytes()
+    for c in COORDINATORS:
+        assert "\ntls:\n" in fleet.hosts[c].read("/etc/vnfha/coordinator.yaml")
+    for vm in VMS:
+        assert "insecure" not in fleet.hosts[vm].read("/etc/vnfha/agent.yaml")
 
     # ... the coordinators run as vnfha, not root
     for c in COORDINATORS:

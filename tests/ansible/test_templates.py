@@ -21,12 +21,14 @@ from vnfha.agents.config import load_agent_config
 from vnfha.agents.lb.config import LbConfig
 from vnfha.coordinator.config import ConfigError, StateConfig, load_config
 from vnfha.coordinator.recovery import RecoveryConfig
+from vnfha.coordinator.security.tls import TlsFiles
 from vnfha.coordinator.store.etcd_config import EtcdSettings
 
 HERE = Path(__file__).parent / "render"
 BIN = Path(sys.executable).parent
 VENV = BIN.parent  # has bin/vnfha, so systemd-analyze finds ExecStart
 ROLES = Path(__file__).parents[2] / "ansible" / "roles"
+CERTS = Path("/etc/vnfha/certs")  # the roles' default folder of certificates on a host
 
 
 def playbook(out: Path, book: Path, extra: dict[str, Any]) -> str:
@@ -231,7 +233,9 @@ def test_lb_section_reaches_vnfha(etcd_rendered: Path) -> None:
     assert cfg.lb == LbConfig(group="web", admin_socket="/run/haproxy-web/admin.sock",
                               backend="web_servers", servers={"web-1": "srv1", "web-2": "srv2"},
                               excluded_state="drain", health_source="haproxy",
-                              reconcile_interval=1.5)
+                              reconcile_interval=1.5,
+                              tls=TlsFiles(CERTS / "ca.pem", CERTS / "lb.pem",
+                                           CERTS / "lb-key.pem"))
     assert [(m.group, m.member) for m in cfg.members] == [("lb", "lb-1")]
 
 
@@ -244,11 +248,13 @@ def test_etcd_and_lb_defaults_are_vnfha_defaults(tmp_path: Path) -> None:
            vnfha_agent_lb_group="web", vnfha_agent_lb_backend="web_servers")
     cfg = load_config(tmp_path / "coordinator.yaml")
     assert cfg.store.etcd == EtcdSettings(endpoints=("198.18.0.10:2379",))
-    assert "tls:" not in (tmp_path / "coordinator.yaml").read_text()
+    assert "tls:" not in (tmp_path / "coordinator.yaml").read_text().split("store:")[1] \
+        .split("raft:")[0]
     assert cfg.recovery == RecoveryConfig(webhook="http://198.18.0.60/recover")
     lb = load_agent_config(tmp_path / "agent.yaml").lb
     assert lb == LbConfig(group="web", admin_socket="/run/haproxy/admin.sock",
-                          backend="web_servers")
+                          backend="web_servers",
+                          tls=TlsFiles(CERTS / "ca.pem", CERTS / "lb.pem", CERTS / "lb-key.pem"))
 
 
 # One render per case, each with a wrong coordinator value and a wrong agent value: the
@@ -391,3 +397,129 @@ def test_roles_validate_with_vnfha_config_check(rendered: Path, tmp_path: Path, 
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.startswith(f"error: {bad}: unknown setting unknown_key")
     assert refused.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- mTLS
+# mTLS is the default: nothing set renders `tls:` for both services (and an LB host's
+# lb.tls with its lb certificate); only vnfha_common_insecure renders `insecure: true`.
+
+
+def test_mtls_is_the_default_for_coordinators_and_agents(rendered: Path) -> None:
+    coordinator = load_config(rendered / "coordinator.yaml")
+    assert coordinator.tls == TlsFiles(CERTS / "ca.pem", CERTS / "coordinator.pem",
+                                       CERTS / "coordinator-key.pem")
+    assert coordinator.insecure is False
+    agent = load_agent_config(rendered / "agent.yaml")
+    assert agent.tls == TlsFiles(CERTS / "ca.pem", CERTS / "node.pem", CERTS / "node-key.pem")
+    assert agent.insecure is False
+    for name in ("coordinator.yaml", "agent.yaml"):
+        assert "insecure" not in (rendered / name).read_text()
+
+
+def test_insecure_only_when_the_operator_says_so(tmp_path: Path) -> None:
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("x" * 32)
+    render(tmp_path, vnfha_coordinator_secret_file=str(secret), vnfha_common_insecure=True,
+           vnfha_agent_members=[{"group": "web", "member": "web-1"}])
+    coordinator = load_config(tmp_path / "coordinator.yaml")
+    agent = load_agent_config(tmp_path / "agent.yaml")
+    assert coordinator.tls is None and coordinator.insecure is True
+    assert agent.tls is None and agent.insecure is True
+    # the file says loudly why there is no tls
+    assert "DANGER: vnfha_common_insecure is true" in (tmp_path / "coordinator.yaml").read_text()
+    assert "DANGER: vnfha_common_insecure is true" in (tmp_path / "agent.yaml").read_text()
+
+
+def test_own_pki_paths_are_rendered_as_given(tmp_path: Path) -> None:
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("x" * 32)
+    render(tmp_path, vnfha_coordinator_secret_file=str(secret),
+           vnfha_common_tls_manage=False,
+           vnfha_coordinator_tls_ca_file="/pki/ca.pem",
+           vnfha_coordinator_tls_cert_file="/pki/c1.pem",
+           vnfha_coordinator_tls_key_file="/pki/c1.key",
+           vnfha_agent_tls_ca_file="/pki/ca.pem", vnfha_agent_tls_cert_file="/pki/vm1.pem",
+           vnfha_agent_tls_key_file="/pki/vm1.key",
+           vnfha_agent_members=[{"group": "web", "member": "web-1"}])
+    assert load_config(tmp_path / "coordinator.yaml").tls == TlsFiles(
+        Path("/pki/ca.pem"), Path("/pki/c1.pem"), Path("/pki/c1.key"))
+    assert load_agent_config(tmp_path / "agent.yaml").tls == TlsFiles(
+        Path("/pki/ca.pem"), Path("/pki/vm1.pem"), Path("/pki/vm1.key"))
+
+
+TLS_PLAY = """\
+- name: Issue and install certificates as the roles do, on the controller
+  hosts: c1
+  gather_facts: false
+  tasks:
+    - name: Certificates
+      ansible.builtin.include_role:
+        name: "{{ roles_dir }}/vnfha_common"
+        tasks_from: tls.yml
+"""
+
+
+def test_certificates_are_issued_once_installed_0600_and_reissued_when_due(
+        tmp_path: Path) -> None:
+    """tls.yml for real (local connection): a CA made once on the "controller", each
+    certificate issued with its identity and address, keys 0600 and never shown; a
+    second run changes nothing; a certificate within the renewal window, or from a
+    CA the operator replaced, is issued again."""
+    from cryptography import x509
+
+    book = tmp_path / "tls.yml"
+    book.write_text(TLS_PLAY)
+    pki, host = tmp_path / "pki", tmp_path / "host"
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    extra: dict[str, Any] = {
+        "roles_dir": str(ROLES), "vnfha_common_tls_pki_dir": str(pki),
+        "vnfha_common_tls_dir": str(host),
+        "vnfha_common__tls_certs": [
+            {"identity": "coordinator/c1", "san_ip": ["198.18.0.1"],
+             "cert": str(host / "coordinator.pem"), "key": str(host / "coordinator-key.pem"),
+             "owner": user},
+            {"identity": "viewer/c1", "cert": str(host / "viewer.pem"),
+             "key": str(host / "viewer-key.pem")}],
+    }
+    first = playbook(tmp_path, book, extra)
+    assert "failed=0" in first
+    ca_key = (pki / "ca-key.pem").read_text()
+    keys = {name: (host / name).read_text() for name in ("coordinator-key.pem", "viewer-key.pem")}
+    for name, text in keys.items():
+        assert "PRIVATE KEY" in text
+        assert (host / name).stat().st_mode & 0o777 == 0o600, name
+        assert text.splitlines()[1] not in first, f"{name} shown in the output"
+    assert ca_key.splitlines()[1] not in first
+    assert not (host / "ca-key.pem").exists()
+    cert = x509.load_pem_x509_certificate((host / "coordinator.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["vnfha://coordinator/c1"]
+    assert "198.18.0.1" in {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+
+    second = playbook(tmp_path, book, extra)
+    assert "changed=0" in second and "failed=0" in second, second
+    assert (host / "coordinator-key.pem").read_text() == keys["coordinator-key.pem"]
+
+    # 90-day certificates renewed when 95 days or less are left: issued again
+    third = playbook(tmp_path, book, {**extra, "vnfha_common_tls_renew_days": 95,
+                                      "vnfha_common_tls_cert_days": 100})
+    assert "changed=0" not in third and "failed=0" in third, third
+    assert (host / "coordinator-key.pem").read_text() != keys["coordinator-key.pem"]
+    assert (pki / "ca-key.pem").read_text() == ca_key  # the CA is made once
+
+    # the operator brings their own CA: every certificate is issued again from it
+    own = tmp_path / "own-ca"
+    made = subprocess.run([str(BIN / "vnfha"), "certs", "init", "--dir", str(own)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    fourth = playbook(tmp_path, book, {**extra,
+                                       "vnfha_common_tls_ca_cert_src": str(own / "ca.pem"),
+                                       "vnfha_common_tls_ca_key_src": str(own / "ca-key.pem")})
+    assert "failed=0" in fourth
+    assert (own / "ca-key.pem").read_text().splitlines()[1] not in fourth
+    assert (host / "ca.pem").read_bytes() == (own / "ca.pem").read_bytes()
+    own_ca = x509.load_pem_x509_certificate((own / "ca.pem").read_bytes())
+    for name in ("coordinator.pem", "viewer.pem"):
+        x509.load_pem_x509_certificate((host / name).read_bytes()).verify_directly_issued_by(
+            own_ca)
