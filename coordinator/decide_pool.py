@@ -24,15 +24,12 @@ scratch state it reads). Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from vnfha.coordinator import commands as C
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.model import ClusterState, Group, Health, Recovery
+from vnfha.coordinator.observations import Observations, Policy
 from vnfha.coordinator.pool_state import in_service_eligible
-
-if TYPE_CHECKING:  # decide imports this module
-    from vnfha.coordinator.decide import Observations, Policy
 
 
 def pool_rules(current: Callable[[], ClusterState], gname: str, obs: Observations, now: float,
