@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 from cluster_builders import run
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator.commands import new_rid
 from vnfha.coordinator.decide import Policy, decide
 from vnfha.coordinator.decide_dirty import DirtyTracker
 from vnfha.coordinator.leases import LeaseTable, Report
@@ -87,19 +88,20 @@ def point(groups: int, nodes: int) -> dict:
     keepalives(st, leases, now)
     obs = leases.observations(0.0, None)
     repeat = max(3, 2000 // groups)
-    full = timed(lambda: decide(st, obs, now, POLICY), repeat)
+    full = timed(lambda: decide(st, obs, now, POLICY, ids=new_rid, at=0.0), repeat)
     tracker = DirtyTracker(full_every=10**9)
     tracker.groups(st, obs, now, POLICY)
 
     def incremental() -> None:
-        decide(st, obs, now, POLICY, groups=tracker.groups(st, obs, now, POLICY))
+        decide(st, obs, now, POLICY, groups=tracker.groups(st, obs, now, POLICY), ids=new_rid,
+               at=0.0)
 
     quiet = timed(incremental, repeat * 5)
     keepalives(st, leases, now, unhealthy="s0")
     obs2 = leases.observations(0.0, None)
     dirty = tracker.groups(st, obs2, now, POLICY)
     t0 = time.perf_counter()
-    decide(st, obs2, now, POLICY, groups=dirty)
+    decide(st, obs2, now, POLICY, groups=dirty, ids=new_rid, at=0.0)
     one_node = time.perf_counter() - t0
     # Watches: one commit changing one group, then every node's stream reacting.
     gname = "g00000"

@@ -3,7 +3,8 @@
 A command is a plain dict on the wire (and in the Raft log): `op`, a request id
 `rid` (so a retried command applies once), `at` (the proposer's wall clock, for
 event timestamps only), `v` (the rules it was built under, see SCHEMA) and its fields.
-Builders here keep the field names in one place; `validate_command` rejects
+Builders here keep the field names in one place and take `rid` and `at` as
+parameters (see Stamp); `validate_command` rejects
 malformed dicts before they reach a store, and again in `apply` on every replica.
 """
 
@@ -13,12 +14,23 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from vnfha.coordinator import names
 from vnfha.coordinator.model import GroupMode, Health
 
 Command = dict[str, Any]
+
+
+class Stamp(TypedDict):
+    """The two fields of a command its proposer chooses, not its rules: the request id
+    (unique per proposal: a retry reuses it) and the proposer's wall clock (event
+    timestamps only). Builders take them as `rid` and `at`; with none given they take
+    a fresh uuid and `time.time()`, which is for edge callers only: `decide` receives
+    its stamps from its caller, so its output is a function of its inputs."""
+
+    rid: str
+    at: float
 
 OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     # op: required fields and their types
@@ -103,14 +115,21 @@ def new_rid() -> str:
     return uuid.uuid4().hex
 
 
-def _cmd(op: str, rid: str | None = None, **fields: Any) -> Command:
+def stamp() -> Stamp:
+    """A fresh request id and the wall clock now: what a proposer at the edge (the
+    controller, a servicer) gives the builders. `decide` never calls this itself."""
+    return {"rid": new_rid(), "at": time.time()}
+
+
+def _cmd(op: str, rid: str | None, at: float | None, **fields: Any) -> Command:
     # Free text is often built from what others said (an LB check's detail, a hook's
     # stderr): cut here, so a long one can never get a leader's decision refused.
     for name in _TEXT_FIELDS:
         text = fields.get(name)
         if isinstance(text, str) and len(text) > names.TEXT_MAX:
             fields[name] = text[:names.TEXT_MAX - 3] + "..."
-    return {"op": op, "rid": rid or new_rid(), "at": time.time(), "v": SCHEMA, **fields}
+    return {"op": op, "rid": rid or new_rid(), "at": time.time() if at is None else at,
+            "v": SCHEMA, **fields}
 
 
 def digest(cmd: Command) -> str:
@@ -124,105 +143,113 @@ def digest(cmd: Command) -> str:
 
 
 def apply_groups(groups: list[dict[str, Any]], rid: str | None = None,
-                 seed_only: bool = False) -> Command:
+                 seed_only: bool = False, at: float | None = None) -> Command:
     """Create or update the named groups. With `seed_only` (the groups a coordinator's
     config file declares) a group that already exists is left exactly as it is: the
     file seeds groups, run-time changes (`vnfha group apply`) own them afterwards, so a
     restart never reverts them and coordinators whose files differ cannot overwrite
     each other. The result lists the groups whose file definition was not applied."""
     if seed_only:
-        return _cmd("apply_groups", rid, groups=groups, seed_only=True)
-    return _cmd("apply_groups", rid, groups=groups)
+        return _cmd("apply_groups", rid, at, groups=groups, seed_only=True)
+    return _cmd("apply_groups", rid, at, groups=groups)
 
 
 def register_node(node: str, address: str, members: list[dict[str, Any]],
-                  rid: str | None = None, remove_undeclared: bool = False) -> Command:
-    return _cmd("register_node", rid, node=node, address=address, members=members,
+                  rid: str | None = None, remove_undeclared: bool = False,
+                  at: float | None = None) -> Command:
+    return _cmd("register_node", rid, at, node=node, address=address, members=members,
                 remove_undeclared=remove_undeclared)
 
 
 def set_health(group: str, member: str, health: Health, reason: str = "",
-               rid: str | None = None) -> Command:
-    return _cmd("set_health", rid, group=group, member=member, health=health.value, reason=reason)
+               rid: str | None = None, at: float | None = None) -> Command:
+    return _cmd("set_health", rid, at, group=group, member=member, health=health.value,
+                reason=reason)
 
 
 def promote(group: str, member: str, expect_epoch: int, reason: str,
-            rid: str | None = None) -> Command:
-    return _cmd("promote", rid, group=group, member=member, expect_epoch=expect_epoch,
+            rid: str | None = None, at: float | None = None) -> Command:
+    return _cmd("promote", rid, at, group=group, member=member, expect_epoch=expect_epoch,
                 reason=reason)
 
 
 def demote(group: str, expect_epoch: int, reason: str, handover_to: str | None = None,
-           quarantine: bool = False, rid: str | None = None) -> Command:
-    return _cmd("demote", rid, group=group, expect_epoch=expect_epoch, reason=reason,
+           quarantine: bool = False, rid: str | None = None, at: float | None = None) -> Command:
+    return _cmd("demote", rid, at, group=group, expect_epoch=expect_epoch, reason=reason,
                 handover_to=handover_to, quarantine=quarantine)
 
 
 def confirm_release(group: str, member: str, expect_epoch: int, reason: str,
-                    rid: str | None = None) -> Command:
-    return _cmd("confirm_release", rid, group=group, member=member, expect_epoch=expect_epoch,
+                    rid: str | None = None, at: float | None = None) -> Command:
+    return _cmd("confirm_release", rid, at, group=group, member=member, expect_epoch=expect_epoch,
                 reason=reason)
 
 
-def clear_quarantine(group: str, member: str, rid: str | None = None) -> Command:
-    return _cmd("clear_quarantine", rid, group=group, member=member)
+def clear_quarantine(group: str, member: str, rid: str | None = None,
+                     at: float | None = None) -> Command:
+    return _cmd("clear_quarantine", rid, at, group=group, member=member)
 
 
-def switchover(group: str, to: str | None, rid: str | None = None) -> Command:
-    return _cmd("switchover", rid, group=group, to=to)
+def switchover(group: str, to: str | None, rid: str | None = None,
+               at: float | None = None) -> Command:
+    return _cmd("switchover", rid, at, group=group, to=to)
 
 
-def set_maintenance(node: str, on: bool, rid: str | None = None) -> Command:
-    return _cmd("set_maintenance", rid, node=node, on=on)
+def set_maintenance(node: str, on: bool, rid: str | None = None,
+                    at: float | None = None) -> Command:
+    return _cmd("set_maintenance", rid, at, node=node, on=on)
 
 
-def drain_node(node: str, rid: str | None = None) -> Command:
+def drain_node(node: str, rid: str | None = None, at: float | None = None) -> Command:
     """The node's agent is stopping: hand each active role over, mark the node stopped."""
-    return _cmd("drain_node", rid, node=node)
+    return _cmd("drain_node", rid, at, node=node)
 
 
-def node_started(node: str, rid: str | None = None) -> Command:
+def node_started(node: str, rid: str | None = None, at: float | None = None) -> Command:
     """A stopped node's agent registered again and is heard: clear `stopped`."""
-    return _cmd("node_started", rid, node=node)
+    return _cmd("node_started", rid, at, node=node)
 
 
 def publish(group: str, epoch: int, data_b64: str, max_message_bytes: int,
-            retain_messages: int, retain_bytes: int, rid: str | None = None) -> Command:
-    return _cmd("publish", rid, group=group, epoch=epoch, data=data_b64,
+            retain_messages: int, retain_bytes: int, rid: str | None = None,
+            at: float | None = None) -> Command:
+    return _cmd("publish", rid, at, group=group, epoch=epoch, data=data_b64,
                 max_message_bytes=max_message_bytes, retain_messages=retain_messages,
                 retain_bytes=retain_bytes)
 
 
 def put_checkpoint(group: str, epoch: int, data_b64: str, sync_sequence: int, max_bytes: int,
-                   rid: str | None = None) -> Command:
-    return _cmd("put_checkpoint", rid, group=group, epoch=epoch, data=data_b64,
+                   rid: str | None = None, at: float | None = None) -> Command:
+    return _cmd("put_checkpoint", rid, at, group=group, epoch=epoch, data=data_b64,
                 sync_sequence=sync_sequence, max_bytes=max_bytes)
 
 
 def pool_admit(group: str, member: str, expect_version: int, reason: str,
-               rid: str | None = None) -> Command:
-    return _cmd("pool_admit", rid, group=group, member=member, expect_version=expect_version,
+               rid: str | None = None, at: float | None = None) -> Command:
+    return _cmd("pool_admit", rid, at, group=group, member=member, expect_version=expect_version,
                 reason=reason)
 
 
 def pool_exclude(group: str, member: str, expect_version: int, reason: str,
-                 recover: bool = True, rid: str | None = None) -> Command:
-    return _cmd("pool_exclude", rid, group=group, member=member,
+                 recover: bool = True, rid: str | None = None, at: float | None = None) -> Command:
+    return _cmd("pool_exclude", rid, at, group=group, member=member,
                 expect_version=expect_version, reason=reason, recover=recover)
 
 
-def pool_applied(group: str, node: str, version: int, rid: str | None = None) -> Command:
-    return _cmd("pool_applied", rid, group=group, node=node, version=version)
+def pool_applied(group: str, node: str, version: int, rid: str | None = None,
+                 at: float | None = None) -> Command:
+    return _cmd("pool_applied", rid, at, group=group, node=node, version=version)
 
 
 def recovery_update(group: str, member: str, failure: int, status: str, message: str = "",
-                    expect_attempts: int | None = None, rid: str | None = None) -> Command:
+                    expect_attempts: int | None = None, rid: str | None = None,
+                    at: float | None = None) -> Command:
     extra = {} if expect_attempts is None else {"expect_attempts": expect_attempts}
-    return _cmd("recovery_update", rid, group=group, member=member, failure=failure,
+    return _cmd("recovery_update", rid, at, group=group, member=member, failure=failure,
                 status=status, message=message, **extra)
 
 
-def batch(items: list[Command], rid: str | None = None) -> Command:
+def batch(items: list[Command], rid: str | None = None, at: float | None = None) -> Command:
     """Several decisions as one replicated entry, applied all-or-nothing in order.
 
     Why all-or-nothing: `decide` built each item on the scratch state left by the
@@ -232,7 +259,7 @@ def batch(items: list[Command], rid: str | None = None) -> Command:
     promote/demote still compares its group's epoch) and otherwise changes nothing,
     and the leader re-decides on the state that won. Then the batch commits exactly
     the state decide computed, or nothing."""
-    return _cmd("batch", rid, items=items)
+    return _cmd("batch", rid, at, items=items)
 
 
 def validate_command(cmd: Any) -> Command:

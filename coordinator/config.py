@@ -77,6 +77,7 @@ from vnfha.coordinator.confparse import (
 )
 from vnfha.coordinator.metrics_config import MetricsConfig, parse_metrics
 from vnfha.coordinator.security.tls import TlsFiles, parse_tls
+from vnfha.coordinator.store import guarantees_of
 from vnfha.coordinator.store.etcd_config import (
     EtcdSettings,
     etcd_section_only_with_etcd,
@@ -320,9 +321,10 @@ def parse_config(data: Any, source: str = "<config>",
         known = ", ".join(m.id for m in members)
         ctx.fail(f"node_id ({node_id}) must be one of cluster.members[].id ({known})"
                  + _hint(node_id, [m.id for m in members]))
-    if store.backend == "memory" and len(members) > 1:
-        ctx.fail(f"store.backend memory keeps state in one process and cannot be shared: "
-                 f"it needs exactly one member, cluster.members has {len(members)}; "
+    # What the backend declares (store/base.py Guarantees), not which backend it is.
+    if len(members) > 1 and not guarantees_of(store.backend).shared:
+        ctx.fail(f"store.backend {store.backend} keeps state in one process and cannot be "
+                 f"shared: it needs exactly one member, cluster.members has {len(members)}; "
                  f"use backend raft")
 
     raft = _parse_raft(ctx, _section(ctx, "raft", data.get("raft")))

@@ -130,7 +130,9 @@ class Controller:
         if self._lb_health is not None:  # active-active: what LB health checks say
             obs = replace(obs, lb_down=self._lb_health.down(now))
         groups = self._dirty.groups(state, obs, now, self._policy)
-        commands = decide(state, obs, now, self._policy, groups=groups)
+        # The edge chooses the request ids and wall clock, so decide stays a function.
+        commands = decide(state, obs, now, self._policy, groups=groups, ids=C.new_rid,
+                          at=time.time())
         self.rounds += 1
         applied = 0
         for entry in entries(commands):

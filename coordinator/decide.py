@@ -33,79 +33,27 @@ Rules, per active-standby group:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 
 from vnfha.coordinator import commands as C
-from vnfha.coordinator.commands import Command
+from vnfha.coordinator.commands import Command, Stamp
 from vnfha.coordinator.decide_pool import pool_rules
 from vnfha.coordinator.model import ClusterState, Group, GroupMode, Health, Member
+from vnfha.coordinator.observations import MemberReport, NodeSeen, Observations, Policy
 from vnfha.coordinator.state_machine import apply, eligible
 
-
-@dataclass(frozen=True)
-class Policy:
-    ttl: float  # member lease TTL on the coordinator's side, seconds
-    stabilization: float  # healthy-for time before a failed member is eligible again
-    # Active-active: request a recovery without waiting for a load balancer's ack
-    # when no LB agent serves the group (decide_pool.lb_confirmed).
-    recover_without_lb: bool = False
-
-
-@dataclass(frozen=True)
-class MemberReport:
-    """The latest keepalive's word on one member."""
-
-    health: Health
-    seen_epoch: int = 0  # highest epoch of the member's group the agent has processed
-    active_epoch: int = 0  # epoch under which the agent holds the active role now; 0: none
-    healthy_since: float | None = None  # leader monotonic time the current healthy run began
-
-
-@dataclass(frozen=True)
-class NodeSeen:
-    last_keepalive: float  # leader monotonic arrival time of the latest keepalive
-    members: Mapping[tuple[str, str], MemberReport] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Observations:
-    leader_since: float
-    nodes: Mapping[str, NodeSeen] = field(default_factory=dict)
-    # Nodes a majority of coordinators (this one included) have not acknowledged
-    # for one TTL. None: this coordinator's own view is final (single coordinator,
-    # unit tests). With several coordinators an agent's lease is renewed by a
-    # majority of them, so the leader alone must not declare a node lost.
-    quorum_expired: frozenset[str] | None = None
-    # Active-active members a load balancer's own checks call failing (LB as the
-    # cluster manager, coordinator/lbhealth.py): (group, member) -> why.
-    lb_down: Mapping[tuple[str, str], str] = field(default_factory=dict)
-    # Per node, a counter that moves whenever its member reports change in a way the
-    # rules read (leases.LeaseTable): lets the controller skip groups nothing changed
-    # for (decide_dirty.py). Not read by the rules themselves.
-    versions: Mapping[str, int] = field(default_factory=dict)
-
-    def fresh(self, node: str, now: float, ttl: float) -> bool:
-        """This coordinator itself heard from `node` within one TTL: its report is current."""
-        seen = self.nodes.get(node)
-        return seen is not None and now - seen.last_keepalive <= ttl
-
-    def node_alive(self, node: str, now: float, ttl: float) -> bool:
-        """Not (yet) lost. A new leader expires nothing for one TTL after it took over
-        (DESIGN §3); with several coordinators a node is lost only when a majority
-        of them have not heard from it for one TTL."""
-        if self.fresh(node, now, ttl) or now - self.leader_since <= ttl:
-            return True
-        return self.quorum_expired is not None and node not in self.quorum_expired
-
-    def report(self, member: Member) -> MemberReport | None:
-        seen = self.nodes.get(member.node)
-        return None if seen is None else seen.members.get((member.group, member.name))
+__all__ = ["MemberReport", "NodeSeen", "Observations", "Policy", "decide", "observed_health"]
 
 
 def decide(state: ClusterState, obs: Observations, now: float, policy: Policy,
-           groups: Iterable[str] | None = None) -> list[Command]:
+           groups: Iterable[str] | None = None, *, ids: Callable[[], str],
+           at: float) -> list[Command]:
     """The commands that move `state` toward what the observations call for.
+
+    `ids` gives each command's request id and `at` is the proposer's wall clock (event
+    timestamps): the caller's, so equal inputs give equal commands. The controller
+    passes `commands.new_rid` and `time.time()`; ids must be unique per proposal, or
+    the state machine answers a new command with an old one's result.
 
     `groups`: decide only these (None: all). Every rule reads and changes one group
     (its members, their nodes' observations and committed facts), so the commands for
@@ -113,6 +61,9 @@ def decide(state: ClusterState, obs: Observations, now: float, policy: Policy,
     picks the groups whose inputs changed."""
     out: list[Command] = []
     scratch = state
+
+    def st() -> Stamp:
+        return {"rid": ids(), "at": at}
 
     def emit(cmd: Command) -> None:
         # Apply to a scratch copy so later rules see the effect of earlier ones;
@@ -125,18 +76,18 @@ def decide(state: ClusterState, obs: Observations, now: float, policy: Policy,
 
     for node in sorted(state.nodes.values(), key=lambda n: n.name):
         if node.stopped and node.rejoining and obs.fresh(node.name, now, policy.ttl):
-            emit(C.node_started(node.name))  # rule 7: running again
+            emit(C.node_started(node.name, **st()))  # rule 7: running again
     names = sorted(state.groups) if groups is None else sorted(
         g for g in set(groups) if g in state.groups)
     for gname in names:
-        _sync_health(scratch, scratch.groups[gname], obs, now, policy, emit)
+        _sync_health(scratch, scratch.groups[gname], obs, now, policy, emit, st)
         # Before the role rules, so a member that has just become stable can be
         # elected in the same call: one call reaches the fixed point (idempotent).
-        _stabilize(scratch, scratch.groups[gname], obs, now, policy, emit)
+        _stabilize(scratch, scratch.groups[gname], obs, now, policy, emit, st)
         if scratch.groups[gname].mode == GroupMode.ACTIVE_STANDBY:
-            _roles(lambda: scratch, gname, obs, now, policy, emit)
+            _roles(lambda: scratch, gname, obs, now, policy, emit, st)
         elif scratch.groups[gname].mode == GroupMode.ACTIVE_ACTIVE:
-            pool_rules(lambda: scratch, gname, obs, now, policy, emit)  # decide_pool.py
+            pool_rules(lambda: scratch, gname, obs, now, policy, emit, st)  # decide_pool.py
     return out
 
 
@@ -175,7 +126,7 @@ def _candidate(state: ClusterState, group: Group, obs: Observations, now: float,
 
 
 def _sync_health(state: ClusterState, group: Group, obs: Observations, now: float,
-                 policy: Policy, emit) -> None:
+                 policy: Policy, emit, st: Callable[[], Stamp]) -> None:
     for m in sorted(group.members.values(), key=lambda m: m.name):
         seen = observed_health(m, obs, now, policy)
         if seen == m.health:
@@ -190,10 +141,11 @@ def _sync_health(state: ClusterState, group: Group, obs: Observations, now: floa
                 and node.stopped:
             continue  # rule 7: stopped on purpose, not failed
         reason = "lease expired" if seen == Health.LOST else "agent report"
-        emit(C.set_health(group.name, m.name, seen, reason=reason))
+        emit(C.set_health(group.name, m.name, seen, reason=reason, **st()))
 
 
-def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, emit) -> None:
+def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, emit,
+           st: Callable[[], Stamp]) -> None:
     state: ClusterState = current()
     group = state.groups[gname]
     if group.active is not None:
@@ -204,22 +156,23 @@ def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, e
             target = _candidate(state, group, obs, now, policy, exclude=active.name)
             if target is not None:
                 cmd = C.promote(gname, target.name, group.epoch,
-                                reason=f"active {active.name} lost (lease expired)")
+                                reason=f"active {active.name} lost (lease expired)", **st())
                 cmd["replace"] = active.name
                 emit(cmd)
                 return
-            emit(C.set_health(gname, active.name, Health.LOST, reason="lease expired"))
+            emit(C.set_health(gname, active.name, Health.LOST, reason="lease expired",
+                              **st()))
             emit(C.demote(gname, current().groups[gname].epoch, quarantine=True,
-                          reason=f"active {active.name} lost and no eligible standby"))
+                          reason=f"active {active.name} lost and no eligible standby", **st()))
         elif seen == Health.UNHEALTHY:
             target = _candidate(state, group, obs, now, policy, exclude=active.name)
             emit(C.demote(gname, group.epoch, quarantine=True,
                           handover_to=target.name if target else None,
-                          reason=f"active {active.name} unhealthy"))
+                          reason=f"active {active.name} unhealthy", **st()))
         elif node is not None and node.maintenance:
             target = _candidate(state, group, obs, now, policy, exclude=active.name)
             emit(C.demote(gname, group.epoch, handover_to=target.name if target else None,
-                          reason=f"node {node.name} in maintenance"))
+                          reason=f"node {node.name} in maintenance", **st()))
         state = current()
         group = state.groups[gname]
 
@@ -228,7 +181,7 @@ def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, e
         if old is None or _released(old, group.releasing_epoch, obs, now, policy):
             why = "lease expired" if old is not None and not obs.node_alive(
                 old.node, now, policy.ttl) else "agent confirmed"
-            emit(C.confirm_release(gname, group.releasing, group.epoch, reason=why))
+            emit(C.confirm_release(gname, group.releasing, group.epoch, reason=why, **st()))
         state = current()
         group = state.groups[gname]
 
@@ -237,7 +190,7 @@ def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, e
         if target is not None:
             reason = ("planned switchover" if group.handover_to == target.name
                       else "no active member")
-            emit(C.promote(gname, target.name, group.epoch, reason=reason))
+            emit(C.promote(gname, target.name, group.epoch, reason=reason, **st()))
 
 
 def _released(old: Member, demote_epoch: int, obs: Observations, now: float,
@@ -249,7 +202,7 @@ def _released(old: Member, demote_epoch: int, obs: Observations, now: float,
 
 
 def _stabilize(state: ClusterState, group: Group, obs: Observations, now: float,
-               policy: Policy, emit) -> None:
+               policy: Policy, emit, st: Callable[[], Stamp]) -> None:
     for m in sorted(group.members.values(), key=lambda m: m.name):
         if not m.quarantined or m.name in (group.active, group.releasing):
             continue
@@ -258,4 +211,4 @@ def _stabilize(state: ClusterState, group: Group, obs: Observations, now: float,
                 and obs.fresh(m.node, now, policy.ttl)
                 and report.healthy_since is not None
                 and now - report.healthy_since >= policy.stabilization):
-            emit(C.clear_quarantine(group.name, m.name))
+            emit(C.clear_quarantine(group.name, m.name, **st()))

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vnfha.coordinator.decide import Observations, Policy
 from vnfha.coordinator.model import ClusterState, GroupMode, node_index
+from vnfha.coordinator.observations import Observations, Policy
 
 
 class DirtyTracker:

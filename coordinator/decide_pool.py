@@ -24,27 +24,26 @@ scratch state it reads). Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from vnfha.coordinator import commands as C
-from vnfha.coordinator.commands import Command
+from vnfha.coordinator.commands import Command, Stamp
 from vnfha.coordinator.model import ClusterState, Group, Health, Recovery
+from vnfha.coordinator.observations import Observations, Policy
 from vnfha.coordinator.pool_state import in_service_eligible
-
-if TYPE_CHECKING:  # decide imports this module
-    from vnfha.coordinator.decide import Observations, Policy
 
 
 def pool_rules(current: Callable[[], ClusterState], gname: str, obs: Observations, now: float,
-               policy: Policy, emit: Callable[[Command], None]) -> None:
-    """Emit the commands rules 1-3 call for in one active-active group."""
-    _exclude(current, gname, obs, emit)
-    _request_recoveries(current, gname, obs, now, policy, emit)
-    _admit(current, gname, obs, now, policy, emit)
+               policy: Policy, emit: Callable[[Command], None],
+               st: Callable[[], Stamp]) -> None:
+    """Emit the commands rules 1-3 call for in one active-active group. `st` gives each
+    command's request id and clock (decide's caller chooses them)."""
+    _exclude(current, gname, obs, emit, st)
+    _request_recoveries(current, gname, obs, now, policy, emit, st)
+    _admit(current, gname, obs, now, policy, emit, st)
 
 
 def _exclude(current: Callable[[], ClusterState], gname: str, obs: Observations,
-             emit: Callable[[Command], None]) -> None:
+             emit: Callable[[Command], None], st: Callable[[], Stamp]) -> None:
     for name in sorted(current().groups[gname].pool):
         state = current()
         group = state.groups[gname]
@@ -57,16 +56,16 @@ def _exclude(current: Callable[[], ClusterState], gname: str, obs: Observations,
             why = ("lease expired" if m.health == Health.LOST
                    else "reported unhealthy")
             emit(C.pool_exclude(gname, name, group.pool_version,
-                                reason=f"member {name} {why} (node {m.node})"))
+                                reason=f"member {name} {why} (node {m.node})", **st()))
         elif lb_says is not None:
             emit(C.pool_exclude(gname, name, group.pool_version,
                                 reason=f"member {name} failing the load balancer's checks "
-                                       f"({lb_says})"))
+                                       f"({lb_says})", **st()))
         elif node is None or node.maintenance or node.stopped:
             emit(C.pool_exclude(gname, name, group.pool_version, recover=False,
                                 reason=f"node {m.node} "
                                        + ("stopped" if node is not None and node.stopped
-                                          else "in maintenance")))
+                                          else "in maintenance"), **st()))
 
 
 def lb_confirmed(group: Group, rec: Recovery, obs: Observations, now: float,
@@ -82,18 +81,19 @@ def lb_confirmed(group: Group, rec: Recovery, obs: Observations, now: float,
 
 
 def _request_recoveries(current: Callable[[], ClusterState], gname: str, obs: Observations,
-                        now: float, policy: Policy, emit: Callable[[Command], None]) -> None:
+                        now: float, policy: Policy, emit: Callable[[Command], None],
+                        st: Callable[[], Stamp]) -> None:
     group = current().groups[gname]
     for name in sorted(group.recoveries):
         rec = group.recoveries[name]
         if rec.status == "awaiting_lb" and lb_confirmed(group, rec, obs, now, policy):
             emit(C.recovery_update(gname, name, rec.failure, "requested",
                                    message=f"excluded at pool version {rec.failure}, "
-                                           "applied by the load balancer"))
+                                           "applied by the load balancer", **st()))
 
 
 def _admit(current: Callable[[], ClusterState], gname: str, obs: Observations, now: float,
-           policy: Policy, emit: Callable[[Command], None]) -> None:
+           policy: Policy, emit: Callable[[Command], None], st: Callable[[], Stamp]) -> None:
     for name in sorted(current().groups[gname].members):
         state = current()
         group = state.groups[gname]
@@ -108,4 +108,4 @@ def _admit(current: Callable[[], ClusterState], gname: str, obs: Observations, n
             was_out = name in group.recoveries or group.pool_version > 0
             emit(C.pool_admit(gname, name, group.pool_version,
                               reason="healthy and stable: back in service" if was_out
-                              else "healthy: in service"))
+                              else "healthy: in service", **st()))

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 
-from vnfha.coordinator.decide import MemberReport, NodeSeen, Observations
 from vnfha.coordinator.model import Health
+from vnfha.coordinator.observations import MemberReport, NodeSeen, Observations
 
 
 @dataclass(frozen=True)

@@ -21,35 +21,14 @@ from typing import Any
 
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.model import ClusterState, Group, GroupMode, Recovery
+from vnfha.coordinator.state_rules import Refused, Result, eligible, ok
+from vnfha.coordinator.state_rules import event as _event
+from vnfha.coordinator.state_rules import group as _group
+from vnfha.coordinator.state_rules import member as _member
+from vnfha.coordinator.state_rules import put_group as _put_group
 
-# `state_machine` imports this module at its end to add the handlers below to its
-# dispatch table; its helpers are looked up when a command is applied, and the
-# module is bound at the end of this file, so either module may be imported first.
-Result = dict[str, Any]
-
-
-def Refused(code: str, message: str) -> Exception:
-    return sm.Refused(code, message)
-
-
-def _event(*a: Any, **kw: Any) -> ClusterState:
-    return sm._event(*a, **kw)
-
-
-def _group(state: ClusterState, name: str) -> Group:
-    return sm._group(state, name)
-
-
-def _member(group: Group, name: str) -> Any:
-    return sm._member(group, name)
-
-
-def _put_group(state: ClusterState, group: Group) -> ClusterState:
-    return sm._put_group(state, group)
-
-
-def ok(**extra: Any) -> Result:
-    return sm.ok(**extra)
+# `state_machine` imports this module for its dispatch table (POOL_APPLY); the helpers
+# both share live in `state_rules`, so neither imports the other.
 
 OPEN = ("awaiting_lb", "requested")
 CLOSED = ("succeeded", "gave_up", "cancelled")
@@ -67,7 +46,7 @@ TRANSITIONS = {
 def in_service_eligible(state: ClusterState, group: Group, member: str) -> str | None:
     """Why `member` may not (re)join the pool, or None: the same committed facts that
     decide whether an active/standby member may become active."""
-    return sm.eligible(state, group.members[member])
+    return eligible(state, group.members[member])
 
 
 def _aa_group(state: ClusterState, name: str) -> Group:
@@ -207,5 +186,3 @@ POOL_APPLY: dict[str, Any] = {
     "recovery_update": _recovery_update,
 }
 
-
-from vnfha.coordinator import state_machine as sm  # noqa: E402  (see the note at the top)

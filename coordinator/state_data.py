@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.model import Checkpoint, ClusterState, Group, GroupQueue, QueueMessage
+from vnfha.coordinator.state_rules import Refused
 
 __all__ = ["check_write_epoch", "publish", "put_checkpoint"]
 
@@ -33,9 +34,6 @@ Result = dict[str, Any]
 
 
 def _refuse(code: str, message: str) -> NoReturn:
-    # Imported here: state_machine imports this module for its dispatch table.
-    from vnfha.coordinator.state_machine import Refused
-
     raise Refused(code, message)
 
 

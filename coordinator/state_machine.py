@@ -26,9 +26,7 @@ from typing import Any
 from vnfha.coordinator import state_data
 from vnfha.coordinator.commands import Command, InvalidCommand, digest, validate_command
 from vnfha.coordinator.model import (
-    MAX_EVENTS,
     ClusterState,
-    Event,
     Group,
     GroupMode,
     Health,
@@ -38,58 +36,28 @@ from vnfha.coordinator.model import (
     state_to_dict,
     with_member,
 )
+from vnfha.coordinator.pool_state import POOL_APPLY, seed_pool
+from vnfha.coordinator.state_rules import (  # shared with pool_state and state_data
+    Refused,
+    Result,
+    best_candidate,
+    eligible,
+    ok,
+    refused,
+)
+from vnfha.coordinator.state_rules import check_epoch as _check_epoch
+from vnfha.coordinator.state_rules import event as _event
+from vnfha.coordinator.state_rules import group as _group
+from vnfha.coordinator.state_rules import member as _member
+from vnfha.coordinator.state_rules import put_group as _put_group
 
 log = logging.getLogger("vnfha.state")
 
-Result = dict[str, Any]
 DEDUP_WINDOW = 10_000
 #: Key of the command digest inside a remembered result (never returned to callers).
 DIGEST_KEY = "_digest"
 #: Error code of a request id reused with a different command.
 RID_REUSED = "request_id_reused"
-
-
-class Refused(Exception):
-    """A command that is well-formed but not allowed in the current state."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def ok(**extra: Any) -> Result:
-    return {"ok": True, **extra}
-
-
-def refused(code: str, message: str) -> Result:
-    return {"ok": False, "error": code, "message": message}
-
-
-def eligible(state: ClusterState, member: Member) -> str | None:
-    """Why `member` may not become active, or None if it may (committed facts only)."""
-    node = state.nodes.get(member.node)
-    if node is None:
-        return f"node {member.node!r} is not registered"
-    if node.maintenance:
-        return f"node {member.node!r} is in maintenance"
-    if node.stopped:
-        return f"node {member.node!r} is stopped (its agent was stopped)"
-    if member.health != Health.HEALTHY:
-        return f"member {member.name!r} is {member.health.value}"
-    if member.quarantined:
-        return f"member {member.name!r} failed recently and is not yet stable"
-    return None
-
-
-def best_candidate(state: ClusterState, group: Group, exclude: str | None = None) -> Member | None:
-    """Highest priority eligible member; name breaks ties so every node picks the same."""
-    candidates = [m for m in group.members.values()
-                  if m.name != exclude and m.name != group.releasing
-                  and eligible(state, m) is None]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda m: (-m.priority, m.name))
 
 
 def apply(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
@@ -102,39 +70,6 @@ def apply(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     except Refused as e:
         return state, refused(e.code, e.message)
     return replace(new_state, revision=state.revision + 1), result
-
-
-def _event(state: ClusterState, cmd: Command, kind: str, **fields: Any) -> ClusterState:
-    ev = Event(seq=state.next_event_seq, at=float(cmd.get("at", 0.0)), kind=kind,
-               actor=str(cmd.get("actor", "")), **fields)
-    events = (*state.events, ev)[-MAX_EVENTS:]
-    return replace(state, events=events, next_event_seq=state.next_event_seq + 1)
-
-
-def _group(state: ClusterState, name: str) -> Group:
-    g = state.groups.get(name)
-    if g is None:
-        raise Refused("unknown_group", f"unknown group {name!r}")
-    return g
-
-
-def _member(group: Group, name: str) -> Member:
-    m = group.members.get(name)
-    if m is None:
-        raise Refused("unknown_member", f"group {group.name!r} has no member {name!r}")
-    return m
-
-
-def _check_epoch(group: Group, cmd: Command) -> None:
-    if cmd["expect_epoch"] != group.epoch:
-        raise Refused("stale_epoch", f"group {group.name!r} is at epoch {group.epoch}, "
-                                     f"command expected {cmd['expect_epoch']}")
-
-
-def _put_group(state: ClusterState, group: Group) -> ClusterState:
-    groups = dict(state.groups)
-    groups[group.name] = group
-    return replace(state, groups=groups)
 
 
 def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
@@ -434,10 +369,7 @@ _APPLY = {
     "batch": _batch,
 }
 
-# Active-active pools live in their own module; it needs the helpers above.
-from vnfha.coordinator.pool_state import POOL_APPLY, seed_pool  # noqa: E402
-
-_APPLY.update(POOL_APPLY)
+_APPLY.update(POOL_APPLY)  # active-active pools: their handlers live in pool_state
 
 
 class StateMachine:

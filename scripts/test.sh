@@ -5,6 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 echo "== ruff"
 ruff check .
+echo "== import contracts (.importlinter)"
+lint-imports
 echo "== ansible-lint (production profile)"
 (cd ansible && ansible-lint --offline --profile production)
 echo "== generated protobuf stubs"

@@ -14,6 +14,11 @@ is an exception.
   example no leader was reachable when it was submitted).
 * `OutcomeUnknown` means it may or may not have been applied. Retry with the
   same command (same ``rid``): the state machine applies a request id once.
+
+Beyond that contract backends differ, and each says how in one place: its
+`guarantees` (a `Guarantees`, below). Config load and the contract suite read the
+declaration instead of asking which backend they have, and the contract suite checks
+that each declared guarantee holds (tests/contract/test_store_guarantees.py).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.model import ClusterState
@@ -42,8 +48,36 @@ class OutcomeUnknown(StoreError):
     """Maybe applied. Retry the same command (same rid) to learn the result."""
 
 
+@dataclass(frozen=True)
+class Guarantees:
+    """What a backend promises beyond the common contract (after tooz's per-driver
+    characteristics): declared by each backend class, read by config load and the
+    contract suite, so nothing else needs to know which backend it has."""
+
+    #: The state outlives a restart of every coordinator process (Raft's journal,
+    #: etcd's own storage). False: a restart starts from the empty state.
+    durable: bool
+    #: `submit_as_leader` is refused by the backend itself, in the same write, once
+    #: this node is no longer the leader (etcd compares the leader key in the
+    #: transaction). False: a best-effort check just before submitting; safety then
+    #: rests on the state machine's epoch compare-and-set (and, for Raft, on a deposed
+    #: leader in a minority being unable to commit).
+    fenced_leader_writes: bool
+    #: Commits are decided by a quorum outside the coordinators (an etcd cluster), so
+    #: the coordinators' own number does not decide availability of writes.
+    external_quorum: bool
+    #: After a restart, reads never return older state than this node served before
+    #: it (`read_gate` holds them until it has caught up).
+    monotonic_reads_after_restart: bool
+    #: Several coordinators may share the state (cluster.members may list more than one).
+    shared: bool
+
+
 class Store(ABC):
     """Durable, ordered application of commands, plus leadership facts."""
+
+    #: What this backend promises (see Guarantees); every backend class sets it.
+    guarantees: ClassVar[Guarantees]
 
     def __init__(self) -> None:
         self._changed = threading.Condition()

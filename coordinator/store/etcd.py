@@ -31,7 +31,13 @@ import grpc
 from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.state_machine import RID_REUSED, StateMachine, refused
-from vnfha.coordinator.store.base import OutcomeUnknown, Result, Store, StoreUnavailable
+from vnfha.coordinator.store.base import (
+    Guarantees,
+    OutcomeUnknown,
+    Result,
+    Store,
+    StoreUnavailable,
+)
 from vnfha.coordinator.store.etcd_access import EtcdAccessError, check_access, explain
 from vnfha.coordinator.store.etcd_client import (
     EtcdClient,
@@ -66,6 +72,11 @@ def lease_valid_until(sent_at: float, granted_ttl: float) -> float:
 
 
 class EtcdStore(Store):
+    # etcd keeps the state and decides commits; a leader's writes compare the leader
+    # key in the same transaction; reads wait for the first read from etcd.
+    guarantees = Guarantees(durable=True, fenced_leader_writes=True, external_quorum=True,
+                            monotonic_reads_after_restart=True, shared=True)
+
     def __init__(self, node_id: str, settings: EtcdSettings,
                  clock: Callable[[], float] = time.monotonic,
                  client_factory: Callable[[EtcdSettings], EtcdClient] = EtcdClient) -> None:

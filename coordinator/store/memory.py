@@ -12,10 +12,14 @@ from typing import Any
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.state_machine import StateMachine
-from vnfha.coordinator.store.base import Result, Store, StoreUnavailable
+from vnfha.coordinator.store.base import Guarantees, Result, Store, StoreUnavailable
 
 
 class MemoryStore(Store):
+    # One process, nothing on disk: for tests, demos and a single coordinator.
+    guarantees = Guarantees(durable=False, fenced_leader_writes=False, external_quorum=False,
+                            monotonic_reads_after_restart=False, shared=False)
+
     def __init__(self, node_id: str = "memory") -> None:
         super().__init__()
         self._node_id = node_id

@@ -16,10 +16,22 @@ from vnfha.coordinator.raft.errors import CommitTimeoutError, NoLeaderError, Raf
 from vnfha.coordinator.raft.log import ReplicatedLog
 from vnfha.coordinator.raft.settings import RaftSettings
 from vnfha.coordinator.state_machine import StateMachine, refused
-from vnfha.coordinator.store.base import OutcomeUnknown, Result, Store, StoreUnavailable
+from vnfha.coordinator.store.base import (
+    Guarantees,
+    OutcomeUnknown,
+    Result,
+    Store,
+    StoreUnavailable,
+)
 
 
 class RaftStore(Store):
+    # The journal survives restarts and `read_gate` holds reads until it is re-applied;
+    # the quorum is the coordinators; submit_as_leader checks leadership just before
+    # proposing (a deposed leader in a minority cannot commit anyway).
+    guarantees = Guarantees(durable=True, fenced_leader_writes=False, external_quorum=False,
+                            monotonic_reads_after_restart=True, shared=True)
+
     def __init__(self, node_id: str, settings: RaftSettings,
                  ids_by_address: dict[str, str]) -> None:
         super().__init__()

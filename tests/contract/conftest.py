@@ -188,3 +188,41 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         request.getfixturevalue("etcd_server")
     with BACKENDS[request.param]() as s:
         yield s
+
+
+# -- stores that can be stopped and opened again on the same data ---------------------------
+# For the guarantees checks (test_store_guarantees.py): `make()` builds a new, unstarted
+# store of the backend on the same data (files, port, etcd prefix) each time it is called.
+
+def _memory_reopen(tmp: Path) -> Callable[[], Store]:
+    del tmp  # nothing to reopen: a new process starts empty
+    return MemoryStore
+
+
+def _raft_reopen(tmp: Path) -> Callable[[], Store]:
+    addr = f"127.0.0.1:{_port()}"
+    settings = RaftSettings(self_address=addr, peers=(), data_dir=tmp / "c1",
+                            election_timeout_min=0.6, election_timeout_max=1.2)
+    return lambda: RaftStore("c1", settings, {addr: "c1"})
+
+
+def _etcd_reopen(tmp: Path) -> Callable[[], Store]:
+    del tmp
+    assert _ETCD, "the etcd_server fixture did not start etcd"
+    settings = EtcdSettings(endpoints=(_ETCD[0].endpoint,),
+                            prefix=f"/contract/{next(_prefixes)}", session_ttl=2)
+    return lambda: EtcdStore("c1", settings)
+
+
+REOPENABLE: dict[str, Callable[[Path], Callable[[], Store]]] = {
+    "memory": _memory_reopen,
+    "raft-1": _raft_reopen,
+    "etcd": _etcd_reopen,
+}
+
+
+@pytest.fixture(params=sorted(REOPENABLE))
+def reopenable(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    if request.param.startswith("etcd"):
+        request.getfixturevalue("etcd_server")
+    return REOPENABLE[request.param](tmp_path)

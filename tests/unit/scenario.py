@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vnfha.coordinator.commands import Command
+from vnfha.coordinator.commands import Command, new_rid
 from vnfha.coordinator.decide import MemberReport, NodeSeen, Observations, Policy, decide
 from vnfha.coordinator.model import ClusterState, Health
 from vnfha.coordinator.state_machine import apply
@@ -145,7 +145,7 @@ class Scenario:
                             quorum_expired=self.quorum_expired)
 
     def decide(self) -> list[Command]:
-        return decide(self.state, self.observations(), self.now, self.policy)
+        return decide(self.state, self.observations(), self.now, self.policy, ids=new_rid, at=0.0)
 
     def submit(self, cmd: Command) -> dict:
         """An admin command (switchover, maintenance): must be accepted."""
@@ -155,11 +155,11 @@ class Scenario:
 
     def step(self) -> list[Command]:
         obs = self.observations()
-        cmds = decide(self.state, obs, self.now, self.policy)
+        cmds = decide(self.state, obs, self.now, self.policy, ids=new_rid, at=0.0)
         for cmd in cmds:
             self.state, result = apply(self.state, cmd)
             assert result["ok"], (cmd, result)
-        again = decide(self.state, obs, self.now, self.policy)
+        again = decide(self.state, obs, self.now, self.policy, ids=new_rid, at=0.0)
         assert again == [], f"decide is not idempotent: then {ops(cmds)}, now {ops(again)}"
         self.history.extend(cmds)
         return cmds

@@ -14,6 +14,7 @@ from cluster_builders import build, run
 from scenario import POLICY, TTL, Scenario
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator.commands import new_rid
 from vnfha.coordinator.control import Controller, entries
 from vnfha.coordinator.decide import decide
 from vnfha.coordinator.leases import LeaseTable, Report
@@ -143,7 +144,7 @@ def test_a_round_as_one_batch_commits_what_decide_computed(seed):
                     sc.health(m.name, rng.choice((Health.HEALTHY, Health.UNHEALTHY)), g.name)
         alive = [n for n in sorted(st.nodes) if rng.random() > 0.2]
         sc.keepalive(*alive)
-        cmds = decide(sc.state, sc.observations(), sc.now, POLICY)
+        cmds = decide(sc.state, sc.observations(), sc.now, POLICY, ids=new_rid, at=0.0)
         one_by_one = run(sc.state, *cmds)
         batched = sc.state
         for entry in entries(cmds):

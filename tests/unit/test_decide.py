@@ -9,6 +9,7 @@ from cluster_builders import GROUP, build, run
 from scenario import EPS, POLICY, STABILIZATION, TTL, Scenario, ops
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator.commands import new_rid
 from vnfha.coordinator.decide import MemberReport, NodeSeen, Observations, decide
 from vnfha.coordinator.model import Health, state_to_dict
 from vnfha.coordinator.state_machine import apply
@@ -103,8 +104,8 @@ def test_new_leader_measures_from_leadership_not_old_keepalive():
     st = build(active="a")
     obs = Observations(leader_since=200.0, nodes={
         n: NodeSeen(last_keepalive=150.0) for n in ("n1", "n2", "n3")})
-    assert decide(st, obs, 200.0 + TTL, POLICY) == []
-    assert decide(st, obs, 200.0 + TTL + EPS, POLICY) != []
+    assert decide(st, obs, 200.0 + TTL, POLICY, ids=new_rid, at=0.0) == []
+    assert decide(st, obs, 200.0 + TTL + EPS, POLICY, ids=new_rid, at=0.0) != []
 
 
 def test_new_leader_fails_over_silent_active_after_one_ttl():
@@ -414,9 +415,12 @@ def test_decide_is_pure():
     # Only b's node is heard (and b reports healthy): a and c are lost.
     obs = Observations(leader_since=0.0, nodes={"n2": NodeSeen(
         last_keepalive=9.0, members={(GROUP, "b"): MemberReport(health=Health.HEALTHY)})})
-    a = decide(st, obs, 10.0, POLICY)
-    b = decide(st, obs, 10.0, POLICY)
-    assert ops(a) == ops(b) == [("set_health", "c", "lost"), ("promote", "b", "replace=a")]
+    a = decide(st, obs, 10.0, POLICY, ids=iter(["r1", "r2"]).__next__, at=1234.5)
+    b = decide(st, obs, 10.0, POLICY, ids=iter(["r1", "r2"]).__next__, at=1234.5)
+    assert ops(a) == [("set_health", "c", "lost"), ("promote", "b", "replace=a")]
+    # Whole commands, request ids and clocks included: no hidden uuid or clock inside.
+    assert a == b
+    assert [(c["rid"], c["at"]) for c in a] == [("r1", 1234.5), ("r2", 1234.5)]
     assert state_to_dict(st) == before, "decide must not touch the state it was given"
 
 
@@ -505,13 +509,13 @@ def test_commands_from_decide_apply_in_order_on_fresh_copy():
     in order, even when several rules fire in one call."""
     st = build(health=None)
     obs = Observations(leader_since=0.0, nodes={})
-    cmds = decide(st, obs, TTL + 1.0, POLICY)  # everyone lost
+    cmds = decide(st, obs, TTL + 1.0, POLICY, ids=new_rid, at=0.0)  # everyone lost
     assert ops(cmds) == [("set_health", "a", "lost"), ("set_health", "b", "lost"),
                          ("set_health", "c", "lost")]
     for c in cmds:
         st, r = apply(st, c)
         assert r["ok"], r
-    assert decide(st, obs, TTL + 1.0, POLICY) == []
+    assert decide(st, obs, TTL + 1.0, POLICY, ids=new_rid, at=0.0) == []
 
 
 def test_new_leader_grace_does_not_revive_stale_reports():
@@ -528,7 +532,7 @@ def test_new_leader_grace_does_not_revive_stale_reports():
                        members={(GROUP, "b"): MemberReport(health=Health.HEALTHY,
                                                            seen_epoch=1, active_epoch=1)}),
     })
-    cmds = decide(st, obs, now, POLICY)
+    cmds = decide(st, obs, now, POLICY, ids=new_rid, at=0.0)
     assert [c for c in cmds if c.get("member") == "a"] == []
 
 
@@ -539,7 +543,8 @@ def test_member_without_a_fresh_report_is_never_elected():
         n: NodeSeen(last_keepalive=now - 2 * TTL,
                     members={(GROUP, m): MemberReport(health=Health.HEALTHY)})
         for n, m in (("n1", "a"), ("n2", "b"), ("n3", "c"))}, quorum_expired=frozenset())
-    assert [c for c in decide(st, stale, now, POLICY) if c["op"] == "promote"] == []
+    cmds = decide(st, stale, now, POLICY, ids=new_rid, at=0.0)
+    assert [c for c in cmds if c["op"] == "promote"] == []
 
 
 # --- a clean start: a new member's first results ----------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from cluster_builders import build, run
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator.commands import new_rid
 from vnfha.coordinator.control import entries
 from vnfha.coordinator.decide import Policy, decide
 from vnfha.coordinator.decide_dirty import DirtyTracker
@@ -116,9 +117,9 @@ def test_incremental_decide_proposes_what_a_full_sweep_proposes(seed):
         w.perturb()
         w.keepalives()
         obs = w.leases.observations(w.leader_since, w.quorum_expired)
-        full = decide(w.state, obs, w.now, POLICY)
+        full = decide(w.state, obs, w.now, POLICY, ids=new_rid, at=0.0)
         groups = tracker.groups(w.state, obs, w.now, POLICY)
-        incremental = decide(w.state, obs, w.now, POLICY, groups=groups)
+        incremental = decide(w.state, obs, w.now, POLICY, groups=groups, ids=new_rid, at=0.0)
         assert comparable(incremental) == comparable(full), (seed, groups)
         if groups is not None and len(groups) < len(w.state.groups):
             partial_rounds += 1
