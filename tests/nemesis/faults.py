@@ -36,14 +36,11 @@ PAIRS = ("vm1+vm2", "leader+active-vm", "c1+vm1", "c2+vm2", "c3+active-vm", "lea
 
 FAULTS: dict[str, tuple[KindSpec, Inject]] = {}
 DEFAULT_OFF: set[str] = set()  # kinds a run enables only when asked (--kinds / NEMESIS_KINDS)
-# Kinds that break a property on today's main, with the fix that must land before the
-# bounded test (test_nemesis.py) runs them by default. bench/nemesis.py runs them.
-PENDING_FIX: dict[str, str] = {
-    "kill_vm": "two VIP holders for up to the 2 s address lifetime: nothing in user space "
-               "is left to drop the VIP (kernel-enforced lease, issue 12 deliverable 3)",
-    "stop_vm": "a frozen VM keeps its VIP until the address lifetime ends (issue 12 "
-               "deliverable 3)",
-}
+# Kinds that break a property on main, with the fix that must land before the bounded
+# test (test_nemesis.py) runs them by default; bench/nemesis.py runs them anyway.
+# Empty since the kernel-enforced VIP lease (agents/kernellease.py) landed: kill_vm and
+# stop_vm left two VIP holders for up to the 2 s address lifetime before it.
+PENDING_FIX: dict[str, str] = {}
 
 
 def register(spec: KindSpec, fn: Inject, default: bool = True) -> None:

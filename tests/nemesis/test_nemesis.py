@@ -9,9 +9,8 @@ verdict, the history excerpts and the whole fault schedule, so
 (or bench/nemesis.py --seed S --faults N) replays it. NEMESIS_KINDS (comma list)
 picks the fault kinds; the default is every kind not switched off
 (faults.DEFAULT_OFF: the disk faults, until the coordinator handles them) and
-not waiting for a fix of main (faults.PENDING_FIX: whole-VM kill and freeze,
-which leave two VIP holders until the kernel-enforced lease lands). Violations of
-a property in PENDING_PROPERTY are printed but do not fail the test yet.
+not waiting for a fix of main (faults.PENDING_FIX, empty now). Violations of a
+property in PENDING_PROPERTY (empty now) are printed but do not fail the test.
 """
 
 from __future__ import annotations
@@ -30,11 +29,9 @@ pytestmark = pytest.mark.slow
 # Properties main breaks today whatever the kinds: reported by every run, but not
 # failing this test until the fix lands (then delete the entry). bench/nemesis.py
 # counts them as violations.
-PENDING_PROPERTY = {
-    "monotonic_epochs": "a restarted coordinator answers GetStatus with the state it has "
-                        "replayed so far, older than what it served before (issue 12 "
-                        "deliverable 2); seen 0-19 times per 200 faults",
-}
+PENDING_PROPERTY: dict[str, str] = {}  # monotonic_epochs held once reads after a restart
+# were gated (issue 12 deliverable 2): before, a restarted coordinator served 0-19 older
+# epochs per 200 faults.
 
 
 def test_nemesis_keeps_every_property(tmp_path: Path):
