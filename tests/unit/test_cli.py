@@ -242,10 +242,12 @@ def test_status_to_dict_is_plain_json() -> None:
     assert web["members"][1]["lease_age_seconds"] is None
     assert web["members"][1]["flags"] == ["quarantined", "maintenance", "handover-target"]
     assert empty == {"name": "empty", "mode": "active-active", "vip": None, "epoch": 0,
-                     "active": None, "releasing": None, "handover_to": None, "members": [],
-                     "pool": None, "recoveries": [], "checkpoint": None, "queue": None}
+                     "active": None, "releasing": None, "handover_to": None,
+                     "deleting": False, "members": [], "pool": None, "recoveries": [],
+                     "checkpoint": None, "queue": None}
     assert d["nodes"][1] == {"name": "n2", "address": "127.0.0.1", "maintenance": True,
                              "stopped": False, "lease_age_seconds": None}
+    assert d["paused"] is False
 
 
 RECOVERIES = "recoveries (open, or given up while still out):"
