@@ -687,6 +687,15 @@ def _cmd_node_remove(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _cmd_node_readmit(args: argparse.Namespace, out: TextIO) -> int:
+    req = admin_pb2.ReadmitNodeRequest(node=args.node, request_id=uuid.uuid4().hex)
+    _, resp = _client(args).call("ReadmitNode", req)
+    note = "may register again" if resp.changed else "was not removed (unchanged)"
+    _print_result(args, out, {"node": args.node, "changed": resp.changed},
+                  lambda: f"node {safe(args.node)}: {note}")
+    return EXIT_OK
+
+
 def _cmd_group_delete(args: argparse.Namespace, out: TextIO) -> int:
     wait_ms, timeout = _wait_arg(args)
     req = admin_pb2.DeleteGroupRequest(group=args.group, force=args.force,
@@ -972,6 +981,8 @@ def build_parser() -> argparse.ArgumentParser:
     nr.add_argument("--wait", type=float, metavar="SECONDS",
                     help="with --force: how long the server waits for the releases "
                          "(default 5)")
+    na = command(ndsub, "readmit", _cmd_node_readmit, "let a removed node register again")
+    na.add_argument("node")
 
     e = command(sub, "events", _cmd_events, "recent events; --follow to stream new ones")
     e.add_argument("--follow", "-f", action="store_true", help="keep streaming until Ctrl-C")

@@ -38,6 +38,7 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "failover": {"group": str, "to": str, "force": bool},
     "remove_node": {"node": str, "force": bool},
     "delete_group": {"group": str, "force": bool},
+    "readmit_node": {"node": str},
     # State-sync data (coordinator/state_data.py). `data` is base64; the limits travel
     # in the command so every replica enforces the proposer's configured values.
     "publish": {"group": str, "epoch": int, "data": str, "max_message_bytes": int,
@@ -196,6 +197,11 @@ def failover(group: str, to: str, force: bool = False, rid: str | None = None) -
 def remove_node(node: str, force: bool = False, rid: str | None = None) -> Command:
     """Forget a node and its members; refused while one is active unless `force`."""
     return _cmd("remove_node", rid, node=node, force=force)
+
+
+def readmit_node(node: str, rid: str | None = None) -> Command:
+    """Let a removed node register again."""
+    return _cmd("readmit_node", rid, node=node)
 
 
 def delete_group(group: str, force: bool = False, rid: str | None = None) -> Command:

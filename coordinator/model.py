@@ -175,6 +175,9 @@ class ClusterState:
     # `vnfha pause`: no automatic role change (decide rule 8). Agents' leases still
     # apply: a paused cluster never keeps a VIP on a VM that lost its majority.
     paused: bool = False
+    # Nodes removed with `vnfha node remove`: their registration is refused (an agent
+    # still running there must not add them back) until `vnfha node readmit`.
+    removed_nodes: frozenset[str] = frozenset()
 
     def member(self, group: str, member: str) -> Member | None:
         g = self.groups.get(group)
@@ -272,6 +275,7 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
         "checkpoints": {g: checkpoint_to_dict(c) for g, c in state.checkpoints.items()},
         "queues": {g: _queue_to_dict(q) for g, q in state.queues.items()},
         **({"paused": True} if state.paused else {}),
+        **({"removed_nodes": sorted(state.removed_nodes)} if state.removed_nodes else {}),
     }
 
 
@@ -352,6 +356,7 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
         checkpoints={g: checkpoint_from_dict(c) for g, c in d.get("checkpoints", {}).items()},
         queues={g: _queue_from_dict(q) for g, q in d.get("queues", {}).items()},
         paused=bool(d.get("paused", False)),
+        removed_nodes=frozenset(d.get("removed_nodes", ())),
     )
 
 

@@ -175,6 +175,9 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     node_name = cmd["node"]
     if not node_name:
         raise Refused("invalid", "register_node: node name is empty")
+    if node_name in state.removed_nodes:
+        raise Refused("conflict", f"node {node_name!r} was removed (vnfha node remove); "
+                                  f"stop its agent, or run `vnfha node readmit {node_name}`")
     wanted = {(m["group"], m["member"]): m for m in cmd["members"]}
     for (gname, mname) in wanted:
         group = _group(state, gname)
@@ -502,8 +505,18 @@ def _remove_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resul
                        node=node.name, reason="node removed")
         removed.append(f"{g.name}/{m.name}")
     nodes = {k: v for k, v in state.nodes.items() if k != node.name}
-    state = _event(replace(state, nodes=nodes), cmd, "node_removed", node=node.name)
+    state = replace(state, nodes=nodes, removed_nodes=state.removed_nodes | {node.name})
+    state = _event(state, cmd, "node_removed", node=node.name)
     return state, ok(removed=True, pending=[], members=removed)
+
+
+def _readmit_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """A removed node may register again (its agent adds it back as a new node)."""
+    if cmd["node"] not in state.removed_nodes:
+        return state, ok(changed=False)
+    state = replace(state, removed_nodes=state.removed_nodes - {cmd["node"]})
+    state = _event(state, cmd, "node_readmitted", node=cmd["node"])
+    return state, ok(changed=True)
 
 
 def _delete_group(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
@@ -538,6 +551,7 @@ _APPLY = {
     "failover": _failover,
     "remove_node": _remove_node,
     "delete_group": _delete_group,
+    "readmit_node": _readmit_node,
     "drain_node": _drain_node,
     "node_started": _node_started,
     "apply_groups": _apply_groups,

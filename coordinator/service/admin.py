@@ -270,6 +270,14 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                                             members=result.get("members", []),
                                             pending=result.get("pending", []))
 
+    async def ReadmitNode(self, request: admin_pb2.ReadmitNodeRequest,
+                          context: grpc.aio.ServicerContext) -> admin_pb2.ReadmitNodeResponse:
+        await require(context, lambda: names.check_name("node", request.node))
+        rid = await request_id(context, request.request_id)
+        result = await submit_or_abort(self._store, context,
+                                       C.readmit_node(request.node, rid=rid))
+        return admin_pb2.ReadmitNodeResponse(changed=bool(result.get("changed")))
+
     async def DeleteGroup(self, request: admin_pb2.DeleteGroupRequest,
                           context: grpc.aio.ServicerContext) -> admin_pb2.DeleteGroupResponse:
         await require(context, lambda: names.check_name("group", request.group))

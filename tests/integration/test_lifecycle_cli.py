@@ -170,9 +170,16 @@ def test_node_remove(rig: Rig, capsys: pytest.CaptureFixture[str]):
     code, out = rig.vnfha("node", "remove", "vm1", "--force", "-o", "json")
     assert code == 0 and json.loads(out) == {"node": "vm1", "removed": True,
                                              "members": ["web/m1"], "pending": []}
-    rig.sessions["vm1"].stop()
     wait_for(lambda: rig.roles.active_now() == {"m2"}, 5, what="m2 active")
     assert rig.kinds().count("node_removed") == 2
+    # vm1's agent still runs: its keepalives are answered UNKNOWN_NODE and its attempts
+    # to register again are refused, so it holds no lease and no role.
+    time.sleep(TTL * 3)
+    assert "vm1" not in rig.c.store.state().nodes and rig.roles.active_now() == {"m2"}
+    assert not rig.sessions["vm1"].lease.valid(time.monotonic())
+    assert rig.vnfha("node", "readmit", "vm1") == (0, "node vm1: may register again\n")
+    wait_for(lambda: "vm1" in rig.c.store.state().nodes, 10, what="vm1 registered again")
+    assert rig.group().active == "m2"  # back as a standby
 
 
 def test_group_delete(rig: Rig, capsys: pytest.CaptureFixture[str]):

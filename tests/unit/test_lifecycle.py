@@ -210,3 +210,17 @@ def test_commands_validate():
     st = build()
     new, result = apply(st, bad)
     assert result["error"] == "invalid" and new is st
+
+
+def test_removed_node_cannot_register_again_until_readmitted():
+    st = run(build(active="a"), C.remove_node("n3"))
+    assert st.removed_nodes == frozenset({"n3"})
+    assert state_from_dict(state_to_dict(st)).removed_nodes == {"n3"}
+    members = [{"group": GROUP, "member": "c", "priority": 80}]
+    msg = refused(st, C.register_node("n3", "198.18.1.3", members), "conflict")
+    assert "node readmit n3" in msg
+    st, result = apply(st, C.readmit_node("n3"))
+    assert result["changed"] and st.events[-1].kind == "node_readmitted"
+    st = run(st, C.register_node("n3", "198.18.1.3", members))
+    assert "c" in st.groups[GROUP].members and not st.removed_nodes
+    assert apply(st, C.readmit_node("n3"))[1]["changed"] is False

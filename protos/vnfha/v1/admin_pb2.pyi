@@ -379,6 +379,20 @@ class RemoveNodeResponse(_message.Message):
     pending: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, removed: _Optional[bool] = ..., members: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ReadmitNodeRequest(_message.Message):
+    __slots__ = ("node", "request_id")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    request_id: str
+    def __init__(self, node: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ReadmitNodeResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
 class DeleteGroupRequest(_message.Message):
     __slots__ = ("group", "force", "request_id", "wait_ms")
     GROUP_FIELD_NUMBER: _ClassVar[int]

@@ -86,6 +86,11 @@ class AdminServiceStub:
                 request_serializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
                 response_deserializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
                 _registered_method=True)
+        self.ReadmitNode = channel.unary_unary(
+                '/vnfha.v1.AdminService/ReadmitNode',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeResponse.FromString,
+                _registered_method=True)
         self.DeleteGroup = channel.unary_unary(
                 '/vnfha.v1.AdminService/DeleteGroup',
                 request_serializer=vnfha_dot_v1_dot_admin__pb2.DeleteGroupRequest.SerializeToString,
@@ -163,6 +168,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadmitNode(self, request, context):
+        """Let a removed node register again (`vnfha node readmit`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteGroup(self, request, context):
         """Delete a group and its members (`vnfha group delete`).
         """
@@ -222,6 +234,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RemoveNode,
                     request_deserializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeRequest.FromString,
                     response_serializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeResponse.SerializeToString,
+            ),
+            'ReadmitNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadmitNode,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeResponse.SerializeToString,
             ),
             'DeleteGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteGroup,
@@ -501,6 +518,33 @@ class AdminService:
             '/vnfha.v1.AdminService/RemoveNode',
             vnfha_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
             vnfha_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadmitNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/ReadmitNode',
+            vnfha_dot_v1_dot_admin__pb2.ReadmitNodeRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.ReadmitNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,
