@@ -499,8 +499,14 @@ def _remove_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resul
     removed = []
     for m in _hosted(state, node.name):
         g = state.groups[m.group]
-        state = _put_group(state, replace(g, members={k: v for k, v in g.members.items()
-                                                      if k != m.name}))
+        if m.name in g.pool:  # active-active: out of the LB pool first (a new version)
+            state, _ = POOL_APPLY["pool_exclude"](state, {
+                **cmd, "group": g.name, "member": m.name, "expect_version": g.pool_version,
+                "reason": "node removed", "recover": False})
+            g = state.groups[m.group]
+        state = _put_group(state, replace(
+            g, members={k: v for k, v in g.members.items() if k != m.name},
+            recoveries={k: v for k, v in g.recoveries.items() if k != m.name}))
         state = _event(state, cmd, "member_removed", group=g.name, member=m.name,
                        node=node.name, reason="node removed")
         removed.append(f"{g.name}/{m.name}")

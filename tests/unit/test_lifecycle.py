@@ -224,3 +224,16 @@ def test_removed_node_cannot_register_again_until_readmitted():
     st = run(st, C.register_node("n3", "198.18.1.3", members))
     assert "c" in st.groups[GROUP].members and not st.removed_nodes
     assert apply(st, C.readmit_node("n3"))[1]["changed"] is False
+
+
+def test_remove_node_takes_its_member_out_of_an_active_active_pool():
+    st = build(group="aa")
+    st = run(st, C.apply_groups([{"name": "aa", "mode": "active-active",
+                                  "vip": "198.18.0.10/24"}]))
+    g = st.groups["aa"]
+    assert "a" in g.pool
+    st = run(st, C.remove_node("n1"))
+    g = st.groups["aa"]
+    assert "a" not in g.pool and "a" not in g.members
+    assert g.pool_version == 2 and g.pool == {"b", "c"}
+    assert [e.kind for e in st.events[-3:]] == ["excluded", "member_removed", "node_removed"]
