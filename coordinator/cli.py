@@ -296,6 +296,8 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
         leader += " (this one)"
     header = (f"coordinator: {safe(c.node_id or '?')}{where}  leader: {safe(leader)}  "
               f"revision: {c.revision}" + (f"  backend: {safe(c.backend)}" if c.backend else ""))
+    if status.paused:
+        header += "  PAUSED (no automatic failover; vnfha resume)"
     if c.details.get("persist_fault"):  # this coordinator cannot write its raft journal
         header += f"\nNOT READY: {safe(c.details['persist_fault'], 300)}"
     maint = {n.name for n in status.nodes if n.maintenance}
@@ -396,10 +398,11 @@ def status_to_dict(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> d
             "revision": c.revision, "backend": c.backend,
             "details": dict(sorted(c.details.items())),
         },
+        "paused": status.paused,
         "groups": [{
             "name": g.name, "mode": mode_label(g.mode), "vip": g.vip or None, "epoch": g.epoch,
             "active": g.active or None, "releasing": g.releasing or None,
-            "handover_to": g.handover_to or None,
+            "handover_to": g.handover_to or None, "deleting": g.deleting,
             "members": [{
                 "name": m.name, "node": m.node, "role": member_role(g, m),
                 "health": health_label(m.health), "priority": m.priority,
@@ -619,6 +622,89 @@ def _cmd_maintenance(args: argparse.Namespace, out: TextIO) -> int:
     note = "" if resp.changed else " (unchanged)"
     doc = {"node": args.node, "maintenance": on, "changed": resp.changed}
     _print_result(args, out, doc, lambda: f"maintenance {args.state} for node {args.node}{note}")
+    return EXIT_OK
+
+
+def _wait_arg(args: argparse.Namespace) -> tuple[int, float]:
+    """`--wait` as the request's wait_ms and the client deadline that allows for it."""
+    if args.wait is not None and args.wait < 0:
+        raise UsageError("--wait must be >= 0")
+    wait = args.wait if args.wait is not None else 0.0
+    return int(wait * 1000), args.timeout + (wait if wait > 0 else 5.0)
+
+
+def _cmd_pause(args: argparse.Namespace, out: TextIO) -> int:
+    paused = args.command == "pause"
+    req = admin_pb2.SetPausedRequest(paused=paused, request_id=uuid.uuid4().hex)
+    _, resp = _client(args).call("SetPaused", req)
+    note = "" if resp.changed else " (unchanged)"
+    word = "paused" if paused else "resumed"
+    _print_result(args, out, {"paused": paused, "changed": resp.changed},
+                  lambda: f"automatic failover {word}{note}")
+    return EXIT_OK
+
+
+def _cmd_failover(args: argparse.Namespace, out: TextIO) -> int:
+    wait_ms, timeout = _wait_arg(args)
+    req = admin_pb2.FailoverRequest(group=args.group, to_member=args.to, force=args.force,
+                                    request_id=uuid.uuid4().hex, wait_ms=wait_ms)
+    _, resp = _client(args).call("Failover", req, timeout=timeout)
+    doc = {"group": args.group, "from_member": resp.from_member or None,
+           "to_member": resp.to_member or None, "epoch": resp.epoch,
+           "completed": resp.completed, "forced": args.force}
+    _print_result(args, out, doc, lambda: "failover" + format_switchover(
+        args.group, resp).removeprefix("switchover"))
+    return EXIT_OK
+
+
+def _cmd_member_reset(args: argparse.Namespace, out: TextIO) -> int:
+    req = admin_pb2.ResetMemberRequest(group=args.group, member=args.member,
+                                       request_id=uuid.uuid4().hex)
+    _, resp = _client(args).call("ResetMember", req)
+    note = "quarantine cleared" if resp.changed else "was not quarantined (unchanged)"
+    _print_result(args, out, {"group": args.group, "member": args.member,
+                              "changed": resp.changed},
+                  lambda: f"member {args.group}/{args.member}: {note}")
+    return EXIT_OK
+
+
+def _cmd_node_remove(args: argparse.Namespace, out: TextIO) -> int:
+    wait_ms, timeout = _wait_arg(args)
+    req = admin_pb2.RemoveNodeRequest(node=args.node, force=args.force,
+                                      request_id=uuid.uuid4().hex, wait_ms=wait_ms)
+    _, resp = _client(args).call("RemoveNode", req, timeout=timeout)
+    doc = {"node": args.node, "removed": resp.removed, "members": list(resp.members),
+           "pending": list(resp.pending)}
+
+    def table() -> str:
+        if resp.removed:
+            return (f"removed node {safe(args.node)} and {len(resp.members)} member(s)"
+                    + (f": {', '.join(safe(m) for m in resp.members)}" if resp.members else ""))
+        return (f"node {safe(args.node)}: waiting for {', '.join(safe(g) for g in resp.pending)}"
+                " to release (in progress; run the command again)")
+
+    _print_result(args, out, doc, table)
+    return EXIT_OK
+
+
+def _cmd_node_readmit(args: argparse.Namespace, out: TextIO) -> int:
+    req = admin_pb2.ReadmitNodeRequest(node=args.node, request_id=uuid.uuid4().hex)
+    _, resp = _client(args).call("ReadmitNode", req)
+    note = "may register again" if resp.changed else "was not removed (unchanged)"
+    _print_result(args, out, {"node": args.node, "changed": resp.changed},
+                  lambda: f"node {safe(args.node)}: {note}")
+    return EXIT_OK
+
+
+def _cmd_group_delete(args: argparse.Namespace, out: TextIO) -> int:
+    wait_ms, timeout = _wait_arg(args)
+    req = admin_pb2.DeleteGroupRequest(group=args.group, force=args.force,
+                                       request_id=uuid.uuid4().hex, wait_ms=wait_ms)
+    _, resp = _client(args).call("DeleteGroup", req, timeout=timeout)
+    _print_result(args, out, {"group": args.group, "removed": resp.removed},
+                  lambda: f"deleted group {safe(args.group)}" if resp.removed else
+                  f"group {safe(args.group)}: waiting for its active to release "
+                  "(in progress; run the command again)")
     return EXIT_OK
 
 
@@ -869,6 +955,35 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("node")
     m.add_argument("state", choices=("on", "off"))
 
+    command(sub, "pause", _cmd_pause, "pause automatic failover (cluster-wide)")
+    command(sub, "resume", _cmd_pause, "resume automatic failover")
+
+    fo = command(sub, "failover", _cmd_failover, "manual failover of a group to a member")
+    fo.add_argument("group")
+    fo.add_argument("--to", required=True, metavar="MEMBER", help="the member to make active")
+    fo.add_argument("--force", action="store_true",
+                    help="also to a healthy member that is quarantined")
+    fo.add_argument("--wait", type=float, metavar="SECONDS",
+                    help="how long the server waits for the promotion (default 5)")
+
+    mb = command(sub, "member", _missing_action, "manage members")
+    mbsub = mb.add_subparsers(dest="member_command", metavar="ACTION", required=True)
+    mr = command(mbsub, "reset", _cmd_member_reset, "clear a member's quarantine")
+    mr.add_argument("group")
+    mr.add_argument("member")
+
+    nd = command(sub, "node", _missing_action, "manage nodes")
+    ndsub = nd.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    nr = command(ndsub, "remove", _cmd_node_remove, "forget a node and its members")
+    nr.add_argument("node")
+    nr.add_argument("--force", action="store_true",
+                    help="hand its active roles over first instead of refusing")
+    nr.add_argument("--wait", type=float, metavar="SECONDS",
+                    help="with --force: how long the server waits for the releases "
+                         "(default 5)")
+    na = command(ndsub, "readmit", _cmd_node_readmit, "let a removed node register again")
+    na.add_argument("node")
+
     e = command(sub, "events", _cmd_events, "recent events; --follow to stream new ones")
     e.add_argument("--follow", "-f", action="store_true", help="keep streaming until Ctrl-C")
     e.add_argument("--limit", type=int, default=0, metavar="N",
@@ -879,6 +994,12 @@ def build_parser() -> argparse.ArgumentParser:
     ga = command(gsub, "apply", _cmd_group_apply, "create or update groups from a YAML file")
     ga.add_argument("-f", "--file", required=True, metavar="FILE",
                     help="YAML with a top-level 'groups:' list")
+    gd = command(gsub, "delete", _cmd_group_delete, "delete a group and its members")
+    gd.add_argument("group")
+    gd.add_argument("--force", action="store_true",
+                    help="demote its active first (nobody is promoted) instead of refusing")
+    gd.add_argument("--wait", type=float, metavar="SECONDS",
+                    help="with --force: how long the server waits for the release (default 5)")
 
     cf = command(sub, "config", _missing_action, "work with config files")
     cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -45,6 +45,12 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "set_maintenance": {"node": str, "on": bool},
     "drain_node": {"node": str},
     "node_started": {"node": str},
+    # Lifecycle (docs/cli.md): operator commands, each answering its own caller.
+    "set_paused": {"on": bool},
+    "failover": {"group": str, "to": str, "force": bool},
+    "remove_node": {"node": str, "force": bool},
+    "delete_group": {"group": str, "force": bool},
+    "readmit_node": {"node": str},
     # State-sync data (coordinator/state_data.py). `data` is base64; the limits travel
     # in the command so every replica enforces the proposer's configured values.
     "publish": {"group": str, "epoch": int, "data": str, "max_message_bytes": int,
@@ -198,6 +204,38 @@ def switchover(group: str, to: str | None, rid: str | None = None,
 def set_maintenance(node: str, on: bool, rid: str | None = None,
                     at: float | None = None) -> Command:
     return _cmd("set_maintenance", rid, at, node=node, on=on)
+
+
+def set_paused(on: bool, rid: str | None = None,
+               at: float | None = None) -> Command:
+    """Pause (or resume) automatic failover cluster-wide (decide rule 8)."""
+    return _cmd("set_paused", rid, at, on=on)
+
+
+def failover(group: str, to: str, force: bool = False, rid: str | None = None,
+             at: float | None = None) -> Command:
+    """Make `to` the active member (release before promote). `force` also accepts a
+    healthy member that is quarantined (the operator vouches for it): never an
+    unhealthy, lost or unknown one."""
+    return _cmd("failover", rid, at, group=group, to=to, force=force)
+
+
+def remove_node(node: str, force: bool = False, rid: str | None = None,
+                at: float | None = None) -> Command:
+    """Forget a node and its members; refused while one is active unless `force`."""
+    return _cmd("remove_node", rid, at, node=node, force=force)
+
+
+def readmit_node(node: str, rid: str | None = None,
+                 at: float | None = None) -> Command:
+    """Let a removed node register again."""
+    return _cmd("readmit_node", rid, at, node=node)
+
+
+def delete_group(group: str, force: bool = False, rid: str | None = None,
+                 at: float | None = None) -> Command:
+    """Delete a group and its members; refused while one is active unless `force`."""
+    return _cmd("delete_group", rid, at, group=group, force=force)
 
 
 def drain_node(node: str, rid: str | None = None, at: float | None = None) -> Command:

@@ -29,6 +29,15 @@ Rules, per active-standby group:
    were handed over first) is not LOST when that agent's lease runs out: no
    quarantine; the node is shown stopped until its agent has registered again
    and is heard (then node_started).
+8. While the cluster is paused (`vnfha pause`) no rule changes a role on its own:
+   a lost or unhealthy active stays active in the state, a group without an
+   active stays without one, active-active pools keep their members. What an
+   operator already asked for still completes: a demoted active's release is
+   confirmed and the chosen successor (switchover, failover, drain) is promoted.
+   Health and quarantine facts keep following the reports. A group being deleted
+   (`group delete --force`) only has its release confirmed: nobody is promoted.
+   Pause never weakens the lease: an agent that loses its majority's lease drops
+   the VIP on its own, paused or not.
 """
 
 from __future__ import annotations
@@ -85,7 +94,12 @@ def decide(state: ClusterState, obs: Observations, now: float, policy: Policy,
         # elected in the same call: one call reaches the fixed point (idempotent).
         _stabilize(scratch, scratch.groups[gname], obs, now, policy, emit, st)
         if scratch.groups[gname].mode == GroupMode.ACTIVE_STANDBY:
-            _roles(lambda: scratch, gname, obs, now, policy, emit, st)
+            if scratch.paused or scratch.groups[gname].deleting:
+                _finish_handover(lambda: scratch, gname, obs, now, policy, emit, st)  # rule 8
+            else:
+                _roles(lambda: scratch, gname, obs, now, policy, emit, st)
+        elif scratch.paused:
+            continue  # rule 8: the pool keeps its members
         elif scratch.groups[gname].mode == GroupMode.ACTIVE_ACTIVE:
             pool_rules(lambda: scratch, gname, obs, now, policy, emit, st)  # decide_pool.py
     return out
@@ -191,6 +205,26 @@ def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, e
             reason = ("planned switchover" if group.handover_to == target.name
                       else "no active member")
             emit(C.promote(gname, target.name, group.epoch, reason=reason, **st()))
+
+
+def _finish_handover(current, gname: str, obs: Observations, now: float, policy: Policy,
+                     emit, st: Callable[[], Stamp]) -> None:
+    """Rule 8: only what an operator asked for: confirm a release, then promote the
+    successor chosen for it (and nobody else; nobody at all in a group being deleted)."""
+    group = current().groups[gname]
+    if group.releasing is not None:
+        old = group.members.get(group.releasing)
+        if old is None or _released(old, group.releasing_epoch, obs, now, policy):
+            why = "lease expired" if old is not None and not obs.node_alive(
+                old.node, now, policy.ttl) else "agent confirmed"
+            emit(C.confirm_release(gname, group.releasing, group.epoch, reason=why, **st()))
+    state = current()
+    group = state.groups[gname]
+    if (group.active is None and group.releasing is None and group.handover_to
+            and not group.deleting):
+        m = group.members.get(group.handover_to)
+        if m is not None and _alive_and_eligible(state, m, obs, now, policy):
+            emit(C.promote(gname, m.name, group.epoch, reason="planned switchover", **st()))
 
 
 def _released(old: Member, demote_epoch: int, obs: Observations, now: float,

@@ -101,6 +101,9 @@ class Group:
     lb_applied: dict[str, int] = field(default_factory=dict)
     # Per member: its latest failure's recovery (exclude first, then recover).
     recoveries: dict[str, Recovery] = field(default_factory=dict)
+    # `vnfha group delete --force` demoted its active and waits for the release:
+    # nobody is promoted in it again (decide rule 8); deleted once released.
+    deleting: bool = False
 
     def role_of(self, member: str) -> Role:
         return Role.ACTIVE if self.active == member else Role.STANDBY
@@ -169,6 +172,12 @@ class ClusterState:
     # State-sync data (coordinator/state_data.py): never part of role decisions.
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     queues: dict[str, GroupQueue] = field(default_factory=dict)
+    # `vnfha pause`: no automatic role change (decide rule 8). Agents' leases still
+    # apply: a paused cluster never keeps a VIP on a VM that lost its majority.
+    paused: bool = False
+    # Nodes removed with `vnfha node remove`: their registration is refused (an agent
+    # still running there must not add them back) until `vnfha node readmit`.
+    removed_nodes: frozenset[str] = frozenset()
 
     def member(self, group: str, member: str) -> Member | None:
         g = self.groups.get(group)
@@ -265,6 +274,8 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
         "events": [_event_to_dict(e) for e in state.events],
         "checkpoints": {g: checkpoint_to_dict(c) for g, c in state.checkpoints.items()},
         "queues": {g: _queue_to_dict(q) for g, q in state.queues.items()},
+        **({"paused": True} if state.paused else {}),
+        **({"removed_nodes": sorted(state.removed_nodes)} if state.removed_nodes else {}),
     }
 
 
@@ -309,6 +320,7 @@ def _group_to_dict(g: Group) -> dict[str, Any]:
         "recoveries": {r.member: {"node": r.node, "failure": r.failure, "reason": r.reason,
                                   "status": r.status, "attempts": r.attempts,
                                   "message": r.message} for r in g.recoveries.values()},
+        **({"deleting": True} if g.deleting else {}),
     }
 
 
@@ -330,7 +342,8 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
                              pool_version=g.get("pool_version", 0),
                              lb_applied=dict(g.get("lb_applied", {})),
                              recoveries={mn: Recovery(member=mn, **r)
-                                         for mn, r in g.get("recoveries", {}).items()})
+                                         for mn, r in g.get("recoveries", {}).items()},
+                             deleting=bool(g.get("deleting", False)))
     return ClusterState(
         revision=d.get("revision", 0),
         next_event_seq=d.get("next_event_seq", 1),
@@ -342,6 +355,8 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
         events=tuple(Event(**e) for e in d.get("events", [])),
         checkpoints={g: checkpoint_from_dict(c) for g, c in d.get("checkpoints", {}).items()},
         queues={g: _queue_from_dict(q) for g, q in d.get("queues", {}).items()},
+        paused=bool(d.get("paused", False)),
+        removed_nodes=frozenset(d.get("removed_nodes", ())),
     )
 
 

@@ -110,6 +110,9 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     node_name = cmd["node"]
     if not node_name:
         raise Refused("invalid", "register_node: node name is empty")
+    if node_name in state.removed_nodes:
+        raise Refused("conflict", f"node {node_name!r} was removed (vnfha node remove); "
+                                  f"stop its agent, or run `vnfha node readmit {node_name}`")
     wanted = {(m["group"], m["member"]): m for m in cmd["members"]}
     for (gname, mname) in wanted:
         group = _group(state, gname)
@@ -198,6 +201,8 @@ def _promote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     if group.releasing is not None:
         raise Refused("conflict", f"group {group.name!r}: {group.releasing!r} has not released "
                                   "the active role yet")
+    if group.deleting:
+        raise Refused("conflict", f"group {group.name!r} is being deleted")
     why = eligible(state, member)
     if why is not None:
         raise Refused("not_eligible", why)
@@ -352,7 +357,142 @@ def _node_started(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
     return state, ok(changed=True)
 
 
+# --- lifecycle: pause/resume, manual failover, removing nodes and groups (docs/cli.md) ---
+
+
+def _set_paused(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Pause or resume automatic failover. Only decide reads the flag (rule 8): agents'
+    leases, the guardian and operator commands work as before."""
+    if state.paused == cmd["on"]:
+        return state, ok(changed=False)
+    state = replace(state, paused=cmd["on"])
+    state = _event(state, cmd, "paused" if cmd["on"] else "resumed",
+                   reason="automatic failover off" if cmd["on"] else "automatic failover on")
+    return state, ok(changed=True)
+
+
+def _failover(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Make a named member active: demote the active with it as successor (promoted once
+    the old one has let go), or promote it at once if the group has none. `force` only
+    overrides the quarantine of a healthy member (the operator vouches for it); a member
+    that is not healthy, or whose node is not in service, is refused either way."""
+    group = _group(state, cmd["group"])
+    if group.mode != GroupMode.ACTIVE_STANDBY:
+        raise Refused("conflict", f"group {group.name!r} is {group.mode.value}: "
+                                  "failover applies to active-standby groups")
+    if group.deleting:
+        raise Refused("conflict", f"group {group.name!r} is being deleted")
+    target = _member(group, cmd["to"])
+    if target.name == group.active:
+        raise Refused("conflict", f"{target.name!r} is already the active member")
+    if group.releasing is not None:
+        raise Refused("conflict", f"group {group.name!r}: a handover is already in progress")
+    why = eligible(state, target)
+    if why is not None and not (cmd["force"] and target.health == Health.HEALTHY
+                                and target.quarantined and eligible(
+                                    state, replace(target, quarantined=False)) is None):
+        hint = " (--force overrides only the quarantine of a healthy member)" \
+            if target.quarantined or cmd["force"] else ""
+        raise Refused("not_eligible", why + hint)
+    if target.quarantined:  # forced
+        group = with_member(group, replace(target, quarantined=False))
+        state = _put_group(state, group)
+        state = _event(state, cmd, "quarantine_cleared", group=group.name, member=target.name,
+                       node=target.node, epoch=group.epoch, reason="forced failover")
+    reason = "manual failover" + (" (forced)" if cmd["force"] else "")
+    if group.active is None:
+        return _promote(state, {**cmd, "member": target.name, "expect_epoch": group.epoch,
+                                "reason": reason})
+    return _demote(state, {**cmd, "expect_epoch": group.epoch, "handover_to": target.name,
+                           "reason": reason})
+
+
+def _busy(state: ClusterState, group: Group, node: str | None = None) -> str | None:
+    """The member of `group` (on `node`, if given) that is active or still releasing."""
+    for name in (group.active, group.releasing):
+        if name is not None and (node is None or group.members[name].node == node):
+            return name
+    return None
+
+
+def _remove_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Forget a node and its members. While one of them is active (or releasing) it is
+    refused, or with `force` drained first (drain_node: handed over, release before
+    promote) and the result says `removed: False` with the groups still pending: the
+    caller sends the command again (without force) once they have released."""
+    node = state.nodes.get(cmd["node"])
+    if node is None:
+        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+    busy = sorted(g.name for g in state.groups.values() if _busy(state, g, node.name))
+    if busy:
+        if not cmd["force"]:
+            raise Refused("conflict", f"node {node.name!r} hosts the active member of "
+                                      f"{', '.join(busy[:10])}; switch over first or use "
+                                      "--force")
+        state, result = _drain_node(state, {**cmd, "node": node.name})
+        return state, ok(removed=False, pending=busy, handovers=result["handovers"])
+    removed = []
+    for m in _hosted(state, node.name):
+        g = state.groups[m.group]
+        if m.name in g.pool:  # active-active: out of the LB pool first (a new version)
+            state, _ = POOL_APPLY["pool_exclude"](state, {
+                **cmd, "group": g.name, "member": m.name, "expect_version": g.pool_version,
+                "reason": "node removed", "recover": False})
+            g = state.groups[m.group]
+        state = _put_group(state, replace(
+            g, members={k: v for k, v in g.members.items() if k != m.name},
+            recoveries={k: v for k, v in g.recoveries.items() if k != m.name}))
+        state = _event(state, cmd, "member_removed", group=g.name, member=m.name,
+                       node=node.name, reason="node removed")
+        removed.append(f"{g.name}/{m.name}")
+    nodes = {k: v for k, v in state.nodes.items() if k != node.name}
+    state = replace(state, nodes=nodes, removed_nodes=state.removed_nodes | {node.name})
+    state = _event(state, cmd, "node_removed", node=node.name)
+    return state, ok(removed=True, pending=[], members=removed)
+
+
+def _readmit_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """A removed node may register again (its agent adds it back as a new node)."""
+    if cmd["node"] not in state.removed_nodes:
+        return state, ok(changed=False)
+    state = replace(state, removed_nodes=state.removed_nodes - {cmd["node"]})
+    state = _event(state, cmd, "node_readmitted", node=cmd["node"])
+    return state, ok(changed=True)
+
+
+def _delete_group(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Delete a group, its members and its state-sync data. While it has an active (or
+    releasing) member it is refused, or with `force` the active is demoted and the
+    group marked `deleting` (nobody is promoted in it again) and the result says
+    `removed: False`: the caller sends the command again once the old active released."""
+    group = _group(state, cmd["group"])
+    busy = _busy(state, group)
+    if busy is not None:
+        if not cmd["force"]:
+            raise Refused("conflict", f"group {group.name!r} has active member {busy!r}; "
+                                      "use --force to demote it and delete the group")
+        if not group.deleting:
+            group = replace(group, deleting=True)
+            state = _put_group(state, group)
+        if group.active is not None:
+            state, _ = _demote(state, {**cmd, "expect_epoch": group.epoch,
+                                       "handover_to": None, "reason": "group being deleted"})
+        return state, ok(removed=False, pending=[group.name])
+    groups = {k: v for k, v in state.groups.items() if k != group.name}
+    state = replace(state, groups=groups,
+                    checkpoints={k: v for k, v in state.checkpoints.items() if k != group.name},
+                    queues={k: v for k, v in state.queues.items() if k != group.name})
+    state = _event(state, cmd, "group_deleted", group=group.name,
+                   reason=f"{len(group.members)} member(s)")
+    return state, ok(removed=True, pending=[])
+
+
 _APPLY = {
+    "set_paused": _set_paused,
+    "failover": _failover,
+    "remove_node": _remove_node,
+    "delete_group": _delete_group,
+    "readmit_node": _readmit_node,
     "drain_node": _drain_node,
     "node_started": _node_started,
     "apply_groups": _apply_groups,

@@ -133,6 +133,12 @@ RULES: dict[str, Rule] = {
     "/vnfha.v1.AdminService/Switchover": _ADMIN,
     "/vnfha.v1.AdminService/SetMaintenance": _ADMIN,
     "/vnfha.v1.AdminService/ApplyGroups": _ADMIN,
+    "/vnfha.v1.AdminService/SetPaused": _ADMIN,
+    "/vnfha.v1.AdminService/Failover": _ADMIN,
+    "/vnfha.v1.AdminService/ResetMember": _ADMIN,
+    "/vnfha.v1.AdminService/RemoveNode": _ADMIN,
+    "/vnfha.v1.AdminService/ReadmitNode": _ADMIN,
+    "/vnfha.v1.AdminService/DeleteGroup": _ADMIN,
     # PeerService: coordinators asking each other for lease ages.
     "/vnfha.v1.PeerService/GetLeaseAges": _rule({"coordinator"}, "coordinators only"),
     # PoolService: LB agents follow the pool and report what they applied.

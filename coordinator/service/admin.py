@@ -101,7 +101,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             gs = admin_pb2.GroupStatus(
                 name=g.name, mode=MODE_TO_PB[g.mode], vip=g.vip, epoch=g.epoch,
                 active=g.active or "", releasing=g.releasing or "",
-                handover_to=g.handover_to or "", members=members)
+                handover_to=g.handover_to or "", members=members, deleting=g.deleting)
             _add_pool_and_data(state, g.name, gs)
             groups.append(gs)
         nodes = []
@@ -111,7 +111,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             if self._leases.last_seen(n.name) is not None:
                 ns.lease_age_seconds = ages[n.name]
             nodes.append(ns)
-        return admin_pb2.GetStatusResponse(coordinator=info, groups=groups, nodes=nodes)
+        return admin_pb2.GetStatusResponse(coordinator=info, groups=groups, nodes=nodes,
+                                           paused=state.paused)
 
     async def Switchover(self, request: admin_pb2.SwitchoverRequest,
                          context: grpc.aio.ServicerContext) -> admin_pb2.SwitchoverResponse:
@@ -196,3 +197,114 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             if new:
                 after = new[-1].seq
                 yield admin_pb2.WatchEventsResponse(events=[event_to_pb(e) for e in new])
+
+    # --- lifecycle (docs/cli.md): pause/resume, failover, member reset, removals ---------
+
+    async def SetPaused(self, request: admin_pb2.SetPausedRequest,
+                        context: grpc.aio.ServicerContext) -> admin_pb2.SetPausedResponse:
+        rid = await request_id(context, request.request_id)
+        result = await submit_or_abort(self._store, context, C.set_paused(request.paused, rid=rid))
+        self._on_change()
+        log.info("failover paused" if request.paused else "failover resumed",
+                 extra={"changed": bool(result.get("changed"))})
+        return admin_pb2.SetPausedResponse(changed=bool(result.get("changed")))
+
+    async def Failover(self, request: admin_pb2.FailoverRequest,
+                       context: grpc.aio.ServicerContext) -> admin_pb2.FailoverResponse:
+        await require(context, lambda: names.check_name("group", request.group))
+        await require(context, lambda: names.check_name("member", request.to_member))
+        before = self._store.state().groups.get(request.group)
+        from_member = before.active if before is not None else None
+        cmd = C.failover(request.group, request.to_member, force=request.force,
+                         rid=await request_id(context, request.request_id))
+        result = await submit_or_abort(self._store, context, cmd)
+        self._on_change()
+        epoch = int(result.get("epoch", 0))
+        log.info("failover requested", extra={"group": request.group, "from": from_member,
+                                              "to": request.to_member, "force": request.force,
+                                              "epoch": epoch})
+
+        def done(state: ClusterState) -> bool:
+            g = state.groups.get(request.group)
+            return g is None or (g.active is not None and g.epoch >= epoch)
+
+        state = await self._wait(done, request.wait_ms)
+        group = state.groups.get(request.group)
+        completed = group is not None and done(state)
+        return admin_pb2.FailoverResponse(
+            from_member=from_member or "",
+            to_member=(group.active or "") if completed and group else request.to_member,
+            epoch=group.epoch if completed and group else epoch, completed=completed)
+
+    async def ResetMember(self, request: admin_pb2.ResetMemberRequest,
+                          context: grpc.aio.ServicerContext) -> admin_pb2.ResetMemberResponse:
+        await require(context, lambda: names.check_name("group", request.group))
+        await require(context, lambda: names.check_name("member", request.member))
+        rid = await request_id(context, request.request_id)
+        result = await submit_or_abort(self._store, context,
+                                       C.clear_quarantine(request.group, request.member, rid=rid))
+        self._on_change()
+        return admin_pb2.ResetMemberResponse(changed=bool(result.get("changed")))
+
+    async def RemoveNode(self, request: admin_pb2.RemoveNodeRequest,
+                         context: grpc.aio.ServicerContext) -> admin_pb2.RemoveNodeResponse:
+        await require(context, lambda: names.check_name("node", request.node))
+        rid = await request_id(context, request.request_id)
+        result = await submit_or_abort(self._store, context,
+                                       C.remove_node(request.node, request.force, rid=rid))
+        self._on_change()
+        if not result.get("removed") and request.force:
+            pending = set(result.get("pending", []))
+
+            def released(state: ClusterState) -> bool:
+                return not any(g.releasing and g.members[g.releasing].node == request.node
+                               for n in pending if (g := state.groups.get(n)) is not None)
+
+            await self._wait(released, request.wait_ms)
+            # A second command (its request id derived, so a retried call stays one):
+            # removes the node now, or still answers pending if the wait ran out.
+            result = await submit_or_abort(self._store, context, C.remove_node(
+                request.node, True, rid=f"{rid}-2" if rid else None))
+            self._on_change()
+        return admin_pb2.RemoveNodeResponse(removed=bool(result.get("removed")),
+                                            members=result.get("members", []),
+                                            pending=result.get("pending", []))
+
+    async def ReadmitNode(self, request: admin_pb2.ReadmitNodeRequest,
+                          context: grpc.aio.ServicerContext) -> admin_pb2.ReadmitNodeResponse:
+        await require(context, lambda: names.check_name("node", request.node))
+        rid = await request_id(context, request.request_id)
+        result = await submit_or_abort(self._store, context,
+                                       C.readmit_node(request.node, rid=rid))
+        return admin_pb2.ReadmitNodeResponse(changed=bool(result.get("changed")))
+
+    async def DeleteGroup(self, request: admin_pb2.DeleteGroupRequest,
+                          context: grpc.aio.ServicerContext) -> admin_pb2.DeleteGroupResponse:
+        await require(context, lambda: names.check_name("group", request.group))
+        rid = await request_id(context, request.request_id)
+        result = await submit_or_abort(self._store, context,
+                                       C.delete_group(request.group, request.force, rid=rid))
+        self._on_change()
+        if not result.get("removed") and request.force:
+            def released(state: ClusterState) -> bool:
+                g = state.groups.get(request.group)
+                return g is None or g.releasing is None
+
+            await self._wait(released, request.wait_ms)
+            result = await submit_or_abort(self._store, context, C.delete_group(
+                request.group, True, rid=f"{rid}-2" if rid else None))
+            self._on_change()
+        return admin_pb2.DeleteGroupResponse(removed=bool(result.get("removed")))
+
+    async def _wait(self, done: Callable[[ClusterState], bool], wait_ms: int) -> ClusterState:
+        """The applied state once `done` holds for it, or when the wait (wait_ms; 0: the
+        default) is over: a command that returns once its effect is committed."""
+        wait = min(wait_ms / 1000.0 or DEFAULT_SWITCHOVER_WAIT, MAX_SWITCHOVER_WAIT)
+        deadline = self._clock() + wait
+        while True:
+            ticket = self._feed.ticket()
+            state = self._store.state()
+            left = deadline - self._clock()
+            if done(state) or left <= 0:
+                return state
+            await self._feed.wait(ticket, left)

@@ -242,10 +242,12 @@ def test_status_to_dict_is_plain_json() -> None:
     assert web["members"][1]["lease_age_seconds"] is None
     assert web["members"][1]["flags"] == ["quarantined", "maintenance", "handover-target"]
     assert empty == {"name": "empty", "mode": "active-active", "vip": None, "epoch": 0,
-                     "active": None, "releasing": None, "handover_to": None, "members": [],
-                     "pool": None, "recoveries": [], "checkpoint": None, "queue": None}
+                     "active": None, "releasing": None, "handover_to": None,
+                     "deleting": False, "members": [], "pool": None, "recoveries": [],
+                     "checkpoint": None, "queue": None}
     assert d["nodes"][1] == {"name": "n2", "address": "127.0.0.1", "maintenance": True,
                              "stopped": False, "lease_age_seconds": None}
+    assert d["paused"] is False
 
 
 RECOVERIES = "recoveries (open, or given up while still out):"
@@ -899,3 +901,21 @@ def test_stopped_node_is_a_flag_not_a_failure():
     d = cli.status_to_dict(st, "e")
     assert d["nodes"][0]["stopped"] is True
     assert d["groups"][0]["members"][0]["flags"] == ["stopped"]
+
+
+def test_status_shows_paused_in_header_and_json() -> None:
+    status = sample_status()
+    assert "PAUSED" not in cli.format_status(status)
+    status.paused = True
+    assert cli.format_status(status).splitlines()[0].endswith(
+        "PAUSED (no automatic failover; vnfha resume)")
+    assert cli.status_to_dict(status)["paused"] is True
+
+
+def test_lifecycle_commands_parse() -> None:
+    p = cli.build_parser()
+    assert p.parse_args(["failover", "web", "--to", "b", "--force"]).force
+    assert p.parse_args(["node", "remove", "vm1"]).force is False
+    assert p.parse_args(["group", "delete", "web", "--force", "--wait", "2"]).wait == 2.0
+    assert p.parse_args(["member", "reset", "web", "b"]).member == "b"
+    assert p.parse_args(["resume"]).command == "resume"

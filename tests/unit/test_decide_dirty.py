@@ -159,3 +159,23 @@ def test_a_quiet_round_decides_no_group_and_a_keepalive_change_only_its_groups()
         keepalive(node, Health.UNHEALTHY if node == "s3" else Health.HEALTHY)
     got = tracker.groups(st, leases.observations(0.0, None), now, POLICY)
     assert got == {f"g{i:02d}" for i in range(50) if i % 5 == 3}
+
+
+def test_pause_and_resume_sweep_every_group():
+    """A resume changes no group object, yet every group must be decided again (a lost
+    active kept while paused is replaced at once, not at the next periodic sweep)."""
+    st = ClusterState()
+    for i in range(5):
+        st = build((("a", f"h{i}", 100), ("b", f"s{i}", 90)), group=f"g{i}", active="a",
+                   state=st)
+    leases = LeaseTable(started_at=0.0, ttl=TTL)
+    tracker = DirtyTracker(full_every=1000)
+    now = 10.0
+    for node in sorted(st.nodes):
+        leases.record(node, [], now)
+    assert tracker.groups(st, leases.observations(0.0, None), now, POLICY) is None
+    assert tracker.groups(st, leases.observations(0.0, None), now, POLICY) == frozenset()
+    for on in (True, False):
+        st = run(st, C.set_paused(on))
+        assert tracker.groups(st, leases.observations(0.0, None), now, POLICY) is None
+        assert tracker.groups(st, leases.observations(0.0, None), now, POLICY) == frozenset()

@@ -58,7 +58,7 @@ class MemberStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., node: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., health: _Optional[_Union[_types_pb2.Health, str]] = ..., priority: _Optional[int] = ..., quarantined: _Optional[bool] = ..., lease_age_seconds: _Optional[float] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("name", "mode", "vip", "epoch", "active", "releasing", "handover_to", "members", "pool", "recoveries", "checkpoint", "queue")
+    __slots__ = ("name", "mode", "vip", "epoch", "active", "releasing", "handover_to", "members", "pool", "recoveries", "checkpoint", "queue", "deleting")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,7 @@ class GroupStatus(_message.Message):
     RECOVERIES_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    DELETING_FIELD_NUMBER: _ClassVar[int]
     name: str
     mode: _types_pb2.GroupMode
     vip: str
@@ -83,7 +84,8 @@ class GroupStatus(_message.Message):
     recoveries: _containers.RepeatedCompositeFieldContainer[RecoveryStatus]
     checkpoint: CheckpointStatus
     queue: QueueStatus
-    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., vip: _Optional[str] = ..., epoch: _Optional[int] = ..., active: _Optional[str] = ..., releasing: _Optional[str] = ..., handover_to: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., pool: _Optional[_Union[PoolStatus, _Mapping]] = ..., recoveries: _Optional[_Iterable[_Union[RecoveryStatus, _Mapping]]] = ..., checkpoint: _Optional[_Union[CheckpointStatus, _Mapping]] = ..., queue: _Optional[_Union[QueueStatus, _Mapping]] = ...) -> None: ...
+    deleting: bool
+    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., vip: _Optional[str] = ..., epoch: _Optional[int] = ..., active: _Optional[str] = ..., releasing: _Optional[str] = ..., handover_to: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., pool: _Optional[_Union[PoolStatus, _Mapping]] = ..., recoveries: _Optional[_Iterable[_Union[RecoveryStatus, _Mapping]]] = ..., checkpoint: _Optional[_Union[CheckpointStatus, _Mapping]] = ..., queue: _Optional[_Union[QueueStatus, _Mapping]] = ..., deleting: _Optional[bool] = ...) -> None: ...
 
 class PoolStatus(_message.Message):
     __slots__ = ("pool_version", "in_service", "excluded", "lb_applied")
@@ -178,14 +180,16 @@ class NodeStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., maintenance: _Optional[bool] = ..., lease_age_seconds: _Optional[float] = ..., stopped: _Optional[bool] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("coordinator", "groups", "nodes")
+    __slots__ = ("coordinator", "groups", "nodes", "paused")
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
     coordinator: CoordinatorInfo
     groups: _containers.RepeatedCompositeFieldContainer[GroupStatus]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
-    def __init__(self, coordinator: _Optional[_Union[CoordinatorInfo, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
+    paused: bool
+    def __init__(self, coordinator: _Optional[_Union[CoordinatorInfo, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., paused: _Optional[bool] = ...) -> None: ...
 
 class SwitchoverRequest(_message.Message):
     __slots__ = ("group", "to_member", "request_id", "wait_ms")
@@ -296,3 +300,113 @@ class WatchEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class SetPausedRequest(_message.Message):
+    __slots__ = ("paused", "request_id")
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    paused: bool
+    request_id: str
+    def __init__(self, paused: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SetPausedResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class FailoverRequest(_message.Message):
+    __slots__ = ("group", "to_member", "force", "request_id", "wait_ms")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    TO_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    to_member: str
+    force: bool
+    request_id: str
+    wait_ms: int
+    def __init__(self, group: _Optional[str] = ..., to_member: _Optional[str] = ..., force: _Optional[bool] = ..., request_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class FailoverResponse(_message.Message):
+    __slots__ = ("from_member", "to_member", "epoch", "completed")
+    FROM_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    TO_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    from_member: str
+    to_member: str
+    epoch: int
+    completed: bool
+    def __init__(self, from_member: _Optional[str] = ..., to_member: _Optional[str] = ..., epoch: _Optional[int] = ..., completed: _Optional[bool] = ...) -> None: ...
+
+class ResetMemberRequest(_message.Message):
+    __slots__ = ("group", "member", "request_id")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    member: str
+    request_id: str
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ResetMemberResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class RemoveNodeRequest(_message.Message):
+    __slots__ = ("node", "force", "request_id", "wait_ms")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    force: bool
+    request_id: str
+    wait_ms: int
+    def __init__(self, node: _Optional[str] = ..., force: _Optional[bool] = ..., request_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class RemoveNodeResponse(_message.Message):
+    __slots__ = ("removed", "members", "pending")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    removed: bool
+    members: _containers.RepeatedScalarFieldContainer[str]
+    pending: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, removed: _Optional[bool] = ..., members: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReadmitNodeRequest(_message.Message):
+    __slots__ = ("node", "request_id")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    request_id: str
+    def __init__(self, node: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ReadmitNodeResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class DeleteGroupRequest(_message.Message):
+    __slots__ = ("group", "force", "request_id", "wait_ms")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    force: bool
+    request_id: str
+    wait_ms: int
+    def __init__(self, group: _Optional[str] = ..., force: _Optional[bool] = ..., request_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class DeleteGroupResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: bool
+    def __init__(self, removed: _Optional[bool] = ...) -> None: ...

@@ -66,6 +66,36 @@ class AdminServiceStub:
                 request_serializer=vnfha_dot_v1_dot_admin__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=vnfha_dot_v1_dot_admin__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.SetPaused = channel.unary_unary(
+                '/vnfha.v1.AdminService/SetPaused',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.SetPausedRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.SetPausedResponse.FromString,
+                _registered_method=True)
+        self.Failover = channel.unary_unary(
+                '/vnfha.v1.AdminService/Failover',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.FailoverRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.FailoverResponse.FromString,
+                _registered_method=True)
+        self.ResetMember = channel.unary_unary(
+                '/vnfha.v1.AdminService/ResetMember',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.ResetMemberRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.ResetMemberResponse.FromString,
+                _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/vnfha.v1.AdminService/RemoveNode',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
+                _registered_method=True)
+        self.ReadmitNode = channel.unary_unary(
+                '/vnfha.v1.AdminService/ReadmitNode',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeResponse.FromString,
+                _registered_method=True)
+        self.DeleteGroup = channel.unary_unary(
+                '/vnfha.v1.AdminService/DeleteGroup',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.DeleteGroupRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.DeleteGroupResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -110,6 +140,48 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPaused(self, request, context):
+        """Pause or resume automatic failover cluster-wide (docs/cli.md, `vnfha pause`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Failover(self, request, context):
+        """Manual failover to a named member: the active releases first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetMember(self, request, context):
+        """Clear a member's quarantine (`vnfha member reset`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
+        """Forget a node and its members (`vnfha node remove`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadmitNode(self, request, context):
+        """Let a removed node register again (`vnfha node readmit`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGroup(self, request, context):
+        """Delete a group and its members (`vnfha group delete`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +214,36 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=vnfha_dot_v1_dot_admin__pb2.WatchEventsRequest.FromString,
                     response_serializer=vnfha_dot_v1_dot_admin__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'SetPaused': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPaused,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.SetPausedRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.SetPausedResponse.SerializeToString,
+            ),
+            'Failover': grpc.unary_unary_rpc_method_handler(
+                    servicer.Failover,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.FailoverRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.FailoverResponse.SerializeToString,
+            ),
+            'ResetMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetMember,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.ResetMemberRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.ResetMemberResponse.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.RemoveNodeResponse.SerializeToString,
+            ),
+            'ReadmitNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadmitNode,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.ReadmitNodeResponse.SerializeToString,
+            ),
+            'DeleteGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGroup,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.DeleteGroupRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.DeleteGroupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +410,168 @@ class AdminService:
             '/vnfha.v1.AdminService/WatchEvents',
             vnfha_dot_v1_dot_admin__pb2.WatchEventsRequest.SerializeToString,
             vnfha_dot_v1_dot_admin__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPaused(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/SetPaused',
+            vnfha_dot_v1_dot_admin__pb2.SetPausedRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.SetPausedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Failover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/Failover',
+            vnfha_dot_v1_dot_admin__pb2.FailoverRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.FailoverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/ResetMember',
+            vnfha_dot_v1_dot_admin__pb2.ResetMemberRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.ResetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/RemoveNode',
+            vnfha_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadmitNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/ReadmitNode',
+            vnfha_dot_v1_dot_admin__pb2.ReadmitNodeRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.ReadmitNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/DeleteGroup',
+            vnfha_dot_v1_dot_admin__pb2.DeleteGroupRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.DeleteGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,
