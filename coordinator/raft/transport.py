@@ -190,6 +190,12 @@ class HardeningMixin:
         return super().send(node, message)  # type: ignore[misc,no-any-return]
 
     def _onMessageReceived(self, node: Node, message: Any) -> None:
+        if self._vnfha_journal.fault is not None:
+            # Cannot persist: nothing we do with a message can be acknowledged (send()
+            # drops every reply), and a rolled-back journal may be shorter than
+            # pysyncobj assumes (an empty one made its append handler raise on every
+            # tick). The leader resends once we recover (guard.py retries).
+            return
         if isinstance(message, dict):
             kind = message.get("type")
             if kind == "append_entries":
