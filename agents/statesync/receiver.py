@@ -97,6 +97,10 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
             creds = ReloadingServerCredentials(self._tls).credentials()
             self.port = self._server.add_secure_port(self._bind, creds)
         else:
+            # Plaintext: any peer that reaches the port can send sync messages (the epoch
+            # fence still refuses stale ones). Say so, so it is never a silent default.
+            log.warning("state-sync receiver without TLS: peers are not authenticated",
+                        extra={"bind": self._bind})
             self.port = self._server.add_insecure_port(self._bind)
         if self.port == 0:
             raise OSError(f"cannot listen on {self._bind}")
