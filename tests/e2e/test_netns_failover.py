@@ -9,14 +9,13 @@ SIGKILL, SIGSTOP, nftables drops in the switch, link down.
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labpair import TTL, build_pair, served_by
 
-from vnfha.agents.netlab import Lab
 from vnfha.agents.probe import load_attempts, outage
 from vnfha.agents.sdk import RoleClient
 from vnfha.coordinator.labcluster import LabCluster, VipChecker
@@ -24,41 +23,20 @@ from vnfha.v1 import admin_pb2
 
 pytestmark = pytest.mark.slow
 
-TTL = 0.3
-INTERVAL = 0.075
-
-
-def _build(tmp_path: Path, request: pytest.FixtureRequest, **kw) -> Iterator[LabCluster]:
-    with Lab() as lab:
-        c = LabCluster(lab, tmp_path, ttl=TTL, interval=INTERVAL, **kw)
-        try:
-            c.start_pair()
-            c.wait(lambda: c.vip_holders() == {"vm1"}, 10, "the VIP on vm1")
-            yield c
-            rep = getattr(request.node, "rep_call", None)
-            if rep is not None and rep.failed:
-                print(c.logs_tail(25), file=sys.stderr)
-        finally:
-            c.close()
-
 
 @pytest.fixture
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
-    yield from _build(tmp_path, request)
+    yield from build_pair(tmp_path, request)
 
 
 @pytest.fixture
 def cluster_checks(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
-    yield from _build(tmp_path, request, checks=True)
+    yield from build_pair(tmp_path, request, checks=True)
 
 
 @pytest.fixture
 def cluster6(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
-    yield from _build(tmp_path, request, ipv6=True)
-
-
-def served_by(probe: Path, vm: str, after: float) -> bool:
-    return any(a.ok and a.who == vm and a.at >= after for a in load_attempts(str(probe)))
+    yield from build_pair(tmp_path, request, ipv6=True)
 
 
 def test_crash_of_active_vm_moves_vip_and_service(cluster: LabCluster):
