@@ -13,20 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vnfha.coordinator.ports import free_port
+from vnfha.coordinator.ports import free_ports
 
 NODE_MAIN = Path(__file__).with_name("node_main.py")
 
 
-def free_ports(n: int) -> list[int]:
-    """Distinct free loopback ports outside the ephemeral range (a restarted node
-    must find its port free, not taken by some client's outgoing connection)."""
-    ports: list[int] = []
-    while len(ports) < n:
-        p = free_port()
-        if p not in ports:
-            ports.append(p)
-    return ports
 
 
 def call(port: int, req: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:

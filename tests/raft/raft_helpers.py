@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vnfha.coordinator.ports import free_port
+from vnfha.coordinator.ports import free_ports
 from vnfha.coordinator.raft import (
     CommitTimeoutError,
     NoLeaderError,
@@ -56,15 +56,6 @@ class CounterSM:
         self.applied_rids = list(snapshot["applied_rids"])
 
 
-def free_ports(n: int) -> list[int]:
-    """Distinct free loopback ports outside the ephemeral range (a restarted node
-    must find its port free, not taken by some client's outgoing connection)."""
-    ports: list[int] = []
-    while len(ports) < n:
-        p = free_port()
-        if p not in ports:
-            ports.append(p)
-    return ports
 
 
 def cluster_settings(tmp: Path, n: int, **kw: Any) -> list[RaftSettings]:
