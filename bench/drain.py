@@ -1,7 +1,7 @@
 """Client-observed traffic gap of a stopped agent (drain), side by side with a planned
 switchover and a crashed agent (SIGKILL).
 
-Topology: coordinator/labcluster.py (3 coordinators, 2 VMs with an agent and a TCP
+Topology: lab/vnfha_lab/labcluster.py (3 coordinators, 2 VMs with an agent and a TCP
 service each, a client probing the VIP every 10 ms, each attempt bounded by 20 ms).
 Each round, with A active and S standby:
 
@@ -32,10 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from vnfha.agents.netlab import Lab
-from vnfha.agents.probe import gap, load_attempts
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
 from vnfha.v1 import admin_pb2
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.netlab import Lab
+from vnfha_lab.probe import gap, load_attempts
 
 MEMBER = {"vm1": "web-1", "vm2": "web-2"}
 PRIORITY = {"vm1": 200, "vm2": 100}

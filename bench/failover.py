@@ -1,6 +1,6 @@
 """Client-observed outage of crash failovers and planned switchovers.
 
-The demo's topology (coordinator/labcluster.py): 3 coordinators, 2 VMs with
+The demo's topology (lab/vnfha_lab/labcluster.py): 3 coordinators, 2 VMs with
 an agent and a TCP service each, a client probing the VIP every 10 ms (each
 attempt bounded by 20 ms). Each round crashes the active VM (link down +
 SIGKILL of everything in it), measures fault -> first answer from the new
@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from vnfha.agents.netlab import Lab
-from vnfha.agents.probe import gap, load_attempts, outage
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
 from vnfha.v1 import admin_pb2
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.netlab import Lab
+from vnfha_lab.probe import gap, load_attempts, outage
 
 
 def summary(values: list[float]) -> dict[str, float | int]:

@@ -1,6 +1,6 @@
 """Frozen VM: the active's agent and guardian both SIGSTOPped, the kernel running.
 
-The demo's topology (coordinator/labcluster.py): 3 coordinators, 2 VMs, a client
+The demo's topology (lab/vnfha_lab/labcluster.py): 3 coordinators, 2 VMs, a client
 probing the VIP every 10 ms. Each trial freezes the active's agent (its process
 group) and its guardian for `--freeze` seconds (not the VM: its TCP service and
 kernel keep running, as under memory pressure or a cgroup freeze), then thaws them
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vnfha.agents.netlab import Lab, arp_repliers, pids_in_netns
-from vnfha.agents.probe import load_attempts
-from vnfha.coordinator.labcluster import HolderLog, LabCluster, VipChecker
+from vnfha_lab.labcluster import HolderLog, LabCluster, VipChecker
+from vnfha_lab.netlab import Lab, arp_repliers, pids_in_netns
+from vnfha_lab.probe import load_attempts
 
 
 class AddressOnly:

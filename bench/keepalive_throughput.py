@@ -26,8 +26,8 @@ from pathlib import Path
 import grpc
 import yaml
 
-from vnfha.coordinator.ports import free_port
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
+from vnfha_lab.ports import free_port
 
 
 def _port() -> int:

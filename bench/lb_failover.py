@@ -1,6 +1,6 @@
 """Client-observed error window when a backend dies and when the active LB dies.
 
-The active-active lab (coordinator/lablb.py): 3 coordinators, 3 backend VMs
+The active-active lab (lab/vnfha_lab/lablb.py): 3 coordinators, 3 backend VMs
 behind an HA pair of real HAProxy load balancers (front VIP on the active LB),
 a client connecting to the VIP every 10 ms (each attempt bounded by 50 ms;
 HAProxy's connect timeout to a dead server is 100 ms, no redispatch, so a
@@ -29,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vnfha.agents.netlab import Lab
-from vnfha.agents.probe import load_attempts
-from vnfha.coordinator.lablb import LbLab
+from vnfha_lab.lablb import LbLab
+from vnfha_lab.netlab import Lab
+from vnfha_lab.probe import load_attempts
 
 
 def summary(values: list[float]) -> dict[str, float | int]:

@@ -18,9 +18,9 @@ import time
 import grpc
 
 from vnfha.coordinator.config import parse_config
-from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.server import Coordinator
 from vnfha.v1 import peer_pb2, peer_pb2_grpc
+from vnfha_lab.ports import free_port
 
 
 def rss_mb() -> float:

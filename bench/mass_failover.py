@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from cluster import CoordinatorCluster  # noqa: E402
 
-from vnfha.coordinator.etcdserver import EtcdServer  # noqa: E402
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2  # noqa: E402
+from vnfha_lab.etcdserver import EtcdServer  # noqa: E402
 
 ACTIVE = types_pb2.ROLE_ACTIVE
 

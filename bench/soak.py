@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vnfha.agents.netlab import Lab
-from vnfha.agents.probe import load_attempts
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.netlab import Lab
+from vnfha_lab.probe import load_attempts
 
 
 def _hog(stop_at: float) -> None:

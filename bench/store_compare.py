@@ -48,11 +48,11 @@ from cluster import CoordinatorCluster  # noqa: E402
 from keepalive_throughput import _client  # noqa: E402
 
 from vnfha.coordinator import commands as C  # noqa: E402
-from vnfha.coordinator.etcdserver import EtcdServer  # noqa: E402
 from vnfha.coordinator.model import Health  # noqa: E402
 from vnfha.coordinator.state_machine import StateMachine  # noqa: E402
 from vnfha.coordinator.store.base import Store  # noqa: E402
 from vnfha.v1 import agent_pb2, agent_pb2_grpc  # noqa: E402
+from vnfha_lab.etcdserver import EtcdServer  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

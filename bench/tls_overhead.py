@@ -31,10 +31,10 @@ import grpc
 import yaml
 
 from vnfha.agents.session import AgentSession, HostedMember
-from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.security.tls import TlsFiles, channel_credentials
-from vnfha.coordinator.testpki import LabPki
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
+from vnfha_lab.ports import free_port
+from vnfha_lab.testpki import LabPki
 
 TTL = 0.6
 INTERVAL = 0.05

@@ -813,12 +813,13 @@ def _cmd_completion(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        demo = importlib.import_module("vnfha.coordinator.demo")
+        demo = importlib.import_module("vnfha_lab.demo")
     except ModuleNotFoundError as exc:
-        if exc.name != "vnfha.coordinator.demo":
+        if exc.name != "vnfha_lab.demo":
             raise
-        print("error: the demo is not available in this installation "
-              "(module vnfha.coordinator.demo is missing)", file=sys.stderr)
+        print("error: the demo is part of the lab harness, which this installation lacks "
+              "(install it with: pip install ./lab, as scripts/setup.sh does)",
+              file=sys.stderr)
         return EXIT_REFUSED
     result = demo.main(list(args.demo_args))
     return int(result or 0)

@@ -76,10 +76,13 @@ stamp=".venv/.vnfha-installed"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-# Reinstall when pyproject.toml changed since the last install.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# Reinstall when either pyproject.toml changed since the last install. The lab
+# harness (lab/: the demo, the tests' namespace clusters) is its own distribution,
+# so the product wheel ships none of it.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ lab/pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q --no-deps -e ./lab
     touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from vnfha.coordinator.ports import free_port as _free_port
+from vnfha_lab.ports import free_port as _free_port
 
 T = TypeVar("T")
 

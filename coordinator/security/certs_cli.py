@@ -40,19 +40,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd_init(args: argparse.Namespace, out: TextIO) -> int:
-    from vnfha.coordinator.testpki import TestCA
+    from vnfha.coordinator.security.ca import CertAuthority
 
     if (args.dir / f"{CA_NAME}-key.pem").exists():
         raise CertsError(f"{args.dir} already holds a CA ({CA_NAME}-key.pem); refusing to "
                          "overwrite it")
-    ca = TestCA(args.dir, name=CA_NAME, validity=datetime.timedelta(days=args.days))
+    ca = CertAuthority(args.dir, name=CA_NAME, validity=datetime.timedelta(days=args.days))
     ca.save_key()
     print(f"CA written: {ca.ca_file} (key {ca.key_file}, mode 0600)", file=out)
     return 0
 
 
 def _cmd_issue(args: argparse.Namespace, out: TextIO) -> int:
-    from vnfha.coordinator.testpki import TestCA
+    from vnfha.coordinator.security.ca import CertAuthority
 
     try:
         parse_uri(f"vnfha://{args.identity}")
@@ -60,7 +60,7 @@ def _cmd_issue(args: argparse.Namespace, out: TextIO) -> int:
         raise CertsError(f"--identity {args.identity!r}: {e}") from None
     if not (args.dir / f"{CA_NAME}-key.pem").exists():
         raise CertsError(f"{args.dir} holds no CA; run: vnfha certs init --dir {args.dir}")
-    ca = TestCA.load(args.dir, name=CA_NAME)
+    ca = CertAuthority.load(args.dir, name=CA_NAME)
     files = ca.issue_identity(args.identity, san_ips=tuple(args.san_ip),
                               san_dns=tuple(args.san_dns),
                               validity=datetime.timedelta(days=args.days))

@@ -13,7 +13,7 @@ from netns.fixtures import Capture, lab, swept_labs
 
 from vnfha.agents import announce
 from vnfha.agents.announce import AnnounceError, send_garp, send_unsolicited_na
-from vnfha.agents.netlab import Host, Lab
+from vnfha_lab.netlab import Host, Lab
 
 __all__ = ["lab", "swept_labs"]
 pytestmark = pytest.mark.slow

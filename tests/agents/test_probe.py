@@ -1,6 +1,6 @@
 """The outage arithmetic the demo and the failover benchmark report."""
 
-from vnfha.agents.probe import Attempt, outage
+from vnfha_lab.probe import Attempt, outage
 
 
 def A(at: float, ok: bool, who: str) -> Attempt:

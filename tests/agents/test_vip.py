@@ -10,8 +10,8 @@ import pytest
 from netns.fixtures import Capture, lab, swept_labs
 
 from vnfha.agents import announce
-from vnfha.agents.netlab import Host, Lab
 from vnfha.agents.vip import IFA_F_TENTATIVE, VipError, VipManager, VipSpec
+from vnfha_lab.netlab import Host, Lab
 
 __all__ = ["lab", "swept_labs"]
 pytestmark = pytest.mark.slow

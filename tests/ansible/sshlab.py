@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vnfha.agents.netlab import Host, Lab
+from vnfha_lab.netlab import Host, Lab
 
 OVERLAID = ("etc", "opt", "var", "root")
 SSHD = "/usr/sbin/sshd"

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from sshlab import SshFleet  # tests/ansible, on sys.path as the test's own folder
 
-from vnfha.agents.netlab import Lab, pids_in_netns
+from vnfha_lab.netlab import Lab, pids_in_netns
 
 pytestmark = pytest.mark.slow
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.coordinator.etcdserver import EtcdServer, EtcdTls
-from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.raft.settings import RaftSettings
 from vnfha.coordinator.store.base import Store
 from vnfha.coordinator.store.etcd import EtcdStore
 from vnfha.coordinator.store.etcd_config import EtcdSettings
 from vnfha.coordinator.store.memory import MemoryStore
 from vnfha.coordinator.store.raft import RaftStore
+from vnfha_lab.etcdserver import EtcdServer, EtcdTls
+from vnfha_lab.ports import free_port
 
 
 @contextmanager

@@ -19,8 +19,8 @@ import yaml
 from support import free_port, wait_for
 
 from vnfha.coordinator.security.tls import TlsFiles, channel_credentials
-from vnfha.coordinator.testpki import LabPki
 from vnfha.v1 import admin_pb2, admin_pb2_grpc
+from vnfha_lab.testpki import LabPki
 
 VNFHA = [sys.executable, "-m", "vnfha.coordinator.cli"]
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.coordinator.etcdserver import EtcdServer
+from vnfha_lab.etcdserver import EtcdServer
 
 sys.path.insert(0, str(Path(__file__).parent))
 

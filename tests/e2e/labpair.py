@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.agents.netlab import Lab
-from vnfha.agents.probe import load_attempts
-from vnfha.coordinator.labcluster import LabCluster
+from vnfha_lab.labcluster import LabCluster
+from vnfha_lab.netlab import Lab
+from vnfha_lab.probe import load_attempts
 
 TTL = 0.3
 INTERVAL = 0.075

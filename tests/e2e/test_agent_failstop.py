@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vnfha.agents.netlab import Lab, pids_in_netns
 from vnfha.agents.sdk import RoleClient
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.netlab import Lab, pids_in_netns
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from vnfha.agents.kernellease import nft_available
-from vnfha.agents.netlab import Lab, arp_repliers, pids_in_netns
-from vnfha.agents.probe import load_attempts
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.netlab import Lab, arp_repliers, pids_in_netns
+from vnfha_lab.probe import load_attempts
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not nft_available(), reason="needs nft (nftables)")]

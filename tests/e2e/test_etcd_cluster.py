@@ -23,8 +23,8 @@ from support import wait_for
 from test_cluster import INTERVAL, TTL, Roles, epoch_and_active
 
 from vnfha.agents.session import AgentSession, HostedMember
-from vnfha.coordinator.etcdserver import EtcdServer
 from vnfha.v1 import admin_pb2
+from vnfha_lab.etcdserver import EtcdServer
 
 pytestmark = pytest.mark.slow
 SESSION_TTL = 2

@@ -1,6 +1,6 @@
 """The etcd store against an etcd with client TLS, --client-cert-auth and auth on.
 
-One real etcd for the module: TLS with a throwaway CA (coordinator/testpki.py),
+One real etcd for the module: TLS with a throwaway CA (lab/vnfha_lab/testpki.py),
 client certificates required, users and roles set up through etcd's gRPC Auth
 API, and --auth-token-ttl 1 so tokens expire between a coordinator's writes.
 
@@ -30,9 +30,9 @@ from support import free_port, wait_for
 from test_cluster import INTERVAL, TTL, Roles, epoch_and_active
 
 from vnfha.agents.session import AgentSession, HostedMember
-from vnfha.coordinator.etcdserver import EtcdServer, EtcdTls
-from vnfha.coordinator.testpki import CertFiles, TestCA
 from vnfha.v1 import admin_pb2
+from vnfha_lab.etcdserver import EtcdServer, EtcdTls
+from vnfha_lab.testpki import CertFiles, TestCA
 
 pytestmark = pytest.mark.slow
 _files = itertools.count(1)

@@ -1,7 +1,7 @@
 """A stopped agent is a handover, not a failure: SIGTERM to the active's agent (what
 `systemctl stop` does with KillMode=mixed) in network namespaces with a real VIP.
 
-Topology as in test_netns_failover.py (coordinator/labcluster.py). A checker polls
+Topology as in test_netns_failover.py (lab/vnfha_lab/labcluster.py). A checker polls
 every VM's addresses throughout and must never see two VIP holders.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from labpair import TTL, build_pair, served_by
 
-from vnfha.agents.probe import gap, load_attempts
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
 from vnfha.v1 import admin_pb2, types_pb2
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.probe import gap, load_attempts
 
 pytestmark = pytest.mark.slow
 

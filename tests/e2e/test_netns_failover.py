@@ -1,6 +1,6 @@
 """Active/standby failover end to end, in network namespaces with a real VIP.
 
-Topology (coordinator/labcluster.py): 3 coordinators, 2 VMs (agent + TCP
+Topology (lab/vnfha_lab/labcluster.py): 3 coordinators, 2 VMs (agent + TCP
 service each), 1 client probing the VIP, all on one bridge in 198.18.0.0/24.
 A checker polls every VM's addresses throughout each test. Faults are real:
 SIGKILL, SIGSTOP, nftables drops in the switch, link down.
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from labpair import TTL, build_pair, served_by
 
-from vnfha.agents.probe import load_attempts, outage
 from vnfha.agents.sdk import RoleClient
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
 from vnfha.v1 import admin_pb2
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.probe import load_attempts, outage
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Active-active behind an HA pair of real HAProxy load balancers, in network namespaces.
 
-Topology (coordinator/lablb.py): 3 coordinators, 3 backend VMs (service + agent,
+Topology (lab/vnfha_lab/lablb.py): 3 coordinators, 3 backend VMs (service + agent,
 members of the active-active group `web`), 2 LB hosts (HAProxy + agent; group
 `lb` is active/standby and owns the front VIP), a client probing the VIP every
 10 ms. Faults are real: a VM's link goes down and all its processes are SIGKILLed.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.agents.netlab import Lab
-from vnfha.agents.probe import load_attempts
-from vnfha.coordinator.lablb import LbLab
+from vnfha_lab.lablb import LbLab
+from vnfha_lab.netlab import Lab
+from vnfha_lab.probe import load_attempts
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """A real Prometheus scrapes a namespace cluster through a crash failover.
 
-Topology: coordinator/labcluster.py (3 coordinators, 2 VMs, a client host), every
+Topology: lab/vnfha_lab/labcluster.py (3 coordinators, 2 VMs, a client host), every
 coordinator and agent with its metrics listener on its lab address over TLS with
 client certificates; Prometheus (the Debian package's binary) runs in the client
 host and scrapes all five with its own client certificate. vm1 (active) crashes:
@@ -25,8 +25,8 @@ import pytest
 import yaml
 from pki import make_pki
 
-from vnfha.agents.netlab import Lab
-from vnfha.coordinator.labcluster import LabCluster
+from vnfha_lab.labcluster import LabCluster
+from vnfha_lab.netlab import Lab
 
 pytestmark = [
     pytest.mark.slow,

@@ -1,6 +1,6 @@
 """A rogue with a valid certificate for vm2, in the lab's namespaces (issue 11).
 
-The cluster runs with mTLS (coordinator/labcluster.py). The rogue sits on the
+The cluster runs with mTLS (lab/vnfha_lab/labcluster.py). The rogue sits on the
 same bridge as the VMs and holds a real certificate for vm2, signed by the
 cluster's CA. It must not be able to act for vm1 or as an admin, and forged
 keepalives for vm1 must not keep vm1's lease alive once vm1 dies.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.agents.netlab import Lab
-from vnfha.coordinator.labcluster import LabCluster, VipChecker
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.netlab import Lab
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from vnfha.agents.netlab import Lab
-from vnfha.coordinator.labcluster import KV_PORT, SYNC_PORT, LabCluster, VipChecker
+from vnfha_lab.labcluster import KV_PORT, SYNC_PORT, LabCluster, VipChecker
+from vnfha_lab.netlab import Lab
 
 pytestmark = pytest.mark.slow
 

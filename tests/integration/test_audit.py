@@ -17,8 +17,8 @@ from vnfha.coordinator.config import parse_config
 from vnfha.coordinator.security.authz import RefusalLog
 from vnfha.coordinator.security.tls import channel_credentials
 from vnfha.coordinator.server import Coordinator
-from vnfha.coordinator.testpki import LabPki
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, types_pb2
+from vnfha_lab.testpki import LabPki
 
 TTL = 0.6
 INTERVAL = 0.1

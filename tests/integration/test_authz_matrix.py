@@ -27,7 +27,6 @@ from vnfha.agents.statesync.receiver import SyncReceiver
 from vnfha.coordinator.config import parse_config
 from vnfha.coordinator.security.policy import RULES
 from vnfha.coordinator.server import Coordinator
-from vnfha.coordinator.testpki import LabPki, TestCA
 from vnfha.v1 import (
     admin_pb2,
     agent_pb2,
@@ -38,6 +37,7 @@ from vnfha.v1 import (
     statesync_pb2,
     types_pb2,
 )
+from vnfha_lab.testpki import LabPki, TestCA
 
 TTL = 2.0
 INTERVAL = 0.2

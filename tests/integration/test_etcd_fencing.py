@@ -19,12 +19,12 @@ import pytest
 from support import wait_for
 
 from vnfha.coordinator import commands as C
-from vnfha.coordinator.etcdserver import EtcdServer
 from vnfha.coordinator.model import Health
 from vnfha.coordinator.store.base import StoreUnavailable
 from vnfha.coordinator.store.etcd import EtcdStore
 from vnfha.coordinator.store.etcd_client import EtcdClient, WatchStream
 from vnfha.coordinator.store.etcd_config import EtcdSettings
+from vnfha_lab.etcdserver import EtcdServer
 
 GROUP = "g"
 

@@ -22,8 +22,8 @@ from vnfha.agents.session import AgentSession, HostedMember
 from vnfha.coordinator.config import parse_config
 from vnfha.coordinator.security.tls import ChannelSource, TlsFiles
 from vnfha.coordinator.server import Coordinator
-from vnfha.coordinator.testpki import LabPki
 from vnfha.v1 import admin_pb2, admin_pb2_grpc
+from vnfha_lab.testpki import LabPki
 
 TTL = 0.6
 INTERVAL = 0.05

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.agents.lb import labhaproxy
 from vnfha.agents.lb.agent import LbAgent
 from vnfha.agents.lb.config import LbConfig
 from vnfha.agents.lb.haproxy import HaproxyAdmin, HaproxyError
-from vnfha.agents.netlab import Lab
 from vnfha.v1 import pool_pb2
+from vnfha_lab import labhaproxy
+from vnfha_lab.netlab import Lab
 
 pytestmark = pytest.mark.slow
 

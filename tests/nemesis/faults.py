@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vnfha.agents.netlab import pids_in_netns
+from vnfha_lab.netlab import pids_in_netns
 
 from .schedule import KindSpec
 

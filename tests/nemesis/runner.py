@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vnfha.agents.netlab import Lab, in_netns
-from vnfha.agents.probe import load_attempts
-from vnfha.coordinator.labcluster import KV_PORT, SYNC_PORT, LabCluster, VipChecker
+from vnfha_lab.labcluster import KV_PORT, SYNC_PORT, LabCluster, VipChecker
+from vnfha_lab.netlab import Lab, in_netns
+from vnfha_lab.probe import load_attempts
 
 from . import history as H
 from . import metrics

@@ -1,1 +1,1 @@
-"""Network-namespace test hosts: pytest fixtures and capture helpers (core: vnfha.agents.netlab)."""
+"""Network-namespace test hosts: pytest fixtures and capture helpers (core: vnfha_lab.netlab)."""

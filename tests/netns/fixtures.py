@@ -15,7 +15,7 @@ from types import TracebackType
 
 import pytest
 
-from vnfha.agents.netlab import Host, Lab
+from vnfha_lab.netlab import Host, Lab
 
 ETH_P_ALL = 0x0003
 

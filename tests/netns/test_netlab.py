@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from vnfha.agents.netlab import OWNER_DIR, Lab, LabError, pids_in_netns
+from vnfha_lab.netlab import OWNER_DIR, Lab, LabError, pids_in_netns
 
 pytestmark = pytest.mark.slow
 

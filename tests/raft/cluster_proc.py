@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vnfha.coordinator.ports import free_ports
+from vnfha_lab.ports import free_ports
 
 NODE_MAIN = Path(__file__).with_name("node_main.py")
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vnfha.coordinator.ports import free_ports
 from vnfha.coordinator.raft import (
     CommitTimeoutError,
     NoLeaderError,
     RaftSettings,
     ReplicatedLog,
 )
+from vnfha_lab.ports import free_ports
 
 SECRET = "test-cluster-secret-of-at-least-32-bytes"
 

@@ -582,9 +582,9 @@ def test_demo_gets_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
     seen = []
-    fake = types.ModuleType("vnfha.coordinator.demo")
+    fake = types.ModuleType("vnfha_lab.demo")
     fake.main = lambda args: seen.append(args) or 0  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vnfha.coordinator.demo", fake)
+    monkeypatch.setitem(sys.modules, "vnfha_lab.demo", fake)
     assert cli.main(["--timeout", "2", "demo", "--help", "-x", "y"]) == 0
     assert seen == [["--help", "-x", "y"]]
 
@@ -593,9 +593,10 @@ def test_demo_missing_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
-    monkeypatch.setitem(sys.modules, "vnfha.coordinator.demo", None)  # import -> not found
+    monkeypatch.setitem(sys.modules, "vnfha_lab.demo", None)  # import -> not found
     assert cli.main(["demo"]) == 1
-    assert "demo is not available" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "lab harness" in err and "pip install ./lab" in err
 
 
 # --------------------------------------------------------------------------- issue 15: the CLI

@@ -20,3 +20,15 @@ def test_every_package_folder_is_in_the_wheel() -> None:
             rel = init.parent.relative_to(ROOT / folder)
             expected.add(".".join([name, *rel.parts]) if rel.parts else name)
     assert expected - listed == set(), "add these to [tool.setuptools] packages"
+
+
+def test_the_product_wheel_ships_no_lab_harness() -> None:
+    """The harness lives in lab/ as its own distribution (vnfha-lab): the product
+    wheel must name none of it, and no harness module may sit in a product folder."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert not [p for p in tool["packages"] if p.startswith("vnfha_lab")]
+    lab = tomllib.loads((ROOT / "lab" / "pyproject.toml").read_text())
+    assert lab["project"]["name"] == "vnfha-lab"
+    harness = {p.name for p in (ROOT / "lab" / "vnfha_lab").glob("*.py")} - {"__init__.py"}
+    for folder in tool["package-dir"].values():
+        assert not harness & {p.name for p in (ROOT / folder).rglob("*.py")}, folder

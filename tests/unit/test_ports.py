@@ -6,7 +6,7 @@ same free port (both were free when checked, neither was bound yet).
 
 from __future__ import annotations
 
-from vnfha.coordinator import ports
+from vnfha_lab import ports
 
 
 def test_free_port_never_repeats_within_a_process(monkeypatch) -> None:

@@ -21,8 +21,8 @@ from vnfha.coordinator.security.identity import (
 )
 from vnfha.coordinator.security.policy import RULES, decide_call, decide_request
 from vnfha.coordinator.security.tls import TlsError, TlsFiles
-from vnfha.coordinator.testpki import TestCA
 from vnfha.v1 import agent_pb2, state_pb2
+from vnfha_lab.testpki import TestCA
 
 VM1 = Identity("node", "vm1")
 VM2 = Identity("node", "vm2")

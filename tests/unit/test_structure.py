@@ -70,10 +70,10 @@ def test_io_in_the_core_breaks_the_pure_core_contract(setup, edge) -> None:
 
 
 @pytest.mark.parametrize("edge", [
-    ("vnfha.coordinator.server", "vnfha.coordinator.labcluster"),
-    ("vnfha.agents.main", "vnfha.agents.netlab"),
-    ("vnfha.coordinator.cli", "vnfha.coordinator.demo"),
-    ("vnfha.coordinator.server", "vnfha.coordinator.ports"),
+    ("vnfha.coordinator.server", "vnfha_lab.labcluster"),
+    ("vnfha.agents.main", "vnfha_lab.netlab"),
+    ("vnfha.coordinator.cli", "vnfha_lab.demo"),
+    ("vnfha.coordinator.server", "vnfha_lab.ports"),
 ])
 def test_a_product_import_of_the_harness_breaks_its_contract(setup, edge) -> None:
     assert not kept(setup, "no-lab-in-product", edge)

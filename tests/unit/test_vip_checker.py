@@ -1,9 +1,9 @@
 """The VIP checker's overlap rule: a handover seen across one slow pass is not two
-holders; two VMs that held at one same moment are (coordinator/labcluster.py)."""
+holders; two VMs that held at one same moment are (lab/vnfha_lab/labcluster.py)."""
 
 from __future__ import annotations
 
-from vnfha.coordinator.labcluster import VipChecker
+from vnfha_lab.labcluster import VipChecker
 
 
 class ScriptedCluster:

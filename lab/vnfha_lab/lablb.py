@@ -1,6 +1,6 @@
 """An active-active deployment behind an HA pair of real HAProxy load balancers, in netns.
 
-Built on LabCluster (coordinator/labcluster.py): 3 coordinators, 3 backend VMs
+Built on LabCluster (lab/vnfha_lab/labcluster.py): 3 coordinators, 3 backend VMs
 (vm1-vm3: the probe TCP service on 8080 and an agent, members web-1..web-3 of
 the active-active group `web`), 2 load-balancer hosts (lb1, lb2: HAProxy with
 one backend server per member, and an agent that is a member of the
@@ -22,11 +22,11 @@ from typing import Any
 import grpc
 import yaml
 
-from vnfha.agents.lb import labhaproxy
 from vnfha.agents.lb.haproxy import HaproxyAdmin
-from vnfha.agents.netlab import Lab
-from vnfha.coordinator.labcluster import SERVICE_PORT, LabCluster
 from vnfha.v1 import admin_pb2, pool_pb2, pool_pb2_grpc
+from vnfha_lab import labhaproxy
+from vnfha_lab.labcluster import SERVICE_PORT, LabCluster
+from vnfha_lab.netlab import Lab
 
 FRONT_PORT = 80
 BACKEND = "web_servers"
@@ -141,7 +141,7 @@ class LbLab(LabCluster):
     def start_front_probe(self, name: str = "probe", duration: float = 30.0,
                           interval: float = 0.01, timeout: float = 0.5) -> Path:
         out = self.root / f"{name}.jsonl"
-        self._spawn(name, "client", [sys.executable, "-m", "vnfha.agents.probe", "probe",
+        self._spawn(name, "client", [sys.executable, "-m", "vnfha_lab.probe", "probe",
                                      "--target", f"{self.vip_addr}:{FRONT_PORT}",
                                      "--interval", str(interval), "--timeout", str(timeout),
                                      "--duration", str(duration),

@@ -76,7 +76,7 @@ def _table(g: Any) -> str:
 
 
 def _answers(probe: Path) -> list[Any]:
-    from vnfha.agents.probe import load_attempts
+    from vnfha_lab.probe import load_attempts
 
     return load_attempts(str(probe))
 
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
         print("error: the demo builds network namespaces: run it as root on Linux with "
               "iproute2 (bash scripts/demo.sh installs what is missing)", file=sys.stderr)
         return 2
-    from vnfha.agents.netlab import Lab
-    from vnfha.agents.probe import outage
-    from vnfha.coordinator.labcluster import LabCluster, VipChecker
+    from vnfha_lab.labcluster import LabCluster, VipChecker
+    from vnfha_lab.netlab import Lab
+    from vnfha_lab.probe import outage
 
     # SIGTERM unwinds like Ctrl-C, so the namespaces and processes are removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -29,9 +29,9 @@ from pathlib import Path
 import grpc
 from pyetcd import etcdrpc
 
-from vnfha.coordinator.ports import free_port
 from vnfha.coordinator.store.etcd_layout import prefix_end
-from vnfha.coordinator.testpki import CertFiles, TestCA
+from vnfha_lab.ports import free_port
+from vnfha_lab.testpki import CertFiles, TestCA
 
 
 @dataclass(frozen=True)

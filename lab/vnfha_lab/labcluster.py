@@ -27,9 +27,9 @@ from typing import Any
 import grpc
 import yaml
 
-from vnfha.agents.netlab import Host, Lab
-from vnfha.coordinator.testpki import LabPki
 from vnfha.v1 import admin_pb2, admin_pb2_grpc
+from vnfha_lab.netlab import Host, Lab
+from vnfha_lab.testpki import LabPki
 
 API_PORT = 7401
 RAFT_PORT = 7501
@@ -142,7 +142,7 @@ class LabCluster:
         (root / "cluster.secret").write_text(secrets.token_urlsafe(32))
         self.api = {c: f"{self.hosts[c].ip4}:{API_PORT}" for c in self.cids}
         # What the coordinators declare, and extra top-level config sections (the
-        # active-active lab, coordinator/lablb.py, sets both).
+        # active-active lab, lab/vnfha_lab/lablb.py, sets both).
         self.groups: list[dict[str, Any]] = [{"name": "web", "mode": "active-standby",
                                                "vip": self.vip}]
         self.coordinator_extra: dict[str, Any] = {}
@@ -208,7 +208,7 @@ class LabCluster:
 
     def start_service(self, vm: str) -> None:
         host = "::" if self.ipv6 else "0.0.0.0"
-        self._spawn(f"{vm}-svc", vm, [sys.executable, "-m", "vnfha.agents.probe", "serve",
+        self._spawn(f"{vm}-svc", vm, [sys.executable, "-m", "vnfha_lab.probe", "serve",
                                       "--port", str(SERVICE_PORT), "--name", vm,
                                       "--host", host])
 
@@ -290,7 +290,7 @@ class LabCluster:
         out = self.root / f"{name}.jsonl"
         target = f"[{self.vip_addr}]:{SERVICE_PORT}" if self.ipv6 else \
             f"{self.vip_addr}:{SERVICE_PORT}"
-        self._spawn(name, "client", [sys.executable, "-m", "vnfha.agents.probe", "probe",
+        self._spawn(name, "client", [sys.executable, "-m", "vnfha_lab.probe", "probe",
                                      "--target", target, "--interval", str(interval),
                                      "--timeout", str(timeout), "--duration", str(duration),
                                      "--out", str(out)])

@@ -1,13 +1,11 @@
-"""A throwaway certificate authority for tests and benchmarks (never for production).
+"""A small certificate authority: `vnfha certs init|issue` and the lab harness.
 
-Writes PEM files into a folder the caller owns: a CA, a server certificate for
-127.0.0.1 / localhost signed by it, and client certificates. Tests use it to run
-etcd with TLS and `--client-cert-auth` (etcdserver.py), and to build a second,
-unrelated CA that the server must not be trusted with.
-
-`issue_identity` makes the certificates of vnfha's own mTLS (docs/security.md):
-one SAN URI `vnfha://kind/name`, usable as client and server. `vnfha certs` uses
-the same class with the CA key kept on disk (`TestCA.load`).
+Writes PEM files into a folder the caller owns: a CA, certificates for vnfha's own
+mTLS (`issue_identity`: one SAN URI `vnfha://kind/name`, usable as client and
+server, docs/security.md), and plain server/client certificates (etcd with
+`--client-cert-auth`). `vnfha certs` keeps the CA key on disk (`save_key`, `load`);
+the lab harness (`vnfha_lab.testpki`) keeps it in memory for the life of a test.
+Sites with their own PKI issue the same SAN URIs from it instead.
 """
 
 from __future__ import annotations
@@ -23,8 +21,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from vnfha.coordinator.security.tls import TlsFiles
-
 _VALIDITY = datetime.timedelta(days=2)
 
 
@@ -34,10 +30,8 @@ class CertFiles:
     key: Path
 
 
-class TestCA:
+class CertAuthority:
     """A CA whose key stays in memory; `issue_*` writes cert + key files under `folder`."""
-
-    __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, folder: Path, name: str = "vnfha-test-ca",
                  validity: datetime.timedelta = _VALIDITY) -> None:
@@ -78,7 +72,7 @@ class TestCA:
         return self.key_file
 
     @classmethod
-    def load(cls, folder: Path, name: str = "vnfha-test-ca") -> TestCA:
+    def load(cls, folder: Path, name: str = "vnfha-test-ca") -> CertAuthority:
         """A CA made earlier with `save_key`."""
         self = cls.__new__(cls)
         self.folder = Path(folder)
@@ -163,34 +157,3 @@ class TestCA:
         os.replace(tmp_key, files.key)
         os.replace(tmp_cert, files.cert)
         return files
-
-
-class LabPki:
-    """The certificates of one lab or test cluster, issued on first use per identity."""
-
-    __test__ = False
-
-    def __init__(self, folder: Path) -> None:
-        self.ca = TestCA(folder)
-        self._issued: dict[tuple[str, tuple[str, ...]], CertFiles] = {}
-
-    def files(self, identity: str, san_ips: tuple[str, ...] = ()) -> TlsFiles:
-        key = (identity, tuple(san_ips))
-        if key not in self._issued:
-            self._issued[key] = self.ca.issue_identity(
-                identity, san_ips=key[1],
-                file_name=f"{identity.replace('/', '-')}-{len(self._issued)}")
-        cert = self._issued[key]
-        return TlsFiles(self.ca.ca_file, cert.cert, cert.key)
-
-    def section(self, identity: str, san_ips: tuple[str, ...] = ()) -> dict[str, str]:
-        """A config `tls:` mapping for this identity."""
-        f = self.files(identity, san_ips)
-        return {"ca_file": str(f.ca_file), "cert_file": str(f.cert_file),
-                "key_file": str(f.key_file)}
-
-    def args(self, identity: str, san_ips: tuple[str, ...] = ()) -> list[str]:
-        """The `--cacert/--cert/--key` arguments for this identity."""
-        f = self.files(identity, san_ips)
-        return ["--cacert", str(f.ca_file), "--cert", str(f.cert_file), "--key",
-                str(f.key_file)]

@@ -1,7 +1,7 @@
 """A tiny TCP service and a bounded prober, for the demo, tests and benchmarks.
 
-    python -m vnfha.agents.probe serve --port 8080 --name vm1
-    python -m vnfha.agents.probe probe --target 198.18.0.100:8080 --interval 0.01 \\
+    python -m vnfha_lab.probe serve --port 8080 --name vm1
+    python -m vnfha_lab.probe probe --target 198.18.0.100:8080 --interval 0.01 \\
         --duration 10 --out results.jsonl
 
 The service answers every connection with its name and closes it. The prober
