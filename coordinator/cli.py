@@ -138,7 +138,9 @@ class AdminClient:
             # The unix admin socket is local root's: plaintext, no certificate.
             self._channels[endpoint] = (
                 grpc.insecure_channel(endpoint) if self.tls is None or endpoint.startswith(
-                    "unix:") else grpc.secure_channel(endpoint, _tls.channel_credentials(self.tls)))
+                    "unix:") else grpc.secure_channel(
+                        endpoint, _tls.channel_credentials(self.tls),
+                        options=[_tls.server_name_option("coordinator")]))
         return admin_pb2_grpc.AdminServiceStub(self._channels[endpoint])
 
     def close(self) -> None:

@@ -49,7 +49,11 @@ from vnfha.coordinator.commands import Command, Stamp
 from vnfha.coordinator.decide_pool import pool_rules
 from vnfha.coordinator.model import ClusterState, Group, GroupMode, Health, Member
 from vnfha.coordinator.observations import MemberReport, NodeSeen, Observations, Policy
-from vnfha.coordinator.state_machine import apply, eligible
+from vnfha.coordinator.state_machine import apply
+from vnfha.coordinator.state_rules import eligible
+
+#: where a rule hands the command it decided on
+Emit = Callable[[Command], None]
 
 __all__ = ["MemberReport", "NodeSeen", "Observations", "Policy", "decide", "observed_health"]
 
@@ -140,7 +144,7 @@ def _candidate(state: ClusterState, group: Group, obs: Observations, now: float,
 
 
 def _sync_health(state: ClusterState, group: Group, obs: Observations, now: float,
-                 policy: Policy, emit, st: Callable[[], Stamp]) -> None:
+                 policy: Policy, emit: Emit, st: Callable[[], Stamp]) -> None:
     for m in sorted(group.members.values(), key=lambda m: m.name):
         seen = observed_health(m, obs, now, policy)
         if seen == m.health:
@@ -158,8 +162,8 @@ def _sync_health(state: ClusterState, group: Group, obs: Observations, now: floa
         emit(C.set_health(group.name, m.name, seen, reason=reason, **st()))
 
 
-def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, emit,
-           st: Callable[[], Stamp]) -> None:
+def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, now: float,
+           policy: Policy, emit: Emit, st: Callable[[], Stamp]) -> None:
     state: ClusterState = current()
     group = state.groups[gname]
     if group.active is not None:
@@ -207,8 +211,8 @@ def _roles(current, gname: str, obs: Observations, now: float, policy: Policy, e
             emit(C.promote(gname, target.name, group.epoch, reason=reason, **st()))
 
 
-def _finish_handover(current, gname: str, obs: Observations, now: float, policy: Policy,
-                     emit, st: Callable[[], Stamp]) -> None:
+def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Observations,
+                     now: float, policy: Policy, emit: Emit, st: Callable[[], Stamp]) -> None:
     """Rule 8: only what an operator asked for: confirm a release, then promote the
     successor chosen for it (and nobody else; nobody at all in a group being deleted)."""
     group = current().groups[gname]
@@ -236,7 +240,7 @@ def _released(old: Member, demote_epoch: int, obs: Observations, now: float,
 
 
 def _stabilize(state: ClusterState, group: Group, obs: Observations, now: float,
-               policy: Policy, emit, st: Callable[[], Stamp]) -> None:
+               policy: Policy, emit: Emit, st: Callable[[], Stamp]) -> None:
     for m in sorted(group.members.values(), key=lambda m: m.name):
         if not m.quarantined or m.name in (group.active, group.releasing):
             continue

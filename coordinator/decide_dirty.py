@@ -121,10 +121,10 @@ class DirtyTracker:
                 dirty.update(g for g, _ in index.get(n, ()))
         # A quarantined member becomes eligible when its stabilization time is up.
         for name in self._quarantined:
-            g = new.groups.get(name)
-            if g is None or name in dirty:
+            qg = new.groups.get(name)
+            if qg is None or name in dirty:
                 continue
-            for m in g.members.values():
+            for m in qg.members.values():
                 report = obs.report(m) if m.quarantined else None
                 if report is not None and report.healthy_since is not None:
                     due = report.healthy_since + policy.stabilization

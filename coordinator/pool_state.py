@@ -89,17 +89,17 @@ def _pool_admit(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result
     version = group.pool_version + 1
     recoveries = dict(group.recoveries)
     rec = recoveries.get(member.name)
-    cancelled = rec is not None and rec.status in OPEN
-    if cancelled:
-        recoveries[member.name] = replace(rec, status="cancelled",
+    cancelled = rec if rec is not None and rec.status in OPEN else None
+    if cancelled is not None:
+        recoveries[member.name] = replace(cancelled, status="cancelled",
                                           message="back in service before recovery completed")
     state = _put_group(state, replace(group, pool=group.pool | {member.name},
                                       pool_version=version, recoveries=recoveries))
     state = _event(state, cmd, "pool_admitted", group=group.name, member=member.name,
                    node=member.node, epoch=version, reason=cmd["reason"])
-    if cancelled:
+    if cancelled is not None:
         state = _event(state, cmd, "recovery_cancelled", group=group.name, member=member.name,
-                       node=member.node, epoch=rec.failure,
+                       node=member.node, epoch=cancelled.failure,
                        reason="member back in service before its recovery completed")
     return state, ok(changed=True, version=version)
 

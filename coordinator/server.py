@@ -201,7 +201,7 @@ class Coordinator:
         health_api = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_api, self.server)
         if cfg.tls is not None:
-            self.server_tls = ReloadingServerCredentials(cfg.tls)
+            self.server_tls = ReloadingServerCredentials(cfg.tls, serves_as="coordinator")
             port = self.server.add_secure_port(cfg.self_member.api,
                                                self.server_tls.credentials())
         else:

@@ -7,6 +7,8 @@ echo "== ruff"
 ruff check .
 echo "== import contracts (.importlinter)"
 lint-imports
+echo "== mypy --strict on the pure core"
+python scripts/typecheck.py
 echo "== ansible-lint (production profile)"
 (cd ansible && ansible-lint --offline --profile production)
 echo "== generated protobuf stubs"

@@ -53,7 +53,7 @@ from vnfha.agents.statesync.errors import (
     StaleEpochError,
     SyncUnavailable,
 )
-from vnfha.agents.statesync.receiver import SyncReceiver
+from vnfha.agents.statesync.receiver import SyncConfigError, SyncReceiver
 from vnfha.agents.statesync.sender import FixedEpoch, PeerClient, SyncSender
 from vnfha.agents.statesync.store import StateClient
 from vnfha.coordinator.logs import setup_logging
@@ -70,7 +70,7 @@ class KvStore:
     def __init__(self, group: str, role_socket: str, sync_listen: str, peers: list[str],
                  coordinators: list[str], mode: str = "sync",
                  checkpoint_interval: float = 1.0, ack_timeout: float = 1.0,
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None, insecure: bool = False) -> None:
         self.group = group
         self.tls = tls
         self.peers = peers
@@ -83,7 +83,7 @@ class KvStore:
         self.role = RoleClient(role_socket)
         self.store = StateClient(coordinators, tls=tls)
         self.receiver = SyncReceiver(group, self, self.store.committed_epoch, bind=sync_listen,
-                                     tls=tls)
+                                     tls=tls, insecure=insecure)
         self.active: tuple[ActiveContext, SyncSender] | None = None
         self.stop = threading.Event()
         self.stats: dict[str, Any] = {"takeovers": 0, "checkpoints": 0, "writes_acked": 0,
@@ -276,10 +276,14 @@ def make_handler(kv: KvStore) -> type[BaseHTTPRequestHandler]:
 
 def serve(args: argparse.Namespace) -> int:
     setup_logging("info", "json")
-    kv = KvStore(args.group, args.role_socket, args.sync_listen,
-                 [p for p in args.peer if p], args.coordinators.split(","), mode=args.mode,
-                 checkpoint_interval=args.checkpoint_interval, ack_timeout=args.ack_timeout,
-                 tls=_tls(args))
+    try:
+        kv = KvStore(args.group, args.role_socket, args.sync_listen,
+                     [p for p in args.peer if p], args.coordinators.split(","), mode=args.mode,
+                     checkpoint_interval=args.checkpoint_interval,
+                     ack_timeout=args.ack_timeout, tls=_tls(args), insecure=args.insecure)
+    except SyncConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     kv.receiver.start()
     host, port = args.listen.rsplit(":", 1)
     httpd = ThreadingHTTPServer((host, int(port)), make_handler(kv))
@@ -354,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a standby's sync address (host:port); repeat for several")
     s.add_argument("--coordinators", required=True, help="comma-separated host:port list")
     s.add_argument("--mode", choices=("sync", "async"), default="sync")
+    s.add_argument("--insecure", action="store_true",
+                   help="serve the sync receiver without TLS on a non-loopback address "
+                        "(peers unauthenticated; labs only)")
     s.add_argument("--checkpoint-interval", type=float, default=1.0)
     s.add_argument("--ack-timeout", type=float, default=1.0)
     _tls_flags(s)

@@ -17,6 +17,7 @@ real active.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable
@@ -65,11 +66,38 @@ class Applier(Protocol):
     def install_snapshot(self, sequence: int, data: bytes) -> None: ...
 
 
+class SyncConfigError(ValueError):
+    """The receiver would serve unauthenticated peers on a network address."""
+
+
+def is_local_bind(bind: str) -> bool:
+    """A loopback address or a unix socket: reachable only from this host."""
+    if bind.startswith("unix:"):
+        return True
+    host = bind.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
+    """Without `tls`, only a loopback or unix bind is accepted unless `insecure` says
+    otherwise out loud: any host that reaches a plaintext receiver could feed the
+    standby's state (the epoch fence refuses stale epochs, not forged data)."""
+
     def __init__(self, group: str, app: Applier, epochs: EpochSource, bind: str = "",
                  max_message_bytes: int = 8 * 1024 * 1024,
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None, insecure: bool = False) -> None:
+        if tls is None and not insecure and not is_local_bind(bind):
+            raise SyncConfigError(
+                f"refusing to serve state sync on {bind} without TLS: any host that reaches "
+                "it could write this standby's state; give TLS files (--cacert/--cert/--key) "
+                "or accept the risk explicitly (insecure=True, kvstore --insecure)")
         self._tls = tls
+        self._insecure = insecure
         self.group = group
         self._app = app
         self._epochs = epochs
@@ -94,13 +122,13 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
                                    options=opts, interceptors=[self.authorizer])
         statesync_pb2_grpc.add_StateSyncServiceServicer_to_server(self, self._server)
         if self._tls is not None:
-            creds = ReloadingServerCredentials(self._tls).credentials()
+            creds = ReloadingServerCredentials(self._tls, serves_as="node").credentials()
             self.port = self._server.add_secure_port(self._bind, creds)
         else:
             # Plaintext: any peer that reaches the port can send sync messages (the epoch
             # fence still refuses stale ones). Say so, so it is never a silent default.
             log.warning("state-sync receiver without TLS: peers are not authenticated",
-                        extra={"bind": self._bind})
+                        extra={"bind": self._bind, "insecure": self._insecure})
             self.port = self._server.add_insecure_port(self._bind)
         if self.port == 0:
             raise OSError(f"cannot listen on {self._bind}")

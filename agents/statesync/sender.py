@@ -90,7 +90,8 @@ class PeerClient:
             ("grpc.max_send_message_length", 8 << 20),
             ("grpc.initial_reconnect_backoff_ms", 50),
             ("grpc.min_reconnect_backoff_ms", 50),
-            ("grpc.max_reconnect_backoff_ms", 500)])
+            ("grpc.max_reconnect_backoff_ms", 500)],
+            server_kind="node")  # the receiver is a VNFC on a node, not a coordinator
 
     @property
     def _stub(self) -> statesync_pb2_grpc.StateSyncServiceStub:

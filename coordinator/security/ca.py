@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vnfha.coordinator.security.identity import ROLE_DNS_SUFFIX, role_dns_name
+
 _VALIDITY = datetime.timedelta(days=2)
 
 
@@ -90,14 +92,23 @@ class CertAuthority:
                        validity: datetime.timedelta | None = None,
                        expired: bool = False, extra_uris: tuple[str, ...] = ()) -> CertFiles:
         """A vnfha certificate for `identity` ("node/vm1", "admin/alice", ...): SAN URI
-        vnfha://<identity>, plus IPs/DNS names it serves on (127.0.0.1, ::1 and localhost
-        always). `expired` makes one that ended an hour ago (tests)."""
+        vnfha://<identity>, the role name `<kind>.vnfha.internal` that clients check
+        (identity.role_dns_name), plus IPs/DNS names it serves on (127.0.0.1, ::1 and
+        localhost always). `expired` makes one that ended an hour ago (tests)."""
         ips = ("127.0.0.1", "::1", *san_ips)
+        kind = identity.partition("/")[0]
+        claimed = [d for d in san_dns if d.lower().endswith(ROLE_DNS_SUFFIX)]
+        if claimed:
+            # Role names are what clients check a server by: only the identity's own
+            # kind may be named, and the CA adds it itself.
+            raise ValueError(f"DNS names ending in {ROLE_DNS_SUFFIX} are role names, set by "
+                             f"the CA from the identity; not allowed here: {claimed[0]}")
         names: list[x509.GeneralName] = [
             x509.UniformResourceIdentifier(f"vnfha://{identity}"),
             *(x509.UniformResourceIdentifier(u) for u in extra_uris),
             *(x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(ips)),
-            *(x509.DNSName(d) for d in dict.fromkeys(("localhost", *san_dns)))]
+            *(x509.DNSName(d) for d in dict.fromkeys(
+                ("localhost", role_dns_name(kind), *san_dns)))]
         now = datetime.datetime.now(datetime.UTC)
         window = ((now - datetime.timedelta(days=2), now - datetime.timedelta(hours=1))
                   if expired else (now - datetime.timedelta(minutes=5),

@@ -61,9 +61,12 @@ def _cmd_issue(args: argparse.Namespace, out: TextIO) -> int:
     if not (args.dir / f"{CA_NAME}-key.pem").exists():
         raise CertsError(f"{args.dir} holds no CA; run: vnfha certs init --dir {args.dir}")
     ca = CertAuthority.load(args.dir, name=CA_NAME)
-    files = ca.issue_identity(args.identity, san_ips=tuple(args.san_ip),
-                              san_dns=tuple(args.san_dns),
-                              validity=datetime.timedelta(days=args.days))
+    try:
+        files = ca.issue_identity(args.identity, san_ips=tuple(args.san_ip),
+                                  san_dns=tuple(args.san_dns),
+                                  validity=datetime.timedelta(days=args.days))
+    except ValueError as e:  # a bad --san-ip, or a role name asked for by hand
+        raise CertsError(str(e)) from None
     print(f"vnfha://{args.identity}: {files.cert} (key {files.key}, mode 0600), "
           f"CA {ca.ca_file}", file=out)
     return 0

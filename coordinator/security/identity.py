@@ -20,6 +20,22 @@ KINDS = ("node", "coordinator", "admin", "viewer", "lb")
 LOCAL = "local"        # the 0600 unix admin socket: local root
 INSECURE = "insecure"  # a listener configured without TLS (single loopback coordinator)
 
+#: Every certificate of a kind also carries the DNS name `<kind>.vnfha.internal`
+#: (`.internal` is reserved for private use). gRPC's Python client checks only the
+#: server's DNS and IP names, never its URI, so a client that must reach a
+#: coordinator asks for `coordinator.vnfha.internal` (grpc.ssl_target_name_override)
+#: instead of the address it dials: a node's certificate, valid for the same
+#: address, then no longer passes for a coordinator.
+ROLE_DNS_SUFFIX = ".vnfha.internal"
+
+
+def role_dns_name(kind: str) -> str:
+    """The DNS name that every certificate of `kind` carries and clients check."""
+    if kind not in KINDS:
+        raise IdentityError(f"unknown identity kind {kind!r}")
+    return f"{kind}{ROLE_DNS_SUFFIX}"
+
+
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 SCHEME = "vnfha://"
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import grpc
 
 from vnfha.coordinator.confparse import Ctx, check_keys, path_setting, section
+from vnfha.coordinator.security.identity import role_dns_name
 
 log = logging.getLogger("vnfha.tls")
 
@@ -118,20 +119,47 @@ def from_env_or_args(cacert: str | None, cert: str | None, key: str | None) -> T
     return files
 
 
+def check_serves_as(cert_pem: bytes, where: Path, kind: str) -> None:
+    """Refuse a server certificate that lacks its kind's role name: clients check
+    servers by it (identity.role_dns_name), so such a server would be refused by
+    every client, later and with a vaguer error, instead of failing at start."""
+    from cryptography import x509
+
+    name = role_dns_name(kind)
+    try:
+        san = x509.load_pem_x509_certificate(cert_pem).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+        dns = san.get_values_for_type(x509.DNSName)
+    except (ValueError, x509.ExtensionNotFound):
+        dns = []
+    if name not in dns:
+        raise TlsError(f"{where}: lacks the DNS name {name}, by which clients check a "
+                       f"{kind}; issue it again (vnfha certs issue --identity {kind}/NAME, "
+                       "or your CA with that name added; docs/security.md)")
+
+
 class ReloadingServerCredentials:
     """Server credentials that require a client certificate signed by the CA file and
-    pick up new files at the next handshake."""
+    pick up new files at the next handshake. `serves_as` (a kind) also requires the
+    certificate to carry that kind's role name, at start and at every reload."""
 
-    def __init__(self, files: TlsFiles) -> None:
+    def __init__(self, files: TlsFiles, serves_as: str | None = None) -> None:
         self.files = files
+        self.serves_as = serves_as
         self._lock = threading.Lock()
         self._stamp = files.stamp()
         self._bad_stamp: tuple[Any, ...] | None = None
         self.reloads = 0
         import grpc  # lazy: config loading (vnfha config check) must not pull in gRPC
 
-        ca, cert, key = files.load()
+        ca, cert, key = self._load()
         self._initial = grpc.ssl_server_certificate_configuration([(key, cert)], ca)
+
+    def _load(self) -> tuple[bytes, bytes, bytes]:
+        ca, cert, key = self.files.load()
+        if self.serves_as is not None:
+            check_serves_as(cert, self.files.cert_file, self.serves_as)
+        return ca, cert, key
 
     def credentials(self) -> grpc.ServerCredentials:
         import grpc
@@ -146,7 +174,7 @@ class ReloadingServerCredentials:
             if stamp == self._stamp or stamp == self._bad_stamp:
                 return None
             try:
-                ca, cert, key = self.files.load()
+                ca, cert, key = self._load()
             except TlsError as e:  # mid-rotation (cert written, key not yet): keep the old
                 self._bad_stamp = stamp
                 log.warning("tls files not reloaded; keeping the current ones",
@@ -160,6 +188,12 @@ class ReloadingServerCredentials:
         return grpc.ssl_server_certificate_configuration([(key, cert)], ca)
 
 
+def server_name_option(kind: str) -> tuple[str, str]:
+    """The channel option that makes a TLS client accept only a server certificate of
+    `kind` (its role name), whatever address it dials."""
+    return ("grpc.ssl_target_name_override", role_dns_name(kind))
+
+
 def channel_credentials(files: TlsFiles) -> grpc.ChannelCredentials:
     import grpc
 
@@ -170,14 +204,18 @@ def channel_credentials(files: TlsFiles) -> grpc.ChannelCredentials:
 
 class ChannelSource:
     """One target's channel (sync or asyncio), TLS or plain, re-created for new calls
-    after the TLS files change. `get()` stats the files at most every `check_every` s."""
+    after the TLS files change. `get()` stats the files at most every `check_every` s.
+    With TLS the server must present a certificate of `server_kind` (its role name):
+    a coordinator by default, a node for state sync between VNFCs."""
 
     def __init__(self, target: str, tls: TlsFiles | None,
                  options: Sequence[tuple[str, Any]] = (), aio: bool = False,
-                 check_every: float = 1.0) -> None:
+                 check_every: float = 1.0, server_kind: str = "coordinator") -> None:
         self.target = target
         self.tls = tls
         self._options = list(options)
+        if tls is not None:
+            self._options.append(server_name_option(server_kind))
         self._aio = aio
         self._check_every = check_every
         self._lock = threading.Lock()
@@ -239,8 +277,10 @@ class Stubs:
     rotations: `stubs[i]` is built on endpoint i's current channel."""
 
     def __init__(self, endpoints: Sequence[str], stub_class: Callable[[Any], Any],
-                 tls: TlsFiles | None, options: Sequence[tuple[str, Any]] = ()) -> None:
-        self.sources = [ChannelSource(e, tls, options) for e in endpoints]
+                 tls: TlsFiles | None, options: Sequence[tuple[str, Any]] = (),
+                 server_kind: str = "coordinator") -> None:
+        self.sources = [ChannelSource(e, tls, options, server_kind=server_kind)
+                        for e in endpoints]
         self._stub_class = stub_class
         self._cache: dict[int, tuple[Any, Any]] = {}
 

@@ -222,7 +222,7 @@ class LabCluster:
             "--listen", f"0.0.0.0:{KV_PORT}", "--sync-listen", f"0.0.0.0:{SYNC_PORT}",
             *peers, "--coordinators", ",".join(self.api[c] for c in self.cids),
             "--mode", mode, "--checkpoint-interval", str(checkpoint_interval),
-            *self.tls_args(f"node/{vm}", self.hosts[vm].ip4)])
+            *(self.tls_args(f"node/{vm}", self.hosts[vm].ip4) or ["--insecure"])])
 
     def agent_config(self, vm: str, priority: int) -> dict[str, Any]:
         member: dict[str, Any] = {"group": "web", "member": f"web-{vm[2:]}",

@@ -17,6 +17,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+#: the same as vnfha.coordinator.security.identity.ROLE_DNS_SUFFIX (this script runs on
+#: the Ansible controller, which need not have vnfha installed; a test keeps them equal)
+ROLE_DNS_SUFFIX = ".vnfha.internal"
+
 
 def reason(cert_path: Path, ca_path: Path, uri: str, ips: list[str], dns: list[str],
            days: int, now: datetime.datetime) -> str | None:
@@ -38,8 +42,14 @@ def reason(cert_path: Path, ca_path: Path, uri: str, ips: list[str], dns: list[s
     have_ips = set(san.get_values_for_type(x509.IPAddress))
     if any(ipaddress.ip_address(ip) not in have_ips for ip in ips):
         return "an address is missing"
-    if not set(dns) <= set(san.get_values_for_type(x509.DNSName)):
+    have_dns = set(san.get_values_for_type(x509.DNSName))
+    if not set(dns) <= have_dns:
         return "a DNS name is missing"
+    # Clients check a server by its role name (vnfha.coordinator.security.identity
+    # .role_dns_name); certificates issued before it existed are issued again.
+    role = uri.removeprefix("vnfha://").partition("/")[0] + ROLE_DNS_SUFFIX
+    if role not in have_dns:
+        return f"the role name {role} is missing"
     if cert.not_valid_after_utc - now <= datetime.timedelta(days=days):
         return f"expires within {days} days"
     return None
