@@ -11,9 +11,14 @@ What is simulated, and how (each a deliberate simplification, docs/design.md §3
 * time: one real-time axis `t`; every process reads its own monotonic clock,
   ``offset + rate * t`` with ``|rate - 1| <= drift / 2`` (so any two clocks differ in
   rate by at most the configured drift), and sets its timers in that clock;
-* the network: per message a delay, a drop, a duplicate (seeded); directed links can
-  be cut (partitions); a message is lost if its link is cut when it is sent or when
-  it arrives; messages may be held back and delivered late on purpose;
+* the network: one ordered connection per (sender, receiver), like a gRPC channel
+  over TCP: per message a seeded delay, never overtaking the one before; a cut
+  link (partition) stalls its messages, which arrive in order after the heal, as
+  TCP retransmits them; keepalives and acks may also be lost or doubled (a broken
+  stream; the client's queue keeps only the newest rounds). Watch snapshots are
+  never lost on a live connection; a restarted end loses what was in flight, and
+  watches re-send their snapshot every `watch_resend` (a reconnect). Any message
+  may be held back and delivered late on purpose;
 * processes: pause (SIGSTOP-like: timers and messages wait, in order, and run on
   resume), crash (timers and in-flight messages to it are lost), restart (an agent
   starts with no role and no lease; a coordinator replays its durable log and
@@ -51,7 +56,7 @@ from vnfha.coordinator import commands as C
 from vnfha.coordinator import core as coord_core
 from vnfha.coordinator.control import entries
 from vnfha.coordinator.leases import LeaseTable, Report
-from vnfha.coordinator.model import Health
+from vnfha.coordinator.model import ClusterState, Health
 from vnfha.coordinator.observations import Policy
 from vnfha.coordinator.state_machine import StateMachine
 
@@ -79,13 +84,8 @@ class Violation(AssertionError):
     """A safety property failed; the message names it and the instant."""
 
 
-@dataclass(order=True)
-class _Event:
-    t: float
-    seq: int
-    fn: Callable[[], None] = field(compare=False)
-    owner: str | None = field(compare=False, default=None)
-    inc: int = field(compare=False, default=0)
+# (time, sequence, action, owner process or None, owner's incarnation when scheduled)
+_Event = tuple[float, int, Callable[[], None], "str | None", int]
 
 
 @dataclass
@@ -152,6 +152,12 @@ class World:
             self.procs[name] = _Proc(name, rate, self.rng.uniform(100.0, 10_000.0))
         self.members = list(coordinators)  # the Raft configuration
         self.log: list[dict[str, Any]] = []
+        # One StateMachine runs the log; replicas differ only in how far they applied,
+        # so the state after k entries is computed once (index k of `_states`).
+        self._machine = StateMachine()
+        self._states: list[ClusterState] = [self._machine.state]
+        self._results: list[dict[str, Any]] = []
+        self.dirty = False  # an agent claimed, renewed or resumed: check holders
         groups = sorted({g for ms in agents.values() for g, _m, _p in ms})
         self.log.append(C.apply_groups([{"name": g, "vip": vip} for g in groups],
                                        rid="setup-groups", at=0.0))
@@ -184,7 +190,7 @@ class World:
     def at(self, t: float, fn: Callable[[], None], owner: str | None = None) -> None:
         self._seq += 1
         inc = self.procs[owner].inc if owner is not None else 0
-        heapq.heappush(self._q, _Event(max(t, self.t), self._seq, fn, owner, inc))
+        heapq.heappush(self._q, (max(t, self.t), self._seq, fn, owner, inc))
 
     def at_local(self, owner: str, local: float, fn: Callable[[], None]) -> None:
         self.at(self.real(owner, local), fn, owner)
@@ -194,18 +200,22 @@ class World:
             self.trace.append(f"{self.t:7.3f} {text}")
 
     def run_until(self, end: float) -> None:
-        while self._q and self._q[0].t <= end:
-            ev = heapq.heappop(self._q)
-            self.t = ev.t
-            if ev.owner is not None:
-                p = self.procs[ev.owner]
-                if not p.up or p.inc != ev.inc:
+        q, procs = self._q, self.procs
+        while q and q[0][0] <= end:
+            ev = heapq.heappop(q)
+            self.t = ev[0]
+            owner = ev[3]
+            if owner is not None:
+                p = procs[owner]
+                if not p.up or p.inc != ev[4]:
                     continue
                 if p.paused:
                     p.backlog.append(ev)
                     continue
-            ev.fn()
-            self.check()
+            ev[2]()
+            if self.dirty:  # only an agent's claim or renewal can make a second holder
+                self.dirty = False
+                self.check()
         self.t = max(self.t, end)
 
     def run_for(self, dt: float) -> None:
@@ -251,7 +261,7 @@ class World:
             target.receive(m.src, m.kind, m.payload)
 
         self._seq += 1
-        heapq.heappush(self._q, _Event(when, self._seq, arrive, m.dst, m.dst_inc))
+        heapq.heappush(self._q, (when, self._seq, arrive, m.dst, m.dst_inc))
 
     def release_held(self) -> None:
         """Deliver every held message now: it was already past any cut (in a queue on
@@ -272,10 +282,21 @@ class World:
         self.note("partition " + " | ".join(",".join(s) for s in sides))
 
     def heal(self) -> None:
-        self.net.cut.clear()
         self.note("heal")
-        stalled, self._stalled = sorted(self._stalled, key=lambda m: m.seq), []
-        for m in stalled:  # in the order they were sent, on live connections only
+        self.uncut(set(self.net.cut))
+
+    def cut(self, links: set[tuple[str, str]]) -> None:
+        self.net.cut |= links
+
+    def uncut(self, links: set[tuple[str, str]]) -> None:
+        """Restore links; what waited on them goes now, in the order it was sent, on
+        connections whose ends did not restart meanwhile."""
+        self.net.cut -= links
+        stalled = sorted(self._stalled, key=lambda m: m.seq)
+        self._stalled = [m for m in stalled if (m.src, m.dst) in self.net.cut]
+        for m in stalled:
+            if (m.src, m.dst) in self.net.cut:
+                continue
             if (self.procs[m.src].inc, self.procs[m.dst].inc) == (m.src_inc, m.dst_inc):
                 self._transmit(m)
 
@@ -292,7 +313,7 @@ class World:
         self.note(f"{name} resumed ({len(backlog)} events waited)")
         for ev in backlog:  # in their order, now
             self._seq += 1
-            heapq.heappush(self._q, _Event(self.t, self._seq, ev.fn, ev.owner, ev.inc))
+            heapq.heappush(self._q, (self.t, self._seq, ev[2], ev[3], ev[4]))
 
     def crash(self, name: str) -> None:
         p = self.procs[name]
@@ -317,6 +338,12 @@ class World:
             self.agents[name].start()
 
     # -- Raft, abstractly --------------------------------------------------------------
+
+    def state_at(self, k: int) -> ClusterState:
+        while len(self._states) <= k:
+            self._results.append(self._machine.apply(self.log[len(self._states) - 1]))
+            self._states.append(self._machine.state)
+        return self._states[k]
 
     def quorum(self) -> int:
         return len(self.members) // 2 + 1
@@ -415,10 +442,11 @@ class World:
                 self.violate(f"two VIP holders of {g}: {', '.join(holders)}")
 
     def violate(self, what: str) -> None:
+        if any(v.endswith(": " + what) for v in self.violations):
+            return  # the first instant of each violation is enough
         text = f"VIOLATION at t={self.t:.3f}: {what}"
-        if text not in self.violations:
-            self.violations.append(text)
-            self.note(text)
+        self.violations.append(text)
+        self.note(text)
 
     def applied(self, cid: str, group: str, epoch: int) -> None:
         key = (cid, group)
@@ -439,7 +467,7 @@ class World:
         groups = sorted({g for a in self.agents.values() for g, _m in a.roles})
         for g in groups:
             if ref is not None:
-                grp = ref.sm.state.groups[g]
+                grp = ref.state.groups[g]
                 state = f"active={grp.active or '-'} epoch={grp.epoch}"
                 if grp.releasing:
                     state += f" releasing={grp.releasing}"
@@ -493,11 +521,11 @@ class Coordinator:
         return self.w.local(self.cid)
 
     def start(self, durable: int) -> None:
-        self.sm = StateMachine()
         self.applied = 0
+        self.state = self.w.state_at(0)
         self.leader_since: float | None = None
         self.leases = LeaseTable(started_at=self.now(), ttl=self.w.p.ttl,
-                                 known_nodes=lambda: self.sm.state.nodes)
+                                 known_nodes=lambda: self.state.nodes)
         self._sent: dict[str, tuple[Any, ...]] = {}
         self.catch_up(durable)
         self.w.at(self.w.t + self.w.p.decide, self._round, owner=self.cid)
@@ -505,16 +533,14 @@ class Coordinator:
 
     def catch_up(self, upto: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Apply the committed log up to `upto`; the commands and their results."""
-        changed = False
-        out = []
-        while self.applied < upto:
-            cmd = self.w.log[self.applied]
-            self.applied += 1
-            before = self.sm.state.revision
-            out.append((cmd, self.sm.apply(cmd)))
-            if self.sm.state.revision != before:
-                changed = True
-        for g in self.sm.state.groups.values():  # what it serves (reads wait for replay)
+        if self.applied >= upto:
+            return []
+        before = self.state.revision
+        first, self.applied = self.applied, upto
+        self.state = self.w.state_at(upto)
+        out = [(self.w.log[k], self.w._results[k]) for k in range(first, upto)]
+        changed = self.state.revision != before
+        for g in self.state.groups.values():  # what it serves (reads wait for replay)
             self.w.applied(self.cid, g.name, g.epoch)
         self.durable = max(self.durable, self.applied)
         if changed:
@@ -528,14 +554,14 @@ class Coordinator:
             return
         node, seq, reports = payload
         arrived = self.now()
-        if node not in self.sm.state.nodes:
+        if node not in self.state.nodes:
             self.w.send(self.cid, src, "ack", (seq, self.cid, "unknown", tuple(self.config)))
             return
         self.leases.record(node, reports, arrived)
         self.w.send(self.cid, src, "ack", (seq, self.cid, "ack", tuple(self.config)))
 
     def _assignments(self, node: str) -> tuple[tuple[str, str, bool, int, str], ...]:
-        state = self.sm.state
+        state = self.state
         return tuple((m.group, m.name, state.groups[m.group].active == m.name,
                       state.groups[m.group].epoch, state.groups[m.group].vip)
                      for m in state.members_on(node))
@@ -545,7 +571,7 @@ class Coordinator:
             current = self._assignments(node)
             if force or self._sent.get(node) != current:
                 self._sent[node] = current
-                self.w.send(self.cid, node, "watch", (self.sm.state.revision, current))
+                self.w.send(self.cid, node, "watch", (self.state.revision, current))
 
     def _resend(self) -> None:
         self._push_watches(force=True)
@@ -575,7 +601,7 @@ class Coordinator:
             return
         now = self.now()
         r = coord_core.leader_round(
-            self.sm.state, self.leases, Policy(self.w.p.ttl, self.w.p.stabilization), now,
+            self.state, self.leases, Policy(self.w.p.ttl, self.w.p.stabilization), now,
             self.leader_since, len(self.config) // 2 + 1, self._ask, ids=self._rid,
             at=round(self.w.t, 3))
         for node in sorted(r.expired):
@@ -666,6 +692,7 @@ class Agent:
             if self.lease.announce(cid, members):
                 self.reconcile("cluster membership changed")
             if result == "ack" and self.lease.acked(seq, cid, int(self.w.p.ttl * 1000)):
+                self.w.dirty = True  # a held role's VIP lives longer
                 self.reconcile("lease renewed")
         elif kind == "watch":
             revision, assignments = payload
@@ -687,6 +714,7 @@ class Agent:
                     released = True
                 else:
                     role.active_epoch = e.epoch
+                    self.w.dirty = True
                 self.w.note(f"{self.node} {e.kind} {e.group}/{e.member} epoch {e.epoch}"
                             f" ({e.reason})")
             if step.seen_epoch < role.seen_epoch:
