@@ -130,6 +130,17 @@ def wake_at(next_tick: float, lease_deadline: float | None, now: float) -> float
     return min(next_tick, lease_deadline)
 
 
+def watchdog(now: float, last_wake: float, period: float, beat: float, bound: float
+             ) -> Literal["frozen", "stalled", "ok"]:
+    """The ticker watchdog's verdict. `frozen`: the watchdog itself woke more than a
+    period late, so the whole process was stopped (SIGSTOP, VM pause) and the ticker
+    is not to blame: start over. `stalled`: the ticker's last pass (`beat`) is more
+    than `bound` ago: fail-stop, since nobody would release at the lease deadline."""
+    if now - last_wake - period > period:
+        return "frozen"
+    return "stalled" if now - beat > bound else "ok"
+
+
 def may_hold(lease_deadline: float | None, now: float) -> bool:
     """The VIP layer's refusal: no address is (re)added once the lease has run out,
     so a reconcile racing the release cannot resurrect it."""

@@ -276,12 +276,11 @@ class AgentSession:
         last = self._clock()
         while not self._stop.wait(period):
             now = self._clock()
-            late = now - last - period
+            verdict = core.watchdog(now, last, period, self._beat, bound)
             last = now
-            if late > period:  # we were frozen with everyone else: start over
+            if verdict == "frozen":  # we were frozen with everyone else: start over
                 self._beat = now
-                continue
-            if self.failed is None and now - self._beat > bound:
+            elif verdict == "stalled" and self.failed is None:
                 self.fail(f"the keepalive ticker has been stuck for {now - self._beat:.1f} s")
 
     # -- role view -------------------------------------------------------------------------

@@ -63,3 +63,10 @@ def test_small_rules() -> None:
     assert core.handed_over([("g", "a", "", 9)], views)
     assert core.release_all({K: MemberRole(2, 2), ("g", "b"): MemberRole(2, 0)}, "stop") == [
         core.RoleEffect("release", "g", "a", 2, "stop")]
+
+
+def test_watchdog_blames_the_ticker_only_when_the_process_ran() -> None:
+    assert core.watchdog(now=10.0, last_wake=9.9, period=0.1, beat=9.95, bound=2.0) == "ok"
+    assert core.watchdog(now=10.0, last_wake=9.9, period=0.1, beat=7.0, bound=2.0) == "stalled"
+    # Woke 5 s late itself: the whole process was frozen; not the ticker's fault.
+    assert core.watchdog(now=10.0, last_wake=5.0, period=0.1, beat=5.0, bound=2.0) == "frozen"
