@@ -37,7 +37,9 @@ What is simulated, and how (each a deliberate simplification, docs/design.md §3
 The checker runs after every event: never two live VIP holders of a group at one
 instant of real time, and no replica's epoch and no agent's seen epoch ever
 decreases. A holder can only appear at an event (between events leases only run
-out), so checking after each event checks every instant.
+out), so checking after each event checks every instant. Two holders where one acts
+on an assignment from before its own lease lapsed are the known gap of
+docs/design.md §3 and go to `known`, not `violations`.
 """
 
 from __future__ import annotations
