@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from vnfha.coordinator import expiry
+from collections.abc import Mapping, Sequence
+
+from cluster_builders import build
+
+from vnfha.coordinator import core, expiry
+from vnfha.coordinator.leases import LeaseTable, Report
+from vnfha.coordinator.model import Health
+from vnfha.coordinator.observations import Policy
 
 TTL = 1.0
 
@@ -36,3 +43,35 @@ def test_wake_in() -> None:
     assert expiry.wake_in(0.05, None, 0.0, False) == 0.05
     assert expiry.wake_in(0.05, 0.01, 0.0, False) == 0.012
     assert expiry.wake_in(0.05, None, 0.0, True) == 0.005
+
+
+def _round(answers: Sequence[Mapping[str, float] | None], now: float
+           ) -> tuple[core.Round, list[list[str]]]:
+    """One leader round over a healthy active on n1 (and a standby on n2), n1 silent
+    since t=1 and n2 heard at `now`; `answers` is what the two peers say."""
+    state = build((("a", "n1", 100), ("b", "n2", 90)), active="a")
+    leases = LeaseTable(started_at=0.0, ttl=TTL)
+    leases.record("n1", [Report("g", "a", Health.HEALTHY, 1, 1)], 1.0)
+    leases.record("n2", [Report("g", "b", Health.HEALTHY, 1, 0)], now)
+    asked: list[list[str]] = []
+
+    def ask(stale: list[str]) -> Sequence[Mapping[str, float] | None]:
+        asked.append(stale)
+        return answers
+
+    ids = iter(range(100))
+    r = core.leader_round(state, leases, Policy(ttl=TTL, stabilization=10.0), now,
+                          leader_since=0.0, quorum=2, ask=ask,
+                          ids=lambda: f"r{next(ids)}", at=0.0)
+    return r, asked
+
+
+def test_leader_round_asks_only_about_stale_nodes_and_needs_a_majority() -> None:
+    r, asked = _round([{"n1": 0.1}, None], now=1.5)  # n1 heard 0.5 s ago: not stale
+    assert asked == [] and r.commands == []
+    r, asked = _round([{"n1": 0.1}, None], now=3.0)  # stale here; nobody agrees
+    assert asked == [["n1"]] and r.expired == frozenset() and r.commands == []
+    r, asked = _round([{"n1": 2.0}, None], now=3.0)  # one peer agrees: a majority
+    assert r.expired == frozenset({"n1"})
+    assert [(c["op"], c.get("member"), c.get("replace")) for c in r.commands] == [
+        ("promote", "b", "a")]
