@@ -651,6 +651,8 @@ class Agent:
         self.roles = {k: MemberRole() for k in self.keys}
         self.lapsed: dict[tuple[str, str], int] = {}  # epoch held when its lease lapsed
         self.stale: set[tuple[str, str]] = set()  # held on an assignment older than a lapse
+        self._sent_at: dict[int, float] = {}  # the checker's own record of rounds and acks
+        self._acks: dict[int, set[str]] = {}
         self.views: dict[tuple[str, str], AssignmentView] = {}
         self.revision = -1
         self.seq = 0
@@ -666,8 +668,22 @@ class Agent:
             r.active_epoch = 0
 
     def stale_hold(self, group: str) -> bool:
-        """Holds a role of `group` on an assignment it had before its lease lapsed."""
-        return any(k[0] == group for k in self.stale)
+        """Holds a role of `group` on an assignment it had before its lease lapsed, under
+        a lease that is itself justified (the known gap; anything else is a violation)."""
+        return any(k[0] == group for k in self.stale) and self.justified()
+
+    def justified(self) -> bool:
+        """The simulator's own check of the lease, from what it knows to be true: some
+        round acknowledged by a majority of the cluster's actual members gives at least
+        the deadline the agent holds."""
+        deadline = self.lease.deadline()
+        if deadline is None:
+            return True
+        p, members = self.w.p, set(self.w.members)
+        need = len(members) // 2 + 1
+        return any(len(acks & members) >= need
+                   and self._sent_at[seq] + p.ttl * (1 - p.drift) - p.margin >= deadline - 1e-9
+                   for seq, acks in self._acks.items() if seq in self._sent_at)
 
     def holds(self, group: str) -> bool:
         if not self.w.procs[self.node].up:
@@ -701,6 +717,7 @@ class Agent:
             self.roles[(g, m)].seen_epoch, self.roles[(g, m)].active_epoch)
             for g, m in self.keys]
         self.lease.sent(self.seq, self.now())  # noted before sending
+        self._sent_at[self.seq] = self.now()
         for c in self.listed:
             self.w.send(self.node, c, "keepalive", (self.node, self.seq, reports))
 
@@ -709,6 +726,8 @@ class Agent:
     def receive(self, src: str, kind: str, payload: Any) -> None:
         if kind == "ack":
             seq, cid, result, members = payload
+            if result == "ack":
+                self._acks.setdefault(seq, set()).add(cid)
             if self.lease.announce(cid, members):
                 self.reconcile("cluster membership changed")
             before = self.lease.deadline()
