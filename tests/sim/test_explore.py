@@ -52,3 +52,17 @@ def test_planted_bug_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
           f"{r.failure}")
     assert r.failure is not None, f"not found in {r.schedules} schedules"
     assert "two VIP holders" in r.failure and "VNFHA_SIM_SEED=" in r.failure
+
+
+def test_planted_bug_leader_expiring_alone_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second bug put back: the leader expires a node on its own view, without a
+    majority's confirmation (coordinator/expiry.py). An agent cut off from the leader
+    alone keeps a lease from the others and is replaced anyway: two holders."""
+    from vnfha.coordinator import expiry
+
+    monkeypatch.setattr(expiry, "confirmed", lambda tally, quorum: frozenset(tally))
+    r = explore.explore(0, budget=BUDGET)
+    print(f"\nplanted bug found after {r.schedules} schedules in {r.seconds:.1f} s:\n"
+          f"{r.failure}")
+    assert r.failure is not None, f"not found in {r.schedules} schedules"
+    assert "two VIP holders" in r.failure
