@@ -109,7 +109,7 @@ class Agent:
         self._reasons[(group, member)] = why
         spec = self._vip_spec(group, member) if active else None
         deadline = self.session.lease.deadline() or 0.0
-        claiming = time.monotonic()
+        claiming = 0.0
         for step in core.role_change_steps(active):
             if step == "notify_vnfc":
                 self._tell_vnfc(group, member, role, epoch)
@@ -122,6 +122,7 @@ class Agent:
                     self.guardian.lease(deadline)
                     self.guardian.hold(group, spec.address, spec.interface)
             elif step == "kernel_hold":
+                claiming = time.monotonic()  # the VIP claim metric starts here
                 if self.kernel_lease is not None:  # live before the address answers
                     with self._klock:
                         self.kernel_lease.hold(spec.address, deadline, time.monotonic())
