@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from vnfha.agents import core
 from vnfha.agents.config import AgentConfig
 from vnfha.agents.health import HealthMonitor
 from vnfha.agents.hooks import HookRunner
@@ -68,7 +69,8 @@ class Agent:
             margin=cfg.lease.margin, health=self.health.healthy, on_role=self._on_role,
             on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls)
         if self.vips is not None:
-            self.vips.may_hold = lambda: self.session.lease.valid(time.monotonic())
+            self.vips.may_hold = lambda: core.may_hold(self.session.lease.deadline(),
+                                                       time.monotonic())
         if cfg.role_api_socket:
             from vnfha.agents.roleapi import RoleApiServer
 
@@ -97,38 +99,47 @@ class Agent:
         return VipSpec(address=a.vip, interface=self._vif[(group, member)])
 
     def _on_role(self, group: str, member: str, active: bool, epoch: int, why: str) -> None:
-        """Called by the session, in order, under its lock."""
+        """Called by the session, in order, under its lock. Carries out the steps of
+        one role change in the core's order (agents/core.py: role_change_steps).
+
+        A claim raises (bad VIP from the coordinators, unknown interface, kernel
+        refusal): the session then undoes it and blocks the member, so it is never
+        "active, healthy" without its VIP."""
         role = "active" if active else "standby"
         self._reasons[(group, member)] = why
-        if active:
-            # Raises (bad VIP from the coordinators, unknown interface, kernel refusal):
-            # the session then undoes the claim and blocks the member, so it is never
-            # "active, healthy" without its VIP.
-            spec = self._vip_spec(group, member)
-            if spec is not None:
-                deadline = self.session.lease.deadline() or 0.0
+        spec = self._vip_spec(group, member) if active else None
+        deadline = self.session.lease.deadline() or 0.0
+        claiming = 0.0
+        for step in core.role_change_steps(active):
+            if step == "notify_vnfc":
+                self._tell_vnfc(group, member, role, epoch)
+                if not active:  # a release looks the VIP up after telling the VNFC
+                    spec = self._vip_spec(group, member)
+            elif spec is None:  # no VIP managed for this member
+                continue
+            elif step == "guardian_hold":
                 if self.guardian is not None:
                     self.guardian.lease(deadline)
                     self.guardian.hold(group, spec.address, spec.interface)
-                claiming = time.monotonic()
+            elif step == "kernel_hold":
+                claiming = time.monotonic()  # the VIP claim metric starts here
                 if self.kernel_lease is not None:  # live before the address answers
                     with self._klock:
                         self.kernel_lease.hold(spec.address, deadline, time.monotonic())
                         self._live.add(spec.address)
+            elif step == "add_vip":
                 self.vips.want(group, spec, held=True)
                 if self.metrics is not None:
                     self.metrics.vip_claim.observe(time.monotonic() - claiming)
-            self._tell_vnfc(group, member, role, epoch)
-        else:
-            self._tell_vnfc(group, member, role, epoch)  # first, whatever fails next
-            spec = self._vip_spec(group, member)
-            if spec is not None:
+            elif step == "kernel_release":
                 if self.kernel_lease is not None:  # quiet at once, even if removal fails
                     with self._klock:
                         self._live.discard(spec.address)
                         self.kernel_lease.release([spec.address])
+            elif step == "remove_vip":
                 self.vips.want(group, spec, held=False)  # if this raises, the guardian
-                if self.guardian is not None:          # still removes it at the lease end
+            elif step == "guardian_release":             # still removes it at lease end
+                if self.guardian is not None:
                     self.guardian.release(group)
         log.info("role change", extra={"event": {
             "kind": "role_change", "node": self.cfg.node, "group": group, "member": member,

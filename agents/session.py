@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from vnfha.agents import core
+from vnfha.agents.core import AssignmentView, MemberRole
 from vnfha.agents.lease import QuorumLease
 from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -32,10 +34,7 @@ class HostedMember:
     priority: int = 100
 
 
-@dataclass
-class MemberRole:
-    seen_epoch: int = 0
-    active_epoch: int = 0  # epoch under which this agent acts as active; 0: not active
+__all__ = ["AgentSession", "HostedMember", "MemberRole"]
 
 
 # gRPC's default reconnect back-off grows to minutes; a coordinator that comes back
@@ -194,11 +193,8 @@ class AgentSession:
         """Every handover with a successor is done: the group's epoch moved past the
         demotion (the promotion), so the leader itself has the release report (a
         quorum's acks alone need not include the leader's)."""
-        for h in handovers:
-            a = self._assignments.get((h.group, h.member))
-            if h.to_member and (a is None or a.epoch <= h.epoch):
-                return False
-        return True
+        return core.handed_over([(h.group, h.member, h.to_member, h.epoch)
+                                 for h in handovers], self._views())
 
     # -- fail-stop -------------------------------------------------------------------------
 
@@ -280,12 +276,11 @@ class AgentSession:
         last = self._clock()
         while not self._stop.wait(period):
             now = self._clock()
-            late = now - last - period
+            verdict = core.watchdog(now, last, period, self._beat, bound)
             last = now
-            if late > period:  # we were frozen with everyone else: start over
+            if verdict == "frozen":  # we were frozen with everyone else: start over
                 self._beat = now
-                continue
-            if self.failed is None and now - self._beat > bound:
+            elif verdict == "stalled" and self.failed is None:
                 self.fail(f"the keepalive ticker has been stuck for {now - self._beat:.1f} s")
 
     # -- role view -------------------------------------------------------------------------
@@ -381,7 +376,7 @@ class AgentSession:
         below the newest one seen means the coordinators' history was reset: drop any
         role, and follow the new history (revisions and epochs start again)."""
         with self._lock:
-            reset = revision < self._assignment_revision
+            reset = core.history_reset(revision, self._assignment_revision)
             if reset:
                 self._release_all("coordinator state was reset")
                 self._assignment_revision = -1
@@ -398,9 +393,7 @@ class AgentSession:
         while not self._stop.is_set():
             now = self._clock()
             self._beat = now
-            deadline = self.lease.deadline()
-            wake_at = next_tick if deadline is None or deadline <= now else min(next_tick,
-                                                                                 deadline)
+            wake_at = core.wake_at(next_tick, self.lease.deadline(), now)
             self._kick.wait(max(0.0, wake_at - now))
             kicked = self._kick.is_set()
             self._kick.clear()
@@ -419,8 +412,8 @@ class AgentSession:
             reports = []
             for m in self.members:
                 r = self._roles[(m.group, m.member)]
-                healthy = (self.fault(m.group, m.member) is None
-                           and self._health(m.group, m.member))
+                healthy = core.report_healthy(self.fault(m.group, m.member),
+                                              self._health(m.group, m.member))
                 reports.append(agent_pb2.MemberReport(
                     group=m.group, member=m.member,
                     health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
@@ -532,7 +525,7 @@ class AgentSession:
                 self._watch_calls[i] = call
                 for resp in call:
                     with self._lock:
-                        if resp.revision <= self._assignment_revision:
+                        if not core.newer_snapshot(resp.revision, self._assignment_revision):
                             continue
                         self._assignment_revision = resp.revision
                         self._assignments = {(a.group, a.member): a for a in resp.assignments}
@@ -548,39 +541,41 @@ class AgentSession:
 
     # -- the local role decision -----------------------------------------------------------
 
+    def _views(self) -> dict[tuple[str, str], AssignmentView]:
+        """The assignments as the core reads them."""
+        return {k: AssignmentView(active=a.role == types_pb2.ROLE_ACTIVE, epoch=a.epoch,
+                                  vip=a.vip) for k, a in self._assignments.items()}
+
     def reconcile(self, why: str) -> None:
-        """Act as active exactly where the assignment says so and the lease runs."""
+        """Feed the core (agents/core.py) and carry out its effects, in order."""
         released = False
         with self._lock:
-            now = self._clock()
-            lease_ok = self.lease.valid(now)
-            for key, role in self._roles.items():
-                a = self._assignments.get(key)
-                epoch = a.epoch if a is not None else 0
-                fault = self.fault(*key)
-                want_active = (a is not None and a.role == types_pb2.ROLE_ACTIVE and lease_ok
-                               and epoch >= role.seen_epoch and fault is None)
-                if role.active_epoch and (not want_active or epoch != role.active_epoch):
-                    reason = "lease expired" if not lease_ok else (fault or why)
-                    self._safe_role(key[0], key[1], False, role.active_epoch, reason)
-                    role.active_epoch = 0
-                    released = True
-                if want_active and role.active_epoch == 0:
-                    role.active_epoch = epoch
-                    error = self._safe_role(key[0], key[1], True, epoch, why)
-                    if error is not None:
-                        # Never "active" without its VIP: undo (block releases it), and
-                        # keep it from trying again (reported unhealthy: a failover).
-                        self.block(key[0], key[1], f"could not take the active role: {error}")
-                        released = True
-                # Seen only after acting on it: a report of seen_epoch >= e promises
-                # we no longer act under anything older than e.
-                role.seen_epoch = max(role.seen_epoch, epoch)
+            lease_ok = self.lease.valid(self._clock())
+            faults = {k: f for k in self._roles if (f := self.fault(*k)) is not None}
+            steps = core.reconcile(self._roles, self._views(), lease_ok, faults, why)
+            for step in steps:
+                role = self._roles[step.key]
+                for effect in step.effects:
+                    released |= self._carry_out(role, effect)
+                role.seen_epoch = step.seen_epoch
         if released:
             self.kick()
 
+    def _carry_out(self, role: MemberRole, effect: core.RoleEffect) -> bool:
+        """One role effect; True if a role was released (a round must report it)."""
+        if effect.kind == "release":
+            self._safe_role(effect.group, effect.member, False, effect.epoch, effect.reason)
+            role.active_epoch = 0
+            return True
+        role.active_epoch = effect.epoch
+        error = self._safe_role(effect.group, effect.member, True, effect.epoch, effect.reason)
+        if error is None:
+            return False
+        # Never "active" without its VIP: undo (block releases it), and keep it from
+        # trying again (reported unhealthy: a failover).
+        self.block(effect.group, effect.member, f"could not take the active role: {error}")
+        return True
+
     def _release_all(self, why: str) -> None:
-        for key, role in self._roles.items():
-            if role.active_epoch:
-                self._safe_role(key[0], key[1], False, role.active_epoch, why)
-                role.active_epoch = 0
+        for effect in core.release_all(self._roles, why):
+            self._carry_out(self._roles[(effect.group, effect.member)], effect)

@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator import core, expiry
 from vnfha.coordinator.commands import Command
-from vnfha.coordinator.decide import Policy, decide
+from vnfha.coordinator.decide import Policy
 from vnfha.coordinator.decide_dirty import DirtyTracker
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
@@ -88,14 +88,10 @@ class Controller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            timeout = self._interval
-            due = self._leases.next_expiry(self._policy.ttl, self._clock())
-            if due is not None:
-                # Wake just after the earliest possible expiry, not up to a tick later.
-                timeout = min(timeout, max(0.0, due - self._clock()) + 0.002)
-            if self._unconfirmed:
-                # Peers heard the same keepalive a moment after us: ask again shortly.
-                timeout = min(timeout, 0.005)
+            now = self._clock()
+            timeout = expiry.wake_in(self._interval,
+                                     self._leases.next_expiry(self._policy.ttl, now), now,
+                                     self._unconfirmed)
             self._wake.wait(timeout)
             self._wake.clear()
             if self._stop.is_set():
@@ -112,27 +108,23 @@ class Controller:
         leader_since = self._store.leader_since()
         if leader_since is None:
             return 0
-        # Agents could not reach us before we served, and need a moment to notice
-        # we are back: after we start serving, expire nothing for two TTLs.
-        leader_since = max(leader_since, self._leases.started_at + self._policy.ttl)
         now = self._clock()
         state = self._store.state()
-        stale = [n for n in state.nodes
-                 if self._leases.age(n, now) > self._policy.ttl
-                 and now - leader_since > self._policy.ttl]
-        # With no peers the quorum is this coordinator alone: stale means expired.
-        quorum_expired = self._confirm_expired(stale)
-        self._unconfirmed = len(quorum_expired) < len(stale)
+        # The round itself is pure (coordinator/core.py: the expiry rule and decide);
+        # this edge chooses the request ids and wall clock, and asks the peers.
+        r = core.leader_round(
+            state, self._leases, self._policy, now, leader_since, self._quorum,
+            self._ask_peers, ids=C.new_rid, at=time.time(),
+            lb_down=self._lb_health.down(now) if self._lb_health is not None else None,
+            groups=lambda obs: self._dirty.groups(state, obs, now, self._policy))
+        commands = r.commands
+        self._unconfirmed = len(r.expired) < len(r.stale)
+        for node in r.expired:
+            log.info("node lease expired on a majority of coordinators",
+                     extra={"node": node, "votes": r.votes[node], "quorum": self._quorum})
         if self.metrics is not None:
-            self.metrics.failovers.round(state, quorum_expired, {
-                n: now - self._leases.age(n, now) for n in quorum_expired}, now)
-        obs = self._leases.observations(leader_since, quorum_expired)
-        if self._lb_health is not None:  # active-active: what LB health checks say
-            obs = replace(obs, lb_down=self._lb_health.down(now))
-        groups = self._dirty.groups(state, obs, now, self._policy)
-        # The edge chooses the request ids and wall clock, so decide stays a function.
-        commands = decide(state, obs, now, self._policy, groups=groups, ids=C.new_rid,
-                          at=time.time())
+            self.metrics.failovers.round(state, r.expired, {
+                n: now - self._leases.age(n, now) for n in r.expired}, now)
         self.rounds += 1
         applied = 0
         for entry in entries(commands):
@@ -176,26 +168,19 @@ class Controller:
                     raise
         raise AssertionError("unreachable")
 
-    def _confirm_expired(self, stale: list[str]) -> frozenset[str]:
-        """Nodes that a majority of coordinators (we are one) have not heard for a TTL."""
-        if not stale:
-            return frozenset()
+    def _ask_peers(self, stale: list[str]) -> list[dict[str, float] | None]:
+        """Each peer's lease ages of the stale nodes (PeerService.GetLeaseAges), None
+        for a peer that did not answer in time. With no peers: no answers (the quorum
+        is this coordinator alone)."""
         ttl = self._policy.ttl
-        votes = dict.fromkeys(stale, 1)  # our own vote: we already see them stale
         futures = {pid: self._pool.submit(fn, stale, min(0.25, ttl / 2))
                    for pid, fn in self._peers.items()}
+        answers: list[dict[str, float] | None] = []
         for pid, fut in futures.items():
             try:
-                ages = fut.result(timeout=min(0.3, ttl))
+                answers.append(fut.result(timeout=min(0.3, ttl)))
             except Exception as e:
                 log.debug("peer did not answer lease-age query", extra={"peer": pid,
                                                                          "error": str(e)})
-                continue
-            for node in stale:
-                if ages.get(node, 0.0) > ttl:
-                    votes[node] += 1
-        expired = frozenset(n for n, v in votes.items() if v >= self._quorum)
-        for node in expired:
-            log.info("node lease expired on a majority of coordinators",
-                     extra={"node": node, "votes": votes[node], "quorum": self._quorum})
-        return expired
+                answers.append(None)
+        return answers

@@ -1,0 +1,59 @@
+"""One round of the leader, sans I/O: (state, lease table, peers' answers, now) -> commands.
+
+Why: the controller (control.py) used to interleave the expiry rule, the peer
+queries and `decide` with its thread, pool and store calls. The round itself is a
+function of its inputs: the committed state, what this coordinator heard
+(leases.LeaseTable), what the peers say (`ask`, the one edge: PeerService in the
+product, simulated links in tests/sim/), the clock, request ids and the wall-clock
+stamp. `Controller.step` and the deterministic simulator both run exactly this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from vnfha.coordinator import expiry
+from vnfha.coordinator.commands import Command
+from vnfha.coordinator.decide import decide
+from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.model import ClusterState
+from vnfha.coordinator.observations import Observations, Policy
+
+# The peers' answers about the stale nodes: per peer, node -> seconds since it heard
+# the node, or None for a peer that did not answer.
+AskPeers = Callable[[list[str]], Sequence[Mapping[str, float] | None]]
+
+
+@dataclass(frozen=True)
+class Round:
+    """What one leader round decided, and why (metrics and logs read the why)."""
+
+    commands: list[Command]
+    stale: list[str]  # silent for a TTL in this coordinator's own table
+    expired: frozenset[str]  # confirmed by a majority: may be declared lost
+    votes: Mapping[str, int]
+    observations: Observations
+
+
+def leader_round(state: ClusterState, leases: LeaseTable, policy: Policy, now: float,
+                 leader_since: float, quorum: int, ask: AskPeers, *,
+                 ids: Callable[[], str], at: float,
+                 lb_down: Mapping[tuple[str, str], str] | None = None,
+                 groups: Callable[[Observations], Iterable[str] | None] = lambda obs: None,
+                 ) -> Round:
+    """Observe, confirm expiries with a majority, decide.
+
+    `ask` is called only when some node is stale (no query otherwise). `groups` picks
+    the groups to decide from the observations (decide_dirty.DirtyTracker; None: all)."""
+    since = expiry.grace_start(leader_since, leases.started_at, policy.ttl)
+    stale = expiry.stale(state.nodes, lambda n: leases.age(n, now), policy.ttl, now, since)
+    votes: dict[str, int] = {}
+    if stale:
+        votes = expiry.votes(stale, ask(stale), policy.ttl)
+    expired = expiry.confirmed(votes, quorum)
+    obs = leases.observations(since, expired)
+    if lb_down is not None:  # active-active: what LB health checks say
+        obs = replace(obs, lb_down=lb_down)
+    commands = decide(state, obs, now, policy, groups=groups(obs), ids=ids, at=at)
+    return Round(commands, stale, expired, votes, obs)

@@ -1,0 +1,72 @@
+"""The agent's sans-IO core (agents/core.py): the role rule and its effects, pure."""
+
+from __future__ import annotations
+
+from vnfha.agents import core
+from vnfha.agents.core import AssignmentView, MemberRole
+
+K = ("g", "a")
+
+
+def kinds(steps: list[core.MemberStep]) -> list[tuple[str, int]]:
+    return [(e.kind, e.epoch) for s in steps for e in s.effects]
+
+
+def test_claims_only_with_assignment_and_lease() -> None:
+    roles = {K: MemberRole()}
+    active = {K: AssignmentView(active=True, epoch=3)}
+    assert kinds(core.reconcile(roles, active, True, {}, "x")) == [("claim", 3)]
+    assert kinds(core.reconcile(roles, active, False, {}, "x")) == []
+    assert kinds(core.reconcile(roles, {K: AssignmentView(False, 3)}, True, {}, "x")) == []
+    assert kinds(core.reconcile(roles, active, True, {K: "hung hook"}, "x")) == []
+
+
+def test_lease_end_releases_with_reason() -> None:
+    steps = core.reconcile({K: MemberRole(3, 3)}, {K: AssignmentView(True, 3)}, False, {}, "t")
+    (effect,) = steps[0].effects
+    assert (effect.kind, effect.epoch, effect.reason) == ("release", 3, "lease expired")
+
+
+def test_new_epoch_releases_before_claiming() -> None:
+    steps = core.reconcile({K: MemberRole(3, 3)}, {K: AssignmentView(True, 5)}, True, {}, "t")
+    assert kinds(steps) == [("release", 3), ("claim", 5)]
+    assert steps[0].seen_epoch == 5
+
+
+def test_older_epoch_than_seen_is_never_claimed() -> None:
+    """A lagging coordinator's snapshot cannot bring back a role already demoted."""
+    steps = core.reconcile({K: MemberRole(7, 0)}, {K: AssignmentView(True, 6)}, True, {}, "t")
+    assert kinds(steps) == [] and steps[0].seen_epoch == 7
+
+
+def test_effect_order_keeps_vip_after_guards_and_vnfc_first_on_release() -> None:
+    claim = core.role_change_steps(True)
+    assert claim.index("guardian_hold") < claim.index("add_vip") < claim.index("notify_vnfc")
+    assert claim.index("kernel_hold") < claim.index("add_vip")
+    release = core.role_change_steps(False)
+    assert release[0] == "notify_vnfc"
+    assert release.index("kernel_release") < release.index("remove_vip")
+
+
+def test_small_rules() -> None:
+    assert core.wake_at(10.0, 4.0, 1.0) == 4.0
+    assert core.wake_at(10.0, 0.5, 1.0) == 10.0
+    assert core.wake_at(10.0, None, 1.0) == 10.0
+    assert core.may_hold(5.0, 4.9) and not core.may_hold(5.0, 5.0)
+    assert not core.may_hold(None, 0.0)
+    assert core.history_reset(3, 10) and not core.history_reset(10, 10)
+    assert core.newer_snapshot(11, 10) and not core.newer_snapshot(10, 10)
+    assert not core.report_healthy("blocked", True) and core.report_healthy(None, True)
+    views = {K: AssignmentView(False, 4)}
+    assert not core.handed_over([("g", "a", "b", 4)], views)
+    assert core.handed_over([("g", "a", "b", 3)], views)
+    assert core.handed_over([("g", "a", "", 9)], views)
+    assert core.release_all({K: MemberRole(2, 2), ("g", "b"): MemberRole(2, 0)}, "stop") == [
+        core.RoleEffect("release", "g", "a", 2, "stop")]
+
+
+def test_watchdog_blames_the_ticker_only_when_the_process_ran() -> None:
+    assert core.watchdog(now=10.0, last_wake=9.9, period=0.1, beat=9.95, bound=2.0) == "ok"
+    assert core.watchdog(now=10.0, last_wake=9.9, period=0.1, beat=7.0, bound=2.0) == "stalled"
+    # Woke 5 s late itself: the whole process was frozen; not the ticker's fault.
+    assert core.watchdog(now=10.0, last_wake=5.0, period=0.1, beat=5.0, bound=2.0) == "frozen"
