@@ -7,6 +7,8 @@ commit), so a release confirmation or a switchover is acted on at once.
 Before a node counts as lost, a majority of coordinators must agree they have
 not acknowledged it for one TTL (quorum leases, docs/design.md): the agent's
 lease was renewed by a majority, so any majority contains one that would know.
+A coordinator whose own event loop is overloaded, the leader included, vouches only
+for silences of several TTLs (coordinator/overload.py): its figures measure its lag.
 """
 
 from __future__ import annotations
@@ -24,13 +26,19 @@ from vnfha.coordinator.commands import Command
 from vnfha.coordinator.decide import Policy, decide
 from vnfha.coordinator.decide_dirty import DirtyTracker
 from vnfha.coordinator.lbhealth import LbHealthTable
-from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.leases import (
+    LeaseTable,
+    PeerView,
+    confirmed_expired,
+    expiry_votes,
+)
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
 
 log = logging.getLogger("vnfha.control")
 
-# peer id -> callable(nodes, timeout) -> {node: age_seconds}; raises on failure.
-PeerAgeFn = Callable[[list[str], float], dict[str, float]]
+# peer id -> callable(nodes, timeout) -> its view (or just {node: age_seconds});
+# raises on failure.
+PeerAgeFn = Callable[[list[str], float], "PeerView | dict[str, float]"]
 
 
 def entries(commands: list[Command]) -> list[Command]:
@@ -50,8 +58,11 @@ class Controller:
                  peers: dict[str, PeerAgeFn], quorum: int,
                  clock: Callable[[], float] = time.monotonic,
                  submit_timeout: float = 2.0, lb_health: LbHealthTable | None = None,
-                 full_sweep_every: int = 20) -> None:
+                 full_sweep_every: int = 20,
+                 overloaded: Callable[[float], bool] | None = None) -> None:
         self._store = store
+        # This coordinator's own loop lags (overload.LoopLag.overloaded): no own vote.
+        self._overloaded = overloaded or (lambda now: False)
         self._leases = leases
         self._policy = policy
         self._interval = interval
@@ -71,6 +82,7 @@ class Controller:
         # rounds (1 s at the default 20 Hz) and after any failed commit, all of them.
         self._dirty = DirtyTracker(full_sweep_every)
         self._unconfirmed = False  # stale nodes the last round could not yet confirm
+        self._overload_seen = False  # the last confirmation met an overloaded voter
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="controller", daemon=True)
@@ -117,16 +129,18 @@ class Controller:
         leader_since = max(leader_since, self._leases.started_at + self._policy.ttl)
         now = self._clock()
         state = self._store.state()
-        stale = [n for n in state.nodes
-                 if self._leases.age(n, now) > self._policy.ttl
-                 and now - leader_since > self._policy.ttl]
+        ages = self._leases.ages(list(state.nodes), now)
+        stale = [n for n, age in ages.items()
+                 if age > self._policy.ttl and now - leader_since > self._policy.ttl]
         # With no peers the quorum is this coordinator alone: stale means expired.
-        quorum_expired = self._confirm_expired(stale)
-        self._unconfirmed = len(quorum_expired) < len(stale)
+        quorum_expired = self._confirm_expired(stale, self._overloaded(now), ages)
+        # Peers heard the keepalive a moment after us: ask again shortly; but not while
+        # someone is overloaded (the queries would only add to the load).
+        self._unconfirmed = len(quorum_expired) < len(stale) and not self._overload_seen
         if self.metrics is not None:
             self.metrics.failovers.round(state, quorum_expired, {
                 n: now - self._leases.age(n, now) for n in quorum_expired}, now)
-        obs = self._leases.observations(leader_since, quorum_expired)
+        obs = self._leases.observations(leader_since, quorum_expired, now)
         if self._lb_health is not None:  # active-active: what LB health checks say
             obs = replace(obs, lb_down=self._lb_health.down(now))
         groups = self._dirty.groups(state, obs, now, self._policy)
@@ -176,25 +190,35 @@ class Controller:
                     raise
         raise AssertionError("unreachable")
 
-    def _confirm_expired(self, stale: list[str]) -> frozenset[str]:
-        """Nodes that a majority of coordinators (we are one) have not heard for a TTL."""
+    def _confirm_expired(self, stale: list[str], overloaded: bool = False,
+                         ages: dict[str, float] | None = None) -> frozenset[str]:
+        """Nodes that a majority of coordinators (we are one) have not heard for a TTL;
+        a coordinator whose loop lags (we: `overloaded`; a peer: it says so) vouches
+        only for far longer silences (leases.expiry_votes)."""
+        self._overload_seen = overloaded
         if not stale:
             return frozenset()
         ttl = self._policy.ttl
-        votes = dict.fromkeys(stale, 1)  # our own vote: we already see them stale
         futures = {pid: self._pool.submit(fn, stale, min(0.25, ttl / 2))
                    for pid, fn in self._peers.items()}
+        answers: dict[str, PeerView | None] = {}
         for pid, fut in futures.items():
             try:
-                ages = fut.result(timeout=min(0.3, ttl))
+                got = fut.result(timeout=min(0.3, ttl))
             except Exception as e:
                 log.debug("peer did not answer lease-age query", extra={"peer": pid,
                                                                          "error": str(e)})
+                answers[pid] = None
                 continue
-            for node in stale:
-                if ages.get(node, 0.0) > ttl:
-                    votes[node] += 1
-        expired = frozenset(n for n, v in votes.items() if v >= self._quorum)
+            answers[pid] = got if isinstance(got, PeerView) else PeerView(ages=got)
+        votes = expiry_votes(stale, ttl, overloaded, answers, ages)
+        expired = confirmed_expired(votes, self._quorum)
+        self._overload_seen = overloaded or any(a is not None and a.overloaded
+                                                for a in answers.values())
+        if self._overload_seen:
+            log.debug("overloaded coordinators get no vote on expiry", extra={
+                "self": overloaded, "peers": sorted(p for p, a in answers.items()
+                                                    if a is not None and a.overloaded)})
         for node in expired:
             log.info("node lease expired on a majority of coordinators",
                      extra={"node": node, "votes": votes[node], "quorum": self._quorum})

@@ -1,0 +1,420 @@
+"""A load generator that speaks the real agent protocol to a coordinator cluster.
+
+Each simulated node does what agents/session.py does: RegisterNode once, then, to every
+coordinator, a Keepalive stream (one message per interval carrying its members' health,
+highest epoch seen and epoch held; the round's send time noted first, a slow
+coordinator's queue keeps only the 4 newest rounds) and a WatchAssignments stream
+(feeding the epochs of the next keepalive). Each node keeps a real `QuorumLease`
+(agents/lease.py), so "a lease lapsed" here means what it means to a real agent.
+
+The transport is pluggable (`Transport`): `GrpcTransport` drives the gRPC streams; a
+datagram fast path can implement the same three calls. Used by
+tests/integration/test_overload.py and bench/scale.py; `run` is a plain function of
+JSON-able arguments so it can run in a child process (the generator must not share a
+GIL with what it measures).
+
+Nodes host one member each of groups `lg0000`.. (two nodes per group, priorities 100
+and 90), so a false expiry of an active costs a failover, as it would in a site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from array import array
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+
+from vnfha.agents.lease import QuorumLease
+from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
+
+ACTIVE = types_pb2.ROLE_ACTIVE
+QUEUE = 4  # rounds a slow coordinator's queue keeps (as agents/session.py)
+NODES_PER_CHANNEL = 64  # streams multiplexed on one HTTP/2 connection
+
+
+def node_name(i: int) -> str:
+    return f"ln{i:05d}"
+
+
+def group_of(i: int) -> tuple[str, str, int]:
+    """(group, member, priority) of load node i: two nodes per group."""
+    return f"lg{i // 2:04d}", f"m{i % 2}", 100 if i % 2 == 0 else 90
+
+
+class Transport(Protocol):
+    """How simulated nodes reach coordinator `index` (one of `len(endpoints)`)."""
+
+    async def register(self, req: agent_pb2.RegisterNodeRequest) -> None: ...
+
+    def keepalive(self, index: int, node: int,
+                  requests: AsyncIterator[agent_pb2.KeepaliveRequest]
+                  ) -> AsyncIterator[agent_pb2.KeepaliveResponse]: ...
+
+    def watch(self, index: int, node: int, name: str) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class GrpcTransport:
+    """The gRPC streams (insecure channels on loopback; one connection per 64 nodes per
+    coordinator, as many agents would open)."""
+
+    def __init__(self, endpoints: list[str], nodes: int) -> None:
+        self.endpoints = endpoints
+        per = max(1, math.ceil(nodes / NODES_PER_CHANNEL))
+        # A distinct option per channel: gRPC would otherwise share one connection.
+        self._channels = [[grpc.aio.insecure_channel(ep, options=[("vnfha.lg", k)])
+                           for k in range(per)] for ep in endpoints]
+        self._stubs = [[agent_pb2_grpc.AgentServiceStub(ch) for ch in chs]
+                       for chs in self._channels]
+
+    def _stub(self, index: int, node: int) -> agent_pb2_grpc.AgentServiceStub:
+        stubs = self._stubs[index]
+        return stubs[(node // NODES_PER_CHANNEL) % len(stubs)]
+
+    async def register(self, req: agent_pb2.RegisterNodeRequest) -> None:
+        wait = 0.1
+        for attempt in range(60):
+            try:
+                await self._stubs[attempt % len(self.endpoints)][0].RegisterNode(
+                    req, timeout=5)
+                return
+            except grpc.aio.AioRpcError as e:
+                if e.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise
+                await asyncio.sleep(wait)  # overloaded or starting: back off
+                wait = min(wait * 2, 2.0)
+        raise RuntimeError(f"could not register {req.node}")
+
+    def keepalive(self, index: int, node: int,
+                  requests: AsyncIterator[agent_pb2.KeepaliveRequest]
+                  ) -> AsyncIterator[agent_pb2.KeepaliveResponse]:
+        return self._stub(index, node).Keepalive(requests)
+
+    def watch(self, index: int, node: int, name: str) -> Any:
+        return self._stub(index, node).WatchAssignments(
+            agent_pb2.WatchAssignmentsRequest(node=name))
+
+    async def close(self) -> None:
+        for chs in self._channels:
+            for ch in chs:
+                await ch.close()
+
+
+@dataclass
+class Sim:
+    """One simulated node."""
+
+    index: int
+    name: str
+    group: str
+    member: str
+    lease: QuorumLease
+    queues: list[asyncio.Queue]
+    seq: int = 0
+    seen_epoch: int = 0
+    active_epoch: int = 0
+    was_valid: bool = False
+    lapses: int = 0
+
+    def request(self) -> agent_pb2.KeepaliveRequest:
+        return agent_pb2.KeepaliveRequest(node=self.name, seq=self.seq, members=[
+            agent_pb2.MemberReport(group=self.group, member=self.member,
+                                   health=types_pb2.HEALTH_HEALTHY,
+                                   seen_epoch=self.seen_epoch,
+                                   active_epoch=self.active_epoch)])
+
+
+@dataclass
+class Window:
+    """What happened since `LoadGen.mark()`."""
+
+    started: float
+    nodes: int
+    sent: int = 0
+    acked: int = 0
+    latencies: array = field(default_factory=lambda: array("f"))
+    lapse_events: int = 0
+    lapsed: set[int] = field(default_factory=set)
+    promotions: int = 0  # grants of a newer epoch seen (with no fault: false failovers)
+    min_valid: int = -1  # fewest nodes holding a lease at one check
+    refused_streams: int = 0
+    cpu0: float = 0.0
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+class LoadGen:
+    """Simulated nodes on one event loop; nodes are added while it runs (a ramp), and
+    figures are taken over windows (`mark`, then `window`)."""
+
+    def __init__(self, endpoints: list[str], interval: float, ttl: float,
+                 transport: Transport | None = None, max_nodes: int = 4096,
+                 watch: bool = True) -> None:
+        self.endpoints = endpoints
+        self.interval = interval
+        self.ttl = ttl
+        self.watch = watch
+        self._own = transport is None
+        self.tr: Transport = transport or GrpcTransport(endpoints, max_nodes)
+        self.sims: list[Sim] = []
+        self.grants: dict[str, tuple[int, str]] = {}  # group -> newest (epoch, member)
+        self.w = Window(time.monotonic(), 0)
+        self._done = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._checker: asyncio.Task | None = None
+
+    async def add(self, count: int) -> None:
+        """Register `count` more nodes and start their streams."""
+        first = len(self.sims)
+        new = []
+        for i in range(first, first + count):
+            group, member, _prio = group_of(i)
+            new.append(Sim(i, node_name(i), group, member,
+                           QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
+                           [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints]))
+        sem = asyncio.Semaphore(16)
+
+        async def reg(s: Sim) -> None:
+            _g, _m, prio = group_of(s.index)
+            async with sem:
+                await self.tr.register(agent_pb2.RegisterNodeRequest(
+                    node=s.name, address="198.18.1.1", remove_undeclared=True,
+                    members=[agent_pb2.MemberSpec(group=s.group, member=s.member,
+                                                  priority=prio)]))
+
+        await asyncio.gather(*(reg(s) for s in new))
+        self.sims.extend(new)
+        for s in new:
+            self._tasks.append(asyncio.create_task(self._ticker(s)))
+            for k in range(len(self.endpoints)):
+                self._tasks.append(asyncio.create_task(self._stream(s, k)))
+                if self.watch:
+                    self._tasks.append(asyncio.create_task(self._watch(s, k)))
+        if self._checker is None:
+            self._checker = asyncio.create_task(self._check())
+
+    def mark(self) -> None:
+        self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time())
+
+    def window(self) -> dict[str, Any]:
+        w, now = self.w, time.monotonic()
+        secs = max(now - w.started, 1e-9)
+        lat = sorted(w.latencies)
+        n_coord = len(self.endpoints)
+        return {
+            "nodes": w.nodes, "coordinators": n_coord, "interval": self.interval,
+            "ttl": self.ttl, "seconds": round(secs, 2),
+            "offered_per_coordinator_per_s": round(w.sent / secs),
+            "acked_per_coordinator_per_s": round(w.acked / secs / n_coord),
+            "ack_p50_ms": None if not lat else round(_pct(lat, 0.5) * 1000, 2),
+            "ack_p99_ms": None if not lat else round(_pct(lat, 0.99) * 1000, 2),
+            # Nodes that, at some check in the window, held no lease; and the fewest
+            # nodes holding one at a single check (a mass lapse shows there).
+            "lapse_events": w.lapse_events, "nodes_lapsed": len(w.lapsed),
+            "min_nodes_with_lease": w.min_valid,
+            "promotions": w.promotions, "groups_with_active": len(self.grants),
+            "refused_streams": w.refused_streams,
+            "generator_cpu_s": round(time.process_time() - w.cpu0, 2),
+        }
+
+    async def stop(self) -> None:
+        self._done.set()
+        for s in self.sims:
+            for q in s.queues:
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(None)
+        tasks = [*self._tasks, *([self._checker] if self._checker else [])]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._own:
+            await self.tr.close()
+
+    # -- one node ---------------------------------------------------------------------
+
+    def _send(self, s: Sim) -> None:
+        s.seq += 1
+        s.lease.sent(s.seq, time.monotonic())  # noted before sending, as the agent does
+        req = s.request()
+        self.w.sent += 1
+        for q in s.queues:
+            if q.full():  # a slow coordinator gets the newest rounds, not a backlog
+                q.get_nowait()
+            q.put_nowait(req)
+
+    async def _ticker(self, s: Sim) -> None:
+        await asyncio.sleep((s.index % 97) / 97 * self.interval)  # spread the rounds
+        nxt = time.monotonic()
+        while not self._done.is_set():
+            self._send(s)
+            nxt = max(nxt + self.interval, time.monotonic() - self.interval)
+            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+
+    async def _stream(self, s: Sim, k: int) -> None:
+        q = s.queues[k]
+
+        async def requests() -> AsyncIterator[agent_pb2.KeepaliveRequest]:
+            while not self._done.is_set():
+                req = await q.get()
+                if req is None:
+                    return
+                yield req
+
+        while not self._done.is_set():
+            try:
+                async for resp in self.tr.keepalive(k, s.index, requests()):
+                    if resp.result != agent_pb2.KEEPALIVE_RESULT_ACK:
+                        continue
+                    sent_at = s.lease._sent.get(resp.seq)
+                    s.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+                    self.w.acked += 1
+                    if sent_at is not None and len(self.w.latencies) < 2_000_000:
+                        self.w.latencies.append(time.monotonic() - sent_at)
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                if _cancelling():
+                    raise
+                self.w.refused_streams += 1
+            await asyncio.sleep(self.interval)
+
+    async def _watch(self, s: Sim, k: int) -> None:
+        while not self._done.is_set():
+            call = self.tr.watch(k, s.index, s.name)
+            try:
+                async for msg in call:
+                    for a in msg.assignments:
+                        if a.group == s.group:
+                            self._assigned(s, a)
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                if _cancelling():
+                    raise
+            finally:
+                call.cancel()
+            await asyncio.sleep(self.interval)
+
+    def _assigned(self, s: Sim, a: agent_pb2.Assignment) -> None:
+        s.seen_epoch = max(s.seen_epoch, a.epoch)
+        if a.member == s.member:
+            s.active_epoch = a.epoch if a.role == ACTIVE else 0
+        if a.role == ACTIVE:
+            old = self.grants.get(a.group)
+            if old is None or a.epoch > old[0]:
+                if old is not None:
+                    self.w.promotions += 1
+                self.grants[a.group] = (a.epoch, a.member)
+
+    async def _check(self) -> None:
+        while not self._done.is_set():
+            now, w = time.monotonic(), self.w
+            valid = 0
+            for s in self.sims[:w.nodes]:
+                ok = s.lease.valid(now)
+                valid += ok
+                if not ok:
+                    if s.was_valid:
+                        w.lapse_events += 1  # held a lease, and it ran out
+                    w.lapsed.add(s.index)
+                s.was_valid = ok
+            w.min_valid = valid if w.min_valid < 0 else min(w.min_valid, valid)
+            await asyncio.sleep(0.02)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _steady(endpoints: list[str], nodes: int, seconds: float, interval: float,
+                  ttl: float, warmup: float) -> dict[str, Any]:
+    lg = LoadGen(endpoints, interval, ttl, max_nodes=nodes)
+    try:
+        await lg.add(nodes)
+        await asyncio.sleep(warmup)
+        lg.mark()
+        await asyncio.sleep(seconds)
+        return lg.window()
+    finally:
+        await lg.stop()
+
+
+def run(endpoints: list[str], nodes: int, seconds: float, interval: float, ttl: float,
+        warmup: float = 3.0) -> dict[str, Any]:
+    """Drive `nodes` simulated nodes for `warmup + seconds`; figures over `seconds`."""
+    return asyncio.run(_steady(endpoints, nodes, seconds, interval, ttl, warmup))
+
+
+async def _overload(endpoints: list[str], interval: float, ttl: float, step: int,
+                    step_seconds: float, factor: float, seconds: float, max_nodes: int,
+                    warmup: float) -> dict[str, Any]:
+    lg = LoadGen(endpoints, interval, ttl, max_nodes=max_nodes)
+    steps: list[dict[str, Any]] = []
+
+    async def measure(length: float) -> dict[str, Any]:
+        await asyncio.sleep(warmup)
+        lg.mark()
+        await asyncio.sleep(length)
+        return lg.window()
+
+    try:
+        capacity = 0
+        while len(lg.sims) < max_nodes:
+            await lg.add(min(max(step, len(lg.sims) // 4), max_nodes - len(lg.sims)))
+            r = await measure(step_seconds)
+            if not clean(r, ttl):  # a blip of the shared machine, or the limit: look again
+                steps.append(r)
+                r = await measure(step_seconds)
+            steps.append(r)
+            if not clean(r, ttl):
+                break
+            capacity = len(lg.sims)
+        target = min(max_nodes, max(len(lg.sims), round(factor * capacity)))
+        if capacity and target > len(lg.sims):
+            await lg.add(target - len(lg.sims))
+        return {"capacity_nodes": capacity, "steps": steps,
+                "overload": await measure(seconds)}
+    finally:
+        await lg.stop()
+
+
+def ramp_then_overload(endpoints: list[str], interval: float, ttl: float, step: int = 8,
+                       step_seconds: float = 4.0, factor: float = 2.0,
+                       seconds: float = 60.0, max_nodes: int = 2000,
+                       warmup: float = 2.0) -> dict[str, Any]:
+    """Calibrate, then overload, on one set of nodes that never stops: add nodes (`step`,
+    or a quarter more once that is larger) while each window is `clean` (an unclean one
+    is measured once more before it counts); the capacity is the last clean count. Then
+    grow to `factor` times that and hold it for `seconds`."""
+    return asyncio.run(_overload(endpoints, interval, ttl, step, step_seconds, factor,
+                                 seconds, max_nodes, warmup))
+
+
+def clean(result: dict[str, Any], ttl: float) -> bool:
+    """A run the cluster took in its stride: every node held its lease throughout and
+    acknowledgements came back within TTL/5 (p99)."""
+    p99 = result["ack_p99_ms"]
+    return (result["nodes_lapsed"] == 0 and p99 is not None and p99 < ttl / 5 * 1000
+            and result["promotions"] == 0)
+
+
+def create_groups(admin_endpoint: str, nodes: int, first: int = 0) -> None:
+    """Create the groups load nodes first..first+nodes-1 belong to (admin ApplyGroups,
+    which adds or updates only the named groups)."""
+    names = sorted({group_of(i)[0] for i in range(first, first + nodes)})
+    with grpc.insecure_channel(admin_endpoint) as ch:
+        stub = admin_pb2_grpc.AdminServiceStub(ch)
+        for k in range(0, len(names), 200):
+            stub.ApplyGroups(admin_pb2.ApplyGroupsRequest(groups=[
+                admin_pb2.GroupSpec(name=n, mode=types_pb2.GROUP_MODE_ACTIVE_STANDBY)
+                for n in names[k:k + 200]]), timeout=30, wait_for_ready=True)
