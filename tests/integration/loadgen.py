@@ -401,11 +401,12 @@ def ramp_then_overload(endpoints: list[str], interval: float, ttl: float, step: 
 
 
 def clean(result: dict[str, Any], ttl: float) -> bool:
-    """A run the cluster took in its stride: every node held its lease throughout and
-    acknowledgements came back within TTL/5 (p99)."""
+    """A window the cluster took in its stride, as its agents see it: every node held
+    its lease throughout, no group failed over, and the slowest acknowledgements (p99)
+    came within half a TTL (not tighter: on a shared machine p99 is mostly its noise)."""
     p99 = result["ack_p99_ms"]
-    return (result["nodes_lapsed"] == 0 and p99 is not None and p99 < ttl / 5 * 1000
-            and result["promotions"] == 0)
+    return (result["nodes_lapsed"] == 0 and result["promotions"] == 0
+            and p99 is not None and p99 < ttl / 2 * 1000)
 
 
 def create_groups(admin_endpoint: str, nodes: int, first: int = 0) -> None:
