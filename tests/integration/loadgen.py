@@ -13,8 +13,10 @@ tests/integration/test_overload.py and bench/scale.py; `run` is a plain function
 JSON-able arguments so it can run in a child process (the generator must not share a
 GIL with what it measures).
 
-Nodes host one member each of groups `lg0000`.. (two nodes per group, priorities 100
-and 90), so a false expiry of an active costs a failover, as it would in a site.
+Every group `lg0000`.. has two members, `m0` (priority 100) and `m1` (90), on two
+different nodes; with G groups over N nodes, group g's members are on nodes 2g and
+2g+1 (mod N), so each node hosts about 2G/N members (one, when G = N/2, the default).
+A false expiry of an active costs a failover, as it would in a site.
 """
 
 from __future__ import annotations
@@ -42,9 +44,17 @@ def node_name(i: int) -> str:
     return f"ln{i:05d}"
 
 
-def group_of(i: int) -> tuple[str, str, int]:
-    """(group, member, priority) of load node i: two nodes per group."""
-    return f"lg{i // 2:04d}", f"m{i % 2}", 100 if i % 2 == 0 else 90
+def group_name(g: int) -> str:
+    return f"lg{g:04d}"
+
+
+def hosted(i: int, nodes: int, groups: int | None) -> list[tuple[str, str, int]]:
+    """(group, member, priority) of the members load node i hosts, out of `nodes` nodes
+    and `groups` groups (None: nodes / 2, one member per node, any node count)."""
+    if groups is None:
+        return [(group_name(i // 2), f"m{i % 2}", 100 if i % 2 == 0 else 90)]
+    return [(group_name(g), f"m{k}", 100 - 10 * k) for g in range(groups)
+            for k in (0, 1) if (2 * g + k) % nodes == i]
 
 
 class Transport(Protocol):
@@ -115,22 +125,21 @@ class Sim:
 
     index: int
     name: str
-    group: str
-    member: str
+    members: list[tuple[str, str, int]]  # (group, member, priority)
     lease: QuorumLease
     queues: list[asyncio.Queue]
     seq: int = 0
-    seen_epoch: int = 0
-    active_epoch: int = 0
+    seen: dict[str, int] = field(default_factory=dict)  # group -> highest epoch seen
+    held: dict[str, int] = field(default_factory=dict)  # group -> epoch held active at
     was_valid: bool = False
-    lapses: int = 0
+    alive: bool = True  # False: crashed (sends nothing more)
 
     def request(self) -> agent_pb2.KeepaliveRequest:
         return agent_pb2.KeepaliveRequest(node=self.name, seq=self.seq, members=[
-            agent_pb2.MemberReport(group=self.group, member=self.member,
-                                   health=types_pb2.HEALTH_HEALTHY,
-                                   seen_epoch=self.seen_epoch,
-                                   active_epoch=self.active_epoch)])
+            agent_pb2.MemberReport(group=g, member=m, health=types_pb2.HEALTH_HEALTHY,
+                                   seen_epoch=self.seen.get(g, 0),
+                                   active_epoch=self.held.get(g, 0))
+            for g, m, _ in self.members])
 
 
 @dataclass
@@ -162,8 +171,10 @@ class LoadGen:
 
     def __init__(self, endpoints: list[str], interval: float, ttl: float,
                  transport: Transport | None = None, max_nodes: int = 4096,
-                 watch: bool = True) -> None:
+                 watch: bool = True, groups: int | None = None) -> None:
         self.endpoints = endpoints
+        self.groups = groups  # None: one group per two nodes, as they are added
+        self.max_nodes = max_nodes
         self.interval = interval
         self.ttl = ttl
         self.watch = watch
@@ -171,6 +182,7 @@ class LoadGen:
         self.tr: Transport = transport or GrpcTransport(endpoints, max_nodes)
         self.sims: list[Sim] = []
         self.grants: dict[str, tuple[int, str]] = {}  # group -> newest (epoch, member)
+        self.first_seen: dict[tuple[str, int], float] = {}  # (group, epoch) -> first sight
         self.w = Window(time.monotonic(), 0)
         self._done = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -181,19 +193,17 @@ class LoadGen:
         first = len(self.sims)
         new = []
         for i in range(first, first + count):
-            group, member, _prio = group_of(i)
-            new.append(Sim(i, node_name(i), group, member,
+            new.append(Sim(i, node_name(i), hosted(i, self.max_nodes, self.groups),
                            QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
                            [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints]))
         sem = asyncio.Semaphore(16)
 
         async def reg(s: Sim) -> None:
-            _g, _m, prio = group_of(s.index)
             async with sem:
                 await self.tr.register(agent_pb2.RegisterNodeRequest(
                     node=s.name, address="198.18.1.1", remove_undeclared=True,
-                    members=[agent_pb2.MemberSpec(group=s.group, member=s.member,
-                                                  priority=prio)]))
+                    members=[agent_pb2.MemberSpec(group=g, member=m, priority=p)
+                             for g, m, p in s.members]))
 
         await asyncio.gather(*(reg(s) for s in new))
         self.sims.extend(new)
@@ -230,6 +240,34 @@ class LoadGen:
             "generator_cpu_s": round(time.process_time() - w.cpu0, 2),
         }
 
+    def actives_on(self, i: int) -> dict[str, int]:
+        """The groups whose active, as last seen, is a member on node i: group -> epoch."""
+        s = self.sims[i]
+        return {g: self.grants[g][0] for g, m, _ in s.members
+                if g in self.grants and self.grants[g][1] == m}
+
+    async def crash(self, i: int, limit: float) -> dict[str, Any]:
+        """Node i stops sending (a crash). Returns the time from then until every group
+        it held active was seen granted to another member at a newer epoch."""
+        victims = self.actives_on(i)
+        s = self.sims[i]
+        at = time.monotonic()
+        s.alive = False
+        for q in s.queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(None)
+
+        def promoted() -> list[float]:
+            return [t for (g, e), t in list(self.first_seen.items())
+                    if g in victims and e > victims[g]]
+
+        while len(promoted()) < len(victims) and time.monotonic() - at < limit:
+            await asyncio.sleep(0.01)
+        times = sorted(promoted())
+        return {"actives_on_crashed_node": len(victims), "promoted": len(times),
+                "failover_first_s": round(times[0] - at, 3) if times else None,
+                "failover_last_s": round(times[-1] - at, 3) if times else None}
+
     async def stop(self) -> None:
         self._done.set()
         for s in self.sims:
@@ -258,7 +296,7 @@ class LoadGen:
     async def _ticker(self, s: Sim) -> None:
         await asyncio.sleep((s.index % 97) / 97 * self.interval)  # spread the rounds
         nxt = time.monotonic()
-        while not self._done.is_set():
+        while not self._done.is_set() and s.alive:
             self._send(s)
             nxt = max(nxt + self.interval, time.monotonic() - self.interval)
             await asyncio.sleep(max(0.0, nxt - time.monotonic()))
@@ -269,11 +307,11 @@ class LoadGen:
         async def requests() -> AsyncIterator[agent_pb2.KeepaliveRequest]:
             while not self._done.is_set():
                 req = await q.get()
-                if req is None:
+                if req is None or not s.alive:
                     return
                 yield req
 
-        while not self._done.is_set():
+        while not self._done.is_set() and s.alive:
             try:
                 async for resp in self.tr.keepalive(k, s.index, requests()):
                     if resp.result != agent_pb2.KEEPALIVE_RESULT_ACK:
@@ -295,8 +333,7 @@ class LoadGen:
             try:
                 async for msg in call:
                     for a in msg.assignments:
-                        if a.group == s.group:
-                            self._assigned(s, a)
+                        self._assigned(s, a)
             except (grpc.aio.AioRpcError, asyncio.CancelledError):
                 if _cancelling():
                     raise
@@ -305,10 +342,10 @@ class LoadGen:
             await asyncio.sleep(self.interval)
 
     def _assigned(self, s: Sim, a: agent_pb2.Assignment) -> None:
-        s.seen_epoch = max(s.seen_epoch, a.epoch)
-        if a.member == s.member:
-            s.active_epoch = a.epoch if a.role == ACTIVE else 0
+        s.seen[a.group] = max(s.seen.get(a.group, 0), a.epoch)
+        s.held[a.group] = a.epoch if a.role == ACTIVE else 0
         if a.role == ACTIVE:
+            self.first_seen.setdefault((a.group, a.epoch), time.monotonic())
             old = self.grants.get(a.group)
             if old is None or a.epoch > old[0]:
                 if old is not None:
@@ -320,6 +357,8 @@ class LoadGen:
             now, w = time.monotonic(), self.w
             valid = 0
             for s in self.sims[:w.nodes]:
+                if not s.alive:
+                    continue
                 ok = s.lease.valid(now)
                 valid += ok
                 if not ok:
@@ -409,10 +448,10 @@ def clean(result: dict[str, Any], ttl: float) -> bool:
             and p99 is not None and p99 < ttl / 2 * 1000)
 
 
-def create_groups(admin_endpoint: str, nodes: int, first: int = 0) -> None:
-    """Create the groups load nodes first..first+nodes-1 belong to (admin ApplyGroups,
-    which adds or updates only the named groups)."""
-    names = sorted({group_of(i)[0] for i in range(first, first + nodes)})
+def create_groups(admin_endpoint: str, nodes: int, groups: int | None = None) -> None:
+    """Create the groups of `nodes` load nodes (`groups` of them, or one per two nodes)
+    with admin ApplyGroups, which adds or updates only the named groups."""
+    names = [group_name(g) for g in range(groups or math.ceil(nodes / 2))]
     with grpc.insecure_channel(admin_endpoint) as ch:
         stub = admin_pb2_grpc.AdminServiceStub(ch)
         for k in range(0, len(names), 200):
