@@ -48,6 +48,9 @@ FAST_RECONNECT = [
 
 MIN_REREGISTER_BACKOFF = 0.2
 MAX_REREGISTER_BACKOFF = 5.0
+# An overloaded cluster refuses new nodes (RESOURCE_EXHAUSTED) for seconds, not minutes:
+# the first registration retries at most this far apart.
+MAX_OVERLOAD_BACKOFF = 2.0
 
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
@@ -351,7 +354,7 @@ class AgentSession:
                                            last, grpc.RpcError) else str(last)})
                 deadline = max(deadline, self._clock() + wait + 30)
                 self._stop.wait(wait)
-                wait = min(wait * 2, MAX_REREGISTER_BACKOFF)
+                wait = min(wait * 2, MAX_OVERLOAD_BACKOFF)
                 continue
             self._stop.wait(0.2)
         raise RuntimeError(f"could not register node {self.node}: {last}")
