@@ -455,6 +455,14 @@ def create_groups(admin_endpoint: str, nodes: int, groups: int | None = None) ->
     with grpc.insecure_channel(admin_endpoint) as ch:
         stub = admin_pb2_grpc.AdminServiceStub(ch)
         for k in range(0, len(names), 200):
-            stub.ApplyGroups(admin_pb2.ApplyGroupsRequest(groups=[
+            req = admin_pb2.ApplyGroupsRequest(groups=[
                 admin_pb2.GroupSpec(name=n, mode=types_pb2.GROUP_MODE_ACTIVE_STANDBY)
-                for n in names[k:k + 200]]), timeout=30, wait_for_ready=True)
+                for n in names[k:k + 200]], request_id=f"loadgen-groups-{k}")
+            for attempt in range(60):  # a leader change on a busy machine: try again
+                try:
+                    stub.ApplyGroups(req, timeout=30, wait_for_ready=True)
+                    break
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == 59:
+                        raise
+                    time.sleep(0.5)
