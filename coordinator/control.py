@@ -61,7 +61,8 @@ class Controller:
                  full_sweep_every: int = 20,
                  overloaded: Callable[[float], bool] | None = None) -> None:
         self._store = store
-        # This coordinator's own loop lags (overload.LoopLag.overloaded): no own vote.
+        # This coordinator's own loop lags (overload.LoopLag.overloaded): it vouches only
+        # for long silences (leases.expiry_votes).
         self._overloaded = overloaded or (lambda now: False)
         self._leases = leases
         self._policy = policy
@@ -216,7 +217,7 @@ class Controller:
         self._overload_seen = overloaded or any(a is not None and a.overloaded
                                                 for a in answers.values())
         if self._overload_seen:
-            log.debug("overloaded coordinators get no vote on expiry", extra={
+            log.debug("overloaded coordinators vouch only for long silences", extra={
                 "self": overloaded, "peers": sorted(p for p, a in answers.items()
                                                     if a is not None and a.overloaded)})
         for node in expired:

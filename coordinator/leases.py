@@ -38,7 +38,7 @@ class PeerView:
 
     ages: Mapping[str, float] = field(default_factory=dict)
     # The peer's own event loop lags (overload.py): its ages say how late it reads,
-    # not how long a node was silent, so it gets no vote on expiry.
+    # not how long a node was silent, so it vouches only for long silences.
     overloaded: bool = False
 
 
