@@ -157,6 +157,9 @@ class Window:
     min_valid: int = -1  # fewest nodes holding a lease at one check
     refused_streams: int = 0
     cpu0: float = 0.0
+    # How late the generator's own event loop ran (10 ms heartbeat): a late generator
+    # sees leases lapse that no coordinator let lapse.
+    own_lag: array = field(default_factory=lambda: array("f"))
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -215,6 +218,7 @@ class LoadGen:
                     self._tasks.append(asyncio.create_task(self._watch(s, k)))
         if self._checker is None:
             self._checker = asyncio.create_task(self._check())
+            self._tasks.append(asyncio.create_task(self._heartbeat()))
 
     def mark(self) -> None:
         self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time())
@@ -238,6 +242,8 @@ class LoadGen:
             "promotions": w.promotions, "groups_with_active": len(self.grants),
             "refused_streams": w.refused_streams,
             "generator_cpu_s": round(time.process_time() - w.cpu0, 2),
+            "generator_lag_p99_ms": round((_pct(sorted(w.own_lag), 0.99) or 0.0) * 1000, 1),
+            "generator_lag_max_ms": round(max(w.own_lag, default=0.0) * 1000, 1),
         }
 
     def actives_on(self, i: int) -> dict[str, int]:
@@ -351,6 +357,13 @@ class LoadGen:
                 if old is not None:
                     self.w.promotions += 1
                 self.grants[a.group] = (a.epoch, a.member)
+
+    async def _heartbeat(self) -> None:
+        while not self._done.is_set():
+            t0 = time.monotonic()
+            await asyncio.sleep(0.01)
+            if len(self.w.own_lag) < 1_000_000:
+                self.w.own_lag.append(max(0.0, time.monotonic() - t0 - 0.01))
 
     async def _check(self) -> None:
         while not self._done.is_set():
