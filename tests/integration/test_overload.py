@@ -122,10 +122,11 @@ def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
         after = group(c)
         assert after is not None and after.active == "a", report
         assert after.epoch == before.epoch, report
-        # What the agents saw. Judged only if the load generator itself ran on time: a
-        # generator (or test process) starved by the shared machine sees acknowledgements
-        # late, and leases lapse that no coordinator let lapse.
-        if over["generator_lag_p99_ms"] > TTL / 4 * 1000:
+        # What the agents saw. Judged only if the load generator itself ran on time (its
+        # event loop's p99 lateness under TTL/10): a generator, a test process or
+        # coordinators starved by the other work of a shared machine see
+        # acknowledgements late, and leases lapse that no coordinator let lapse.
+        if over["generator_lag_p99_ms"] > TTL / 10 * 1000:
             pytest.skip(f"decisions checked, leases not: the load generator's own loop "
                         f"ran {over['generator_lag_p99_ms']} ms late (p99): {report}")
         # The pair's active agent never stopped acting (its lease never ran out) ...
