@@ -47,6 +47,9 @@ FAST_RECONNECT = [
 
 MIN_REREGISTER_BACKOFF = 0.2
 MAX_REREGISTER_BACKOFF = 5.0
+# An overloaded cluster refuses new nodes (RESOURCE_EXHAUSTED) for seconds, not minutes:
+# the first registration retries at most this far apart.
+MAX_OVERLOAD_BACKOFF = 2.0
 
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
@@ -311,10 +314,15 @@ class AgentSession:
             remove_undeclared=True)
 
     def _register(self) -> None:
+        """Register, retrying for up to 30 s; an overloaded cluster (RESOURCE_EXHAUSTED:
+        it takes no new nodes for now) is waited out with a growing back-off and does
+        not use up the 30 s: the cluster is there, just busy."""
         req = self._register_request()
         deadline = self._clock() + 30
         last: Exception | None = None
+        wait = MIN_REREGISTER_BACKOFF
         while not self._stop.is_set() and self._clock() < deadline:
+            busy = False
             for stub in self._stubs:
                 try:
                     stub.RegisterNode(req, timeout=3)
@@ -331,6 +339,18 @@ class AgentSession:
                         log.warning("registration refused, will retry",
                                     extra={"node": self.node, "detail": e.details()})
                         break
+                    busy = busy or e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            if busy:
+                if self._say_once("register:overloaded", every=10.0):
+                    log.warning("registration deferred: the coordinators are overloaded "
+                                "and take no new nodes for now; retrying with back-off",
+                                extra={"node": self.node, "retry_in_s": wait,
+                                       "detail": last.details() if isinstance(
+                                           last, grpc.RpcError) else str(last)})
+                deadline = max(deadline, self._clock() + wait + 30)
+                self._stop.wait(wait)
+                wait = min(wait * 2, MAX_OVERLOAD_BACKOFF)
+                continue
             self._stop.wait(0.2)
         raise RuntimeError(f"could not register node {self.node}: {last}")
 

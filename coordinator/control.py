@@ -7,6 +7,8 @@ commit), so a release confirmation or a switchover is acted on at once.
 Before a node counts as lost, a majority of coordinators must agree they have
 not acknowledged it for one TTL (quorum leases, docs/design.md): the agent's
 lease was renewed by a majority, so any majority contains one that would know.
+A coordinator whose own event loop is overloaded, the leader included, vouches only
+for silences of several TTLs (coordinator/overload.py): its figures measure its lag.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from vnfha.coordinator.commands import Command
 from vnfha.coordinator.decide import Policy
 from vnfha.coordinator.decide_dirty import DirtyTracker
 from vnfha.coordinator.lbhealth import LbHealthTable
-from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.leases import LeaseTable, PeerView
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
 
 log = logging.getLogger("vnfha.control")
 
-# peer id -> callable(nodes, timeout) -> {node: age_seconds}; raises on failure.
-PeerAgeFn = Callable[[list[str], float], dict[str, float]]
+# peer id -> callable(nodes, timeout) -> its view (or just {node: age_seconds});
+# raises on failure.
+PeerAgeFn = Callable[[list[str], float], "PeerView | dict[str, float]"]
 
 
 def entries(commands: list[Command]) -> list[Command]:
@@ -50,8 +53,12 @@ class Controller:
                  peers: dict[str, PeerAgeFn], quorum: int,
                  clock: Callable[[], float] = time.monotonic,
                  submit_timeout: float = 2.0, lb_health: LbHealthTable | None = None,
-                 full_sweep_every: int = 20) -> None:
+                 full_sweep_every: int = 20,
+                 overloaded: Callable[[float], bool] | None = None) -> None:
         self._store = store
+        # This coordinator's own loop lags (overload.LoopLag.overloaded): it vouches only
+        # for long silences (leases.expiry_votes).
+        self._overloaded = overloaded or (lambda now: False)
         self._leases = leases
         self._policy = policy
         self._interval = interval
@@ -71,6 +78,8 @@ class Controller:
         # rounds (1 s at the default 20 Hz) and after any failed commit, all of them.
         self._dirty = DirtyTracker(full_sweep_every)
         self._unconfirmed = False  # stale nodes the last round could not yet confirm
+        self._overload_seen = False  # the last confirmation met an overloaded voter
+        self._peer_overloaded = False  # a peer said so in its lease-age answer
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="controller", daemon=True)
@@ -112,13 +121,22 @@ class Controller:
         state = self._store.state()
         # The round itself is pure (coordinator/core.py: the expiry rule and decide);
         # this edge chooses the request ids and wall clock, and asks the peers.
+        overloaded = self._overloaded(now)
+        self._peer_overloaded = False
         r = core.leader_round(
             state, self._leases, self._policy, now, leader_since, self._quorum,
             self._ask_peers, ids=C.new_rid, at=time.time(),
             lb_down=self._lb_health.down(now) if self._lb_health is not None else None,
-            groups=lambda obs: self._dirty.groups(state, obs, now, self._policy))
+            groups=lambda obs: self._dirty.groups(state, obs, now, self._policy),
+            overloaded=overloaded)
         commands = r.commands
-        self._unconfirmed = len(r.expired) < len(r.stale)
+        self._overload_seen = overloaded or self._peer_overloaded
+        # Peers heard the keepalive a moment after us: ask again shortly; but not while
+        # someone is overloaded (the queries would only add to the load).
+        self._unconfirmed = len(r.expired) < len(r.stale) and not self._overload_seen
+        if self._overload_seen and r.stale:
+            log.debug("overloaded coordinators vouch only for long silences",
+                      extra={"self": overloaded, "peers_overloaded": self._peer_overloaded})
         for node in r.expired:
             log.info("node lease expired on a majority of coordinators",
                      extra={"node": node, "votes": r.votes[node], "quorum": self._quorum})
@@ -168,19 +186,23 @@ class Controller:
                     raise
         raise AssertionError("unreachable")
 
-    def _ask_peers(self, stale: list[str]) -> list[dict[str, float] | None]:
-        """Each peer's lease ages of the stale nodes (PeerService.GetLeaseAges), None
-        for a peer that did not answer in time. With no peers: no answers (the quorum
-        is this coordinator alone)."""
+    def _ask_peers(self, stale: list[str]) -> list[PeerView | None]:
+        """Each peer's lease ages of the stale nodes and whether its own loop lags
+        (PeerService.GetLeaseAges), None for a peer that did not answer in time. With
+        no peers: no answers (the quorum is this coordinator alone)."""
         ttl = self._policy.ttl
         futures = {pid: self._pool.submit(fn, stale, min(0.25, ttl / 2))
                    for pid, fn in self._peers.items()}
-        answers: list[dict[str, float] | None] = []
+        answers: list[PeerView | None] = []
         for pid, fut in futures.items():
             try:
-                answers.append(fut.result(timeout=min(0.3, ttl)))
+                got = fut.result(timeout=min(0.3, ttl))
             except Exception as e:
                 log.debug("peer did not answer lease-age query", extra={"peer": pid,
                                                                          "error": str(e)})
                 answers.append(None)
+                continue
+            view = got if isinstance(got, PeerView) else PeerView(ages=got)
+            self._peer_overloaded = self._peer_overloaded or view.overloaded
+            answers.append(view)
         return answers

@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from vnfha.coordinator import expiry
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.decide import decide
-from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.leases import LeaseTable, PeerView
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.observations import Observations, Policy
 
 # The peers' answers about the stale nodes: per peer, node -> seconds since it heard
 # the node, or None for a peer that did not answer.
-AskPeers = Callable[[list[str]], Sequence[Mapping[str, float] | None]]
+AskPeers = Callable[[list[str]], Sequence[Mapping[str, float] | PeerView | None]]
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,21 @@ def leader_round(state: ClusterState, leases: LeaseTable, policy: Policy, now: f
                  ids: Callable[[], str], at: float,
                  lb_down: Mapping[tuple[str, str], str] | None = None,
                  groups: Callable[[Observations], Iterable[str] | None] = lambda obs: None,
-                 ) -> Round:
+                 overloaded: bool = False) -> Round:
     """Observe, confirm expiries with a majority, decide.
 
     `ask` is called only when some node is stale (no query otherwise). `groups` picks
-    the groups to decide from the observations (decide_dirty.DirtyTracker; None: all)."""
+    the groups to decide from the observations (decide_dirty.DirtyTracker; None: all).
+    `overloaded`: this coordinator's own loop lags (overload.py), so its own silence
+    figures vouch only for long silences (expiry.votes)."""
     since = expiry.grace_start(leader_since, leases.started_at, policy.ttl)
     stale = expiry.stale(state.nodes, lambda n: leases.age(n, now), policy.ttl, now, since)
     votes: dict[str, int] = {}
     if stale:
-        votes = expiry.votes(stale, ask(stale), policy.ttl)
+        own = {n: leases.age(n, now) for n in stale} if overloaded else None
+        votes = expiry.votes(stale, ask(stale), policy.ttl, overloaded, own)
     expired = expiry.confirmed(votes, quorum)
-    obs = leases.observations(since, expired)
+    obs = leases.observations(since, expired, now)
     if lb_down is not None:  # active-active: what LB health checks say
         obs = replace(obs, lb_down=lb_down)
     commands = decide(state, obs, now, policy, groups=groups(obs), ids=ids, at=at)

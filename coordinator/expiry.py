@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from vnfha.coordinator.leases import PeerView, expiry_votes
+
 
 def grace_start(leader_since: float, serving_since: float, ttl: float) -> float:
     """From when the leader's own TTL of grace counts: the later of taking over and
@@ -38,20 +40,20 @@ def stale(nodes: Iterable[str], age: Callable[[str], float], ttl: float, now: fl
     return silent if now - since > ttl else []
 
 
-def votes(candidates: Iterable[str], peer_ages: Iterable[Mapping[str, float] | None],
-          ttl: float) -> dict[str, int]:
+def votes(candidates: Iterable[str],
+          peer_answers: Iterable[Mapping[str, float] | PeerView | None],
+          ttl: float, own_overloaded: bool = False,
+          own_ages: Mapping[str, float] | None = None) -> dict[str, int]:
     """Per candidate, how many coordinators have not heard it for one TTL: this one
     (it already sees the node stale) plus each peer whose answer says so. A peer that
     did not answer (None) votes for nobody; a node a peer does not mention counts as
-    heard (age 0), the safe side."""
-    out = dict.fromkeys(candidates, 1)
-    for ages in peer_ages:
-        if ages is None:
-            continue
-        for node in out:
-            if ages.get(node, 0.0) > ttl:
-                out[node] += 1
-    return out
+    heard (age 0), the safe side. A coordinator whose own loop is overloaded (this one:
+    `own_overloaded`, with its `own_ages`; a peer: its answer says so) vouches only
+    for silences beyond leases.OVERLOADED_EXPIRY_TTLS TTLs: its ages measure how late
+    it reads, not how long a node was silent (the overload rule, leases.expiry_votes)."""
+    answers = {str(i): (a if a is None or isinstance(a, PeerView) else PeerView(ages=a))
+               for i, a in enumerate(peer_answers)}
+    return expiry_votes(list(candidates), ttl, own_overloaded, answers, own_ages)
 
 
 def confirmed(tally: Mapping[str, int], quorum: int) -> frozenset[str]:

@@ -6,13 +6,18 @@ a promise: "I will report your node as heard at the arrival time of this
 keepalive to any leader that asks". The table keeps that promise across
 leadership changes; across a restart it keeps it conservatively by counting
 every node as heard at the moment the process started.
+
+Time this coordinator's own event loop could not run (`stall`, coordinator/overload.py)
+is not counted into any node's silence: a keepalive that waited unread in our socket
+while we lagged was sent in time, and the lag is ours, not the node's. Counting less
+silence only ever makes an expiry later, so it cannot break the lease argument.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Container
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass, field
 
 from vnfha.coordinator.model import Health
 from vnfha.coordinator.observations import MemberReport, NodeSeen, Observations
@@ -27,10 +32,58 @@ class Report:
     active_epoch: int
 
 
+@dataclass(frozen=True)
+class PeerView:
+    """One peer coordinator's answer to a lease-age query."""
+
+    ages: Mapping[str, float] = field(default_factory=dict)
+    # The peer's own event loop lags (overload.py): its ages say how late it reads,
+    # not how long a node was silent, so it vouches only for long silences.
+    overloaded: bool = False
+
+
+#: An overloaded coordinator's silence figures count only beyond this many TTLs: its
+#: lag is discounted where it was measured (the stall clock), but a busy machine must
+#: still fail a crashed node over, a little later, rather than never.
+OVERLOADED_EXPIRY_TTLS = 4
+
+
+def expiry_votes(stale: list[str], ttl: float, own_overloaded: bool,
+                 answers: Mapping[str, PeerView | None],
+                 own_ages: Mapping[str, float] | None = None) -> dict[str, int]:
+    """Per stale node, how many coordinators vouch that they have not heard it for more
+    than a TTL: the leader itself (it found them stale), plus every peer that answered
+    and reports an age above the TTL. A voter whose own event loop is overloaded
+    vouches only for an age above OVERLOADED_EXPIRY_TTLS TTLs (`own_ages`: the leader's
+    ages; without them an overloaded leader does not vote). A peer that did not answer
+    (None) does not vote."""
+    slow = OVERLOADED_EXPIRY_TTLS * ttl
+    votes = {n: 0 if own_overloaded and (own_ages is None or own_ages.get(n, 0.0) <= slow)
+             else 1 for n in stale}
+    for view in answers.values():
+        if view is None:
+            continue
+        limit = slow if view.overloaded else ttl
+        for node in stale:
+            if view.ages.get(node, 0.0) > limit:
+                votes[node] += 1
+    return votes
+
+
+def confirmed_expired(votes: Mapping[str, int], quorum: int) -> frozenset[str]:
+    """The nodes a majority of coordinators agree are lost (the quorum-lease rule)."""
+    return frozenset(n for n, v in votes.items() if v >= quorum)
+
+
 class LeaseTable:
     def __init__(self, started_at: float, ttl: float | None = None,
-                 known_nodes: Callable[[], Container[str]] | None = None) -> None:
+                 known_nodes: Callable[[], Container[str]] | None = None,
+                 stall: Callable[[float], float] | None = None) -> None:
         self._started_at = started_at
+        # Seconds this coordinator's loop could not run, as of a time (never decreasing,
+        # overload.LoopLag.stalled): subtracted from every silence. None: no such credit.
+        self._stall = stall or (lambda now: 0.0)
+        self._started_stall = 0.0
         # The registered nodes (the store's applied state). Only they get a "first
         # asked" entry: anyone may ask about any name (PeerService), and an entry per
         # invented name was memory that was never freed. None: every name (unit tests).
@@ -50,6 +103,10 @@ class LeaseTable:
         # and held epochs, the start of a healthy run): the controller re-decides only
         # the groups of nodes whose version moved (decide_dirty.py).
         self._versions: dict[str, int] = {}
+        # The stall clock's reading when each node's `_last` (or `_first_asked`) was
+        # noted: the silence since then is discounted by how much it grew meanwhile.
+        self._stall_at: dict[str, float] = {}
+        self._first_stall: dict[str, float] = {}
 
     @property
     def started_at(self) -> float:
@@ -58,18 +115,23 @@ class LeaseTable:
     def serving_from(self, now: float) -> None:
         """Count every node as heard when agents can first reach us (the gRPC server
         is up), not when the process started: a restart is not a silence."""
+        stalled = self._stall(now)
         with self._lock:
-            self._started_at = max(self._started_at, now)
+            if now > self._started_at:
+                self._started_at, self._started_stall = now, stalled
 
     def record(self, node: str, reports: list[Report], now: float) -> bool:
         """Note an acknowledged keepalive that arrived at `now` (monotonic).
 
         Returns True if anything a decision depends on changed (first keepalive,
         health, seen or held epoch), so the leader can look again at once."""
+        stalled = self._stall(now)
         with self._lock:
             first = node not in self._last
             gap = now - self._last.get(node, now)
-            self._last[node] = max(now, self._last.get(node, now))
+            if now >= self._last.get(node, now):
+                self._last[node] = now
+                self._stall_at[node] = stalled
             old = self._reports.get(node, {})
             new: dict[tuple[str, str], MemberReport] = {}
             for r in reports:
@@ -93,8 +155,14 @@ class LeaseTable:
                 self._versions[node] = self._versions.get(node, 0) + 1
         return changed
 
-    def _age(self, node: str, now: float, known: bool = True) -> float:
+    def _heard(self, node: str, stalled: float) -> float | None:
+        """When `node` was last heard, moved later by the stall since then (our own lag
+        is not its silence); None if never heard from."""
         last = self._last.get(node)
+        return None if last is None else last + (stalled - self._stall_at.get(node, 0.0))
+
+    def _age(self, node: str, now: float, stalled: float, known: bool = True) -> float:
+        last = self._heard(node, stalled)
         if last is None:
             first = self._first_asked.get(node)
             if first is None:
@@ -103,8 +171,12 @@ class LeaseTable:
                 first = now
                 if known:
                     self._first_asked[node] = now
-            last = max(self._started_at, first)
-        return now - last
+                    self._first_stall[node] = stalled
+            if first >= self._started_at:
+                last = first + stalled - self._first_stall.get(node, stalled)
+            else:
+                last = self._started_at + stalled - self._started_stall
+        return max(0.0, now - last)
 
     def _known(self) -> Container[str] | None:
         return None if self._known_nodes is None else self._known_nodes()
@@ -118,30 +190,40 @@ class LeaseTable:
         """Seconds since the last acknowledged keepalive; for a node never heard from,
         since we started serving or first heard of it, whichever is later."""
         known = self._known()
+        stalled = self._stall(now)
         with self._lock:
-            return self._age(node, now, known is None or node in known)
+            return self._age(node, now, stalled, known is None or node in known)
 
     def ages(self, nodes: list[str], now: float) -> dict[str, float]:
         known = self._known()  # read outside our lock: it asks the store
+        stalled = self._stall(now)
         with self._lock:
-            return {n: self._age(n, now, known is None or n in known) for n in nodes}
+            return {n: self._age(n, now, stalled, known is None or n in known)
+                    for n in nodes}
 
     def next_expiry(self, ttl: float, now: float) -> float | None:
         """The earliest time a node heard within the last TTL would become stale, so
         the leader can look exactly then instead of on its next tick."""
+        stalled = self._stall(now)
         with self._lock:
-            due = [t + ttl for t in self._last.values() if t + ttl > now]
+            heard = (self._heard(n, stalled) for n in self._last)
+            due = [t + ttl for t in heard if t is not None and t + ttl > now]
         return min(due) if due else None
 
     def last_seen(self, node: str) -> float | None:
         with self._lock:
             return self._last.get(node)
 
-
     def observations(self, leader_since: float,
-                     quorum_expired: frozenset[str] | None) -> Observations:
+                     quorum_expired: frozenset[str] | None,
+                     now: float | None = None) -> Observations:
+        """The leader's inputs; with `now`, each node's last keepalive is moved later by
+        the stall since it arrived (so `Observations.fresh` agrees with `age`)."""
+        stalled = None if now is None else self._stall(now)
         with self._lock:
-            nodes = {n: NodeSeen(last_keepalive=t, members=dict(self._reports.get(n, {})))
+            nodes = {n: NodeSeen(last_keepalive=t if stalled is None
+                                 else t + stalled - self._stall_at.get(n, 0.0),
+                                 members=dict(self._reports.get(n, {})))
                      for n, t in self._last.items()}
             versions = dict(self._versions)
         return Observations(leader_since=leader_since, nodes=nodes,

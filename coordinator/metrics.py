@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from vnfha.coordinator.model import ClusterState, Event, GroupMode, Health
@@ -226,6 +226,37 @@ class StateCollector(Collector):
         yield from store_metrics(self._store, self._node_id, self._ready)
 
 
+class OverloadCollector(Collector):
+    """The event loop's lateness and what overload shed (coordinator/overload.py), read
+    at scrape time from the meter and the keepalive servicer's counters."""
+
+    def __init__(self, coordinator: Any) -> None:
+        self._c = coordinator
+
+    def collect(self) -> Iterator[Metric]:
+        meter, api, now = self._c.overload, self._c.agent_api, time.monotonic()
+        g = _gauge("vnfha_coordinator_overloaded", "1 while this coordinator's event loop "
+                   "lags past its threshold (no vote on expiry, new nodes refused)")
+        g.add_metric([], 1 if meter.overloaded(now) else 0)
+        yield g
+        g = _gauge("vnfha_event_loop_lag_seconds", "How late this coordinator's gRPC "
+                   "event loop runs its heartbeat now")
+        g.add_metric([], meter.lag(now))
+        yield g
+        g = _gauge("vnfha_event_loop_stalled_seconds", "Total time the event loop could "
+                   "not run; not counted into any node's silence")
+        g.add_metric([], meter.stalled(now))
+        yield g
+        c = CounterMetricFamily("vnfha_keepalives_superseded", "Keepalives dropped "
+                                "unanswered because a newer one of the same node arrived")
+        c.add_metric([], api.superseded)
+        yield c
+        c = CounterMetricFamily("vnfha_registrations_refused_overload", "New node "
+                                "registrations refused (RESOURCE_EXHAUSTED) while overloaded")
+        c.add_metric([], api.registrations_refused)
+        yield c
+
+
 # --------------------------------------------------------------------------- failovers
 
 
@@ -402,10 +433,15 @@ def serve_coordinator(coordinator: Any) -> Any:
 
     def ready_check() -> tuple[bool, str]:
         custom = getattr(coordinator, "readiness", None)
-        return custom() if custom is not None else ready(coordinator.store)
+        ok, why = custom() if custom is not None else ready(coordinator.store)
+        meter = getattr(coordinator, "overload", None)
+        busy = None if meter is None else meter.reason(time.monotonic())
+        return (False, busy) if ok and busy is not None else (ok, why)
 
     metrics.watch(coordinator.store, lease_ages_fn(coordinator.leases),
                   coordinator.cfg.node_id, ready_check)
+    if getattr(coordinator, "overload", None) is not None:
+        metrics.registry.register(OverloadCollector(coordinator))
     coordinator.controller.metrics = metrics
     coordinator.agent_api.on_ack_time = metrics.keepalive_ack.observe
     coordinator.metrics = metrics

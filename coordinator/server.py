@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator import overload
 from vnfha.coordinator.config import CoordinatorConfig
 from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
@@ -108,8 +109,11 @@ class Coordinator:
 
     def start(self) -> None:
         cfg = self.cfg
+        # The event loop's own lateness: not counted as anyone's silence (overload.py).
+        self.overload = overload.for_ttl(cfg.leases.ttl)
         self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl,
-                                 known_nodes=lambda: self.store.state().nodes)
+                                 known_nodes=lambda: self.store.state().nodes,
+                                 stall=self.overload.stalled)
         self.store = build_store(cfg)
         self.store.set_fatal_handler(self._on_fatal)
         self.store.start()
@@ -124,7 +128,8 @@ class Coordinator:
         self.lb_health = LbHealthTable()
         self.controller = Controller(self.store, self.leases, policy,
                                      interval=cfg.policy.decide_interval, peers=peer_fns,
-                                     quorum=cfg.quorum, lb_health=self.lb_health)
+                                     quorum=cfg.quorum, lb_health=self.lb_health,
+                                     overloaded=self.overload.overloaded)
         # Checkpoint/queue writes do not wake the decide loop (service/feed.py).
         self.store.add_listener(OnlyRoleChanges(self.store.state, self.controller.wake))
         self.recovery: RecoveryRunner | None = None
@@ -186,7 +191,8 @@ class Coordinator:
                                       interceptors=[self.authorizer])
         self.agent_api = AgentServicer(self.store, self.leases, cfg.node_id, cfg.leases.ttl,
                                        on_report_change=self.controller.wake, feed=feed,
-                                       cluster_members=tuple(endpoints))
+                                       cluster_members=tuple(endpoints),
+                                       overload=self.overload.reason)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(self.agent_api, self.server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.store, self.leases, cfg.node_id, endpoints,
@@ -195,7 +201,8 @@ class Coordinator:
             PoolServicer(self.store, feed, self.lb_health, on_change=self.controller.wake),
             self.server)
         peer_pb2_grpc.add_PeerServiceServicer_to_server(
-            PeerServicer(self.leases, cfg.node_id), self.server)
+            PeerServicer(self.leases, cfg.node_id, overloaded=self.overload.overloaded),
+            self.server)
         self.state_api = StateServicer(self.store, cfg.state, feed, cfg.node_id)
         state_pb2_grpc.add_StateServiceServicer_to_server(self.state_api, self.server)
         health_api = health_aio.HealthServicer()
@@ -223,6 +230,7 @@ class Coordinator:
             cfg.admin_socket.chmod(0o600)
         await self._set_health(health_api, self.store.not_ready_reason())
         self._health_task = asyncio.ensure_future(self._health_loop(health_api))
+        self._overload_task = asyncio.ensure_future(overload.watch(self.overload, cfg.node_id))
         self.leases.serving_from(time.monotonic())
 
     async def _set_health(self, health_api: health_aio.HealthServicer,
@@ -244,6 +252,7 @@ class Coordinator:
                 reason = self.store.not_ready_reason()
             except Exception as e:  # a store bug must not stop health reporting
                 reason = f"store health check failed: {type(e).__name__}"
+            reason = reason or self.overload.reason(time.monotonic())
             if reason != self.not_ready:
                 log.warning("health changed", extra={
                     "node": self.cfg.node_id,
@@ -286,9 +295,10 @@ class Coordinator:
 
     def stop(self) -> None:
         self._stop.set()
-        task = getattr(self, "_health_task", None)
-        if task is not None:
-            self._loop.call_soon_threadsafe(task.cancel)
+        for name in ("_health_task", "_overload_task"):
+            task = getattr(self, name, None)
+            if task is not None:
+                self._loop.call_soon_threadsafe(task.cancel)
         if getattr(self, "metrics_http", None) is not None:
             self.metrics_http.stop()
         try:

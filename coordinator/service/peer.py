@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import grpc
 
-from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.leases import LeaseTable, PeerView
 from vnfha.coordinator.security.tls import ChannelSource, TlsFiles
 from vnfha.coordinator.service.errors import guarded, require_count
 from vnfha.v1 import peer_pb2, peer_pb2_grpc
@@ -18,8 +18,10 @@ MAX_NODES_PER_QUERY = 10_000
 @guarded
 class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
     def __init__(self, leases: LeaseTable, coordinator_id: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 overloaded: Callable[[float], bool] | None = None) -> None:
         self._leases = leases
+        self._overloaded = overloaded or (lambda now: False)
         self._id = coordinator_id
         self._clock = clock
 
@@ -31,8 +33,10 @@ class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         # registered node, and one node named under older rules must not fail the query
         # for all. The count and gRPC's message size bound it; unknown names leave no
         # trace in the table (LeaseTable.known_nodes).
-        ages = self._leases.ages(list(request.nodes), self._clock())
-        return peer_pb2.GetLeaseAgesResponse(coordinator_id=self._id, age_seconds=ages)
+        now = self._clock()
+        ages = self._leases.ages(list(request.nodes), now)
+        return peer_pb2.GetLeaseAgesResponse(coordinator_id=self._id, age_seconds=ages,
+                                             overloaded=self._overloaded(now))
 
 
 class PeerClient:
@@ -45,10 +49,10 @@ class PeerClient:
             ("grpc.max_reconnect_backoff_ms", 500),
         ])
 
-    def lease_ages(self, nodes: list[str], timeout: float) -> dict[str, float]:
+    def lease_ages(self, nodes: list[str], timeout: float) -> PeerView:
         stub = peer_pb2_grpc.PeerServiceStub(self._channels.get())
         resp = stub.GetLeaseAges(peer_pb2.GetLeaseAgesRequest(nodes=nodes), timeout=timeout)
-        return dict(resp.age_seconds)
+        return PeerView(ages=dict(resp.age_seconds), overloaded=resp.overloaded)
 
     def close(self) -> None:
         self._channels.close()

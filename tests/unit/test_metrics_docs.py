@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry
 
 from vnfha.agents.metrics import AgentView, MemberView, view_metrics
-from vnfha.coordinator.metrics import CoordinatorMetrics, state_metrics, store_metrics
+from vnfha.coordinator.metrics import (
+    CoordinatorMetrics,
+    OverloadCollector,
+    state_metrics,
+    store_metrics,
+)
 from vnfha.coordinator.model import (
     Checkpoint,
     ClusterState,
@@ -21,6 +27,7 @@ from vnfha.coordinator.model import (
     Node,
     Recovery,
 )
+from vnfha.coordinator.overload import LoopLag
 from vnfha.coordinator.store.memory import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +52,11 @@ def exported() -> set[str]:
     families = [*state_metrics(state, {"vm1": 0.1}),
                 *store_metrics(store, "c1", lambda: (True, "")),
                 *view_metrics(AgentView("vm1", 1.0, 2.0, {"c1": 1}, (MemberView(
-                    "web", "m1", True, 1, 1, True, "198.18.0.100/24", True),)))]
+                    "web", "m1", True, 1, 1, True, "198.18.0.100/24", True),))),
+                *OverloadCollector(SimpleNamespace(
+                    overload=LoopLag(threshold=0.05, hold=1.0),
+                    agent_api=SimpleNamespace(superseded=0,
+                                              registrations_refused=0))).collect()]
     names = {f.name + ("_total" if f.type == "counter" else "") for f in families}
     live = CoordinatorMetrics()
     reg: CollectorRegistry = live.registry

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vnfha/v1/peer.proto\x12\x08vnfha.v1\"$\n\x13GetLeaseAgesRequest\x12\r\n\x05nodes\x18\x01 \x03(\t\"\xa6\x01\n\x14GetLeaseAgesResponse\x12\x16\n\x0e\x63oordinator_id\x18\x01 \x01(\t\x12\x43\n\x0b\x61ge_seconds\x18\x02 \x03(\x0b\x32..vnfha.v1.GetLeaseAgesResponse.AgeSecondsEntry\x1a\x31\n\x0f\x41geSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\\\n\x0bPeerService\x12M\n\x0cGetLeaseAges\x12\x1d.vnfha.v1.GetLeaseAgesRequest\x1a\x1e.vnfha.v1.GetLeaseAgesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vnfha/v1/peer.proto\x12\x08vnfha.v1\"$\n\x13GetLeaseAgesRequest\x12\r\n\x05nodes\x18\x01 \x03(\t\"\xba\x01\n\x14GetLeaseAgesResponse\x12\x16\n\x0e\x63oordinator_id\x18\x01 \x01(\t\x12\x43\n\x0b\x61ge_seconds\x18\x02 \x03(\x0b\x32..vnfha.v1.GetLeaseAgesResponse.AgeSecondsEntry\x12\x12\n\noverloaded\x18\x03 \x01(\x08\x1a\x31\n\x0f\x41geSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\\\n\x0bPeerService\x12M\n\x0cGetLeaseAges\x12\x1d.vnfha.v1.GetLeaseAgesRequest\x1a\x1e.vnfha.v1.GetLeaseAgesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETLEASEAGESREQUEST']._serialized_start=33
   _globals['_GETLEASEAGESREQUEST']._serialized_end=69
   _globals['_GETLEASEAGESRESPONSE']._serialized_start=72
-  _globals['_GETLEASEAGESRESPONSE']._serialized_end=238
-  _globals['_GETLEASEAGESRESPONSE_AGESECONDSENTRY']._serialized_start=189
-  _globals['_GETLEASEAGESRESPONSE_AGESECONDSENTRY']._serialized_end=238
-  _globals['_PEERSERVICE']._serialized_start=240
-  _globals['_PEERSERVICE']._serialized_end=332
+  _globals['_GETLEASEAGESRESPONSE']._serialized_end=258
+  _globals['_GETLEASEAGESRESPONSE_AGESECONDSENTRY']._serialized_start=209
+  _globals['_GETLEASEAGESRESPONSE_AGESECONDSENTRY']._serialized_end=258
+  _globals['_PEERSERVICE']._serialized_start=260
+  _globals['_PEERSERVICE']._serialized_end=352
 # @@protoc_insertion_point(module_scope)

@@ -13,7 +13,7 @@ class GetLeaseAgesRequest(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetLeaseAgesResponse(_message.Message):
-    __slots__ = ("coordinator_id", "age_seconds")
+    __slots__ = ("coordinator_id", "age_seconds", "overloaded")
     class AgeSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class GetLeaseAgesResponse(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     COORDINATOR_ID_FIELD_NUMBER: _ClassVar[int]
     AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OVERLOADED_FIELD_NUMBER: _ClassVar[int]
     coordinator_id: str
     age_seconds: _containers.ScalarMap[str, float]
-    def __init__(self, coordinator_id: _Optional[str] = ..., age_seconds: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    overloaded: bool
+    def __init__(self, coordinator_id: _Optional[str] = ..., age_seconds: _Optional[_Mapping[str, float]] = ..., overloaded: _Optional[bool] = ...) -> None: ...

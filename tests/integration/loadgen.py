@@ -1,0 +1,481 @@
+"""A load generator that speaks the real agent protocol to a coordinator cluster.
+
+Each simulated node does what agents/session.py does: RegisterNode once, then, to every
+coordinator, a Keepalive stream (one message per interval carrying its members' health,
+highest epoch seen and epoch held; the round's send time noted first, a slow
+coordinator's queue keeps only the 4 newest rounds) and a WatchAssignments stream
+(feeding the epochs of the next keepalive). Each node keeps a real `QuorumLease`
+(agents/lease.py), so "a lease lapsed" here means what it means to a real agent.
+
+The transport is pluggable (`Transport`): `GrpcTransport` drives the gRPC streams; a
+datagram fast path can implement the same three calls. Used by
+tests/integration/test_overload.py and bench/scale.py; `run` is a plain function of
+JSON-able arguments so it can run in a child process (the generator must not share a
+GIL with what it measures).
+
+Every group `lg0000`.. has two members, `m0` (priority 100) and `m1` (90), on two
+different nodes; with G groups over N nodes, group g's members are on nodes 2g and
+2g+1 (mod N), so each node hosts about 2G/N members (one, when G = N/2, the default).
+A false expiry of an active costs a failover, as it would in a site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from array import array
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+
+from vnfha.agents.lease import QuorumLease
+from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
+
+ACTIVE = types_pb2.ROLE_ACTIVE
+QUEUE = 4  # rounds a slow coordinator's queue keeps (as agents/session.py)
+NODES_PER_CHANNEL = 64  # streams multiplexed on one HTTP/2 connection
+
+
+def node_name(i: int) -> str:
+    return f"ln{i:05d}"
+
+
+def group_name(g: int) -> str:
+    return f"lg{g:04d}"
+
+
+def hosted(i: int, nodes: int, groups: int | None) -> list[tuple[str, str, int]]:
+    """(group, member, priority) of the members load node i hosts, out of `nodes` nodes
+    and `groups` groups (None: nodes / 2, one member per node, any node count)."""
+    if groups is None:
+        return [(group_name(i // 2), f"m{i % 2}", 100 if i % 2 == 0 else 90)]
+    return [(group_name(g), f"m{k}", 100 - 10 * k) for g in range(groups)
+            for k in (0, 1) if (2 * g + k) % nodes == i]
+
+
+class Transport(Protocol):
+    """How simulated nodes reach coordinator `index` (one of `len(endpoints)`)."""
+
+    async def register(self, req: agent_pb2.RegisterNodeRequest) -> None: ...
+
+    def keepalive(self, index: int, node: int,
+                  requests: AsyncIterator[agent_pb2.KeepaliveRequest]
+                  ) -> AsyncIterator[agent_pb2.KeepaliveResponse]: ...
+
+    def watch(self, index: int, node: int, name: str) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class GrpcTransport:
+    """The gRPC streams (insecure channels on loopback; one connection per 64 nodes per
+    coordinator, as many agents would open)."""
+
+    def __init__(self, endpoints: list[str], nodes: int) -> None:
+        self.endpoints = endpoints
+        per = max(1, math.ceil(nodes / NODES_PER_CHANNEL))
+        # A distinct option per channel: gRPC would otherwise share one connection.
+        self._channels = [[grpc.aio.insecure_channel(ep, options=[("vnfha.lg", k)])
+                           for k in range(per)] for ep in endpoints]
+        self._stubs = [[agent_pb2_grpc.AgentServiceStub(ch) for ch in chs]
+                       for chs in self._channels]
+
+    def _stub(self, index: int, node: int) -> agent_pb2_grpc.AgentServiceStub:
+        stubs = self._stubs[index]
+        return stubs[(node // NODES_PER_CHANNEL) % len(stubs)]
+
+    async def register(self, req: agent_pb2.RegisterNodeRequest) -> None:
+        wait = 0.1
+        for attempt in range(60):
+            try:
+                await self._stubs[attempt % len(self.endpoints)][0].RegisterNode(
+                    req, timeout=5)
+                return
+            except grpc.aio.AioRpcError as e:
+                if e.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise
+                await asyncio.sleep(wait)  # overloaded or starting: back off
+                wait = min(wait * 2, 2.0)
+        raise RuntimeError(f"could not register {req.node}")
+
+    def keepalive(self, index: int, node: int,
+                  requests: AsyncIterator[agent_pb2.KeepaliveRequest]
+                  ) -> AsyncIterator[agent_pb2.KeepaliveResponse]:
+        return self._stub(index, node).Keepalive(requests)
+
+    def watch(self, index: int, node: int, name: str) -> Any:
+        return self._stub(index, node).WatchAssignments(
+            agent_pb2.WatchAssignmentsRequest(node=name))
+
+    async def close(self) -> None:
+        for chs in self._channels:
+            for ch in chs:
+                await ch.close()
+
+
+@dataclass
+class Sim:
+    """One simulated node."""
+
+    index: int
+    name: str
+    members: list[tuple[str, str, int]]  # (group, member, priority)
+    lease: QuorumLease
+    queues: list[asyncio.Queue]
+    seq: int = 0
+    seen: dict[str, int] = field(default_factory=dict)  # group -> highest epoch seen
+    held: dict[str, int] = field(default_factory=dict)  # group -> epoch held active at
+    was_valid: bool = False
+    alive: bool = True  # False: crashed (sends nothing more)
+
+    def request(self) -> agent_pb2.KeepaliveRequest:
+        return agent_pb2.KeepaliveRequest(node=self.name, seq=self.seq, members=[
+            agent_pb2.MemberReport(group=g, member=m, health=types_pb2.HEALTH_HEALTHY,
+                                   seen_epoch=self.seen.get(g, 0),
+                                   active_epoch=self.held.get(g, 0))
+            for g, m, _ in self.members])
+
+
+@dataclass
+class Window:
+    """What happened since `LoadGen.mark()`."""
+
+    started: float
+    nodes: int
+    sent: int = 0
+    acked: int = 0
+    latencies: array = field(default_factory=lambda: array("f"))
+    lapse_events: int = 0
+    lapsed: set[int] = field(default_factory=set)
+    promotions: int = 0  # grants of a newer epoch seen (with no fault: false failovers)
+    min_valid: int = -1  # fewest nodes holding a lease at one check
+    refused_streams: int = 0
+    cpu0: float = 0.0
+    # How late the generator's own event loop ran (10 ms heartbeat): a late generator
+    # sees leases lapse that no coordinator let lapse.
+    own_lag: array = field(default_factory=lambda: array("f"))
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+class LoadGen:
+    """Simulated nodes on one event loop; nodes are added while it runs (a ramp), and
+    figures are taken over windows (`mark`, then `window`)."""
+
+    def __init__(self, endpoints: list[str], interval: float, ttl: float,
+                 transport: Transport | None = None, max_nodes: int = 4096,
+                 watch: bool = True, groups: int | None = None) -> None:
+        self.endpoints = endpoints
+        self.groups = groups  # None: one group per two nodes, as they are added
+        self.max_nodes = max_nodes
+        self.interval = interval
+        self.ttl = ttl
+        self.watch = watch
+        self._own = transport is None
+        self.tr: Transport = transport or GrpcTransport(endpoints, max_nodes)
+        self.sims: list[Sim] = []
+        self.grants: dict[str, tuple[int, str]] = {}  # group -> newest (epoch, member)
+        self.first_seen: dict[tuple[str, int], float] = {}  # (group, epoch) -> first sight
+        self.w = Window(time.monotonic(), 0)
+        self._done = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._checker: asyncio.Task | None = None
+
+    async def add(self, count: int) -> None:
+        """Register `count` more nodes and start their streams."""
+        first = len(self.sims)
+        new = []
+        for i in range(first, first + count):
+            new.append(Sim(i, node_name(i), hosted(i, self.max_nodes, self.groups),
+                           QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
+                           [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints]))
+        sem = asyncio.Semaphore(16)
+
+        async def reg(s: Sim) -> None:
+            async with sem:
+                await self.tr.register(agent_pb2.RegisterNodeRequest(
+                    node=s.name, address="198.18.1.1", remove_undeclared=True,
+                    members=[agent_pb2.MemberSpec(group=g, member=m, priority=p)
+                             for g, m, p in s.members]))
+
+        await asyncio.gather(*(reg(s) for s in new))
+        self.sims.extend(new)
+        for s in new:
+            self._tasks.append(asyncio.create_task(self._ticker(s)))
+            for k in range(len(self.endpoints)):
+                self._tasks.append(asyncio.create_task(self._stream(s, k)))
+                if self.watch:
+                    self._tasks.append(asyncio.create_task(self._watch(s, k)))
+        if self._checker is None:
+            self._checker = asyncio.create_task(self._check())
+            self._tasks.append(asyncio.create_task(self._heartbeat()))
+
+    def mark(self) -> None:
+        self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time())
+
+    def window(self) -> dict[str, Any]:
+        w, now = self.w, time.monotonic()
+        secs = max(now - w.started, 1e-9)
+        lat = sorted(w.latencies)
+        n_coord = len(self.endpoints)
+        return {
+            "nodes": w.nodes, "coordinators": n_coord, "interval": self.interval,
+            "ttl": self.ttl, "seconds": round(secs, 2),
+            "offered_per_coordinator_per_s": round(w.sent / secs),
+            "acked_per_coordinator_per_s": round(w.acked / secs / n_coord),
+            "ack_p50_ms": None if not lat else round(_pct(lat, 0.5) * 1000, 2),
+            "ack_p99_ms": None if not lat else round(_pct(lat, 0.99) * 1000, 2),
+            # Nodes that, at some check in the window, held no lease; and the fewest
+            # nodes holding one at a single check (a mass lapse shows there).
+            "lapse_events": w.lapse_events, "nodes_lapsed": len(w.lapsed),
+            "min_nodes_with_lease": w.min_valid,
+            "promotions": w.promotions, "groups_with_active": len(self.grants),
+            "refused_streams": w.refused_streams,
+            "generator_cpu_s": round(time.process_time() - w.cpu0, 2),
+            "generator_lag_p99_ms": round((_pct(sorted(w.own_lag), 0.99) or 0.0) * 1000, 1),
+            "generator_lag_max_ms": round(max(w.own_lag, default=0.0) * 1000, 1),
+        }
+
+    def actives_on(self, i: int) -> dict[str, int]:
+        """The groups whose active, as last seen, is a member on node i: group -> epoch."""
+        s = self.sims[i]
+        return {g: self.grants[g][0] for g, m, _ in s.members
+                if g in self.grants and self.grants[g][1] == m}
+
+    async def crash(self, i: int, limit: float) -> dict[str, Any]:
+        """Node i stops sending (a crash). Returns the time from then until every group
+        it held active was seen granted to another member at a newer epoch."""
+        victims = self.actives_on(i)
+        s = self.sims[i]
+        at = time.monotonic()
+        s.alive = False
+        for q in s.queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(None)
+
+        def promoted() -> list[float]:
+            return [t for (g, e), t in list(self.first_seen.items())
+                    if g in victims and e > victims[g]]
+
+        while len(promoted()) < len(victims) and time.monotonic() - at < limit:
+            await asyncio.sleep(0.01)
+        times = sorted(promoted())
+        return {"actives_on_crashed_node": len(victims), "promoted": len(times),
+                "failover_first_s": round(times[0] - at, 3) if times else None,
+                "failover_last_s": round(times[-1] - at, 3) if times else None}
+
+    async def stop(self) -> None:
+        self._done.set()
+        for s in self.sims:
+            for q in s.queues:
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(None)
+        tasks = [*self._tasks, *([self._checker] if self._checker else [])]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._own:
+            await self.tr.close()
+
+    # -- one node ---------------------------------------------------------------------
+
+    def _send(self, s: Sim) -> None:
+        s.seq += 1
+        s.lease.sent(s.seq, time.monotonic())  # noted before sending, as the agent does
+        req = s.request()
+        self.w.sent += 1
+        for q in s.queues:
+            if q.full():  # a slow coordinator gets the newest rounds, not a backlog
+                q.get_nowait()
+            q.put_nowait(req)
+
+    async def _ticker(self, s: Sim) -> None:
+        await asyncio.sleep((s.index % 97) / 97 * self.interval)  # spread the rounds
+        nxt = time.monotonic()
+        while not self._done.is_set() and s.alive:
+            self._send(s)
+            nxt = max(nxt + self.interval, time.monotonic() - self.interval)
+            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+
+    async def _stream(self, s: Sim, k: int) -> None:
+        q = s.queues[k]
+
+        async def requests() -> AsyncIterator[agent_pb2.KeepaliveRequest]:
+            while not self._done.is_set():
+                req = await q.get()
+                if req is None or not s.alive:
+                    return
+                yield req
+
+        while not self._done.is_set() and s.alive:
+            try:
+                async for resp in self.tr.keepalive(k, s.index, requests()):
+                    if resp.result != agent_pb2.KEEPALIVE_RESULT_ACK:
+                        continue
+                    sent_at = s.lease._sent.get(resp.seq)
+                    s.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+                    self.w.acked += 1
+                    if sent_at is not None and len(self.w.latencies) < 2_000_000:
+                        self.w.latencies.append(time.monotonic() - sent_at)
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                if _cancelling():
+                    raise
+                self.w.refused_streams += 1
+            await asyncio.sleep(self.interval)
+
+    async def _watch(self, s: Sim, k: int) -> None:
+        while not self._done.is_set():
+            call = self.tr.watch(k, s.index, s.name)
+            try:
+                async for msg in call:
+                    for a in msg.assignments:
+                        self._assigned(s, a)
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                if _cancelling():
+                    raise
+            finally:
+                call.cancel()
+            await asyncio.sleep(self.interval)
+
+    def _assigned(self, s: Sim, a: agent_pb2.Assignment) -> None:
+        s.seen[a.group] = max(s.seen.get(a.group, 0), a.epoch)
+        s.held[a.group] = a.epoch if a.role == ACTIVE else 0
+        if a.role == ACTIVE:
+            self.first_seen.setdefault((a.group, a.epoch), time.monotonic())
+            old = self.grants.get(a.group)
+            if old is None or a.epoch > old[0]:
+                if old is not None:
+                    self.w.promotions += 1
+                self.grants[a.group] = (a.epoch, a.member)
+
+    async def _heartbeat(self) -> None:
+        while not self._done.is_set():
+            t0 = time.monotonic()
+            await asyncio.sleep(0.01)
+            if len(self.w.own_lag) < 1_000_000:
+                self.w.own_lag.append(max(0.0, time.monotonic() - t0 - 0.01))
+
+    async def _check(self) -> None:
+        while not self._done.is_set():
+            now, w = time.monotonic(), self.w
+            valid = 0
+            for s in self.sims[:w.nodes]:
+                if not s.alive:
+                    continue
+                ok = s.lease.valid(now)
+                valid += ok
+                if not ok:
+                    if s.was_valid:
+                        w.lapse_events += 1  # held a lease, and it ran out
+                    w.lapsed.add(s.index)
+                s.was_valid = ok
+            w.min_valid = valid if w.min_valid < 0 else min(w.min_valid, valid)
+            await asyncio.sleep(0.02)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _steady(endpoints: list[str], nodes: int, seconds: float, interval: float,
+                  ttl: float, warmup: float) -> dict[str, Any]:
+    lg = LoadGen(endpoints, interval, ttl, max_nodes=nodes)
+    try:
+        await lg.add(nodes)
+        await asyncio.sleep(warmup)
+        lg.mark()
+        await asyncio.sleep(seconds)
+        return lg.window()
+    finally:
+        await lg.stop()
+
+
+def run(endpoints: list[str], nodes: int, seconds: float, interval: float, ttl: float,
+        warmup: float = 3.0) -> dict[str, Any]:
+    """Drive `nodes` simulated nodes for `warmup + seconds`; figures over `seconds`."""
+    return asyncio.run(_steady(endpoints, nodes, seconds, interval, ttl, warmup))
+
+
+async def _overload(endpoints: list[str], interval: float, ttl: float, step: int,
+                    step_seconds: float, factor: float, seconds: float, max_nodes: int,
+                    warmup: float) -> dict[str, Any]:
+    lg = LoadGen(endpoints, interval, ttl, max_nodes=max_nodes)
+    steps: list[dict[str, Any]] = []
+
+    async def measure(length: float) -> dict[str, Any]:
+        await asyncio.sleep(warmup)
+        lg.mark()
+        await asyncio.sleep(length)
+        return lg.window()
+
+    try:
+        capacity = 0
+        while len(lg.sims) < max_nodes:
+            await lg.add(min(max(step, len(lg.sims) // 4), max_nodes - len(lg.sims)))
+            r = await measure(step_seconds)
+            if not clean(r, ttl):  # a blip of the shared machine, or the limit: look again
+                steps.append(r)
+                r = await measure(step_seconds)
+            steps.append(r)
+            if not clean(r, ttl):
+                break
+            capacity = len(lg.sims)
+        target = min(max_nodes, max(len(lg.sims), round(factor * capacity)))
+        if capacity and target > len(lg.sims):
+            await lg.add(target - len(lg.sims))
+        return {"capacity_nodes": capacity, "steps": steps,
+                "overload": await measure(seconds)}
+    finally:
+        await lg.stop()
+
+
+def ramp_then_overload(endpoints: list[str], interval: float, ttl: float, step: int = 8,
+                       step_seconds: float = 4.0, factor: float = 2.0,
+                       seconds: float = 60.0, max_nodes: int = 2000,
+                       warmup: float = 2.0) -> dict[str, Any]:
+    """Calibrate, then overload, on one set of nodes that never stops: add nodes (`step`,
+    or a quarter more once that is larger) while each window is `clean` (an unclean one
+    is measured once more before it counts); the capacity is the last clean count. Then
+    grow to `factor` times that and hold it for `seconds`."""
+    return asyncio.run(_overload(endpoints, interval, ttl, step, step_seconds, factor,
+                                 seconds, max_nodes, warmup))
+
+
+def clean(result: dict[str, Any], ttl: float) -> bool:
+    """A window the cluster took in its stride, as its agents see it: every node held
+    its lease throughout, no group failed over, and the slowest acknowledgements (p99)
+    came within half a TTL (not tighter: on a shared machine p99 is mostly its noise)."""
+    p99 = result["ack_p99_ms"]
+    return (result["nodes_lapsed"] == 0 and result["promotions"] == 0
+            and p99 is not None and p99 < ttl / 2 * 1000)
+
+
+def create_groups(admin_endpoint: str, nodes: int, groups: int | None = None) -> None:
+    """Create the groups of `nodes` load nodes (`groups` of them, or one per two nodes)
+    with admin ApplyGroups, which adds or updates only the named groups."""
+    names = [group_name(g) for g in range(groups or math.ceil(nodes / 2))]
+    with grpc.insecure_channel(admin_endpoint) as ch:
+        stub = admin_pb2_grpc.AdminServiceStub(ch)
+        for k in range(0, len(names), 200):
+            req = admin_pb2.ApplyGroupsRequest(groups=[
+                admin_pb2.GroupSpec(name=n, mode=types_pb2.GROUP_MODE_ACTIVE_STANDBY)
+                for n in names[k:k + 200]], request_id=f"loadgen-groups-{k}")
+            for attempt in range(60):  # a leader change on a busy machine: try again
+                try:
+                    stub.ApplyGroups(req, timeout=30, wait_for_ready=True)
+                    break
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == 59:
+                        raise
+                    time.sleep(0.5)
