@@ -10,7 +10,8 @@ stop at the end of the run; the memory hog takes at most --mem-share of
 MemAvailable, never leaves less than --mem-leave-gib free (it frees memory when
 others need it) and stops at --mem-max-gib; the churn file is --churn-mib.
 Counts what must stay zero: lease lapses of the live active (its agent dropping
-the role because its lease expired, or a coordinator seeing its lease expire),
+the role because its lease expired, a coordinator seeing its lease expire, or its
+guardian removing the VIP because no renewal came before the lease end),
 false failovers (promotions and demotions after the start), agent role drops, and
 client probes that failed. Prints JSON. Needs root.
 
@@ -52,6 +53,20 @@ def _hog(stop_at: float) -> None:
         x += 1
 
 
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    """A process's JSON log lines (others skipped)."""
+    out = []
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                out.append(doc)
+    return out
+
+
 def mem_available() -> int:
     """MemAvailable in bytes (/proc/meminfo)."""
     for line in Path("/proc/meminfo").read_text().splitlines():
@@ -81,13 +96,12 @@ def _memory_hog(stop_at: float, share: float, leave: int, cap: int, report: Any)
             chunks.pop().close()  # others need it: give it back at once
             continue
         if len(chunks) * CHUNK < target and avail - CHUNK >= leave:
-            # populated by the kernel: resident at once, then kept hot below
+            # populated by the kernel: resident at once, and kept hot below
             chunks.append(mmap.mmap(-1, CHUNK, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
                                     | getattr(mmap, "MAP_POPULATE", 0)))
             peak = max(peak, len(chunks) * CHUNK)
             if full_after is None and peak >= target:
                 full_after = round(time.time() - began, 1)
-            continue
         for c in chunks:  # write to every page: all of it stays resident and in use
             memoryview(c)[::PAGE] = bytes([passes & 0xFF]) * (CHUNK // PAGE)
         passes += 1
@@ -186,12 +200,18 @@ def main() -> int:
             attempts = [a for a in load_attempts(str(probe)) if a.at > start]
             lapses = [r for r in drops if r.get("reason") == "lease expired"]
             lapses_seen = [e for e in changes if "lease expired" in e.reason]
+            guardian = [x for vm in c.vms for x in log_lines(root / f"{vm}-agent.log")
+                        if x.get("ts", 0) > start and x.get("msg") == "guardian removed VIP"]
             failovers = [e for e in changes if e.kind in ("promoted", "demoted")]
             print(json.dumps({
                 "benchmark": "soak", "minutes": args.minutes, "cpu_hogs": args.hogs,
                 "memory_pressure": not args.no_memory, **loads,
                 "lowest_mem_available_gib": round(lowest_free / (1 << 30), 2),
-                "lease_lapses_live_active": len(lapses) + len(lapses_seen),
+                # the agent dropping its role (lease expired), a coordinator seeing the
+                # lease expire, or the guardian removing the VIP at the lease end
+                "lease_lapses_live_active": len(lapses) + len(lapses_seen) + len(guardian),
+                "guardian_vip_removals": [f"{x['ts']:.3f} {x.get('reason', '')}"
+                                          for x in guardian],
                 "false_failovers": len(failovers),
                 "ttl_s": args.ttl, "keepalive_interval_s": args.interval,
                 "epoch_before": epoch, "epoch_after": g.epoch, "active_after": g.active,

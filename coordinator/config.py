@@ -214,7 +214,10 @@ class RealtimeConfig:
     GIL every thread may hold what they wait for, so all of them get it."""
 
     mode: str = "auto"  # auto: what the host permits | on: refuse to start without | off
-    priority: int = 10  # SCHED_FIFO priority, 1..99
+    #: SCHED_FIFO priority, 1..99; below the agent's and guardian's 10, so that on a
+    #: host shared with them a busy coordinator (start-up replay, a snapshot) cannot
+    #: hold off the lease path of an agent: equal FIFO priorities never preempt
+    priority: int = 5
 
 
 @dataclass(frozen=True)
@@ -621,7 +624,7 @@ def _parse_groups(ctx: _Ctx, where: str, raw: Any) -> tuple[GroupConfig, ...]:
 def _parse_realtime(ctx: _Ctx, sec: Mapping[str, Any]) -> RealtimeConfig:
     _check_keys(ctx, "realtime", sec, ("mode", "priority"))
     mode = _choice(ctx, "realtime.mode", sec.get("mode", "auto"), ("auto", "on", "off"))
-    priority = sec.get("priority", 10)
+    priority = sec.get("priority", RealtimeConfig.priority)
     if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 99:
         ctx.fail(f"realtime.priority ({priority!r}) must be an integer between 1 and 99 "
                  f"(SCHED_FIFO)")

@@ -105,7 +105,7 @@ def test_auto_as_root_runs_every_thread_fifo_with_memory_locked(one: Coordinator
     wait_for(lambda: serving(one), 30, what="the coordinator serving")
     ts = threads(proc.pid)
     assert len(ts) >= 3, ts  # Raft, gRPC loop, decide at least
-    assert all(t == (os.SCHED_FIFO, 10) for t in ts.values()), ts
+    assert all(t == (os.SCHED_FIFO, 5) for t in ts.values()), ts
     assert locked_kb(proc.pid) > 0
     assert not [x for x in lines(one) if "without part of the real-time" in x.get("msg", "")]
     setup = next(x for x in lines(one) if x.get("msg") == "real-time set-up")

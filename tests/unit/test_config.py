@@ -624,9 +624,12 @@ def test_insecure_must_be_a_boolean() -> None:
 # --------------------------------------------------------------------------- realtime
 
 
-def test_realtime_defaults_to_auto_priority_10_and_takes_on_off() -> None:
+def test_realtime_defaults_to_auto_below_the_agents_priority_and_takes_on_off() -> None:
     c = parse_config(cfg())
-    assert (c.realtime.mode, c.realtime.priority) == ("auto", 10)
+    assert (c.realtime.mode, c.realtime.priority) == ("auto", 5)
+    # below the agent's default: a busy coordinator never holds off an agent on its host
+    from vnfha.agents.config import AgentConfig
+    assert c.realtime.priority < AgentConfig.__dataclass_fields__["realtime_priority"].default
     c = parse_config(cfg(realtime={"mode": "off"}))
     assert c.realtime.mode == "off"
     c = parse_config(cfg(realtime={"mode": "on", "priority": 30}))
