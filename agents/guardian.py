@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.realtime:
         from vnfha.agents import realtime
 
-        rt = realtime.apply(realtime.RealtimeSettings("auto", args.realtime))
+        rt = realtime.apply(realtime.RealtimeSettings("auto", args.realtime),
+                            threads_inherit=True)
         if rt.problems:
             log.warning("guardian without part of the real-time set-up",
                         extra={"problems": list(rt.problems)})

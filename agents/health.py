@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from vnfha.agents.realtime import children_ordinary
 from vnfha.coordinator.confparse import (
     ConfigError,
     Ctx,
@@ -392,6 +393,7 @@ class HealthMonitor:
                         extra={"threads": [t.name for t in self._threads]})
 
     def _run(self, key: MemberKey, index: int, spec: CheckSpec, probe: Check) -> None:
+        children_ordinary()  # exec checks run as ordinary processes (agents/realtime.py)
         next_at = self._clock()
         while not self._stop.wait(max(0.0, next_at - self._clock())):
             started = self._clock()

@@ -20,6 +20,8 @@ import subprocess
 import threading
 from collections.abc import Callable
 
+from vnfha.agents.realtime import children_ordinary
+
 log = logging.getLogger("vnfha.agent.hooks")
 
 HOOK_TIMEOUT = 10.0
@@ -49,6 +51,7 @@ class HookRunner:
         self._thread.join(self.timeout + 2 if timeout is None else timeout)
 
     def _run(self) -> None:
+        children_ordinary()  # hooks run as ordinary processes (agents/realtime.py)
         while True:
             item = self._queue.get()
             if item is None:

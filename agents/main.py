@@ -335,7 +335,8 @@ def run(cfg: AgentConfig) -> int:
     from vnfha.agents import realtime
 
     try:  # before any thread exists: threads inherit the scheduler of their creator
-        rt = realtime.apply(realtime.RealtimeSettings(cfg.realtime, cfg.realtime_priority))
+        rt = realtime.apply(realtime.RealtimeSettings(cfg.realtime, cfg.realtime_priority),
+                            threads_inherit=True)
     except RuntimeError as e:
         log.error("cannot start agent", extra={"node": cfg.node, "error": str(e)})
         return 1

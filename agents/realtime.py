@@ -46,9 +46,21 @@ class Applied:
     problems: tuple[str, ...] = ()
 
 
-def _set_fifo(priority: int) -> None:
-    policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
+RESET_ON_FORK = getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
+
+
+def _set_fifo(priority: int, reset_on_fork: bool = True) -> None:
+    policy = os.SCHED_FIFO | (RESET_ON_FORK if reset_on_fork else 0)
     os.sched_setscheduler(0, policy, os.sched_param(priority))
+
+
+def children_ordinary() -> None:
+    """For the calling thread only: the processes (and threads) it starts from now on
+    run as ordinary ones, while it keeps its own real-time priority. For the threads of
+    a process set up with `threads_inherit` that run commands (hooks)."""
+    policy = os.sched_getscheduler(0)
+    if policy & ~RESET_ON_FORK == os.SCHED_FIFO and not policy & RESET_ON_FORK:
+        os.sched_setscheduler(0, policy | RESET_ON_FORK, os.sched_getparam(0))
 
 
 def _mlockall() -> None:
@@ -58,16 +70,21 @@ def _mlockall() -> None:
         raise OSError(err, f"mlockall: {os.strerror(err)}")
 
 
-def apply(settings: RealtimeSettings) -> Applied:
-    """Apply to the calling thread (threads started later inherit the scheduler) and the
-    whole process (memory). Call from the main thread before starting any other; raises
-    RuntimeError only in mode `on`."""
+def apply(settings: RealtimeSettings, threads_inherit: bool = False) -> Applied:
+    """Apply to the calling thread and the whole process (memory). Call from the main
+    thread before starting any other; raises RuntimeError only in mode `on`.
+
+    SCHED_RESET_ON_FORK resets every task the thread creates, threads included: by
+    default only the calling thread runs real-time. With `threads_inherit` the flag is
+    left off, so every thread started later inherits SCHED_FIFO (with the GIL, a hot
+    thread waits for whichever thread holds it, so all of them must be on time); the
+    threads that start processes then call `children_ordinary` first."""
     if settings.mode == "off":
         return Applied(False, False)
     problems = []
     scheduler = mlock = False
     try:
-        _set_fifo(settings.priority)
+        _set_fifo(settings.priority, reset_on_fork=not threads_inherit)
         scheduler = True
     except OSError as e:
         problems.append(f"real-time scheduling (SCHED_FIFO {settings.priority}): {e.strerror}")

@@ -208,6 +208,19 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class RealtimeConfig:
+    """Real-time scheduling of the whole coordinator process (server.run): its
+    keepalive intake and Raft threads must run on time on a loaded host, and with the
+    GIL every thread may hold what they wait for, so all of them get it."""
+
+    mode: str = "auto"  # auto: what the host permits | on: refuse to start without | off
+    #: SCHED_FIFO priority, 1..99; below the agent's and guardian's 10, so that on a
+    #: host shared with them a busy coordinator (start-up replay, a snapshot) cannot
+    #: hold off the lease path of an agent: equal FIFO priorities never preempt
+    priority: int = 5
+
+
+@dataclass(frozen=True)
 class CoordinatorConfig:
     node_id: str
     cluster: ClusterConfig
@@ -231,6 +244,8 @@ class CoordinatorConfig:
     insecure: bool = False
     #: the /metrics, /livez, /readyz listener (docs/metrics.md); off by default
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    #: SCHED_FIFO, mlockall, gc.freeze (docs/config.md `realtime`)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
     @property
     def self_member(self) -> Member:
@@ -307,7 +322,7 @@ def parse_config(data: Any, source: str = "<config>",
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
                                 "groups", "logging", "admin_socket", "state",
-                                "recovery", "tls", "insecure", "metrics"))
+                                "recovery", "tls", "insecure", "metrics", "realtime"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -343,6 +358,7 @@ def parse_config(data: Any, source: str = "<config>",
     state = _parse_state(ctx, _section(ctx, "state", data.get("state")))
     recovery = parse_recovery(ctx, _section(ctx, "recovery", data.get("recovery")))
     metrics = parse_metrics(ctx, data.get("metrics"), base)
+    realtime = _parse_realtime(ctx, _section(ctx, "realtime", data.get("realtime")))
     tls = parse_tls(ctx, "tls", data.get("tls"), base)
     insecure = data.get("insecure", False)
     if not isinstance(insecure, bool):
@@ -356,7 +372,7 @@ def parse_config(data: Any, source: str = "<config>",
                              leases=leases, policy=policy, groups=groups, logging=logging,
                              admin_socket=admin_socket, source=source, state=state,
                              recovery=recovery, tls=tls, insecure=insecure,
-                             metrics=metrics)
+                             metrics=metrics, realtime=realtime)
 
 
 # --------------------------------------------------------------------------- sections
@@ -603,6 +619,16 @@ def _parse_groups(ctx: _Ctx, where: str, raw: Any) -> tuple[GroupConfig, ...]:
                          f"address with a prefix length (e.g. 198.18.0.100/24)")
         groups.append(GroupConfig(name=name, mode=mode, vip=vip or None))
     return tuple(groups)
+
+
+def _parse_realtime(ctx: _Ctx, sec: Mapping[str, Any]) -> RealtimeConfig:
+    _check_keys(ctx, "realtime", sec, ("mode", "priority"))
+    mode = _choice(ctx, "realtime.mode", sec.get("mode", "auto"), ("auto", "on", "off"))
+    priority = sec.get("priority", RealtimeConfig.priority)
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 99:
+        ctx.fail(f"realtime.priority ({priority!r}) must be an integer between 1 and 99 "
+                 f"(SCHED_FIFO)")
+    return RealtimeConfig(mode=mode, priority=priority)
 
 
 def _parse_logging(ctx: _Ctx, sec: Mapping[str, Any]) -> LoggingConfig:

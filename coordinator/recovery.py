@@ -150,7 +150,9 @@ class RecoveryRunner:
         self._not_before: dict[tuple[str, str, int], float] = {}
         self._ran: set[tuple[tuple[str, str, int], int]] = set()  # (key, attempt) we made
         self._foreign: dict[tuple[tuple[str, str, int], int], float] = {}  # first seen
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recovery")
+        # The hook runs as an ordinary process even when the coordinator is real-time.
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recovery",
+                                        initializer=_children_ordinary)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -268,3 +270,9 @@ class RecoveryRunner:
             with self._lock:
                 self._busy.discard(key)
             self._wake.set()
+
+
+def _children_ordinary() -> None:
+    from vnfha.agents.realtime import children_ordinary
+
+    children_ordinary()

@@ -318,12 +318,29 @@ class Coordinator:
 
 def run(cfg: CoordinatorConfig) -> int:
     setup_logging(cfg.logging.level, cfg.logging.format)
+    from vnfha.agents import realtime  # the agent's set-up, shared (docs/config.md)
+
+    # Before any thread exists: the Raft, gRPC and decide threads inherit the scheduler.
+    try:
+        rt = realtime.apply(realtime.RealtimeSettings(cfg.realtime.mode,
+                                                      cfg.realtime.priority),
+                            threads_inherit=True)
+    except RuntimeError as e:
+        log.error("cannot start", extra={"node": cfg.node_id, "error": str(e)})
+        return 1
+    if rt.problems:
+        log.warning("running without part of the real-time set-up (realtime: auto)",
+                    extra={"node": cfg.node_id, "problems": list(rt.problems)})
     coordinator = Coordinator(cfg)
     try:
         coordinator.start()
     except OSError as e:
         log.error("cannot start", extra={"error": str(e)})
         return 1
+    if cfg.realtime.mode != "off":
+        realtime.freeze_garbage()  # start-up objects out of every later collection
+    log.info("real-time set-up", extra={"node": cfg.node_id, "realtime": rt.scheduler,
+                                        "memory_locked": rt.mlock})
     done = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

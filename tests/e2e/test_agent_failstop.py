@@ -4,6 +4,7 @@ agent. Never "active, healthy" with no VIP; never two VIP holders."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -176,6 +177,13 @@ def test_agent_and_guardian_run_realtime_with_locked_memory(lab: LabCluster):
         assert policy == os.SCHED_FIFO, f"pid {pid} runs with policy {policy}"
         assert os.sched_getparam(pid).sched_priority == 10
         assert locked > 0, f"pid {pid} has no locked memory"
+        # every thread, not only the main one (the lease path runs in threads; with
+        # SCHED_RESET_ON_FORK on the main thread they used to start ordinary)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+                tid = int(task.name)
+                assert _policy_and_locked(tid)[0] == os.SCHED_FIFO, \
+                    f"thread {tid} ({(task / 'comm').read_text().strip()}) of {pid} ordinary"
     svc = c.procs["vm1-svc"].pid  # not started by the agent: an ordinary process
     assert _policy_and_locked(svc)[0] == os.SCHED_OTHER
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,9 +91,27 @@ def agents(cluster: CoordinatorCluster) -> Iterator[tuple[dict[str, AgentSession
              and all(m.health == 2 for m in g.members) and len(g.members) == 2,
              10, what="m1 active and both members healthy")
     wait_for(lambda: roles.holders() == {"m1"}, 5, what="m1's agent acting")
+    every_coordinator_acks(cluster, sessions.values())
     yield sessions, roles
     for s in sessions.values():
         s.stop()
+
+
+def every_coordinator_acks(cluster: CoordinatorCluster, sessions: Iterable[AgentSession],
+                           timeout: float = 20.0) -> None:
+    """Wait until every coordinator has acknowledged a keepalive of every agent after
+    this call: the tests below kill one of three coordinators and expect the other two
+    (a majority) to carry the agents' leases. `start_all` returns once there is a
+    leader; on a loaded host the last coordinator may start serving seconds later (and
+    an agent reconnects to it only after gRPC's backoff): killing the leader before
+    then leaves one acknowledging coordinator, and the agent rightly drops its role
+    when its lease lapses (the `[etcd]` flake of the leader-kill test)."""
+    sessions = list(sessions)
+    before = [dict(s.lease.acks_by) for s in sessions]
+    wait_for(lambda: all(
+        all(dict(s.lease.acks_by).get(cid, 0) > seen.get(cid, 0) for cid in cluster.ids)
+        for s, seen in zip(sessions, before, strict=True)), timeout,
+        what="every coordinator acknowledging every agent")
 
 
 def epoch_and_active(cluster: CoordinatorCluster, cid: str) -> tuple[int, str]:

@@ -36,6 +36,10 @@ PAIRS = ("vm1+vm2", "leader+active-vm", "c1+vm1", "c2+vm2", "c3+active-vm", "lea
 
 FAULTS: dict[str, tuple[KindSpec, Inject]] = {}
 DEFAULT_OFF: set[str] = set()  # kinds a run enables only when asked (--kinds / NEMESIS_KINDS)
+# Per kind, what a run that enables it must prepare before the cluster starts (e.g. the
+# disk kinds put every coordinator's data dir on a filesystem of its own); each hook
+# runs once per run however many kinds name it.
+SETUP: dict[str, Callable[[Nemesis], None]] = {}
 # Kinds that break a property on main, with the fix that must land before the bounded
 # test (test_nemesis.py) runs them by default; bench/nemesis.py runs them anyway.
 # Empty since the kernel-enforced VIP lease (agents/kernellease.py) landed: kill_vm and
@@ -47,6 +51,10 @@ def register(spec: KindSpec, fn: Inject, default: bool = True) -> None:
     FAULTS[spec.name] = (spec, fn)
     if not default:
         DEFAULT_OFF.add(spec.name)
+
+
+def register_setup(kind: str, hook: Callable[[Nemesis], None]) -> None:
+    SETUP[kind] = hook
 
 
 def default_kinds() -> list[str]:
@@ -230,4 +238,4 @@ register(KindSpec("isolate_pair", PAIRS), isolate_pair)
 register(KindSpec("link_down", HOSTS), link_down)
 register(KindSpec("drop_inbound", HOSTS), drop_inbound)
 
-from . import disk  # noqa: E402, F401  (registers the disk faults, off by default)
+from . import disk  # noqa: E402, F401  (registers the disk faults)

@@ -27,6 +27,7 @@ Properties (each gets a verdict: the list of its violations, empty = holds):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,6 +233,7 @@ def summary(history: History) -> dict[str, Any]:
     """Counts for the report."""
     return {
         "faults": len(history.faults),
+        "faults_by_kind": dict(sorted(Counter(f.kind for f in history.faults).items())),
         "writes_acked": sum(1 for w in history.writes if w.acked),
         "writes_failed": sum(1 for w in history.writes if not w.acked),
         "epoch_reads": len(history.epochs),

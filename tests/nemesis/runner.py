@@ -33,7 +33,7 @@ from vnfha_lab.probe import load_attempts
 
 from . import history as H
 from . import metrics
-from .faults import FAULTS, Heal
+from .faults import FAULTS, SETUP, Heal
 from .schedule import Step, describe, make_schedule
 
 log = logging.getLogger("vnfha.nemesis")
@@ -91,6 +91,18 @@ class Nemesis:
         self._lock = threading.Lock()
         # Generous bound on the whole run for every recorder: steps plus settling.
         self.bound = 120.0 + sum(s.duration + s.rest + 4.0 for s in self.steps)
+        # What the kinds' setup hooks made (tests/nemesis/disk.py: each coordinator's
+        # disk) and undo: closed by `close` after every process is stopped.
+        self.disks: dict[str, Any] = {}
+        self.cleanup = contextlib.ExitStack()
+
+    def close(self) -> None:
+        """Stop every process, then undo what the setup hooks made (unmount the disks)."""
+        self._stop.set()
+        try:
+            self.cluster.close()
+        finally:
+            self.cleanup.close()
 
     # -- targets and helpers used by the faults ---------------------------------------------
 
@@ -123,6 +135,8 @@ class Nemesis:
 
     def start(self) -> None:
         c = self.cluster
+        for hook in dict.fromkeys(SETUP[k] for k in self.kinds if k in SETUP):
+            hook(self)
         c.start_pair()
         c.start_kvstore("vm1")
         c.start_kvstore("vm2")
@@ -346,8 +360,7 @@ def run_nemesis(root: Path, seed: int, faults: int, kinds: list[str],
             print(nem.cluster.logs_tail(20), file=sys.stderr)
             raise
         finally:
-            nem._stop.set()
-            nem.cluster.close()
+            nem.close()
         if not result.ok:
             result.errors.append(f"logs kept in {root}")
         return result

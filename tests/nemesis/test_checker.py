@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from . import history as H
-from .faults import DEFAULT_OFF, FAULTS, PENDING_FIX, default_kinds
+from .faults import DEFAULT_OFF, PENDING_FIX, SETUP, default_kinds
 from .metrics import failovers, outage_windows, spread
 from .schedule import KindSpec, describe, make_schedule
 
@@ -170,10 +170,11 @@ def test_schedule_refuses_bad_input():
         make_schedule(1, -1, [KindSpec("a", ("x",))])
 
 
-def test_disk_faults_are_registered_but_off_by_default():
-    assert {"disk_enospc", "disk_eio"} <= set(FAULTS)
-    assert {"disk_enospc", "disk_eio"} <= DEFAULT_OFF
+def test_every_fault_kind_including_disk_runs_by_default():
+    assert {"disk_enospc", "disk_eio"} <= set(default_kinds())
     assert not DEFAULT_OFF & set(default_kinds())
+    # the disk kinds put every coordinator on a disk of its own before it starts
+    assert SETUP["disk_enospc"] is SETUP["disk_eio"]
     assert set(PENDING_FIX) <= set(default_kinds())  # the bench runs them
     for required in ("kill_agent", "kill_guardian", "kill_coordinator", "kill_leader",
                      "stop_agent", "stop_guardian", "stop_vm", "stop_leader", "cut_host",

@@ -8,8 +8,8 @@ verdict, the history excerpts and the whole fault schedule, so
 
 (or bench/nemesis.py --seed S --faults N) replays it. NEMESIS_KINDS (comma list)
 picks the fault kinds; the default is every kind not switched off
-(faults.DEFAULT_OFF: the disk faults, until the coordinator handles them) and
-not waiting for a fix of main (faults.PENDING_FIX, empty now). Violations of a
+(faults.DEFAULT_OFF, empty now: the disk faults run too) and not waiting for a
+fix of main (faults.PENDING_FIX, empty now). Violations of a
 property in PENDING_PROPERTY (empty now) are printed but do not fail the test.
 """
 

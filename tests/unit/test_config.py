@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -618,3 +619,32 @@ def test_tls_needs_all_three_files_and_no_other_keys() -> None:
 
 def test_insecure_must_be_a_boolean() -> None:
     assert "insecure must be true or false" in error(cfg(THREE, insecure="yes"))
+
+
+# --------------------------------------------------------------------------- realtime
+
+
+def test_realtime_defaults_to_auto_below_the_agents_priority_and_takes_on_off() -> None:
+    c = parse_config(cfg())
+    assert (c.realtime.mode, c.realtime.priority) == ("auto", 5)
+    # below the agent's default: a busy coordinator never holds off an agent on its host
+    from vnfha.agents.config import AgentConfig
+    assert c.realtime.priority < AgentConfig.__dataclass_fields__["realtime_priority"].default
+    c = parse_config(cfg(realtime={"mode": "off"}))
+    assert c.realtime.mode == "off"
+    c = parse_config(cfg(realtime={"mode": "on", "priority": 30}))
+    assert (c.realtime.mode, c.realtime.priority) == ("on", 30)
+
+
+@pytest.mark.parametrize("bad, says", [
+    ({"mode": "always"}, r"realtime\.mode"),
+    ({"priority": 0}, r"realtime\.priority \(0\) must be an integer between 1 and 99"),
+    ({"priority": 100}, r"realtime\.priority \(100\)"),
+    ({"priority": "high"}, r"realtime\.priority \('high'\)"),
+    ({"priority": True}, r"realtime\.priority \(True\)"),
+    ({"prio": 5}, r"realtime.*prio"),
+])
+def test_realtime_bad_values_say_what_is_wrong_in_one_line(bad: dict, says: str) -> None:
+    msg = error(cfg(realtime=bad))
+    assert "\n" not in msg
+    assert re.search(says, msg), msg
