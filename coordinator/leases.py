@@ -42,6 +42,9 @@ class LeaseTable:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
+        # Per node, when its current unbroken run of keepalives began (a gap of more than
+        # one TTL starts a new one): decide's failsafe rejoin grace reads it.
+        self._run: dict[str, float] = {}
         # When we first heard *of* a node we never heard *from*: a node that has just
         # registered is not silent yet, it gets one TTL like everyone else.
         self._first_asked: dict[str, float] = {}
@@ -69,6 +72,8 @@ class LeaseTable:
         with self._lock:
             first = node not in self._last
             gap = now - self._last.get(node, now)
+            if first or (self._ttl is not None and gap > self._ttl):
+                self._run[node] = now
             self._last[node] = max(now, self._last.get(node, now))
             old = self._reports.get(node, {})
             new: dict[tuple[str, str], MemberReport] = {}
@@ -141,7 +146,8 @@ class LeaseTable:
     def observations(self, leader_since: float,
                      quorum_expired: frozenset[str] | None) -> Observations:
         with self._lock:
-            nodes = {n: NodeSeen(last_keepalive=t, members=dict(self._reports.get(n, {})))
+            nodes = {n: NodeSeen(last_keepalive=t, members=dict(self._reports.get(n, {})),
+                                 heard_since=self._run.get(n))
                      for n, t in self._last.items()}
             versions = dict(self._versions)
         return Observations(leader_since=leader_since, nodes=nodes,
