@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -49,6 +50,18 @@ FAST_RECONNECT = [
 MIN_REREGISTER_BACKOFF = 0.2
 MAX_REREGISTER_BACKOFF = 5.0
 
+class FailsafeHook(Protocol):
+    """agents/failsafe_peer.py, as the role decision sees it (docs/design.md, "Failsafe")."""
+
+    def holds(self, group: str, epoch: int, now: float) -> bool:
+        """The active role of `group` at `epoch` may be kept without a quorum lease."""
+        ...
+
+    def blocks(self, group: str, now: float) -> float | None:
+        """Until when a claim of `group` must wait (a failsafe promise), if it must."""
+        ...
+
+
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
@@ -62,7 +75,7 @@ class AgentSession:
                  on_assignments: Callable[[], None] | None = None,
                  on_lease: Callable[[float], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None, failsafe_endpoint: str = "") -> None:
         self.node = node
         self.members = members
         self.endpoints = endpoints
@@ -99,6 +112,10 @@ class AgentSession:
         self._blocked: dict[tuple[str, str], str] = {}
         self.on_fail: Callable[[str], None] = lambda why: None
         self._beat = self._clock()  # the ticker's last pass (the watchdog reads it)
+        # Failsafe (agents/failsafe_peer.py): where peers reach our listener, and the hook
+        # the role decision asks; None: failsafe plays no part in this agent's roles.
+        self.failsafe_endpoint = failsafe_endpoint
+        self.failsafe: FailsafeHook | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -300,6 +317,12 @@ class AgentSession:
         with self._lock:
             return self._assignments.get((group, member))
 
+    @property
+    def role_lock(self) -> threading.RLock:
+        """Held while roles are decided: a failsafe grant and its promise are made under
+        it, so a claim decided at the same moment sees the promise."""
+        return self._lock
+
     def kick(self) -> None:
         """Send a keepalive round now (e.g. to confirm a release at once)."""
         self._kick.set()
@@ -313,7 +336,7 @@ class AgentSession:
                      for m in self.members],
             # This agent's config is what the VM hosts: members dropped from it since
             # the last registration go (the coordinator refuses if one is active).
-            remove_undeclared=True)
+            remove_undeclared=True, failsafe_endpoint=self.failsafe_endpoint)
 
     def _register(self) -> None:
         req = self._register_request()
@@ -553,13 +576,20 @@ class AgentSession:
         released = False
         with self._lock:
             now = self._clock()
-            lease_ok = self.lease.valid(now)
+            quorum_ok = self.lease.valid(now)
+            hook = self.failsafe
             for key, role in self._roles.items():
                 a = self._assignments.get(key)
                 epoch = a.epoch if a is not None else 0
                 fault = self.fault(*key)
+                # Failsafe only keeps a role held at this epoch, never starts one; and a
+                # claim waits for any failsafe promise this agent gave to end.
+                lease_ok = quorum_ok or (hook is not None and role.active_epoch == epoch > 0
+                                         and hook.holds(key[0], epoch, now))
+                waits = (hook is not None and not role.active_epoch
+                         and hook.blocks(key[0], now) is not None)
                 want_active = (a is not None and a.role == types_pb2.ROLE_ACTIVE and lease_ok
-                               and epoch >= role.seen_epoch and fault is None)
+                               and epoch >= role.seen_epoch and fault is None and not waits)
                 if role.active_epoch and (not want_active or epoch != role.active_epoch):
                     reason = "lease expired" if not lease_ok else (fault or why)
                     self._safe_role(key[0], key[1], False, role.active_epoch, reason)
