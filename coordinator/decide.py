@@ -232,9 +232,11 @@ def _dark(state: ClusterState, group: Group, obs: Observations, now: float,
 def _vouched(state: ClusterState, group: Group, active: Member, obs: Observations,
              now: float, policy: Policy) -> bool:
     """May the lost `active` be acted on (rule 9)? Always with failsafe off. With it on,
-    only when another member is heard now and was heard without a break since before
-    the active went silent (its grants, if any, were refused: it heard a quorum), or
-    for the rejoin grace (any grant it gave before has ended)."""
+    only when another member vouches: it is heard now, was heard after the active's
+    lease surely ended (its last keepalive + TTL: a group going dark all at once is not
+    a failure of its active), and was heard without a break since before the active
+    went silent (so it heard the coordinators while the active asked, and refused) or
+    for the rejoin grace (any failsafe lease it granted before has ended)."""
     if not state.failsafe_lease_ms:
         return True
     grace = state.failsafe_lease_ms / 1000.0 + policy.ttl
@@ -242,9 +244,13 @@ def _vouched(state: ClusterState, group: Group, active: Member, obs: Observation
     for m in group.members.values():
         if m.name == active.name or not obs.fresh(m.node, now, policy.ttl):
             continue
-        since = obs.nodes[m.node].heard_since
-        if since is None or now - since >= grace or (
-                last is not None and since <= last.last_keepalive):
+        seen = obs.nodes[m.node]
+        since = seen.heard_since
+        if since is None:  # no run recorded (an old caller): as before rule 9
+            return True
+        if last is not None and seen.last_keepalive <= last.last_keepalive + policy.ttl:
+            continue  # went dark with the active, within one TTL
+        if now - since >= grace or (last is not None and since <= last.last_keepalive):
             return True
     return False
 

@@ -96,9 +96,8 @@ def test_coordinators_cut_off_by_nftables_no_failover_when_they_return(cluster: 
     cluster.wait(lambda: served_by(probe, "vm1", 0), 5, "client served by vm1")
     epoch = cluster.group().epoch
     fault = time.time()
-    for cid in cluster.cids:
-        for vm in cluster.vms:
-            cluster.lab.cut(cluster.hosts[cid], cluster.hosts[vm])
+    cluster.lab.cut_between([cluster.hosts[c] for c in cluster.cids],
+                            [cluster.hosts[vm] for vm in cluster.vms])
     time.sleep(OUTAGE)
     assert failed_after(probe, fault + TTL) == []
     g = cluster.group()

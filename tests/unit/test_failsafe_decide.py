@@ -92,6 +92,21 @@ def test_a_crash_with_the_standbys_heard_throughout_fails_over_as_without_failsa
     assert ops(sc.step()) == [("promote", "b", "replace=a")]
 
 
+def test_a_group_going_dark_within_one_ttl_is_not_a_failure_of_its_active():
+    """The standby's last keepalive reached the leader a moment after the active's (the
+    cut is not simultaneous): it is still fresh when the active expires, but it was not
+    heard after the active's lease ended, so it does not vouch."""
+    sc = failsafe(Scenario(build(active="a")))
+    sc.keepalive_all()
+    sc.step()
+    sc.advance(0.05)
+    sc.keepalive("n2", "n3")  # the last the leader hears from anyone
+    sc.advance(TTL - 0.04)  # a is past its TTL, b and c are fresh
+    assert sc.step() == []
+    sc.advance(3 * TTL)
+    assert sc.step() == [] and sc.group().active == "a"
+
+
 def test_setting_is_replicated_validated_and_an_event():
     st = build(active="a")
     st2, res = apply(st, C.set_failsafe(1500))
