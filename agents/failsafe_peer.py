@@ -226,8 +226,11 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
         else:
             why = "the peer has no failsafe listener"
         with self._glock:
-            if granted and 0 < lease <= view.lease * 1.0001:
-                self.grants.granted(view.group, view.epoch, peer.member, sent, lease)
+            if granted and lease > 0:
+                # The granter promised `lease`; count no more than our own setting says
+                # (the two differ only while a change of the setting propagates).
+                self.grants.granted(view.group, view.epoch, peer.member, sent,
+                                    min(lease, view.lease))
             else:
                 self.grants.refused(view.group, view.epoch, peer.member)
         if not granted and self._session._say_once(
