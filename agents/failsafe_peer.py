@@ -93,9 +93,10 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
             if self.port == 0:
                 raise OSError(f"cannot listen on {self._bind} (failsafe.port)")
             self._server.start()
+        # An exception fail-stops the agent; returning (after stop()) does not.
         self._thread = threading.Thread(
-            target=self._session.supervised("failsafe", self._loop), name="failsafe",
-            daemon=True)
+            target=self._session.supervised("failsafe", self._loop, forever=False),
+            name="failsafe", daemon=True)
         self._thread.start()
         return self.port
 
