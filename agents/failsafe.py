@@ -67,17 +67,29 @@ class Verdict:
     lease: float = 0.0  # seconds granted (from receipt, on the granter's clock)
 
 
+#: A granter hears no quorum once its newest quorum-acknowledged round was sent more than
+#: this many keepalive intervals ago: the next round's acknowledgements are then half an
+#: interval late. Lower grants sooner after a total outage (more margin before the
+#: active's quorum lease ends); higher is stricter in a partition (a slow acknowledgement
+#: to a standby that does hear the coordinators lets the cut-off active keep its role
+#: for one more failsafe lease, which delays the failover, never doubles the role).
+GRANTER_ROUNDS = 1.5
+#: The requester starts asking once one round went unacknowledged by a quorum.
+REQUESTER_ROUNDS = 1.0
+
+
 def quorum_quiet(deadline: float | None, now: float, span: float, interval: float,
-                 rounds: float = 2.0) -> bool:
+                 rounds: float = GRANTER_ROUNDS) -> bool:
     """This agent has not heard a coordinator quorum lately: its quorum lease is gone,
     or was last extended more than `rounds` keepalive intervals ago.
 
     `span` is how long one acknowledged round extends the lease (ttl*(1-drift) -
     margin), so `deadline - span` is when the newest quorum-acknowledged round was
-    sent. Used with rounds=2 by the granter (a member still acknowledged every round
-    refuses) and by the requester to start asking before its lease ends (rounds=1):
-    after a total outage every agent goes quiet within one interval of the others, so
-    the active holds its grants before its quorum lease runs out."""
+    sent. Used with GRANTER_ROUNDS by the granter (a member whose rounds are still
+    acknowledged, each within half an interval, refuses) and with REQUESTER_ROUNDS by
+    the requester, to start asking before its lease ends: after a total outage every
+    agent goes quiet within one interval of the others, so the active holds its grants
+    before its quorum lease runs out."""
     if deadline is None or deadline <= now:
         return True
     return deadline - span < now - rounds * interval

@@ -166,7 +166,7 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
             verdict = fs.grant(
                 view, caller_node=caller, requester=request.member, epoch=request.epoch,
                 hears_quorum=not fs.quorum_quiet(session.lease.deadline(), now, self._span,
-                                                 self._interval, rounds=2),
+                                                 self._interval, rounds=fs.GRANTER_ROUNDS),
                 acting_active=bool(role is not None and role.active_epoch))
             if verdict.granted:
                 until = self.promises.promise(request.group, now, verdict.lease)
@@ -243,7 +243,7 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
     def _loop(self) -> None:
         while not self._stop.is_set():
             wake = self._round()
-            self._stop.wait(max(0.001, min(self._interval / 2, wake - self._clock())))
+            self._stop.wait(max(0.001, wake - self._clock()))
 
     def _round(self) -> float:
         """One pass over the hosted members; returns when to look again at the latest."""
@@ -251,7 +251,7 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
         wake = now + self._interval / 2
         session = self._session
         quiet = fs.quorum_quiet(session.lease.deadline(), now, self._span, self._interval,
-                                rounds=1)
+                                rounds=fs.REQUESTER_ROUNDS)
         asks: list[futures.Future[None]] = []
         for m in session.members:
             view = self._view(m.group)
@@ -276,6 +276,9 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
             if due:
                 timeout = max(0.05, min(view.lease / 4, 1.0))
                 asks += [self._pool.submit(self._ask, view, p, timeout) for p in view.peers]
+                # Until every grant is in, ask again soon: the granters turn willing a
+                # moment after us, and our quorum lease is running out.
+                wake = min(wake, now + self._interval / 4)
         if asks:
             futures.wait(asks, timeout=2.0)
         if not asks and not self._engaged:

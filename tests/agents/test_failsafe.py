@@ -143,3 +143,6 @@ def test_quorum_quiet():
     assert quorum_quiet(5.1, 5.0, span, interval, rounds=1)
     assert not quorum_quiet(5.1, 5.0, span, interval, rounds=2)
     assert quorum_quiet(5.0 + span - 0.13, 5.0, span, interval, rounds=2)
+    # The granter's default: 1.5 intervals (0.09 s here).
+    assert not quorum_quiet(5.0 + span - 0.08, 5.0, span, interval)
+    assert quorum_quiet(5.0 + span - 0.1, 5.0, span, interval)
