@@ -105,6 +105,18 @@ class AgentConfig:
     realtime_priority: int = 10
     #: the /metrics, /livez, /readyz listener (docs/metrics.md); off by default
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    #: the failsafe listener's port on `address` (FailsafeService, mTLS); 0: none, and
+    #: this node then neither grants failsafe leases nor can an active of its be kept
+    #: by them (docs/design.md, "Failsafe")
+    failsafe_port: int = 0
+
+    @property
+    def failsafe_endpoint(self) -> str:
+        """host:port the other members' agents reach the failsafe listener at ("": none)."""
+        if not self.failsafe_port:
+            return ""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.failsafe_port}"
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -118,7 +130,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
                               "members", "logging", "lb", "tls", "insecure",
-                              "realtime", "metrics"))
+                              "realtime", "metrics", "failsafe"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -170,11 +182,22 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
                  f"that are not on loopback ({', '.join(remote)}): the agent proves it is "
                  f"node {node} with its certificate (docs/security.md); set insecure: true "
                  f"to run a lab without TLS")
+    fs = section(ctx, "failsafe", top.get("failsafe"))
+    check_keys(ctx, "failsafe", fs, ("port",))
+    fs_port = integer(ctx, "failsafe.port", fs.get("port", 0))
+    if not 0 <= fs_port <= 65535:
+        ctx.fail(f"failsafe.port ({fs_port}) must be 0 (no listener) to 65535")
+    if fs_port and not addr:
+        ctx.fail("failsafe.port needs address (where the other members reach this node)")
+    if fs_port and tls is None:
+        ctx.fail("failsafe.port needs tls: a failsafe lease is granted only to the node the "
+                 "caller's certificate names")
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
                        log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure,
                        realtime=rt_mode, realtime_priority=rt_prio,
-                       metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()))
+                       metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()),
+                       failsafe_port=fs_port)
 
 
 def _loopback(endpoint: str) -> bool:

@@ -17,7 +17,7 @@ after it was acted on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,23 +73,33 @@ def want_active(a: AssignmentView | None, role: MemberRole, lease_ok: bool,
 
 
 def reconcile(roles: Mapping[Key, MemberRole], assignments: Mapping[Key, AssignmentView],
-              lease_ok: bool, faults: Mapping[Key, str], why: str) -> list[MemberStep]:
+              lease_ok: bool, faults: Mapping[Key, str], why: str,
+              failsafe_kept: Collection[Key] = (),
+              claim_blocked: Collection[Key] = ()) -> list[MemberStep]:
     """Act as active exactly where the assignment says so and the lease runs.
 
     Per member, in the session's member order: release first (lease over, demoted,
     faulted, or the epoch moved), then claim; the seen epoch moves to the assignment's
     only after that, so a report of seen_epoch >= e promises we no longer act under
-    anything older than e."""
+    anything older than e.
+
+    Failsafe (docs/design.md, "Failsafe"): `failsafe_kept` are the members whose held
+    role a failsafe lease from every other member still covers; it only *keeps* a role
+    held at the assigned epoch, never starts one. `claim_blocked` are the members this
+    agent promised (by granting a failsafe lease) not to claim yet."""
     out: list[MemberStep] = []
     for key, role in roles.items():
         a = assignments.get(key)
         epoch = a.epoch if a is not None else 0
         fault = faults.get(key)
-        want = want_active(a, role, lease_ok, fault)
+        kept = key in failsafe_kept and role.active_epoch == epoch > 0
+        member_lease_ok = lease_ok or kept
+        waits = key in claim_blocked and not role.active_epoch
+        want = want_active(a, role, member_lease_ok, fault) and not waits
         effects: list[RoleEffect] = []
         active_epoch = role.active_epoch
         if active_epoch and (not want or epoch != active_epoch):
-            reason = "lease expired" if not lease_ok else (fault or why)
+            reason = "lease expired" if not member_lease_ok else (fault or why)
             effects.append(RoleEffect("release", key[0], key[1], active_epoch, reason))
             active_epoch = 0
         if want and active_epoch == 0:

@@ -67,10 +67,21 @@ class Agent:
             endpoints=list(cfg.coordinators), ttl=cfg.lease.ttl,
             interval=cfg.lease.keepalive_interval, drift=cfg.lease.drift,
             margin=cfg.lease.margin, health=self.health.healthy, on_role=self._on_role,
-            on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls)
+            on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls,
+            failsafe_endpoint=cfg.failsafe_endpoint)
+        # Failsafe leases (agents/failsafe_peer.py): ask the other members to keep an
+        # active role through a coordinator outage, and answer them on failsafe.port.
+        from vnfha.agents.failsafe_peer import FailsafePeer
+
+        lc = cfg.lease
+        self._fs_deadline = 0.0  # the latest deadline failsafe allows (0: none)
+        self.failsafe = FailsafePeer(
+            self.session, cfg.failsafe_endpoint, cfg.tls,
+            interval=lc.keepalive_interval, span=lc.ttl * (1 - lc.drift) - lc.margin,
+            drift=lc.drift, margin=lc.margin, on_deadline=self._on_failsafe_deadline)
+        self.session.failsafe = self.failsafe
         if self.vips is not None:
-            self.vips.may_hold = lambda: core.may_hold(self.session.lease.deadline(),
-                                                       time.monotonic())
+            self.vips.may_hold = self._may_hold
         if cfg.role_api_socket:
             from vnfha.agents.roleapi import RoleApiServer
 
@@ -146,7 +157,27 @@ class Agent:
             "role": role, "epoch": epoch, "reason": why,
             "vip": spec.address if spec is not None else ""}})
 
+    def _may_hold(self) -> bool:
+        """The VIP layer may (re)add or refresh a VIP: the quorum lease or failsafe runs.
+        Reads no lock (the VIP layer calls it under its own, the session the other way)."""
+        now = time.monotonic()
+        return core.may_hold(self.session.lease.deadline(), now) or now < self._fs_deadline
+
+    def _on_failsafe_deadline(self, deadline: float) -> None:
+        """The failsafe loop's deadline for every held VIP (never later than a grant):
+        the guardian and the kernel lease follow it as they follow the quorum lease."""
+        quorum = self.session.lease.deadline() or 0.0
+        extended = deadline if deadline > quorum else 0.0
+        if extended == self._fs_deadline:
+            return  # unchanged: no nft run, no guardian message
+        self._fs_deadline = extended
+        self._on_lease(quorum)  # the later of the two (_on_lease adds the failsafe one)
+
     def _on_lease(self, deadline: float) -> None:
+        # A quorum deadline may be older than the failsafe grants still held (the first
+        # round acknowledged after the coordinators return can be a queued, old one):
+        # never tell the guardian less than what failsafe is entitled to.
+        deadline = max(deadline, self._fs_deadline)
         if self.guardian is not None:
             self.guardian.lease(deadline)
         if self.kernel_lease is not None:  # off the session lock: nft takes milliseconds
@@ -288,6 +319,7 @@ class Agent:
         if self.role_api is not None:
             self.role_api.start()
         self.session.start()
+        self.failsafe.start()
         if self.lb is not None:  # after registering: its reports name this node
             self.lb.start()
         if self.metrics is not None:
@@ -314,6 +346,7 @@ class Agent:
             self.metrics_http.stop()
         if self.lb is not None:
             self.lb.stop()
+        self.failsafe.stop()
         self.session.stop()  # releases every active role first (VNFC told, VIP removed)
         if self.role_api is not None:
             self.role_api.stop()

@@ -45,6 +45,11 @@ class AgentView:
     lease_deadline: float | None  # monotonic; None: never acknowledged by a majority
     acks_by: dict[str, int] = field(default_factory=dict)
     members: tuple[MemberView, ...] = ()
+    # Failsafe (agents/failsafe_peer.py): groups whose active role is kept on failsafe
+    # leases now; how often that began, per group; leases this agent granted/refused.
+    failsafe_engaged: tuple[str, ...] = ()
+    failsafe_engagements: dict[str, int] = field(default_factory=dict)
+    failsafe_answers: dict[str, int] = field(default_factory=dict)
 
 
 def ready(view: AgentView) -> tuple[bool, str]:
@@ -94,7 +99,20 @@ def view_metrics(view: AgentView) -> list[Metric]:
     ok, _ = ready(view)
     rdy = GaugeMetricFamily("vnfha_agent_ready", "1 when /readyz answers ok")
     rdy.add_metric([], 1 if ok else 0)
-    return [lease, valid, acks, role, epoch, healthy, vip, rdy]
+    fs_on = GaugeMetricFamily("vnfha_agent_failsafe_engaged", "1 while the group's active "
+                              "role is kept on failsafe leases (no coordinator quorum)",
+                              labels=["group"])
+    for g in sorted({m.group for m in view.members if m.active} | set(view.failsafe_engaged)):
+        fs_on.add_metric([g], 1 if g in view.failsafe_engaged else 0)
+    fs_n = CounterMetricFamily("vnfha_agent_failsafe_engagements", "Times an active role "
+                               "began to be kept on failsafe leases", labels=["group"])
+    for g, n in sorted(view.failsafe_engagements.items()):
+        fs_n.add_metric([g], n)
+    fs_a = CounterMetricFamily("vnfha_agent_failsafe_answers", "Failsafe lease requests "
+                               "this agent answered, by result", labels=["result"])
+    for r in ("granted", "refused"):
+        fs_a.add_metric([r], view.failsafe_answers.get(r, 0))
+    return [lease, valid, acks, role, epoch, healthy, vip, rdy, fs_on, fs_n, fs_a]
 
 
 def snapshot(agent: Any) -> AgentView:
@@ -115,8 +133,12 @@ def snapshot(agent: Any) -> AgentView:
             healthy=agent.health.healthy(m.group, m.member),
             vip=spec.address if spec is not None else "",
             vip_present=agent.vips.configured(spec) if spec is not None else False))
+    fs = getattr(agent, "failsafe", None)
     return AgentView(node=agent.cfg.node, now=time.monotonic(), lease_deadline=deadline,
-                     acks_by=acks, members=tuple(members))
+                     acks_by=acks, members=tuple(members),
+                     failsafe_engaged=tuple(sorted(fs.engaged())) if fs else (),
+                     failsafe_engagements=dict(fs.engagements) if fs else {},
+                     failsafe_answers=dict(fs.answered) if fs else {})
 
 
 class AgentCollector(Collector):

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -51,6 +52,18 @@ MAX_REREGISTER_BACKOFF = 5.0
 # the first registration retries at most this far apart.
 MAX_OVERLOAD_BACKOFF = 2.0
 
+class FailsafeHook(Protocol):
+    """agents/failsafe_peer.py, as the role decision sees it (docs/design.md, "Failsafe")."""
+
+    def holds(self, group: str, epoch: int, now: float) -> bool:
+        """The active role of `group` at `epoch` may be kept without a quorum lease."""
+        ...
+
+    def blocks(self, group: str, now: float) -> float | None:
+        """Until when a claim of `group` must wait (a failsafe promise), if it must."""
+        ...
+
+
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
@@ -64,7 +77,7 @@ class AgentSession:
                  on_assignments: Callable[[], None] | None = None,
                  on_lease: Callable[[float], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None, failsafe_endpoint: str = "") -> None:
         self.node = node
         self.members = members
         self.endpoints = endpoints
@@ -101,6 +114,10 @@ class AgentSession:
         self._blocked: dict[tuple[str, str], str] = {}
         self.on_fail: Callable[[str], None] = lambda why: None
         self._beat = self._clock()  # the ticker's last pass (the watchdog reads it)
+        # Failsafe (agents/failsafe_peer.py): where peers reach our listener, and the hook
+        # the role decision asks; None: failsafe plays no part in this agent's roles.
+        self.failsafe_endpoint = failsafe_endpoint
+        self.failsafe: FailsafeHook | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -298,6 +315,12 @@ class AgentSession:
         with self._lock:
             return self._assignments.get((group, member))
 
+    @property
+    def role_lock(self) -> threading.RLock:
+        """Held while roles are decided: a failsafe grant and its promise are made under
+        it, so a claim decided at the same moment sees the promise."""
+        return self._lock
+
     def kick(self) -> None:
         """Send a keepalive round now (e.g. to confirm a release at once)."""
         self._kick.set()
@@ -311,7 +334,7 @@ class AgentSession:
                      for m in self.members],
             # This agent's config is what the VM hosts: members dropped from it since
             # the last registration go (the coordinator refuses if one is active).
-            remove_undeclared=True)
+            remove_undeclared=True, failsafe_endpoint=self.failsafe_endpoint)
 
     def _register(self) -> None:
         """Register, retrying for up to 30 s; an overloaded cluster (RESOURCE_EXHAUSTED:
@@ -570,9 +593,22 @@ class AgentSession:
         """Feed the core (agents/core.py) and carry out its effects, in order."""
         released = False
         with self._lock:
-            lease_ok = self.lease.valid(self._clock())
+            now = self._clock()
+            lease_ok = self.lease.valid(now)
             faults = {k: f for k in self._roles if (f := self.fault(*k)) is not None}
-            steps = core.reconcile(self._roles, self._views(), lease_ok, faults, why)
+            views = self._views()
+            kept: set[core.Key] = set()
+            blocked: set[core.Key] = set()
+            hook = self.failsafe
+            if hook is not None:  # the failsafe loop's answers, as inputs to the core
+                for key, role in self._roles.items():
+                    view = views.get(key)
+                    if role.active_epoch and view is not None and hook.holds(
+                            key[0], view.epoch, now):
+                        kept.add(key)
+                    if not role.active_epoch and hook.blocks(key[0], now) is not None:
+                        blocked.add(key)
+            steps = core.reconcile(self._roles, views, lease_ok, faults, why, kept, blocked)
             for step in steps:
                 role = self._roles[step.key]
                 for effect in step.effects:

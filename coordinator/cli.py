@@ -300,6 +300,8 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
               f"revision: {c.revision}" + (f"  backend: {safe(c.backend)}" if c.backend else ""))
     if status.paused:
         header += "  PAUSED (no automatic failover; vnfha resume)"
+    if status.failsafe_lease_ms:
+        header += f"  failsafe: on (lease {status.failsafe_lease_ms / 1000:g}s)"
     if c.details.get("persist_fault"):  # this coordinator cannot write its raft journal
         header += f"\nNOT READY: {safe(c.details['persist_fault'], 300)}"
     maint = {n.name for n in status.nodes if n.maintenance}
@@ -401,6 +403,7 @@ def status_to_dict(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> d
             "details": dict(sorted(c.details.items())),
         },
         "paused": status.paused,
+        "failsafe_lease_ms": status.failsafe_lease_ms,
         "groups": [{
             "name": g.name, "mode": mode_label(g.mode), "vip": g.vip or None, "epoch": g.epoch,
             "active": g.active or None, "releasing": g.releasing or None,
@@ -643,6 +646,28 @@ def _cmd_pause(args: argparse.Namespace, out: TextIO) -> int:
     word = "paused" if paused else "resumed"
     _print_result(args, out, {"paused": paused, "changed": resp.changed},
                   lambda: f"automatic failover {word}{note}")
+    return EXIT_OK
+
+
+DEFAULT_FAILSAFE_LEASE = 1.0
+MAX_FAILSAFE_LEASE_MS = 60_000  # commands.MAX_FAILSAFE_LEASE_MS (not imported: start-up time)
+
+
+def _cmd_failsafe(args: argparse.Namespace, out: TextIO) -> int:
+    lease = DEFAULT_FAILSAFE_LEASE if args.lease is None else args.lease
+    if args.state == "off":
+        if args.lease is not None:
+            raise UsageError("--lease goes with `failsafe on`")
+        lease = 0.0
+    lease_ms = round(lease * 1000)
+    if args.state == "on" and not 1 <= lease_ms <= MAX_FAILSAFE_LEASE_MS:
+        raise UsageError(f"--lease must be in (0, {MAX_FAILSAFE_LEASE_MS // 1000}] seconds")
+    req = admin_pb2.SetFailsafeRequest(lease_ms=lease_ms, request_id=uuid.uuid4().hex)
+    _, resp = _client(args).call("SetFailsafe", req)
+    note = "" if resp.changed else " (unchanged)"
+    word = f"on (lease {lease:g}s)" if lease_ms else "off"
+    _print_result(args, out, {"failsafe_lease_ms": lease_ms, "changed": resp.changed},
+                  lambda: f"failsafe {word}{note}")
     return EXIT_OK
 
 
@@ -960,6 +985,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     command(sub, "pause", _cmd_pause, "pause automatic failover (cluster-wide)")
     command(sub, "resume", _cmd_pause, "resume automatic failover")
+
+    fs = command(sub, "failsafe", _cmd_failsafe,
+                 "keep actives serving through a coordinator outage (cluster-wide)")
+    fs.add_argument("state", choices=("on", "off"))
+    fs.add_argument("--lease", type=_positive_float, metavar="SECONDS",
+                    help="with on: the failsafe lease (default 1)")
 
     fo = command(sub, "failover", _cmd_failover, "manual failover of a group to a member")
     fo.add_argument("group")

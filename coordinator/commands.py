@@ -47,6 +47,8 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "node_started": {"node": str},
     # Lifecycle (docs/cli.md): operator commands, each answering its own caller.
     "set_paused": {"on": bool},
+    # Failsafe mode (docs/design.md, "Failsafe"): its lease in ms, 0 = off.
+    "set_failsafe": {"lease_ms": int},
     "failover": {"group": str, "to": str, "force": bool},
     "remove_node": {"node": str, "force": bool},
     "delete_group": {"group": str, "force": bool},
@@ -74,7 +76,7 @@ OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
     "demote": {"handover_to": (str, type(None)), "quarantine": bool},
     "pool_exclude": {"recover": bool},
     "recovery_update": {"message": str, "expect_attempts": int},
-    "register_node": {"remove_undeclared": bool},
+    "register_node": {"remove_undeclared": bool, "failsafe_endpoint": str},
     "apply_groups": {"seed_only": bool},
     "set_health": {"reason": str},
 }
@@ -162,9 +164,10 @@ def apply_groups(groups: list[dict[str, Any]], rid: str | None = None,
 
 def register_node(node: str, address: str, members: list[dict[str, Any]],
                   rid: str | None = None, remove_undeclared: bool = False,
-                  at: float | None = None) -> Command:
+                  at: float | None = None, failsafe_endpoint: str = "") -> Command:
+    extra = {"failsafe_endpoint": failsafe_endpoint} if failsafe_endpoint else {}
     return _cmd("register_node", rid, at, node=node, address=address, members=members,
-                remove_undeclared=remove_undeclared)
+                remove_undeclared=remove_undeclared, **extra)
 
 
 def set_health(group: str, member: str, health: Health, reason: str = "",
@@ -204,6 +207,17 @@ def switchover(group: str, to: str | None, rid: str | None = None,
 def set_maintenance(node: str, on: bool, rid: str | None = None,
                     at: float | None = None) -> Command:
     return _cmd("set_maintenance", rid, at, node=node, on=on)
+
+
+#: The longest failsafe lease: a granter promises not to claim a VIP for this long, and
+#: the coordinators' rejoin grace after an outage grows with it.
+MAX_FAILSAFE_LEASE_MS = 60_000
+
+
+def set_failsafe(lease_ms: int, rid: str | None = None,
+                 at: float | None = None) -> Command:
+    """Turn failsafe mode on with this lease (ms), or off with 0."""
+    return _cmd("set_failsafe", rid, at, lease_ms=lease_ms)
 
 
 def set_paused(on: bool, rid: str | None = None,
@@ -352,9 +366,14 @@ def _validate_v2(op: str, cmd: Command) -> None:
             if g["name"] in seen:
                 raise InvalidCommand(f"apply_groups: group {g['name']} is listed twice")
             seen.add(g["name"])
+    elif op == "set_failsafe":
+        if not 0 <= cmd["lease_ms"] <= MAX_FAILSAFE_LEASE_MS:
+            raise InvalidCommand(f"set_failsafe: lease_ms must be 0 (off) to "
+                                 f"{MAX_FAILSAFE_LEASE_MS}, got {cmd['lease_ms']}")
     elif op == "register_node":
         names.check_name("node", cmd["node"])
         names.check_address(cmd["address"])
+        names.check_endpoint(cmd.get("failsafe_endpoint", ""))
         if len(cmd["members"]) > MAX_MEMBERS_PER_NODE:
             raise InvalidCommand(f"register_node: too many members ({len(cmd['members'])} > "
                                  f"{MAX_MEMBERS_PER_NODE})")

@@ -38,6 +38,16 @@ Rules, per active-standby group:
    (`group delete --force`) only has its release confirmed: nobody is promoted.
    Pause never weakens the lease: an agent that loses its majority's lease drops
    the VIP on its own, paused or not.
+9. Failsafe on (`vnfha failsafe on`, docs/design.md "Failsafe"): a lost active may
+   still serve under failsafe leases granted by the other members, who grant only
+   while they do not hear the coordinators either. So a lost active is acted on
+   (replaced, or demoted) only when another member *vouches*: it is heard now, and
+   has been heard without a break since before the active went silent, or for at
+   least the rejoin grace (failsafe lease + TTL). A group none of whose members is
+   heard is left alone (no LOST, no demotion): that is the coordinators' outage, not
+   the group's, and acting on it would fail the group over when they come back.
+   Only ever a delay, never an extra promotion: safety does not depend on it (a
+   promoted member that still honours a failsafe promise claims the VIP only after it).
 """
 
 from __future__ import annotations
@@ -145,10 +155,13 @@ def _candidate(state: ClusterState, group: Group, obs: Observations, now: float,
 
 def _sync_health(state: ClusterState, group: Group, obs: Observations, now: float,
                  policy: Policy, emit: Emit, st: Callable[[], Stamp]) -> None:
+    dark = _dark(state, group, obs, now, policy)
     for m in sorted(group.members.values(), key=lambda m: m.name):
         seen = observed_health(m, obs, now, policy)
         if seen == m.health:
             continue
+        if seen == Health.LOST and dark:
+            continue  # rule 9: the coordinators' outage, not the member's failure
         if m.health == Health.UNKNOWN and seen == Health.UNHEALTHY:
             # Rule 6: a check that has not passed yet at first start is no failure;
             # recording it would quarantine a member that was never healthy.
@@ -170,6 +183,8 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
         active = group.members[group.active]
         node = state.nodes.get(active.node)
         seen = observed_health(active, obs, now, policy)
+        if seen == Health.LOST and not _vouched(state, group, active, obs, now, policy):
+            return  # rule 9: it may be serving under failsafe leases; wait
         if seen == Health.LOST:
             target = _candidate(state, group, obs, now, policy, exclude=active.name)
             if target is not None:
@@ -209,6 +224,39 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
             reason = ("planned switchover" if group.handover_to == target.name
                       else "no active member")
             emit(C.promote(gname, target.name, group.epoch, reason=reason, **st()))
+
+
+def _dark(state: ClusterState, group: Group, obs: Observations, now: float,
+          policy: Policy) -> bool:
+    """Failsafe on and no member of the group is heard now (rule 9)."""
+    return bool(state.failsafe_lease_ms) and not any(
+        obs.fresh(m.node, now, policy.ttl) for m in group.members.values())
+
+
+def _vouched(state: ClusterState, group: Group, active: Member, obs: Observations,
+             now: float, policy: Policy) -> bool:
+    """May the lost `active` be acted on (rule 9)? Always with failsafe off. With it on,
+    only when another member vouches: it is heard now, was heard after the active's
+    lease surely ended (its last keepalive + TTL: a group going dark all at once is not
+    a failure of its active), and was heard without a break since before the active
+    went silent (so it heard the coordinators while the active asked, and refused) or
+    for the rejoin grace (any failsafe lease it granted before has ended)."""
+    if not state.failsafe_lease_ms:
+        return True
+    grace = state.failsafe_lease_ms / 1000.0 + policy.ttl
+    last = obs.nodes.get(active.node)
+    for m in group.members.values():
+        if m.name == active.name or not obs.fresh(m.node, now, policy.ttl):
+            continue
+        seen = obs.nodes[m.node]
+        since = seen.heard_since
+        if since is None:  # no run recorded (an old caller): as before rule 9
+            return True
+        if last is not None and seen.last_keepalive <= last.last_keepalive + policy.ttl:
+            continue  # went dark with the active, within one TTL
+        if now - since >= grace or (last is not None and since <= last.last_keepalive):
+            return True
+    return False
 
 
 def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Observations,

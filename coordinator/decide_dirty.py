@@ -65,6 +65,7 @@ class DirtyTracker:
         in_grace = now - obs.leader_since <= ttl
         full = (self._force or self._state is None or self._rounds % self._full_every == 0
                 or state.paused != self._state.paused  # pause/resume: every group
+                or state.failsafe_lease_ms != self._state.failsafe_lease_ms  # failsafe on/off
                 or obs.leader_since != self._leader_since or in_grace != self._in_grace
                 or in_grace or (obs.quorum_expired is None) != (self._quorum_expired is None)
                 or obs.lb_down != self._lb_down)

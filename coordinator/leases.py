@@ -95,6 +95,9 @@ class LeaseTable:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
+        # Per node, when its current unbroken run of keepalives began (a gap of more than
+        # one TTL starts a new one): decide's failsafe rejoin grace reads it.
+        self._run: dict[str, float] = {}
         # When we first heard *of* a node we never heard *from*: a node that has just
         # registered is not silent yet, it gets one TTL like everyone else.
         self._first_asked: dict[str, float] = {}
@@ -129,6 +132,8 @@ class LeaseTable:
         with self._lock:
             first = node not in self._last
             gap = now - self._last.get(node, now)
+            if first or (self._ttl is not None and gap > self._ttl):
+                self._run[node] = now
             if now >= self._last.get(node, now):
                 self._last[node] = now
                 self._stall_at[node] = stalled
@@ -223,7 +228,8 @@ class LeaseTable:
         with self._lock:
             nodes = {n: NodeSeen(last_keepalive=t if stalled is None
                                  else t + stalled - self._stall_at.get(n, 0.0),
-                                 members=dict(self._reports.get(n, {})))
+                                 members=dict(self._reports.get(n, {})),
+                                 heard_since=self._run.get(n))
                      for n, t in self._last.items()}
             versions = dict(self._versions)
         return Observations(leader_since=leader_since, nodes=nodes,

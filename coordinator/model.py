@@ -44,6 +44,9 @@ class Node:
     # which the long-expired lease reads as a failure.
     stopped: bool = False
     rejoining: bool = False
+    # host:port of its agent's failsafe listener ("" if none): the other members of its
+    # groups ask it for failsafe leases (docs/design.md, "Failsafe").
+    failsafe_endpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,8 @@ class ClusterState:
     # Nodes removed with `vnfha node remove`: their registration is refused (an agent
     # still running there must not add them back) until `vnfha node readmit`.
     removed_nodes: frozenset[str] = frozenset()
+    # Failsafe mode (`vnfha failsafe on|off`): the failsafe lease in ms, 0 = off.
+    failsafe_lease_ms: int = 0
 
     def member(self, group: str, member: str) -> Member | None:
         g = self.groups.get(group)
@@ -268,7 +273,9 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
         "next_event_seq": state.next_event_seq,
         "nodes": {n.name: {"address": n.address, "maintenance": n.maintenance,
                            **({"stopped": True} if n.stopped else {}),
-                           **({"rejoining": True} if n.rejoining else {})}
+                           **({"rejoining": True} if n.rejoining else {}),
+                           **({"failsafe_endpoint": n.failsafe_endpoint}
+                              if n.failsafe_endpoint else {})}
                   for n in state.nodes.values()},
         "groups": {g.name: _group_to_dict(g) for g in state.groups.values()},
         "events": [_event_to_dict(e) for e in state.events],
@@ -276,6 +283,7 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
         "queues": {g: _queue_to_dict(q) for g, q in state.queues.items()},
         **({"paused": True} if state.paused else {}),
         **({"removed_nodes": sorted(state.removed_nodes)} if state.removed_nodes else {}),
+        **({"failsafe_lease_ms": state.failsafe_lease_ms} if state.failsafe_lease_ms else {}),
     }
 
 
@@ -349,7 +357,8 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
         next_event_seq=d.get("next_event_seq", 1),
         nodes={n: Node(name=n, address=v["address"], maintenance=v["maintenance"],
                        stopped=v.get("stopped", False),
-                       rejoining=v.get("rejoining", False))
+                       rejoining=v.get("rejoining", False),
+                       failsafe_endpoint=v.get("failsafe_endpoint", ""))
                for n, v in d.get("nodes", {}).items()},
         groups=groups,
         events=tuple(Event(**e) for e in d.get("events", [])),
@@ -357,6 +366,7 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
         queues={g: _queue_from_dict(q) for g, q in d.get("queues", {}).items()},
         paused=bool(d.get("paused", False)),
         removed_nodes=frozenset(d.get("removed_nodes", ())),
+        failsafe_lease_ms=int(d.get("failsafe_lease_ms", 0)),
     )
 
 

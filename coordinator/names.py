@@ -99,6 +99,31 @@ def check_address(value: Any) -> str:
     return value
 
 
+def check_endpoint(value: Any) -> str:
+    """A listener endpoint: "" (none), or HOST:PORT (an IPv6 host in brackets) where
+    HOST passes check_address and PORT is 1-65535."""
+    if not isinstance(value, str):
+        raise InvalidValue(f"endpoint must be a string, got {type(value).__name__}")
+    if value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            host = "!"  # brackets are for IPv6 only
+    elif ":" in host:
+        host = "!"  # an IPv6 host must be bracketed
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535 or not host:
+        raise InvalidValue(f"endpoint {quoted(value)} is not HOST:PORT with a port in "
+                           "1-65535")
+    try:
+        check_address(host)
+    except InvalidValue:
+        raise InvalidValue(f"endpoint {quoted(value)}: the host is not an IP address or a "
+                           "host name") from None
+    return value
+
+
 def check_request_id(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidValue(f"request id must be a string, got {type(value).__name__}")

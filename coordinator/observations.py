@@ -36,6 +36,9 @@ class MemberReport:
 class NodeSeen:
     last_keepalive: float  # leader monotonic arrival time of the latest keepalive
     members: Mapping[tuple[str, str], MemberReport] = field(default_factory=dict)
+    # When the current unbroken run of keepalives began (no gap above one TTL): the
+    # failsafe rejoin grace (decide.py rule 9). None: unknown, as good as "long ago".
+    heard_since: float | None = None
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,8 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     stopped = old_node is not None and old_node.stopped
     node = Node(name=node_name, address=cmd["address"],
                 maintenance=old_node.maintenance if old_node else False,
-                stopped=stopped, rejoining=stopped)
+                stopped=stopped, rejoining=stopped,
+                failsafe_endpoint=cmd.get("failsafe_endpoint", ""))
     nodes = dict(state.nodes)
     nodes[node_name] = node
     state = replace(state, nodes=nodes)
@@ -371,6 +372,18 @@ def _set_paused(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result
     return state, ok(changed=True)
 
 
+def _set_failsafe(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
+    """Failsafe on (with its lease) or off. Agents read it from their assignments; decide
+    reads it for the rejoin grace (docs/design.md, "Failsafe")."""
+    lease_ms = cmd["lease_ms"]
+    if state.failsafe_lease_ms == lease_ms:
+        return state, ok(changed=False)
+    state = replace(state, failsafe_lease_ms=lease_ms)
+    state = _event(state, cmd, "failsafe_on" if lease_ms else "failsafe_off",
+                   reason=f"failsafe lease {lease_ms} ms" if lease_ms else "failsafe off")
+    return state, ok(changed=True)
+
+
 def _failover(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     """Make a named member active: demote the active with it as successor (promoted once
     the old one has let go), or promote it at once if the group has none. `force` only
@@ -489,6 +502,7 @@ def _delete_group(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
 
 _APPLY = {
     "set_paused": _set_paused,
+    "set_failsafe": _set_failsafe,
     "failover": _failover,
     "remove_node": _remove_node,
     "delete_group": _delete_group,

@@ -134,6 +134,7 @@ RULES: dict[str, Rule] = {
     "/vnfha.v1.AdminService/SetMaintenance": _ADMIN,
     "/vnfha.v1.AdminService/ApplyGroups": _ADMIN,
     "/vnfha.v1.AdminService/SetPaused": _ADMIN,
+    "/vnfha.v1.AdminService/SetFailsafe": _ADMIN,
     "/vnfha.v1.AdminService/Failover": _ADMIN,
     "/vnfha.v1.AdminService/ResetMember": _ADMIN,
     "/vnfha.v1.AdminService/RemoveNode": _ADMIN,
@@ -156,6 +157,10 @@ RULES: dict[str, Rule] = {
     "/vnfha.v1.StateSyncService/ApplyUpdates": _SYNC_PEER,
     "/vnfha.v1.StateSyncService/InstallSnapshot": _SYNC_PEER,
     "/vnfha.v1.StateSyncService/GetPosition": _SYNC_PEER,
+    # FailsafeService (served by every agent, agents/failsafe_peer.py): the granter
+    # itself checks that the caller's node hosts the group's active (agents/failsafe.py).
+    "/vnfha.v1.FailsafeService/RequestLease": _rule(
+        {"node"}, "a node, for the active member it hosts (checked by the granter)"),
     # RoleService: the agent's local role API for VNFCs (a unix socket, agents/roleapi).
     "/vnfha.v1.RoleService/GetRole": _ROLE,
     "/vnfha.v1.RoleService/WatchRole": _ROLE,

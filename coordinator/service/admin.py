@@ -112,7 +112,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 ns.lease_age_seconds = ages[n.name]
             nodes.append(ns)
         return admin_pb2.GetStatusResponse(coordinator=info, groups=groups, nodes=nodes,
-                                           paused=state.paused)
+                                           paused=state.paused,
+                                           failsafe_lease_ms=state.failsafe_lease_ms)
 
     async def Switchover(self, request: admin_pb2.SwitchoverRequest,
                          context: grpc.aio.ServicerContext) -> admin_pb2.SwitchoverResponse:
@@ -208,6 +209,20 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         log.info("failover paused" if request.paused else "failover resumed",
                  extra={"changed": bool(result.get("changed"))})
         return admin_pb2.SetPausedResponse(changed=bool(result.get("changed")))
+
+    async def SetFailsafe(self, request: admin_pb2.SetFailsafeRequest,
+                          context: grpc.aio.ServicerContext) -> admin_pb2.SetFailsafeResponse:
+        if request.lease_ms > C.MAX_FAILSAFE_LEASE_MS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"failsafe lease {request.lease_ms} ms is above the maximum "
+                                f"{C.MAX_FAILSAFE_LEASE_MS} ms")
+        rid = await request_id(context, request.request_id)
+        result = await submit_or_abort(self._store, context,
+                                       C.set_failsafe(int(request.lease_ms), rid=rid))
+        self._on_change()
+        log.info("failsafe on" if request.lease_ms else "failsafe off",
+                 extra={"lease_ms": request.lease_ms, "changed": bool(result.get("changed"))})
+        return admin_pb2.SetFailsafeResponse(changed=bool(result.get("changed")))
 
     async def Failover(self, request: admin_pb2.FailoverRequest,
                        context: grpc.aio.ServicerContext) -> admin_pb2.FailoverResponse:

@@ -24,7 +24,7 @@ import grpc
 from vnfha.coordinator import commands as C
 from vnfha.coordinator import names
 from vnfha.coordinator.leases import LeaseTable, Report
-from vnfha.coordinator.model import ClusterState
+from vnfha.coordinator.model import ClusterState, GroupMode
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
 from vnfha.coordinator.service.errors import (
     gate_read,
@@ -45,11 +45,23 @@ MAX_MEMBERS_PER_NODE = C.MAX_MEMBERS_PER_NODE
 
 def assignments_for(state: ClusterState, node: str) -> list[agent_pb2.Assignment]:
     out = []
+    lease_ms = state.failsafe_lease_ms
     for m in sorted(state.members_on(node), key=lambda m: (m.group, m.name)):
         g = state.groups[m.group]
-        out.append(agent_pb2.Assignment(group=g.name, member=m.name,
-                                        role=ROLE_TO_PB[g.role_of(m.name)], epoch=g.epoch,
-                                        vip=g.vip, mode=MODE_TO_PB[g.mode]))
+        a = agent_pb2.Assignment(group=g.name, member=m.name,
+                                 role=ROLE_TO_PB[g.role_of(m.name)], epoch=g.epoch,
+                                 vip=g.vip, mode=MODE_TO_PB[g.mode])
+        if lease_ms and g.mode == GroupMode.ACTIVE_STANDBY:
+            # Failsafe (docs/design.md): whom to ask, and who is active at this epoch.
+            a.failsafe_lease_ms = lease_ms
+            for p in sorted(g.members.values(), key=lambda p: p.name):
+                if p.name == m.name:
+                    continue
+                n = state.nodes.get(p.node)
+                a.peers.append(agent_pb2.FailsafePeer(
+                    member=p.name, node=p.node, active=p.name == g.active,
+                    endpoint=n.failsafe_endpoint if n is not None else ""))
+        out.append(a)
     return out
 
 
@@ -83,6 +95,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                            context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
         await require(context, lambda: names.check_name("node", request.node))
         await require(context, lambda: names.check_address(request.address))
+        await require(context, lambda: names.check_endpoint(request.failsafe_endpoint))
         await require_count(context, "members", len(request.members), MAX_MEMBERS_PER_NODE)
         members = []
         for m in request.members:
@@ -102,7 +115,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                     "nodes until that clears: retry later with backoff")
         cmd = C.register_node(request.node, request.address, members,
                               rid=await request_id(context, request.request_id),
-                              remove_undeclared=request.remove_undeclared)
+                              remove_undeclared=request.remove_undeclared,
+                              failsafe_endpoint=request.failsafe_endpoint)
         await submit_or_abort(self._store, context, cmd)
         log.info("node registered", extra={"node": request.node,
                                            "members": [m["member"] for m in members]})

@@ -46,7 +46,10 @@ class ChangeFeed:
         if self._read is None:
             return  # no node watch ever started
         state = self._read()
-        if self._seen is None:
+        if self._seen is None or self._seen.failsafe_lease_ms != state.failsafe_lease_ms or (
+                state.failsafe_lease_ms and state.nodes is not self._seen.nodes):
+            # Failsafe turned on or off, or (while on) a node record changed (its failsafe
+            # endpoint is in its peers' assignments): every node's assignments may change.
             affected = frozenset(self._node_events)
         else:
             affected = advance_index(self._seen, state)

@@ -36,6 +36,7 @@ RAFT_PORT = 7501
 SERVICE_PORT = 8080
 KV_PORT = 8090  # the sample key-value VNFC (agents/samples/kvstore.py): HTTP
 SYNC_PORT = 7601  # its peer-sync receiver
+FAILSAFE_PORT = 7701  # every agent's failsafe listener (agents/failsafe_peer.py)
 VIP4 = "198.18.0.100/24"
 VIP6 = "2001:2::100/64"
 
@@ -240,6 +241,8 @@ class LabCluster:
             "members": [member],
             "logging": {"level": "info", "format": "json"},
             **self.tls_section(f"node/{vm}", self.hosts[vm].ip4),
+            # The listener needs mTLS; it grants nothing while failsafe is off.
+            **({"failsafe": {"port": FAILSAFE_PORT}} if self.pki is not None else {}),
         }
 
     def tls_section(self, identity: str, ip: str | None) -> dict[str, Any]:
@@ -337,6 +340,33 @@ class LabCluster:
             finally:
                 ch.close()
         raise RuntimeError(f"no coordinator answered {method}: {last}")
+
+    def set_failsafe(self, lease: float) -> None:
+        """`vnfha failsafe on --lease LEASE` (0: off), then wait until the agents have the
+        setting with their assignments (their watches re-read it within a poll)."""
+        self.call("SetFailsafe", admin_pb2.SetFailsafeRequest(lease_ms=round(lease * 1000)))
+
+        def seen(vm: str) -> bool:
+            leases = [d.get("lease") for d in self.log_lines(f"{vm}-agent")
+                      if d.get("msg") == "failsafe setting changed"]
+            return (leases[-1] if leases else 0.0) == lease
+
+        self.wait(lambda: all(seen(vm) for vm in self.vms if f"{vm}-agent" in self.procs),
+                  10, f"every agent to have failsafe lease {lease}")
+
+    def log_lines(self, name: str) -> list[dict[str, Any]]:
+        """A process's JSON log lines, oldest first (lines that are not JSON skipped)."""
+        path = self.root / f"{name}.log"
+        out = []
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    doc = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(doc, dict):
+                    out.append(doc)
+        return out
 
     def leader(self) -> str | None:
         for c in [c for c in self.cids if c in self.procs]:

@@ -340,6 +340,19 @@ class Lab:
             in_netns(self.switch, _nft_add_cut, _cut_table(key), a.port, b.port if b else None)
             self._cuts.add(key)
 
+    def cut_between(self, side_a: Sequence[Host], side_b: Sequence[Host]) -> None:
+        """Drop every frame between any host of ``side_a`` and any of ``side_b``, all at
+        once (one table, its rules added back to back): a firewall change that reaches
+        every pair at the same moment, where a `cut` per pair would leave some pairs
+        talking for tens of milliseconds longer. `heal()` with no arguments undoes it."""
+        key = ("+".join(sorted(h.name for h in side_a)), "+".join(sorted(h.name for h in side_b)))
+        with self._lock:
+            if key in self._cuts:
+                return
+            in_netns(self.switch, _nft_add_cut_between, _cut_table(key),
+                     [h.port for h in side_a], [h.port for h in side_b])
+            self._cuts.add(key)
+
     def heal(self, a: Host | None = None, b: Host | None = None) -> None:
         """Undo `cut(a, b)`; with no arguments undo every cut."""
         with self._lock:
@@ -575,6 +588,21 @@ def _nft_add_cut(table: str, a_port: str, b_port: str | None) -> None:
             _match_ifname(_NFT_META_IIFNAME, a_port) + _match_ifname(_NFT_META_OIFNAME, b_port),
             _match_ifname(_NFT_META_IIFNAME, b_port) + _match_ifname(_NFT_META_OIFNAME, a_port),
         ]
+    with NFTables(nfgen_family=_NFPROTO_BRIDGE) as nft:
+        nft.table("add", name=table)
+        nft.chain("add", table=table, name="fwd", hook="forward", type="filter", priority=-200)
+        for match in rules:
+            nft.rule("add", table=table, chain="fwd", expressions=[match + _drop()])
+
+
+def _nft_add_cut_between(table: str, a_ports: list[str], b_ports: list[str]) -> None:
+    from pyroute2.nftables.main import NFTables
+
+    rules = []
+    for a in a_ports:
+        for b in b_ports:
+            rules.append(_match_ifname(_NFT_META_IIFNAME, a) + _match_ifname(_NFT_META_OIFNAME, b))
+            rules.append(_match_ifname(_NFT_META_IIFNAME, b) + _match_ifname(_NFT_META_OIFNAME, a))
     with NFTables(nfgen_family=_NFPROTO_BRIDGE) as nft:
         nft.table("add", name=table)
         nft.chain("add", table=table, name="fwd", hook="forward", type="filter", priority=-200)

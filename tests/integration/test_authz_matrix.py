@@ -22,6 +22,7 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2
 from support import free_port, wait_for
 
+from vnfha.agents.failsafe_peer import FailsafePeer
 from vnfha.agents.session import AgentSession, HostedMember
 from vnfha.agents.statesync.receiver import SyncReceiver
 from vnfha.coordinator.config import parse_config
@@ -30,6 +31,7 @@ from vnfha.coordinator.server import Coordinator
 from vnfha.v1 import (
     admin_pb2,
     agent_pb2,
+    failsafe_pb2,
     peer_pb2,
     pool_pb2,
     role_pb2,
@@ -42,7 +44,7 @@ from vnfha_lab.testpki import LabPki, TestCA
 TTL = 2.0
 INTERVAL = 0.2
 MODULES = (admin_pb2, agent_pb2, peer_pb2, pool_pb2, state_pb2, statesync_pb2, role_pb2,
-           health_pb2)
+           failsafe_pb2, health_pb2)
 
 VALID = ("vm1", "vm2", "coordinator", "admin", "viewer", "lb")
 #: callers that must never get through: no TLS at all, a CA we do not trust, an expired
@@ -62,6 +64,7 @@ EXPECTED: dict[str, set[str]] = {
     "AdminService/SetMaintenance": {"admin"},
     "AdminService/ApplyGroups": {"admin"},
     "AdminService/SetPaused": {"admin"},
+    "AdminService/SetFailsafe": {"admin"},
     "AdminService/Failover": {"admin"},
     "AdminService/ResetMember": {"admin"},
     "AdminService/RemoveNode": {"admin"},
@@ -78,6 +81,9 @@ EXPECTED: dict[str, set[str]] = {
     "StateSyncService/ApplyUpdates": {"vm1", "vm2"},
     "StateSyncService/InstallSnapshot": {"vm1", "vm2"},
     "StateSyncService/GetPosition": {"vm1", "vm2"},
+    # Served by every agent (agents/failsafe_peer.py); the granter itself then checks that
+    # the caller hosts the group's active (agents/failsafe.py), so vm2 is let in and refused.
+    "FailsafeService/RequestLease": {"vm1", "vm2"},
     "Health/Check": set(VALID),
     "Health/Watch": set(VALID),
     "Health/List": set(VALID),
@@ -116,6 +122,7 @@ class Rig:
     sync: str
     channels: dict[str, grpc.Channel]
     sessions: list[AgentSession]
+    fs: str = ""
 
 
 def _channel(target: str, ca: Path, files: Any | None) -> grpc.Channel:
@@ -148,6 +155,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         for node, member, prio in (("vm1", "web-1", 200), ("vm2", "web-2", 100))]
     receiver = SyncReceiver("web", _Sink(), lambda group, at_least: 1, bind="127.0.0.1:0",
                             tls=pki.files("node/vm2"))
+    failsafe = FailsafePeer(sessions[1], "127.0.0.1:0", pki.files("node/vm2"),
+                            interval=INTERVAL, span=TTL / 2, drift=0.01, margin=0.05)
     try:
         sessions[0].start()
         wait_for(lambda: c.store.state().groups["web"].active == "web-1", 10,
@@ -156,6 +165,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         wait_for(lambda: "web-2" in c.store.state().groups["web"].members, 10,
                  what="web-2 registered")
         sync = f"127.0.0.1:{receiver.start()}"
+        fs = f"127.0.0.1:{failsafe.start()}"
         other = TestCA(root / "other", name="other-ca")
         certs: dict[str, Any] = {
             "vm1": pki.ca.issue_identity("node/vm1", file_name="m-vm1"),
@@ -172,11 +182,12 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         }
         channels: dict[str, grpc.Channel] = {}
         for who in (*VALID, *INVALID):
-            for target in (api, sync):
+            for target in (api, sync, fs):
                 channels[f"{who}@{target}"] = _channel(target, pki.ca.ca_file,
                                                        certs.get(who))
-        yield Rig(c, api, sync, channels, sessions)
+        yield Rig(c, api, sync, channels, sessions, fs)
     finally:
+        failsafe.stop()
         for s in sessions:
             s.stop()
         receiver.stop()
@@ -214,6 +225,9 @@ def _request(path: str, rig: Rig) -> Any:
             name="web", mode=types_pb2.GROUP_MODE_ACTIVE_STANDBY, vip="198.18.0.100/24")]),
         # Harmless: already not paused; unknown names are refused after authorization.
         "AdminService/SetPaused": admin_pb2.SetPausedRequest(paused=False),
+        "AdminService/SetFailsafe": admin_pb2.SetFailsafeRequest(lease_ms=0),  # already off
+        "FailsafeService/RequestLease": failsafe_pb2.RequestLeaseRequest(
+            group="web", member="web-1", epoch=epoch),
         "AdminService/Failover": admin_pb2.FailoverRequest(group="no-such-group", to_member="x"),
         "AdminService/ResetMember": admin_pb2.ResetMemberRequest(group="no-such-group",
                                                                  member="x"),
@@ -273,7 +287,8 @@ CASES = [(m, who) for m in sorted(RULES) if not RULES[m].local_only
                          ids=[f"{short(m)}-{w}" for m, w in CASES])
 def test_matrix(rig: Rig, method: str, who: str) -> None:
     desc = all_methods()[method]
-    target = rig.sync if "StateSyncService" in method else rig.api
+    target = (rig.sync if "StateSyncService" in method
+              else rig.fs if "FailsafeService" in method else rig.api)
     code = _call(rig.channels[f"{who}@{target}"], method, desc, _request(method, rig))
     if who in INVALID:
         # No certificate we trust: the handshake fails (UNAVAILABLE) or, for a trusted

@@ -67,6 +67,7 @@ class Scenario:
         self.policy = policy
         self.leader_since = now
         self.last: dict[str, float] = {}  # node -> arrival of its latest keepalive (this leader)
+        self.runs: dict[str, float] = {}  # node -> start of its unbroken run of keepalives
         self.agents: dict[tuple[str, str], AgentView] = {}
         for g in state.groups.values():
             for m in g.members.values():
@@ -94,6 +95,7 @@ class Scenario:
         """Leadership moved: the new leader has no keepalive arrival times."""
         self.leader_since = self.now
         self.last = {}
+        self.runs = {}
 
     # -- what agents do --------------------------------------------------------------------------
 
@@ -117,6 +119,8 @@ class Scenario:
         the active role only if the state says it is active."""
         for node in nodes:
             assert node in self.state.nodes, node
+            if node not in self.last or self.now - self.last[node] > self.policy.ttl:
+                self.runs[node] = self.now
             self.last[node] = self.now
             if sync:
                 for m in self.state.members_on(node):
@@ -140,7 +144,8 @@ class Scenario:
                 reports[(m.group, m.name)] = MemberReport(
                     health=a.health, seen_epoch=a.seen_epoch, active_epoch=a.active_epoch,
                     healthy_since=a.healthy_since)
-            nodes[node] = NodeSeen(last_keepalive=last, members=reports)
+            nodes[node] = NodeSeen(last_keepalive=last, members=reports,
+                                   heard_since=self.runs.get(node))
         return Observations(leader_since=self.leader_since, nodes=nodes,
                             quorum_expired=self.quorum_expired)
 

@@ -143,6 +143,11 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
         self._abort_if_down(context)
         return admin_pb2.SetMaintenanceResponse(changed=request.on)
 
+    def SetFailsafe(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("SetFailsafe", request))
+        self._abort_if_down(context)
+        return admin_pb2.SetFailsafeResponse(changed=request.lease_ms != 2000)
+
     def ApplyGroups(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(("ApplyGroups", request))
         self._abort_if_down(context)
@@ -503,6 +508,29 @@ def test_maintenance(admin: tuple[FakeAdmin, str]) -> None:
     assert (req.node, req.on) == ("n1", True) and req.request_id
     code, out = run("--endpoint", ep, "maintenance", "n1", "off")
     assert out.strip() == "maintenance off for node n1 (unchanged)"
+
+
+def test_failsafe_on_off_and_lease(admin: tuple[FakeAdmin, str]) -> None:
+    servicer, ep = admin
+    code, out = run("--endpoint", ep, "failsafe", "on")
+    assert code == 0 and out.strip() == "failsafe on (lease 1s)"
+    req = servicer.requests[-1][1]
+    assert req.lease_ms == 1000 and req.request_id
+    code, out = run("--endpoint", ep, "failsafe", "on", "--lease", "2")
+    assert code == 0 and out.strip() == "failsafe on (lease 2s) (unchanged)"
+    code, out = run("--endpoint", ep, "-o", "json", "failsafe", "off")
+    assert code == 0 and json.loads(out) == {"failsafe_lease_ms": 0, "changed": True}
+    n = len(servicer.requests)
+    assert run("--endpoint", ep, "failsafe", "off", "--lease", "2")[0] == 2
+    assert run("--endpoint", ep, "failsafe", "on", "--lease", "61")[0] == 2
+    assert len(servicer.requests) == n, "a usage error must not reach the server"
+
+
+def test_status_shows_failsafe() -> None:
+    st = sample_status()
+    st.failsafe_lease_ms = 1500
+    assert "failsafe: on (lease 1.5s)" in cli.format_status(st)
+    assert cli.status_to_dict(st)["failsafe_lease_ms"] == 1500
 
 
 def test_events_list_and_json(admin: tuple[FakeAdmin, str]) -> None:

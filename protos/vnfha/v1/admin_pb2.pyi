@@ -180,16 +180,18 @@ class NodeStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., maintenance: _Optional[bool] = ..., lease_age_seconds: _Optional[float] = ..., stopped: _Optional[bool] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("coordinator", "groups", "nodes", "paused")
+    __slots__ = ("coordinator", "groups", "nodes", "paused", "failsafe_lease_ms")
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    FAILSAFE_LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     coordinator: CoordinatorInfo
     groups: _containers.RepeatedCompositeFieldContainer[GroupStatus]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
     paused: bool
-    def __init__(self, coordinator: _Optional[_Union[CoordinatorInfo, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., paused: _Optional[bool] = ...) -> None: ...
+    failsafe_lease_ms: int
+    def __init__(self, coordinator: _Optional[_Union[CoordinatorInfo, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., paused: _Optional[bool] = ..., failsafe_lease_ms: _Optional[int] = ...) -> None: ...
 
 class SwitchoverRequest(_message.Message):
     __slots__ = ("group", "to_member", "request_id", "wait_ms")
@@ -310,6 +312,20 @@ class SetPausedRequest(_message.Message):
     def __init__(self, paused: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SetPausedResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class SetFailsafeRequest(_message.Message):
+    __slots__ = ("lease_ms", "request_id")
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_ms: int
+    request_id: str
+    def __init__(self, lease_ms: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SetFailsafeResponse(_message.Message):
     __slots__ = ("changed",)
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     changed: bool

@@ -71,6 +71,11 @@ class AdminServiceStub:
                 request_serializer=vnfha_dot_v1_dot_admin__pb2.SetPausedRequest.SerializeToString,
                 response_deserializer=vnfha_dot_v1_dot_admin__pb2.SetPausedResponse.FromString,
                 _registered_method=True)
+        self.SetFailsafe = channel.unary_unary(
+                '/vnfha.v1.AdminService/SetFailsafe',
+                request_serializer=vnfha_dot_v1_dot_admin__pb2.SetFailsafeRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_admin__pb2.SetFailsafeResponse.FromString,
+                _registered_method=True)
         self.Failover = channel.unary_unary(
                 '/vnfha.v1.AdminService/Failover',
                 request_serializer=vnfha_dot_v1_dot_admin__pb2.FailoverRequest.SerializeToString,
@@ -142,6 +147,13 @@ class AdminServiceServicer:
 
     def SetPaused(self, request, context):
         """Pause or resume automatic failover cluster-wide (docs/cli.md, `vnfha pause`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetFailsafe(self, request, context):
+        """Turn failsafe mode on (with its lease) or off (`vnfha failsafe on|off`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,6 +231,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetPaused,
                     request_deserializer=vnfha_dot_v1_dot_admin__pb2.SetPausedRequest.FromString,
                     response_serializer=vnfha_dot_v1_dot_admin__pb2.SetPausedResponse.SerializeToString,
+            ),
+            'SetFailsafe': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFailsafe,
+                    request_deserializer=vnfha_dot_v1_dot_admin__pb2.SetFailsafeRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_admin__pb2.SetFailsafeResponse.SerializeToString,
             ),
             'Failover': grpc.unary_unary_rpc_method_handler(
                     servicer.Failover,
@@ -437,6 +454,33 @@ class AdminService:
             '/vnfha.v1.AdminService/SetPaused',
             vnfha_dot_v1_dot_admin__pb2.SetPausedRequest.SerializeToString,
             vnfha_dot_v1_dot_admin__pb2.SetPausedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFailsafe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AdminService/SetFailsafe',
+            vnfha_dot_v1_dot_admin__pb2.SetFailsafeRequest.SerializeToString,
+            vnfha_dot_v1_dot_admin__pb2.SetFailsafeResponse.FromString,
             options,
             channel_credentials,
             insecure,

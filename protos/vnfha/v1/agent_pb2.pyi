@@ -30,18 +30,20 @@ class MemberSpec(_message.Message):
     def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
-    __slots__ = ("node", "address", "members", "request_id", "remove_undeclared")
+    __slots__ = ("node", "address", "members", "request_id", "remove_undeclared", "failsafe_endpoint")
     NODE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REMOVE_UNDECLARED_FIELD_NUMBER: _ClassVar[int]
+    FAILSAFE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     node: str
     address: str
     members: _containers.RepeatedCompositeFieldContainer[MemberSpec]
     request_id: str
     remove_undeclared: bool
-    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberSpec, _Mapping]]] = ..., request_id: _Optional[str] = ..., remove_undeclared: _Optional[bool] = ...) -> None: ...
+    failsafe_endpoint: str
+    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberSpec, _Mapping]]] = ..., request_id: _Optional[str] = ..., remove_undeclared: _Optional[bool] = ..., failsafe_endpoint: _Optional[str] = ...) -> None: ...
 
 class RegisterNodeResponse(_message.Message):
     __slots__ = ("revision",)
@@ -98,20 +100,36 @@ class WatchAssignmentsRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("group", "member", "role", "epoch", "vip", "mode")
+    __slots__ = ("group", "member", "role", "epoch", "vip", "mode", "failsafe_lease_ms", "peers")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    FAILSAFE_LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
     group: str
     member: str
     role: _types_pb2.Role
     epoch: int
     vip: str
     mode: _types_pb2.GroupMode
-    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., epoch: _Optional[int] = ..., vip: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ...) -> None: ...
+    failsafe_lease_ms: int
+    peers: _containers.RepeatedCompositeFieldContainer[FailsafePeer]
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., epoch: _Optional[int] = ..., vip: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., failsafe_lease_ms: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[FailsafePeer, _Mapping]]] = ...) -> None: ...
+
+class FailsafePeer(_message.Message):
+    __slots__ = ("member", "node", "endpoint", "active")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    node: str
+    endpoint: str
+    active: bool
+    def __init__(self, member: _Optional[str] = ..., node: _Optional[str] = ..., endpoint: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
 
 class WatchAssignmentsResponse(_message.Message):
     __slots__ = ("revision", "assignments")

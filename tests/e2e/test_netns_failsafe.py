@@ -1,0 +1,168 @@
+"""Failsafe end to end (issue 16): losing the coordinators must not take the service down,
+and must never allow two actives.
+
+The two-VM lab (tests/e2e/labpair.py): 3 coordinators, vm1 active, vm2 standby, a client
+probing the VIP every 10 ms, the VIP checker polling every VM throughout. Faults are
+real: kill -9 of every coordinator, nftables drops in the switch. Outages are 10 s here;
+bench/failsafe.py measures 30 s ones with failsafe on and off.
+
+Each scenario fails without failsafe: with it off (or on the old code) vm1 drops the VIP
+one lease after the coordinators go, and the client sees the whole outage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from labpair import TTL, build_pair, served_by
+
+from vnfha_lab.labcluster import LabCluster, VipChecker
+from vnfha_lab.probe import load_attempts
+
+pytestmark = pytest.mark.slow
+
+LEASE = 1.0  # the failsafe lease the tests turn on
+# A request fails when the service does not answer within this. Starting three
+# coordinators on a loaded 2-core machine stalls everything for tens of ms; a slow
+# answer is not an outage (the VIP checker and the role log say whether the VIP moved).
+PROBE_TIMEOUT = 0.5
+OUTAGE = 10.0  # how long the coordinators are gone (the fault, not an assertion)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
+    for c in build_pair(tmp_path, request):
+        c.set_failsafe(LEASE)
+        yield c
+
+
+def failed_after(probe: Path, start: float) -> list:
+    return [a for a in load_attempts(str(probe)) if not a.ok and a.at >= start]
+
+
+def engaged(cluster: LabCluster, vm: str, kind: str = "failsafe_engaged") -> list[dict]:
+    return [d for d in cluster.log_lines(f"{vm}-agent") if d.get("kind") == kind]
+
+
+def kept_through(cluster: LabCluster, probe: Path, fault: float, epoch: int) -> None:
+    """The checks every outage shares: served by vm1 alone from one TTL after the fault,
+    the same active and epoch now, vm1 never released."""
+    attempts = [a for a in load_attempts(str(probe)) if a.at >= fault + TTL]
+    assert attempts, "the client stopped probing"
+    bad = [a for a in attempts if not a.ok]
+    assert bad == [], f"{len(bad)} failed requests after the first TTL (first at " \
+                      f"{bad[0].at - fault:.2f}s)"
+    assert {a.who for a in attempts} == {"vm1"}
+    g = cluster.group()
+    assert g is not None and g.active == "web-1" and g.epoch == epoch
+    assert [r for r in cluster.role_changes("vm1") if r["ts"] > fault] == [], \
+        "vm1 changed role during or after the outage"
+    assert engaged(cluster, "vm1"), "vm1 never logged failsafe_engaged"
+
+
+def test_all_coordinators_killed_the_active_keeps_serving_and_nothing_fails_over(
+        cluster: LabCluster):
+    checker = VipChecker(cluster).start()
+    probe = cluster.start_probe(duration=OUTAGE + 25, timeout=PROBE_TIMEOUT)
+    cluster.wait(lambda: served_by(probe, "vm1", 0), 5, "client served by vm1")
+    epoch = cluster.group().epoch
+    fault = time.time()
+    for cid in cluster.cids:
+        cluster.kill(cid)  # SIGKILL, process group
+    time.sleep(OUTAGE)
+    assert failed_after(probe, fault + TTL) == [], "the service went down with them"
+    for cid in cluster.cids:
+        cluster.start_coordinator(cid)
+    back = time.time()
+    cluster.wait(lambda: cluster.leader(), 30, "a leader again")
+    # The grace: agents reconnect, vm1 renews its quorum lease; nothing fails over.
+    cluster.wait(lambda: engaged(cluster, "vm1", "failsafe_ended"), 15,
+                 "vm1 back on its quorum lease")
+    time.sleep(LEASE + 3 * TTL)  # past the rejoin grace: a failover would show now
+    log = checker.stop()
+    assert log.max_holders == 1, f"two VIP holders: {log.dual_windows()}"
+    kept_through(cluster, probe, fault, epoch)
+    assert served_by(probe, "vm1", back + LEASE)
+
+
+def test_coordinators_cut_off_by_nftables_no_failover_when_they_return(cluster: LabCluster):
+    """The coordinators keep running (and keep their Raft quorum) but hear no agent: the
+    leader must leave the group alone (decide rule 9), not demote the silent active."""
+    checker = VipChecker(cluster).start()
+    probe = cluster.start_probe(duration=OUTAGE + 25, timeout=PROBE_TIMEOUT)
+    cluster.wait(lambda: served_by(probe, "vm1", 0), 5, "client served by vm1")
+    epoch = cluster.group().epoch
+    fault = time.time()
+    cluster.lab.cut_between([cluster.hosts[c] for c in cluster.cids],
+                            [cluster.hosts[vm] for vm in cluster.vms])
+    time.sleep(OUTAGE)
+    assert failed_after(probe, fault + TTL) == []
+    g = cluster.group()
+    assert g.active == "web-1" and g.epoch == epoch, "the leader acted on the outage"
+    cluster.lab.heal()
+    cluster.wait(lambda: engaged(cluster, "vm1", "failsafe_ended"), 15,
+                 "vm1 back on its quorum lease")
+    time.sleep(LEASE + 3 * TTL)
+    log = checker.stop()
+    assert log.max_holders == 1, f"two VIP holders: {log.dual_windows()}"
+    kept_through(cluster, probe, fault, epoch)
+
+
+def test_active_cut_off_from_coordinators_and_standby_drops_and_standby_takes_over(
+        cluster: LabCluster):
+    """Failsafe must not keep a partitioned active: vm1 hears nobody, so nobody grants;
+    it drops within its lease, the coordinators promote vm2, never two holders."""
+    before = cluster.wait_active("web-1", 10).epoch
+    checker = VipChecker(cluster).start()
+    cut = time.time()
+    cluster.lab.cut(cluster.hosts["vm1"])
+    cluster.wait(lambda: cluster.vip_holders() == {"vm2"}, 15, "VIP moved to vm2")
+    assert cluster.wait_active("web-2", 10).epoch > before
+    time.sleep(3 * TTL)
+    cluster.lab.heal()
+    time.sleep(LEASE + 3 * TTL)
+    log = checker.stop()
+    assert log.max_holders == 1, f"two VIP holders: {log.dual_windows()}"
+    assert cluster.vip_holders() == {"vm2"}
+    assert not [d for d in engaged(cluster, "vm1") if d["ts"] > cut], \
+        "vm1 kept its role under failsafe while cut off"
+
+
+def test_a_standby_that_hears_the_coordinators_refuses_so_a_partitioned_active_drops(
+        cluster: LabCluster):
+    """vm1 is cut off from the coordinators only; vm2 still hears them and vm1. vm2
+    refuses the failsafe lease (it hears a quorum), so vm1 drops as without failsafe and
+    vm2 is promoted: failsafe never keeps the minority side's active."""
+    before = cluster.wait_active("web-1", 10).epoch
+    checker = VipChecker(cluster).start()
+    cluster.lab.cut_between([cluster.hosts[c] for c in cluster.cids], [cluster.hosts["vm1"]])
+    cluster.wait(lambda: cluster.vip_holders() == {"vm2"}, 15, "VIP moved to vm2")
+    assert cluster.wait_active("web-2", 10).epoch > before
+    refusals = [d for d in cluster.log_lines("vm2-agent")
+                if d.get("msg") == "failsafe lease refused"]
+    assert refusals and "coordinator quorum" in refusals[0]["reason"]
+    cluster.lab.heal()
+    time.sleep(LEASE + 3 * TTL)
+    log = checker.stop()
+    assert log.max_holders == 1, f"two VIP holders: {log.dual_windows()}"
+    assert cluster.vip_holders() == {"vm2"}
+
+
+@pytest.fixture
+def plain(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
+    yield from build_pair(tmp_path, request)
+
+
+def test_without_failsafe_the_outage_takes_the_service_down(plain: LabCluster):
+    """The control: the same kill of every coordinator with failsafe off drops the VIP
+    within a lease (what the tests above see on the old code)."""
+    probe = plain.start_probe(duration=15, timeout=PROBE_TIMEOUT)
+    plain.wait(lambda: served_by(probe, "vm1", 0), 5, "client served by vm1")
+    fault = time.time()
+    for cid in plain.cids:
+        plain.kill(cid)
+    plain.wait(lambda: plain.vip_holders() == set(), 10, "the VIP gone")
+    plain.wait(lambda: failed_after(probe, fault + TTL), 5, "failed requests")
