@@ -105,6 +105,8 @@ class AgentConfig:
     realtime_priority: int = 10
     #: the /metrics, /livez, /readyz listener (docs/metrics.md); off by default
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    #: keep alive over the UDP fast path where a coordinator offers it (agents/fastpath.py)
+    fastpath: bool = True
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -118,7 +120,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
                               "members", "logging", "lb", "tls", "insecure",
-                              "realtime", "metrics"))
+                              "realtime", "metrics", "fastpath"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -170,11 +172,17 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
                  f"that are not on loopback ({', '.join(remote)}): the agent proves it is "
                  f"node {node} with its certificate (docs/security.md); set insecure: true "
                  f"to run a lab without TLS")
+    fast = section(ctx, "fastpath", top.get("fastpath"))
+    check_keys(ctx, "fastpath", fast, ("enabled",))
+    fast_on = fast.get("enabled", True)
+    if not isinstance(fast_on, bool):
+        ctx.fail("fastpath.enabled must be true or false")
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
                        log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure,
                        realtime=rt_mode, realtime_priority=rt_prio,
-                       metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()))
+                       metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()),
+                       fastpath=fast_on)
 
 
 def _loopback(endpoint: str) -> bool:

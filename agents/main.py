@@ -66,7 +66,8 @@ class Agent:
             endpoints=list(cfg.coordinators), ttl=cfg.lease.ttl,
             interval=cfg.lease.keepalive_interval, drift=cfg.lease.drift,
             margin=cfg.lease.margin, health=self.health.healthy, on_role=self._on_role,
-            on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls)
+            on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls,
+            fastpath=cfg.fastpath)
         if self.vips is not None:
             self.vips.may_hold = lambda: self.session.lease.valid(time.monotonic())
         if cfg.role_api_socket:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from vnfha.coordinator.model import ClusterState, Event, GroupMode, Health
@@ -226,6 +226,29 @@ class StateCollector(Collector):
         yield from store_metrics(self._store, self._node_id, self._ready)
 
 
+def fastpath_metrics(intake: Any) -> Iterator[Metric]:
+    """The keepalive fast path's counters (coordinator/fastpath.py FastPathIntake):
+    datagrams answered, datagrams dropped by reason, open sessions."""
+    c = CounterMetricFamily("vnfha_fastpath_datagrams", "Keepalive datagrams received on "
+                            "the fast path, by what became of them", labels=["result"])
+    c.add_metric(["answered"], intake.answered)
+    for reason, count in sorted(intake.dropped.items()):
+        c.add_metric([reason], count)
+    yield c
+    g = GaugeMetricFamily("vnfha_fastpath_sessions", "Fast-path session keys this "
+                          "coordinator holds (one per node that opened one)")
+    g.add_metric([], intake.sessions())
+    yield g
+
+
+class FastPathCollector(Collector):
+    def __init__(self, intake: Any) -> None:
+        self._intake = intake
+
+    def collect(self) -> Iterator[Metric]:
+        yield from fastpath_metrics(self._intake)
+
+
 # --------------------------------------------------------------------------- failovers
 
 
@@ -408,6 +431,8 @@ def serve_coordinator(coordinator: Any) -> Any:
                   coordinator.cfg.node_id, ready_check)
     coordinator.controller.metrics = metrics
     coordinator.agent_api.on_ack_time = metrics.keepalive_ack.observe
+    if getattr(coordinator, "fastpath", None) is not None:
+        metrics.registry.register(FastPathCollector(coordinator.fastpath))
     coordinator.metrics = metrics
     server = MetricsServer(coordinator.cfg.metrics, metrics.registry,
                            live=lambda: live(coordinator), ready=ready_check)

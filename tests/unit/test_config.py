@@ -618,3 +618,15 @@ def test_tls_needs_all_three_files_and_no_other_keys() -> None:
 
 def test_insecure_must_be_a_boolean() -> None:
     assert "insecure must be true or false" in error(cfg(THREE, insecure="yes"))
+
+
+def test_fastpath_defaults_and_bad_values():
+    base = {"node_id": "c1", "cluster": {"members": [{"id": "c1", "api": "127.0.0.1:5"}]},
+            "store": {"backend": "memory"}}
+    cfg = parse_config(base)
+    assert cfg.fastpath.enabled and cfg.fastpath.port is None  # UDP on the API's port
+    assert parse_config({**base, "fastpath": {"enabled": False, "port": 0}}).fastpath.port == 0
+    for bad, says in (({"port": 70000}, "fastpath.port"), ({"enabled": "yes"},
+                      "fastpath.enabled"), ({"prot": 1}, "prot")):
+        with pytest.raises(ConfigError, match=says):
+            parse_config({**base, "fastpath": bad})

@@ -10,7 +10,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from vnfha.agents.metrics import AgentView, MemberView, view_metrics
-from vnfha.coordinator.metrics import CoordinatorMetrics, state_metrics, store_metrics
+from vnfha.coordinator.fastwire import REASONS
+from vnfha.coordinator.metrics import (
+    CoordinatorMetrics,
+    fastpath_metrics,
+    state_metrics,
+    store_metrics,
+)
 from vnfha.coordinator.model import (
     Checkpoint,
     ClusterState,
@@ -33,6 +39,14 @@ BACKEND_ONLY = {"vnfha_raft_term", "vnfha_raft_commit_index", "vnfha_raft_applie
                 "vnfha_etcd_revision"}
 
 
+class FakeIntake:
+    answered = 1
+    dropped = dict.fromkeys(REASONS, 0)
+
+    def sessions(self) -> int:
+        return 1
+
+
 def exported() -> set[str]:
     state = ClusterState(nodes={"vm1": Node("vm1")},
                          checkpoints={"web": Checkpoint(1, 1, b"")},
@@ -44,6 +58,7 @@ def exported() -> set[str]:
     store = MemoryStore("c1")
     families = [*state_metrics(state, {"vm1": 0.1}),
                 *store_metrics(store, "c1", lambda: (True, "")),
+                *fastpath_metrics(FakeIntake()),
                 *view_metrics(AgentView("vm1", 1.0, 2.0, {"c1": 1}, (MemberView(
                     "web", "m1", True, 1, 1, True, "198.18.0.100/24", True),)))]
     names = {f.name + ("_total" if f.type == "counter" else "") for f in families}
