@@ -452,7 +452,7 @@ class AgentSession:
                 plan = plans[i]
                 if plan.reopen:
                     self._want_open(i)
-                if plan.fell_back and self._say_once(f"fallback:{i}", every=300.0):
+                if plan.fell_back and self._say_once("fallback", every=300.0):
                     log.warning("keepalive fast path gets no answers: keeping alive over "
                                 "gRPC (is UDP to the coordinator blocked?)", extra={
                                     "node": self.node, "coordinator": self.endpoints[i]})
