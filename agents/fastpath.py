@@ -6,8 +6,10 @@ fast path is in doubt: as soon as one fast round goes unanswered by the time of 
 next, the next round also goes over gRPC (same sequence number: the lease counts
 either answer, from the time noted before sending). After `FALLBACK_MISSES` rounds in
 a row without a fast answer (a firewall drops UDP, the coordinator forgot our key and
-re-opening did not help) the coordinator is served over gRPC only, said once in the
-log, and the fast path is probed again every `RETRY_AFTER` seconds.
+re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the
+coordinator is served over gRPC only, said once in the log, and the fast path is probed
+again every `RETRY_AFTER` seconds. Late answers from a slow coordinator reset the
+count, so overload does not push every agent onto the costlier stream at once.
 
 `FastPathLink` is the I/O: one UDP socket per address family, one receive thread,
 one session (key, counters) per coordinator; keys come from
@@ -32,8 +34,12 @@ from vnfha.v1 import agent_pb2
 
 log = logging.getLogger("vnfha.agent.fastpath")
 
-#: consecutive unanswered fast rounds before a coordinator is served over gRPC only
+#: consecutive unanswered fast rounds before a coordinator is served over gRPC only...
 FALLBACK_MISSES = 4
+#: ...and as many seconds without any fast answer from it: a coordinator that is only
+#: slow (overloaded, paused) still answers late, and sending all its agents to the
+#: costlier gRPC stream would make it slower still
+FALLBACK_SILENCE = 1.0
 #: after this many, ask the coordinator for a new key (a restart forgot the old one)
 REOPEN_AFTER_MISSES = 2
 #: seconds in gRPC-only mode before the fast path is probed again
@@ -58,6 +64,7 @@ class _Route:
     misses: int = 0  # rounds in a row whose datagram was not answered by the next round
     fallen_back: bool = False
     next_probe: float = 0.0
+    heard: float | None = None  # when the last fast answer (or the key) arrived
 
 
 class FastRoutes:
@@ -65,16 +72,21 @@ class FastRoutes:
 
     def __init__(self, coordinators: int, fallback_misses: int = FALLBACK_MISSES,
                  reopen_after: int = REOPEN_AFTER_MISSES,
-                 retry_after: float = RETRY_AFTER) -> None:
+                 retry_after: float = RETRY_AFTER,
+                 fallback_silence: float = FALLBACK_SILENCE) -> None:
         self._routes = [_Route() for _ in range(coordinators)]
         self._fallback_misses = fallback_misses
         self._reopen_after = reopen_after
         self._retry_after = retry_after
+        self._silence = fallback_silence
 
-    def opened(self, i: int) -> None:
+    def opened(self, i: int, now: float) -> None:
         """A key was installed for coordinator i. Misses are kept: a new key that is not
         answered either must still end in the fallback."""
-        self._routes[i].opened = True
+        r = self._routes[i]
+        r.opened = True
+        if r.heard is None:
+            r.heard = now
 
     def closed(self, i: int) -> None:
         self._routes[i].opened = False
@@ -97,15 +109,17 @@ class FastRoutes:
             return Plan(udp=True, grpc=True, reopen=True)
         r.misses = r.misses + 1 if r.sent > r.acked else 0
         r.sent = seq
-        if r.misses >= self._fallback_misses:
+        silent = now - (r.heard if r.heard is not None else now)
+        if r.misses >= self._fallback_misses and silent >= self._silence:
             r.fallen_back = True
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
         return Plan(udp=True, grpc=r.misses > 0, reopen=r.misses == self._reopen_after)
 
-    def answered(self, i: int, seq: int) -> bool:
+    def answered(self, i: int, seq: int, now: float) -> bool:
         """A datagram answer for round `seq`; True if it ended a fallback."""
         r = self._routes[i]
+        r.heard = now
         r.acked = max(r.acked, seq)
         r.misses = 0
         if r.fallen_back:

@@ -615,7 +615,7 @@ class AgentSession:
                     "node": self.node, "coordinator": self.endpoints[i], "error": str(e)})
             return FAST_DISABLED_RETRY
         with self._lock:
-            self._routes.opened(i)
+            self._routes.opened(i, self._clock())
         log.debug("fast path opened", extra={"node": self.node,
                                              "coordinator": self.endpoints[i]})
         return None
@@ -624,7 +624,7 @@ class AgentSession:
         """An authenticated datagram answer from coordinator i (receive thread)."""
         assert self._routes is not None
         with self._lock:
-            restored = self._routes.answered(i, resp.seq)
+            restored = self._routes.answered(i, resp.seq, self._clock())
         if restored:
             log.info("keepalive fast path answers again", extra={
                 "node": self.node, "coordinator": self.endpoints[i]})

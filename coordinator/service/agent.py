@@ -125,16 +125,17 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                         arrived: float) -> agent_pb2.KeepaliveResponse:
         """A fast-path keepalive (intake thread): the gRPC stream's rules and handler,
         with the store check answered as UNAVAILABLE instead of ending a stream."""
-        started = time.perf_counter()
         if not self._store.store_reachable():
             return agent_pb2.KeepaliveResponse(
                 seq=req.seq, result=agent_pb2.KEEPALIVE_RESULT_UNAVAILABLE,
                 ttl_ms=self._ttl_ms, coordinator_id=self._id, cluster_members=self._members,
                 message=f"coordinator {self._id} cannot reach or persist its store; not "
                         "acknowledging keepalives")
+        if self.on_ack_time is None:
+            return self._handle_keepalive(req, arrived)
+        started = time.perf_counter()
         resp = self._handle_keepalive(req, arrived)
-        if self.on_ack_time is not None:
-            self.on_ack_time(time.perf_counter() - started)
+        self.on_ack_time(time.perf_counter() - started)
         return resp
 
     async def Keepalive(self, request_iterator: AsyncIterator[agent_pb2.KeepaliveRequest],
