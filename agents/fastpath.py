@@ -81,12 +81,12 @@ class FastRoutes:
         self._silence = fallback_silence
 
     def opened(self, i: int, now: float) -> None:
-        """A key was installed for coordinator i. Misses are kept: a new key that is not
-        answered either must still end in the fallback."""
+        """A key was installed for coordinator i. Misses are kept (a new key that is not
+        answered either still ends in the fallback), but the silence counts from now:
+        the new key gets its full second."""
         r = self._routes[i]
         r.opened = True
-        if r.heard is None:
-            r.heard = now
+        r.heard = now
 
     def closed(self, i: int) -> None:
         self._routes[i].opened = False

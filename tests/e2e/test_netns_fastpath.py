@@ -107,3 +107,27 @@ def test_blocked_udp_falls_back_to_grpc_without_failover(cluster: LabCluster):
     time.sleep(2 * TTL)
     g = cluster.group()
     assert g is not None and g.active == "web-1"
+
+
+def opened_count(cluster: LabCluster, cid: str, node: str) -> int:
+    path = cluster.root / f"{cid}.log"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return sum(1 for line in text.splitlines() if _is_open_line(line, node))
+
+
+def test_restarted_coordinator_gets_a_new_key_without_failover(cluster: LabCluster):
+    """A restart forgets every key: the agents open new ones; nobody lapses meanwhile."""
+    cluster.wait(lambda: opened_everywhere(cluster, "vm1"), 15, "vm1 on the fast path")
+    g0 = cluster.group()
+    assert g0 is not None
+    checker = VipChecker(cluster).start()
+    before = {vm: opened_count(cluster, "c2", vm) for vm in ("vm1", "vm2")}
+    cluster.kill("c2")
+    cluster.start_coordinator("c2")
+    cluster.wait(lambda: all(opened_count(cluster, "c2", vm) > before[vm]
+                             for vm in ("vm1", "vm2")), 30, "both agents re-opened on c2")
+    time.sleep(1.0)
+    log = checker.stop()
+    g = cluster.group()
+    assert g is not None and (g.active, g.epoch) == ("web-1", g0.epoch)
+    assert all(h == frozenset({"vm1"}) for _, h in log.changes), log.changes
