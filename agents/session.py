@@ -623,6 +623,8 @@ class AgentSession:
     def _on_fast_answer(self, i: int, resp: agent_pb2.KeepaliveResponse) -> None:
         """An authenticated datagram answer from coordinator i (receive thread)."""
         assert self._routes is not None
+        if self._stop.is_set():  # stopping: the roles are released, nothing may renew
+            return
         with self._lock:
             restored = self._routes.answered(i, resp.seq, self._clock())
         if restored:
