@@ -118,6 +118,9 @@ class AgentConfig:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{host}:{self.failsafe_port}"
 
+    #: keep alive over the UDP fast path where a coordinator offers it (agents/fastpath.py)
+    fastpath: bool = True
+
 
 def load_agent_config(path: str | Path) -> AgentConfig:
     p = Path(path)
@@ -130,7 +133,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
                               "members", "logging", "lb", "tls", "insecure",
-                              "realtime", "metrics", "failsafe"))
+                              "realtime", "metrics", "failsafe", "fastpath"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
     node = name(ctx, "node", top["node"])
@@ -192,12 +195,17 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
     if fs_port and tls is None:
         ctx.fail("failsafe.port needs tls: a failsafe lease is granted only to the node the "
                  "caller's certificate names")
+    fast = section(ctx, "fastpath", top.get("fastpath"))
+    check_keys(ctx, "fastpath", fast, ("enabled",))
+    fast_on = fast.get("enabled", True)
+    if not isinstance(fast_on, bool):
+        ctx.fail("fastpath.enabled must be true or false")
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
                        lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
                        log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure,
                        realtime=rt_mode, realtime_priority=rt_prio,
                        metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()),
-                       failsafe_port=fs_port)
+                       failsafe_port=fs_port, fastpath=fast_on)
 
 
 def _loopback(endpoint: str) -> bool:

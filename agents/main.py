@@ -68,7 +68,7 @@ class Agent:
             interval=cfg.lease.keepalive_interval, drift=cfg.lease.drift,
             margin=cfg.lease.margin, health=self.health.healthy, on_role=self._on_role,
             on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls,
-            failsafe_endpoint=cfg.failsafe_endpoint)
+            failsafe_endpoint=cfg.failsafe_endpoint, fastpath=cfg.fastpath)
         # Failsafe leases (agents/failsafe_peer.py): ask the other members to keep an
         # active role through a coordinator outage, and answer them on failsafe.port.
         from vnfha.agents.failsafe_peer import FailsafePeer

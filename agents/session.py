@@ -21,6 +21,7 @@ import grpc
 
 from vnfha.agents import core
 from vnfha.agents.core import AssignmentView, MemberRole
+from vnfha.agents.fastpath import FastPathLink, FastRoutes
 from vnfha.agents.lease import QuorumLease
 from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -64,6 +65,9 @@ class FailsafeHook(Protocol):
         ...
 
 
+#: a coordinator that has no fast path (disabled, or older) is asked again this often
+FAST_DISABLED_RETRY = 60.0
+
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
@@ -77,7 +81,8 @@ class AgentSession:
                  on_assignments: Callable[[], None] | None = None,
                  on_lease: Callable[[float], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 tls: TlsFiles | None = None, failsafe_endpoint: str = "") -> None:
+                 tls: TlsFiles | None = None, failsafe_endpoint: str = "",
+                 fastpath: bool = True) -> None:
         self.node = node
         self.members = members
         self.endpoints = endpoints
@@ -118,6 +123,13 @@ class AgentSession:
         # the role decision asks; None: failsafe plays no part in this agent's roles.
         self.failsafe_endpoint = failsafe_endpoint
         self.failsafe: FailsafeHook | None = None
+        # The keepalive fast path (agents/fastpath.py): UDP datagrams under a key each
+        # coordinator issues over this mTLS channel; gRPC whenever it is in doubt.
+        self._routes = FastRoutes(len(endpoints)) if fastpath else None
+        self._fast = (FastPathLink(node, list(endpoints), self._on_fast_answer)
+                      if fastpath else None)
+        self._open_wanted: dict[int, float] = dict.fromkeys(range(len(endpoints)), 0.0)
+        self._open_kick = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -125,6 +137,9 @@ class AgentSession:
         self._register()
         targets = [(self._ticker, "ticker"), (self._reregister_loop, "register"),
                    (self._watchdog, "watchdog")]  # each runs until stop()
+        if self._fast is not None:
+            self._fast.start()
+            targets.append((self._fast_opener, "fastpath-open"))
         for i in range(len(self.endpoints)):
             targets.append((lambda i=i: self._keepalive_stream(i), f"keepalive-{i}"))
             targets.append((lambda i=i: self._watch(i), f"watch-{i}"))
@@ -147,9 +162,12 @@ class AgentSession:
                 call.cancel()
         with self._lock:
             self._release_all("agent stopping")
+        self._open_kick.set()
         self._stubs.close()
         for t in self._threads:
             t.join(timeout=2)
+        if self._fast is not None:
+            self._fast.stop()
 
     def active_members(self) -> list[tuple[str, str]]:
         with self._lock:
@@ -463,8 +481,21 @@ class AgentSession:
                     seen_epoch=r.seen_epoch, active_epoch=r.active_epoch))
             req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports)
             # Noted before sending: the lease counts from here, never from the ack.
-            self.lease.sent(seq, self._clock())
-        for q in self._queues:
+            now = self._clock()
+            self.lease.sent(seq, now)
+            plans = ([self._routes.plan(i, seq, now) for i in range(len(self.endpoints))]
+                     if self._routes is not None else None)
+        for i, q in enumerate(self._queues):
+            if plans is not None and self._fast is not None:
+                plan = plans[i]
+                if plan.reopen:
+                    self._want_open(i)
+                if plan.fell_back and self._say_once("fallback", every=300.0):
+                    log.warning("keepalive fast path gets no answers: keeping alive over "
+                                "gRPC (is UDP to the coordinator blocked?)", extra={
+                                    "node": self.node, "coordinator": self.endpoints[i]})
+                if plan.udp and self._fast.send(i, req) and not plan.grpc:
+                    continue
             try:
                 q.put_nowait(req)
             except queue.Full:
@@ -497,6 +528,7 @@ class AgentSession:
                 log.debug("keepalive stream broke", extra={"node": self.node,
                                                             "coordinator": self.endpoints[i],
                                                             "code": str(e.code())})
+                self._want_open(i)  # a restarted coordinator forgot our fast-path key
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.interval * 2)
 
@@ -545,6 +577,11 @@ class AgentSession:
                     self._on_lease(self.lease.deadline() or 0.0)
             if extended:
                 self.reconcile("lease renewed")
+        elif resp.result == agent_pb2.KEEPALIVE_RESULT_UNAVAILABLE:
+            if self._say_once("unavailable:" + resp.coordinator_id, every=10.0):
+                log.warning("coordinator is not acknowledging keepalives", extra={
+                    "node": self.node, "coordinator": resp.coordinator_id,
+                    "detail": resp.message})
         elif resp.result == agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE:
             if self._say_once("unknown:" + resp.coordinator_id, every=10.0):
                 log.info("coordinator does not know this node; registering again",
@@ -554,6 +591,84 @@ class AgentSession:
             log.warning("keepalive refused", extra={"node": self.node,
                                                     "coordinator": resp.coordinator_id,
                                                     "detail": resp.message})
+
+    # -- the keepalive fast path -----------------------------------------------------------
+
+    def _want_open(self, i: int) -> None:
+        """Ask the opener thread for a new fast-path key from coordinator i."""
+        if self._fast is None:
+            return
+        with self._lock:
+            self._open_wanted.setdefault(i, self._clock())
+        self._open_kick.set()
+
+    def _fast_opener(self) -> None:
+        """Open (and re-open) fast-path sessions over the mTLS channel, off the ticker's
+        thread: each OpenFastPath is a blocking call to one coordinator."""
+        assert self._fast is not None and self._routes is not None
+        backoff = dict.fromkeys(range(len(self.endpoints)), MIN_REREGISTER_BACKOFF)
+        while not self._stop.is_set():
+            self._open_kick.wait(0.5)
+            self._open_kick.clear()
+            now = self._clock()
+            with self._lock:
+                due = [i for i, at in self._open_wanted.items() if at <= now]
+            for i in due:
+                if self._stop.is_set():
+                    return
+                retry = self._open_one(i)
+                with self._lock:
+                    if retry is None:
+                        self._open_wanted.pop(i, None)
+                        backoff[i] = MIN_REREGISTER_BACKOFF
+                    else:
+                        delay = retry if retry > 0 else backoff[i]
+                        backoff[i] = min(backoff[i] * 2, MAX_REREGISTER_BACKOFF)
+                        self._open_wanted[i] = self._clock() + delay
+
+    def _open_one(self, i: int) -> float | None:
+        """One OpenFastPath call: None when a key is installed, else the seconds to wait
+        before asking again (0: the usual back-off)."""
+        assert self._fast is not None and self._routes is not None
+        try:
+            resp = self._stubs[i].OpenFastPath(agent_pb2.OpenFastPathRequest(node=self.node),
+                                               timeout=1.0)
+            self._fast.install(i, resp)
+        except grpc.RpcError as e:
+            code = e.code()
+            if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNIMPLEMENTED):
+                if self._say_once(f"nofast:{i}", every=3600.0):
+                    log.info("coordinator has no keepalive fast path: keeping alive over "
+                             "gRPC", extra={"node": self.node,
+                                            "coordinator": self.endpoints[i],
+                                            "detail": e.details()})
+                return FAST_DISABLED_RETRY
+            log.debug("fast path not opened", extra={"node": self.node,
+                                                     "coordinator": self.endpoints[i],
+                                                     "code": str(code)})
+            return 0.0
+        except (OSError, ValueError) as e:  # the address does not resolve, a bad key size
+            if self._say_once(f"fastbad:{i}", every=300.0):
+                log.warning("fast path not usable", extra={
+                    "node": self.node, "coordinator": self.endpoints[i], "error": str(e)})
+            return FAST_DISABLED_RETRY
+        with self._lock:
+            self._routes.opened(i, self._clock())
+        log.debug("fast path opened", extra={"node": self.node,
+                                             "coordinator": self.endpoints[i]})
+        return None
+
+    def _on_fast_answer(self, i: int, resp: agent_pb2.KeepaliveResponse) -> None:
+        """An authenticated datagram answer from coordinator i (receive thread)."""
+        assert self._routes is not None
+        if self._stop.is_set():  # stopping: the roles are released, nothing may renew
+            return
+        with self._lock:
+            restored = self._routes.answered(i, resp.seq, self._clock())
+        if restored:
+            log.info("keepalive fast path answers again", extra={
+                "node": self.node, "coordinator": self.endpoints[i]})
+        self._on_ack(resp)
 
     # -- assignments -----------------------------------------------------------------------
 

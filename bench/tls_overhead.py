@@ -1,12 +1,23 @@
-"""What mTLS costs: keepalive throughput and role-change commit latency, TLS off vs on.
+"""What mTLS costs: keepalive throughput and role-change commit latency, three ways.
 
-One run measures both modes back to back with the same setup: one coordinator
-process (raft backend, single node, fsync on), N registered nodes each with its
-own channel (with TLS, its own certificate: every stream is authorized as its
-node, message by message), and a load generator keeping a window of keepalives
-in flight per stream. Then two agent sessions share a group and the active role
-is switched over K times; the latency of each Switchover (until the new active
-is committed) is recorded. Prints JSON with both modes and the on/off ratios.
+One run measures three modes back to back with the same setup: one coordinator
+process (raft backend, single node, fsync on), N registered nodes, and a load
+generator keeping a window of keepalives in flight per node:
+
+* `grpc_plain`: a Keepalive stream per node, no TLS;
+* `grpc_mtls`: the same with mTLS, each node its own channel and certificate (every
+  stream is authorized as its node, message by message);
+* `fastpath_mtls`: each node opens a fast-path key over its mTLS channel
+  (OpenFastPath), then keepalives are AES-GCM datagrams over UDP (docs/design.md,
+  "Keepalive fast path"). The load generator counts an answer by its header only
+  (its own CPU is on another core and not measured).
+
+Then two agent sessions share a group (on the fast path in the third mode) and the
+active role is switched over K times; the latency of each Switchover (until the new
+active is committed) is recorded. Per mode: keepalives answered per second, the
+coordinator's CPU per keepalive and keepalives per second per coordinator core (one
+over the other: what one core could take). Prints JSON with the three modes and the
+ratios.
 
     .venv/bin/python bench/tls_overhead.py [--nodes 64] [--seconds 5] [--switchovers 30]
 """
@@ -18,8 +29,10 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +44,7 @@ import grpc
 import yaml
 
 from vnfha.agents.session import AgentSession, HostedMember
+from vnfha.coordinator import fastwire as W
 from vnfha.coordinator.security.tls import TlsFiles, channel_credentials
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
 from vnfha_lab.ports import free_port
@@ -38,6 +52,7 @@ from vnfha_lab.testpki import LabPki
 
 TTL = 0.6
 INTERVAL = 0.05
+IDLE_S = 2.0
 
 
 def _channel(target: str, tls: TlsFiles | None, aio: bool = False):
@@ -99,6 +114,67 @@ def _client(endpoint: str, nodes: list[tuple[str, TlsFiles | None]], seconds: fl
     out.put(asyncio.run(run()))
 
 
+def _udp_client(endpoint: str, nodes: list[tuple[str, TlsFiles | None]], seconds: float,
+                window: int, out: mp.Queue) -> None:
+    """Fast path load: keys over each node's own mTLS channel, then datagrams."""
+    host = endpoint.rsplit(":", 1)[0]
+    sessions: dict[bytes, list] = {}  # key id -> [node, SessionKey, counter]
+    port = 0
+    for node, tls in nodes:
+        with _channel(endpoint, tls) as ch:
+            r = agent_pb2_grpc.AgentServiceStub(ch).OpenFastPath(
+                agent_pb2.OpenFastPathRequest(node=node), timeout=30)
+        report = agent_pb2.MemberReport(group="bench", member=f"m-{node}",
+                                        health=types_pb2.HEALTH_HEALTHY)
+        # One payload per node (the sequence number only matches answers to rounds,
+        # which this generator does not need): the generator's CPU goes to sending.
+        payload = agent_pb2.KeepaliveRequest(node=node, seq=1,
+                                             members=[report]).SerializeToString()
+        sessions[r.key_id] = [node, W.SessionKey(r.key_id, r.key), 0, payload]
+        port = r.port
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.setblocking(False)
+    addr = (host, port)
+
+    def send(s: list) -> None:
+        s[2] += 1
+        try:
+            sock.sendto(s[1].seal(W.KIND_KEEPALIVE, s[2], s[3]), addr)
+        except BlockingIOError:
+            pass
+
+    out.put("connected")
+    start = time.monotonic()
+    stop_at = start + seconds
+    count = 0
+    for s in sessions.values():
+        for _ in range(window):
+            send(s)
+    while time.monotonic() < stop_at:
+        ready, _, _ = select.select([sock], [], [], 0.05)
+        if not ready:  # datagrams lost (a full socket buffer): refill every window
+            for s in sessions.values():
+                for _ in range(window):
+                    send(s)
+            continue
+        for _ in range(256):
+            try:
+                data = sock.recv(W.MAX_DATAGRAM + 1)
+            except BlockingIOError:
+                break
+            try:
+                header = W.parse_header(data, W.KIND_ACK)
+            except W.Rejected:
+                continue
+            s = sessions.get(header.key_id)
+            if s is not None:
+                count += 1
+                send(s)
+    sock.close()
+    out.put((count, time.monotonic() - start))
+
+
 def _cpu_seconds(pid: int) -> float:
     """User+system CPU of a process (Linux /proc): per keepalive, this is the figure
     least disturbed by other work on a shared machine."""
@@ -111,8 +187,13 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def measure(tls: bool, root: Path, pki: LabPki, args: argparse.Namespace,
+MODES = {"grpc_plain": (False, False), "grpc_mtls": (True, False),
+         "fastpath_mtls": (True, True)}  # name -> (tls, fast path)
+
+
+def measure(mode: str, root: Path, pki: LabPki, args: argparse.Namespace,
             pin: list[str]) -> dict[str, object]:
+    tls, fast = MODES[mode]
     root.mkdir()
     api = f"127.0.0.1:{free_port()}"
     cfg: dict[str, object] = {
@@ -121,6 +202,7 @@ def measure(tls: bool, root: Path, pki: LabPki, args: argparse.Namespace,
         "store": {"backend": "raft", "data_dir": str(root / "data")},
         "leases": {"ttl": TTL, "keepalive_interval": INTERVAL, "stabilization": 0.1},
         "groups": [{"name": "bench"}, {"name": "rc"}],
+        "fastpath": {"enabled": fast},
         "logging": {"level": "warning"}}
     if tls:
         cfg["tls"] = pki.section("coordinator/c1")
@@ -132,7 +214,7 @@ def measure(tls: bool, root: Path, pki: LabPki, args: argparse.Namespace,
     sessions: list[AgentSession] = []
     try:
         admin_ch = _channel(api, files("admin/bench"))
-        grpc.channel_ready_future(admin_ch).result(timeout=15)
+        grpc.channel_ready_future(admin_ch).result(timeout=60)
         admin = admin_pb2_grpc.AdminServiceStub(admin_ch)
         deadline = time.monotonic() + 15
         while not {"bench", "rc"} <= {g.name for g in admin.GetStatus(
@@ -140,6 +222,11 @@ def measure(tls: bool, root: Path, pki: LabPki, args: argparse.Namespace,
             if time.monotonic() > deadline:
                 raise SystemExit("groups never applied")
             time.sleep(0.1)
+        # What the coordinator burns with no node at all (Raft ticks, the decide loop,
+        # health): subtracted in the *_net figure, the cost of the messages themselves.
+        idle0 = _cpu_seconds(proc.pid)
+        time.sleep(IDLE_S)
+        idle_rate = (_cpu_seconds(proc.pid) - idle0) / IDLE_S
         nodes = [(f"n{i:04d}", files(f"node/n{i:04d}")) for i in range(args.nodes)]
         for name, f in nodes:
             with _channel(api, f) as ch:
@@ -148,9 +235,10 @@ def measure(tls: bool, root: Path, pki: LabPki, args: argparse.Namespace,
                                                              member=f"m-{name}")]), timeout=10)
         spawn = mp.get_context("spawn")  # no fork of a process that runs gRPC threads
         out: mp.Queue = spawn.Queue()
-        loader = spawn.Process(target=_client, args=(api, nodes, args.seconds, args.window, out))
+        loader = spawn.Process(target=_udp_client if fast else _client,
+                               args=(api, nodes, args.seconds, args.window, out))
         loader.start()  # it times itself: start-up and TLS handshakes are not counted
-        assert out.get(timeout=60) == "connected"
+        assert out.get(timeout=120) == "connected"
         cpu0 = _cpu_seconds(proc.pid)
         total, elapsed = out.get(timeout=args.seconds + 60)
         loader.join()
@@ -159,7 +247,7 @@ def measure(tls: bool, root: Path, pki: LabPki, args: argparse.Namespace,
         # Role changes: two members of group rc on two agents; switch back and forth.
         for node, member, prio in (("ra", "rc-a", 200), ("rb", "rc-b", 100)):
             s = AgentSession(node, [HostedMember("rc", member, prio)], [api], ttl=TTL,
-                             interval=INTERVAL, tls=files(f"node/{node}"))
+                             interval=INTERVAL, tls=files(f"node/{node}"), fastpath=fast)
             s.start()
             sessions.append(s)
 
@@ -179,13 +267,23 @@ def measure(tls: bool, root: Path, pki: LabPki, args: argparse.Namespace,
             target = next(m.name for m in g.members if m.name != g.active)
             time.sleep(0.3)  # the new standby must be stable again before it can be chosen
             t = time.perf_counter()
-            resp = admin.Switchover(admin_pb2.SwitchoverRequest(group="rc", to_member=target,
-                                                                wait_ms=5000), timeout=10)
+            try:
+                resp = admin.Switchover(admin_pb2.SwitchoverRequest(
+                    group="rc", to_member=target, wait_ms=5000), timeout=10)
+            except grpc.RpcError as e:  # a slow earlier switchover finished meanwhile
+                if e.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                continue
             if resp.completed:
                 lat.append((time.perf_counter() - t) * 1000)
         admin_ch.close()
+        cpu_us = cpu / max(total, 1) * 1e6
+        net_us = max(cpu - idle_rate * elapsed, 0.0) / max(total, 1) * 1e6
         return {"keepalives_acked_per_second": round(total / elapsed),
-                "coordinator_cpu_us_per_keepalive": round(cpu / max(total, 1) * 1e6),
+                "coordinator_cpu_us_per_keepalive": round(cpu_us, 1),
+                "coordinator_cpu_us_per_keepalive_net": round(net_us, 1),
+                "coordinator_idle_cpu_share": round(idle_rate, 3),
+                "keepalives_per_coordinator_core_second": round(1e6 / cpu_us) if cpu_us else None,
                 "switchovers_completed": len(lat),
                 "switchover_ms_p50": round(statistics.median(lat), 2) if lat else None,
                 "switchover_ms_p99": round(_pct(lat, 0.99), 2) if lat else None}
@@ -206,7 +304,8 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=4, help="keepalives in flight per stream")
     ap.add_argument("--switchovers", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=2,
-                    help="off/on pairs, alternating order; the best of each mode is shown "
+                    help="rounds of the three modes, alternating order; the best of each "
+                         "mode is shown "
                          "(the machine may be shared)")
     ap.add_argument("--no-pin", dest="pin", action="store_false",
                     help="do not pin coordinator and load generator to separate cores")
@@ -217,13 +316,13 @@ def main() -> int:
     if pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})
     root = Path(tempfile.mkdtemp(prefix="vnfha-tlsbench-"))
-    runs: dict[bool, list[dict[str, object]]] = {False: [], True: []}
+    names = list(MODES)
+    runs: dict[str, list[dict[str, object]]] = {m: [] for m in names}
     try:
         pki = LabPki(root / "pki")
         for r in range(max(1, min(args.rounds, 10))):
-            for tls in ((False, True) if r % 2 == 0 else (True, False)):
-                runs[tls].append(measure(tls, root / f"{'on' if tls else 'off'}-{r}", pki,
-                                         args, pin))
+            for mode in (names if r % 2 == 0 else names[::-1]):
+                runs[mode].append(measure(mode, root / f"{mode}-{r}", pki, args, pin))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -231,6 +330,10 @@ def main() -> int:
         top = dict(max(rs, key=lambda x: x["keepalives_acked_per_second"]))  # type: ignore[arg-type,return-value]
         cpu = [x["coordinator_cpu_us_per_keepalive"] for x in rs]
         top["coordinator_cpu_us_per_keepalive"] = min(cpu)  # type: ignore[type-var]
+        top["coordinator_cpu_us_per_keepalive_net"] = min(
+            x["coordinator_cpu_us_per_keepalive_net"] for x in rs)  # type: ignore[type-var]
+        top["keepalives_per_coordinator_core_second"] = max(
+            x["keepalives_per_coordinator_core_second"] or 0 for x in rs)  # type: ignore[type-var]
         p50 = [x["switchover_ms_p50"] for x in rs if x["switchover_ms_p50"] is not None]
         p99 = [x["switchover_ms_p99"] for x in rs if x["switchover_ms_p99"] is not None]
         top["switchover_ms_p50"] = min(p50) if p50 else None  # type: ignore[type-var]
@@ -238,21 +341,36 @@ def main() -> int:
         top["keepalives_per_round"] = [x["keepalives_acked_per_second"] for x in rs]
         return top
 
-    off, on = best(runs[False]), best(runs[True])
+    res = {m: best(runs[m]) for m in names}
 
-    def ratio(key: str) -> float | None:
-        a, b = on.get(key), off.get(key)
+    def ratio(a_mode: str, b_mode: str, key: str) -> float | None:
+        a, b = res[a_mode].get(key), res[b_mode].get(key)
         return round(a / b, 3) if isinstance(a, (int, float)) and b else None
 
     print(json.dumps({
         "benchmark": "tls_overhead", "nodes": args.nodes, "seconds": args.seconds,
         "window": args.window, "cpus": os.cpu_count(), "pinned": bool(pin),
-        "tls_off": off, "tls_on": on,
-        "on_over_off": {"keepalive_throughput": ratio("keepalives_acked_per_second"),
-                        "coordinator_cpu_per_keepalive": ratio(
-                            "coordinator_cpu_us_per_keepalive"),
-                        "switchover_p50": ratio("switchover_ms_p50"),
-                        "switchover_p99": ratio("switchover_ms_p99")},
+        **res,
+        # The old comparison: what TLS costs on the gRPC stream.
+        "grpc_mtls_over_grpc_plain": {
+            "keepalive_throughput": ratio("grpc_mtls", "grpc_plain",
+                                          "keepalives_acked_per_second"),
+            "coordinator_cpu_per_keepalive": ratio("grpc_mtls", "grpc_plain",
+                                                   "coordinator_cpu_us_per_keepalive"),
+            "switchover_p50": ratio("grpc_mtls", "grpc_plain", "switchover_ms_p50"),
+            "switchover_p99": ratio("grpc_mtls", "grpc_plain", "switchover_ms_p99")},
+        # TLS on as deployed (keys over mTLS, keepalives on the fast path) against TLS
+        # off: per coordinator core, and how much cheaper than the mTLS stream.
+        "fastpath_mtls_over_grpc_plain": {
+            "keepalives_per_coordinator_core": ratio(
+                "fastpath_mtls", "grpc_plain", "keepalives_per_coordinator_core_second"),
+            "keepalive_throughput": ratio("fastpath_mtls", "grpc_plain",
+                                          "keepalives_acked_per_second"),
+            "switchover_p50": ratio("fastpath_mtls", "grpc_plain", "switchover_ms_p50")},
+        "grpc_mtls_cpu_over_fastpath_mtls_cpu": ratio(
+            "grpc_mtls", "fastpath_mtls", "coordinator_cpu_us_per_keepalive"),
+        "grpc_mtls_cpu_over_fastpath_mtls_cpu_net": ratio(
+            "grpc_mtls", "fastpath_mtls", "coordinator_cpu_us_per_keepalive_net"),
     }, indent=2))
     return 0
 

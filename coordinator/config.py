@@ -93,6 +93,7 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "CoordinatorConfig",
+    "FastPathConfig",
     "GroupConfig",
     "LeasesConfig",
     "LoggingConfig",
@@ -202,6 +203,15 @@ class GroupConfig:
 
 
 @dataclass(frozen=True)
+class FastPathConfig:
+    """The keepalive fast path (coordinator/fastpath.py, docs/config.md `fastpath`)."""
+
+    enabled: bool = True
+    #: UDP port on the API's host; None: the API's port number (UDP and TCP differ)
+    port: int | None = None
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
     format: str = "text"
@@ -246,6 +256,8 @@ class CoordinatorConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: SCHED_FIFO, mlockall, gc.freeze (docs/config.md `realtime`)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    #: keepalives over authenticated UDP datagrams, keys issued over mTLS gRPC
+    fastpath: FastPathConfig = field(default_factory=FastPathConfig)
 
     @property
     def self_member(self) -> Member:
@@ -322,7 +334,8 @@ def parse_config(data: Any, source: str = "<config>",
         ctx.fail(f"top level must be a mapping, got {_tname(data)}")
     _check_keys(ctx, "", data, ("node_id", "cluster", "store", "raft", "leases", "policy",
                                 "groups", "logging", "admin_socket", "state",
-                                "recovery", "tls", "insecure", "metrics", "realtime"))
+                                "recovery", "tls", "insecure", "metrics", "realtime",
+                                "fastpath"))
 
     if "node_id" not in data:
         ctx.fail("node_id is required")
@@ -368,11 +381,12 @@ def parse_config(data: Any, source: str = "<config>",
                  f"(cluster.members has {len(members)}): every caller of the API must prove "
                  f"who it is; make lab certificates with 'vnfha certs' (docs/security.md), "
                  f"or set insecure: true to run a lab without TLS")
+    fastpath = _parse_fastpath(ctx, _section(ctx, "fastpath", data.get("fastpath")))
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,
                              admin_socket=admin_socket, source=source, state=state,
                              recovery=recovery, tls=tls, insecure=insecure,
-                             metrics=metrics, realtime=realtime)
+                             metrics=metrics, realtime=realtime, fastpath=fastpath)
 
 
 # --------------------------------------------------------------------------- sections
@@ -629,6 +643,19 @@ def _parse_realtime(ctx: _Ctx, sec: Mapping[str, Any]) -> RealtimeConfig:
         ctx.fail(f"realtime.priority ({priority!r}) must be an integer between 1 and 99 "
                  f"(SCHED_FIFO)")
     return RealtimeConfig(mode=mode, priority=priority)
+
+def _parse_fastpath(ctx: _Ctx, sec: Mapping[str, Any]) -> FastPathConfig:
+    _check_keys(ctx, "fastpath", sec, ("enabled", "port"))
+    enabled = sec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        ctx.fail(f"fastpath.enabled must be true or false, got {_tname(enabled)}")
+    port = sec.get("port")
+    if port is not None:
+        port = _int(ctx, "fastpath.port", port)
+        if not 0 <= port <= 65535:
+            ctx.fail(f"fastpath.port ({port}) must be between 0 and 65535 (0: any free port, "
+                     "announced to agents in OpenFastPath)")
+    return FastPathConfig(enabled=enabled, port=port)
 
 
 def _parse_logging(ctx: _Ctx, sec: Mapping[str, Any]) -> LoggingConfig:

@@ -256,6 +256,28 @@ class OverloadCollector(Collector):
         c.add_metric([], api.registrations_refused)
         yield c
 
+def fastpath_metrics(intake: Any) -> Iterator[Metric]:
+    """The keepalive fast path's counters (coordinator/fastpath.py FastPathIntake):
+    datagrams answered, datagrams dropped by reason, open sessions."""
+    c = CounterMetricFamily("vnfha_fastpath_datagrams", "Keepalive datagrams received on "
+                            "the fast path, by what became of them", labels=["result"])
+    c.add_metric(["answered"], intake.answered)
+    for reason, count in sorted(intake.dropped.items()):
+        c.add_metric([reason], count)
+    yield c
+    g = GaugeMetricFamily("vnfha_fastpath_sessions", "Fast-path session keys this "
+                          "coordinator holds (one per node that opened one)")
+    g.add_metric([], intake.sessions())
+    yield g
+
+
+class FastPathCollector(Collector):
+    def __init__(self, intake: Any) -> None:
+        self._intake = intake
+
+    def collect(self) -> Iterator[Metric]:
+        yield from fastpath_metrics(self._intake)
+
 
 # --------------------------------------------------------------------------- failovers
 
@@ -444,6 +466,8 @@ def serve_coordinator(coordinator: Any) -> Any:
         metrics.registry.register(OverloadCollector(coordinator))
     coordinator.controller.metrics = metrics
     coordinator.agent_api.on_ack_time = metrics.keepalive_ack.observe
+    if getattr(coordinator, "fastpath", None) is not None:
+        metrics.registry.register(FastPathCollector(coordinator.fastpath))
     coordinator.metrics = metrics
     server = MetricsServer(coordinator.cfg.metrics, metrics.registry,
                            live=lambda: live(coordinator), ready=ready_check)

@@ -18,9 +18,10 @@ from grpc_health.v1.health import aio as health_aio
 
 from vnfha.coordinator import commands as C
 from vnfha.coordinator import overload
-from vnfha.coordinator.config import CoordinatorConfig
+from vnfha.coordinator.config import CoordinatorConfig, parse_address
 from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
+from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.logs import setup_logging
@@ -93,6 +94,8 @@ class Coordinator:
     server: grpc.aio.Server = field(init=False)
     agent_api: AgentServicer = field(init=False)
     state_api: StateServicer = field(init=False)
+    #: the UDP keepalive intake (None: fastpath.enabled is false)
+    fastpath: FastPathIntake | None = None
     #: /readyz and vnfha_coordinator_ready: None means coordinator/metrics.ready (store
     #: reachable, Raft majority in contact, leader known); set it to share the gRPC
     #: health service's rules.
@@ -146,6 +149,8 @@ class Coordinator:
             asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
         except BaseException:
             self._stop_loop()
+            if self.fastpath is not None:
+                self.fastpath.stop()
             self.store.stop()
             raise
         self.controller.start()
@@ -226,12 +231,26 @@ class Coordinator:
             if self.server.add_insecure_port(f"unix://{cfg.admin_socket}") == 0:
                 raise OSError(f"cannot listen on unix socket {cfg.admin_socket}")
         await self.server.start()
+        if cfg.fastpath.enabled:
+            self.agent_api.fastpath = self._start_fastpath()
         if cfg.admin_socket is not None:  # local root only: it is served without TLS
             cfg.admin_socket.chmod(0o600)
         await self._set_health(health_api, self.store.not_ready_reason())
         self._health_task = asyncio.ensure_future(self._health_loop(health_api))
         self._overload_task = asyncio.ensure_future(overload.watch(self.overload, cfg.node_id))
         self.leases.serving_from(time.monotonic())
+
+    def _start_fastpath(self) -> FastPathIntake:
+        """The UDP keepalive intake on the API's host (coordinator/fastpath.py)."""
+        host, api_port = parse_address(self.cfg.self_member.api)
+        port = api_port if self.cfg.fastpath.port is None else self.cfg.fastpath.port
+        intake = FastPathIntake(host, port, self.agent_api.handle_datagram)
+        intake.start()
+        self.fastpath = intake
+        log.info("keepalive fast path listening", extra={
+            "node": self.cfg.node_id, "udp": f"{host}:{intake.port}",
+            "keys_over_tls": self.cfg.tls is not None})
+        return intake
 
     async def _set_health(self, health_api: health_aio.HealthServicer,
                           reason: str | None) -> None:
@@ -307,6 +326,8 @@ class Coordinator:
         except Exception:  # the loop may already be gone; nothing else to release there
             log.debug("grpc server stop did not complete cleanly", exc_info=True)
         self._stop_loop()
+        if self.fastpath is not None:
+            self.fastpath.stop()
         self.controller.stop()
         if self.recovery is not None:
             self.recovery.stop()

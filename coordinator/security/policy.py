@@ -126,6 +126,9 @@ RULES: dict[str, Rule] = {
     "/vnfha.v1.AgentService/WatchAssignments": _NODE_SELF,
     "/vnfha.v1.AgentService/Drain": _rule({"node"}, "a node, for itself only",
                                           check=_own_node, mutates=True),
+    # The fast path's session key: every datagram sealed with it speaks for this node.
+    "/vnfha.v1.AgentService/OpenFastPath": _rule({"node"}, "a node, for itself only",
+                                                 check=_own_node),
     # AdminService
     "/vnfha.v1.AdminService/GetStatus": _READ,
     "/vnfha.v1.AdminService/ListEvents": _READ,

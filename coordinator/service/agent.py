@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from vnfha.coordinator import commands as C
-from vnfha.coordinator import names
+from vnfha.coordinator import fastwire, names
+from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState, GroupMode
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
@@ -90,6 +91,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.superseded = 0  # keepalives dropped unanswered for a newer one (metrics)
         self.registrations_refused = 0  # new nodes refused while overloaded (metrics)
         self.on_ack_time: Callable[[float], None] | None = None  # handler seconds (metrics)
+        self.fastpath: FastPathIntake | None = None  # the UDP keepalive intake, if enabled
 
     async def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
                            context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
@@ -136,6 +138,45 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         log.info("node draining", extra={"node": request.node, "handovers": [
             f"{h.group}/{h.member}->{h.to_member or '(none eligible)'}" for h in handovers]})
         return agent_pb2.DrainResponse(handovers=handovers)
+
+    async def OpenFastPath(self, request: agent_pb2.OpenFastPathRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> agent_pb2.OpenFastPathResponse:
+        """Issue the node a new fast-path key (the authorization interceptor has checked
+        that the caller's certificate names this node). Only registered nodes get one,
+        so the session table is bounded by the nodes the cluster knows."""
+        await require(context, lambda: names.check_name("node", request.node))
+        if self.fastpath is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"the keepalive fast path is disabled on coordinator "
+                                f"{self._id}; keep alive over gRPC")
+        if request.node not in self._store.state().nodes:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"node {request.node!r} is not registered here; call "
+                                "RegisterNode")
+        assert self.fastpath is not None
+        issued = self.fastpath.open_session(request.node)
+        return agent_pb2.OpenFastPathResponse(key_id=issued.key_id, key=issued.key,
+                                              port=self.fastpath.port,
+                                              max_datagram=fastwire.MAX_DATAGRAM,
+                                              coordinator_id=self._id)
+
+    def handle_datagram(self, req: agent_pb2.KeepaliveRequest,
+                        arrived: float) -> agent_pb2.KeepaliveResponse:
+        """A fast-path keepalive (intake thread): the gRPC stream's rules and handler,
+        with the store check answered as UNAVAILABLE instead of ending a stream."""
+        if not self._store.store_reachable():
+            return agent_pb2.KeepaliveResponse(
+                seq=req.seq, result=agent_pb2.KEEPALIVE_RESULT_UNAVAILABLE,
+                ttl_ms=self._ttl_ms, coordinator_id=self._id, cluster_members=self._members,
+                message=f"coordinator {self._id} cannot reach or persist its store; not "
+                        "acknowledging keepalives")
+        if self.on_ack_time is None:
+            return self._handle_keepalive(req, arrived)
+        started = time.perf_counter()
+        resp = self._handle_keepalive(req, arrived)
+        self.on_ack_time(time.perf_counter() - started)
+        return resp
 
     async def Keepalive(self, request_iterator: AsyncIterator[agent_pb2.KeepaliveRequest],
                         context: grpc.aio.ServicerContext

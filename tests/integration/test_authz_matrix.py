@@ -57,6 +57,7 @@ EXPECTED: dict[str, set[str]] = {
     "AgentService/Keepalive": {"vm1"},
     "AgentService/WatchAssignments": {"vm1"},
     "AgentService/Drain": {"vm1"},
+    "AgentService/OpenFastPath": {"vm1"},
     "AdminService/GetStatus": {"admin", "viewer"},
     "AdminService/ListEvents": {"admin", "viewer"},
     "AdminService/WatchEvents": {"admin", "viewer"},
@@ -216,6 +217,7 @@ def _request(path: str, rig: Rig) -> Any:
         "AgentService/WatchAssignments": agent_pb2.WatchAssignmentsRequest(node="vm1"),
         # Authorized before it is validated: the bad request id keeps web-1 active.
         "AgentService/Drain": agent_pb2.DrainRequest(node="vm1", request_id="!harmless"),
+        "AgentService/OpenFastPath": agent_pb2.OpenFastPathRequest(node="vm1"),
         "AdminService/GetStatus": admin_pb2.GetStatusRequest(),
         "AdminService/ListEvents": admin_pb2.ListEventsRequest(limit=1),
         "AdminService/WatchEvents": admin_pb2.WatchEventsRequest(),

@@ -648,3 +648,14 @@ def test_realtime_bad_values_say_what_is_wrong_in_one_line(bad: dict, says: str)
     msg = error(cfg(realtime=bad))
     assert "\n" not in msg
     assert re.search(says, msg), msg
+
+def test_fastpath_defaults_and_bad_values():
+    base = {"node_id": "c1", "cluster": {"members": [{"id": "c1", "api": "127.0.0.1:5"}]},
+            "store": {"backend": "memory"}}
+    cfg = parse_config(base)
+    assert cfg.fastpath.enabled and cfg.fastpath.port is None  # UDP on the API's port
+    assert parse_config({**base, "fastpath": {"enabled": False, "port": 0}}).fastpath.port == 0
+    for bad, says in (({"port": 70000}, "fastpath.port"), ({"enabled": "yes"},
+                      "fastpath.enabled"), ({"prot": 1}, "prot")):
+        with pytest.raises(ConfigError, match=says):
+            parse_config({**base, "fastpath": bad})

@@ -11,9 +11,11 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry
 
 from vnfha.agents.metrics import AgentView, MemberView, view_metrics
+from vnfha.coordinator.fastwire import REASONS
 from vnfha.coordinator.metrics import (
     CoordinatorMetrics,
     OverloadCollector,
+    fastpath_metrics,
     state_metrics,
     store_metrics,
 )
@@ -40,6 +42,14 @@ BACKEND_ONLY = {"vnfha_raft_term", "vnfha_raft_commit_index", "vnfha_raft_applie
                 "vnfha_etcd_revision"}
 
 
+class FakeIntake:
+    answered = 1
+    dropped = dict.fromkeys(REASONS, 0)
+
+    def sessions(self) -> int:
+        return 1
+
+
 def exported() -> set[str]:
     state = ClusterState(nodes={"vm1": Node("vm1")},
                          checkpoints={"web": Checkpoint(1, 1, b"")},
@@ -51,6 +61,7 @@ def exported() -> set[str]:
     store = MemoryStore("c1")
     families = [*state_metrics(state, {"vm1": 0.1}),
                 *store_metrics(store, "c1", lambda: (True, "")),
+                *fastpath_metrics(FakeIntake()),
                 *view_metrics(AgentView("vm1", 1.0, 2.0, {"c1": 1}, (MemberView(
                     "web", "m1", True, 1, 1, True, "198.18.0.100/24", True),))),
                 *OverloadCollector(SimpleNamespace(

@@ -14,10 +14,12 @@ class KeepaliveResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEEPALIVE_RESULT_ACK: _ClassVar[KeepaliveResult]
     KEEPALIVE_RESULT_UNKNOWN_NODE: _ClassVar[KeepaliveResult]
     KEEPALIVE_RESULT_INVALID: _ClassVar[KeepaliveResult]
+    KEEPALIVE_RESULT_UNAVAILABLE: _ClassVar[KeepaliveResult]
 KEEPALIVE_RESULT_UNSPECIFIED: KeepaliveResult
 KEEPALIVE_RESULT_ACK: KeepaliveResult
 KEEPALIVE_RESULT_UNKNOWN_NODE: KeepaliveResult
 KEEPALIVE_RESULT_INVALID: KeepaliveResult
+KEEPALIVE_RESULT_UNAVAILABLE: KeepaliveResult
 
 class MemberSpec(_message.Message):
     __slots__ = ("group", "member", "priority")
@@ -164,3 +166,23 @@ class DrainResponse(_message.Message):
     HANDOVERS_FIELD_NUMBER: _ClassVar[int]
     handovers: _containers.RepeatedCompositeFieldContainer[Handover]
     def __init__(self, handovers: _Optional[_Iterable[_Union[Handover, _Mapping]]] = ...) -> None: ...
+
+class OpenFastPathRequest(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    def __init__(self, node: _Optional[str] = ...) -> None: ...
+
+class OpenFastPathResponse(_message.Message):
+    __slots__ = ("key_id", "key", "port", "max_datagram", "coordinator_id")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    MAX_DATAGRAM_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: bytes
+    key: bytes
+    port: int
+    max_datagram: int
+    coordinator_id: str
+    def __init__(self, key_id: _Optional[bytes] = ..., key: _Optional[bytes] = ..., port: _Optional[int] = ..., max_datagram: _Optional[int] = ..., coordinator_id: _Optional[str] = ...) -> None: ...

@@ -58,6 +58,11 @@ class AgentServiceStub:
                 request_serializer=vnfha_dot_v1_dot_agent__pb2.DrainRequest.SerializeToString,
                 response_deserializer=vnfha_dot_v1_dot_agent__pb2.DrainResponse.FromString,
                 _registered_method=True)
+        self.OpenFastPath = channel.unary_unary(
+                '/vnfha.v1.AgentService/OpenFastPath',
+                request_serializer=vnfha_dot_v1_dot_agent__pb2.OpenFastPathRequest.SerializeToString,
+                response_deserializer=vnfha_dot_v1_dot_agent__pb2.OpenFastPathResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -101,6 +106,18 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenFastPath(self, request, context):
+        """A session key for the keepalive fast path (UDP datagrams, AES-256-GCM; the wire
+        format and its security argument are in docs/design.md, "Keepalive fast path").
+        Only the node itself may open its session (the identity of its client
+        certificate); every call issues a new key and replaces the node's previous one on
+        this coordinator. A coordinator restart forgets every key: the agent opens again.
+        FAILED_PRECONDITION when the fast path is disabled on this coordinator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +140,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.Drain,
                     request_deserializer=vnfha_dot_v1_dot_agent__pb2.DrainRequest.FromString,
                     response_serializer=vnfha_dot_v1_dot_agent__pb2.DrainResponse.SerializeToString,
+            ),
+            'OpenFastPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenFastPath,
+                    request_deserializer=vnfha_dot_v1_dot_agent__pb2.OpenFastPathRequest.FromString,
+                    response_serializer=vnfha_dot_v1_dot_agent__pb2.OpenFastPathResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -237,6 +259,33 @@ class AgentService:
             '/vnfha.v1.AgentService/Drain',
             vnfha_dot_v1_dot_agent__pb2.DrainRequest.SerializeToString,
             vnfha_dot_v1_dot_agent__pb2.DrainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenFastPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnfha.v1.AgentService/OpenFastPath',
+            vnfha_dot_v1_dot_agent__pb2.OpenFastPathRequest.SerializeToString,
+            vnfha_dot_v1_dot_agent__pb2.OpenFastPathResponse.FromString,
             options,
             channel_credentials,
             insecure,

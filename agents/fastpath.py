@@ -1,0 +1,274 @@
+"""The agent's side of the keepalive fast path: when to use it, and the UDP link.
+
+`FastRoutes` is the pure decision, per coordinator and per round: send the keepalive
+as a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the
+fast path is in doubt: as soon as one fast round goes unanswered by the time of the
+next, the next round also goes over gRPC (same sequence number: the lease counts
+either answer, from the time noted before sending). After `FALLBACK_MISSES` rounds in
+a row without a fast answer (a firewall drops UDP, the coordinator forgot our key and
+re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the
+coordinator is served over gRPC only, said once in the log, and the fast path is probed
+again every `RETRY_AFTER` seconds. Late answers from a slow coordinator reset the
+count, so overload does not push every agent onto the costlier stream at once.
+
+`FastPathLink` is the I/O: one UDP socket per address family, one receive thread,
+one session (key, counters) per coordinator; keys come from
+AgentService.OpenFastPath over the mTLS channel (agents/session.py opens them).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from vnfha.coordinator import fastwire as W
+from vnfha.coordinator.confparse import parse_address
+from vnfha.v1 import agent_pb2
+
+log = logging.getLogger("vnfha.agent.fastpath")
+
+#: consecutive unanswered fast rounds before a coordinator is served over gRPC only...
+FALLBACK_MISSES = 4
+#: ...and as many seconds without any fast answer from it: a coordinator that is only
+#: slow (overloaded, paused) still answers late, and sending all its agents to the
+#: costlier gRPC stream would make it slower still
+FALLBACK_SILENCE = 1.0
+#: after this many, ask the coordinator for a new key (a restart forgot the old one)
+REOPEN_AFTER_MISSES = 2
+#: seconds in gRPC-only mode before the fast path is probed again
+RETRY_AFTER = 30.0
+POLL_S = 0.2
+DROP_LOG_EVERY_S = 30.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    udp: bool
+    grpc: bool
+    reopen: bool = False  # ask for a new key (in the background)
+    fell_back: bool = False  # this round switched the coordinator to gRPC only
+
+
+@dataclass
+class _Route:
+    opened: bool = False
+    sent: int = 0  # the last round sent as a datagram
+    acked: int = 0  # the highest round answered by datagram
+    misses: int = 0  # rounds in a row whose datagram was not answered by the next round
+    fallen_back: bool = False
+    next_probe: float = 0.0
+    heard: float | None = None  # when the last fast answer (or the key) arrived
+
+
+class FastRoutes:
+    """Which way each round goes, per coordinator. Pure: rounds and times are inputs."""
+
+    def __init__(self, coordinators: int, fallback_misses: int = FALLBACK_MISSES,
+                 reopen_after: int = REOPEN_AFTER_MISSES,
+                 retry_after: float = RETRY_AFTER,
+                 fallback_silence: float = FALLBACK_SILENCE) -> None:
+        self._routes = [_Route() for _ in range(coordinators)]
+        self._fallback_misses = fallback_misses
+        self._reopen_after = reopen_after
+        self._retry_after = retry_after
+        self._silence = fallback_silence
+
+    def opened(self, i: int, now: float) -> None:
+        """A key was installed for coordinator i. Misses are kept (a new key that is not
+        answered either still ends in the fallback), but the silence counts from now:
+        the new key gets its full second."""
+        r = self._routes[i]
+        r.opened = True
+        r.heard = now
+
+    def closed(self, i: int) -> None:
+        self._routes[i].opened = False
+
+    def is_open(self, i: int) -> bool:
+        return self._routes[i].opened
+
+    def fallen_back(self, i: int) -> bool:
+        return self._routes[i].fallen_back
+
+    def plan(self, i: int, seq: int, now: float) -> Plan:
+        r = self._routes[i]
+        if not r.opened:
+            return Plan(udp=False, grpc=True)
+        if r.fallen_back:
+            if now < r.next_probe:
+                return Plan(udp=False, grpc=True)
+            r.next_probe = now + self._retry_after  # one probe, with a fresh key after it
+            r.sent = seq
+            return Plan(udp=True, grpc=True, reopen=True)
+        r.misses = r.misses + 1 if r.sent > r.acked else 0
+        r.sent = seq
+        silent = now - (r.heard if r.heard is not None else now)
+        if r.misses >= self._fallback_misses and silent >= self._silence:
+            r.fallen_back = True
+            r.next_probe = now + self._retry_after
+            return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
+        return Plan(udp=True, grpc=r.misses > 0, reopen=r.misses == self._reopen_after)
+
+    def answered(self, i: int, seq: int, now: float) -> bool:
+        """A datagram answer for round `seq`; True if it ended a fallback."""
+        r = self._routes[i]
+        r.heard = now
+        r.acked = max(r.acked, seq)
+        r.misses = 0
+        if r.fallen_back:
+            r.fallen_back = False
+            return True
+        return False
+
+
+@dataclass
+class _Session:
+    key: W.SessionKey
+    addr: tuple  # the coordinator's (host, port) as the socket takes it
+    family: int
+    max_datagram: int
+    sent: int = 0  # keepalive direction counter
+    guard: W.ReplayGuard | None = None
+
+
+class FastPathLink:
+    """UDP sockets, per-coordinator sessions, and the thread that reads answers."""
+
+    def __init__(self, node: str, endpoints: list[str],
+                 on_answer: Callable[[int, agent_pb2.KeepaliveResponse], None]) -> None:
+        self.node = node
+        self.endpoints = endpoints
+        self._on_answer = on_answer
+        self._lock = threading.Lock()
+        self._sessions: dict[int, _Session] = {}
+        self._by_key: dict[bytes, int] = {}
+        self._socks: dict[int, socket.socket] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.answers = 0
+        self.dropped: dict[str, int] = dict.fromkeys(W.REASONS, 0)
+        self._logged: dict[str, float] = {}
+
+    def _sock(self, family: int) -> socket.socket:
+        with self._lock:
+            s = self._socks.get(family)
+            if s is None:
+                s = socket.socket(family, socket.SOCK_DGRAM)
+                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+                s.setblocking(False)
+                self._socks[family] = s
+            return s
+
+    def install(self, i: int, resp: agent_pb2.OpenFastPathResponse) -> None:
+        """Use a key OpenFastPath returned for coordinator i (replaces the old one).
+        Resolves the coordinator's host (may block on DNS: not the ticker's thread)."""
+        host, _ = parse_address(self.endpoints[i])
+        info = socket.getaddrinfo(host, resp.port, type=socket.SOCK_DGRAM)[0]
+        family, addr = info[0], info[4]
+        self._sock(family)
+        key = W.SessionKey(resp.key_id, resp.key)
+        session = _Session(key=key, addr=addr, family=family,
+                           max_datagram=min(resp.max_datagram or W.MAX_DATAGRAM,
+                                            W.MAX_DATAGRAM),
+                           guard=W.ReplayGuard())
+        with self._lock:
+            old = self._sessions.get(i)
+            if old is not None:
+                self._by_key.pop(old.key.key_id, None)
+            self._sessions[i] = session
+            self._by_key[key.key_id] = i
+
+    def forget(self, i: int) -> None:
+        with self._lock:
+            old = self._sessions.pop(i, None)
+            if old is not None:
+                self._by_key.pop(old.key.key_id, None)
+
+    def send(self, i: int, req: agent_pb2.KeepaliveRequest) -> bool:
+        """Seal and send one keepalive; False if there is no session, it does not fit a
+        datagram, or the socket refused it (the caller sends it over gRPC instead)."""
+        payload = req.SerializeToString()
+        with self._lock:
+            s = self._sessions.get(i)
+            if s is None or len(payload) + W.MIN_DATAGRAM > s.max_datagram:
+                return False
+            s.sent += 1
+            datagram = s.key.seal(W.KIND_KEEPALIVE, s.sent, payload)
+            sock = self._socks[s.family]
+            addr = s.addr
+        try:
+            sock.sendto(datagram, addr)
+        except OSError:
+            return False
+        self.sent += 1
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"{self.node}-fastpath",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self._lock:
+            for s in self._socks.values():
+                s.close()
+            self._socks.clear()
+
+    def _run(self) -> None:
+        buf = bytearray(W.MAX_DATAGRAM + 1)
+        while not self._stop.is_set():
+            with self._lock:
+                socks = list(self._socks.values())
+            if not socks:
+                self._stop.wait(0.05)
+                continue
+            try:
+                ready, _, _ = select.select(socks, [], [], POLL_S)
+            except (OSError, ValueError):  # a socket closed under us by stop()
+                continue
+            for sock in ready:
+                for _ in range(64):
+                    try:
+                        n, _addr = sock.recvfrom_into(buf)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:  # ICMP port unreachable reported on the socket
+                        break
+                    self._one(bytes(buf[:n]))
+
+    def _one(self, datagram: bytes) -> None:
+        try:
+            header = W.parse_header(datagram, W.KIND_ACK)
+            with self._lock:
+                i = self._by_key.get(header.key_id)
+                s = self._sessions.get(i) if i is not None else None
+            if s is None or s.guard is None or i is None:
+                raise W.Rejected("unknown_key")
+            payload = W.open_checked(s.key, s.guard, header, datagram)
+            resp = agent_pb2.KeepaliveResponse()
+            try:
+                resp.ParseFromString(payload)
+            except DecodeError:
+                raise W.Rejected("invalid") from None
+        except W.Rejected as r:
+            self.dropped[r.reason] = self.dropped.get(r.reason, 0) + 1
+            now = time.monotonic()
+            if now - self._logged.get(r.reason, -1e9) >= DROP_LOG_EVERY_S:
+                self._logged[r.reason] = now
+                log.warning("fast path answers dropped", extra={
+                    "node": self.node, "reason": r.reason,
+                    "count": self.dropped[r.reason]})
+            return
+        self.answers += 1
+        self._on_answer(i, resp)

@@ -1,0 +1,200 @@
+"""The coordinator's keepalive fast path: sessions, and the UDP intake thread.
+
+Why: on the gRPC stream ~70 % of a keepalive's CPU is gRPC/asyncio machinery, and a
+lagging event loop stamps arrivals late (issue 14). Here one thread reads datagrams
+in batches straight from a UDP socket, stamps each arrival at the read, and answers
+with the same handler the gRPC stream uses, so a datagram can change exactly what an
+authenticated gRPC keepalive of the same node can, and nothing else.
+
+Sessions are issued by AgentService.OpenFastPath over mTLS (authorized as the node
+itself): one per node, a new random key per call, kept in memory only, so a restart
+invalidates every key and agents open again. The wire format is coordinator/fastwire.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError
+
+from vnfha.coordinator import fastwire as W
+from vnfha.v1 import agent_pb2
+
+log = logging.getLogger("vnfha.fastpath")
+
+#: (request, arrival time) -> the answer, exactly as the gRPC keepalive would give it
+Handler = Callable[[agent_pb2.KeepaliveRequest, float], agent_pb2.KeepaliveResponse]
+
+BATCH = 256  # datagrams read per wake-up before answering other work
+DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
+RCVBUF = 4 * 1024 * 1024
+
+
+@dataclass
+class Session:
+    node: str
+    key: W.SessionKey
+    guard: W.ReplayGuard = field(default_factory=W.ReplayGuard)
+    acks_sent: int = 0  # the ack direction's counter (this thread only)
+
+
+@dataclass(frozen=True)
+class Issued:
+    key_id: bytes
+    key: bytes = field(repr=False)
+
+
+class FastPathIntake:
+    """One UDP socket and the thread that serves it."""
+
+    def __init__(self, host: str, port: int, handler: Handler,
+                 clock: Callable[[], float] = time.monotonic,
+                 rcvbuf: int = RCVBUF) -> None:
+        self._handler = handler
+        self._clock = clock
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self._sock.bind((host.strip("[]"), port))
+        except OSError:
+            self._sock.close()
+            raise
+        self.port: int = self._sock.getsockname()[1]
+        self._lock = threading.Lock()  # sessions: written by OpenFastPath, read here
+        self._sessions: dict[bytes, Session] = {}
+        self._by_node: dict[str, bytes] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fastpath-intake", daemon=True)
+        #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
+        self.answered = 0
+        self.dropped: dict[str, int] = dict.fromkeys(W.REASONS, 0)
+        self._logged: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    # -- sessions (any thread) ---------------------------------------------------------
+
+    def open_session(self, node: str) -> Issued:
+        """A new key for `node`, replacing its previous one (rotation). The caller has
+        authorized the node; the key is returned once and never logged."""
+        key = os.urandom(W.KEY_BYTES)
+        with self._lock:
+            while True:
+                key_id = os.urandom(W.KEY_ID_BYTES)
+                if key_id not in self._sessions:
+                    break
+            old = self._by_node.pop(node, None)
+            if old is not None:
+                self._sessions.pop(old, None)
+            self._sessions[key_id] = Session(node=node, key=W.SessionKey(key_id, key))
+            self._by_node[node] = key_id
+        log.info("fast path session opened", extra={"node": node, "key_id": key_id.hex(),
+                                                     "replaced": old is not None})
+        return Issued(key_id=key_id, key=key)
+
+    def sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._wake()
+            self._thread.join(timeout=2)
+        self._sock.close()
+
+    def _wake(self) -> None:
+        """Unblock the reader with an empty datagram to our own port."""
+        host = self._sock.getsockname()[0]
+        if host in ("0.0.0.0", "::"):
+            host = "::1" if self._sock.family == socket.AF_INET6 else "127.0.0.1"
+        try:
+            with socket.socket(self._sock.family, socket.SOCK_DGRAM) as s:
+                s.sendto(b"", (host, self.port))
+        except OSError as e:
+            log.debug("could not wake the fast path reader", extra={"error": str(e)})
+
+    # -- the intake thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        """Block in one read (one system call per datagram, the GIL released while
+        waiting), then drain what else is queued, up to BATCH, without blocking; each
+        datagram is stamped as it is read, and the batch is handled after."""
+        buf = bytearray(W.MAX_DATAGRAM + 1)  # one byte more: an oversize read shows
+        view = memoryview(buf)
+        sock = self._sock
+        clock = self._clock
+        while not self._stop.is_set():
+            try:
+                n, addr = sock.recvfrom_into(buf)
+            except OSError as e:  # e.g. an ICMP error queued on the socket
+                log.debug("fast path read failed", extra={"error": str(e)})
+                continue
+            batch = [(bytes(view[:n]), addr, clock())]  # stamped at the read
+            while len(batch) < BATCH:
+                try:
+                    n, addr = sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
+                except OSError:  # BlockingIOError: drained
+                    break
+                batch.append((bytes(view[:n]), addr, clock()))
+            if self._stop.is_set():
+                break
+            for datagram, source, arrived in batch:
+                self._one(datagram, source, arrived)
+
+    def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
+        try:
+            header = W.parse_header(datagram, W.KIND_KEEPALIVE)
+            # A plain read: one dict lookup is atomic, and open_session replaces entries
+            # whole under the lock.
+            session = self._sessions.get(header.key_id)
+            if session is None:
+                raise W.Rejected("unknown_key")
+            payload = W.open_checked(session.key, session.guard, header, datagram)
+            req = agent_pb2.KeepaliveRequest()
+            try:
+                req.ParseFromString(payload)
+            except DecodeError:
+                raise W.Rejected("invalid") from None
+            if req.node != session.node:
+                # The key is the node's identity here: it keeps alive only its node.
+                raise W.Rejected("wrong_node")
+        except W.Rejected as r:
+            self._drop(r.reason, addr)
+            return
+        resp = self._handler(req, arrived)
+        session.acks_sent += 1
+        try:
+            out = session.key.seal(W.KIND_ACK, session.acks_sent, resp.SerializeToString())
+        except ValueError:  # an answer too big for a datagram (a very long message)
+            resp.message = ""
+            out = session.key.seal(W.KIND_ACK, session.acks_sent, resp.SerializeToString())
+        try:
+            self._sock.sendto(out, socket.MSG_DONTWAIT, addr)  # a full buffer drops it
+            self.answered += 1
+        except OSError as e:
+            log.debug("fast path answer not sent", extra={"error": str(e)})
+
+    def _drop(self, reason: str, addr: tuple) -> None:
+        """Count every drop; log one line per reason per DROP_LOG_EVERY_S with how many
+        were dropped since, and the last source address. Never the bytes."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        now = self._clock()
+        if now - self._logged.get(reason, -1e9) < DROP_LOG_EVERY_S:
+            return
+        self._logged[reason] = now
+        log.warning("fast path datagrams dropped", extra={
+            "reason": reason, "count": self._unlogged.pop(reason),
+            "source": f"{addr[0]}:{addr[1]}"})

@@ -1,0 +1,83 @@
+"""When an agent sends a keepalive as a datagram, over gRPC, or both (agents/fastpath.py).
+
+The rule protects the lease: a round whose datagram was not answered by the next round
+makes the next round go over gRPC too, so one lost datagram (or a coordinator that
+forgot its key) never costs an acknowledgement; a long silence falls back to gRPC,
+a merely slow coordinator does not.
+"""
+
+from __future__ import annotations
+
+from vnfha.agents.fastpath import (
+    FALLBACK_MISSES,
+    FALLBACK_SILENCE,
+    REOPEN_AFTER_MISSES,
+    FastRoutes,
+)
+
+TICK = 0.06
+
+
+def test_not_opened_goes_over_grpc() -> None:
+    r = FastRoutes(1)
+    p = r.plan(0, 1, 0.0)
+    assert (p.udp, p.grpc) == (False, True)
+
+
+def test_answered_rounds_go_over_udp_only() -> None:
+    r = FastRoutes(1)
+    r.opened(0, 0.0)
+    for seq in range(1, 50):
+        p = r.plan(0, seq, seq * TICK)
+        assert (p.udp, p.grpc, p.reopen, p.fell_back) == (True, False, False, False)
+        r.answered(0, seq, seq * TICK + 0.001)
+
+
+def test_one_lost_datagram_costs_one_grpc_round() -> None:
+    r = FastRoutes(1)
+    r.opened(0, 0.0)
+    r.plan(0, 1, 0.0)
+    r.answered(0, 1, 0.001)
+    assert not r.plan(0, 2, TICK).grpc  # this datagram is lost
+    p = r.plan(0, 3, 2 * TICK)
+    assert (p.udp, p.grpc) == (True, True)
+    r.answered(0, 3, 2 * TICK + 0.001)
+    assert not r.plan(0, 4, 3 * TICK).grpc
+
+
+def test_silence_reopens_then_falls_back_then_probes() -> None:
+    r = FastRoutes(2, retry_after=30.0)
+    r.opened(0, 0.0)
+    r.opened(1, 0.0)
+    rounds = int(FALLBACK_SILENCE / TICK) + FALLBACK_MISSES + 2
+    plans = [r.plan(0, seq, seq * TICK) for seq in range(1, REOPEN_AFTER_MISSES + 2)]
+    r.opened(0, 0.2)  # the re-opened key is not answered either: must still fall back
+    plans += [r.plan(0, seq, seq * TICK) for seq in range(REOPEN_AFTER_MISSES + 2, rounds)]
+    assert plans[0].grpc is False  # nothing unanswered yet
+    assert all(p.grpc for p in plans[1:])  # every round after a miss also over gRPC
+    assert [p.reopen for p in plans].index(True) == REOPEN_AFTER_MISSES
+    fell = [p.fell_back for p in plans].index(True)
+    assert (fell + 1) * TICK >= FALLBACK_SILENCE and fell >= FALLBACK_MISSES
+    assert all(not p.udp for p in plans[fell:])
+    assert r.fallen_back(0) and not r.fallen_back(1)
+    t = rounds * TICK
+    assert (r.plan(0, 100, t).udp, r.plan(0, 101, t + 29).udp) == (False, False)
+    probe = r.plan(0, 102, t + 31)
+    assert (probe.udp, probe.grpc, probe.reopen) == (True, True, True)
+    assert not r.plan(0, 103, t + 31 + TICK).udp  # one probe per retry period
+    assert r.answered(0, 102, t + 31.1)  # the probe was answered: back on the fast path
+    p = r.plan(0, 104, t + 31 + 2 * TICK)
+    assert (p.udp, p.grpc) == (True, False)
+
+
+def test_a_slow_coordinator_is_not_abandoned() -> None:
+    """Answers that come late (overload) keep the fast path: no fallback, ever."""
+    r = FastRoutes(1)
+    r.opened(0, 0.0)
+    for seq in range(1, 200):
+        now = seq * TICK
+        p = r.plan(0, seq, now)
+        assert p.udp and not p.fell_back
+        if seq % 5 == 0:  # one answer every five rounds, for an older round
+            r.answered(0, seq - 3, now)
+    assert not r.fallen_back(0)
