@@ -69,6 +69,8 @@ class Agent:
             on_assignments=self._on_assignments, on_lease=self._on_lease, tls=cfg.tls)
         if self.vips is not None:
             self.vips.may_hold = lambda: self.session.lease.valid(time.monotonic())
+        self._vip_held: dict[tuple[str, str], str] = {}  # member -> VIP it holds now
+        self.session.vip_held = lambda g, m: (g, m) in self._vip_held
         if cfg.role_api_socket:
             from vnfha.agents.roleapi import RoleApiServer
 
@@ -116,11 +118,13 @@ class Agent:
                         self.kernel_lease.hold(spec.address, deadline, time.monotonic())
                         self._live.add(spec.address)
                 self.vips.want(group, spec, held=True)
+                self._vip_held[(group, member)] = spec.address
                 if self.metrics is not None:
                     self.metrics.vip_claim.observe(time.monotonic() - claiming)
             self._tell_vnfc(group, member, role, epoch)
         else:
             self._tell_vnfc(group, member, role, epoch)  # first, whatever fails next
+            self._vip_held.pop((group, member), None)
             spec = self._vip_spec(group, member)
             if spec is not None:
                 if self.kernel_lease is not None:  # quiet at once, even if removal fails

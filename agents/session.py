@@ -98,6 +98,9 @@ class AgentSession:
         self.failed: str | None = None
         self._blocked: dict[tuple[str, str], str] = {}
         self.on_fail: Callable[[str], None] = lambda why: None
+        # Whether the owner holds the member's VIP now (reported in keepalives, so a
+        # switchover can return once the new active holds it); set by agents/main.py.
+        self.vip_held: Callable[[str, str], bool] = lambda group, member: False
         self._beat = self._clock()  # the ticker's last pass (the watchdog reads it)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -424,7 +427,8 @@ class AgentSession:
                 reports.append(agent_pb2.MemberReport(
                     group=m.group, member=m.member,
                     health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
-                    seen_epoch=r.seen_epoch, active_epoch=r.active_epoch))
+                    seen_epoch=r.seen_epoch, active_epoch=r.active_epoch,
+                    vip_held=bool(r.active_epoch) and self.vip_held(m.group, m.member)))
             req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports)
             # Noted before sending: the lease counts from here, never from the ack.
             self.lease.sent(seq, self._clock())
@@ -550,7 +554,7 @@ class AgentSession:
 
     def reconcile(self, why: str) -> None:
         """Act as active exactly where the assignment says so and the lease runs."""
-        released = False
+        released = claimed = False
         with self._lock:
             now = self._clock()
             lease_ok = self.lease.valid(now)
@@ -568,6 +572,7 @@ class AgentSession:
                 if want_active and role.active_epoch == 0:
                     role.active_epoch = epoch
                     error = self._safe_role(key[0], key[1], True, epoch, why)
+                    claimed = True  # report it now: a switchover waits for this report
                     if error is not None:
                         # Never "active" without its VIP: undo (block releases it), and
                         # keep it from trying again (reported unhealthy: a failover).
@@ -576,7 +581,7 @@ class AgentSession:
                 # Seen only after acting on it: a report of seen_epoch >= e promises
                 # we no longer act under anything older than e.
                 role.seen_epoch = max(role.seen_epoch, epoch)
-        if released:
+        if released or claimed:
             self.kick()
 
     def _release_all(self, why: str) -> None:

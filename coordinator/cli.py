@@ -74,6 +74,10 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 #: no coordinator answered
 EXIT_UNREACHABLE = 3
+#: the change is committed but its effect was not observed within --wait: a switchover
+#: or failover whose new active is not promoted yet, or is promoted but has not yet
+#: reported that it serves (holds the VIP). Nothing to retry; `vnfha status` shows more.
+EXIT_NOT_CONFIRMED = 4
 
 #: exit status when stdout is a pipe its reader closed (`vnfha status | head -1`): what a
 #: shell reports for a process killed by SIGPIPE (128 + 13), as for other Unix tools
@@ -489,10 +493,39 @@ def event_to_dict(ev: admin_pb2.Event) -> dict[str, Any]:
             "actor": ev.actor or None}
 
 
+def switchover_outcome(resp: admin_pb2.SwitchoverResponse) -> str:
+    """What a switchover (or failover) answer says has happened, in words: what is
+    committed and what the new active's agent has confirmed."""
+    to = safe(resp.to_member or "-")
+    if not resp.completed:
+        return f"in progress: demotion committed, {to} not promoted yet"
+    if not resp.serving:
+        return (f"promotion committed; {to} has not yet reported that it "
+                + ("holds the VIP" if resp.has_vip else "took the role"))
+    if resp.vip_held:
+        return f"completed; {to} holds the VIP"
+    if resp.has_vip:
+        return f"completed; {to} took the role, its agent does not manage the VIP"
+    return f"completed; {to} took the role"
+
+
 def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:
-    state = "completed" if resp.completed else "in progress"
     return (f"switchover of {safe(group)}: {safe(resp.from_member or '-')} -> "
-            f"{safe(resp.to_member or '-')} at epoch {resp.epoch} ({state})")
+            f"{safe(resp.to_member or '-')} at epoch {resp.epoch} "
+            f"({switchover_outcome(resp)})")
+
+
+def switchover_doc(group: str, resp: admin_pb2.SwitchoverResponse) -> dict[str, Any]:
+    """The -o json/yaml document of a switchover or failover."""
+    return {"group": group, "from_member": resp.from_member or None,
+            "to_member": resp.to_member or None, "epoch": resp.epoch,
+            "completed": resp.completed, "serving": resp.serving,
+            "vip_held": resp.vip_held}
+
+
+def switchover_exit(resp: admin_pb2.SwitchoverResponse) -> int:
+    """0 once the new active serves; EXIT_NOT_CONFIRMED while it is not (yet) known to."""
+    return EXIT_OK if resp.completed and resp.serving else EXIT_NOT_CONFIRMED
 
 
 def render(doc: Any, fmt: str) -> str:
@@ -608,11 +641,9 @@ def _cmd_switchover(args: argparse.Namespace, out: TextIO) -> int:
     # The server waits up to wait_ms (0 means its default, 5 s) before answering.
     timeout = args.timeout + (wait if wait > 0 else 5.0)
     _, resp = _client(args).call("Switchover", req, timeout=timeout)
-    doc = {"group": args.group, "from_member": resp.from_member or None,
-           "to_member": resp.to_member or None, "epoch": resp.epoch,
-           "completed": resp.completed}
-    _print_result(args, out, doc, lambda: format_switchover(args.group, resp))
-    return EXIT_OK
+    _print_result(args, out, switchover_doc(args.group, resp),
+                  lambda: format_switchover(args.group, resp))
+    return switchover_exit(resp)
 
 
 def _cmd_maintenance(args: argparse.Namespace, out: TextIO) -> int:
@@ -649,12 +680,10 @@ def _cmd_failover(args: argparse.Namespace, out: TextIO) -> int:
     req = admin_pb2.FailoverRequest(group=args.group, to_member=args.to, force=args.force,
                                     request_id=uuid.uuid4().hex, wait_ms=wait_ms)
     _, resp = _client(args).call("Failover", req, timeout=timeout)
-    doc = {"group": args.group, "from_member": resp.from_member or None,
-           "to_member": resp.to_member or None, "epoch": resp.epoch,
-           "completed": resp.completed, "forced": args.force}
+    doc = switchover_doc(args.group, resp) | {"forced": args.force}
     _print_result(args, out, doc, lambda: "failover" + format_switchover(
         args.group, resp).removeprefix("switchover"))
-    return EXIT_OK
+    return switchover_exit(resp)
 
 
 def _cmd_member_reset(args: argparse.Namespace, out: TextIO) -> int:
@@ -919,7 +948,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vnfha", description="vnfha: high-availability coordinator for telecom VNFs.",
         epilog="exit codes: 0 ok, 1 refused by the server, 2 usage or config error, "
-               "3 no coordinator reachable, 130 interrupted, 141 output pipe closed")
+               "3 no coordinator reachable, 4 committed but not yet confirmed "
+               "(switchover, failover), 130 interrupted, 141 output pipe closed")
     p.add_argument("--version", action=_VersionAction, help="print the version and exit")
     add_global_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -949,7 +979,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("group")
     sw.add_argument("--to", metavar="MEMBER", help="target member (default: best standby)")
     sw.add_argument("--wait", type=float, metavar="SECONDS",
-                    help="how long the server waits for the promotion (default 5)")
+                    help="how long the server waits for the new active to serve (default 5)")
 
     m = command(sub, "maintenance", _cmd_maintenance, "put a node in or out of maintenance")
     m.add_argument("node")
@@ -964,7 +994,7 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--force", action="store_true",
                     help="also to a healthy member that is quarantined")
     fo.add_argument("--wait", type=float, metavar="SECONDS",
-                    help="how long the server waits for the promotion (default 5)")
+                    help="how long the server waits for the new active to serve (default 5)")
 
     mb = command(sub, "member", _missing_action, "manage members")
     mbsub = mb.add_subparsers(dest="member_command", metavar="ACTION", required=True)
