@@ -89,6 +89,9 @@ class AgentSession:
         # A stream that breaks reconnects on a channel with the current TLS files.
         self._stubs = Stubs(endpoints, agent_pb2_grpc.AgentServiceStub, tls, FAST_RECONNECT)
         self._calls: list[grpc.Future | None] = [None] * len(endpoints)
+        # Per endpoint, its last keepalive answer: (local time, coordinator id, result),
+        # for `vnfha agent status` (agents/status.py).
+        self.answers: list[tuple[float, str, int] | None] = [None] * len(endpoints)
         self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
         self.paused = False  # tests: stop sending keepalives while "alive"
         self._said: dict[str, float] = {}  # rate-limited warnings: key -> last logged
@@ -298,6 +301,18 @@ class AgentSession:
             r = self._roles[(group, member)]
             return MemberRole(r.seen_epoch, r.active_epoch)
 
+    def lease_view(self) -> tuple[float | None, int, int, frozenset[str], dict[str, int]]:
+        """(deadline, quorum, cluster size, announced ids, acks per id), read at once."""
+        with self._lock:
+            lease = self.lease
+            return (lease.deadline(), lease.quorum, lease.size, lease.announced,
+                    dict(lease.acks_by))
+
+    @property
+    def assignment_revision(self) -> int:
+        """Revision of the assignment snapshot acted on (-1: none yet)."""
+        return self._assignment_revision
+
     def assignment(self, group: str, member: str) -> agent_pb2.Assignment | None:
         """The latest assignment seen for a member (role, epoch, VIP), if any."""
         with self._lock:
@@ -459,6 +474,7 @@ class AgentSession:
                 for resp in call:
                     backoff = 0.05
                     self._on_ack(resp)
+                    self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
             except grpc.RpcError as e:
                 if self._stop.is_set():
                     return

@@ -66,6 +66,8 @@ DEFAULT_ENDPOINT = "127.0.0.1:7401"
 # building the parser does not import gRPC)
 ENV_CA, ENV_CERT, ENV_KEY = "VNFHA_CACERT", "VNFHA_CERT", "VNFHA_KEY"
 ENDPOINT_ENV = "VNFHA_ENDPOINT"
+#: where `vnfha agent status` looks without --socket or --config (docs/agent.md)
+DEFAULT_AGENT_STATUS_SOCKET = "/run/vnfha/agent-status.sock"
 
 EXIT_OK = 0
 #: the server refused the request (bad argument, unknown name, wrong state, conflict)
@@ -575,10 +577,101 @@ def _cmd_coordinator(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
+    if args.config is None:
+        raise UsageError("vnfha agent needs --config FILE to run an agent (or an action: "
+                         "vnfha agent status)")
     from vnfha.agents.config import load_agent_config
     from vnfha.agents.main import run
 
     return _run_daemon(args.config, load_agent_config, run)
+
+
+def _agent_status_socket(args: argparse.Namespace) -> str:
+    """--socket, else status.socket of --config FILE, else the default path."""
+    if args.socket is not None and args.status_config is not None:
+        raise UsageError("give --socket or --config, not both")
+    path = args.socket
+    if path is None and args.status_config is not None:
+        from vnfha.agents.config import load_agent_config
+        from vnfha.coordinator.confparse import ConfigError
+
+        try:
+            cfg = load_agent_config(args.status_config)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        if cfg.status_socket is None:
+            raise UsageError(f"{args.status_config} sets no status.socket: that agent serves "
+                             "no status (docs/agent.md)")
+        path = cfg.status_socket
+    path = path or DEFAULT_AGENT_STATUS_SOCKET
+    if not path.startswith("/"):
+        raise UsageError(f"--socket {path!r}: give an absolute path")
+    if len(os.fsencode(path)) > 107:
+        raise UsageError(f"--socket {safe(path)}: longer than 107 bytes (the unix socket "
+                         "limit)")
+    return path
+
+
+def _cmd_agent_status(args: argparse.Namespace, out: TextIO) -> int:
+    from vnfha.agents.status import StatusRefused, StatusUnavailable, fetch
+
+    path = _agent_status_socket(args)
+    try:
+        doc = fetch(path, timeout=args.timeout)
+    except StatusRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except StatusUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    _print_result(args, out, doc, lambda: format_agent_status(doc))
+    return EXIT_OK
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}s"
+
+
+def format_agent_status(doc: dict[str, Any]) -> str:
+    """The agent's status document as text: a header, coordinators, members, fail-safe.
+    Every value goes through `names.safe` (format_table, safe): it came over a socket."""
+    lease = doc.get("lease") or {}
+    if lease.get("held"):
+        held = f"held, {_seconds(lease.get('remaining_seconds'))} left"
+    else:
+        held = "NOT HELD (no majority of coordinators acknowledged in time)"
+    header = (f"agent: {safe(doc.get('node'))}  pid: {safe(doc.get('pid'))}  "
+              f"up: {_seconds(doc.get('uptime_seconds'))}  lease: {held}  "
+              f"(quorum {safe(lease.get('quorum'))} of {safe(lease.get('cluster_size'))})")
+    coords = [[str(c.get("endpoint")), str(c.get("id") or "-"),
+               _seconds(c.get("last_answer_age_seconds")), str(c.get("last_result") or "-"),
+               str(c.get("acks", 0))] for c in doc.get("coordinators") or []]
+    members = []
+    for m in doc.get("members") or []:
+        a = m.get("assignment")
+        assigned = "-" if not a else (f"{a.get('role')}@{a.get('epoch')} "
+                                      f"(rev {a.get('revision')})")
+        members.append([str(m.get("group")), str(m.get("member")), str(m.get("role")),
+                        str(m.get("epoch") or "-"), "healthy" if m.get("healthy")
+                        else "unhealthy", str(m.get("vip") or "-"), _yes(m.get("vip_held")),
+                        assigned, one_line(str(m.get("reason") or ""))])
+    fs = doc.get("fail_safe") or {}
+    safety = (f"fail-safe: guardian {safe(fs.get('guardian'))}, kernel lease "
+              f"{safe(fs.get('kernel_lease'))}, VIPs "
+              + ("managed" if fs.get("vip_managed") else "not managed (vip.manage: false)"))
+    if fs.get("failed"):
+        safety += f"\nFAILED (fail-stop, restart the agent): {safe(fs['failed'], 300)}"
+    for key, why in (fs.get("blocked") or {}).items():
+        safety += f"\nblocked {safe(key)}: {safe(why, 300)}"
+    return "\n".join([
+        header, format_table(("COORDINATOR", "ID", "LAST ANSWER", "RESULT", "ACKS"), coords),
+        "", format_table(("GROUP", "MEMBER", "ROLE", "EPOCH", "HEALTH", "VIP", "VIP HELD",
+                          "ASSIGNED", "REASON"), members),
+        "", safety])
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -964,8 +1057,17 @@ def build_parser() -> argparse.ArgumentParser:
     c = command(sub, "coordinator", _cmd_coordinator, "run a coordinator")
     c.add_argument("--config", required=True, metavar="FILE", help="coordinator YAML config")
 
-    a = command(sub, "agent", _cmd_agent, "run the agent of one VM")
-    a.add_argument("--config", required=True, metavar="FILE", help="agent YAML config")
+    a = command(sub, "agent", _cmd_agent, "run the agent of one VM (--config FILE), or ask "
+                "the one running here (agent status)")
+    a.add_argument("--config", metavar="FILE", help="agent YAML config")
+    asub = a.add_subparsers(dest="agent_command", metavar="ACTION")
+    ast = command(asub, "status", _cmd_agent_status,
+                  "what this VM's agent believes: lease, coordinators, VIPs, assignments")
+    ast.add_argument("--socket", metavar="PATH",
+                     help=f"the agent's status socket (default: status.socket of --config "
+                          f"FILE, else {DEFAULT_AGENT_STATUS_SOCKET})")
+    ast.add_argument("--config", dest="status_config", metavar="FILE",
+                     help="read the socket path from this agent config")
 
     s = command(sub, "status", _cmd_status, "groups, members, roles and health")
     s.add_argument("-w", "--watch", action="store_true",

@@ -1,0 +1,152 @@
+"""How long `vnfha switchover` takes as an operator sees it, beside `vnfha status`.
+
+The namespace lab of the e2e tests (coordinator/labcluster.py: 3 coordinators on Raft,
+2 VMs with agents, a TCP service and a real VIP, a client probing the VIP every 5 ms).
+Each round runs the real command as a fresh process, the way a script does, switching
+the group to the other VM, and measures:
+
+* command start -> return (exit 0 means the new active holds the VIP: docs/cli.md);
+* command start -> first answer from the new active on the VIP (the client's probe);
+
+and, beside them, the start-up of the tool alone (`vnfha --version`) and of a read
+(`vnfha status`: start-up + imports + channel + one call). The commands reach the
+coordinators over their admin unix sockets (the harness runs outside the lab's
+namespaces), so no TLS handshake is included. `--hog N` adds N busy-looping processes
+(bounded by the run) to measure under CPU load. Prints JSON. Needs root.
+
+    .venv/bin/python bench/switchover_cli.py [--rounds 10] [--hog 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vnfha.agents.netlab import Lab
+from vnfha.agents.probe import load_attempts
+from vnfha.coordinator.labcluster import LabCluster, VipChecker
+
+VNFHA = str(Path(sys.executable).with_name("vnfha"))
+
+
+def summary(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+    return {"n": len(values), "p50_ms": round(statistics.median(values) * 1000, 1),
+            "p90_ms": round(pct(0.9) * 1000, 1), "max_ms": round(max(values) * 1000, 1)}
+
+
+def run_timed(argv: list[str]) -> tuple[float, float, float, int]:
+    """(start wall clock, seconds to exit, CPU seconds, exit status) of one command."""
+    at = time.time()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return (at, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime,
+            os.waitstatus_to_exitcode(status))
+
+
+def start_hogs(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """N busy loops, each ending by itself after `seconds` (and killed at the end)."""
+    code = f"import time\ne = time.monotonic() + {seconds}\nwhile time.monotonic() < e: pass"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--hog", type=int, default=0, help="busy-looping processes (default 0)")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    if not 1 <= args.rounds <= 200 or not 0 <= args.hog <= 16:
+        ap.error("--rounds must be 1..200 and --hog 0..16")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    root = Path(tempfile.mkdtemp(prefix="vnfha-bench-"))
+    ret: list[float] = []
+    first: list[float] = []
+    cpu: list[float] = []
+    status_t: list[float] = []
+    status_cpu: list[float] = []
+    version_t: list[float] = []
+    hogs: list[subprocess.Popen[bytes]] = []
+    with Lab() as lab:
+        c = LabCluster(lab, root, stabilization=0.5)
+        try:
+            c.start_pair()
+            eps = ",".join(f"unix://{c.admin_socket(cid)}" for cid in c.cids)
+            budget = 30 + 5 * args.rounds
+            checker = VipChecker(c, max_seconds=budget).start()
+            probe = c.start_probe(duration=budget, interval=0.005, timeout=0.02)
+            hogs = start_hogs(args.hog, budget)
+            load = os.getloadavg()
+            members = {"vm1": "web-1", "vm2": "web-2"}
+            for i in range(args.rounds):
+                c.wait(lambda: len(c.vip_holders()) == 1, 10, "the VIP held")
+                time.sleep(0.3)
+                g = c.group()
+                active = "vm1" if g is not None and g.active == "web-1" else "vm2"
+                target = "vm2" if active == "vm1" else "vm1"
+                at, took, used, rc = run_timed([VNFHA, "--endpoint", eps, "switchover", "web",
+                                                "--to", members[target]])
+                if rc != 0:
+                    raise RuntimeError(f"round {i}: switchover exited {rc}")
+                holders = c.vip_holders()
+                if holders != {target}:
+                    raise RuntimeError(f"round {i}: returned with holders {holders}")
+                c.wait(lambda t=target, a=at: any(x.ok and x.who == t and x.at >= a
+                                                  for x in load_attempts(str(probe))),
+                       5, "the new active answers")
+                answered = min(x.at for x in load_attempts(str(probe))
+                               if x.ok and x.who == target and x.at >= at)
+                ret.append(took)
+                cpu.append(used)
+                first.append(answered - at)
+                _, s_took, s_cpu, s_rc = run_timed([VNFHA, "--endpoint", eps, "status"])
+                if s_rc == 0:
+                    status_t.append(s_took)
+                    status_cpu.append(s_cpu)
+                version_t.append(run_timed([VNFHA, "--version"])[1])
+                print(f"round {i + 1}: return {took * 1000:.0f} ms, first answer "
+                      f"{first[-1] * 1000:.0f} ms, status {s_took * 1000:.0f} ms",
+                      file=sys.stderr)
+            log = checker.stop()
+            print(json.dumps({
+                "benchmark": "switchover_cli", "hogs": args.hog,
+                "loadavg_at_start": [round(x, 2) for x in load],
+                "switchover_command_return": summary(ret),
+                "switchover_first_answer_from_new_active": summary(first),
+                "switchover_cpu": summary(cpu),
+                "status_command": summary(status_t),
+                "status_cpu": summary(status_cpu),
+                "version_command": summary(version_t),
+                "max_vip_holders": log.max_holders,
+            }, indent=2))
+        except Exception as e:
+            print(f"error: {e}\n{c.logs_tail()}", file=sys.stderr)
+            return 1
+        finally:
+            for h in hogs:
+                h.kill()
+                h.wait()
+            c.close()
+    if args.keep:
+        print(f"logs kept in {root}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
