@@ -140,6 +140,12 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
                                             epoch=9, completed=done, serving=done,
                                             vip_held=done, has_vip=True)
 
+    def Failover(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("Failover", request))
+        return admin_pb2.FailoverResponse(from_member="web-a", to_member=request.to_member,
+                                          epoch=9, completed=True, serving=True,
+                                          vip_held=True, has_vip=True)
+
     def SetMaintenance(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(("SetMaintenance", request))
         self._abort_if_down(context)
@@ -853,6 +859,29 @@ def test_client_commands_do_not_import_grpc() -> None:
                           text=True, timeout=30, check=True)
     lines = proc.stdout.splitlines()
     assert (lines[1], lines[3]) == ("False False", "False"), proc.stdout
+
+
+def test_switchover_failover_and_agent_status_do_not_import_protobuf(
+        admin: tuple[FakeAdmin, str], tmp_path: Path) -> None:
+    """Start-up: the commands an operator scripts in a maintenance window encode their
+    few fields themselves (coordinator/cli_wire.py); `agent status` speaks JSON."""
+    import subprocess
+    import sys
+
+    _, ep = admin
+    code = ("import sys; from vnfha.coordinator import cli; null = open('/dev/null', 'w'); "
+            "print(cli.main(['--endpoint', sys.argv[1], 'switchover', 'web', '--to', 'web-c'], "
+            "out=null)); "
+            "print(cli.main(['--endpoint', sys.argv[1], 'failover', 'web', '--to', 'web-c'], "
+            "out=null)); "
+            "print(cli.main(['agent', 'status', '--socket', sys.argv[2]], out=null)); "
+            "print(sorted(m for m in sys.modules if m.startswith('google.protobuf') "
+            "or m.endswith('_pb2') or m == 'uuid'))")
+    proc = subprocess.run([sys.executable, "-c", code, ep, str(tmp_path / "none.sock")],
+                          capture_output=True, text=True, timeout=60)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "0" and lines[2] == "3", proc.stdout + proc.stderr
+    assert lines[3] == "[]", lines[3]
 
 
 # --------------------------------------------------------------------------- mTLS, certs
