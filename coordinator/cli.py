@@ -980,10 +980,14 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
-    try:
-        tls = _tls.from_env_or_args(args.cacert, args.cert, args.key)
-    except _tls.TlsError as e:
-        raise UsageError(str(e)) from None
+    tls = None
+    # Without any TLS flag or variable the TLS module (and what it imports) is not needed.
+    if any((args.cacert, args.cert, args.key, os.environ.get(ENV_CA),
+            os.environ.get(ENV_CERT), os.environ.get(ENV_KEY))):
+        try:
+            tls = _tls.from_env_or_args(args.cacert, args.cert, args.key)
+        except _tls.TlsError as e:
+            raise UsageError(str(e)) from None
     client = AdminClient(parse_endpoints(args.endpoint), args.timeout, tls)
     args._clients.append(client)
     return client

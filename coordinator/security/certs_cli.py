@@ -11,8 +11,6 @@ import datetime
 from pathlib import Path
 from typing import TextIO
 
-from vnfha.coordinator.security.identity import IdentityError, parse_uri
-
 CA_NAME = "ca"
 
 
@@ -52,6 +50,8 @@ def _cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_issue(args: argparse.Namespace, out: TextIO) -> int:
+    # Here, not at the top: every `vnfha` command builds this parser (start-up time).
+    from vnfha.coordinator.security.identity import IdentityError, parse_uri
     from vnfha.coordinator.testpki import TestCA
 
     try:
