@@ -38,6 +38,8 @@ SOCKET_MODE = 0o600
 IO_TIMEOUT = 2.0
 #: The largest document a client accepts (a VM hosts at most 1024 members).
 MAX_DOCUMENT = 4 << 20
+#: How long the agent may take to build the document before the answer says it is stuck.
+BUILD_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,31 @@ class StatusServer:
             with conn:
                 try:
                     conn.settimeout(IO_TIMEOUT)
-                    data = json.dumps(self._document(), separators=(",", ":")).encode()
+                    data = json.dumps(self._build(), separators=(",", ":")).encode()
                     conn.sendall(data + b"\n")
                     self.served += 1
                 except Exception as e:  # a client that went away, or a bug: never fatal
                     log.debug("agent status not sent", extra={"error": str(e)})
+
+    def _build(self) -> dict[str, Any]:
+        """The document, built on a helper thread: if the agent is stuck (a lock held
+        for ever, the case fail-stop exists for) the operator still gets an answer that
+        says so, and this server keeps serving."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["doc"] = self._document()
+            except Exception as e:
+                box["error"] = f"{type(e).__name__}: {e}"
+
+        t = threading.Thread(target=run, name="agent-status-build", daemon=True)
+        t.start()
+        t.join(BUILD_TIMEOUT)
+        if "doc" in box:
+            return box["doc"]
+        return {"error": box.get("error") or f"the agent did not build its status within "
+                f"{BUILD_TIMEOUT:g} s: an internal loop is stuck (fail-stop should follow)"}
 
     def stop(self) -> None:
         self._stop.set()
@@ -223,6 +245,10 @@ def fetch(path: str, timeout: float = IO_TIMEOUT) -> dict[str, Any]:
     except ValueError:
         raise StatusUnavailable(f"the answer at {path} is not a JSON document: not an "
                                 "agent status socket?") from None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        from vnfha.coordinator.names import safe
+
+        raise StatusUnavailable(f"the agent at {path} answered: {safe(doc['error'], 300)}")
     if not isinstance(doc, dict) or "node" not in doc or "lease" not in doc:
         raise StatusUnavailable(f"the answer at {path} is not an agent status document")
     return doc

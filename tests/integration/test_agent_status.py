@@ -218,3 +218,23 @@ def test_status_server_reads_nothing_and_outlives_bad_clients(sockdir: Path) -> 
     finally:
         server.stop()
     assert not (sockdir / "s.sock").exists()
+
+
+def test_a_stuck_agent_still_answers_that_it_is_stuck(sockdir: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """The provider blocks (an agent lock held for ever): the command says so at once
+    instead of hanging, and the server keeps answering."""
+    import threading
+
+    release = threading.Event()
+    server = agent_status.StatusServer(str(sockdir / "s.sock"),
+                                       lambda: release.wait(10) and {})
+    server.start()
+    try:
+        code, out = vnfha("agent", "status", "--socket", str(sockdir / "s.sock"))
+        assert (code, out) == (3, "")
+        assert "did not build its status within 1 s" in capsys.readouterr().err
+    finally:
+        release.set()
+        server.stop()
