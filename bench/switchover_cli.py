@@ -7,6 +7,9 @@ the group to the other VM, and measures:
 
 * command start -> return (exit 0 means the new active holds the VIP: docs/cli.md);
 * command start -> first answer from the new active on the VIP (the client's probe);
+* the phases in between: start -> demotion committed (interpreter, imports, channel,
+  the commit), -> promotion committed (the old active's release reported), -> VIP
+  claimed by the new active's agent, -> command returned (its report, the answer, exit);
 
 and, beside them, the start-up of the tool alone (`vnfha --version`) and of a read
 (`vnfha status`: start-up + imports + channel + one call). The commands reach the
@@ -49,14 +52,22 @@ def summary(values: list[float]) -> dict[str, float | int]:
             "p90_ms": round(pct(0.9) * 1000, 1), "max_ms": round(max(values) * 1000, 1)}
 
 
-def run_timed(argv: list[str]) -> tuple[float, float, float, int]:
-    """(start wall clock, seconds to exit, CPU seconds, exit status) of one command."""
-    at = time.time()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+def run_timed(argv: list[str], err: Path | None = None) -> tuple[float, float, float, int]:
+    """(start wall clock, seconds to exit, CPU seconds, exit status) of one command;
+    its stderr goes to `err` (for the error message of a failed round)."""
+    with open(err or os.devnull, "wb") as stderr:
+        at = time.time()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
     return (at, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime,
             os.waitstatus_to_exitcode(status))
+
+
+def eligible(c: LabCluster, member: str) -> bool:
+    g = c.group()
+    return g is not None and any(m.name == member and m.health == 2 and not m.quarantined
+                                 for m in g.members)
 
 
 def start_hogs(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
@@ -83,6 +94,10 @@ def main() -> int:
     status_cpu: list[float] = []
     version_t: list[float] = []
     hogs: list[subprocess.Popen[bytes]] = []
+    not_held: list[tuple[int, list[str]]] = []  # rounds whose new active did not hold it
+    phases: dict[str, list[float]] = {k: [] for k in (
+        "start_to_demote_commit", "demote_to_promote_commit", "promote_to_vip_claimed",
+        "vip_claimed_to_return")}
     with Lab() as lab:
         c = LabCluster(lab, root, stabilization=0.5)
         try:
@@ -100,13 +115,18 @@ def main() -> int:
                 g = c.group()
                 active = "vm1" if g is not None and g.active == "web-1" else "vm2"
                 target = "vm2" if active == "vm1" else "vm1"
+                c.wait(lambda t=target: eligible(c, members[t]), 20, f"{target} eligible")
                 at, took, used, rc = run_timed([VNFHA, "--endpoint", eps, "switchover", "web",
-                                                "--to", members[target]])
+                                                "--to", members[target]], root / "cmd.err")
                 if rc != 0:
-                    raise RuntimeError(f"round {i}: switchover exited {rc}")
+                    raise RuntimeError(f"round {i}: switchover exited {rc}: "
+                                       f"{(root / 'cmd.err').read_text().strip()}")
                 holders = c.vip_holders()
                 if holders != {target}:
-                    raise RuntimeError(f"round {i}: returned with holders {holders}")
+                    # Only an overloaded host (the lease lapsing between the report and
+                    # this check) should ever count here; the e2e test asserts it never
+                    # happens (tests/e2e/test_netns_switchover_cli.py).
+                    not_held.append((i, sorted(holders)))
                 c.wait(lambda t=target, a=at: any(x.ok and x.who == t and x.at >= a
                                                   for x in load_attempts(str(probe))),
                        5, "the new active answers")
@@ -115,6 +135,19 @@ def main() -> int:
                 ret.append(took)
                 cpu.append(used)
                 first.append(answered - at)
+                # Where the time went: the coordinators' event times and the new active's
+                # role-change log line (one machine, one wall clock).
+                evs = [e for e in c.events() if e.HasField("time")
+                       and e.time.ToMicroseconds() / 1e6 >= at]
+                when = {e.kind: e.time.ToMicroseconds() / 1e6 for e in reversed(evs)}
+                claims = [d["ts"] for d in c.role_changes(target)
+                          if d.get("role") == "active" and d["ts"] >= at]
+                if {"demoted", "promoted"} <= when.keys() and claims:
+                    phases["start_to_demote_commit"].append(when["demoted"] - at)
+                    phases["demote_to_promote_commit"].append(when["promoted"]
+                                                              - when["demoted"])
+                    phases["promote_to_vip_claimed"].append(claims[0] - when["promoted"])
+                    phases["vip_claimed_to_return"].append(at + took - claims[0])
                 _, s_took, s_cpu, s_rc = run_timed([VNFHA, "--endpoint", eps, "status"])
                 if s_rc == 0:
                     status_t.append(s_took)
@@ -133,7 +166,9 @@ def main() -> int:
                 "status_command": summary(status_t),
                 "status_cpu": summary(status_cpu),
                 "version_command": summary(version_t),
+                "switchover_phases": {k: summary(v) for k, v in phases.items()},
                 "max_vip_holders": log.max_holders,
+                "rounds_returned_without_the_new_active_holding": not_held,
             }, indent=2))
         except Exception as e:
             print(f"error: {e}\n{c.logs_tail()}", file=sys.stderr)
