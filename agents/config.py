@@ -91,6 +91,8 @@ class AgentConfig:
     vip: VipConfig = VipConfig()
     #: unix socket of the role API for VNFCs; None: not served
     role_api_socket: str | None = None
+    #: unix socket of `vnfha agent status` (agents/status.py, mode 0600); None: not served
+    status_socket: str | None = None
     log_level: str = "info"
     log_format: str = "text"
     source: str = "<agent config>"
@@ -132,7 +134,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
     ctx = Ctx(source)
     top = section(ctx, "(top level)", data)
     check_keys(ctx, "", top, ("node", "address", "coordinators", "lease", "vip", "role_api",
-                              "members", "logging", "lb", "tls", "insecure",
+                              "status", "members", "logging", "lb", "tls", "insecure",
                               "realtime", "metrics", "failsafe", "fastpath"))
     if "node" not in top:
         ctx.fail("node is required (this VM's name, as the coordinators will know it)")
@@ -157,6 +159,14 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
     if socket_path is not None and (not isinstance(socket_path, str) or not socket_path
                                     or not socket_path.startswith("/")):
         ctx.fail("role_api.socket must be an absolute path to a unix socket")
+    status = section(ctx, "status", top.get("status"))
+    check_keys(ctx, "status", status, ("socket",))
+    status_socket = status.get("socket")
+    if status_socket is not None and (not isinstance(status_socket, str)
+                                      or not status_socket.startswith("/")):
+        ctx.fail("status.socket must be an absolute path to a unix socket")
+    if status_socket is not None and status_socket == socket_path:
+        ctx.fail("status.socket and role_api.socket must be different paths")
     members = _parse_members(ctx, top.get("members"))
     log = section(ctx, "logging", top.get("logging"))
     check_keys(ctx, "logging", log, ("level", "format"))
@@ -201,7 +211,8 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
     if not isinstance(fast_on, bool):
         ctx.fail("fastpath.enabled must be true or false")
     return AgentConfig(node=node, coordinators=endpoints, members=members, address=addr,
-                       lease=lease, vip=vip, role_api_socket=socket_path, log_level=level,
+                       lease=lease, vip=vip, role_api_socket=socket_path,
+                       status_socket=status_socket, log_level=level,
                        log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure,
                        realtime=rt_mode, realtime_priority=rt_prio,
                        metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()),

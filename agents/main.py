@@ -82,10 +82,18 @@ class Agent:
         self.session.failsafe = self.failsafe
         if self.vips is not None:
             self.vips.may_hold = self._may_hold
+        self._vip_held: dict[tuple[str, str], str] = {}  # member -> VIP it holds now
+        self.session.vip_held = lambda g, m: (g, m) in self._vip_held
         if cfg.role_api_socket:
             from vnfha.agents.roleapi import RoleApiServer
 
             self.role_api = RoleApiServer(cfg.role_api_socket, self)
+        self.status_server: Any = None  # `vnfha agent status` (agents/status.py)
+        if cfg.status_socket:
+            from vnfha.agents.status import StatusServer
+
+            self.status_server = StatusServer(cfg.status_socket, self.status_document)
+        self._started = time.monotonic()
         self.lb: Any = None
         if cfg.lb is not None:  # a load-balancer host: HAProxy follows the pool
             from vnfha.agents.lb.agent import LbAgent
@@ -125,6 +133,7 @@ class Agent:
             if step == "notify_vnfc":
                 self._tell_vnfc(group, member, role, epoch)
                 if not active:  # a release looks the VIP up after telling the VNFC
+                    self._vip_held.pop((group, member), None)
                     spec = self._vip_spec(group, member)
             elif spec is None:  # no VIP managed for this member
                 continue
@@ -140,6 +149,7 @@ class Agent:
                         self._live.add(spec.address)
             elif step == "add_vip":
                 self.vips.want(group, spec, held=True)
+                self._vip_held[(group, member)] = spec.address
                 if self.metrics is not None:
                     self.metrics.vip_claim.observe(time.monotonic() - claiming)
             elif step == "kernel_release":
@@ -252,6 +262,55 @@ class Agent:
                         or self._reasons.get((m.group, m.member), "starting"))))
         return out
 
+    def status_document(self) -> dict[str, Any]:
+        """What `vnfha agent status` shows: lease, coordinators' answers, members, VIPs,
+        the last assignment and the fail-safe state (agents/status.py)."""
+        import os
+
+        from vnfha.agents.status import CoordinatorLink, MemberState, build_status
+        from vnfha.v1 import types_pb2
+
+        s = self.session
+        now = time.monotonic()
+        deadline, quorum, size, announced, acks = s.lease_view()
+        results = {1: "ack", 2: "unknown-node", 3: "invalid"}
+        links = []
+        for endpoint, answer in zip(s.endpoints, list(s.answers), strict=True):
+            if answer is None:
+                links.append(CoordinatorLink(endpoint=endpoint))
+                continue
+            at, cid, result = answer
+            links.append(CoordinatorLink(endpoint=endpoint, coordinator_id=cid,
+                                         last_answer_age=now - at,
+                                         last_result=results.get(result, str(result)),
+                                         acks=acks.get(cid, 0)))
+        members, blocked = [], {}
+        for m in self.cfg.members:
+            r = s.role(m.group, m.member)
+            a = s.assignment(m.group, m.member)
+            fault = s.fault(m.group, m.member)
+            if fault is not None and fault != s.failed:
+                blocked[f"{m.group}/{m.member}"] = fault
+            members.append(MemberState(
+                group=m.group, member=m.member, active_epoch=r.active_epoch,
+                seen_epoch=r.seen_epoch,
+                healthy=fault is None and self.health.healthy(m.group, m.member),
+                reason=fault or self._reasons.get((m.group, m.member), ""),
+                vip=a.vip if a is not None else "",
+                vip_held=(m.group, m.member) in self._vip_held,
+                assigned_role=(None if a is None else
+                               types_pb2.Role.Name(a.role).removeprefix("ROLE_").lower()),
+                assigned_epoch=a.epoch if a is not None else 0))
+        guardian = ("off" if self.guardian is None
+                    else "running" if self.guardian.alive else "exited")
+        return build_status(
+            node=self.cfg.node, pid=os.getpid(), uptime=now - self._started,
+            lease_remaining=None if deadline is None else deadline - now, quorum=quorum,
+            cluster_size=size, announced=sorted(announced), links=links, members=members,
+            assignment_revision=s.assignment_revision, failed=s.failed, blocked=blocked,
+            guardian=guardian, kernel_lease="on" if self.kernel_lease is not None else "off",
+            vip_managed=self.vips is not None)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def _on_fail(self, why: str) -> None:
@@ -318,6 +377,8 @@ class Agent:
         self.health.start()
         if self.role_api is not None:
             self.role_api.start()
+        if self.status_server is not None:
+            self.status_server.start()
         self.session.start()
         self.failsafe.start()
         if self.lb is not None:  # after registering: its reports name this node
@@ -350,6 +411,8 @@ class Agent:
         self.session.stop()  # releases every active role first (VNFC told, VIP removed)
         if self.role_api is not None:
             self.role_api.stop()
+        if self.status_server is not None:
+            self.status_server.stop()
         self.health.stop()
         if self.vips is not None:
             self.vips.stop(release=True)

@@ -109,6 +109,9 @@ class AgentSession:
         # A stream that breaks reconnects on a channel with the current TLS files.
         self._stubs = Stubs(endpoints, agent_pb2_grpc.AgentServiceStub, tls, FAST_RECONNECT)
         self._calls: list[grpc.Future | None] = [None] * len(endpoints)
+        # Per endpoint, its last keepalive answer: (local time, coordinator id, result),
+        # for `vnfha agent status` (agents/status.py).
+        self.answers: list[tuple[float, str, int] | None] = [None] * len(endpoints)
         self._watch_calls: list[grpc.Future | None] = [None] * len(endpoints)
         self.paused = False  # tests: stop sending keepalives while "alive"
         self._said: dict[str, float] = {}  # rate-limited warnings: key -> last logged
@@ -118,6 +121,9 @@ class AgentSession:
         self.failed: str | None = None
         self._blocked: dict[tuple[str, str], str] = {}
         self.on_fail: Callable[[str], None] = lambda why: None
+        # Whether the owner holds the member's VIP now (reported in keepalives, so a
+        # switchover can return once the new active holds it); set by agents/main.py.
+        self.vip_held: Callable[[str, str], bool] = lambda group, member: False
         self._beat = self._clock()  # the ticker's last pass (the watchdog reads it)
         # Failsafe (agents/failsafe_peer.py): where peers reach our listener, and the hook
         # the role decision asks; None: failsafe plays no part in this agent's roles.
@@ -328,6 +334,18 @@ class AgentSession:
             r = self._roles[(group, member)]
             return MemberRole(r.seen_epoch, r.active_epoch)
 
+    def lease_view(self) -> tuple[float | None, int, int, frozenset[str], dict[str, int]]:
+        """(deadline, quorum, cluster size, announced ids, acks per id), read at once."""
+        with self._lock:
+            lease = self.lease
+            return (lease.deadline(), lease.quorum, lease.size, lease.announced,
+                    dict(lease.acks_by))
+
+    @property
+    def assignment_revision(self) -> int:
+        """Revision of the assignment snapshot acted on (-1: none yet)."""
+        return self._assignment_revision
+
     def assignment(self, group: str, member: str) -> agent_pb2.Assignment | None:
         """The latest assignment seen for a member (role, epoch, VIP), if any."""
         with self._lock:
@@ -478,7 +496,8 @@ class AgentSession:
                 reports.append(agent_pb2.MemberReport(
                     group=m.group, member=m.member,
                     health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
-                    seen_epoch=r.seen_epoch, active_epoch=r.active_epoch))
+                    seen_epoch=r.seen_epoch, active_epoch=r.active_epoch,
+                    vip_held=bool(r.active_epoch) and self.vip_held(m.group, m.member)))
             req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports)
             # Noted before sending: the lease counts from here, never from the ack.
             now = self._clock()
@@ -522,6 +541,7 @@ class AgentSession:
                 for resp in call:
                     backoff = 0.05
                     self._on_ack(resp)
+                    self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
             except grpc.RpcError as e:
                 if self._stop.is_set():
                     return
@@ -706,7 +726,7 @@ class AgentSession:
 
     def reconcile(self, why: str) -> None:
         """Feed the core (agents/core.py) and carry out its effects, in order."""
-        released = False
+        released = claimed = False
         with self._lock:
             now = self._clock()
             lease_ok = self.lease.valid(now)
@@ -728,8 +748,10 @@ class AgentSession:
                 role = self._roles[step.key]
                 for effect in step.effects:
                     released |= self._carry_out(role, effect)
+                    # report a claim at once: a switchover waits for this report
+                    claimed |= effect.kind == "claim"
                 role.seen_epoch = step.seen_epoch
-        if released:
+        if released or claimed:
             self.kick()
 
     def _carry_out(self, role: MemberRole, effect: core.RoleEffect) -> bool:

@@ -29,8 +29,6 @@ from vnfha.coordinator.names import safe
 from vnfha.coordinator.security import certs_cli
 
 if TYPE_CHECKING:
-    import uuid
-
     import grpc
 
     from vnfha.coordinator.security import tls as _tls
@@ -57,7 +55,6 @@ if not TYPE_CHECKING:
     admin_pb2 = _LazyModule("vnfha.v1.admin_pb2")
     admin_pb2_grpc = _LazyModule("vnfha.v1.admin_pb2_grpc")
     types_pb2 = _LazyModule("vnfha.v1.types_pb2")
-    uuid = _LazyModule("uuid")  # request ids: only the commands that write need them
     # mTLS channel credentials (imports gRPC): loaded when a client is made
     _tls = _LazyModule("vnfha.coordinator.security.tls")
 
@@ -66,6 +63,8 @@ DEFAULT_ENDPOINT = "127.0.0.1:7401"
 # building the parser does not import gRPC)
 ENV_CA, ENV_CERT, ENV_KEY = "VNFHA_CACERT", "VNFHA_CERT", "VNFHA_KEY"
 ENDPOINT_ENV = "VNFHA_ENDPOINT"
+#: where `vnfha agent status` looks without --socket or --config (docs/agent.md)
+DEFAULT_AGENT_STATUS_SOCKET = "/run/vnfha/agent-status.sock"
 
 EXIT_OK = 0
 #: the server refused the request (bad argument, unknown name, wrong state, conflict)
@@ -74,12 +73,30 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 #: no coordinator answered
 EXIT_UNREACHABLE = 3
+#: the change is committed but its effect was not observed within --wait: a switchover
+#: or failover whose new active is not promoted yet, or is promoted but has not yet
+#: reported that it serves (holds the VIP). Nothing to retry; `vnfha status` shows more.
+EXIT_NOT_CONFIRMED = 4
 
 #: exit status when stdout is a pipe its reader closed (`vnfha status | head -1`): what a
 #: shell reports for a process killed by SIGPIPE (128 + 13), as for other Unix tools
 EXIT_PIPE_CLOSED = 141
 
 OUTPUT_FORMATS = ("table", "json", "yaml")
+
+
+def new_request_id() -> str:
+    """A random request id (32 hex digits, as uuid4().hex, without importing uuid)."""
+    return os.urandom(16).hex()
+
+
+class RawCall:
+    """A unary call made without the generated stubs: the request already encoded, the
+    answer decoded by `decode` (coordinator/cli_wire.py), so the command that sends it
+    never imports protobuf."""
+
+    def __init__(self, path: str, payload: bytes, decode: Callable[[bytes], Any]) -> None:
+        self.path, self.payload, self.decode = path, payload, decode
 
 
 def _retry_codes() -> frozenset[grpc.StatusCode]:
@@ -133,7 +150,7 @@ class AdminClient:
         self.tls = tls
         self._channels: dict[str, grpc.Channel] = {}
 
-    def _stub(self, endpoint: str) -> admin_pb2_grpc.AdminServiceStub:
+    def _channel(self, endpoint: str) -> grpc.Channel:
         if endpoint not in self._channels:
             # The unix admin socket is local root's: plaintext, no certificate.
             self._channels[endpoint] = (
@@ -141,23 +158,35 @@ class AdminClient:
                     "unix:") else grpc.secure_channel(
                         endpoint, _tls.channel_credentials(self.tls),
                         options=[_tls.server_name_option("coordinator")]))
-        return admin_pb2_grpc.AdminServiceStub(self._channels[endpoint])
+        return self._channels[endpoint]
+
+    def _stub(self, endpoint: str) -> admin_pb2_grpc.AdminServiceStub:
+        return admin_pb2_grpc.AdminServiceStub(self._channel(endpoint))
+
+    def _rpc(self, endpoint: str, method: str | RawCall) -> Callable[..., Any]:
+        if isinstance(method, RawCall):
+            return self._channel(endpoint).unary_unary(
+                method.path, request_serializer=None, response_deserializer=method.decode)
+        return getattr(self._stub(endpoint), method)
 
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
 
-    def call(self, method: str, request: Any, timeout: float | None = None,
+    def call(self, method: str | RawCall, request: Any = None, timeout: float | None = None,
              start: int = 0) -> tuple[str, Any]:
         """Unary call; returns (answering endpoint, response). The request is sent unchanged
-        to each endpoint, so writes carry one request_id and apply at most once."""
+        to each endpoint, so writes carry one request_id and apply at most once. A
+        RawCall carries its encoded request itself (`request` is unused)."""
         errors: list[str] = []
         n = len(self.endpoints)
+        if isinstance(method, RawCall):
+            request = method.payload
         for i in range(n):
             endpoint = self.endpoints[(start + i) % n]
             try:
-                rpc = getattr(self._stub(endpoint), method)
+                rpc = self._rpc(endpoint, method)
                 return endpoint, rpc(request, timeout=timeout or self.timeout)
             except grpc.RpcError as exc:
                 if exc.code() not in _retry_codes():
@@ -494,10 +523,39 @@ def event_to_dict(ev: admin_pb2.Event) -> dict[str, Any]:
             "actor": ev.actor or None}
 
 
-def format_switchover(group: str, resp: admin_pb2.SwitchoverResponse) -> str:
-    state = "completed" if resp.completed else "in progress"
+def switchover_outcome(resp: Any) -> str:
+    """What a switchover (or failover) answer says has happened, in words: what is
+    committed and what the new active's agent has confirmed."""
+    to = safe(resp.to_member or "-")
+    if not resp.completed:
+        return f"in progress: demotion committed, {to} not promoted yet"
+    if not resp.serving:
+        return (f"promotion committed; {to} has not yet reported that it "
+                + ("holds the VIP" if resp.has_vip else "took the role"))
+    if resp.vip_held:
+        return f"completed; {to} holds the VIP"
+    if resp.has_vip:
+        return f"completed; {to} took the role, its agent does not manage the VIP"
+    return f"completed; {to} took the role"
+
+
+def format_switchover(group: str, resp: Any) -> str:
     return (f"switchover of {safe(group)}: {safe(resp.from_member or '-')} -> "
-            f"{safe(resp.to_member or '-')} at epoch {resp.epoch} ({state})")
+            f"{safe(resp.to_member or '-')} at epoch {resp.epoch} "
+            f"({switchover_outcome(resp)})")
+
+
+def switchover_doc(group: str, resp: Any) -> dict[str, Any]:
+    """The -o json/yaml document of a switchover or failover."""
+    return {"group": group, "from_member": resp.from_member or None,
+            "to_member": resp.to_member or None, "epoch": resp.epoch,
+            "completed": resp.completed, "serving": resp.serving,
+            "vip_held": resp.vip_held}
+
+
+def switchover_exit(resp: Any) -> int:
+    """0 once the new active serves; EXIT_NOT_CONFIRMED while it is not (yet) known to."""
+    return EXIT_OK if resp.completed and resp.serving else EXIT_NOT_CONFIRMED
 
 
 def render(doc: Any, fmt: str) -> str:
@@ -519,8 +577,13 @@ def _print_result(args: argparse.Namespace, out: TextIO, doc: Any,
 # --------------------------------------------------------------------------- commands
 
 
+_daemon_ran = False  # console(): a daemon exits through the normal interpreter teardown
+
+
 def _run_daemon(path: str, load: Callable[[str], Any], run: Callable[[Any], int]) -> int:
     """Load a config (a bad one is a usage error, exit 2), then run until stopped."""
+    global _daemon_ran
+    _daemon_ran = True
     from vnfha.coordinator.confparse import ConfigError
 
     try:
@@ -547,10 +610,101 @@ def _cmd_coordinator(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
+    if args.config is None:
+        raise UsageError("vnfha agent needs --config FILE to run an agent (or an action: "
+                         "vnfha agent status)")
     from vnfha.agents.config import load_agent_config
     from vnfha.agents.main import run
 
     return _run_daemon(args.config, load_agent_config, run)
+
+
+def _agent_status_socket(args: argparse.Namespace) -> str:
+    """--socket, else status.socket of --config FILE, else the default path."""
+    if args.socket is not None and args.status_config is not None:
+        raise UsageError("give --socket or --config, not both")
+    path = args.socket
+    if path is None and args.status_config is not None:
+        from vnfha.agents.config import load_agent_config
+        from vnfha.coordinator.confparse import ConfigError
+
+        try:
+            cfg = load_agent_config(args.status_config)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        if cfg.status_socket is None:
+            raise UsageError(f"{args.status_config} sets no status.socket: that agent serves "
+                             "no status (docs/agent.md)")
+        path = cfg.status_socket
+    path = path or DEFAULT_AGENT_STATUS_SOCKET
+    if not path.startswith("/"):
+        raise UsageError(f"--socket {path!r}: give an absolute path")
+    if len(os.fsencode(path)) > 107:
+        raise UsageError(f"--socket {safe(path)}: longer than 107 bytes (the unix socket "
+                         "limit)")
+    return path
+
+
+def _cmd_agent_status(args: argparse.Namespace, out: TextIO) -> int:
+    from vnfha.agents.status import StatusRefused, StatusUnavailable, fetch
+
+    path = _agent_status_socket(args)
+    try:
+        doc = fetch(path, timeout=args.timeout)
+    except StatusRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except StatusUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    _print_result(args, out, doc, lambda: format_agent_status(doc))
+    return EXIT_OK
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}s"
+
+
+def format_agent_status(doc: dict[str, Any]) -> str:
+    """The agent's status document as text: a header, coordinators, members, fail-safe.
+    Every value goes through `names.safe` (format_table, safe): it came over a socket."""
+    lease = doc.get("lease") or {}
+    if lease.get("held"):
+        held = f"held, {_seconds(lease.get('remaining_seconds'))} left"
+    else:
+        held = "NOT HELD (no majority of coordinators acknowledged in time)"
+    header = (f"agent: {safe(doc.get('node'))}  pid: {safe(doc.get('pid'))}  "
+              f"up: {_seconds(doc.get('uptime_seconds'))}  lease: {held}  "
+              f"(quorum {safe(lease.get('quorum'))} of {safe(lease.get('cluster_size'))})")
+    coords = [[str(c.get("endpoint")), str(c.get("id") or "-"),
+               _seconds(c.get("last_answer_age_seconds")), str(c.get("last_result") or "-"),
+               str(c.get("acks", 0))] for c in doc.get("coordinators") or []]
+    members = []
+    for m in doc.get("members") or []:
+        a = m.get("assignment")
+        assigned = "-" if not a else (f"{a.get('role')}@{a.get('epoch')} "
+                                      f"(rev {a.get('revision')})")
+        members.append([str(m.get("group")), str(m.get("member")), str(m.get("role")),
+                        str(m.get("epoch") or "-"), "healthy" if m.get("healthy")
+                        else "unhealthy", str(m.get("vip") or "-"), _yes(m.get("vip_held")),
+                        assigned, one_line(str(m.get("reason") or ""))])
+    fs = doc.get("fail_safe") or {}
+    safety = (f"fail-safe: guardian {safe(fs.get('guardian'))}, kernel lease "
+              f"{safe(fs.get('kernel_lease'))}, VIPs "
+              + ("managed" if fs.get("vip_managed") else "not managed (vip.manage: false)"))
+    if fs.get("failed"):
+        safety += f"\nFAILED (fail-stop, restart the agent): {safe(fs['failed'], 300)}"
+    for key, why in (fs.get("blocked") or {}).items():
+        safety += f"\nblocked {safe(key)}: {safe(why, 300)}"
+    return "\n".join([
+        header, format_table(("COORDINATOR", "ID", "LAST ANSWER", "RESULT", "ACKS"), coords),
+        "", format_table(("GROUP", "MEMBER", "ROLE", "EPOCH", "HEALTH", "VIP", "VIP HELD",
+                          "ASSIGNED", "REASON"), members),
+        "", safety])
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -608,21 +762,22 @@ def _cmd_switchover(args: argparse.Namespace, out: TextIO) -> int:
     if args.wait is not None and args.wait < 0:
         raise UsageError("--wait must be >= 0")
     wait = args.wait if args.wait is not None else 0.0
-    req = admin_pb2.SwitchoverRequest(group=args.group, to_member=args.to or "",
-                                      request_id=uuid.uuid4().hex, wait_ms=int(wait * 1000))
+    from vnfha.coordinator import cli_wire  # no protobuf on this path (start-up time)
+
+    req = RawCall(cli_wire.SWITCHOVER, cli_wire.switchover_request(
+        args.group, args.to or "", new_request_id(), int(wait * 1000)),
+        cli_wire.switchover_answer)
     # The server waits up to wait_ms (0 means its default, 5 s) before answering.
     timeout = args.timeout + (wait if wait > 0 else 5.0)
-    _, resp = _client(args).call("Switchover", req, timeout=timeout)
-    doc = {"group": args.group, "from_member": resp.from_member or None,
-           "to_member": resp.to_member or None, "epoch": resp.epoch,
-           "completed": resp.completed}
-    _print_result(args, out, doc, lambda: format_switchover(args.group, resp))
-    return EXIT_OK
+    _, resp = _client(args).call(req, timeout=timeout)
+    _print_result(args, out, switchover_doc(args.group, resp),
+                  lambda: format_switchover(args.group, resp))
+    return switchover_exit(resp)
 
 
 def _cmd_maintenance(args: argparse.Namespace, out: TextIO) -> int:
     on = args.state == "on"
-    req = admin_pb2.SetMaintenanceRequest(node=args.node, on=on, request_id=uuid.uuid4().hex)
+    req = admin_pb2.SetMaintenanceRequest(node=args.node, on=on, request_id=new_request_id())
     _, resp = _client(args).call("SetMaintenance", req)
     note = "" if resp.changed else " (unchanged)"
     doc = {"node": args.node, "maintenance": on, "changed": resp.changed}
@@ -640,7 +795,7 @@ def _wait_arg(args: argparse.Namespace) -> tuple[int, float]:
 
 def _cmd_pause(args: argparse.Namespace, out: TextIO) -> int:
     paused = args.command == "pause"
-    req = admin_pb2.SetPausedRequest(paused=paused, request_id=uuid.uuid4().hex)
+    req = admin_pb2.SetPausedRequest(paused=paused, request_id=new_request_id())
     _, resp = _client(args).call("SetPaused", req)
     note = "" if resp.changed else " (unchanged)"
     word = "paused" if paused else "resumed"
@@ -662,7 +817,7 @@ def _cmd_failsafe(args: argparse.Namespace, out: TextIO) -> int:
     lease_ms = round(lease * 1000)
     if args.state == "on" and not 1 <= lease_ms <= MAX_FAILSAFE_LEASE_MS:
         raise UsageError(f"--lease must be in (0, {MAX_FAILSAFE_LEASE_MS // 1000}] seconds")
-    req = admin_pb2.SetFailsafeRequest(lease_ms=lease_ms, request_id=uuid.uuid4().hex)
+    req = admin_pb2.SetFailsafeRequest(lease_ms=lease_ms, request_id=new_request_id())
     _, resp = _client(args).call("SetFailsafe", req)
     note = "" if resp.changed else " (unchanged)"
     word = f"on (lease {lease:g}s)" if lease_ms else "off"
@@ -673,20 +828,20 @@ def _cmd_failsafe(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_failover(args: argparse.Namespace, out: TextIO) -> int:
     wait_ms, timeout = _wait_arg(args)
-    req = admin_pb2.FailoverRequest(group=args.group, to_member=args.to, force=args.force,
-                                    request_id=uuid.uuid4().hex, wait_ms=wait_ms)
-    _, resp = _client(args).call("Failover", req, timeout=timeout)
-    doc = {"group": args.group, "from_member": resp.from_member or None,
-           "to_member": resp.to_member or None, "epoch": resp.epoch,
-           "completed": resp.completed, "forced": args.force}
+    from vnfha.coordinator import cli_wire  # no protobuf on this path (start-up time)
+
+    req = RawCall(cli_wire.FAILOVER, cli_wire.failover_request(
+        args.group, args.to, args.force, new_request_id(), wait_ms), cli_wire.switchover_answer)
+    _, resp = _client(args).call(req, timeout=timeout)
+    doc = switchover_doc(args.group, resp) | {"forced": args.force}
     _print_result(args, out, doc, lambda: "failover" + format_switchover(
         args.group, resp).removeprefix("switchover"))
-    return EXIT_OK
+    return switchover_exit(resp)
 
 
 def _cmd_member_reset(args: argparse.Namespace, out: TextIO) -> int:
     req = admin_pb2.ResetMemberRequest(group=args.group, member=args.member,
-                                       request_id=uuid.uuid4().hex)
+                                       request_id=new_request_id())
     _, resp = _client(args).call("ResetMember", req)
     note = "quarantine cleared" if resp.changed else "was not quarantined (unchanged)"
     _print_result(args, out, {"group": args.group, "member": args.member,
@@ -698,7 +853,7 @@ def _cmd_member_reset(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_node_remove(args: argparse.Namespace, out: TextIO) -> int:
     wait_ms, timeout = _wait_arg(args)
     req = admin_pb2.RemoveNodeRequest(node=args.node, force=args.force,
-                                      request_id=uuid.uuid4().hex, wait_ms=wait_ms)
+                                      request_id=new_request_id(), wait_ms=wait_ms)
     _, resp = _client(args).call("RemoveNode", req, timeout=timeout)
     doc = {"node": args.node, "removed": resp.removed, "members": list(resp.members),
            "pending": list(resp.pending)}
@@ -715,7 +870,7 @@ def _cmd_node_remove(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_node_readmit(args: argparse.Namespace, out: TextIO) -> int:
-    req = admin_pb2.ReadmitNodeRequest(node=args.node, request_id=uuid.uuid4().hex)
+    req = admin_pb2.ReadmitNodeRequest(node=args.node, request_id=new_request_id())
     _, resp = _client(args).call("ReadmitNode", req)
     note = "may register again" if resp.changed else "was not removed (unchanged)"
     _print_result(args, out, {"node": args.node, "changed": resp.changed},
@@ -726,7 +881,7 @@ def _cmd_node_readmit(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_group_delete(args: argparse.Namespace, out: TextIO) -> int:
     wait_ms, timeout = _wait_arg(args)
     req = admin_pb2.DeleteGroupRequest(group=args.group, force=args.force,
-                                       request_id=uuid.uuid4().hex, wait_ms=wait_ms)
+                                       request_id=new_request_id(), wait_ms=wait_ms)
     _, resp = _client(args).call("DeleteGroup", req, timeout=timeout)
     _print_result(args, out, {"group": args.group, "removed": resp.removed},
                   lambda: f"deleted group {safe(args.group)}" if resp.removed else
@@ -780,7 +935,7 @@ def _cmd_group_apply(args: argparse.Namespace, out: TextIO) -> int:
     req = admin_pb2.ApplyGroupsRequest(
         groups=[admin_pb2.GroupSpec(name=g.name, mode=mode_to_pb[g.mode], vip=g.vip or "")
                 for g in groups],
-        request_id=uuid.uuid4().hex)
+        request_id=new_request_id())
     _, resp = _client(args).call("ApplyGroups", req)
     names = [g.name for g in groups]
     _print_result(args, out, {"applied": names, "revision": resp.revision},
@@ -853,10 +1008,14 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
-    try:
-        tls = _tls.from_env_or_args(args.cacert, args.cert, args.key)
-    except _tls.TlsError as e:
-        raise UsageError(str(e)) from None
+    tls = None
+    # Without any TLS flag or variable the TLS module (and what it imports) is not needed.
+    if any((args.cacert, args.cert, args.key, os.environ.get(ENV_CA),
+            os.environ.get(ENV_CERT), os.environ.get(ENV_KEY))):
+        try:
+            tls = _tls.from_env_or_args(args.cacert, args.cert, args.key)
+        except _tls.TlsError as e:
+            raise UsageError(str(e)) from None
     client = AdminClient(parse_endpoints(args.endpoint), args.timeout, tls)
     args._clients.append(client)
     return client
@@ -947,7 +1106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vnfha", description="vnfha: high-availability coordinator for telecom VNFs.",
         epilog="exit codes: 0 ok, 1 refused by the server, 2 usage or config error, "
-               "3 no coordinator reachable, 130 interrupted, 141 output pipe closed")
+               "3 no coordinator reachable, 4 committed but not yet confirmed "
+               "(switchover, failover), 130 interrupted, 141 output pipe closed")
     p.add_argument("--version", action=_VersionAction, help="print the version and exit")
     add_global_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -962,8 +1122,17 @@ def build_parser() -> argparse.ArgumentParser:
     c = command(sub, "coordinator", _cmd_coordinator, "run a coordinator")
     c.add_argument("--config", required=True, metavar="FILE", help="coordinator YAML config")
 
-    a = command(sub, "agent", _cmd_agent, "run the agent of one VM")
-    a.add_argument("--config", required=True, metavar="FILE", help="agent YAML config")
+    a = command(sub, "agent", _cmd_agent, "run the agent of one VM (--config FILE), or ask "
+                "the one running here (agent status)")
+    a.add_argument("--config", metavar="FILE", help="agent YAML config")
+    asub = a.add_subparsers(dest="agent_command", metavar="ACTION")
+    ast = command(asub, "status", _cmd_agent_status,
+                  "what this VM's agent believes: lease, coordinators, VIPs, assignments")
+    ast.add_argument("--socket", metavar="PATH",
+                     help=f"the agent's status socket (default: status.socket of --config "
+                          f"FILE, else {DEFAULT_AGENT_STATUS_SOCKET})")
+    ast.add_argument("--config", dest="status_config", metavar="FILE",
+                     help="read the socket path from this agent config")
 
     s = command(sub, "status", _cmd_status, "groups, members, roles and health")
     s.add_argument("-w", "--watch", action="store_true",
@@ -977,7 +1146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("group")
     sw.add_argument("--to", metavar="MEMBER", help="target member (default: best standby)")
     sw.add_argument("--wait", type=float, metavar="SECONDS",
-                    help="how long the server waits for the promotion (default 5)")
+                    help="how long the server waits for the new active to serve (default 5)")
 
     m = command(sub, "maintenance", _cmd_maintenance, "put a node in or out of maintenance")
     m.add_argument("node")
@@ -998,7 +1167,7 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--force", action="store_true",
                     help="also to a healthy member that is quarantined")
     fo.add_argument("--wait", type=float, metavar="SECONDS",
-                    help="how long the server waits for the promotion (default 5)")
+                    help="how long the server waits for the new active to serve (default 5)")
 
     mb = command(sub, "member", _missing_action, "manage members")
     mbsub = mb.add_subparsers(dest="member_command", metavar="ACTION", required=True)
@@ -1236,5 +1405,22 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             client.close()
 
 
+def console() -> None:
+    """The `vnfha` script: main(), then, after a client command, exit at once with its
+    code once stdout and stderr are flushed, skipping the interpreter's teardown (module
+    clean-up and gRPC's shutdown cost about a fifth of a short command's CPU;
+    bench/README.md). A daemon (`coordinator`, `agent`) exits the normal way, so its
+    atexit handlers and log handlers run."""
+    code = main()
+    if _daemon_ran:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: main() already chose the code
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

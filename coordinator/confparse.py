@@ -6,7 +6,6 @@ unknown keys are errors, so a typo never silently becomes a default.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import math
 import re
@@ -70,6 +69,8 @@ def tname(value: Any) -> str:
 
 
 def hint(word: str, candidates: Sequence[str]) -> str:
+    import difflib  # only for a typo's hint: not on every CLI start (parse_address)
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

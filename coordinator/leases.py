@@ -30,6 +30,9 @@ class Report:
     health: Health
     seen_epoch: int
     active_epoch: int
+    #: the agent holds the group's VIP for this member (keepalive MemberReport.vip_held);
+    #: read only by a switchover waiting for its new active, never by decide
+    vip_held: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class LeaseTable:
         # registered is not silent yet, it gets one TTL like everyone else.
         self._first_asked: dict[str, float] = {}
         self._reports: dict[str, dict[tuple[str, str], MemberReport]] = {}
+        # The last report as the agent sent it, per node and member: what a switchover
+        # waits for (the new active's agent says it serves at the promotion's epoch).
+        self._raw: dict[str, dict[tuple[str, str], Report]] = {}
         # Per node, +1 whenever its reports change in a way decide reads (health, seen
         # and held epochs, the start of a healthy run): the controller re-decides only
         # the groups of nodes whose version moved (decide_dirty.py).
@@ -152,6 +158,7 @@ class LeaseTable:
                 new[key] = MemberReport(health=r.health, seen_epoch=r.seen_epoch,
                                         active_epoch=r.active_epoch, healthy_since=since)
             self._reports[node] = new
+            self._raw[node] = {(r.group, r.member): r for r in reports}
             changed = first or old.keys() != new.keys() or any(
                 (o.health, o.seen_epoch, o.active_epoch)
                 != (new[k].health, new[k].seen_epoch, new[k].active_epoch)
@@ -218,6 +225,11 @@ class LeaseTable:
     def last_seen(self, node: str) -> float | None:
         with self._lock:
             return self._last.get(node)
+
+    def report(self, node: str, group: str, member: str) -> Report | None:
+        """The member's part of the node's last acknowledged keepalive, if any."""
+        with self._lock:
+            return self._raw.get(node, {}).get((group, member))
 
     def observations(self, leader_since: float,
                      quorum_expired: frozenset[str] | None,

@@ -11,8 +11,6 @@ import datetime
 from pathlib import Path
 from typing import TextIO
 
-from vnfha.coordinator.security.identity import IdentityError, parse_uri
-
 CA_NAME = "ca"
 
 
@@ -52,7 +50,9 @@ def _cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_issue(args: argparse.Namespace, out: TextIO) -> int:
+    # Here, not at the top: every `vnfha` command builds this parser (start-up time).
     from vnfha.coordinator.security.ca import CertAuthority
+    from vnfha.coordinator.security.identity import IdentityError, parse_uri
 
     try:
         parse_uri(f"vnfha://{args.identity}")

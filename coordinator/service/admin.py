@@ -15,7 +15,7 @@ import grpc
 
 from vnfha.coordinator import commands as C
 from vnfha.coordinator import names
-from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState, GroupMode
 from vnfha.coordinator.service.convert import (
     HEALTH_TO_PB,
@@ -133,21 +133,22 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             from_member = group.releasing
         log.info("switchover requested", extra={"group": request.group, "from": from_member,
                                                 "to": target, "epoch": demote_epoch})
-        wait = min(request.wait_ms / 1000.0 or DEFAULT_SWITCHOVER_WAIT, MAX_SWITCHOVER_WAIT)
-        deadline = self._clock() + wait
-        while True:
-            ticket = self._feed.ticket()
-            group = self._store.state().groups[request.group]
-            if group.active is not None and group.epoch > demote_epoch:
-                return admin_pb2.SwitchoverResponse(from_member=from_member or "",
-                                                    to_member=group.active, epoch=group.epoch,
-                                                    completed=True)
-            left = deadline - self._clock()
-            if left <= 0:
-                return admin_pb2.SwitchoverResponse(from_member=from_member or "",
-                                                    to_member=target, epoch=demote_epoch,
-                                                    completed=False)
-            await self._feed.wait(ticket, left)
+
+        def promoted(state: ClusterState) -> bool:
+            g = state.groups.get(request.group)
+            return g is not None and g.active is not None and g.epoch > demote_epoch
+
+        state, report = await self._wait_serving(request.group, promoted, request.wait_ms)
+        group = state.groups.get(request.group)
+        if group is None or not promoted(state):
+            return admin_pb2.SwitchoverResponse(from_member=from_member or "",
+                                                to_member=target, epoch=demote_epoch,
+                                                completed=False,
+                                                has_vip=bool(group and group.vip))
+        return admin_pb2.SwitchoverResponse(
+            from_member=from_member or "", to_member=group.active or "", epoch=group.epoch,
+            completed=True, serving=report is not None,
+            vip_held=report is not None and report.vip_held, has_vip=bool(group.vip))
 
     async def SetMaintenance(self, request: admin_pb2.SetMaintenanceRequest,
                              context: grpc.aio.ServicerContext
@@ -243,13 +244,15 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             g = state.groups.get(request.group)
             return g is None or (g.active is not None and g.epoch >= epoch)
 
-        state = await self._wait(done, request.wait_ms)
+        state, report = await self._wait_serving(request.group, done, request.wait_ms)
         group = state.groups.get(request.group)
         completed = group is not None and done(state)
         return admin_pb2.FailoverResponse(
             from_member=from_member or "",
             to_member=(group.active or "") if completed and group else request.to_member,
-            epoch=group.epoch if completed and group else epoch, completed=completed)
+            epoch=group.epoch if completed and group else epoch, completed=completed,
+            serving=report is not None, vip_held=report is not None and report.vip_held,
+            has_vip=bool(group and group.vip))
 
     async def ResetMember(self, request: admin_pb2.ResetMemberRequest,
                           context: grpc.aio.ServicerContext) -> admin_pb2.ResetMemberResponse:
@@ -310,6 +313,31 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 request.group, True, rid=f"{rid}-2" if rid else None))
             self._on_change()
         return admin_pb2.DeleteGroupResponse(removed=bool(result.get("removed")))
+
+    async def _wait_serving(self, group: str, promoted: Callable[[ClusterState], bool],
+                            wait_ms: int) -> tuple[ClusterState, Report | None]:
+        """Wait until the promotion is committed (`promoted` holds for the applied state)
+        *and* the new active's agent reported, in a keepalive to this coordinator, that
+        it acts as active at that epoch or later: for a switchover, done means the new
+        active serves (holds the VIP), not just that the log says so. Returns the state
+        and that report, or None for it when the wait (wait_ms; 0: the default) ran out.
+        Woken by commits and by agents' report changes (feed.reports_changed)."""
+        wait = min(wait_ms / 1000.0 or DEFAULT_SWITCHOVER_WAIT, MAX_SWITCHOVER_WAIT)
+        deadline = self._clock() + wait
+        while True:
+            tickets = [self._feed.ticket(), self._feed.report_ticket()]
+            state = self._store.state()
+            report = None
+            g = state.groups.get(group)
+            if g is not None and g.active is not None and promoted(state):
+                node = g.members[g.active].node
+                r = self._leases.report(node, group, g.active)
+                if r is not None and r.active_epoch >= g.epoch:
+                    report = r
+            left = deadline - self._clock()
+            if report is not None or left <= 0:
+                return state, report
+            await self._feed.wait_any(tickets, left)
 
     async def _wait(self, done: Callable[[ClusterState], bool], wait_ms: int) -> ClusterState:
         """The applied state once `done` holds for it, or when the wait (wait_ms; 0: the

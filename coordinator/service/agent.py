@@ -243,7 +243,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                               f"member {m.group}/{m.member}: health must be HEALTHY or "
                               f"UNHEALTHY, got {m.health}")
             reports.append(Report(group=m.group, member=m.member, health=health,
-                                  seen_epoch=m.seen_epoch, active_epoch=m.active_epoch))
+                                  seen_epoch=m.seen_epoch, active_epoch=m.active_epoch,
+                                  vip_held=m.vip_held))
         if req.node not in state.nodes:
             return answer(agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE,
                           f"node {req.node!r} is not registered here; call RegisterNode")
@@ -253,6 +254,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.keepalives += 1
         if changed:
             self._on_change()
+            self._feed.reports_changed()  # a switchover may wait for this report
         return answer(agent_pb2.KEEPALIVE_RESULT_ACK,
                       f"not members of this node: {', '.join(unknown)}" if unknown else "")
 

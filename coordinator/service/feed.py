@@ -30,6 +30,10 @@ class ChangeFeed:
         self._node_events: dict[str, asyncio.Event] = {}
         self._node_watchers: Counter[str] = Counter()
         self.node_wakeups = 0  # node tickets set, for tests and benchmarks
+        # Set when an agent's keepalive changed what it reports (a role taken or
+        # released): a switchover waits for its new active's report, which no commit
+        # announces.
+        self._report_event = asyncio.Event()
 
     def notify_threadsafe(self) -> None:
         try:
@@ -87,6 +91,24 @@ class ChangeFeed:
 
     def ticket(self) -> asyncio.Event:
         return self._event
+
+    def report_ticket(self) -> asyncio.Event:
+        """Set when an agent's report changes (take it before reading the lease table)."""
+        return self._report_event
+
+    def reports_changed(self) -> None:
+        """An agent's keepalive changed its reports; call on the event loop."""
+        self._report_event.set()
+        self._report_event = asyncio.Event()
+
+    async def wait_any(self, tickets: list[asyncio.Event], timeout: float) -> None:
+        """Until one of `tickets` is set or `timeout` seconds passed."""
+        waits = [asyncio.ensure_future(t.wait()) for t in tickets]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def wait(self, ticket: asyncio.Event, timeout: float) -> None:
         try:

@@ -134,9 +134,17 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"no group {request.group!r}")
         if request.to_member == "web-z":
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "web-z is not eligible")
+        done = request.wait_ms != 1
         return admin_pb2.SwitchoverResponse(from_member="web-a",
                                             to_member=request.to_member or "web-b",
-                                            epoch=9, completed=request.wait_ms != 1)
+                                            epoch=9, completed=done, serving=done,
+                                            vip_held=done, has_vip=True)
+
+    def Failover(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("Failover", request))
+        return admin_pb2.FailoverResponse(from_member="web-a", to_member=request.to_member,
+                                          epoch=9, completed=True, serving=True,
+                                          vip_held=True, has_vip=True)
 
     def SetMaintenance(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.requests.append(("SetMaintenance", request))
@@ -385,11 +393,32 @@ def test_event_to_dict() -> None:
     assert d["actor"] == "vnfha://admin/alice"
 
 
-def test_format_switchover() -> None:
-    done = admin_pb2.SwitchoverResponse(from_member="a", to_member="b", epoch=4, completed=True)
-    assert cli.format_switchover("web", done) == "switchover of web: a -> b at epoch 4 (completed)"
-    done.completed = False
-    assert cli.format_switchover("web", done).endswith("(in progress)")
+def test_format_switchover_says_what_is_committed_and_what_is_confirmed() -> None:
+    r = admin_pb2.SwitchoverResponse(from_member="a", to_member="b", epoch=4, completed=True,
+                                     serving=True, vip_held=True, has_vip=True)
+    assert cli.format_switchover("web", r) == ("switchover of web: a -> b at epoch 4 "
+                                               "(completed; b holds the VIP)")
+    assert cli.switchover_exit(r) == 0
+    r.vip_held = False
+    assert cli.format_switchover("web", r).endswith(
+        "(completed; b took the role, its agent does not manage the VIP)")
+    r.has_vip = False
+    assert cli.format_switchover("web", r).endswith("(completed; b took the role)")
+    assert cli.switchover_exit(r) == 0
+    r.serving = False
+    assert cli.format_switchover("web", r).endswith(
+        "(promotion committed; b has not yet reported that it took the role)")
+    r.has_vip = True
+    assert cli.format_switchover("web", r).endswith(
+        "(promotion committed; b has not yet reported that it holds the VIP)")
+    assert cli.switchover_exit(r) == cli.EXIT_NOT_CONFIRMED
+    r.completed = False
+    assert cli.format_switchover("web", r).endswith(
+        "(in progress: demotion committed, b not promoted yet)")
+    assert cli.switchover_exit(r) == cli.EXIT_NOT_CONFIRMED
+    assert cli.switchover_doc("web", r) == {"group": "web", "from_member": "a",
+                                            "to_member": "b", "epoch": 4, "completed": False,
+                                            "serving": False, "vip_held": False}
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -461,7 +490,8 @@ def test_unavailable_answer_moves_on_with_the_same_request_id(
         servicer.unavailable = True
         code, out = run("--endpoint", f"{ep},{ep2}", "switchover", "web", "--to", "web-c")
         assert code == 0
-        assert out.strip() == "switchover of web: web-a -> web-c at epoch 9 (completed)"
+        assert out.strip() == ("switchover of web: web-a -> web-c at epoch 9 "
+                               "(completed; web-c holds the VIP)")
         first, second = servicer.requests[0][1], other.requests[0][1]
         assert first.request_id and first.request_id == second.request_id
     finally:
@@ -496,7 +526,9 @@ def test_failed_precondition_exits_1(admin: tuple[FakeAdmin, str],
 def test_switchover_wait_and_in_progress(admin: tuple[FakeAdmin, str]) -> None:
     servicer, ep = admin
     code, out = run("--endpoint", ep, "switchover", "web", "--wait", "0.001")
-    assert code == 0 and out.strip().endswith("(in progress)")
+    # Committed but not confirmed within --wait: says so, with its own exit code.
+    assert code == cli.EXIT_NOT_CONFIRMED == 4
+    assert out.strip().endswith("(in progress: demotion committed, web-b not promoted yet)")
     assert servicer.requests[-1][1].wait_ms == 1
 
 
@@ -662,7 +694,8 @@ def test_every_printing_command_speaks_json_and_yaml(admin: tuple[FakeAdmin, str
     code, out = run("--endpoint", ep, "switchover", "web", "--to", "web-c", "--json")
     assert code == 0 and json.loads(out) == {"group": "web", "from_member": "web-a",
                                              "to_member": "web-c", "epoch": 9,
-                                             "completed": True}
+                                             "completed": True, "serving": True,
+                                             "vip_held": True}
     code, out = run("--endpoint", ep, "maintenance", "n1", "on", "-o", "yaml")
     assert yaml.safe_load(out) == {"node": "n1", "maintenance": True, "changed": True}
     code, out = run("--endpoint", ep, "events", "-o", "yaml")
@@ -855,6 +888,29 @@ def test_client_commands_do_not_import_grpc() -> None:
                           text=True, timeout=30, check=True)
     lines = proc.stdout.splitlines()
     assert (lines[1], lines[3]) == ("False False", "False"), proc.stdout
+
+
+def test_switchover_failover_and_agent_status_do_not_import_protobuf(
+        admin: tuple[FakeAdmin, str], tmp_path: Path) -> None:
+    """Start-up: the commands an operator scripts in a maintenance window encode their
+    few fields themselves (coordinator/cli_wire.py); `agent status` speaks JSON."""
+    import subprocess
+    import sys
+
+    _, ep = admin
+    code = ("import sys; from vnfha.coordinator import cli; null = open('/dev/null', 'w'); "
+            "print(cli.main(['--endpoint', sys.argv[1], 'switchover', 'web', '--to', 'web-c'], "
+            "out=null)); "
+            "print(cli.main(['--endpoint', sys.argv[1], 'failover', 'web', '--to', 'web-c'], "
+            "out=null)); "
+            "print(cli.main(['agent', 'status', '--socket', sys.argv[2]], out=null)); "
+            "print(sorted(m for m in sys.modules if m.startswith('google.protobuf') "
+            "or m.endswith('_pb2') or m == 'uuid'))")
+    proc = subprocess.run([sys.executable, "-c", code, ep, str(tmp_path / "none.sock")],
+                          capture_output=True, text=True, timeout=60)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "0" and lines[2] == "3", proc.stdout + proc.stderr
+    assert lines[3] == "[]", lines[3]
 
 
 # --------------------------------------------------------------------------- mTLS, certs

@@ -206,16 +206,22 @@ class SwitchoverRequest(_message.Message):
     def __init__(self, group: _Optional[str] = ..., to_member: _Optional[str] = ..., request_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class SwitchoverResponse(_message.Message):
-    __slots__ = ("from_member", "to_member", "epoch", "completed")
+    __slots__ = ("from_member", "to_member", "epoch", "completed", "serving", "vip_held", "has_vip")
     FROM_MEMBER_FIELD_NUMBER: _ClassVar[int]
     TO_MEMBER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    VIP_HELD_FIELD_NUMBER: _ClassVar[int]
+    HAS_VIP_FIELD_NUMBER: _ClassVar[int]
     from_member: str
     to_member: str
     epoch: int
     completed: bool
-    def __init__(self, from_member: _Optional[str] = ..., to_member: _Optional[str] = ..., epoch: _Optional[int] = ..., completed: _Optional[bool] = ...) -> None: ...
+    serving: bool
+    vip_held: bool
+    has_vip: bool
+    def __init__(self, from_member: _Optional[str] = ..., to_member: _Optional[str] = ..., epoch: _Optional[int] = ..., completed: _Optional[bool] = ..., serving: _Optional[bool] = ..., vip_held: _Optional[bool] = ..., has_vip: _Optional[bool] = ...) -> None: ...
 
 class SetMaintenanceRequest(_message.Message):
     __slots__ = ("node", "on", "request_id")
@@ -346,16 +352,22 @@ class FailoverRequest(_message.Message):
     def __init__(self, group: _Optional[str] = ..., to_member: _Optional[str] = ..., force: _Optional[bool] = ..., request_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class FailoverResponse(_message.Message):
-    __slots__ = ("from_member", "to_member", "epoch", "completed")
+    __slots__ = ("from_member", "to_member", "epoch", "completed", "serving", "vip_held", "has_vip")
     FROM_MEMBER_FIELD_NUMBER: _ClassVar[int]
     TO_MEMBER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    VIP_HELD_FIELD_NUMBER: _ClassVar[int]
+    HAS_VIP_FIELD_NUMBER: _ClassVar[int]
     from_member: str
     to_member: str
     epoch: int
     completed: bool
-    def __init__(self, from_member: _Optional[str] = ..., to_member: _Optional[str] = ..., epoch: _Optional[int] = ..., completed: _Optional[bool] = ...) -> None: ...
+    serving: bool
+    vip_held: bool
+    has_vip: bool
+    def __init__(self, from_member: _Optional[str] = ..., to_member: _Optional[str] = ..., epoch: _Optional[int] = ..., completed: _Optional[bool] = ..., serving: _Optional[bool] = ..., vip_held: _Optional[bool] = ..., has_vip: _Optional[bool] = ...) -> None: ...
 
 class ResetMemberRequest(_message.Message):
     __slots__ = ("group", "member", "request_id")

@@ -54,18 +54,20 @@ class RegisterNodeResponse(_message.Message):
     def __init__(self, revision: _Optional[int] = ...) -> None: ...
 
 class MemberReport(_message.Message):
-    __slots__ = ("group", "member", "health", "seen_epoch", "active_epoch")
+    __slots__ = ("group", "member", "health", "seen_epoch", "active_epoch", "vip_held")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
     SEEN_EPOCH_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    VIP_HELD_FIELD_NUMBER: _ClassVar[int]
     group: str
     member: str
     health: _types_pb2.Health
     seen_epoch: int
     active_epoch: int
-    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., health: _Optional[_Union[_types_pb2.Health, str]] = ..., seen_epoch: _Optional[int] = ..., active_epoch: _Optional[int] = ...) -> None: ...
+    vip_held: bool
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., health: _Optional[_Union[_types_pb2.Health, str]] = ..., seen_epoch: _Optional[int] = ..., active_epoch: _Optional[int] = ..., vip_held: _Optional[bool] = ...) -> None: ...
 
 class KeepaliveRequest(_message.Message):
     __slots__ = ("node", "seq", "members")
