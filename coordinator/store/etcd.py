@@ -1,9 +1,10 @@
 """The etcd store: the shared state machine, with etcd as the durable, ordered log.
 
 A command is applied as a compare-and-set transaction: take the state as last
-read (the state key at mod revision R), apply the command locally with the
-shared `StateMachine`, then ``txn(state mod_revision == R [, leader key created
-at our election], put/delete the changed keys)``. A lost race re-reads and
+read (the cluster key at mod revision R), apply the command locally with the
+shared `StateMachine`, then ``txn(cluster mod_revision == R [, leader key created
+at our election], put/delete the changed keys)``: the cluster record and only the
+groups, nodes and other keys the command changed. A lost race re-reads and
 tries again; a request id already recorded returns its recorded result. Every
 coordinator follows the keys with one etcd watch on the prefix and re-reads
 everything after a lost or compacted watch. Key layout: etcd_layout.py.
@@ -50,7 +51,14 @@ from vnfha.coordinator.store.etcd_client import (
     range_op,
 )
 from vnfha.coordinator.store.etcd_config import EtcdSettings
-from vnfha.coordinator.store.etcd_layout import Keys, Mirror, encode, evictions, write_ops
+from vnfha.coordinator.store.etcd_layout import (
+    Keys,
+    Mirror,
+    conversion_chunks,
+    encode,
+    evictions,
+    write_ops,
+)
 
 log = logging.getLogger("vnfha.etcd")
 
@@ -134,6 +142,14 @@ class EtcdStore(Store):
         with self._progress:
             self._progress.wait_for(lambda: self._synced,
                                     timeout=max(0.0, started + START_WAIT - self._clock()))
+            convert = self._synced and self._mirror.layout == 1
+        if convert:  # an upgrade: convert now rather than on the first write
+            with self._write_lock:
+                try:
+                    self._convert(self._clock() + 10.0)
+                except StoreUnavailable as e:
+                    log.warning("etcd layout conversion failed; the first write retries it",
+                                extra={"node": self._node_id, "error": str(e)})
 
     def stop(self) -> None:
         if self._running:
@@ -252,7 +268,7 @@ class EtcdStore(Store):
                 if outcome is not None:
                     return outcome
                 if self._clock() >= deadline or not self._running:
-                    raise StoreUnavailable(f"lost {attempt} races for the state key in "
+                    raise StoreUnavailable(f"lost {attempt} races for the cluster key in "
                                            f"{timeout:.3g} s; nothing was applied")
         finally:
             self._write_lock.release()
@@ -268,11 +284,21 @@ class EtcdStore(Store):
             if not self._synced:
                 raise StoreUnavailable("etcd is not reachable from this coordinator "
                                        "(state not read yet)")
-            before = self._mirror.state
-            base = self._mirror.state_revision
-            recorded = self._mirror.rids.get(rid)
-            evict = evictions(self._mirror.rids) if recorded is None else ()
+            m = self._mirror
+            if m.too_new:
+                raise StoreUnavailable(f"the keys under {self._keys.prefix}/ were written by "
+                                       "a newer vnfha (etcd layout); upgrade this coordinator")
+            convert = m.layout == 1
+            before = m.state
+            base = m.cluster_revision
+            create = m.cluster is None
+            state_rev = m.state_revision
+            recorded = m.rids.get(rid)
+            evict = evictions(m.rids) if recorded is None else ()
             leader_rev = self._leader_rev if self._leading_locked() else 0
+        if convert:
+            self._convert(deadline)
+            return None  # apply to the converted state
         if fenced and leader_rev == 0:
             raise StoreUnavailable(f"{self._node_id} does not lead; a leader's decision "
                                    "is not applied")
@@ -283,8 +309,10 @@ class EtcdStore(Store):
         if result.get("duplicate") or result.get("error") == RID_REUSED:
             return result  # nothing to write: answered from (or refused by) the record
         record = sm.record(rid)  # the result with its command's digest, as remembered
-        ops = write_ops(self._keys, before, sm.state, rid, record, evict)
-        compare = [mod_revision_is(self._keys.state, base)]
+        ops = write_ops(self._keys, before, sm.state, rid, record, evict, create=create)
+        compare = [mod_revision_is(self._keys.cluster, base)]
+        if create:  # a new prefix: nothing may have appeared at the old state key either
+            compare.append(mod_revision_is(self._keys.state, state_rev))
         if leader_rev:
             compare.append(create_revision_is(self._keys.leader, leader_rev))
         success = [put_op(k, v) for k, v in ops.puts.items()]
@@ -292,11 +320,13 @@ class EtcdStore(Store):
         sent = self._clock()
         try:
             resp = self._client.txn(compare, success,
-                                    [range_op(self._keys.state), range_op(self._keys.leader)],
+                                    [range_op(self._keys.cluster), range_op(self._keys.leader),
+                                     range_op(self._keys.state)],
                                     timeout=max(0.05, deadline - sent))
         except EtcdRpcError as e:
             if e.code in _DEFINITE:
-                raise StoreUnavailable(str(e)) from e
+                hint = explain(self._settings, e)
+                raise StoreUnavailable(str(e) if hint is None else f"{e}: {hint}") from e
             raise OutcomeUnknown(f"{e} (request id {rid})") from e
         self._round_trip_ok(sent)
         if resp.succeeded:
@@ -306,29 +336,69 @@ class EtcdStore(Store):
             self._notify()
             return result
         # Lost: the state moved on, or our leadership did.
-        state_kvs = resp.responses[0].response_range.kvs
+        cluster_kvs = resp.responses[0].response_range.kvs
         leader_kvs = resp.responses[1].response_range.kvs
+        state_kvs = resp.responses[2].response_range.kvs
         now_leader_rev = leader_kvs[0].create_revision if leader_kvs else 0
         if leader_rev and now_leader_rev != leader_rev:
             self._lost_leadership("the leader key is no longer ours")
             if fenced:
                 raise StoreUnavailable(f"{self._node_id} no longer leads; decision not applied")
-        seen = state_kvs[0].mod_revision if state_kvs else 0
+        seen = max([kv.mod_revision for kv in (*cluster_kvs, *state_kvs)], default=0)
         self._catch_up(seen, deadline)
         return None
 
-    def _catch_up(self, state_revision: int, deadline: float) -> None:
-        """Wait for the watch to bring the state key to `state_revision`; re-read if slow."""
+    def _catch_up(self, revision: int, deadline: float) -> None:
+        """Wait for the watch to bring the mirror to `revision`; re-read if slow."""
         with self._progress:
             self._progress.wait_for(
-                lambda: self._mirror.state_revision >= state_revision or not self._running,
+                lambda: self._mirror.revision >= revision or not self._running,
                 timeout=max(0.0, min(0.5, deadline - self._clock())))
-            if self._mirror.state_revision >= state_revision:
+            if self._mirror.revision >= revision:
                 return
         try:
             self._resync()
         except EtcdRpcError as e:
             log.debug("re-read after a lost race failed", extra={"error": str(e)})
+
+    def _convert(self, deadline: float) -> None:
+        """Rewrite a layout-1 prefix (one state key) as one key per group and node
+        (etcd_layout.conversion_chunks), then re-read it. Every transaction compares
+        the old state key's mod revision, so a write by anyone else in between makes
+        the rest fail and the next attempt starts over from what is there then; a
+        repeated or concurrent conversion writes the same values."""
+        assert self._client is not None
+        with self._lock:
+            if self._mirror.layout != 1:
+                return
+            chunks = conversion_chunks(self._keys, self._mirror)
+            legacy_rev = self._mirror.state_revision
+            groups = len(self._mirror.state.groups)
+        compare = [mod_revision_is(self._keys.state, legacy_rev),
+                   create_revision_is(self._keys.cluster, 0)]
+        for ops in chunks:
+            success = [put_op(k, v) for k, v in ops.puts.items()]
+            success += [delete_op(k) for k in ops.deletes]
+            sent = self._clock()
+            try:
+                resp = self._client.txn(compare, success, [],
+                                        timeout=max(0.5, deadline - sent))
+            except EtcdRpcError as e:
+                raise StoreUnavailable(f"converting the etcd layout under "
+                                       f"{self._keys.prefix}/: {e}") from e
+            self._round_trip_ok(sent)
+            if not resp.succeeded:
+                log.info("etcd layout conversion met another write; re-reading",
+                         extra={"node": self._node_id})
+                break
+        else:
+            log.info("converted the etcd keys to one key per group and node",
+                     extra={"node": self._node_id, "prefix": self._keys.prefix,
+                            "groups": groups, "transactions": len(chunks)})
+        try:
+            self._resync()
+        except EtcdRpcError as e:
+            log.debug("re-read after the layout conversion failed", extra={"error": str(e)})
 
     # -- session: lease, reachability, election ------------------------------------------------
 
