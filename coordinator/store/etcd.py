@@ -101,7 +101,7 @@ class EtcdStore(Store):
         self._mirror = Mirror(self._keys)
         self._client: EtcdClient | None = None
         self._running = False
-        self._synced = False  # the mirror was read in full and a watch follows it
+        self._synced = False  # the mirror is current and a watch etcd confirmed follows it
         self._ever_synced = False  # read_gate: before the first full read the mirror is empty
         self._watch: WatchStream | None = None
         #: every change under the prefix up to this revision reached the mirror (a full
