@@ -28,7 +28,7 @@ three stores: in this process every commit is applied three times, once per
 replica) is printed next to them.
 
     .venv/bin/python bench/groups_scale.py [--groups 1000 5000] [--backends raft etcd]
-        [--commands 300] [--history-commands 10000] [--history-groups 5000]
+        [--commands 300] [--history-commands 10000] [--history-groups 5000] [--replicas 3]
 
 Bounded: every wait has a deadline, every loop a count. Prints one JSON document.
 """
@@ -91,13 +91,14 @@ def du(path: Path) -> int:
 class Cluster:
     """Three stores of one backend on data that outlives them (restartable)."""
 
-    def __init__(self, make: Callable[[int], Store]) -> None:
+    def __init__(self, make: Callable[[int], Store], size: int = 3) -> None:
         self.make = make
+        self.size = size
         self.stores: list[Store] = []
 
     def start(self) -> float:
-        """Start three stores at once; seconds until all three returned from start()."""
-        self.stores = [self.make(i) for i in range(3)]
+        """Start the stores at once; seconds until all of them returned from start()."""
+        self.stores = [self.make(i) for i in range(self.size)]
         t0 = time.monotonic()
         threads = [threading.Thread(target=s.start) for s in self.stores]
         for t in threads:
@@ -121,8 +122,8 @@ class Cluster:
         self.stores = []
 
 
-def raft_cluster(root: Path) -> Cluster:
-    ports = free_ports(3)
+def raft_cluster(root: Path, size: int = 3) -> Cluster:
+    ports = free_ports(size)
     addrs = [f"127.0.0.1:{p}" for p in ports]
     ids = {a: f"c{i + 1}" for i, a in enumerate(addrs)}
 
@@ -130,11 +131,11 @@ def raft_cluster(root: Path) -> Cluster:
         a = addrs[i]
         return RaftStore(ids[a], RaftSettings(
             self_address=a, peers=tuple(p for p in addrs if p != a), data_dir=root / ids[a],
-            secret=SECRET, election_timeout_min=ELECTION[0], election_timeout_max=ELECTION[1],
-            connection_timeout=ELECTION[1] + 1),
+            secret=SECRET if size > 1 else None, election_timeout_min=ELECTION[0],
+            election_timeout_max=ELECTION[1], connection_timeout=ELECTION[1] + 1),
             ids)
 
-    return Cluster(make)
+    return Cluster(make, size)
 
 
 class CountingClient(EtcdClient):
@@ -148,9 +149,10 @@ class CountingClient(EtcdClient):
         return super().txn(compare, success, failure, timeout)
 
 
-def etcd_cluster(etcd: EtcdServer, prefix: str) -> Cluster:
+def etcd_cluster(etcd: EtcdServer, prefix: str, size: int = 3) -> Cluster:
     settings = EtcdSettings(endpoints=(etcd.endpoint,), prefix=prefix, session_ttl=2)
-    return Cluster(lambda i: EtcdStore(f"c{i + 1}", settings, client_factory=CountingClient))
+    return Cluster(lambda i: EtcdStore(f"c{i + 1}", settings, client_factory=CountingClient),
+                   size)
 
 
 def seed(cluster: Cluster, groups: int) -> list[str]:
@@ -256,10 +258,10 @@ def run_point(backend: str, groups: int, args: argparse.Namespace, tmp: Path,
     root = tmp / f"{backend}-{groups}"
     root.mkdir()
     if backend == "raft":
-        cluster = raft_cluster(root)
+        cluster = raft_cluster(root, args.replicas)
     else:
         assert etcd is not None
-        cluster = etcd_cluster(etcd, f"/bench/{groups}")
+        cluster = etcd_cluster(etcd, f"/bench/{groups}", args.replicas)
     out: dict = {}
     cluster.start()
     try:
@@ -279,7 +281,7 @@ def run_point(backend: str, groups: int, args: argparse.Namespace, tmp: Path,
                                         "process_cpu_per_commit": ms(cpu / len(lat))}
         if backend == "raft":
             out["bytes_per_role_change_per_replica"] = round(
-                (du(root) - journal_before) / 3 / len(lat))
+                (du(root) - journal_before) / args.replicas / len(lat))
         else:
             out["bytes_per_role_change"] = round(CountingClient.sent / len(lat))
             out["layout_1_bytes_per_command"] = layout_1_size(leader)
@@ -315,6 +317,8 @@ def main() -> int:
     ap.add_argument("--backends", nargs="+", default=["raft", "etcd"],
                     choices=["raft", "etcd"])
     ap.add_argument("--commands", type=int, default=300)
+    ap.add_argument("--replicas", type=int, default=3,
+                    help="stores per backend (1: what one replica costs on its own)")
     ap.add_argument("--history-commands", type=int, default=10_000)
     ap.add_argument("--history-groups", type=int, nargs="+", default=[5000],
                     help="group counts at which to run the etcd history phase")
