@@ -1,12 +1,14 @@
 """The etcd store: the shared state machine, with etcd as the durable, ordered log.
 
 A command is applied as a compare-and-set transaction: take the state as last
-read (the state key at mod revision R), apply the command locally with the
-shared `StateMachine`, then ``txn(state mod_revision == R [, leader key created
-at our election], put/delete the changed keys)``. A lost race re-reads and
+read (the cluster key at mod revision R), apply the command locally with the
+shared `StateMachine`, then ``txn(cluster mod_revision == R [, leader key created
+at our election], put/delete the changed keys)``: the cluster record and only the
+groups, nodes and other keys the command changed. A lost race re-reads and
 tries again; a request id already recorded returns its recorded result. Every
-coordinator follows the keys with one etcd watch on the prefix and re-reads
-everything after a lost or compacted watch. Key layout: etcd_layout.py.
+coordinator reads the prefix once and follows it with one etcd watch; a lost watch
+is resumed from the last revision it delivered, and everything is read again only
+when etcd has compacted that history. Key layout: etcd_layout.py.
 
 Leadership: each coordinator keeps a session lease; the leader is whoever
 created ``<prefix>/leader`` (only if absent) on its lease. `is_leader` turns
@@ -50,7 +52,14 @@ from vnfha.coordinator.store.etcd_client import (
     range_op,
 )
 from vnfha.coordinator.store.etcd_config import EtcdSettings
-from vnfha.coordinator.store.etcd_layout import Keys, Mirror, encode, evictions, write_ops
+from vnfha.coordinator.store.etcd_layout import (
+    Keys,
+    Mirror,
+    conversion_chunks,
+    encode,
+    evictions,
+    write_ops,
+)
 
 log = logging.getLogger("vnfha.etcd")
 
@@ -92,9 +101,12 @@ class EtcdStore(Store):
         self._mirror = Mirror(self._keys)
         self._client: EtcdClient | None = None
         self._running = False
-        self._synced = False  # the mirror was read in full and a watch follows it
+        self._synced = False  # the mirror is current and a watch etcd confirmed follows it
         self._ever_synced = False  # read_gate: before the first full read the mirror is empty
         self._watch: WatchStream | None = None
+        #: every change under the prefix up to this revision reached the mirror (a full
+        #: read, or watch events): a watch resumes after it
+        self._delivered = 0
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         # session
@@ -134,6 +146,14 @@ class EtcdStore(Store):
         with self._progress:
             self._progress.wait_for(lambda: self._synced,
                                     timeout=max(0.0, started + START_WAIT - self._clock()))
+            convert = self._synced and self._mirror.layout == 1
+        if convert:  # an upgrade: convert now rather than on the first write
+            with self._write_lock:
+                try:
+                    self._convert(self._clock() + 10.0)
+                except StoreUnavailable as e:
+                    log.warning("etcd layout conversion failed; the first write retries it",
+                                extra={"node": self._node_id, "error": str(e)})
 
     def stop(self) -> None:
         if self._running:
@@ -252,7 +272,7 @@ class EtcdStore(Store):
                 if outcome is not None:
                     return outcome
                 if self._clock() >= deadline or not self._running:
-                    raise StoreUnavailable(f"lost {attempt} races for the state key in "
+                    raise StoreUnavailable(f"lost {attempt} races for the cluster key in "
                                            f"{timeout:.3g} s; nothing was applied")
         finally:
             self._write_lock.release()
@@ -268,11 +288,21 @@ class EtcdStore(Store):
             if not self._synced:
                 raise StoreUnavailable("etcd is not reachable from this coordinator "
                                        "(state not read yet)")
-            before = self._mirror.state
-            base = self._mirror.state_revision
-            recorded = self._mirror.rids.get(rid)
-            evict = evictions(self._mirror.rids) if recorded is None else ()
+            m = self._mirror
+            if m.too_new:
+                raise StoreUnavailable(f"the keys under {self._keys.prefix}/ were written by "
+                                       "a newer vnfha (etcd layout); upgrade this coordinator")
+            convert = m.layout == 1
+            before = m.state
+            base = m.cluster_revision
+            create = m.cluster is None
+            state_rev = m.state_revision
+            recorded = m.rids.get(rid)
+            evict = evictions(m.rids) if recorded is None else ()
             leader_rev = self._leader_rev if self._leading_locked() else 0
+        if convert:
+            self._convert(deadline)
+            return None  # apply to the converted state
         if fenced and leader_rev == 0:
             raise StoreUnavailable(f"{self._node_id} does not lead; a leader's decision "
                                    "is not applied")
@@ -283,8 +313,10 @@ class EtcdStore(Store):
         if result.get("duplicate") or result.get("error") == RID_REUSED:
             return result  # nothing to write: answered from (or refused by) the record
         record = sm.record(rid)  # the result with its command's digest, as remembered
-        ops = write_ops(self._keys, before, sm.state, rid, record, evict)
-        compare = [mod_revision_is(self._keys.state, base)]
+        ops = write_ops(self._keys, before, sm.state, rid, record, evict, create=create)
+        compare = [mod_revision_is(self._keys.cluster, base)]
+        if create:  # a new prefix: nothing may have appeared at the old state key either
+            compare.append(mod_revision_is(self._keys.state, state_rev))
         if leader_rev:
             compare.append(create_revision_is(self._keys.leader, leader_rev))
         success = [put_op(k, v) for k, v in ops.puts.items()]
@@ -292,11 +324,13 @@ class EtcdStore(Store):
         sent = self._clock()
         try:
             resp = self._client.txn(compare, success,
-                                    [range_op(self._keys.state), range_op(self._keys.leader)],
+                                    [range_op(self._keys.cluster), range_op(self._keys.leader),
+                                     range_op(self._keys.state)],
                                     timeout=max(0.05, deadline - sent))
         except EtcdRpcError as e:
             if e.code in _DEFINITE:
-                raise StoreUnavailable(str(e)) from e
+                hint = explain(self._settings, e)
+                raise StoreUnavailable(str(e) if hint is None else f"{e}: {hint}") from e
             raise OutcomeUnknown(f"{e} (request id {rid})") from e
         self._round_trip_ok(sent)
         if resp.succeeded:
@@ -306,29 +340,69 @@ class EtcdStore(Store):
             self._notify()
             return result
         # Lost: the state moved on, or our leadership did.
-        state_kvs = resp.responses[0].response_range.kvs
+        cluster_kvs = resp.responses[0].response_range.kvs
         leader_kvs = resp.responses[1].response_range.kvs
+        state_kvs = resp.responses[2].response_range.kvs
         now_leader_rev = leader_kvs[0].create_revision if leader_kvs else 0
         if leader_rev and now_leader_rev != leader_rev:
             self._lost_leadership("the leader key is no longer ours")
             if fenced:
                 raise StoreUnavailable(f"{self._node_id} no longer leads; decision not applied")
-        seen = state_kvs[0].mod_revision if state_kvs else 0
+        seen = max([kv.mod_revision for kv in (*cluster_kvs, *state_kvs)], default=0)
         self._catch_up(seen, deadline)
         return None
 
-    def _catch_up(self, state_revision: int, deadline: float) -> None:
-        """Wait for the watch to bring the state key to `state_revision`; re-read if slow."""
+    def _catch_up(self, revision: int, deadline: float) -> None:
+        """Wait for the watch to bring the mirror to `revision`; re-read if slow."""
         with self._progress:
             self._progress.wait_for(
-                lambda: self._mirror.state_revision >= state_revision or not self._running,
+                lambda: self._mirror.revision >= revision or not self._running,
                 timeout=max(0.0, min(0.5, deadline - self._clock())))
-            if self._mirror.state_revision >= state_revision:
+            if self._mirror.revision >= revision:
                 return
         try:
             self._resync()
         except EtcdRpcError as e:
             log.debug("re-read after a lost race failed", extra={"error": str(e)})
+
+    def _convert(self, deadline: float) -> None:
+        """Rewrite a layout-1 prefix (one state key) as one key per group and node
+        (etcd_layout.conversion_chunks), then re-read it. Every transaction compares
+        the old state key's mod revision, so a write by anyone else in between makes
+        the rest fail and the next attempt starts over from what is there then; a
+        repeated or concurrent conversion writes the same values."""
+        assert self._client is not None
+        with self._lock:
+            if self._mirror.layout != 1:
+                return
+            chunks = conversion_chunks(self._keys, self._mirror)
+            legacy_rev = self._mirror.state_revision
+            groups = len(self._mirror.state.groups)
+        compare = [mod_revision_is(self._keys.state, legacy_rev),
+                   create_revision_is(self._keys.cluster, 0)]
+        for ops in chunks:
+            success = [put_op(k, v) for k, v in ops.puts.items()]
+            success += [delete_op(k) for k in ops.deletes]
+            sent = self._clock()
+            try:
+                resp = self._client.txn(compare, success, [],
+                                        timeout=max(0.5, deadline - sent))
+            except EtcdRpcError as e:
+                raise StoreUnavailable(f"converting the etcd layout under "
+                                       f"{self._keys.prefix}/: {e}") from e
+            self._round_trip_ok(sent)
+            if not resp.succeeded:
+                log.info("etcd layout conversion met another write; re-reading",
+                         extra={"node": self._node_id})
+                break
+        else:
+            log.info("converted the etcd keys to one key per group and node",
+                     extra={"node": self._node_id, "prefix": self._keys.prefix,
+                            "groups": groups, "transactions": len(chunks)})
+        try:
+            self._resync()
+        except EtcdRpcError as e:
+            log.debug("re-read after the layout conversion failed", extra={"error": str(e)})
 
     # -- session: lease, reachability, election ------------------------------------------------
 
@@ -367,7 +441,7 @@ class EtcdStore(Store):
                                 "acknowledge keepalives once its session runs out",
                                 extra=extra)
                 failing = True
-                self._cancel_watch()  # re-read everything once etcd answers again
+                self._cancel_watch()  # resume the watch (from our revision) once etcd answers
             self._wake.wait(interval if not failing else min(interval, 0.2))
             self._wake.clear()
 
@@ -467,6 +541,7 @@ class EtcdStore(Store):
         with self._lock:
             if resp.header.revision >= self._mirror.revision:
                 self._mirror.load(kvs, resp.header.revision)
+                self._delivered = resp.header.revision
                 self._check_leader_locked()
             self._progress.notify_all()
         if self._mirror.unreadable:
@@ -493,13 +568,25 @@ class EtcdStore(Store):
             watch.cancel()
 
     def _watch_loop(self) -> None:
+        """Read the prefix once, then follow it with a watch from the next revision.
+
+        A watch that ends (etcd unreachable, our session failed, a stream error) is
+        resumed from the mirror's revision + 1: etcd delivers every change after it,
+        or answers that the history is compacted, and only then is everything read
+        again. A full read costs the whole state (5,000 groups: ~2 MB to decode), a
+        resumed watch only what changed meanwhile."""
         backoff = 0.05
+        need_read = True
         while self._running:
             try:
-                self._resync()
+                if need_read:
+                    self._resync()
+                    need_read = False
                 assert self._client is not None
                 with self._lock:
-                    start = self._mirror.revision + 1
+                    # not the mirror's revision: our own writes move that past leader-key
+                    # events the watch may not have delivered yet
+                    start = self._delivered + 1
                 stream = self._client.watch(self._keys.root, self._keys.root_end, start,
                                             timeout=2.0)
                 with self._lock:
@@ -507,15 +594,12 @@ class EtcdStore(Store):
                         stream.cancel()
                         return
                     self._watch = stream
-                    self._synced = True
-                    self._ever_synced = True
-                    self._progress.notify_all()
                 backoff = 0.05
-                self._follow(stream)
+                need_read = self._follow(stream)
             except EtcdRpcError as e:
                 if self._running:
-                    log.debug("etcd watch ended; re-reading", extra={"node": self._node_id,
-                                                                     "error": str(e)})
+                    log.debug("etcd watch ended; resuming", extra={"node": self._node_id,
+                                                                   "error": str(e)})
             with self._lock:
                 self._synced = False
                 self._watch = None
@@ -523,17 +607,25 @@ class EtcdStore(Store):
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 0.5)
 
-    def _follow(self, stream: WatchStream) -> None:
+    def _follow(self, stream: WatchStream) -> bool:
+        """Apply the stream's events; True if everything must be read again (etcd no
+        longer has the history after our revision, or cancelled the watch)."""
         for resp in stream:
             if resp.compact_revision:
                 log.warning("etcd watch compacted; re-reading", extra={
                     "node": self._node_id, "compact_revision": resp.compact_revision})
                 stream.cancel()
-                return
+                return True
             if resp.canceled:
                 log.info("etcd watch cancelled by etcd; re-reading",
                          extra={"node": self._node_id, "reason": resp.cancel_reason})
-                return
+                return True
+            if resp.created:
+                # etcd answered: the mirror plus this watch is the state from here on
+                with self._lock:
+                    self._synced = True
+                    self._ever_synced = True
+                    self._progress.notify_all()
             if not resp.events:
                 continue
             changed = False
@@ -545,8 +637,10 @@ class EtcdStore(Store):
                         ev.type == ev.PUT, kv.key, kv.value, kv.create_revision,
                         kv.mod_revision, kv.lease)
                     top = max(top, kv.mod_revision)
+                    self._delivered = max(self._delivered, kv.mod_revision)
                 self._mirror.advance(top)
                 self._check_leader_locked()
                 self._progress.notify_all()
             if changed:
                 self._notify()
+        return False

@@ -1,4 +1,5 @@
-"""Is this coordinator allowed to use etcd? Checked once at start, explained for operators.
+"""Is this coordinator allowed to use etcd, and does etcd take our largest
+transactions? Checked once at start, explained for operators.
 
 A wrong password, a role without the prefix, an etcd certificate we do not
 trust or a client certificate etcd does not accept never fix themselves, so a
@@ -17,7 +18,7 @@ import grpc
 
 from vnfha.coordinator.store.etcd_client import EtcdClient, EtcdRpcError, create_revision_is, put_op
 from vnfha.coordinator.store.etcd_config import EtcdSettings
-from vnfha.coordinator.store.etcd_layout import Keys
+from vnfha.coordinator.store.etcd_layout import TXN_OPS_NEEDED, Keys
 
 #: the check's write: a put the compare never lets happen (no key has create revision -1),
 #: but etcd checks permission for both branches of a transaction before evaluating it
@@ -36,6 +37,13 @@ def explain(settings: EtcdSettings, err: EtcdRpcError) -> str | None:
     """What the operator should fix, if `err` is a configuration problem; None if it
     may be transient (etcd down, a timeout, an expired token)."""
     detail = err.detail
+    if "too many operations in txn request" in detail:
+        return (f"etcd's --max-txn-ops is below what vnfha needs: set --max-txn-ops="
+                f"{TXN_OPS_NEEDED} (or more) on every etcd member and restart it "
+                f"(docs/config.md, etcd settings)")
+    if "request is too large" in detail:
+        return ("a vnfha transaction is larger than etcd's --max-request-bytes (default "
+                "1.5 MiB); raise it on every etcd member (docs/config.md, etcd settings)")
     user = settings.user
     where = f"store.etcd.auth (user {user!r}, password_file {settings.password_file})"
     if "authentication failed" in detail:
@@ -90,6 +98,11 @@ def check_access(client: EtcdClient, settings: EtcdSettings, keys: Keys,
         try:
             client.range(keys.root, keys.root_end, timeout=max(0.2, left), count_only=True)
             client.txn([create_revision_is(keys.leader, _NEVER)], [put_op(keys.leader, b"")],
+                       [], timeout=max(0.2, left))
+            # etcd counts a transaction's operations before evaluating its compare: this
+            # one never applies, and fails now if a command could fail later for its size
+            client.txn([create_revision_is(keys.leader, _NEVER)],
+                       [put_op(keys.probe(i), b"") for i in range(TXN_OPS_NEEDED)],
                        [], timeout=max(0.2, left))
             return True
         except EtcdRpcError as e:

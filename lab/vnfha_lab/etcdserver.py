@@ -5,6 +5,11 @@ on two free loopback ports with its data in a folder the caller owns, so it can
 be stopped and started again on the same data (an etcd restart). Never a mock:
 if the binary is missing, `start` raises and the test that needed it fails.
 
+Every etcd it starts has the settings docs/config.md asks operators for: a
+`--max-txn-ops` that takes vnfha's largest transaction (a 1,024-group batch; etcd's
+default of 128 would refuse it) and automatic compaction of the key history
+(`--auto-compaction-mode periodic`), so a long test or benchmark keeps etcd small.
+
 Optionally with client TLS (`EtcdTls`: a server certificate, `--client-cert-auth`
 and the CA it trusts; see testpki.py) and with etcd's own users and roles
 (`add_user`, `enable_auth`), set up through etcd's gRPC auth API with pyetcd's
@@ -29,9 +34,12 @@ from pathlib import Path
 import grpc
 from pyetcd import etcdrpc
 
-from vnfha.coordinator.store.etcd_layout import prefix_end
+from vnfha.coordinator.store.etcd_layout import TXN_OPS_NEEDED, prefix_end
 from vnfha_lab.ports import free_port
 from vnfha_lab.testpki import CertFiles, TestCA
+
+#: how much key history the harness's etcd keeps (periodic compaction; docs/config.md)
+COMPACTION_RETENTION = "1m"
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,8 @@ class EtcdTls:
 class EtcdServer:
     def __init__(self, data_dir: Path, name: str = "etcd-test",
                  binary: str | None = None, tls: EtcdTls | None = None,
-                 auth_token_ttl: int | None = None) -> None:
+                 auth_token_ttl: int | None = None, max_txn_ops: int = TXN_OPS_NEEDED,
+                 compaction_retention: str | None = COMPACTION_RETENTION) -> None:
         self.data_dir = Path(data_dir)
         self.name = name
         found = binary or shutil.which("etcd") or "/usr/bin/etcd"
@@ -69,6 +78,10 @@ class EtcdServer:
         #: seconds an idle simple auth token lives (etcd's default is 300)
         self.auth_token_ttl = auth_token_ttl
         self._root_password: str | None = None  # set once auth is enabled
+        #: etcd --max-txn-ops (etcd's default is 128; vnfha needs TXN_OPS_NEEDED)
+        self.max_txn_ops = max_txn_ops
+        #: etcd --auto-compaction-retention in periodic mode; None: no compaction
+        self.compaction_retention = compaction_retention
 
     @property
     def endpoint(self) -> str:
@@ -91,6 +104,9 @@ class EtcdServer:
                       "--trusted-ca-file", str(self.tls.ca_file), "--client-cert-auth"]
         if self.auth_token_ttl is not None:
             extra += ["--auth-token-ttl", str(self.auth_token_ttl)]
+        if self.compaction_retention is not None:
+            extra += ["--auto-compaction-mode", "periodic",
+                      "--auto-compaction-retention", self.compaction_retention]
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -99,7 +115,7 @@ class EtcdServer:
                  "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                  "--initial-cluster", f"{self.name}={peer}",
                  "--initial-cluster-state", "new", "--logger", "zap", "--log-level", "warn",
-                 *extra],
+                 "--max-txn-ops", str(self.max_txn_ops), *extra],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             log.close()

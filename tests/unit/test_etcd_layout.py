@@ -7,6 +7,7 @@ from vnfha.coordinator.model import MAX_EVENTS, Health, state_to_dict
 from vnfha.coordinator.state_machine import DEDUP_WINDOW, StateMachine
 from vnfha.coordinator.store.etcd_layout import (
     EVENTS_PER_BLOCK,
+    LEGACY_EVENTS_PER_BLOCK,
     Keys,
     Mirror,
     evictions,
@@ -31,7 +32,7 @@ def replay(n: int) -> tuple[StateMachine, dict[bytes, tuple[bytes, int]]]:
         before = sm.state
         evict = evictions(rids)
         result = sm.apply(cmd)
-        ops = write_ops(KEYS, before, sm.state, cmd["rid"], result, evict)
+        ops = write_ops(KEYS, before, sm.state, cmd["rid"], result, evict, create=rev == 1)
         for k, v in ops.puts.items():
             kv[k] = (v, kv[k][1] if k in kv else rev)
         for k in ops.deletes:
@@ -53,7 +54,7 @@ def test_written_keys_read_back_to_the_same_state_and_request_memory():
     m = load(kv)
     assert state_to_dict(m.state) == state_to_dict(sm.state)
     assert len(m.state.events) == MAX_EVENTS
-    blocks = [k for k in kv if KEYS.classify(k)[0] == "events"]
+    blocks = [k for k in kv if KEYS.classify(k)[0] == "history"]
     assert len(blocks) <= MAX_EVENTS // EVENTS_PER_BLOCK + 1
     assert list(m.rids) == [r for r, _ in sm.snapshot()["recent"]]
 
@@ -64,7 +65,7 @@ def test_request_table_stays_within_the_state_machine_window():
     assert evictions({"x": {}}) == ()
 
 
-def test_one_command_writes_the_state_and_only_what_changed():
+def test_one_command_writes_the_cluster_record_and_only_what_changed():
     sm, _ = replay(10)
     before = sm.state
     cmd = C.set_health("g", "a", Health.UNHEALTHY, reason="x")
@@ -72,8 +73,9 @@ def test_one_command_writes_the_state_and_only_what_changed():
         cmd = C.set_health("g", "a", Health.HEALTHY)
     result = sm.apply(cmd)
     ops = write_ops(KEYS, before, sm.state, cmd["rid"], result)
-    assert set(ops.puts) == {KEYS.state, KEYS.event_block(sm.state.events[-1].seq
-                                                         // EVENTS_PER_BLOCK), KEYS.rid(cmd["rid"])}
+    assert set(ops.puts) == {KEYS.cluster, KEYS.group("g"),
+                             KEYS.event_block(sm.state.events[-1].seq // EVENTS_PER_BLOCK),
+                             KEYS.rid(cmd["rid"])}
     assert ops.deletes == ()
 
 
@@ -81,7 +83,7 @@ def test_watch_events_at_or_below_the_mirror_revision_are_ignored_but_leader_is_
     _, kv = replay(3)
     m = load(kv)
     rev = m.revision
-    assert m.apply_event(True, KEYS.state, b"{}", 1, rev, 0) is False  # already in
+    assert m.apply_event(True, KEYS.cluster, b"{}", 1, rev, 0) is False  # already in
     m.apply_event(True, KEYS.leader, b'{"node": "c2", "lease": 7}', rev + 1, rev + 1, 7)
     assert m.leader is not None and m.leader.node == "c2"
     m.apply_event(False, KEYS.leader, b"", 0, rev + 2, 0)
@@ -143,9 +145,10 @@ def test_checkpoints_and_queue_messages_live_in_their_own_keys_and_read_back():
         assert state_to_dict(mirror.state) == state_to_dict(sm.state)
         assert mirror.state.queues["g"].next_offset == 5
         assert mirror.state.checkpoints["g"].data == b"cp2" * 20
-    # The state key carries neither checkpoint bytes nor messages.
-    assert b"checkpoints" not in kv[KEYS.state][0]
-    assert b"bTA" not in kv[KEYS.state][0] and b"Y3Ay" not in kv[KEYS.state][0]
+    # Only their own keys carry checkpoint bytes and messages.
+    for k, (v, _) in kv.items():
+        if KEYS.classify(k)[0] not in ("checkpoints", "queue"):
+            assert b"bTA" not in v and b"Y3Ay" not in v, k
 
 
 def test_a_role_change_does_not_rewrite_checkpoint_or_queue_keys():
@@ -153,6 +156,132 @@ def test_a_role_change_does_not_rewrite_checkpoint_or_queue_keys():
     cmd, _, _, ops = steps[-1]
     assert cmd["op"] == "set_health"
     kinds = {KEYS.classify(k)[0] for k in ops.puts} | {KEYS.classify(k)[0] for k in ops.deletes}
-    assert kinds <= {"state", "events", "rids"}
+    assert kinds <= {"cluster", "groups", "history", "rids"}
     publish_ops = [ops for cmd, _, _, ops in steps if cmd["op"] == "publish"]
     assert all(sum(KEYS.classify(k)[0] == "queue" for k in o.puts) == 1 for o in publish_ops)
+
+
+# -- one key per group and node ----------------------------------------------------------------
+
+def _many_groups(n: int) -> StateMachine:
+    sm = StateMachine()
+    names = [f"g{i}" for i in range(n)]
+    sm.apply(C.apply_groups([{"name": g} for g in names]))
+    sm.apply(C.register_node("n1", "198.18.1.1", [{"group": g, "member": "a"} for g in names]))
+    sm.apply(C.register_node("n2", "198.18.1.2", [{"group": g, "member": "b"} for g in names]))
+    return sm
+
+
+def test_a_role_change_writes_one_group_key_whatever_the_number_of_groups():
+    sm = _many_groups(1000)
+    before = sm.state
+    cmd = C.set_health("g7", "b", Health.HEALTHY)
+    result = sm.apply(cmd)
+    ops = write_ops(KEYS, before, sm.state, cmd["rid"], result)
+    groups = [k for k in ops.puts if KEYS.classify(k)[0] == "groups"]
+    assert groups == [KEYS.group("g7")]
+    assert not any(KEYS.classify(k)[0] == "nodes" for k in ops.puts)
+    assert ops.size < 2_500  # the cluster record, one group, one history block, one rid
+
+
+def test_a_replacement_that_changes_nothing_is_not_written():
+    sm = _many_groups(3)
+    before = sm.state
+    # register_node again with the same members replaces objects with equal ones
+    cmd = C.register_node("n1", "198.18.1.1", [{"group": f"g{i}", "member": "a"}
+                                                for i in range(3)])
+    result = sm.apply(cmd)
+    ops = write_ops(KEYS, before, sm.state, cmd["rid"], result)
+    assert not any(KEYS.classify(k)[0] in ("groups", "nodes") for k in ops.puts)
+
+
+def test_a_watch_event_replaces_only_its_group_object():
+    sm = _many_groups(50)
+    kv = {}
+    ops = write_ops(KEYS, StateMachine().state, sm.state, None, None, create=True)
+    kv = {k: (v, 1) for k, v in ops.puts.items()}
+    m = load(kv)
+    first = m.state
+    before = sm.state
+    sm.apply(C.set_health("g3", "a", Health.HEALTHY))
+    ops = write_ops(KEYS, before, sm.state, None, None)
+    rev = m.revision + 1
+    for k, v in ops.puts.items():
+        m.apply_event(True, k, v, rev, rev, 0)
+    m.advance(rev)
+    second = m.state
+    assert second.groups["g3"] != first.groups["g3"]
+    assert all(second.groups[g] is first.groups[g] for g in first.groups if g != "g3")
+    assert state_to_dict(second) == state_to_dict(sm.state)
+
+
+def test_deleted_groups_and_nodes_delete_their_keys():
+    sm = _many_groups(2)
+    before = sm.state
+    cmd = C.delete_group("g1")
+    assert sm.apply(cmd)["ok"]
+    ops = write_ops(KEYS, before, sm.state, cmd["rid"], None)
+    assert KEYS.group("g1") in ops.deletes
+
+
+# -- layout 1 (one state key) is read and converted ---------------------------------------------
+
+def _legacy_kv(sm: StateMachine) -> dict[bytes, tuple[bytes, int]]:
+    """What layout 1 kept in etcd for `sm`'s state: the state object without events,
+    checkpoints and messages in <prefix>/state, the events in blocks."""
+    import json
+
+    d = state_to_dict(sm.state)
+    d.pop("events")
+    d.pop("checkpoints")
+    d["queues"] = {g: {"next_offset": q["next_offset"], "messages": []}
+                   for g, q in d["queues"].items()}
+    kv = {KEYS.state: (json.dumps(d).encode(), 1)}
+    for e in d_events(sm):
+        block = KEYS.legacy_event_block(e["seq"] // LEGACY_EVENTS_PER_BLOCK)
+        old = json.loads(kv[block][0]) if block in kv else []
+        kv[block] = (json.dumps([*old, e]).encode(), 1)
+    ops = write_ops(KEYS, StateMachine().state, sm.state, None, None)
+    kv.update((k, (v, 1)) for k, v in ops.puts.items()
+              if KEYS.classify(k)[0] in ("checkpoints", "queue"))
+    return kv
+
+
+def d_events(sm: StateMachine) -> list[dict]:
+    return state_to_dict(sm.state)["events"]
+
+
+def test_layout_1_reads_back_and_converts_to_the_same_state():
+    from vnfha.coordinator.store.etcd_layout import CONVERT_CHUNK, STATE_MARKER, conversion_chunks
+
+    sm, _ = _data_history()
+    for cmd in (C.apply_groups([{"name": f"x{i}"} for i in range(250)]),
+                C.set_paused(True)):
+        assert sm.apply(cmd)["ok"]
+    kv = _legacy_kv(sm)
+    m = load(kv)
+    assert m.layout == 1
+    assert state_to_dict(m.state) == state_to_dict(sm.state)
+    # a group key left by a conversion that did not finish is deleted
+    kv[KEYS.group("stale")] = (b'{"mode":"active_standby","vip":"","epoch":0,"active":null,'
+                               b'"releasing":null,"releasing_epoch":0,"handover_to":null,'
+                               b'"members":{}}', 1)
+    m = load(kv)
+    chunks = conversion_chunks(KEYS, m)
+    assert len(chunks) > 2 and all(c.count <= CONVERT_CHUNK for c in chunks)
+    assert chunks[-1].puts[KEYS.state] == STATE_MARKER and KEYS.cluster in chunks[-1].puts
+    for c in chunks:
+        kv.update((k, (v, 2)) for k, v in c.puts.items())
+        for k in c.deletes:
+            kv.pop(k)
+    converted = load(kv)
+    assert converted.layout == 2 and converted.legacy is None
+    assert state_to_dict(converted.state) == state_to_dict(sm.state)
+    assert converted.state.paused and len(converted.state.groups) == 251
+    assert not any(KEYS.classify(k)[0] == "events" for k in kv)  # layout 1's blocks went
+
+
+def test_a_newer_layout_is_read_but_marked():
+    m = Mirror(KEYS)
+    m.load([(KEYS.cluster, b'{"layout": 3, "revision": 4}', 1, 1, 0)], revision=1)
+    assert m.too_new and m.unreadable
