@@ -9,8 +9,9 @@ by systemctl) and an air-gapped install from a wheelhouse. Then vm1, the active,
 power (its cable pulled, its PID 1 killed: every process in it dies at once) and vm2
 must take the role and the VIP.
 
-Time: with a warm rootfs cache about 3-4 minutes on an idle 2-core machine, most of it
-the five venv installs; a cold cache adds the debootstrap (1-7 minutes with downloads).
+Time: with a warm rootfs cache 111 s on an idle 2-core machine (273 s at load 50), most
+of it the playbook's first run; a cold cache adds the debootstrap (6.5 minutes with the
+downloads at load 10; see docs/install.md).
 """
 
 from __future__ import annotations
