@@ -19,3 +19,9 @@ mkdir -p "$dest"
 tar -cf "$dest.tar" -C "$dest" .
 echo "wheelhouse $dest (and $dest.tar):"
 ls -1 "$dest"
+# The version is derived from git (pyproject.toml): the inventory must name it exactly.
+for whl in "$dest"/vnfha-*.whl; do
+    [ -e "$whl" ] || continue
+    version="$(basename "$whl" | cut -d- -f2)"
+    echo "vnfha_common_version: \"$version\"   # for the inventory"
+done

@@ -29,6 +29,16 @@ command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # (tests/e2e/test_netns_metrics.py). Without Recommends: no node-exporter.
 need_norec=()
 command -v prometheus >/dev/null 2>&1 || need_norec+=(prometheus)
+# Packaging (scripts/build-deb.sh, tests/packaging): Debian's build tools for the .deb,
+# and real systemd hosts for its tests: systemd-nspawn containers booted from a Debian
+# tree that debootstrap makes (cached in /var/cache/vnfha-test).
+[ -x /usr/bin/dpkg-buildpackage ] || need_norec+=(dpkg-dev)
+[ -x /usr/bin/dh ] || need_norec+=(debhelper)
+[ -x /usr/bin/fakeroot ] || need_norec+=(fakeroot)
+command -v git >/dev/null 2>&1 || need_norec+=(git)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_norec+=(python3-venv)
+command -v systemd-nspawn >/dev/null 2>&1 || need_norec+=(systemd-container)
+command -v debootstrap >/dev/null 2>&1 || need_norec+=(debootstrap)
 if ((${#need_apt[@]} + ${#need_norec[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]} ${need_norec[*]}" >&2

@@ -62,7 +62,7 @@ def test_recap_parser_reads_every_host() -> None:
 class Deployment:
     """The fleet, the inventory and the runs of the playbook."""
 
-    def __init__(self, fleet: SshFleet, root: Path, wheelhouse: Path) -> None:
+    def __init__(self, fleet: SshFleet, root: Path, wheelhouse: Path, version: str) -> None:
         self.fleet = fleet
         self.root = root
         self.inventory = root / "inventory.yml"
@@ -77,6 +77,7 @@ class Deployment:
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "vnfha_common_service_manager": "sysv",
                 "vnfha_common_wheelhouse": str(wheelhouse),
+                "vnfha_common_version": version,  # derived from git: the wheel's
                 # the CA lives with the test, not in the checkout's ansible/pki
                 "vnfha_common_tls_pki_dir": str(root / "pki"),
             },
@@ -178,6 +179,12 @@ class Deployment:
         return "\n".join(out)
 
 
+def wheel_version(wheelhouse: Path) -> str:
+    """The version of the vnfha wheel in `wheelhouse` (derived from git when built)."""
+    (wheel,) = wheelhouse.glob("vnfha-*.whl")
+    return wheel.name.split("-")[1]
+
+
 def wait(check: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -225,7 +232,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         for vm, (index, _) in VMS.items():
             fleet.add(vm, index)
         fleet.wait_ready()
-        dep = Deployment(fleet, root, wheelhouse.with_name("wheelhouse.tar"))
+        dep = Deployment(fleet, root, wheelhouse.with_name("wheelhouse.tar"),
+                         wheel_version(wheelhouse))
         yield dep
         if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
             print(dep.diagnostics())
