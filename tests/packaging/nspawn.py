@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from vnfha.agents.netlab import Host
+from vnfha_lab.netlab import Host
 
 HERE = Path(__file__).resolve().parent
 ROOTFS_SCRIPT = HERE / "build-rootfs.sh"

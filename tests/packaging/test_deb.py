@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from nspawn import Machine, build_rootfs, nspawn_missing  # tests/packaging on sys.path
 
-from vnfha.agents.netlab import Lab, pids_in_netns
+from vnfha_lab.netlab import Lab, pids_in_netns
 
 pytestmark = pytest.mark.slow
 

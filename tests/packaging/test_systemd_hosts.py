@@ -33,7 +33,7 @@ import pytest
 import yaml
 from nspawn import Machine, build_rootfs, nspawn_missing  # tests/packaging on sys.path
 
-from vnfha.agents.netlab import Host, Lab, pids_in_netns
+from vnfha_lab.netlab import Host, Lab, pids_in_netns
 
 pytestmark = pytest.mark.slow
 
