@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,12 @@ MAX_REREGISTER_BACKOFF = 5.0
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
+
+
+def new_generation() -> int:
+    """A lease generation id: 63 random bits, never 0 (0 means "before generations"),
+    so ids are unique across restarts without any stored state."""
+    return secrets.randbits(63) or 1
 
 
 class AgentSession:
@@ -98,6 +105,9 @@ class AgentSession:
         self._blocked: dict[tuple[str, str], str] = {}
         self.on_fail: Callable[[str], None] = lambda why: None
         self._beat = self._clock()  # the ticker's last pass (the watchdog reads it)
+        # The lease generation (docs/design.md §3): a new random id at every lease
+        # acquisition; the agent acts only on assignments stamped with the current one.
+        self._generation = new_generation()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -418,7 +428,9 @@ class AgentSession:
                     group=m.group, member=m.member,
                     health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
                     seen_epoch=r.seen_epoch, active_epoch=r.active_epoch))
-            req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports)
+            req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports,
+                                             generation=self._generation,
+                                             leased=self.lease.valid(self._clock()))
             # Noted before sending: the lease counts from here, never from the ack.
             self.lease.sent(seq, self._clock())
         for q in self._queues:
@@ -469,9 +481,11 @@ class AgentSession:
     def _on_membership(self, resp: agent_pb2.KeepaliveResponse) -> None:
         """Count the quorum against the membership the coordinators expire us with."""
         with self._lock:
+            before = self.lease.deadline()
             changed = self.lease.announce(resp.coordinator_id, resp.cluster_members)
             if not changed:
                 return
+            self._lease_changed(before)
             why = self.lease.unjustified()
             deadline = self.lease.deadline()
             self._on_lease(deadline or 0.0)  # may be earlier now: tell the guardian
@@ -497,8 +511,10 @@ class AgentSession:
                               "node": self.node, "coordinator": resp.coordinator_id,
                               "members": members})
             with self._lock:
+                before = self.lease.deadline()
                 extended = self.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
                 if extended:
+                    self._lease_changed(before)
                     self._on_lease(self.lease.deadline() or 0.0)
             if extended:
                 self.reconcile("lease renewed")
@@ -511,6 +527,14 @@ class AgentSession:
             log.warning("keepalive refused", extra={"node": self.node,
                                                     "coordinator": resp.coordinator_id,
                                                     "detail": resp.message})
+
+    def _lease_changed(self, before: float | None) -> None:
+        """Under the lock, after the deadline moved: a lease that runs again after not
+        running starts a new generation, and a round tells the leader at once."""
+        if core.starts_generation(before, self.lease.deadline(), self._clock()):
+            self._generation = new_generation()
+            log.info("lease acquired: new lease generation", extra={"node": self.node})
+            self._kick.set()
 
     # -- assignments -----------------------------------------------------------------------
 
@@ -544,7 +568,8 @@ class AgentSession:
     def _views(self) -> dict[tuple[str, str], AssignmentView]:
         """The assignments as the core reads them."""
         return {k: AssignmentView(active=a.role == types_pb2.ROLE_ACTIVE, epoch=a.epoch,
-                                  vip=a.vip) for k, a in self._assignments.items()}
+                                  vip=a.vip, generation=a.generation)
+                for k, a in self._assignments.items()}
 
     def reconcile(self, why: str) -> None:
         """Feed the core (agents/core.py) and carry out its effects, in order."""
@@ -552,7 +577,8 @@ class AgentSession:
         with self._lock:
             lease_ok = self.lease.valid(self._clock())
             faults = {k: f for k in self._roles if (f := self.fault(*k)) is not None}
-            steps = core.reconcile(self._roles, self._views(), lease_ok, faults, why)
+            steps = core.reconcile(self._roles, self._views(), lease_ok, faults, why,
+                                   generation=self._generation)
             for step in steps:
                 role = self._roles[step.key]
                 for effect in step.effects:

@@ -37,7 +37,13 @@ Rules, per active-standby group:
    Health and quarantine facts keep following the reports. A group being deleted
    (`group delete --force`) only has its release confirmed: nobody is promoted.
    Pause never weakens the lease: an agent that loses its majority's lease drops
-   the VIP on its own, paused or not.
+   the VIP on its own, paused or not. Rule 9's re-confirmation still runs: it keeps
+   the active, only under its agent's new lease.
+9. Lease generations (docs/design.md §3): every promotion is stamped with the
+   lease generation its agent reported last (its agent acts only under that
+   generation), only a member whose agent reported a running lease is elected, and
+   an active whose agent reports a new generation while holding nothing (its lease
+   lapsed, or it restarted) is promoted again, same member, new epoch, new stamp.
 """
 
 from __future__ import annotations
@@ -125,10 +131,33 @@ def observed_health(member: Member, obs: Observations, now: float, policy: Polic
 
 def _alive_and_eligible(state: ClusterState, m: Member, obs: Observations, now: float,
                         policy: Policy) -> bool:
-    """Only a member we have *just heard* report healthy may become active."""
+    """Only a member we have *just heard* report healthy may become active, and (an
+    agent with lease generations) under a running lease: a promotion stamped with a
+    generation that has no lease yet would wait for a re-confirmation (rule 9)."""
     report = obs.report(m)
     return (eligible(state, m) is None and obs.fresh(m.node, now, policy.ttl)
-            and report is not None and report.health == Health.HEALTHY)
+            and report is not None and report.health == Health.HEALTHY
+            and (report.generation == 0 or report.leased))
+
+
+def _generation(m: Member, obs: Observations) -> int:
+    """The stamp of a promotion of `m` (rule 9): its agent's latest reported generation."""
+    report = obs.report(m)
+    return 0 if report is None else report.generation
+
+
+def _renewed(group: Group, active: Member, obs: Observations, now: float,
+             policy: Policy) -> MemberReport | None:
+    """Rule 9: the active's agent reports, with a running lease, a generation other than
+    the promotion's stamp and holds nothing: it will never act on that promotion (the
+    lease it was given to ended), so without a new one the group would have no holder.
+    A stamp of 0 (a promotion from before generations) is acted on as before."""
+    report = obs.report(active)
+    if (report is None or not obs.fresh(active.node, now, policy.ttl)
+            or report.generation == 0 or not report.leased or report.active_epoch != 0
+            or group.active_generation in (0, report.generation)):
+        return None
+    return report
 
 
 def _candidate(state: ClusterState, group: Group, obs: Observations, now: float, policy: Policy,
@@ -174,7 +203,8 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
             target = _candidate(state, group, obs, now, policy, exclude=active.name)
             if target is not None:
                 cmd = C.promote(gname, target.name, group.epoch,
-                                reason=f"active {active.name} lost (lease expired)", **st())
+                                reason=f"active {active.name} lost (lease expired)",
+                                generation=_generation(target, obs), **st())
                 cmd["replace"] = active.name
                 emit(cmd)
                 return
@@ -191,6 +221,8 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
             target = _candidate(state, group, obs, now, policy, exclude=active.name)
             emit(C.demote(gname, group.epoch, handover_to=target.name if target else None,
                           reason=f"node {node.name} in maintenance", **st()))
+        else:
+            _reconfirm(state, gname, obs, now, policy, emit, st)
         state = current()
         group = state.groups[gname]
 
@@ -208,7 +240,8 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
         if target is not None:
             reason = ("planned switchover" if group.handover_to == target.name
                       else "no active member")
-            emit(C.promote(gname, target.name, group.epoch, reason=reason, **st()))
+            emit(C.promote(gname, target.name, group.epoch, reason=reason,
+                           generation=_generation(target, obs), **st()))
 
 
 def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Observations,
@@ -216,6 +249,9 @@ def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Obser
     """Rule 8: only what an operator asked for: confirm a release, then promote the
     successor chosen for it (and nobody else; nobody at all in a group being deleted)."""
     group = current().groups[gname]
+    if group.active is not None and not group.deleting:
+        _reconfirm(current(), gname, obs, now, policy, emit, st)
+        group = current().groups[gname]
     if group.releasing is not None:
         old = group.members.get(group.releasing)
         if old is None or _released(old, group.releasing_epoch, obs, now, policy):
@@ -228,7 +264,22 @@ def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Obser
             and not group.deleting):
         m = group.members.get(group.handover_to)
         if m is not None and _alive_and_eligible(state, m, obs, now, policy):
-            emit(C.promote(gname, m.name, group.epoch, reason="planned switchover", **st()))
+            emit(C.promote(gname, m.name, group.epoch, reason="planned switchover",
+                           generation=_generation(m, obs), **st()))
+
+
+def _reconfirm(state: ClusterState, gname: str, obs: Observations, now: float,
+               policy: Policy, emit: Emit, st: Callable[[], Stamp]) -> None:
+    """Rule 9: promote the active again under its agent's new lease generation."""
+    group = state.groups[gname]
+    if group.active is None:
+        return
+    active = group.members[group.active]
+    report = _renewed(group, active, obs, now, policy)
+    if report is not None:
+        emit(C.promote(gname, active.name, group.epoch, reconfirm=True,
+                       reason="agent has a new lease (lapse or restart)",
+                       generation=report.generation, **st()))
 
 
 def _released(old: Member, demote_epoch: int, obs: Observations, now: float,

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from vnfha.v1 import types_pb2 as vnfha_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/agent.proto\x12\x08vnfha.v1\x1a\x14vnfha/v1/types.proto\"=\n\nMemberSpec\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\"\x8a\x01\n\x13RegisterNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12%\n\x07members\x18\x03 \x03(\x0b\x32\x14.vnfha.v1.MemberSpec\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x19\n\x11remove_undeclared\x18\x05 \x01(\x08\"(\n\x14RegisterNodeResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"y\n\x0cMemberReport\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12 \n\x06health\x18\x03 \x01(\x0e\x32\x10.vnfha.v1.Health\x12\x12\n\nseen_epoch\x18\x04 \x01(\x04\x12\x14\n\x0c\x61\x63tive_epoch\x18\x05 \x01(\x04\"V\n\x10KeepaliveRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\'\n\x07members\x18\x03 \x03(\x0b\x32\x16.vnfha.v1.MemberReport\"\xaf\x01\n\x11KeepaliveResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x06result\x18\x02 \x01(\x0e\x32\x19.vnfha.v1.KeepaliveResult\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\r\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x16\n\x0e\x63oordinator_id\x18\x06 \x01(\t\x12\x17\n\x0f\x63luster_members\x18\x07 \x03(\t\"\'\n\x17WatchAssignmentsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"\x88\x01\n\nAssignment\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vnfha.v1.Role\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12!\n\x04mode\x18\x06 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\"W\n\x18WatchAssignmentsResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12)\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x14.vnfha.v1.Assignment\"0\n\x0c\x44rainRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"K\n\x08Handover\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x11\n\tto_member\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\"6\n\rDrainResponse\x12%\n\thandovers\x18\x01 \x03(\x0b\x32\x12.vnfha.v1.Handover*\x8e\x01\n\x0fKeepaliveResult\x12 \n\x1cKEEPALIVE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14KEEPALIVE_RESULT_ACK\x10\x01\x12!\n\x1dKEEPALIVE_RESULT_UNKNOWN_NODE\x10\x02\x12\x1c\n\x18KEEPALIVE_RESULT_INVALID\x10\x03\x32\xbe\x02\n\x0c\x41gentService\x12M\n\x0cRegisterNode\x12\x1d.vnfha.v1.RegisterNodeRequest\x1a\x1e.vnfha.v1.RegisterNodeResponse\x12H\n\tKeepalive\x12\x1a.vnfha.v1.KeepaliveRequest\x1a\x1b.vnfha.v1.KeepaliveResponse(\x01\x30\x01\x12[\n\x10WatchAssignments\x12!.vnfha.v1.WatchAssignmentsRequest\x1a\".vnfha.v1.WatchAssignmentsResponse0\x01\x12\x38\n\x05\x44rain\x12\x16.vnfha.v1.DrainRequest\x1a\x17.vnfha.v1.DrainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/agent.proto\x12\x08vnfha.v1\x1a\x14vnfha/v1/types.proto\"=\n\nMemberSpec\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\"\x8a\x01\n\x13RegisterNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12%\n\x07members\x18\x03 \x03(\x0b\x32\x14.vnfha.v1.MemberSpec\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x19\n\x11remove_undeclared\x18\x05 \x01(\x08\"(\n\x14RegisterNodeResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"y\n\x0cMemberReport\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12 \n\x06health\x18\x03 \x01(\x0e\x32\x10.vnfha.v1.Health\x12\x12\n\nseen_epoch\x18\x04 \x01(\x04\x12\x14\n\x0c\x61\x63tive_epoch\x18\x05 \x01(\x04\"z\n\x10KeepaliveRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\'\n\x07members\x18\x03 \x03(\x0b\x32\x16.vnfha.v1.MemberReport\x12\x12\n\ngeneration\x18\x04 \x01(\x04\x12\x0e\n\x06leased\x18\x05 \x01(\x08\"\xaf\x01\n\x11KeepaliveResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x06result\x18\x02 \x01(\x0e\x32\x19.vnfha.v1.KeepaliveResult\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\r\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x16\n\x0e\x63oordinator_id\x18\x06 \x01(\t\x12\x17\n\x0f\x63luster_members\x18\x07 \x03(\t\"\'\n\x17WatchAssignmentsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"\x9c\x01\n\nAssignment\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vnfha.v1.Role\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12!\n\x04mode\x18\x06 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\x12\x12\n\ngeneration\x18\x07 \x01(\x04\"W\n\x18WatchAssignmentsResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12)\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x14.vnfha.v1.Assignment\"0\n\x0c\x44rainRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"K\n\x08Handover\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x11\n\tto_member\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\"6\n\rDrainResponse\x12%\n\thandovers\x18\x01 \x03(\x0b\x32\x12.vnfha.v1.Handover*\x8e\x01\n\x0fKeepaliveResult\x12 \n\x1cKEEPALIVE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14KEEPALIVE_RESULT_ACK\x10\x01\x12!\n\x1dKEEPALIVE_RESULT_UNKNOWN_NODE\x10\x02\x12\x1c\n\x18KEEPALIVE_RESULT_INVALID\x10\x03\x32\xbe\x02\n\x0c\x41gentService\x12M\n\x0cRegisterNode\x12\x1d.vnfha.v1.RegisterNodeRequest\x1a\x1e.vnfha.v1.RegisterNodeResponse\x12H\n\tKeepalive\x12\x1a.vnfha.v1.KeepaliveRequest\x1a\x1b.vnfha.v1.KeepaliveResponse(\x01\x30\x01\x12[\n\x10WatchAssignments\x12!.vnfha.v1.WatchAssignmentsRequest\x1a\".vnfha.v1.WatchAssignmentsResponse0\x01\x12\x38\n\x05\x44rain\x12\x16.vnfha.v1.DrainRequest\x1a\x17.vnfha.v1.DrainResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vnfha.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEEPALIVERESULT']._serialized_start=1144
-  _globals['_KEEPALIVERESULT']._serialized_end=1286
+  _globals['_KEEPALIVERESULT']._serialized_start=1200
+  _globals['_KEEPALIVERESULT']._serialized_end=1342
   _globals['_MEMBERSPEC']._serialized_start=56
   _globals['_MEMBERSPEC']._serialized_end=117
   _globals['_REGISTERNODEREQUEST']._serialized_start=120
@@ -43,21 +43,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBERREPORT']._serialized_start=302
   _globals['_MEMBERREPORT']._serialized_end=423
   _globals['_KEEPALIVEREQUEST']._serialized_start=425
-  _globals['_KEEPALIVEREQUEST']._serialized_end=511
-  _globals['_KEEPALIVERESPONSE']._serialized_start=514
-  _globals['_KEEPALIVERESPONSE']._serialized_end=689
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=691
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=730
-  _globals['_ASSIGNMENT']._serialized_start=733
-  _globals['_ASSIGNMENT']._serialized_end=869
-  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_start=871
-  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_end=958
-  _globals['_DRAINREQUEST']._serialized_start=960
-  _globals['_DRAINREQUEST']._serialized_end=1008
-  _globals['_HANDOVER']._serialized_start=1010
-  _globals['_HANDOVER']._serialized_end=1085
-  _globals['_DRAINRESPONSE']._serialized_start=1087
-  _globals['_DRAINRESPONSE']._serialized_end=1141
-  _globals['_AGENTSERVICE']._serialized_start=1289
-  _globals['_AGENTSERVICE']._serialized_end=1607
+  _globals['_KEEPALIVEREQUEST']._serialized_end=547
+  _globals['_KEEPALIVERESPONSE']._serialized_start=550
+  _globals['_KEEPALIVERESPONSE']._serialized_end=725
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=727
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=766
+  _globals['_ASSIGNMENT']._serialized_start=769
+  _globals['_ASSIGNMENT']._serialized_end=925
+  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_start=927
+  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_end=1014
+  _globals['_DRAINREQUEST']._serialized_start=1016
+  _globals['_DRAINREQUEST']._serialized_end=1064
+  _globals['_HANDOVER']._serialized_start=1066
+  _globals['_HANDOVER']._serialized_end=1141
+  _globals['_DRAINRESPONSE']._serialized_start=1143
+  _globals['_DRAINRESPONSE']._serialized_end=1197
+  _globals['_AGENTSERVICE']._serialized_start=1345
+  _globals['_AGENTSERVICE']._serialized_end=1663
 # @@protoc_insertion_point(module_scope)

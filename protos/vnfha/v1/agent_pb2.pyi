@@ -64,14 +64,18 @@ class MemberReport(_message.Message):
     def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., health: _Optional[_Union[_types_pb2.Health, str]] = ..., seen_epoch: _Optional[int] = ..., active_epoch: _Optional[int] = ...) -> None: ...
 
 class KeepaliveRequest(_message.Message):
-    __slots__ = ("node", "seq", "members")
+    __slots__ = ("node", "seq", "members", "generation", "leased")
     NODE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    LEASED_FIELD_NUMBER: _ClassVar[int]
     node: str
     seq: int
     members: _containers.RepeatedCompositeFieldContainer[MemberReport]
-    def __init__(self, node: _Optional[str] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberReport, _Mapping]]] = ...) -> None: ...
+    generation: int
+    leased: bool
+    def __init__(self, node: _Optional[str] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberReport, _Mapping]]] = ..., generation: _Optional[int] = ..., leased: _Optional[bool] = ...) -> None: ...
 
 class KeepaliveResponse(_message.Message):
     __slots__ = ("seq", "result", "ttl_ms", "message", "revision", "coordinator_id", "cluster_members")
@@ -98,20 +102,22 @@ class WatchAssignmentsRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("group", "member", "role", "epoch", "vip", "mode")
+    __slots__ = ("group", "member", "role", "epoch", "vip", "mode", "generation")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     group: str
     member: str
     role: _types_pb2.Role
     epoch: int
     vip: str
     mode: _types_pb2.GroupMode
-    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., epoch: _Optional[int] = ..., vip: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ...) -> None: ...
+    generation: int
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., epoch: _Optional[int] = ..., vip: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class WatchAssignmentsResponse(_message.Message):
     __slots__ = ("revision", "assignments")
