@@ -41,7 +41,8 @@ Rules, per active-standby group:
    the active, only under its agent's new lease.
 9. Lease generations (docs/design.md §3): every promotion is stamped with the
    lease generation its agent reported last (its agent acts only under that
-   generation), only a member whose agent reported a running lease is elected, and
+   generation), a member is promoted once its agent reports a running lease (the
+   choice of member is unchanged: the promotion waits for that report), and
    an active whose agent reports a new generation while holding nothing (its lease
    lapsed, or it restarted) is promoted again, same member, new epoch, new stamp.
 """
@@ -131,13 +132,21 @@ def observed_health(member: Member, obs: Observations, now: float, policy: Polic
 
 def _alive_and_eligible(state: ClusterState, m: Member, obs: Observations, now: float,
                         policy: Policy) -> bool:
-    """Only a member we have *just heard* report healthy may become active, and (an
-    agent with lease generations) under a running lease: a promotion stamped with a
-    generation that has no lease yet would wait for a re-confirmation (rule 9)."""
+    """Only a member we have *just heard* report healthy may become active."""
     report = obs.report(m)
     return (eligible(state, m) is None and obs.fresh(m.node, now, policy.ttl)
-            and report is not None and report.health == Health.HEALTHY
-            and (report.generation == 0 or report.leased))
+            and report is not None and report.health == Health.HEALTHY)
+
+
+def _leased(m: Member, obs: Observations) -> bool:
+    """Rule 9: the member's agent reported a running lease (or predates generations).
+    Until it has one, its promotion waits: stamped with a generation that ends before
+    its lease starts, it would only wait for a re-confirmation, one commit more. The
+    wait is one round trip (the agent reports as soon as it acquires a lease), and it
+    does not change who is chosen: a member that cannot get a lease could not act
+    on a promotion either."""
+    report = obs.report(m)
+    return report is not None and (report.generation == 0 or report.leased)
 
 
 def _generation(m: Member, obs: Observations) -> int:
@@ -162,6 +171,14 @@ def _renewed(group: Group, active: Member, obs: Observations, now: float,
 
 def _candidate(state: ClusterState, group: Group, obs: Observations, now: float, policy: Policy,
                prefer: str | None = None, exclude: str | None = None) -> Member | None:
+    """The member to promote, or None: nobody eligible, or the one chosen has no lease
+    yet (rule 9: wait for it, rather than take another or stamp a dead generation)."""
+    m = _choose(state, group, obs, now, policy, prefer, exclude)
+    return m if m is not None and _leased(m, obs) else None
+
+
+def _choose(state: ClusterState, group: Group, obs: Observations, now: float, policy: Policy,
+            prefer: str | None, exclude: str | None) -> Member | None:
     if prefer is not None:
         m = group.members.get(prefer)
         if m is not None and m.name != exclude and _alive_and_eligible(state, m, obs, now, policy):
@@ -200,7 +217,9 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
         node = state.nodes.get(active.node)
         seen = observed_health(active, obs, now, policy)
         if seen == Health.LOST:
-            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            target = _choose(state, group, obs, now, policy, None, active.name)
+            if target is not None and not _leased(target, obs):
+                return  # rule 9: its agent reports a lease within a round trip
             if target is not None:
                 cmd = C.promote(gname, target.name, group.epoch,
                                 reason=f"active {active.name} lost (lease expired)",
@@ -213,12 +232,12 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
             emit(C.demote(gname, current().groups[gname].epoch, quarantine=True,
                           reason=f"active {active.name} lost and no eligible standby", **st()))
         elif seen == Health.UNHEALTHY:
-            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            target = _choose(state, group, obs, now, policy, None, active.name)
             emit(C.demote(gname, group.epoch, quarantine=True,
                           handover_to=target.name if target else None,
                           reason=f"active {active.name} unhealthy", **st()))
         elif node is not None and node.maintenance:
-            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            target = _choose(state, group, obs, now, policy, None, active.name)
             emit(C.demote(gname, group.epoch, handover_to=target.name if target else None,
                           reason=f"node {node.name} in maintenance", **st()))
         else:
@@ -263,7 +282,8 @@ def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Obser
     if (group.active is None and group.releasing is None and group.handover_to
             and not group.deleting):
         m = group.members.get(group.handover_to)
-        if m is not None and _alive_and_eligible(state, m, obs, now, policy):
+        if m is not None and _alive_and_eligible(state, m, obs, now, policy) \
+                and _leased(m, obs):
             emit(C.promote(gname, m.name, group.epoch, reason="planned switchover",
                            generation=_generation(m, obs), **st()))
 

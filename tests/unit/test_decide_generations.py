@@ -48,18 +48,28 @@ def test_election_stamps_the_reported_generation() -> None:
     assert (st.groups[GROUP].active, st.groups[GROUP].active_generation) == ("a", 11)
 
 
-def test_a_member_without_a_running_lease_is_not_elected() -> None:
-    """Its generation would end before its lease starts: the promotion would only wait
-    for a re-confirmation. A legacy agent (generation 0) is elected as before."""
+def test_the_best_member_is_promoted_once_its_agent_has_a_lease() -> None:
+    """Stamped with a generation that has no lease yet, the promotion would only wait
+    for a re-confirmation: it waits for the leased report instead, and the choice of
+    member does not change (the lower-priority b, leased first, is not taken). A
+    legacy agent (generation 0) is elected as before."""
     st = build()
     cmds = step(st, report(st, "a", 11, leased=False), report(st, "b", 22),
                 report(st, "c", 33))
-    assert [(c["member"], c.get("generation")) for c in cmds if c["op"] == "promote"] == [
-        ("b", 22)]
+    assert [c for c in cmds if c["op"] == "promote"] == []
+    cmds = step(st, report(st, "a", 12), report(st, "b", 22), report(st, "c", 33))
+    assert [(c["member"], c["generation"]) for c in cmds if c["op"] == "promote"] == [
+        ("a", 12)]
     legacy = step(st, report(st, "a", 0, leased=False), report(st, "b", 22, leased=False),
                   report(st, "c", 33, leased=False))
     assert [(c["member"], c.get("generation")) for c in legacy if c["op"] == "promote"] == [
         ("a", None)]
+
+
+def test_failover_waits_for_the_successors_lease_not_demotes() -> None:
+    st = run(build(), C.promote(GROUP, "a", 0, "test", generation=11))
+    assert step(st, report(st, "b", 22, leased=False), report(st, "c", 33),
+                expired=frozenset({"n1"})) == []
 
 
 def test_failover_stamps_the_successor() -> None:
