@@ -30,11 +30,23 @@ def test_lease_end_releases_with_reason() -> None:
     assert (effect.kind, effect.epoch, effect.reason) == ("release", 3, "lease expired")
 
 
-def test_new_epoch_releases_before_claiming() -> None:
+def test_a_held_role_promoted_again_moves_to_the_new_epoch_without_a_release() -> None:
+    """The same member promoted again while it acts (a re-confirmation under a new lease
+    generation): holding the old epoch up to this step was justified, and the new one
+    is justified from it on, so the VIP stays (no gap for clients); the VNFC is told
+    the new epoch, which fences the old one."""
     steps = core.reconcile({K: MemberRole(3, 3)}, {K: AssignmentView(True, 5)}, True, {}, "t",
                            generation=G)
-    assert kinds(steps) == [("release", 3), ("claim", 5)]
+    assert kinds(steps) == [("claim", 5)]
     assert steps[0].seen_epoch == 5
+
+
+def test_a_new_epoch_under_another_lease_still_releases() -> None:
+    """Not this lease's promotion: the held role ends and nothing is claimed."""
+    steps = core.reconcile({K: MemberRole(3, 3)},
+                           {K: AssignmentView(True, 5, generation=G + 1)}, True, {}, "t",
+                           generation=G)
+    assert kinds(steps) == [("release", 3)]
 
 
 def test_older_epoch_than_seen_is_never_claimed() -> None:

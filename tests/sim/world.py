@@ -721,7 +721,7 @@ class Agent:
         reports = [Report(g, m, Health.HEALTHY if agent_core.report_healthy(
             None, (g, m) not in self.unhealthy) else Health.UNHEALTHY,
             self.roles[(g, m)].seen_epoch, self.roles[(g, m)].active_epoch,
-            self.generation, self.lease.valid(self.now()))
+            generation=self.generation, leased=self.lease.valid(self.now()))
             for g, m in self.keys]
         self.lease.sent(self.seq, self.now())  # noted before sending
         self._sent_at[self.seq] = self.now()

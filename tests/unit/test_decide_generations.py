@@ -94,13 +94,23 @@ def test_an_active_under_a_new_generation_holding_nothing_is_promoted_again() ->
 
 @pytest.mark.parametrize("why, kwargs", [
     ("same generation: the watch has not brought it yet", {"generation": 11}),
-    ("still holds (a report from before its lapse)", {"generation": 12, "active_epoch": 1}),
     ("no lease yet under the new generation", {"generation": 12, "leased": False}),
     ("a legacy agent", {"generation": 0}),
 ])
 def test_no_reconfirmation(why: str, kwargs: dict) -> None:
     st = run(build(), C.promote(GROUP, "a", 0, "test", generation=11))
     assert step(st, report(st, "a", **kwargs)) == [], why
+
+
+def test_an_active_holding_the_current_epoch_under_a_new_generation_is_promoted_again(
+        ) -> None:
+    """Failsafe leases keep a role across a lapse of the quorum lease; when the quorum
+    is back the agent has a new generation and still holds the current epoch: it is
+    re-confirmed at once, before those leases end (and a report sent between the new
+    lease and the release of a stale role gets the same, one round earlier)."""
+    st = run(build(), C.promote(GROUP, "a", 0, "test", generation=11))
+    (promote,) = step(st, report(st, "a", 12, active_epoch=1))
+    assert (promote["member"], promote["generation"], promote["reconfirm"]) == ("a", 12, True)
 
 
 def test_an_unstamped_promotion_is_left_alone() -> None:
