@@ -10,7 +10,9 @@ them inputs and carry out the effects they return, and the deterministic simulat
 
 The rule (docs/design.md §3): a member acts as active at epoch e only while its
 latest assignment says active at e, the quorum lease (agents/lease.py) runs, the
-agent has not already processed a newer epoch, and no fault blocks the member. A
+assignment is stamped with the agent's current lease generation (or carries no
+stamp: a coordinator from before generations), the agent has not already processed
+a newer epoch, and no fault blocks the member. A
 role is released before a new one is taken, and an epoch counts as *seen* only
 after it was acted on.
 """
@@ -39,6 +41,9 @@ class AssignmentView:
     active: bool
     epoch: int
     vip: str = ""
+    # The lease generation the leader stamped the promotion with (the one its agent
+    # reported then); 0: unstamped (a coordinator from before lease generations).
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,16 +71,33 @@ class MemberStep:
 
 
 def want_active(a: AssignmentView | None, role: MemberRole, lease_ok: bool,
-                fault: str | None) -> bool:
-    """Whether the member should act as active now (the whole safety rule, agent side)."""
+                fault: str | None, generation: int) -> bool:
+    """Whether the member should act as active now (the whole safety rule, agent side).
+
+    `generation` is the agent's current lease generation: an assignment stamped with
+    another one was given to an earlier lease of this agent (before a lapse, or to an
+    earlier process), and a failover may have been decided since that lease ended."""
     return (a is not None and a.active and lease_ok and a.epoch >= role.seen_epoch
-            and fault is None)
+            and a.generation in (0, generation) and fault is None)
+
+
+def starts_generation(deadline_before: float | None, deadline_after: float | None,
+                      now: float) -> bool:
+    """Whether a change of the lease deadline at `now` (an ack, or a membership
+    announcement that recounted the rounds) starts a new lease generation: it does
+    when the lease now runs and did not run just before. Every acquisition, the first
+    one included, gets a new generation: a majority may have confirmed this node's
+    expiry while it had no lease, and nothing stamped before that may be acted on
+    under the new lease (docs/design.md §3 "Lease generations")."""
+    was = deadline_before is not None and now < deadline_before
+    return not was and deadline_after is not None and now < deadline_after
 
 
 def reconcile(roles: Mapping[Key, MemberRole], assignments: Mapping[Key, AssignmentView],
               lease_ok: bool, faults: Mapping[Key, str], why: str,
               failsafe_kept: Collection[Key] = (),
-              claim_blocked: Collection[Key] = ()) -> list[MemberStep]:
+              claim_blocked: Collection[Key] = (), *,
+              generation: int) -> list[MemberStep]:
     """Act as active exactly where the assignment says so and the lease runs.
 
     Per member, in the session's member order: release first (lease over, demoted,
@@ -92,14 +114,27 @@ def reconcile(roles: Mapping[Key, MemberRole], assignments: Mapping[Key, Assignm
         a = assignments.get(key)
         epoch = a.epoch if a is not None else 0
         fault = faults.get(key)
-        kept = key in failsafe_kept and role.active_epoch == epoch > 0
-        member_lease_ok = lease_ok or kept
+        # Failsafe keeps a role held at the assigned epoch also across a lapse of the
+        # quorum lease and the new generation after it: every other member promised
+        # not to claim while the grants run. Once they end, only the generation rule
+        # holds it (the leader re-confirms it under the new generation meanwhile).
+        kept = (key in failsafe_kept and role.active_epoch == epoch > 0 and a is not None
+                and a.active and fault is None)
         waits = key in claim_blocked and not role.active_epoch
-        want = want_active(a, role, member_lease_ok, fault) and not waits
+        want = (kept or want_active(a, role, lease_ok, fault, generation)) and not waits
         effects: list[RoleEffect] = []
         active_epoch = role.active_epoch
+        if active_epoch and want and epoch > active_epoch:
+            # The same member promoted again (a re-confirmation under a new lease
+            # generation): it stays active, now at the new epoch; no release between.
+            effects.append(RoleEffect("claim", key[0], key[1], epoch, why))
+            out.append(MemberStep(key, tuple(effects), max(role.seen_epoch, epoch)))
+            continue
         if active_epoch and (not want or epoch != active_epoch):
-            reason = "lease expired" if not member_lease_ok else (fault or why)
+            reason = ("lease expired" if not (lease_ok or kept) else fault or (
+                "assignment from an earlier lease" if a is not None and a.active
+                and a.epoch == active_epoch and a.generation not in (0, generation)
+                else why))
             effects.append(RoleEffect("release", key[0], key[1], active_epoch, reason))
             active_epoch = 0
         if want and active_epoch == 0:

@@ -157,9 +157,12 @@ class Grants:
         got[peer] = max(got.get(peer, end), end)
 
     def refused(self, group: str, epoch: int, peer: str) -> None:
-        """A refusal ends nothing the granter promised, but the requester stops counting
-        on that peer at once (the conservative side)."""
-        self.held.get((group, epoch), {}).pop(peer, None)
+        """A refusal ends nothing the granter promised: its earlier grant still binds it
+        (its promise runs to the same end), so it still counts until then; only no
+        new one is added. Dropping it at once would take the VIP down at the very
+        moment the coordinators come back, when a standby hears them first and
+        refuses, a few milliseconds before the active's own quorum lease returns."""
+        return None
 
     def until(self, group: str, epoch: int, peers: frozenset[str]) -> float | None:
         """When the role may be kept until: the earliest of every peer's grant; None

@@ -266,10 +266,17 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
                     "peers": len(view.peers) if view is not None else 0})
             needed = (view is not None and view.lease > 0 and role.active_epoch
                       and view.active == m.member and view.epoch == role.active_epoch)
-            if not needed or not quiet:
+            if not needed:
                 with self._glock:
                     self.grants.clear(m.group)
-                self._end(m.group, "quorum heard again" if needed else "not active")
+                self._end(m.group, "not active")
+                continue
+            if not quiet:
+                # The grants already given stay valid until they end (every other member
+                # promised for that long): they bridge the moment when the quorum lease
+                # is back under a new lease generation and the leader has not yet
+                # re-confirmed this role under it (docs/design.md "Lease generations").
+                self._end(m.group, "quorum heard again")
                 continue
             assert view is not None
             peers = self._peers(view)

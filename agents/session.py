@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +72,12 @@ FAST_DISABLED_RETRY = 60.0
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
 HealthFn = Callable[[str, str], bool]
+
+
+def new_generation() -> int:
+    """A lease generation id: 63 random bits, never 0 (0 means "before generations"),
+    so ids are unique across restarts without any stored state."""
+    return secrets.randbits(63) or 1
 
 
 class AgentSession:
@@ -136,6 +143,9 @@ class AgentSession:
                       if fastpath else None)
         self._open_wanted: dict[int, float] = dict.fromkeys(range(len(endpoints)), 0.0)
         self._open_kick = threading.Event()
+        # The lease generation (docs/design.md §3): a new random id at every lease
+        # acquisition; the agent acts only on assignments stamped with the current one.
+        self._generation = new_generation()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -498,7 +508,9 @@ class AgentSession:
                     health=types_pb2.HEALTH_HEALTHY if healthy else types_pb2.HEALTH_UNHEALTHY,
                     seen_epoch=r.seen_epoch, active_epoch=r.active_epoch,
                     vip_held=bool(r.active_epoch) and self.vip_held(m.group, m.member)))
-            req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports)
+            req = agent_pb2.KeepaliveRequest(node=self.node, seq=seq, members=reports,
+                                             generation=self._generation,
+                                             leased=self.lease.valid(self._clock()))
             # Noted before sending: the lease counts from here, never from the ack.
             now = self._clock()
             self.lease.sent(seq, now)
@@ -564,9 +576,11 @@ class AgentSession:
     def _on_membership(self, resp: agent_pb2.KeepaliveResponse) -> None:
         """Count the quorum against the membership the coordinators expire us with."""
         with self._lock:
+            before = self.lease.deadline()
             changed = self.lease.announce(resp.coordinator_id, resp.cluster_members)
             if not changed:
                 return
+            self._lease_changed(before)
             why = self.lease.unjustified()
             deadline = self.lease.deadline()
             self._on_lease(deadline or 0.0)  # may be earlier now: tell the guardian
@@ -592,8 +606,10 @@ class AgentSession:
                               "node": self.node, "coordinator": resp.coordinator_id,
                               "members": members})
             with self._lock:
+                before = self.lease.deadline()
                 extended = self.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
                 if extended:
+                    self._lease_changed(before)
                     self._on_lease(self.lease.deadline() or 0.0)
             if extended:
                 self.reconcile("lease renewed")
@@ -690,6 +706,14 @@ class AgentSession:
                 "node": self.node, "coordinator": self.endpoints[i]})
         self._on_ack(resp)
 
+    def _lease_changed(self, before: float | None) -> None:
+        """Under the lock, after the deadline moved: a lease that runs again after not
+        running starts a new generation, and a round tells the leader at once."""
+        if core.starts_generation(before, self.lease.deadline(), self._clock()):
+            self._generation = new_generation()
+            log.info("lease acquired: new lease generation", extra={"node": self.node})
+            self._kick.set()
+
     # -- assignments -----------------------------------------------------------------------
 
     def _watch(self, i: int) -> None:
@@ -722,7 +746,8 @@ class AgentSession:
     def _views(self) -> dict[tuple[str, str], AssignmentView]:
         """The assignments as the core reads them."""
         return {k: AssignmentView(active=a.role == types_pb2.ROLE_ACTIVE, epoch=a.epoch,
-                                  vip=a.vip) for k, a in self._assignments.items()}
+                                  vip=a.vip, generation=a.generation)
+                for k, a in self._assignments.items()}
 
     def reconcile(self, why: str) -> None:
         """Feed the core (agents/core.py) and carry out its effects, in order."""
@@ -743,7 +768,8 @@ class AgentSession:
                         kept.add(key)
                     if not role.active_epoch and hook.blocks(key[0], now) is not None:
                         blocked.add(key)
-            steps = core.reconcile(self._roles, views, lease_ok, faults, why, kept, blocked)
+            steps = core.reconcile(self._roles, views, lease_ok, faults, why, kept, blocked,
+                                   generation=self._generation)
             for step in steps:
                 role = self._roles[step.key]
                 for effect in step.effects:

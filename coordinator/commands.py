@@ -72,7 +72,7 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
 # machine (and `decide`, which reads committed values back) rely on these types, and
 # a malformed value must be refused here, not raise inside `apply` on every replica.
 OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "promote": {"replace": (str, type(None))},
+    "promote": {"replace": (str, type(None)), "generation": int, "reconfirm": bool},
     "demote": {"handover_to": (str, type(None)), "quarantine": bool},
     "pool_exclude": {"recover": bool},
     "recovery_update": {"message": str, "expect_attempts": int},
@@ -177,9 +177,14 @@ def set_health(group: str, member: str, health: Health, reason: str = "",
 
 
 def promote(group: str, member: str, expect_epoch: int, reason: str,
-            rid: str | None = None, at: float | None = None) -> Command:
+            rid: str | None = None, at: float | None = None, generation: int = 0,
+            reconfirm: bool = False) -> Command:
+    """`generation`: the lease generation of the member's agent to stamp the promotion
+    with (0: none known). `reconfirm`: the member is the active already and gets a new
+    epoch under its agent's new lease generation (docs/design.md §3)."""
     return _cmd("promote", rid, at, group=group, member=member, expect_epoch=expect_epoch,
-                reason=reason)
+                reason=reason, **({"generation": generation} if generation else {}),
+                **({"reconfirm": True} if reconfirm else {}))
 
 
 def demote(group: str, expect_epoch: int, reason: str, handover_to: str | None = None,
@@ -331,6 +336,8 @@ def validate_command(cmd: Any) -> Command:
     for name, typ in {**COMMON_OPTIONAL, **OPTIONAL.get(op, {})}.items():
         if name in cmd:
             _check_type(op, name, cmd[name], typ)
+    if op == "promote" and not 0 <= cmd.get("generation", 0) < 2**64:
+        raise InvalidCommand(f"promote: generation {cmd['generation']} is not a uint64")
     if op == "set_health" and cmd["health"] not in {h.value for h in Health}:
         raise InvalidCommand(f"set_health: unknown health {cmd['health']!r}")
     if op == "apply_groups":

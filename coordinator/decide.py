@@ -37,7 +37,8 @@ Rules, per active-standby group:
    Health and quarantine facts keep following the reports. A group being deleted
    (`group delete --force`) only has its release confirmed: nobody is promoted.
    Pause never weakens the lease: an agent that loses its majority's lease drops
-   the VIP on its own, paused or not.
+   the VIP on its own, paused or not. Rule 10's re-confirmation still runs: it keeps
+   the active, only under its agent's new lease.
 9. Failsafe on (`vnfha failsafe on`, docs/design.md "Failsafe"): a lost active may
    still serve under failsafe leases granted by the other members, who grant only
    while they do not hear the coordinators either. So a lost active is acted on
@@ -48,6 +49,13 @@ Rules, per active-standby group:
    the group's, and acting on it would fail the group over when they come back.
    Only ever a delay, never an extra promotion: safety does not depend on it (a
    promoted member that still honours a failsafe promise claims the VIP only after it).
+10. Lease generations (docs/design.md §3): every promotion is stamped with the
+   lease generation its agent reported last (its agent acts only under that
+   generation), a member is promoted once its agent reports a running lease (the
+   choice of member is unchanged: the promotion waits for that report), and
+   an active whose agent reports a new generation while holding nothing, or holding
+   the current epoch on failsafe leases (its lease lapsed, or it restarted), is
+   promoted again: same member, new epoch, new stamp.
 """
 
 from __future__ import annotations
@@ -141,8 +149,50 @@ def _alive_and_eligible(state: ClusterState, m: Member, obs: Observations, now: 
             and report is not None and report.health == Health.HEALTHY)
 
 
+def _leased(m: Member, obs: Observations) -> bool:
+    """Rule 10: the member's agent reported a running lease (or predates generations).
+    Until it has one, its promotion waits: stamped with a generation that ends before
+    its lease starts, it would only wait for a re-confirmation, one commit more. The
+    wait is one round trip (the agent reports as soon as it acquires a lease), and it
+    does not change who is chosen: a member that cannot get a lease could not act
+    on a promotion either."""
+    report = obs.report(m)
+    return report is not None and (report.generation == 0 or report.leased)
+
+
+def _generation(m: Member, obs: Observations) -> int:
+    """The stamp of a promotion of `m` (rule 10): its agent's latest reported generation."""
+    report = obs.report(m)
+    return 0 if report is None else report.generation
+
+
+def _renewed(group: Group, active: Member, obs: Observations, now: float,
+             policy: Policy) -> MemberReport | None:
+    """Rule 10: the active's agent reports, with a running lease, a generation other than
+    the promotion's stamp and holds nothing, or holds the current epoch only on
+    failsafe leases (which end): it will never act on that promotion under its lease
+    (the lease it was given to ended), so without a new one the group would have no
+    holder.
+    A stamp of 0 (a promotion from before generations) is acted on as before."""
+    report = obs.report(active)
+    if (report is None or not obs.fresh(active.node, now, policy.ttl)
+            or report.generation == 0 or not report.leased
+            or report.active_epoch not in (0, group.epoch)
+            or group.active_generation in (0, report.generation)):
+        return None
+    return report
+
+
 def _candidate(state: ClusterState, group: Group, obs: Observations, now: float, policy: Policy,
                prefer: str | None = None, exclude: str | None = None) -> Member | None:
+    """The member to promote, or None: nobody eligible, or the one chosen has no lease
+    yet (rule 10: wait for it, rather than take another or stamp a dead generation)."""
+    m = _choose(state, group, obs, now, policy, prefer, exclude)
+    return m if m is not None and _leased(m, obs) else None
+
+
+def _choose(state: ClusterState, group: Group, obs: Observations, now: float, policy: Policy,
+            prefer: str | None, exclude: str | None) -> Member | None:
     if prefer is not None:
         m = group.members.get(prefer)
         if m is not None and m.name != exclude and _alive_and_eligible(state, m, obs, now, policy):
@@ -186,10 +236,13 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
         if seen == Health.LOST and not _vouched(state, group, active, obs, now, policy):
             return  # rule 9: it may be serving under failsafe leases; wait
         if seen == Health.LOST:
-            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            target = _choose(state, group, obs, now, policy, None, active.name)
+            if target is not None and not _leased(target, obs):
+                return  # rule 10: its agent reports a lease within a round trip
             if target is not None:
                 cmd = C.promote(gname, target.name, group.epoch,
-                                reason=f"active {active.name} lost (lease expired)", **st())
+                                reason=f"active {active.name} lost (lease expired)",
+                                generation=_generation(target, obs), **st())
                 cmd["replace"] = active.name
                 emit(cmd)
                 return
@@ -198,14 +251,16 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
             emit(C.demote(gname, current().groups[gname].epoch, quarantine=True,
                           reason=f"active {active.name} lost and no eligible standby", **st()))
         elif seen == Health.UNHEALTHY:
-            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            target = _choose(state, group, obs, now, policy, None, active.name)
             emit(C.demote(gname, group.epoch, quarantine=True,
                           handover_to=target.name if target else None,
                           reason=f"active {active.name} unhealthy", **st()))
         elif node is not None and node.maintenance:
-            target = _candidate(state, group, obs, now, policy, exclude=active.name)
+            target = _choose(state, group, obs, now, policy, None, active.name)
             emit(C.demote(gname, group.epoch, handover_to=target.name if target else None,
                           reason=f"node {node.name} in maintenance", **st()))
+        else:
+            _reconfirm(state, gname, obs, now, policy, emit, st)
         state = current()
         group = state.groups[gname]
 
@@ -223,7 +278,8 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
         if target is not None:
             reason = ("planned switchover" if group.handover_to == target.name
                       else "no active member")
-            emit(C.promote(gname, target.name, group.epoch, reason=reason, **st()))
+            emit(C.promote(gname, target.name, group.epoch, reason=reason,
+                           generation=_generation(target, obs), **st()))
 
 
 def _dark(state: ClusterState, group: Group, obs: Observations, now: float,
@@ -264,6 +320,9 @@ def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Obser
     """Rule 8: only what an operator asked for: confirm a release, then promote the
     successor chosen for it (and nobody else; nobody at all in a group being deleted)."""
     group = current().groups[gname]
+    if group.active is not None and not group.deleting:
+        _reconfirm(current(), gname, obs, now, policy, emit, st)
+        group = current().groups[gname]
     if group.releasing is not None:
         old = group.members.get(group.releasing)
         if old is None or _released(old, group.releasing_epoch, obs, now, policy):
@@ -275,8 +334,24 @@ def _finish_handover(current: Callable[[], ClusterState], gname: str, obs: Obser
     if (group.active is None and group.releasing is None and group.handover_to
             and not group.deleting):
         m = group.members.get(group.handover_to)
-        if m is not None and _alive_and_eligible(state, m, obs, now, policy):
-            emit(C.promote(gname, m.name, group.epoch, reason="planned switchover", **st()))
+        if m is not None and _alive_and_eligible(state, m, obs, now, policy) \
+                and _leased(m, obs):
+            emit(C.promote(gname, m.name, group.epoch, reason="planned switchover",
+                           generation=_generation(m, obs), **st()))
+
+
+def _reconfirm(state: ClusterState, gname: str, obs: Observations, now: float,
+               policy: Policy, emit: Emit, st: Callable[[], Stamp]) -> None:
+    """Rule 10: promote the active again under its agent's new lease generation."""
+    group = state.groups[gname]
+    if group.active is None:
+        return
+    active = group.members[group.active]
+    report = _renewed(group, active, obs, now, policy)
+    if report is not None:
+        emit(C.promote(gname, active.name, group.epoch, reconfirm=True,
+                       reason="agent has a new lease (lapse or restart)",
+                       generation=report.generation, **st()))
 
 
 def _released(old: Member, demote_epoch: int, obs: Observations, now: float,

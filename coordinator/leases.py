@@ -33,6 +33,10 @@ class Report:
     #: the agent holds the group's VIP for this member (keepalive MemberReport.vip_held);
     #: read only by a switchover waiting for its new active, never by decide
     vip_held: bool = False
+    # The agent's lease generation and whether it held a lease when it sent the round
+    # (one pair per keepalive, repeated per member); 0: an agent from before generations.
+    generation: int = 0
+    leased: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,12 +160,14 @@ class LeaseTable:
                 else:
                     since = None
                 new[key] = MemberReport(health=r.health, seen_epoch=r.seen_epoch,
-                                        active_epoch=r.active_epoch, healthy_since=since)
+                                        active_epoch=r.active_epoch, healthy_since=since,
+                                        generation=r.generation, leased=r.leased)
             self._reports[node] = new
             self._raw[node] = {(r.group, r.member): r for r in reports}
             changed = first or old.keys() != new.keys() or any(
-                (o.health, o.seen_epoch, o.active_epoch)
-                != (new[k].health, new[k].seen_epoch, new[k].active_epoch)
+                (o.health, o.seen_epoch, o.active_epoch, o.generation, o.leased)
+                != (new[k].health, new[k].seen_epoch, new[k].active_epoch, new[k].generation,
+                    new[k].leased)
                 for k, o in old.items())
             if changed or any(o.healthy_since != new[k].healthy_since for k, o in old.items()):
                 self._versions[node] = self._versions.get(node, 0) + 1

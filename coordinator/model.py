@@ -95,6 +95,10 @@ class Group:
     releasing_epoch: int = 0
     # Planned switchover target, promoted once `releasing` has let go.
     handover_to: str | None = None
+    # The lease generation of the active's agent the promotion was stamped with (its
+    # node's latest keepalive then); 0: unstamped. The agent acts only on an
+    # assignment stamped with its current generation (docs/design.md §3).
+    active_generation: int = 0
     members: dict[str, Member] = field(default_factory=dict)
     # Active-active groups only (coordinator/pool_state.py): the members in service
     # behind the load balancer, and a version bumped on every change of it.
@@ -329,6 +333,7 @@ def _group_to_dict(g: Group) -> dict[str, Any]:
                                   "status": r.status, "attempts": r.attempts,
                                   "message": r.message} for r in g.recoveries.values()},
         **({"deleting": True} if g.deleting else {}),
+        **({"active_generation": g.active_generation} if g.active_generation else {}),
     }
 
 
@@ -351,7 +356,8 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
                              lb_applied=dict(g.get("lb_applied", {})),
                              recoveries={mn: Recovery(member=mn, **r)
                                          for mn, r in g.get("recoveries", {}).items()},
-                             deleting=bool(g.get("deleting", False)))
+                             deleting=bool(g.get("deleting", False)),
+                             active_generation=int(g.get("active_generation", 0)))
     return ClusterState(
         revision=d.get("revision", 0),
         next_event_seq=d.get("next_event_seq", 1),

@@ -30,6 +30,10 @@ class MemberReport:
     seen_epoch: int = 0  # highest epoch of the member's group the agent has processed
     active_epoch: int = 0  # epoch under which the agent holds the active role now; 0: none
     healthy_since: float | None = None  # leader monotonic time the current healthy run began
+    # The agent's lease generation when it sent the report (a new one per lease
+    # acquisition; 0: an agent from before generations) and whether a lease ran then.
+    generation: int = 0
+    leased: bool = False
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,19 @@ def _promote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     _check_epoch(group, cmd)
     member = _member(group, cmd["member"])
     replacing = cmd.get("replace")
+    generation = cmd.get("generation", 0)
+    if cmd.get("reconfirm"):
+        # The active's agent has a new lease generation (a lapse, a restart) and holds
+        # nothing: the same member, a new epoch stamped with the new generation. The
+        # epoch check serialises it with any competing promotion (docs/design.md §3).
+        if group.active != member.name:
+            raise Refused("conflict", f"{member.name!r} is not the active member of "
+                                      f"{group.name!r}")
+        epoch = group.epoch + 1
+        state = _put_group(state, replace(group, epoch=epoch, active_generation=generation))
+        state = _event(state, cmd, "promoted", group=group.name, member=member.name,
+                       node=member.node, epoch=epoch, reason=cmd["reason"])
+        return state, ok(epoch=epoch)
     if group.active is not None:
         # Only a lost active may be replaced in one step: its lease is over, so
         # it has already stopped on its own (DESIGN §3).
@@ -208,7 +221,8 @@ def _promote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     if why is not None:
         raise Refused("not_eligible", why)
     epoch = group.epoch + 1
-    state = _put_group(state, replace(group, active=member.name, epoch=epoch, handover_to=None))
+    state = _put_group(state, replace(group, active=member.name, epoch=epoch, handover_to=None,
+                                      active_generation=generation))
     state = _event(state, cmd, "promoted", group=group.name, member=member.name,
                    node=member.node, epoch=epoch,
                    reason=cmd["reason"] + (f" (replacing {replacing})" if replacing else ""))
@@ -225,7 +239,8 @@ def _demote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
         group = with_member(group, replace(old, quarantined=True))
     epoch = group.epoch + 1
     handover = cmd.get("handover_to")
-    state = _put_group(state, replace(group, active=None, epoch=epoch, releasing=old.name,
+    state = _put_group(state, replace(group, active=None, active_generation=0, epoch=epoch,
+                                      releasing=old.name,
                                       releasing_epoch=epoch, handover_to=handover))
     state = _event(state, cmd, "demoted", group=group.name, member=old.name, node=old.node,
                    epoch=epoch, reason=cmd["reason"]

@@ -51,7 +51,8 @@ def assignments_for(state: ClusterState, node: str) -> list[agent_pb2.Assignment
         g = state.groups[m.group]
         a = agent_pb2.Assignment(group=g.name, member=m.name,
                                  role=ROLE_TO_PB[g.role_of(m.name)], epoch=g.epoch,
-                                 vip=g.vip, mode=MODE_TO_PB[g.mode])
+                                 vip=g.vip, mode=MODE_TO_PB[g.mode],
+                                 generation=g.active_generation if g.active == m.name else 0)
         if lease_ms and g.mode == GroupMode.ACTIVE_STANDBY:
             # Failsafe (docs/design.md): whom to ask, and who is active at this epoch.
             a.failsafe_lease_ms = lease_ms
@@ -244,7 +245,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                               f"UNHEALTHY, got {m.health}")
             reports.append(Report(group=m.group, member=m.member, health=health,
                                   seen_epoch=m.seen_epoch, active_epoch=m.active_epoch,
-                                  vip_held=m.vip_held))
+                                  vip_held=m.vip_held,
+                                  generation=req.generation, leased=req.leased))
         if req.node not in state.nodes:
             return answer(agent_pb2.KEEPALIVE_RESULT_UNKNOWN_NODE,
                           f"node {req.node!r} is not registered here; call RegisterNode")

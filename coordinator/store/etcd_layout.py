@@ -7,7 +7,7 @@ groups; and etcd keeps every revision until compaction, 2.39 GB after ~5,000
 commands at 1,000 groups). Layout 2:
 
 ``<prefix>/cluster``          the cluster-wide record: layout, revision, next event
-                              number, paused, removed nodes. Every vnfha write puts it,
+                              number, paused, removed nodes, failsafe lease. Every vnfha write puts it,
                               so its mod revision totally orders the writes (~100 bytes)
 ``<prefix>/groups/<g>``       group g (members, roles, epoch, pool, recoveries)
 ``<prefix>/nodes/<n>``        node n's record (address, maintenance, stopped, rejoining)
@@ -186,6 +186,8 @@ def cluster_record(state: ClusterState) -> dict[str, Any]:
         d["paused"] = True
     if state.removed_nodes:
         d["removed_nodes"] = sorted(state.removed_nodes)
+    if state.failsafe_lease_ms:
+        d["failsafe_lease_ms"] = state.failsafe_lease_ms
     return d
 
 
@@ -578,7 +580,8 @@ class Mirror:
                                     next_event_seq=int(c.get("next_event_seq", 1)),
                                     nodes=dict(self.nodes), groups=dict(self.groups),
                                     paused=bool(c.get("paused", False)),
-                                    removed_nodes=frozenset(c.get("removed_nodes", ())))
+                                    removed_nodes=frozenset(c.get("removed_nodes", ())),
+                                    failsafe_lease_ms=int(c.get("failsafe_lease_ms", 0)))
                 offsets = self.queue_offsets
                 events = tuple(e for b in sorted(self.history) for e in self.history[b])
             queues = {}

@@ -102,13 +102,23 @@ def test_grants_count_from_sending_minus_drift_and_margin_and_need_every_peer():
     assert g.until("web", 4, peers) is None
 
 
-def test_a_refusal_ends_counting_on_that_peer_at_once():
+def test_a_refusal_adds_nothing_but_the_earlier_grant_still_binds_until_its_end():
+    """The granter's promise from the earlier grant runs to the same end whatever it
+    answers later, so the requester may count it until then, never longer."""
     g = Grants()
     peers = frozenset({"web-2"})
     g.granted("web", 3, "web-2", sent=0.0, lease=LEASE)
-    assert g.holds("web", 3, peers, 0.1)
+    end = g.until("web", 3, peers)
+    assert end is not None and g.holds("web", 3, peers, 0.1)
     g.refused("web", 3, "web-2")
-    assert not g.holds("web", 3, peers, 0.1)
+    assert g.until("web", 3, peers) == end and g.holds("web", 3, peers, 0.1)
+    assert not g.holds("web", 3, peers, end)
+
+
+def test_a_refusal_before_any_grant_means_no_failsafe():
+    g = Grants()
+    g.refused("web", 3, "web-2")
+    assert not g.holds("web", 3, frozenset({"web-2"}), 0.0)
 
 
 def test_no_other_member_means_no_failsafe():

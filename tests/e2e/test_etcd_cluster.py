@@ -6,7 +6,8 @@
   never failed over (two leaders never act).
 * etcd down longer than the session TTL: coordinators stop acknowledging
   keepalives, the active's lease runs out and it stops on its own (documented
-  trade-off); when etcd is back the same member, same epoch, carries on.
+  trade-off); when etcd is back the same member carries on, promoted again under
+  its agent's new lease generation (one epoch more, docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -164,7 +165,11 @@ def test_etcd_outage_stops_acknowledgements_then_the_same_active_resumes(cluster
     etcd.start()
     wait_for(lambda: roles.holders() == {"m1"}, 15, what="m1 acting again after etcd is back")
     time.sleep(2 * TTL)
+    want = (before[0] + 1, before[1])  # re-confirmed under the agent's new lease
     for cid in cluster.ids:
-        wait_for(lambda cid=cid: epoch_and_active(cluster, cid) == before, 5,
-                 what=f"{cid} on the same epoch and active")
+        wait_for(lambda cid=cid: epoch_and_active(cluster, cid) == want, 5,
+                 what=f"{cid} on the same active, re-confirmed")
+    with roles.lock:
+        claims = [epoch for t, m, a, epoch, _ in roles.log if m == "m1" and a and t >= down_at]
+    assert claims == [want[0]]  # never again under the epoch from before the lapse
     assert roles.holders() == {"m1"} and roles.max_holders() == 1

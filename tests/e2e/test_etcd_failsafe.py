@@ -92,10 +92,16 @@ def test_etcd_outage_longer_than_session_ttl_the_active_keeps_serving(cluster, p
              and sessions["vm2"].lease.valid(time.monotonic()), 20,
              what="both agents acknowledged again")
     time.sleep(LEASE + 3 * TTL)  # the rejoin grace: a failover would show by now
+    # The same active; the epoch may move once: vm1's agent has a new lease generation
+    # when the coordinators are back, and the leader re-confirms m1 under it (docs/
+    # design.md "Lease generations"), which m1 takes without releasing.
+    again = (before[0] + 1, before[1])
     for cid in cluster.ids:
-        wait_for(lambda cid=cid: epoch_and_active(cluster, cid) == before, 10,
-                 what=f"{cid} on the same epoch and active")
-    assert roles.since(down_at) == [], "the outage or the return caused a role change"
+        wait_for(lambda cid=cid: epoch_and_active(cluster, cid) in (before, again), 10,
+                 what=f"{cid} on the same active (epoch unchanged or re-confirmed)")
+    changes = [(m, a, e) for _, m, a, e, _ in roles.since(down_at)]
+    assert changes in ([], [("m1", True, before[0] + 1)]), \
+        f"the outage or the return caused a role change: {changes}"
     assert roles.max_holders() == 1
     assert peers["vm1"].engaged() == {}
     assert peers["vm2"].answered["granted"] > 0

@@ -389,3 +389,34 @@ def test_status_shows_pool_recoveries_checkpoint_and_queue(pool_cluster, capsys)
     # An unknown group through the CLI: refused, exit 1, as before.
     assert cli.main(["--endpoint", endpoint, "switchover", "nope"], out=io.StringIO()) == 1
     assert "(NOT_FOUND)" in capsys.readouterr().err
+
+
+def test_restarted_agent_does_not_act_on_its_previous_process_assignment(coordinator, agents):
+    """A new agent process gets, at subscribe time, the assignment its previous process
+    held. Acting on it under the new lease is the gap of docs/design.md §3 (a failover
+    may have been decided meanwhile): it waits for the leader's re-confirmation under
+    its new lease generation (epoch+1), then acts."""
+    c, endpoint = coordinator
+    sessions, roles, healthy = agents
+    g = wait_for(lambda: group(c).active == "m1" and group(c), 5, what="m1 active")
+    wait_for(lambda: roles.active_now() == {"m1"}, 3, what="m1 acting")
+    old_epoch = g.epoch
+    sessions["vm1"].stop()  # back well within a TTL: no failover
+    again = RoleLog()
+    s = AgentSession("vm1", [HostedMember("web", "m1", 200)], [endpoint], ttl=TTL,
+                     interval=INTERVAL, on_role=again.callback("vm1"),
+                     health=lambda g, m: healthy[m])
+    sessions["vm1"] = s  # the fixture stops it
+    s.start()
+    # A loaded machine may delay the new process past the TTL: then m2 is promoted
+    # instead, and the property below (never the old epoch) must hold all the same.
+    wait_for(lambda: again.active_now() == {"m1"} or group(c).active == "m2", 5,
+             what="the new process acting as m1 (or a failover)")
+    with again.lock:
+        claims = [epoch for _, _, active, epoch, _ in again.entries if active]
+    assert old_epoch not in claims, again.entries
+    g = group(c)
+    if g.active == "m1":
+        assert (g.epoch, claims) == (old_epoch + 1, [old_epoch + 1]), again.entries
+        promoted = next(e for e in reversed(c.store.state().events) if e.kind == "promoted")
+        assert promoted.member == "m1" and "new lease" in promoted.reason

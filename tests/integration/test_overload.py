@@ -84,6 +84,11 @@ def declared_lost(c: CoordinatorCluster, since: float) -> list[str]:
     raise AssertionError("no coordinator answered ListEvents")
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 14, graceful overload not reached yet: on a quiet machine (2026-12-07, merged "
+    "main) the measured capacity was 120 nodes, and at 240 nodes for 60 s every node's "
+    "lease lapsed and 238 members were declared lost (0 promotions): the loop-lag meter "
+    "does not see the backlog that waits in the transport (docs/design.md, Overload)"))
 def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL, tls=False,
                            stabilization=1.0)

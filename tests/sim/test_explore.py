@@ -66,3 +66,17 @@ def test_planted_bug_leader_expiring_alone_is_caught(monkeypatch: pytest.MonkeyP
           f"{r.failure}")
     assert r.failure is not None, f"not found in {r.schedules} schedules"
     assert "two VIP holders" in r.failure
+
+
+def test_planted_bug_no_new_lease_generation_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third bug put back: the agent keeps one lease generation for its whole run, so
+    after a lapse it acts again on an assignment given to its earlier lease (the gap
+    docs/design.md §3 "Lease generations" closed: explorer seed 224 before the fix)."""
+    from vnfha.agents import core as agent_core
+
+    monkeypatch.setattr(agent_core, "starts_generation", lambda before, after, now: False)
+    r = explore.explore(0, budget=BUDGET)
+    print(f"\nplanted bug found after {r.schedules} schedules in {r.seconds:.1f} s:\n"
+          f"{r.failure}")
+    assert r.failure is not None, f"not found in {r.schedules} schedules"
+    assert "acts on an assignment from before its lease lapsed" in r.failure

@@ -38,8 +38,8 @@ The checker runs after every event: never two live VIP holders of a group at one
 instant of real time, and no replica's epoch and no agent's seen epoch ever
 decreases. A holder can only appear at an event (between events leases only run
 out), so checking after each event checks every instant. Two holders where one acts
-on an assignment from before its own lease lapsed are the known gap of
-docs/design.md §3 and go to `known`, not `violations`.
+on an assignment from before its own lease lapsed are a violation that names it (the
+gap of docs/design.md §3 that lease generations closed).
 """
 
 from __future__ import annotations
@@ -168,10 +168,7 @@ class World:
                 node, "", [{"group": g, "member": m, "priority": p} for g, m, p in ms],
                 rid=f"setup-{node}", at=0.0))
         self.violations: list[str] = []
-        # Two holders where one acts on an assignment from before its own lease lapsed:
-        # the known gap of docs/design.md §3 "Known gaps", counted apart so that the
-        # explorer goes on finding anything else (test_known_gaps.py pins it).
-        self.known: list[str] = []
+        self._generations = 0
         self._max_epoch: dict[tuple[str, str], int] = {}  # (coordinator, group) -> epoch
         self.leader: str | None = None
         self.term = 0
@@ -351,6 +348,12 @@ class World:
             self._states.append(self._machine.state)
         return self._states[k]
 
+    def new_generation(self) -> int:
+        """A lease generation: unique per world (the product draws 63 random bits); a
+        counter keeps the seeded schedules independent of how many were drawn."""
+        self._generations += 1
+        return self._generations
+
     def quorum(self) -> int:
         return len(self.members) // 2 + 1
 
@@ -447,19 +450,16 @@ class World:
             if len(holders) > 1:
                 what = f"two VIP holders of {g}: {', '.join(holders)}"
                 stale = [n for n in holders if self.agents[n].stale_hold(g)]
-                if stale:
-                    self.violate(f"{what} ({','.join(stale)} acts on an assignment from "
-                                 "before its lease lapsed)", self.known, "KNOWN GAP")
-                else:
-                    self.violate(what)
+                if stale:  # the gap lease generations closed (docs/design.md §3)
+                    what += (f" ({','.join(stale)} acts on an assignment from before its "
+                             "lease lapsed)")
+                self.violate(what)
 
-    def violate(self, what: str, into: list[str] | None = None,
-                label: str = "VIOLATION") -> None:
-        into = self.violations if into is None else into
-        if any(v.endswith(": " + what) for v in into):
+    def violate(self, what: str) -> None:
+        if any(v.endswith(": " + what) for v in self.violations):
             return  # the first instant of each violation is enough
-        text = f"{label} at t={self.t:.3f}: {what}"
-        into.append(text)
+        text = f"VIOLATION at t={self.t:.3f}: {what}"
+        self.violations.append(text)
         self.note(text)
 
     def applied(self, cid: str, group: str, epoch: int) -> None:
@@ -574,11 +574,15 @@ class Coordinator:
         self.leases.record(node, reports, arrived)
         self.w.send(self.cid, src, "ack", (seq, self.cid, "ack", tuple(self.config)))
 
-    def _assignments(self, node: str) -> tuple[tuple[str, str, bool, int, str], ...]:
+    def _assignments(self, node: str) -> tuple[tuple[str, str, bool, int, str, int], ...]:
         state = self.state
-        return tuple((m.group, m.name, state.groups[m.group].active == m.name,
-                      state.groups[m.group].epoch, state.groups[m.group].vip)
-                     for m in state.members_on(node))
+        out = []
+        for m in state.members_on(node):
+            g = state.groups[m.group]
+            active = g.active == m.name
+            out.append((m.group, m.name, active, g.epoch, g.vip,
+                        g.active_generation if active else 0))
+        return tuple(out)
 
     def _push_watches(self, force: bool) -> None:
         for node in self.w.agents:
@@ -649,6 +653,7 @@ class Agent:
         self.lease = QuorumLease(coordinators=len(self.listed), ttl=p.ttl, drift=p.drift,
                                  margin=p.margin)
         self.roles = {k: MemberRole() for k in self.keys}
+        self.generation = self.w.new_generation()  # drawn at process start, as the driver
         self.lapsed: dict[tuple[str, str], int] = {}  # epoch held when its lease lapsed
         self.stale: set[tuple[str, str]] = set()  # held on an assignment older than a lapse
         self._sent_at: dict[int, float] = {}  # the checker's own record of rounds and acks
@@ -669,7 +674,8 @@ class Agent:
 
     def stale_hold(self, group: str) -> bool:
         """Holds a role of `group` on an assignment it had before its lease lapsed, under
-        a lease that is itself justified (the known gap; anything else is a violation)."""
+        a lease that is itself justified: the gap lease generations closed, named apart
+        in the violation as it points at the generation rule rather than the lease."""
         return any(k[0] == group for k in self.stale) and self.justified()
 
     def justified(self) -> bool:
@@ -714,7 +720,8 @@ class Agent:
         self.seq += 1
         reports = [Report(g, m, Health.HEALTHY if agent_core.report_healthy(
             None, (g, m) not in self.unhealthy) else Health.UNHEALTHY,
-            self.roles[(g, m)].seen_epoch, self.roles[(g, m)].active_epoch)
+            self.roles[(g, m)].seen_epoch, self.roles[(g, m)].active_epoch,
+            generation=self.generation, leased=self.lease.valid(self.now()))
             for g, m in self.keys]
         self.lease.sent(self.seq, self.now())  # noted before sending
         self._sent_at[self.seq] = self.now()
@@ -728,11 +735,14 @@ class Agent:
             seq, cid, result, members = payload
             if result == "ack":
                 self._acks.setdefault(seq, set()).add(cid)
+            before = self.lease.deadline()
             if self.lease.announce(cid, members):
+                self._new_generation(before)
                 self.reconcile("cluster membership changed")
             before = self.lease.deadline()
             if result == "ack" and self.lease.acked(seq, cid, int(self.w.p.ttl * 1000)):
                 self.w.dirty = True  # a held role's VIP lives longer
+                self._new_generation(before)
                 if before is None or self.now() >= before + 1e-9:  # ends a lapse
                     for k, r in self.roles.items():
                         if r.active_epoch:  # held across it (never reconciled meanwhile)
@@ -744,14 +754,22 @@ class Agent:
             if not agent_core.newer_snapshot(revision, self.revision):
                 return
             self.revision = revision
-            self.views = {(g, m): AssignmentView(active, epoch, vip)
-                          for g, m, active, epoch, vip in assignments}
+            self.views = {(g, m): AssignmentView(active, epoch, vip, gen)
+                          for g, m, active, epoch, vip, gen in assignments}
             self.reconcile(f"assignments at revision {revision}")
+
+    def _new_generation(self, before: float | None) -> None:
+        """As the driver: a lease that runs again after not running is a new generation."""
+        if agent_core.starts_generation(before, self.lease.deadline(), self.now()):
+            self.generation = self.w.new_generation()
+            self.w.note(f"{self.node} lease generation {self.generation}", significant=False)
+            self.kick()  # the leader learns the new generation at once
 
     def reconcile(self, why: str) -> None:
         lease_ok = self.lease.valid(self.now())
         released = False
-        for step in agent_core.reconcile(self.roles, self.views, lease_ok, {}, why):
+        for step in agent_core.reconcile(self.roles, self.views, lease_ok, {}, why,
+                                         generation=self.generation):
             role = self.roles[step.key]
             for e in step.effects:
                 if e.kind == "release":

@@ -285,3 +285,25 @@ def test_a_newer_layout_is_read_but_marked():
     m = Mirror(KEYS)
     m.load([(KEYS.cluster, b'{"layout": 3, "revision": 4}', 1, 1, 0)], revision=1)
     assert m.too_new and m.unreadable
+
+
+def test_cluster_wide_settings_read_back() -> None:
+    """Every cluster-wide field of the state lives in the cluster record: a field left
+    out is silently lost on etcd (seen: the failsafe setting, added after layout 2,
+    read back as off)."""
+    sm = StateMachine()
+    kv: dict[bytes, tuple[bytes, int]] = {}
+    cmds = [C.apply_groups([{"name": "g"}]), C.set_failsafe(1500), C.set_paused(True)]
+    for rev, cmd in enumerate(cmds, start=1):
+        before = sm.state
+        result = sm.apply(cmd)
+        ops = write_ops(KEYS, before, sm.state, cmd["rid"], result, (), create=rev == 1)
+        for k, v in ops.puts.items():
+            kv[k] = (v, kv[k][1] if k in kv else rev)
+    m = load(kv)
+    assert (m.state.failsafe_lease_ms, m.state.paused) == (1500, True)
+    top = {k: v for k, v in state_to_dict(sm.state).items()
+           if k not in ("groups", "nodes", "events", "checkpoints", "queues")}
+    back = {k: v for k, v in state_to_dict(m.state).items()
+            if k not in ("groups", "nodes", "events", "checkpoints", "queues")}
+    assert back == top

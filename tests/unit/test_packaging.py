@@ -32,3 +32,13 @@ def test_the_product_wheel_ships_no_lab_harness() -> None:
     harness = {p.name for p in (ROOT / "lab" / "vnfha_lab").glob("*.py")} - {"__init__.py"}
     for folder in tool["package-dir"].values():
         assert not harness & {p.name for p in (ROOT / folder).rglob("*.py")}, folder
+
+
+def test_test_file_names_are_unique() -> None:
+    """pytest imports test modules by basename in folders without __init__.py: two
+    files of one name stop the whole suite at collection (seen: test_overload.py in
+    both tests/unit and tests/integration)."""
+    names: dict[str, list[str]] = {}
+    for f in (ROOT / "tests").rglob("test_*.py"):
+        names.setdefault(f.name, []).append(str(f.relative_to(ROOT)))
+    assert {n: fs for n, fs in names.items() if len(fs) > 1} == {}

@@ -70,14 +70,18 @@ class MemberReport(_message.Message):
     def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., health: _Optional[_Union[_types_pb2.Health, str]] = ..., seen_epoch: _Optional[int] = ..., active_epoch: _Optional[int] = ..., vip_held: _Optional[bool] = ...) -> None: ...
 
 class KeepaliveRequest(_message.Message):
-    __slots__ = ("node", "seq", "members")
+    __slots__ = ("node", "seq", "members", "generation", "leased")
     NODE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    LEASED_FIELD_NUMBER: _ClassVar[int]
     node: str
     seq: int
     members: _containers.RepeatedCompositeFieldContainer[MemberReport]
-    def __init__(self, node: _Optional[str] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberReport, _Mapping]]] = ...) -> None: ...
+    generation: int
+    leased: bool
+    def __init__(self, node: _Optional[str] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberReport, _Mapping]]] = ..., generation: _Optional[int] = ..., leased: _Optional[bool] = ...) -> None: ...
 
 class KeepaliveResponse(_message.Message):
     __slots__ = ("seq", "result", "ttl_ms", "message", "revision", "coordinator_id", "cluster_members")
@@ -104,7 +108,7 @@ class WatchAssignmentsRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("group", "member", "role", "epoch", "vip", "mode", "failsafe_lease_ms", "peers")
+    __slots__ = ("group", "member", "role", "epoch", "vip", "mode", "failsafe_lease_ms", "peers", "generation")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +117,7 @@ class Assignment(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     FAILSAFE_LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     group: str
     member: str
     role: _types_pb2.Role
@@ -121,7 +126,8 @@ class Assignment(_message.Message):
     mode: _types_pb2.GroupMode
     failsafe_lease_ms: int
     peers: _containers.RepeatedCompositeFieldContainer[FailsafePeer]
-    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., epoch: _Optional[int] = ..., vip: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., failsafe_lease_ms: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[FailsafePeer, _Mapping]]] = ...) -> None: ...
+    generation: int
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., role: _Optional[_Union[_types_pb2.Role, str]] = ..., epoch: _Optional[int] = ..., vip: _Optional[str] = ..., mode: _Optional[_Union[_types_pb2.GroupMode, str]] = ..., failsafe_lease_ms: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[FailsafePeer, _Mapping]]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class FailsafePeer(_message.Message):
     __slots__ = ("member", "node", "endpoint", "active")
