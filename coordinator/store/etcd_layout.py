@@ -7,8 +7,9 @@ groups; and etcd keeps every revision until compaction, 2.39 GB after ~5,000
 commands at 1,000 groups). Layout 2:
 
 ``<prefix>/cluster``          the cluster-wide record: layout, revision, next event
-                              number, paused, removed nodes, failsafe lease. Every vnfha write puts it,
-                              so its mod revision totally orders the writes (~100 bytes)
+                              number, paused, removed nodes, failsafe lease. Every vnfha
+                              write puts it, so its mod revision totally orders the
+                              writes (~100 bytes)
 ``<prefix>/groups/<g>``       group g (members, roles, epoch, pool, recoveries)
 ``<prefix>/nodes/<n>``        node n's record (address, maintenance, stopped, rejoining)
 ``<prefix>/queue-offsets/<g>`` group g's next queue offset
