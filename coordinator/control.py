@@ -14,7 +14,6 @@ for silences of several TTLs (coordinator/overload.py): its figures measure its 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from vnfha.coordinator.commands import Command
 from vnfha.coordinator.decide import Policy
 from vnfha.coordinator.decide_dirty import DirtyTracker
 from vnfha.coordinator.lbhealth import LbHealthTable
+from vnfha.coordinator.leader_loop import LeaderLoop
 from vnfha.coordinator.leases import LeaseTable, PeerView
 from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
 
@@ -67,9 +67,8 @@ class Controller:
         self._clock = clock
         self._submit_timeout = submit_timeout
         self._lb_health = lb_health
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = LeaderLoop("controller", self.step, store.is_leader, self._next_wait,
+                                log, on_error=self._round_failed, clock=clock)
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(peers)),
                                         thread_name_prefix="peer-ages")
         self.rounds = 0
@@ -82,35 +81,24 @@ class Controller:
         self._peer_overloaded = False  # a peer said so in its lease-age answer
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="controller", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loop.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = self._clock()
-            timeout = expiry.wake_in(self._interval,
-                                     self._leases.next_expiry(self._policy.ttl, now), now,
-                                     self._unconfirmed)
-            self._wake.wait(timeout)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                if self._store.is_leader():
-                    self.step()
-            except Exception:
-                self._dirty.force_full()
-                log.exception("controller round failed; retrying next round")
+    def _next_wait(self) -> float:
+        """Until the next round: the interval, or sooner for the next lease expiry."""
+        now = self._clock()
+        return expiry.wake_in(self._interval, self._leases.next_expiry(self._policy.ttl, now),
+                              now, self._unconfirmed)
+
+    def _round_failed(self) -> None:
+        """A failed round may have left groups undecided: the next one reads them all."""
+        self._dirty.force_full()
 
     def step(self) -> int:
         """One observe-decide-commit round. Returns how many commands were applied."""
@@ -168,7 +156,7 @@ class Controller:
                 for cmd in entry.get("items", ()) if entry["op"] == "batch" else (entry,):
                     self.metrics.failovers.committed(cmd, state, done)
         if applied:
-            self._wake.set()  # look again right away: one step may enable the next
+            self._loop.wake()  # look again right away: one step may enable the next
         return applied
 
     def _submit(self, cmd: Command) -> dict:

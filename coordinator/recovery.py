@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vnfha.coordinator import commands as C
+from vnfha.coordinator.leader_loop import LeaderLoop
 from vnfha.coordinator.model import GroupMode
 from vnfha.coordinator.store.base import Store, StoreError
 
@@ -143,8 +144,8 @@ class RecoveryRunner:
         self._hook = hook or RecoveryHook(cfg)
         self._interval = interval
         self._clock = clock
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._loop = LeaderLoop("recovery", self.step, store.is_leader, lambda: interval, log,
+                                clock=clock)
         self._lock = threading.Lock()
         self._busy: set[tuple[str, str, int]] = set()
         self._not_before: dict[tuple[str, str, int], float] = {}
@@ -153,33 +154,16 @@ class RecoveryRunner:
         # The hook runs as an ordinary process even when the coordinator is real-time.
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recovery",
                                         initializer=_children_ordinary)
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="recovery", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loop.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                if self._store.is_leader():
-                    self.step()
-            except Exception:
-                log.exception("recovery round failed; retrying next round")
+        self._loop.wake()
 
     def step(self) -> int:
         """Start a worker for every requested recovery that is due; returns how many."""
@@ -269,7 +253,7 @@ class RecoveryRunner:
         finally:
             with self._lock:
                 self._busy.discard(key)
-            self._wake.set()
+            self._loop.wake()
 
 
 def _children_ordinary() -> None:
