@@ -68,7 +68,7 @@ class RoleProvider(Protocol):
         ...
 
 
-class Refused(Exception):
+class RoleApiRefused(Exception):
     """A request the API cannot answer, with the gRPC status to say so."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
@@ -81,24 +81,24 @@ def resolve(views: Sequence[MemberRoleView], group: str, member: str) -> MemberR
     """Find the member a request means; an empty member is fine if the group is hosted
     once here (most VMs host one member per group)."""
     if not group:
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "group is required")
+        raise RoleApiRefused(grpc.StatusCode.INVALID_ARGUMENT, "group is required")
     in_group = [v for v in views if v.group == group]
     hosted = ", ".join(sorted(f"{v.group}/{v.member}" for v in views)) or "none"
     if member:
         for v in in_group:
             if v.member == member:
                 return v
-        raise Refused(grpc.StatusCode.NOT_FOUND,
-                      f"member {group}/{member} is not hosted by this agent "
-                      f"(hosted here: {hosted})")
+        raise RoleApiRefused(grpc.StatusCode.NOT_FOUND,
+                             f"member {group}/{member} is not hosted by this agent "
+                             f"(hosted here: {hosted})")
     if not in_group:
-        raise Refused(grpc.StatusCode.NOT_FOUND,
-                      f"group {group!r} is not hosted by this agent (hosted here: {hosted})")
+        raise RoleApiRefused(grpc.StatusCode.NOT_FOUND,
+                             f"group {group!r} is not hosted by this agent (hosted here: {hosted})")
     if len(in_group) > 1:
         names = ", ".join(sorted(v.member for v in in_group))
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
-                      f"group {group!r} has {len(in_group)} members on this agent "
-                      f"({names}): name the member")
+        raise RoleApiRefused(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"group {group!r} has {len(in_group)} members on this agent "
+                             f"({names}): name the member")
     return in_group[0]
 
 
@@ -128,7 +128,7 @@ class _Servicer(role_pb2_grpc.RoleServiceServicer):
                       context: grpc.aio.ServicerContext) -> role_pb2.GetRoleResponse:
         try:
             view = resolve(await self._server.views(), request.group, request.member)
-        except Refused as r:
+        except RoleApiRefused as r:
             await context.abort(r.code, r.message)
         return role_pb2.GetRoleResponse(role=self._server.render(view))
 
@@ -140,7 +140,7 @@ class _Servicer(role_pb2_grpc.RoleServiceServicer):
             changed = self._server.changed_event()
             try:
                 view = resolve(await self._server.views(), request.group, request.member)
-            except Refused as r:
+            except RoleApiRefused as r:
                 await context.abort(r.code, r.message)
             yield role_pb2.WatchRoleResponse(role=self._server.render(view))
             with contextlib.suppress(TimeoutError):

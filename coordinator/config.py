@@ -93,11 +93,11 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "CoordinatorConfig",
+    "CoordinatorMember",
     "FastPathConfig",
     "GroupConfig",
     "LeasesConfig",
     "LoggingConfig",
-    "Member",
     "PolicyConfig",
     "RaftConfig",
     "StateConfig",
@@ -121,7 +121,7 @@ LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
-class Member:
+class CoordinatorMember:
     """One coordinator of the cluster."""
 
     id: str
@@ -133,7 +133,7 @@ class Member:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    members: tuple[Member, ...]
+    members: tuple[CoordinatorMember, ...]
     #: resolved path of the secret file, if one was configured
     secret_file: Path | None = None
     #: the shared secret itself (read from secret_file, or given inline); kept out of repr
@@ -260,7 +260,7 @@ class CoordinatorConfig:
     fastpath: FastPathConfig = field(default_factory=FastPathConfig)
 
     @property
-    def self_member(self) -> Member:
+    def self_member(self) -> CoordinatorMember:
         """This coordinator's own entry (guaranteed to exist by validation)."""
         for m in self.cluster.members:
             if m.id == self.node_id:
@@ -268,7 +268,7 @@ class CoordinatorConfig:
         raise AssertionError(f"{self.node_id!r} not in members")  # unreachable after parse
 
     @property
-    def peers(self) -> tuple[Member, ...]:
+    def peers(self) -> tuple[CoordinatorMember, ...]:
         """The other coordinators, in file order."""
         return tuple(m for m in self.cluster.members if m.id != self.node_id)
 
@@ -413,7 +413,7 @@ def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
     if not raw:
         ctx.fail("cluster.members must list at least one coordinator")
 
-    members: list[Member] = []
+    members: list[CoordinatorMember] = []
     ids: dict[str, str] = {}
     addresses: dict[str, str] = {}
     for i, item in enumerate(raw):
@@ -442,7 +442,7 @@ def _parse_cluster(ctx: _Ctx, sec: Mapping[str, Any], base: Path,
                 ctx.fail(f"{where}.{key} ({addr}) is already used by {addresses[norm]}: "
                          f"every api and raft address must be distinct")
             addresses[norm] = f"{where}.{key}"
-        members.append(Member(id=mid, api=api, raft=raft))
+        members.append(CoordinatorMember(id=mid, api=api, raft=raft))
 
     secret_file: Path | None = None
     secret: str | None = None

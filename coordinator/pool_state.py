@@ -21,7 +21,7 @@ from typing import Any
 
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.model import ClusterState, Group, GroupMode, Recovery
-from vnfha.coordinator.state_rules import Refused, Result, eligible, ok
+from vnfha.coordinator.state_rules import CommandRefused, Result, eligible, ok
 from vnfha.coordinator.state_rules import event as _event
 from vnfha.coordinator.state_rules import group as _group
 from vnfha.coordinator.state_rules import member as _member
@@ -52,16 +52,16 @@ def in_service_eligible(state: ClusterState, group: Group, member: str) -> str |
 def _aa_group(state: ClusterState, name: str) -> Group:
     g = _group(state, name)
     if g.mode != GroupMode.ACTIVE_ACTIVE:
-        raise Refused("conflict", f"group {name!r} is {g.mode.value}: pools apply to "
-                                  "active-active groups")
+        raise CommandRefused("conflict", f"group {name!r} is {g.mode.value}: pools apply to "
+                             "active-active groups")
     return g
 
 
 def _check_version(group: Group, cmd: Command) -> None:
     if cmd["expect_version"] != group.pool_version:
-        raise Refused("stale_version", f"group {group.name!r} pool is at version "
-                                       f"{group.pool_version}, command expected "
-                                       f"{cmd['expect_version']}")
+        raise CommandRefused("stale_version", f"group {group.name!r} pool is at version "
+                             f"{group.pool_version}, command expected "
+                             f"{cmd['expect_version']}")
 
 
 def seed_pool(state: ClusterState, cmd: Command, name: str) -> ClusterState:
@@ -85,7 +85,7 @@ def _pool_admit(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result
         return state, ok(changed=False, version=group.pool_version)
     why = in_service_eligible(state, group, member.name)
     if why is not None:
-        raise Refused("not_eligible", why)
+        raise CommandRefused("not_eligible", why)
     version = group.pool_version + 1
     recoveries = dict(group.recoveries)
     rec = recoveries.get(member.name)
@@ -109,8 +109,8 @@ def _pool_exclude(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
     _check_version(group, cmd)
     member = _member(group, cmd["member"])
     if member.name not in group.pool:
-        raise Refused("conflict", f"member {member.name!r} of group {group.name!r} "
-                                  "is not in service")
+        raise CommandRefused("conflict", f"member {member.name!r} of group {group.name!r} "
+                             "is not in service")
     version = group.pool_version + 1
     recoveries = dict(group.recoveries)
     if cmd.get("recover", True):
@@ -127,12 +127,12 @@ def _pool_applied(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
     group = _aa_group(state, cmd["group"])
     node = cmd["node"]
     if node not in state.nodes:
-        raise Refused("unknown_node", f"unknown node {node!r}: a load-balancer agent must "
-                                      "register its node first")
+        raise CommandRefused("unknown_node", f"unknown node {node!r}: a load-balancer agent must "
+                             "register its node first")
     version = cmd["version"]
     if version < 0 or version > group.pool_version:
-        raise Refused("invalid", f"group {group.name!r}: applied version {version} is not a "
-                                 f"pool version (current {group.pool_version})")
+        raise CommandRefused("invalid", f"group {group.name!r}: applied version {version} is not a "
+                             f"pool version (current {group.pool_version})")
     if version <= group.lb_applied.get(node, 0):
         return state, ok(changed=False)
     applied = {**group.lb_applied, node: version}
@@ -148,18 +148,19 @@ def _recovery_update(state: ClusterState, cmd: Command) -> tuple[ClusterState, R
     rec = group.recoveries.get(member)
     status = cmd["status"]
     if status not in TRANSITIONS:
-        raise Refused("invalid", f"recovery_update: unknown status {status!r}; known: "
-                                 + ", ".join(sorted(TRANSITIONS)))
+        raise CommandRefused("invalid", f"recovery_update: unknown status {status!r}; known: "
+                             + ", ".join(sorted(TRANSITIONS)))
     if rec is None or rec.failure != cmd["failure"]:
-        raise Refused("stale_version", f"group {group.name!r}: member {member!r} has no "
-                                       f"recovery for failure {cmd['failure']}")
+        raise CommandRefused("stale_version", f"group {group.name!r}: member {member!r} has no "
+                             f"recovery for failure {cmd['failure']}")
     if rec.status not in TRANSITIONS[status]:
-        raise Refused("conflict", f"recovery of {member!r} (failure {rec.failure}) is "
-                                  f"{rec.status}; cannot record {status}")
+        raise CommandRefused("conflict", f"recovery of {member!r} (failure {rec.failure}) is "
+                             f"{rec.status}; cannot record {status}")
     if "expect_attempts" in cmd and cmd["expect_attempts"] != rec.attempts:
         # Two proposers racing for the same attempt: only one may run the hook.
-        raise Refused("stale_version", f"recovery of {member!r} is at attempt {rec.attempts}, "
-                                       f"command expected {cmd['expect_attempts']}")
+        raise CommandRefused("stale_version",
+                             f"recovery of {member!r} is at attempt {rec.attempts}, "
+                             f"command expected {cmd['expect_attempts']}")
     message = cmd.get("message", "")
     new: Recovery
     if status == "attempt":

@@ -31,7 +31,7 @@ from vnfha.coordinator.security.tls import ReloadingServerCredentials
 from vnfha.coordinator.service.admin import AdminServicer
 from vnfha.coordinator.service.agent import AgentServicer
 from vnfha.coordinator.service.feed import ChangeFeed, OnlyRoleChanges
-from vnfha.coordinator.service.peer import PeerClient, PeerServicer
+from vnfha.coordinator.service.peer import CoordinatorPeerClient, PeerServicer
 from vnfha.coordinator.service.pool import PoolServicer
 from vnfha.coordinator.service.state import StateServicer
 from vnfha.coordinator.store.base import Store, StoreError
@@ -100,7 +100,7 @@ class Coordinator:
     #: reachable, Raft majority in contact, leader known); set it to share the gRPC
     #: health service's rules.
     readiness: Callable[[], tuple[bool, str]] | None = None
-    _peers: list[PeerClient] = field(default_factory=list)
+    _peers: list[CoordinatorPeerClient] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _loop: asyncio.AbstractEventLoop = field(init=False)
     _loop_thread: threading.Thread = field(init=False)
@@ -125,7 +125,7 @@ class Coordinator:
                         recover_without_lb=cfg.recovery.without_lb)
         peer_fns = {}
         for p in cfg.peers:
-            client = PeerClient(p.api, cfg.tls)
+            client = CoordinatorPeerClient(p.api, cfg.tls)
             self._peers.append(client)
             peer_fns[p.id] = client.lease_ages
         self.lb_health = LbHealthTable()

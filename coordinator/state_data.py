@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from vnfha.coordinator.commands import Command
 from vnfha.coordinator.model import Checkpoint, ClusterState, Group, GroupQueue, QueueMessage
-from vnfha.coordinator.state_rules import Refused
+from vnfha.coordinator.state_rules import CommandRefused
 
 __all__ = ["check_write_epoch", "publish", "put_checkpoint"]
 
@@ -34,7 +34,7 @@ Result = dict[str, Any]
 
 
 def _refuse(code: str, message: str) -> NoReturn:
-    raise Refused(code, message)
+    raise CommandRefused(code, message)
 
 
 def _positive(cmd: Command, *names: str) -> None:

@@ -38,7 +38,7 @@ from vnfha.coordinator.model import (
 )
 from vnfha.coordinator.pool_state import POOL_APPLY, seed_pool
 from vnfha.coordinator.state_rules import (  # shared with pool_state and state_data
-    Refused,
+    CommandRefused,
     Result,
     best_candidate,
     eligible,
@@ -67,7 +67,7 @@ def apply(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
         new_state, result = _APPLY[cmd["op"]](state, cmd)
     except InvalidCommand as e:
         return state, refused("invalid", str(e))
-    except Refused as e:
+    except CommandRefused as e:
         return state, refused(e.code, e.message)
     return replace(new_state, revision=state.revision + 1), result
 
@@ -89,8 +89,8 @@ def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
                 kept.append(name)
             continue
         if old.mode != mode and old.active is not None:
-            raise Refused("conflict", f"group {name!r} has an active member; "
-                                      "cannot change its mode")
+            raise CommandRefused("conflict", f"group {name!r} has an active member; "
+                                 "cannot change its mode")
         if (old.mode, old.vip) != (mode, vip):
             state = _put_group(state, replace(old, mode=mode, vip=vip))
             state = _event(state, cmd, "group_updated", group=name)
@@ -109,17 +109,18 @@ def _hosted(state: ClusterState, node: str) -> list[Member]:
 def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     node_name = cmd["node"]
     if not node_name:
-        raise Refused("invalid", "register_node: node name is empty")
+        raise CommandRefused("invalid", "register_node: node name is empty")
     if node_name in state.removed_nodes:
-        raise Refused("conflict", f"node {node_name!r} was removed (vnfha node remove); "
-                                  f"stop its agent, or run `vnfha node readmit {node_name}`")
+        raise CommandRefused("conflict", f"node {node_name!r} was removed (vnfha node remove); "
+                             f"stop its agent, or run `vnfha node readmit {node_name}`")
     wanted = {(m["group"], m["member"]): m for m in cmd["members"]}
     for (gname, mname) in wanted:
         group = _group(state, gname)
         existing = group.members.get(mname)
         if existing is not None and existing.node != node_name:
-            raise Refused("conflict", f"member {mname!r} of group {gname!r} is already hosted "
-                                      f"by node {existing.node!r}")
+            raise CommandRefused("conflict",
+                                 f"member {mname!r} of group {gname!r} is already hosted "
+                                 f"by node {existing.node!r}")
     # Members this node used to host but no longer declares are removed only when the
     # command says so (`remove_undeclared`, which the agent sets: its config is the
     # source of truth for what its VM hosts), and never while active (switch over
@@ -127,14 +128,14 @@ def _register_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Res
     dropped = [m for m in _hosted(state, node_name) if (m.group, m.name) not in wanted]
     if dropped and cmd.get("v", 1) >= 2 and not cmd.get("remove_undeclared", False):
         listed = ", ".join(f"{m.group}/{m.name}" for m in dropped[:10])
-        raise Refused("conflict", f"node {node_name!r} hosts {len(dropped)} member(s) this "
-                                  f"registration does not declare ({listed}); nothing was "
-                                  "removed: set remove_undeclared to remove them")
+        raise CommandRefused("conflict", f"node {node_name!r} hosts {len(dropped)} member(s) this "
+                             f"registration does not declare ({listed}); nothing was "
+                             "removed: set remove_undeclared to remove them")
     for m in dropped:
         g = state.groups[m.group]
         if m.name in (g.active, g.releasing):
-            raise Refused("conflict", f"member {m.name!r} is active in group {g.name!r}; "
-                                      "switch over before removing it")
+            raise CommandRefused("conflict", f"member {m.name!r} is active in group {g.name!r}; "
+                                 "switch over before removing it")
     old_node = state.nodes.get(node_name)
     # A stopped node whose agent registers again stays stopped until the leader hears
     # its keepalives (decide emits node_started): its old lease ran out long ago.
@@ -195,8 +196,8 @@ def _promote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
         # nothing: the same member, a new epoch stamped with the new generation. The
         # epoch check serialises it with any competing promotion (docs/design.md §3).
         if group.active != member.name:
-            raise Refused("conflict", f"{member.name!r} is not the active member of "
-                                      f"{group.name!r}")
+            raise CommandRefused("conflict", f"{member.name!r} is not the active member of "
+                                 f"{group.name!r}")
         epoch = group.epoch + 1
         state = _put_group(state, replace(group, epoch=epoch, active_generation=generation))
         state = _event(state, cmd, "promoted", group=group.name, member=member.name,
@@ -206,20 +207,21 @@ def _promote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
         # Only a lost active may be replaced in one step: its lease is over, so
         # it has already stopped on its own (DESIGN §3).
         if replacing != group.active:
-            raise Refused("conflict", f"group {group.name!r} already has active "
-                                      f"{group.active!r}")
+            raise CommandRefused("conflict", f"group {group.name!r} already has active "
+                                 f"{group.active!r}")
         if member.name == replacing:
-            raise Refused("conflict", f"{member.name!r} cannot replace itself")
+            raise CommandRefused("conflict", f"{member.name!r} cannot replace itself")
         old = _member(group, replacing)
         group = with_member(group, replace(old, health=Health.LOST, quarantined=True))
     if group.releasing is not None:
-        raise Refused("conflict", f"group {group.name!r}: {group.releasing!r} has not released "
-                                  "the active role yet")
+        raise CommandRefused("conflict",
+                             f"group {group.name!r}: {group.releasing!r} has not released "
+                             "the active role yet")
     if group.deleting:
-        raise Refused("conflict", f"group {group.name!r} is being deleted")
+        raise CommandRefused("conflict", f"group {group.name!r} is being deleted")
     why = eligible(state, member)
     if why is not None:
-        raise Refused("not_eligible", why)
+        raise CommandRefused("not_eligible", why)
     epoch = group.epoch + 1
     state = _put_group(state, replace(group, active=member.name, epoch=epoch, handover_to=None,
                                       active_generation=generation))
@@ -233,7 +235,7 @@ def _demote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     group = _group(state, cmd["group"])
     _check_epoch(group, cmd)
     if group.active is None:
-        raise Refused("conflict", f"group {group.name!r} has no active member to demote")
+        raise CommandRefused("conflict", f"group {group.name!r} has no active member to demote")
     old = _member(group, group.active)
     if cmd.get("quarantine"):
         group = with_member(group, replace(old, quarantined=True))
@@ -252,7 +254,8 @@ def _confirm_release(state: ClusterState, cmd: Command) -> tuple[ClusterState, R
     group = _group(state, cmd["group"])
     _check_epoch(group, cmd)
     if group.releasing != cmd["member"]:
-        raise Refused("conflict", f"group {group.name!r}: {cmd['member']!r} is not releasing")
+        raise CommandRefused("conflict",
+                             f"group {group.name!r}: {cmd['member']!r} is not releasing")
     member = _member(group, cmd["member"])
     state = _put_group(state, replace(group, releasing=None))
     state = _event(state, cmd, "released", group=group.name, member=member.name,
@@ -274,24 +277,25 @@ def _clear_quarantine(state: ClusterState, cmd: Command) -> tuple[ClusterState, 
 def _switchover(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     group = _group(state, cmd["group"])
     if group.mode != GroupMode.ACTIVE_STANDBY:
-        raise Refused("conflict", f"group {group.name!r} is {group.mode.value}: "
-                                  "switchover applies to active-standby groups")
+        raise CommandRefused("conflict", f"group {group.name!r} is {group.mode.value}: "
+                             "switchover applies to active-standby groups")
     if group.active is None:
-        raise Refused("conflict", f"group {group.name!r} has no active member to switch over from")
+        raise CommandRefused("conflict",
+                             f"group {group.name!r} has no active member to switch over from")
     if group.releasing is not None:
-        raise Refused("conflict", f"group {group.name!r}: a handover is already in progress")
+        raise CommandRefused("conflict", f"group {group.name!r}: a handover is already in progress")
     target_name = cmd["to"]
     if target_name is None:
         target = best_candidate(state, group, exclude=group.active)
         if target is None:
-            raise Refused("not_eligible", f"group {group.name!r} has no eligible standby")
+            raise CommandRefused("not_eligible", f"group {group.name!r} has no eligible standby")
     else:
         target = _member(group, target_name)
         if target.name == group.active:
-            raise Refused("conflict", f"{target.name!r} is already the active member")
+            raise CommandRefused("conflict", f"{target.name!r} is already the active member")
         why = eligible(state, target)
         if why is not None:
-            raise Refused("not_eligible", why)
+            raise CommandRefused("not_eligible", why)
     return _demote(state, {**cmd, "expect_epoch": group.epoch, "handover_to": target.name,
                            "reason": "planned switchover"})
 
@@ -299,7 +303,7 @@ def _switchover(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result
 def _set_maintenance(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     node = state.nodes.get(cmd["node"])
     if node is None:
-        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+        raise CommandRefused("unknown_node", f"unknown node {cmd['node']!r}")
     if node.maintenance == cmd["on"]:
         return state, ok(changed=False)
     nodes = dict(state.nodes)
@@ -319,8 +323,8 @@ def _batch(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
         state, result = apply(state, item)
         if not result["ok"]:
             where = item.get("group") or item.get("node") or ""
-            raise Refused(result["error"], f"batch item {i} ({item['op']} {where}) refused, "
-                                           f"nothing applied: {result['message']}")
+            raise CommandRefused(result["error"], f"batch item {i} ({item['op']} {where}) refused, "
+                                 f"nothing applied: {result['message']}")
         results.append(result)
     return state, ok(items=len(results), results=results)
 
@@ -332,7 +336,7 @@ def _drain_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result
     so that its lease running out is not a failure."""
     node = state.nodes.get(cmd["node"])
     if node is None:
-        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+        raise CommandRefused("unknown_node", f"unknown node {cmd['node']!r}")
     if not node.stopped or node.rejoining:
         nodes = dict(state.nodes)
         nodes[node.name] = replace(node, stopped=True, rejoining=False)
@@ -360,11 +364,11 @@ def _node_started(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
     """A stopped node's agent registered again and is heard: it runs again."""
     node = state.nodes.get(cmd["node"])
     if node is None:
-        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+        raise CommandRefused("unknown_node", f"unknown node {cmd['node']!r}")
     if not node.stopped:
         return state, ok(changed=False)
     if not node.rejoining:
-        raise Refused("conflict", f"node {node.name!r} has not registered since it stopped")
+        raise CommandRefused("conflict", f"node {node.name!r} has not registered since it stopped")
     nodes = dict(state.nodes)
     nodes[node.name] = replace(node, stopped=False, rejoining=False)
     state = replace(state, nodes=nodes)
@@ -406,22 +410,22 @@ def _failover(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
     that is not healthy, or whose node is not in service, is refused either way."""
     group = _group(state, cmd["group"])
     if group.mode != GroupMode.ACTIVE_STANDBY:
-        raise Refused("conflict", f"group {group.name!r} is {group.mode.value}: "
-                                  "failover applies to active-standby groups")
+        raise CommandRefused("conflict", f"group {group.name!r} is {group.mode.value}: "
+                             "failover applies to active-standby groups")
     if group.deleting:
-        raise Refused("conflict", f"group {group.name!r} is being deleted")
+        raise CommandRefused("conflict", f"group {group.name!r} is being deleted")
     target = _member(group, cmd["to"])
     if target.name == group.active:
-        raise Refused("conflict", f"{target.name!r} is already the active member")
+        raise CommandRefused("conflict", f"{target.name!r} is already the active member")
     if group.releasing is not None:
-        raise Refused("conflict", f"group {group.name!r}: a handover is already in progress")
+        raise CommandRefused("conflict", f"group {group.name!r}: a handover is already in progress")
     why = eligible(state, target)
     if why is not None and not (cmd["force"] and target.health == Health.HEALTHY
                                 and target.quarantined and eligible(
                                     state, replace(target, quarantined=False)) is None):
         hint = " (--force overrides only the quarantine of a healthy member)" \
             if target.quarantined or cmd["force"] else ""
-        raise Refused("not_eligible", why + hint)
+        raise CommandRefused("not_eligible", why + hint)
     if target.quarantined:  # forced
         group = with_member(group, replace(target, quarantined=False))
         state = _put_group(state, group)
@@ -450,13 +454,13 @@ def _remove_node(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resul
     caller sends the command again (without force) once they have released."""
     node = state.nodes.get(cmd["node"])
     if node is None:
-        raise Refused("unknown_node", f"unknown node {cmd['node']!r}")
+        raise CommandRefused("unknown_node", f"unknown node {cmd['node']!r}")
     busy = sorted(g.name for g in state.groups.values() if _busy(state, g, node.name))
     if busy:
         if not cmd["force"]:
-            raise Refused("conflict", f"node {node.name!r} hosts the active member of "
-                                      f"{', '.join(busy[:10])}; switch over first or use "
-                                      "--force")
+            raise CommandRefused("conflict", f"node {node.name!r} hosts the active member of "
+                                 f"{', '.join(busy[:10])}; switch over first or use "
+                                 "--force")
         state, result = _drain_node(state, {**cmd, "node": node.name})
         return state, ok(removed=False, pending=busy, handovers=result["handovers"])
     removed = []
@@ -497,8 +501,8 @@ def _delete_group(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resu
     busy = _busy(state, group)
     if busy is not None:
         if not cmd["force"]:
-            raise Refused("conflict", f"group {group.name!r} has active member {busy!r}; "
-                                      "use --force to demote it and delete the group")
+            raise CommandRefused("conflict", f"group {group.name!r} has active member {busy!r}; "
+                                 "use --force to demote it and delete the group")
         if not group.deleting:
             group = replace(group, deleting=True)
             state = _put_group(state, group)

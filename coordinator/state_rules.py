@@ -18,7 +18,7 @@ from vnfha.coordinator.model import MAX_EVENTS, ClusterState, Event, Group, Heal
 Result = dict[str, Any]
 
 
-class Refused(Exception):
+class CommandRefused(Exception):
     """A command that is well-formed but not allowed in the current state."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -71,21 +71,21 @@ def event(state: ClusterState, cmd: Command, kind: str, **fields: Any) -> Cluste
 def group(state: ClusterState, name: str) -> Group:
     g = state.groups.get(name)
     if g is None:
-        raise Refused("unknown_group", f"unknown group {name!r}")
+        raise CommandRefused("unknown_group", f"unknown group {name!r}")
     return g
 
 
 def member(group: Group, name: str) -> Member:
     m = group.members.get(name)
     if m is None:
-        raise Refused("unknown_member", f"group {group.name!r} has no member {name!r}")
+        raise CommandRefused("unknown_member", f"group {group.name!r} has no member {name!r}")
     return m
 
 
 def check_epoch(group: Group, cmd: Command) -> None:
     if cmd["expect_epoch"] != group.epoch:
-        raise Refused("stale_epoch", f"group {group.name!r} is at epoch {group.epoch}, "
-                                     f"command expected {cmd['expect_epoch']}")
+        raise CommandRefused("stale_epoch", f"group {group.name!r} is at epoch {group.epoch}, "
+                             f"command expected {cmd['expect_epoch']}")
 
 
 def put_group(state: ClusterState, group: Group) -> ClusterState:

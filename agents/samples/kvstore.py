@@ -54,7 +54,7 @@ from vnfha.agents.statesync.errors import (
     SyncUnavailable,
 )
 from vnfha.agents.statesync.receiver import SyncConfigError, SyncReceiver
-from vnfha.agents.statesync.sender import FixedEpoch, PeerClient, SyncSender
+from vnfha.agents.statesync.sender import FixedEpoch, SyncPeerClient, SyncSender
 from vnfha.agents.statesync.store import StateClient
 from vnfha.coordinator.logs import setup_logging
 from vnfha.coordinator.security.tls import TlsFiles, from_env_or_args
@@ -322,7 +322,7 @@ def stale_probe(args: argparse.Namespace) -> int:
     ctx = FixedEpoch(args.epoch)
     tls = _tls(args)
     store = StateClient(args.coordinators.split(","), tls=tls)
-    peers = [PeerClient(p, tls=tls) for p in args.peer if p]
+    peers = [SyncPeerClient(p, tls=tls) for p in args.peer if p]
     for i in range(args.count):
         for peer in peers:
             count("sync", lambda p=peer, i=i: p.apply(args.group, ctx.epoch, args.sequence + i,

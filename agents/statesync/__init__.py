@@ -14,9 +14,19 @@ from vnfha.agents.statesync.errors import (
     SyncUnavailable,
 )
 from vnfha.agents.statesync.receiver import Applier, SyncReceiver
-from vnfha.agents.statesync.sender import FixedEpoch, PeerClient, SyncSender
+from vnfha.agents.statesync.sender import FixedEpoch, SyncPeerClient, SyncSender
 from vnfha.agents.statesync.store import StateClient, StoredCheckpoint
 
-__all__ = ["Applier", "FixedEpoch", "NotActiveError", "PeerClient", "RefusedError",
-           "StaleEpochError", "StateClient", "StoredCheckpoint", "SyncReceiver", "SyncSender",
-           "SyncUnavailable"]
+__all__ = [
+    "Applier",
+    "FixedEpoch",
+    "NotActiveError",
+    "RefusedError",
+    "StaleEpochError",
+    "StateClient",
+    "StoredCheckpoint",
+    "SyncPeerClient",
+    "SyncReceiver",
+    "SyncSender",
+    "SyncUnavailable",
+]

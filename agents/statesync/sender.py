@@ -52,7 +52,7 @@ from vnfha.agents.statesync.errors import (
 from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import statesync_pb2, statesync_pb2_grpc
 
-__all__ = ["EpochHolder", "FixedEpoch", "PeerClient", "SyncSender"]
+__all__ = ["EpochHolder", "FixedEpoch", "SyncPeerClient", "SyncSender"]
 
 log = logging.getLogger("vnfha.statesync.sender")
 
@@ -80,7 +80,7 @@ class FixedEpoch:
         return True
 
 
-class PeerClient:
+class SyncPeerClient:
     """One receiver's StateSyncService; raises RefusedError / SyncUnavailable."""
 
     def __init__(self, address: str, timeout: float = 1.0, tls: TlsFiles | None = None) -> None:
@@ -132,7 +132,7 @@ class PeerClient:
 
 
 class _Peer:
-    def __init__(self, client: PeerClient) -> None:
+    def __init__(self, client: SyncPeerClient) -> None:
         self.client = client
         self.acked = 0  # highest sequence the receiver has applied at our epoch
         self.known = False  # acked is trustworthy (we asked or it answered)
@@ -159,7 +159,7 @@ class SyncSender:
         self._last = self._base_seq
         self._deposed: StaleEpochError | None = None
         self._stopped = False
-        self._peers = [_Peer(PeerClient(p, rpc_timeout, tls)) for p in peers]
+        self._peers = [_Peer(SyncPeerClient(p, rpc_timeout, tls)) for p in peers]
         self.installs = 0
         self.batches = 0
         for p in self._peers:

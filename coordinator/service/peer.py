@@ -39,7 +39,7 @@ class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
                                              overloaded=self._overloaded(now))
 
 
-class PeerClient:
+class CoordinatorPeerClient:
     """Lease-age queries to one peer coordinator over a long-lived channel."""
 
     def __init__(self, endpoint: str, tls: TlsFiles | None = None) -> None:

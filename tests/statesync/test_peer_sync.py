@@ -20,7 +20,7 @@ from vnfha.agents.statesync.errors import (
     SyncUnavailable,
 )
 from vnfha.agents.statesync.receiver import SyncReceiver
-from vnfha.agents.statesync.sender import FixedEpoch, PeerClient, SyncSender
+from vnfha.agents.statesync.sender import FixedEpoch, SyncPeerClient, SyncSender
 
 GROUP = "kv"
 
@@ -141,7 +141,7 @@ def test_bad_messages_get_clear_errors_and_apply_nothing(rx):
     s.send(b"a")
     s.close()
     before = (list(app.items), r.position())
-    c = PeerClient(addr(r))
+    c = SyncPeerClient(addr(r))
     try:
         with pytest.raises(RefusedError) as e:
             c.apply("other", 1, 2, [b"x"])
@@ -183,7 +183,7 @@ def test_receiver_promoted_refuses_its_own_epoch_and_older(rx):
     r, _, committed = rx
     committed.epoch = 3
     r.mark_active(3)
-    c = PeerClient(addr(r))
+    c = SyncPeerClient(addr(r))
     try:
         with pytest.raises(StaleEpochError):
             c.apply(GROUP, 2, 1, [b"x"])
