@@ -93,7 +93,8 @@ def run(label: str, script: Path, args: list[str], pythonpath: Path | None,
     try:
         entry["result"] = last_json(proc.stdout)
     except ValueError as e:
-        entry["error"] = f"{e}; stderr tail: {proc.stderr[-800:]}"
+        said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error", "Traceback"))]
+        entry["error"] = f"{e}; " + (said[0][:300] if said else f"stderr: {proc.stderr[-300:]}")
     print(json.dumps(entry), file=sys.stderr)  # progress, and kept if a later run fails
     return entry
 
