@@ -433,8 +433,16 @@ def _failover(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
                        node=target.node, epoch=group.epoch, reason="forced failover")
     reason = "manual failover" + (" (forced)" if cmd["force"] else "")
     if group.active is None:
-        return _promote(state, {**cmd, "member": target.name, "expect_epoch": group.epoch,
-                                "reason": reason})
+        # Not promoted here: a promotion must carry the lease generation its agent last
+        # reported (rule 10), which only the leader's observations know. The member is
+        # made the chosen successor; the leader's next round promotes it, stamped, as
+        # soon as its agent reports a running lease (also while paused: rule 8).
+        if group.releasing is None and group.handover_to == target.name:
+            return state, ok(epoch=group.epoch, changed=False)
+        state = _put_group(state, replace(group, handover_to=target.name))
+        state = _event(state, cmd, "failover_requested", group=group.name,
+                       member=target.name, node=target.node, epoch=group.epoch, reason=reason)
+        return state, ok(epoch=group.epoch, changed=True)
     return _demote(state, {**cmd, "expect_epoch": group.epoch, "handover_to": target.name,
                            "reason": reason})
 

@@ -38,6 +38,9 @@ class AgentView:
     healthy_since: float | None
     seen_epoch: int = 0
     active_epoch: int = 0
+    # Lease generation and whether a lease runs (0: an agent from before generations)
+    generation: int = 0
+    leased: bool = False
 
 
 def summary(cmd: Command) -> tuple:
@@ -143,7 +146,7 @@ class Scenario:
                 a = self.agent(m.name, m.group)
                 reports[(m.group, m.name)] = MemberReport(
                     health=a.health, seen_epoch=a.seen_epoch, active_epoch=a.active_epoch,
-                    healthy_since=a.healthy_since)
+                    healthy_since=a.healthy_since, generation=a.generation, leased=a.leased)
             nodes[node] = NodeSeen(last_keepalive=last, members=reports,
                                    heard_since=self.runs.get(node))
         return Observations(leader_since=self.leader_since, nodes=nodes,

@@ -132,10 +132,27 @@ def test_forced_failover_to_quarantined_member_clears_it_and_hands_over():
     refused(st, C.failover(GROUP, "c"), "conflict")
 
 
-def test_failover_in_group_without_active_promotes_at_once():
-    st = build()
-    st, result = apply(st, C.failover(GROUP, "c"))
-    assert result["ok"] and st.groups[GROUP].active == "c"
+def test_failover_in_group_without_active_is_promoted_by_the_leader_stamped():
+    """The command only names the successor: a promotion committed straight from it would
+    carry no lease generation, and an agent claims an unstamped assignment under any
+    generation, which reopens the stale re-claim gap that generations close (rule 10)."""
+    sc = Scenario(build())
+    sc.submit(C.set_paused(True))  # nobody is elected on its own meanwhile
+    result = sc.submit(C.failover(GROUP, "c"))
+    assert result["ok"]
+    g = sc.group()
+    assert g.active is None and g.handover_to == "c"
+    assert sc.state.events[-1].kind == "failover_requested"
+    assert sc.submit(C.failover(GROUP, "c"))["changed"] is False  # idempotent
+    c = sc.agent("c")
+    c.generation, c.leased = 0x5EED, False  # c's agent reports no running lease yet
+    sc.keepalive_all()
+    assert sc.step() == []  # not promoted on a lease it does not hold
+    c.leased = True
+    sc.advance(0.05).keepalive_all()
+    cmds = sc.step()
+    assert ops(cmds) == [("promote", "c")]
+    assert cmds[0]["generation"] == 0x5EED
 
 
 # ------------------------------------------------------------------ member reset
