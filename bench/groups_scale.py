@@ -20,7 +20,9 @@ lab/vnfha_lab/etcdserver.py, with the settings docs/config.md asks for):
   size on disk (WAL included);
 * cold start: stop all three stores, start three new ones on the same data (Raft:
   journals and snapshots; etcd: the prefix), time until a leader serves the full
-  state (read gate open, G groups) and until all three do.
+  state (read gate open, G groups) and until all three do. Raft again with one process
+  per replica at the product's default election timeouts, as coordinators run, with
+  each replica's CPU seconds until it served (`cold_start_one_process_per_replica`).
 
 Wall-clock figures on a shared machine mostly measure the machine's load (a runnable
 thread at load 25 on 2 cores gets ~1/12 of a core), so the process CPU time (all
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import statistics
 import subprocess
@@ -45,6 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import grpc
@@ -122,20 +126,90 @@ class Cluster:
         self.stores = []
 
 
+def raft_store(root: Path, addrs: list[str], i: int,
+               election: tuple[float, float] = ELECTION) -> RaftStore:
+    """Replica i of a Raft cluster on `addrs`, its data under root/c<i+1>."""
+    ids = {a: f"c{k + 1}" for k, a in enumerate(addrs)}
+    a = addrs[i]
+    return RaftStore(ids[a], RaftSettings(
+        self_address=a, peers=tuple(p for p in addrs if p != a), data_dir=root / ids[a],
+        secret=SECRET if len(addrs) > 1 else None, election_timeout_min=election[0],
+        election_timeout_max=election[1], connection_timeout=max(3.5, election[1] + 1)),
+        ids)
+
+
 def raft_cluster(root: Path, size: int = 3) -> Cluster:
-    ports = free_ports(size)
-    addrs = [f"127.0.0.1:{p}" for p in ports]
-    ids = {a: f"c{i + 1}" for i, a in enumerate(addrs)}
+    addrs = [f"127.0.0.1:{p}" for p in free_ports(size)]
+    cluster = Cluster(lambda i: raft_store(root, addrs, i), size)
+    cluster.raft = (root, addrs)  # type: ignore[attr-defined]  # for the process cold start
+    return cluster
 
-    def make(i: int) -> Store:
-        a = addrs[i]
-        return RaftStore(ids[a], RaftSettings(
-            self_address=a, peers=tuple(p for p in addrs if p != a), data_dir=root / ids[a],
-            secret=SECRET if size > 1 else None, election_timeout_min=ELECTION[0],
-            election_timeout_max=ELECTION[1], connection_timeout=ELECTION[1] + 1),
-            ids)
 
-    return Cluster(make, size)
+def _replica_process(root: Path, addrs: list[str], i: int, groups: int, conn: Connection) -> None:
+    """One replica in its own process, as a coordinator runs it (no GIL shared with the
+    others), at the product's default election timeouts. Sends ("serving", t) once it
+    serves the full state and ("leading", t) once it leads with it (t: CLOCK_MONOTONIC,
+    comparable across processes); stops when told to (bounded by WAIT)."""
+    store = raft_store(root, addrs, i, election=(RaftSettings.election_timeout_min,
+                                                 RaftSettings.election_timeout_max))
+    store.start()
+    sent: set[str] = set()
+    deadline = time.monotonic() + WAIT
+    try:
+        while time.monotonic() < deadline and not conn.poll(0.005):
+            if store.read_gate() is None and len(store.state().groups) == groups:
+                for what, yes in (("serving", True), ("leading", store.is_leader())):
+                    if yes and what not in sent:
+                        sent.add(what)
+                        conn.send((what, time.monotonic(), time.process_time()))
+    finally:
+        store.stop()
+
+
+def cold_start_processes(root: Path, addrs: list[str], groups: int) -> dict:
+    """Cold start with one process per replica (the deployment's shape): seconds from
+    starting the processes until a leader serves the full state and until all do."""
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    t0 = time.monotonic()
+    for i in range(len(addrs)):
+        mine, theirs = ctx.Pipe()
+        proc = ctx.Process(target=_replica_process, args=(root, addrs, i, groups, theirs))
+        proc.start()
+        pipes.append(mine)
+        procs.append(proc)
+    seen: dict[tuple[int, str], float] = {}
+    cpu_to_serve: list[float] = []  # per replica: its process's CPU seconds until it served
+    deadline = time.monotonic() + WAIT
+    try:
+        while time.monotonic() < deadline and not (
+                all((i, "serving") in seen for i in range(len(addrs)))
+                and any(w == "leading" for _, w in seen)):
+            for i, c in enumerate(pipes):
+                while c.poll(0.01):
+                    what, t, cpu = c.recv()
+                    seen[(i, what)] = t
+                    if what == "serving":
+                        cpu_to_serve.append(cpu)
+        lead = [t for (_, w), t in seen.items() if w == "leading"]
+        serve = [t for (_, w), t in seen.items() if w == "serving"]
+        if not lead or len(serve) < len(addrs):
+            raise TimeoutError("cold start (processes): not every replica served in time")
+        return {"processes": len(addrs), "election_timeout_s": [
+                    RaftSettings.election_timeout_min, RaftSettings.election_timeout_max],
+                "leader_serves_s": round(min(lead) - t0, 2),
+                "all_serve_s": round(max(serve) - t0, 2),
+                "process_start_included": True,
+                # What the wall clock cannot say on a loaded machine: a replica on its own
+                # core (a coordinator VM) serves after about this much CPU plus the election.
+                "replica_cpu_to_serve_s": sorted(round(c, 2) for c in cpu_to_serve)}
+    finally:
+        for c in pipes:
+            c.send("stop")
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
 
 
 class CountingClient(EtcdClient):
@@ -305,6 +379,10 @@ def run_point(backend: str, groups: int, args: argparse.Namespace, tmp: Path,
                 "data_dir_bytes": du(etcd.data_dir),
                 "compaction_retention": etcd.compaction_retention}
         out["cold_start"] = cold_start(cluster, groups)
+        if backend == "raft":
+            cluster.stop()
+            out["cold_start_one_process_per_replica"] = cold_start_processes(
+                *cluster.raft, groups)  # type: ignore[attr-defined]
     finally:
         cluster.stop()
     return out
