@@ -62,6 +62,53 @@ from vnfha.coordinator.security.tls import TlsFiles, from_env_or_args
 log = logging.getLogger("vnfha.sample.kvstore")
 
 MAX_VALUE = 64 * 1024
+#: The coordinators' default `state.checkpoint_max_bytes` (docs/config.md).
+DEFAULT_MAX_BYTES = 256 * 1024
+
+
+class StoreFull(Exception):
+    """A write would make the store's checkpoint bigger than the coordinators accept."""
+
+
+def _enc_len(text: str) -> int:
+    return len(json.dumps(text))
+
+
+class SizeBudget:
+    """The exact size of `json.dumps(data, sort_keys=True)` (the checkpoint), kept as
+    writes happen, so a write that would make the checkpoint bigger than the
+    coordinators accept (`state.checkpoint_max_bytes`) is refused *before* it is
+    applied and acknowledged. Otherwise the store would acknowledge writes that no
+    checkpoint can carry: the next checkpoint is refused `too_large`, and a takeover
+    from the last one that fit loses them (found in issue 12's nemesis runs)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 2  # "{}"
+        self.keys = 0
+
+    def reset(self, data: dict[str, str]) -> None:
+        self.size = len(json.dumps(data, sort_keys=True))
+        self.keys = len(data)
+
+    def after(self, data: dict[str, str], key: str, value: str) -> int:
+        """The checkpoint's size once `key` holds `value`; raises StoreFull over the limit."""
+        old = data.get(key)
+        if old is not None:
+            size = self.size - _enc_len(old) + _enc_len(value)
+        else:  # '"key": value' plus a ", " unless it is the first entry
+            size = self.size + _enc_len(key) + 2 + _enc_len(value) + (2 if self.keys else 0)
+        if size > self.limit:
+            raise StoreFull(f"the store's checkpoint would be {size} bytes, over the "
+                            f"{self.limit} the coordinators accept (--max-bytes, "
+                            "state.checkpoint_max_bytes): refused, nothing written")
+        return size
+
+    def commit(self, data: dict[str, str], key: str, size: int) -> None:
+        """Record an applied write whose size `after` returned (data not yet updated)."""
+        if key not in data:
+            self.keys += 1
+        self.size = size
 
 
 class KvStore:
@@ -70,8 +117,10 @@ class KvStore:
     def __init__(self, group: str, role_socket: str, sync_listen: str, peers: list[str],
                  coordinators: list[str], mode: str = "sync",
                  checkpoint_interval: float = 1.0, ack_timeout: float = 1.0,
-                 tls: TlsFiles | None = None, insecure: bool = False) -> None:
+                 tls: TlsFiles | None = None, insecure: bool = False,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.group = group
+        self.budget = SizeBudget(max_bytes)
         self.tls = tls
         self.peers = peers
         self.mode = mode
@@ -87,7 +136,8 @@ class KvStore:
         self.active: tuple[ActiveContext, SyncSender] | None = None
         self.stop = threading.Event()
         self.stats: dict[str, Any] = {"takeovers": 0, "checkpoints": 0, "writes_acked": 0,
-                                      "writes_failed": 0, "loaded_from": ""}
+                                      "writes_failed": 0, "writes_refused_full": 0,
+                                      "loaded_from": ""}
 
     # -- the receiver's application interface (standby) ------------------------------------
 
@@ -97,11 +147,13 @@ class KvStore:
             for i, (k, v) in enumerate(decoded):
                 self.data[k] = v
                 self.seq = first_sequence + i
+            self.budget.reset(self.data)
 
     def install_snapshot(self, sequence: int, data: bytes) -> None:
         loaded = json.loads(data) if data else {}
         with self.lock:
             self.data, self.seq = loaded, sequence
+            self.budget.reset(self.data)
 
     def snapshot(self) -> tuple[int, bytes]:
         with self.lock:
@@ -117,7 +169,9 @@ class KvStore:
         ctx, sender = active
         entry = json.dumps([key, value]).encode()
         with self.lock:  # local order == sequence order
+            size = self.budget.after(self.data, key, value)  # StoreFull: nothing written
             seq = sender.append(entry)
+            self.budget.commit(self.data, key, size)
             self.data[key] = value
             self.seq = seq
         sender.wait_acked(seq)
@@ -165,8 +219,21 @@ class KvStore:
             while not self.stop.is_set() and not ctx.wait_lost(self.checkpoint_interval):
                 seq, snap = self.snapshot()
                 if seq != last_cp:
-                    version = self.store.put_checkpoint(self.group, epoch, snap,
-                                                        sync_sequence=seq)
+                    try:
+                        version = self.store.put_checkpoint(self.group, epoch, snap,
+                                                            sync_sequence=seq)
+                    except RefusedError as e:
+                        if isinstance(e, StaleEpochError):
+                            raise
+                        # e.g. too_large: --max-bytes above the coordinators' limit.
+                        # Sync mode still has every write on the standby; say it once.
+                        if self.stats.get("checkpoint_refused") != e.error:
+                            log.error("checkpoint refused; keeping the last one",
+                                      extra={"group": self.group, "epoch": epoch,
+                                             "error": e.error, "bytes": len(snap)})
+                        self.stats["checkpoint_refused"] = e.error
+                        continue
+                    self.stats.pop("checkpoint_refused", None)
                     sender.set_base(seq, snap)
                     self._note(ctx, {"event": "checkpoint", "epoch": epoch, "seq": seq,
                                      "version": version})
@@ -196,6 +263,7 @@ class KvStore:
             if cp is not None and cp.sync_sequence > self.seq:
                 self.data = json.loads(cp.data) if cp.data else {}
                 self.seq = cp.sync_sequence
+                self.budget.reset(self.data)
                 return f"checkpoint v{cp.version} (seq {cp.sync_sequence})"
             return f"sync log (seq {self.seq})"
 
@@ -267,6 +335,9 @@ def make_handler(kv: KvStore) -> type[BaseHTTPRequestHandler]:
                 kv.stats["writes_acked"] += 1
             except (NotActiveError, StaleEpochError) as e:
                 self._send(503, {"error": f"not active: {e}"})
+            except StoreFull as e:
+                kv.stats["writes_refused_full"] += 1
+                self._send(HTTPStatus.INSUFFICIENT_STORAGE, {"error": str(e)})
             except SyncUnavailable as e:
                 kv.stats["writes_failed"] += 1
                 self._send(503, {"error": f"not acknowledged by the standby: {e}"})
@@ -280,7 +351,8 @@ def serve(args: argparse.Namespace) -> int:
         kv = KvStore(args.group, args.role_socket, args.sync_listen,
                      [p for p in args.peer if p], args.coordinators.split(","), mode=args.mode,
                      checkpoint_interval=args.checkpoint_interval,
-                     ack_timeout=args.ack_timeout, tls=_tls(args), insecure=args.insecure)
+                     ack_timeout=args.ack_timeout, tls=_tls(args), insecure=args.insecure,
+                     max_bytes=args.max_bytes)
     except SyncConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -363,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(peers unauthenticated; labs only)")
     s.add_argument("--checkpoint-interval", type=float, default=1.0)
     s.add_argument("--ack-timeout", type=float, default=1.0)
+    s.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                   help="largest checkpoint of the whole store: writes beyond it are "
+                        "refused (HTTP 507); at most the coordinators' "
+                        "state.checkpoint_max_bytes (default %(default)s)")
     _tls_flags(s)
     p = sub.add_parser("stale-probe", help="send as an old epoch; print the answers")
     p.add_argument("--group", required=True)
