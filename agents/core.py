@@ -117,7 +117,8 @@ def reconcile(roles: Mapping[Key, MemberRole], assignments: Mapping[Key, Assignm
         # Failsafe keeps a role held at the assigned epoch also across a lapse of the
         # quorum lease and the new generation after it: every other member promised
         # not to claim while the grants run. Once they end, only the generation rule
-        # holds it (the leader re-confirms it under the new generation meanwhile).
+        # holds it (the leader re-stamps it under the new generation meanwhile, at the
+        # same epoch: decide rule 10, docs/design.md "Failsafe").
         kept = (key in failsafe_kept and role.active_epoch == epoch > 0 and a is not None
                 and a.active and fault is None)
         waits = key in claim_blocked and not role.active_epoch
