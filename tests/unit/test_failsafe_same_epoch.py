@@ -74,3 +74,22 @@ def test_commands_without_the_stamp_check_as_before() -> None:
     assert result["ok"]
     _, result = apply(st, C.demote(GROUP, 1, "decided on another stamp", expect_generation=7))
     assert not result["ok"] and result["error"] == "stale_epoch"
+
+
+def test_the_agent_takes_a_same_epoch_restamp_without_any_role_change() -> None:
+    """Agent side (agents/core.py): the role is held at epoch 1 on failsafe grants, the
+    quorum lease is back under generation 12 while the assignment still carries 11;
+    the re-stamp (epoch 1, stamp 12) arrives: no release, no claim, at any step. Had it
+    not come before the grants ended, the role would drop (an earlier lease's stamp)."""
+    from vnfha.agents.core import AssignmentView, MemberRole, reconcile
+
+    key = (GROUP, "a")
+    roles = {key: MemberRole(seen_epoch=1, active_epoch=1)}
+    old = {key: AssignmentView(active=True, epoch=1, generation=11)}
+    new = {key: AssignmentView(active=True, epoch=1, generation=12)}
+    for views, kept in ((old, {key}), (new, {key}), (new, set())):
+        (step_,) = reconcile(roles, views, True, {}, "test", kept, generation=12)
+        assert step_.effects == () and step_.seen_epoch == 1
+    (step_,) = reconcile(roles, old, True, {}, "test", set(), generation=12)
+    assert [(e.kind, e.reason) for e in step_.effects] == [
+        ("release", "assignment from an earlier lease")]
