@@ -93,3 +93,15 @@ def test_the_agent_takes_a_same_epoch_restamp_without_any_role_change() -> None:
     (step_,) = reconcile(roles, old, True, {}, "test", set(), generation=12)
     assert [(e.kind, e.reason) for e in step_.effects] == [
         ("release", "assignment from an earlier lease")]
+
+
+def test_watches_are_renewed_only_while_a_held_role_waits_for_its_stamp() -> None:
+    """agents/core.py `watch_lags`: after an outage cut by packet drops a watch stream's
+    backlog comes at TCP's retransmission pace; an acknowledgement from a coordinator
+    that applied more than the newest snapshot makes the agent subscribe again, but
+    only while a held role waits for its new stamp (no churn otherwise)."""
+    from vnfha.agents.core import watch_lags
+
+    assert watch_lags(15, 14, True)
+    assert not watch_lags(14, 14, True)  # the re-stamp is not committed yet
+    assert not watch_lags(15, 14, False)  # nothing waits: the watch catches up on its own
