@@ -117,7 +117,8 @@ def reconcile(roles: Mapping[Key, MemberRole], assignments: Mapping[Key, Assignm
         # Failsafe keeps a role held at the assigned epoch also across a lapse of the
         # quorum lease and the new generation after it: every other member promised
         # not to claim while the grants run. Once they end, only the generation rule
-        # holds it (the leader re-confirms it under the new generation meanwhile).
+        # holds it (the leader re-stamps it under the new generation meanwhile, at the
+        # same epoch: decide rule 10, docs/design.md "Failsafe").
         kept = (key in failsafe_kept and role.active_epoch == epoch > 0 and a is not None
                 and a.active and fault is None)
         waits = key in claim_blocked and not role.active_epoch
@@ -159,6 +160,17 @@ def newer_snapshot(revision: int, current: int) -> bool:
     """Follow the assignment snapshot with the highest revision from any coordinator,
     so a lagging coordinator cannot hold back a demotion."""
     return revision > current
+
+
+def watch_lags(ack_revision: int, snapshot_revision: int, waiting_for_stamp: bool) -> bool:
+    """Whether to subscribe the assignment watches again: an acknowledgement shows that
+    a coordinator applied a newer state than the newest snapshot received, while a held
+    role waits for the stamp of the agent's new lease generation (only failsafe grants
+    keep it, and they end). Measured in the lab: after a cut by packet drops (no reset)
+    a watch stream's backlog arrives at TCP's retransmission pace, about a second after
+    the re-stamp was committed, so the role dropped for a moment; a new stream starts
+    with a fresh snapshot (docs/design.md "Failsafe")."""
+    return waiting_for_stamp and ack_revision > snapshot_revision
 
 
 def history_reset(registered_revision: int, seen_revision: int) -> bool:

@@ -613,6 +613,7 @@ class AgentSession:
                     self._on_lease(self.lease.deadline() or 0.0)
             if extended:
                 self.reconcile("lease renewed")
+            self._check_watch_lag(resp.revision)
         elif resp.result == agent_pb2.KEEPALIVE_RESULT_UNAVAILABLE:
             if self._say_once("unavailable:" + resp.coordinator_id, every=10.0):
                 log.warning("coordinator is not acknowledging keepalives", extra={
@@ -627,6 +628,26 @@ class AgentSession:
             log.warning("keepalive refused", extra={"node": self.node,
                                                     "coordinator": resp.coordinator_id,
                                                     "detail": resp.message})
+
+    def _check_watch_lag(self, ack_revision: int) -> None:
+        """Watch again when acknowledgements are ahead of the assignments while a held
+        role waits for its new stamp (core.watch_lags; after a coordinator outage)."""
+        with self._lock:
+            waiting = any(
+                r.active_epoch and (a := self._assignments.get(k)) is not None
+                and a.generation not in (0, self._generation)
+                for k, r in self._roles.items())
+            lags = core.watch_lags(ack_revision, self._assignment_revision, waiting)
+            calls = list(self._watch_calls) if lags else []
+        if not lags or not self._say_once("watch-lag", every=0.5):
+            return
+        log.info("assignments lag behind acknowledgements while a held role waits for "
+                 "its new lease's stamp: watching again", extra={
+                     "node": self.node, "ack_revision": ack_revision,
+                     "revision": self._assignment_revision})
+        for call in calls:
+            if call is not None:
+                call.cancel()  # the watch loop subscribes again: a fresh snapshot
 
     # -- the keepalive fast path -----------------------------------------------------------
 

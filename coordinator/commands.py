@@ -72,8 +72,9 @@ OPS: dict[str, dict[str, type | tuple[type, ...]]] = {
 # machine (and `decide`, which reads committed values back) rely on these types, and
 # a malformed value must be refused here, not raise inside `apply` on every replica.
 OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "promote": {"replace": (str, type(None)), "generation": int, "reconfirm": bool},
-    "demote": {"handover_to": (str, type(None)), "quarantine": bool},
+    "promote": {"replace": (str, type(None)), "generation": int, "reconfirm": bool,
+                "keep_epoch": bool, "expect_generation": int},
+    "demote": {"handover_to": (str, type(None)), "quarantine": bool, "expect_generation": int},
     "pool_exclude": {"recover": bool},
     "recovery_update": {"message": str, "expect_attempts": int},
     "register_node": {"remove_undeclared": bool, "failsafe_endpoint": str},
@@ -178,19 +179,30 @@ def set_health(group: str, member: str, health: Health, reason: str = "",
 
 def promote(group: str, member: str, expect_epoch: int, reason: str,
             rid: str | None = None, at: float | None = None, generation: int = 0,
-            reconfirm: bool = False) -> Command:
+            reconfirm: bool = False, keep_epoch: bool = False,
+            expect_generation: int | None = None) -> Command:
     """`generation`: the lease generation of the member's agent to stamp the promotion
     with (0: none known). `reconfirm`: the member is the active already and gets a new
-    epoch under its agent's new lease generation (docs/design.md §3)."""
+    epoch under its agent's new lease generation (docs/design.md §3); with `keep_epoch`
+    only the stamp changes (its agent held the role without a break, on failsafe
+    leases: docs/design.md "Failsafe"). `expect_generation`: the active's stamp the
+    command was decided on; refused if it changed since (a same-epoch re-stamp)."""
     return _cmd("promote", rid, at, group=group, member=member, expect_epoch=expect_epoch,
                 reason=reason, **({"generation": generation} if generation else {}),
-                **({"reconfirm": True} if reconfirm else {}))
+                **({"reconfirm": True} if reconfirm else {}),
+                **({"keep_epoch": True} if keep_epoch else {}),
+                **({"expect_generation": expect_generation}
+                   if expect_generation is not None else {}))
 
 
 def demote(group: str, expect_epoch: int, reason: str, handover_to: str | None = None,
-           quarantine: bool = False, rid: str | None = None, at: float | None = None) -> Command:
+           quarantine: bool = False, rid: str | None = None, at: float | None = None,
+           expect_generation: int | None = None) -> Command:
+    """`expect_generation`: as for `promote`."""
     return _cmd("demote", rid, at, group=group, expect_epoch=expect_epoch, reason=reason,
-                handover_to=handover_to, quarantine=quarantine)
+                handover_to=handover_to, quarantine=quarantine,
+                **({"expect_generation": expect_generation}
+                   if expect_generation is not None else {}))
 
 
 def confirm_release(group: str, member: str, expect_epoch: int, reason: str,

@@ -53,9 +53,12 @@ Rules, per active-standby group:
    lease generation its agent reported last (its agent acts only under that
    generation), a member is promoted once its agent reports a running lease (the
    choice of member is unchanged: the promotion waits for that report), and
-   an active whose agent reports a new generation while holding nothing, or holding
-   the current epoch on failsafe leases (its lease lapsed, or it restarted), is
-   promoted again: same member, new epoch, new stamp.
+   an active whose agent reports a new generation while holding nothing (its lease
+   lapsed, or it restarted) is promoted again: same member, new epoch, new stamp. One
+   that still holds the current epoch (failsafe leases bridged the lapse) is
+   re-stamped at the same epoch; the lost-active promotion and the demotions carry
+   the stamp they were decided on (`expect_generation`), so the state machine
+   serialises them with the re-stamp as the epoch does otherwise.
 """
 
 from __future__ import annotations
@@ -242,23 +245,27 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
             if target is not None:
                 cmd = C.promote(gname, target.name, group.epoch,
                                 reason=f"active {active.name} lost (lease expired)",
-                                generation=_generation(target, obs), **st())
+                                generation=_generation(target, obs),
+                                expect_generation=group.active_generation, **st())
                 cmd["replace"] = active.name
                 emit(cmd)
                 return
             emit(C.set_health(gname, active.name, Health.LOST, reason="lease expired",
                               **st()))
             emit(C.demote(gname, current().groups[gname].epoch, quarantine=True,
-                          reason=f"active {active.name} lost and no eligible standby", **st()))
+                          reason=f"active {active.name} lost and no eligible standby",
+                          expect_generation=group.active_generation, **st()))
         elif seen == Health.UNHEALTHY:
             target = _choose(state, group, obs, now, policy, None, active.name)
             emit(C.demote(gname, group.epoch, quarantine=True,
                           handover_to=target.name if target else None,
-                          reason=f"active {active.name} unhealthy", **st()))
+                          reason=f"active {active.name} unhealthy",
+                          expect_generation=group.active_generation, **st()))
         elif node is not None and node.maintenance:
             target = _choose(state, group, obs, now, policy, None, active.name)
             emit(C.demote(gname, group.epoch, handover_to=target.name if target else None,
-                          reason=f"node {node.name} in maintenance", **st()))
+                          reason=f"node {node.name} in maintenance",
+                          expect_generation=group.active_generation, **st()))
         else:
             _reconfirm(state, gname, obs, now, policy, emit, st)
         state = current()
@@ -348,10 +355,21 @@ def _reconfirm(state: ClusterState, gname: str, obs: Observations, now: float,
         return
     active = group.members[group.active]
     report = _renewed(group, active, obs, now, policy)
-    if report is not None:
-        emit(C.promote(gname, active.name, group.epoch, reconfirm=True,
-                       reason="agent has a new lease (lapse or restart)",
+    if report is None:
+        return
+    if report.active_epoch == group.epoch and group.epoch:
+        # It still holds the role at this epoch (failsafe leases bridged the lapse of
+        # its quorum lease): the same epoch, only the stamp changes; expect_generation
+        # on every competing promote/demote serialises the two (docs/design.md
+        # "Failsafe", "the same epoch after an outage").
+        emit(C.promote(gname, active.name, group.epoch, reconfirm=True, keep_epoch=True,
+                       reason="agent held the role through a coordinator outage "
+                              "(failsafe): new lease, same epoch",
                        generation=report.generation, **st()))
+        return
+    emit(C.promote(gname, active.name, group.epoch, reconfirm=True,
+                   reason="agent has a new lease (lapse or restart)",
+                   generation=report.generation, **st()))
 
 
 def _released(old: Member, demote_epoch: int, obs: Observations, now: float,

@@ -205,10 +205,14 @@ def _promote(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
         if group.active != member.name:
             raise CommandRefused("conflict", f"{member.name!r} is not the active member of "
                                  f"{group.name!r}")
-        epoch = group.epoch + 1
+        # With `keep_epoch` the agent held the role without a break (failsafe leases
+        # bridged its lapse): only the stamp changes, and `expect_generation` on every
+        # competing promote/demote serialises them as the epoch does otherwise.
+        epoch = group.epoch if cmd.get("keep_epoch") else group.epoch + 1
         state = _put_group(state, replace(group, epoch=epoch, active_generation=generation))
-        state = _event(state, cmd, "promoted", group=group.name, member=member.name,
-                       node=member.node, epoch=epoch, reason=cmd["reason"])
+        state = _event(state, cmd, "reconfirmed" if cmd.get("keep_epoch") else "promoted",
+                       group=group.name, member=member.name, node=member.node, epoch=epoch,
+                       reason=cmd["reason"])
         return state, ok(epoch=epoch)
     if group.active is not None:
         # Only a lost active may be replaced in one step: its lease is over, so

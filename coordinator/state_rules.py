@@ -83,9 +83,15 @@ def member(group: Group, name: str) -> Member:
 
 
 def check_epoch(group: Group, cmd: Command) -> None:
+    """The compare-and-set every role change is serialised by: the epoch, and (when the
+    command names it) the active's lease-generation stamp, which a same-epoch re-stamp
+    changes without moving the epoch (docs/design.md "Failsafe")."""
     if cmd["expect_epoch"] != group.epoch:
         raise CommandRefused("stale_epoch", f"group {group.name!r} is at epoch {group.epoch}, "
                              f"command expected {cmd['expect_epoch']}")
+    if "expect_generation" in cmd and cmd["expect_generation"] != group.active_generation:
+        raise CommandRefused("stale_epoch", f"group {group.name!r}: its active was re-stamped "
+                             "under a new lease generation since this was decided")
 
 
 def put_group(state: ClusterState, group: Group) -> ClusterState:

@@ -4,9 +4,12 @@ One seed gives one schedule: a world (3 or 5 coordinators, possibly growing from
 to 5; two or three agents, some listing only the first three coordinators; clock
 rates within the drift bound; some message loss and duplication) and a plan of
 faults (partitions, single cut links, pauses, crashes with restarts), each with a
-start and an end. The checker of world.py runs after every event. A failing seed
-is shrunk: faults are dropped one at a time while the violation still happens, and
-the report names the seed, the faults left and the trace of that run.
+start and an end. Half the schedules run with failsafe on (docs/design.md
+"Failsafe"), and those add one or two coordinator outages: every coordinator
+crashed and restarted, or every coordinator cut off from every agent. The checker
+of world.py runs after every event. A failing seed is shrunk: faults are dropped
+one at a time while the violation still happens, and the report names the seed,
+the faults left and the trace of that run.
 
     python -m tests.sim.explore --budget 30 [--seed N] [--count N]
 """
@@ -32,13 +35,14 @@ PARAMS = Params(interval=0.3, decide=0.3, raft_tick=0.1, watch_resend=1.0)
 DEFAULT_BUDGET = 30.0
 WALL_FACTOR = 4.0
 DEFAULT_COUNT = 20_000  # schedules at most per run
+FAILSAFE_LEASE = 1.0  # seconds, when a schedule turns failsafe on (the TTL: one lease)
 
 
 @dataclass(frozen=True)
 class Fault:
     start: float
     end: float
-    kind: str  # partition | link | pause | crash | grow
+    kind: str  # partition | link | pause | crash | grow | outage | cutoff
     procs: tuple[str, ...]  # partition: one side (the rest is the other)
 
     def __str__(self) -> str:
@@ -55,6 +59,7 @@ class Schedule:
     drop: float
     dup: float
     faults: tuple[Fault, ...]
+    failsafe: float = 0.0  # failsafe lease, seconds (0: off)
 
 
 def schedule(seed: int) -> Schedule:
@@ -89,14 +94,24 @@ def schedule(seed: int) -> Schedule:
         faults.append(Fault(start, end, kind, side))
     drop = rng.choice([0.0, 0.0, 0.02, 0.1])
     dup = rng.choice([0.0, 0.0, 0.05])
+    # Drawn after everything above, so a schedule without failsafe is what it was.
+    failsafe = FAILSAFE_LEASE if rng.random() < 0.5 else 0.0
+    if failsafe:
+        for _ in range(rng.randint(1, 2)):
+            start = rng.uniform(1.0, DURATION - 1.0)  # after the first claim
+            end = min(DURATION, start + rng.choice([0.3, 1.0, 1.5, 2.5, DURATION]))
+            faults.append(Fault(start, end, rng.choice(["outage", "cutoff"]), ()))
     return Schedule(seed, coords, grow_to, agents, lists, drop, dup,
-                    tuple(sorted(faults, key=lambda f: f.start)))
+                    tuple(sorted(faults, key=lambda f: f.start)), failsafe)
 
 
 def _links(w: World, f: Fault) -> set[tuple[str, str]]:
     if f.kind == "link":
         a, b = f.procs
         return {(a, b), (b, a)}
+    if f.kind == "cutoff":  # every coordinator from every agent; they still see each other
+        return {(c, a) for c in w.coords for a in w.agents} | {
+            (a, c) for c in w.coords for a in w.agents}
     side = set(f.procs)
     everyone = set(w.procs) | set(f.procs)
     return {(a, b) for a in side for b in everyone - side} | {
@@ -105,7 +120,8 @@ def _links(w: World, f: Fault) -> set[tuple[str, str]]:
 
 def run(s: Schedule, faults: tuple[Fault, ...] | None = None) -> World:
     """Run one schedule (optionally with a subset of its faults); the world after it."""
-    w = World(s.seed, list(s.coordinators), s.agents, s.lists, params=PARAMS)
+    w = World(s.seed, list(s.coordinators), s.agents, s.lists, params=PARAMS,
+              failsafe=s.failsafe)
     w.net.drop, w.net.dup = s.drop, s.dup
     for f in faults if faults is not None else s.faults:
         _plan(w, f)
@@ -118,16 +134,26 @@ def _plan(w: World, f: Fault) -> None:
         if f.kind == "grow":
             if f.procs[0] not in w.coords:
                 w.grow(list(f.procs))
-        elif f.kind in ("partition", "link"):
+        elif f.kind in ("partition", "link", "cutoff"):
             w.note(f"cut {f}")
             w.cut(_links(w, f))
+        elif f.kind == "outage":
+            w.note(f"begin {f}")
+            for c in sorted(w.coords):
+                if w.procs[c].up:
+                    w.crash(c)
         elif f.procs[0] in w.procs and w.procs[f.procs[0]].up:
             (w.pause if f.kind == "pause" else w.crash)(f.procs[0])
 
     def end() -> None:
-        if f.kind in ("partition", "link"):
+        if f.kind in ("partition", "link", "cutoff"):
             w.note(f"restore {f}")
             w.uncut(_links(w, f))
+        elif f.kind == "outage":
+            w.note(f"end {f}")
+            for c in sorted(w.coords):
+                if not w.procs[c].up:
+                    w.restart(c)
         elif f.kind == "pause" and f.procs[0] in w.procs and w.procs[f.procs[0]].paused:
             w.resume(f.procs[0])
         elif f.kind == "crash" and f.procs[0] in w.procs and not w.procs[f.procs[0]].up:
@@ -181,7 +207,8 @@ def explore(first_seed: int = 0, budget: float = DEFAULT_BUDGET, count: int = DE
             faults, small = shrink(s)
             lines = [f"safety violated: seed {seed} (replay: VNFHA_SIM_SEED={seed})",
                      f"world: coordinators={','.join(s.coordinators)} grow={','.join(s.grow_to)}"
-                     f" agents={s.agents} lists={s.lists} drop={s.drop} dup={s.dup}",
+                     f" agents={s.agents} lists={s.lists} drop={s.drop} dup={s.dup}"
+                     f" failsafe={s.failsafe}",
                      "faults still needed after shrinking:",
                      *(f"  {f}" for f in faults),
                      *small.violations, "trace:", *small.trace[-60:]]

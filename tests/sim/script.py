@@ -15,7 +15,7 @@ VNFHA_SIM_REWRITE=1 (tests/sim/README.md).
 
 Directives:
   world coordinators=c1,c2,c3 agents=n1:g/a/100,n2:g/b/90 [lists=n1:c1+c2] [seed=N]
-        [rates=c1:1.004,n1:0.996] [leader=c1]
+        [rates=c1:1.004,n1:0.996] [leader=c1] [failsafe=LEASE_SECONDS]
   run for=SECONDS | run until=SECONDS
   partition A,B | C,D,E        heal
   pause P    resume P    crash P    restart P
@@ -66,7 +66,7 @@ def _world(args: list[str]) -> World:
     for name in [*coords, *agents]:
         rates.setdefault(name, 1.0)
     return World(int(kv.get("seed", "1")), coords, agents, lists, rates=rates,
-                 first_leader=kv.get("leader"))
+                 first_leader=kv.get("leader"), failsafe=float(kv.get("failsafe", "0")))
 
 
 def _do(w: World, line: str) -> None:

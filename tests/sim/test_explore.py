@@ -80,3 +80,61 @@ def test_planted_bug_no_new_lease_generation_is_caught(monkeypatch: pytest.Monke
           f"{r.failure}")
     assert r.failure is not None, f"not found in {r.schedules} schedules"
     assert "acts on an assignment from before its lease lapsed" in r.failure
+
+
+def _failsafe_found(r: explore.Report) -> None:
+    print(f"\nplanted bug found after {r.schedules} schedules in {r.seconds:.1f} s:\n"
+          f"{r.failure}")
+    assert r.failure is not None, f"not found in {r.schedules} schedules"
+    assert "two VIP holders" in r.failure and "failsafe=1.0" in r.failure
+
+
+def test_planted_bug_failsafe_partial_grant_set_is_caught(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken requester rule (agents/failsafe.py `Grants.until`): the role is kept on
+    the grants it has, instead of one from *every* other member. An active cut off from
+    the coordinators keeps its role on the grant of a standby cut off with it, while the
+    coordinators promote a third member that never promised anything: two holders."""
+    from vnfha.agents import failsafe as fs
+
+    def until(self: fs.Grants, group: str, epoch: int, peers: frozenset[str]) -> float | None:
+        got = self.held.get((group, epoch), {})
+        have = [got[p] for p in peers if p in got]
+        return min(have) if have else None
+
+    monkeypatch.setattr(fs.Grants, "until", until)
+    _failsafe_found(explore.explore(0, budget=BUDGET))
+
+
+def _without_rule_9(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decide rule 9 (the rejoin grace, leaving a dark group alone) only delays a
+    failover; take it out to show what the promises alone carry."""
+    from vnfha.coordinator import decide
+
+    monkeypatch.setattr(decide, "_vouched", lambda *a: True)
+    monkeypatch.setattr(decide, "_dark", lambda *a: False)
+
+
+def test_failsafe_safety_does_not_rest_on_the_rejoin_grace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/design.md "Failsafe": rule 9 only delays. Without it, the coordinators
+    promote a standby as soon as the active's expiry is confirmed, while it may still
+    honour a promise: it waits for the promise to end, and no schedule breaks safety."""
+    _without_rule_9(monkeypatch)
+    r = explore.explore(0, budget=BUDGET)
+    print(f"\nwithout rule 9: {r.schedules} schedules in {r.seconds:.1f} s")
+    assert r.schedules > 0
+    assert r.failure is None, r.failure
+
+
+def test_planted_bug_failsafe_promise_not_kept_is_caught(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken granter (agents/failsafe.py `Promises.blocks`): a member that granted a
+    failsafe lease claims as soon as it is promoted, ignoring its promise. With rule 9's
+    delay taken out (it would mostly hide this), a promoted standby claims while the
+    active it granted still holds the VIP on that grant: two holders."""
+    from vnfha.agents import failsafe as fs
+
+    _without_rule_9(monkeypatch)
+    monkeypatch.setattr(fs.Promises, "blocks", lambda self, group, now, lease: None)
+    _failsafe_found(explore.explore(0, budget=BUDGET))

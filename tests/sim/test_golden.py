@@ -25,7 +25,8 @@ def test_every_clause_has_a_scenario() -> None:
     assert {f.stem for f in FILES} >= {
         "partitioned_active", "leader_minority_with_active", "frozen_agent",
         "coordinator_restart", "grow_3_to_5", "switchover_racing_crash",
-        "stale_keepalive_late"}
+        "stale_keepalive_late", "failsafe_total_outage", "failsafe_coordinators_cut_off",
+        "failsafe_active_isolated", "failsafe_standby_hears_quorum"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

@@ -32,7 +32,18 @@ What is simulated, and how (each a deliberate simplification, docs/design.md §3
   (no RPC latency; a paused, crashed or cut-off peer does not answer);
 * an agent's VIP is live while the agent's role is active *and* its own clock is
   before the lease deadline: that is what the guardian and the kernel lease enforce
-  when the agent itself is frozen (agents/guardian.py, agents/kernellease.py).
+  when the agent itself is frozen (agents/guardian.py, agents/kernellease.py). With
+  failsafe on, the deadline is the later of the quorum lease and the group's failsafe
+  grants (what agents/failsafe_peer.py gives the guardian, per group: the product
+  takes the earliest over the held groups, which is stricter);
+* failsafe (docs/design.md "Failsafe"; `World(failsafe=SECONDS)` commits the setting
+  at start): the real grant rule, promises and grants (agents/failsafe.py); requests
+  and answers are agent-to-agent messages on their own connections, so partitions
+  stall them and loss drops them like keepalives; the caller's node is the sending
+  process (what the mTLS certificate says in the product); a request that gets no
+  answer simply counts nothing (the product's timeout); the requester asks every
+  quarter interval while a grant is due and wakes exactly when the earliest grant
+  ends, as agents/failsafe_peer.py does.
 
 The checker runs after every event: never two live VIP holders of a group at one
 instant of real time, and no replica's epoch and no agent's seen epoch ever
@@ -52,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vnfha.agents import core as agent_core
+from vnfha.agents import failsafe as fs
 from vnfha.agents.core import AssignmentView, MemberRole
 from vnfha.agents.lease import QuorumLease
 from vnfha.coordinator import commands as C
@@ -136,8 +148,9 @@ class World:
                  agents: dict[str, list[tuple[str, str, int]]],
                  lists: dict[str, list[str]] | None = None, params: Params | None = None,
                  rates: dict[str, float] | None = None, vip: str = "198.18.0.10/24",
-                 first_leader: str | None = None) -> None:
+                 first_leader: str | None = None, failsafe: float = 0.0) -> None:
         self.p = params or Params()
+        self.failsafe = failsafe  # failsafe lease, seconds (0: off), committed at start
         self.rng = random.Random(seed)
         self.t = 0.0
         self._q: list[_Event] = []
@@ -167,6 +180,8 @@ class World:
             self.log.append(C.register_node(
                 node, "", [{"group": g, "member": m, "priority": p} for g, m, p in ms],
                 rid=f"setup-{node}", at=0.0))
+        if failsafe > 0:
+            self.log.append(C.set_failsafe(int(failsafe * 1000), rid="setup-failsafe", at=0.0))
         self.violations: list[str] = []
         self._generations = 0
         self._max_epoch: dict[tuple[str, str], int] = {}  # (coordinator, group) -> epoch
@@ -491,7 +506,8 @@ class World:
             for n, a in sorted(self.agents.items()):
                 for (rg, m), r in sorted(a.roles.items()):
                     if rg == g and r.active_epoch:
-                        inert = "" if a.holds(g) else " (lease over: VIP inert)"
+                        inert = ((" (on failsafe leases)" if a.on_failsafe(g) else "")
+                                 if a.holds(g) else " (lease over: VIP inert)")
                         out.append(f"  {n} acts as {g}/{m} at epoch {r.active_epoch}{inert}")
         return out
 
@@ -510,7 +526,8 @@ def _summary(cmd: dict[str, Any]) -> str:
         return "; ".join(_summary(c) for c in cmd["items"])
     if op == "promote":
         return f"promote {cmd['group']}/{cmd['member']} at {cmd['expect_epoch']}" + (
-            f" replacing {cmd['replace']}" if cmd.get("replace") else "")
+            f" replacing {cmd['replace']}" if cmd.get("replace") else "") + (
+            " (same epoch, new stamp)" if cmd.get("keep_epoch") else "")
     if op == "demote":
         return f"demote {cmd['group']} at {cmd['expect_epoch']}" + (
             f" handover to {cmd['handover_to']}" if cmd.get("handover_to") else "")
@@ -574,14 +591,21 @@ class Coordinator:
         self.leases.record(node, reports, arrived)
         self.w.send(self.cid, src, "ack", (seq, self.cid, "ack", tuple(self.config)))
 
-    def _assignments(self, node: str) -> tuple[tuple[str, str, bool, int, str, int], ...]:
+    def _assignments(self, node: str) -> tuple[tuple[Any, ...], ...]:
+        """Per hosted member: group, member, active, epoch, vip, stamp, and the failsafe
+        part (lease in seconds, the group's active, the other members and their nodes),
+        as coordinator/service/agent.py `assignments_for` sends them."""
         state = self.state
+        lease = state.failsafe_lease_ms / 1000.0
         out = []
         for m in state.members_on(node):
             g = state.groups[m.group]
             active = g.active == m.name
+            peers = tuple(sorted((p.name, p.node, p.name == g.active)
+                                 for p in g.members.values() if p.name != m.name))
             out.append((m.group, m.name, active, g.epoch, g.vip,
-                        g.active_generation if active else 0))
+                        g.active_generation if active else 0,
+                        (lease, g.active or "", peers if lease else ())))
         return tuple(out)
 
     def _push_watches(self, force: bool) -> None:
@@ -663,7 +687,19 @@ class Agent:
         self.seq = 0
         self.next_tick = self.now()
         self._token = 0
+        # Failsafe (agents/failsafe.py, the real rules; agents/failsafe_peer.py's loop):
+        # promises are in memory, so a restarted agent claims nothing for one lease.
+        self.fsviews: dict[str, fs.GroupView] = {}
+        self.promises = fs.Promises(started=self.now())
+        self.grants = fs.Grants(drift=self.w.p.drift, margin=self.w.p.margin)
+        self._asked: dict[int, tuple[float, str, int, str, float]] = {}  # request id -> ...
+        self._asks = 0
+        self._engaged: set[str] = set()
+        self._granting: dict[str, bool] = {}  # group -> last verdict (for the trace)
+        self._fs_token = 0
         self._arm(self.now())
+        if self.w.failsafe > 0:
+            self._fs_loop()
 
     def crashed(self) -> None:
         """A killed agent's guardian drops its VIPs at once (the pipe closes)."""
@@ -692,11 +728,28 @@ class Agent:
                    for seq, acks in self._acks.items() if seq in self._sent_at)
 
     def holds(self, group: str) -> bool:
+        """The VIP is live: the role is held and the guardian's deadline (the quorum
+        lease, or the later end of the group's failsafe grants) is not past."""
         if not self.w.procs[self.node].up:
             return False
+        now = self.now()
         deadline = self.lease.deadline()
-        return (deadline is not None and self.now() < deadline
-                and any(r.active_epoch for (g, _m), r in self.roles.items() if g == group))
+        held = [r.active_epoch for (g, _m), r in self.roles.items() if g == group
+                and r.active_epoch]
+        if not held:
+            return False
+        return (deadline is not None and now < deadline) or self._covered(group, held[0], now)
+
+    def on_failsafe(self, group: str) -> bool:
+        """Live only on failsafe grants (the quorum lease is over)."""
+        return self.holds(group) and not self.lease.valid(self.now())
+
+    def _covered(self, group: str, epoch: int, now: float) -> bool:
+        """A grant from every other member covers the role of `group` at `epoch` now."""
+        view = self.fsviews.get(group)
+        if view is None or view.lease <= 0 or view.epoch != epoch:
+            return False
+        return self.grants.holds(group, epoch, frozenset(p.member for p in view.peers), now)
 
     # -- the ticker --------------------------------------------------------------------
 
@@ -745,7 +798,10 @@ class Agent:
                 self._new_generation(before)
                 if before is None or self.now() >= before + 1e-9:  # ends a lapse
                     for k, r in self.roles.items():
-                        if r.active_epoch:  # held across it (never reconciled meanwhile)
+                        # held across it (never reconciled meanwhile), and not on
+                        # failsafe grants (those keep it by the promises, not the lease)
+                        if r.active_epoch and not self._covered(k[0], r.active_epoch,
+                                                                self.now()):
                             self.lapsed[k] = max(self.lapsed.get(k, 0), r.active_epoch)
                             self.stale.add(k)
                 self.reconcile("lease renewed")
@@ -755,8 +811,106 @@ class Agent:
                 return
             self.revision = revision
             self.views = {(g, m): AssignmentView(active, epoch, vip, gen)
-                          for g, m, active, epoch, vip, gen in assignments}
+                          for g, m, active, epoch, vip, gen, _f in assignments}
+            self.fsviews = {
+                g: fs.GroupView(g, m, epoch, (m if active else group_active), lease,
+                                tuple(fs.Peer(pm, pn, pn, pa) for pm, pn, pa in peers))
+                for g, m, active, epoch, _v, _gen, (lease, group_active, peers)
+                in assignments}
             self.reconcile(f"assignments at revision {revision}")
+        elif kind == "fs_req":
+            self._grant(src, *payload)
+        elif kind == "fs_ans":
+            self._answered(*payload)
+
+    # -- failsafe (agents/failsafe_peer.py, with the real rules of agents/failsafe.py) --
+
+    def _quiet(self, rounds: float) -> bool:
+        p = self.w.p
+        return fs.quorum_quiet(self.lease.deadline(), self.now(),
+                               p.ttl * (1 - p.drift) - p.margin, p.interval, rounds)
+
+    def _grant(self, src: str, rid: int, group: str, requester: str, epoch: int) -> None:
+        """The granter: the verdict and the promise, in one step (the product holds the
+        role lock), then the answer on the connection back."""
+        now = self.now()
+        view = self.fsviews.get(group)
+        role = self.roles.get((group, view.member)) if view is not None else None
+        verdict = fs.grant(view, caller_node=src, requester=requester, epoch=epoch,
+                           hears_quorum=not self._quiet(fs.GRANTER_ROUNDS),
+                           acting_active=bool(role is not None and role.active_epoch))
+        if verdict.granted:
+            self.promises.promise(group, now, verdict.lease)
+        if self._granting.get(group) != verdict.granted:
+            self._granting[group] = verdict.granted
+            self.w.note(f"{self.node} {'grants' if verdict.granted else 'refuses'} failsafe "
+                        f"{group} to {requester} at epoch {epoch}"
+                        + ("" if verdict.granted else f" ({verdict.reason.split(':')[0]})"))
+        self.w.send(self.node, src, "fs_ans", (rid, verdict.granted, verdict.lease))
+
+    def _fs_loop(self) -> None:
+        """The requester's round, every quarter interval (agents/failsafe_peer.py)."""
+        self.w.at_local(self.node, self.now() + self.w.p.interval / 4, self._fs_loop)
+        now = self.now()
+        quiet = self._quiet(fs.REQUESTER_ROUNDS)
+        for (g, m), role in self.roles.items():
+            view = self.fsviews.get(g)
+            if not (view is not None and view.lease > 0 and role.active_epoch
+                    and view.active == m and view.epoch == role.active_epoch):
+                self.grants.clear(g)
+                self._end(g, "not active")
+                continue
+            if not quiet:
+                self._end(g, "quorum heard again")
+                continue
+            peers = frozenset(p.member for p in view.peers)
+            if self.grants.due(g, view.epoch, peers, now, view.lease):
+                for p in view.peers:
+                    self._asks += 1
+                    self._asked[self._asks] = (now, g, view.epoch, p.member, view.lease)
+                    self.w.send(self.node, p.node, "fs_req", (self._asks, g, m, view.epoch))
+        self._fs_settle()
+
+    def _answered(self, rid: int, granted: bool, lease: float) -> None:
+        asked = self._asked.pop(rid, None)
+        if asked is None:
+            return  # a duplicate, or an answer to an earlier process
+        sent, group, epoch, peer, mine = asked
+        if granted and lease > 0:
+            self.grants.granted(group, epoch, peer, sent, min(lease, mine))
+        self._fs_settle()
+
+    def _fs_settle(self) -> None:
+        """Re-decide the roles on the grants and promises, note engagement, and wake
+        exactly when the earliest grant or promise ends."""
+        now = self.now()
+        wake: float | None = None
+        for (g, _m), role in self.roles.items():
+            view = self.fsviews.get(g)
+            if view is None:
+                continue
+            until = self.grants.until(g, view.epoch, frozenset(p.member for p in view.peers))
+            if role.active_epoch and until is not None and until > now:
+                wake = until if wake is None else min(wake, until)
+                if not self.lease.valid(now) and g not in self._engaged:
+                    self._engaged.add(g)
+                    self.w.note(f"{self.node} failsafe engaged {g} epoch {view.epoch}")
+            elif g in self._engaged:
+                self._end(g, "a member refused or could not be reached")
+            blocked = self.promises.blocks(g, now, view.lease)
+            if blocked is not None and not role.active_epoch:
+                wake = blocked if wake is None else min(wake, blocked)
+        self.reconcile("failsafe check: grants or promises")
+        if wake is not None:
+            self._fs_token += 1
+            token = self._fs_token
+            self.w.at_local(self.node, wake, lambda: token == self._fs_token
+                            and self._fs_settle())
+
+    def _end(self, group: str, why: str) -> None:
+        if group in self._engaged:
+            self._engaged.discard(group)
+            self.w.note(f"{self.node} failsafe ended {group} ({why})")
 
     def _new_generation(self, before: float | None) -> None:
         """As the driver: a lease that runs again after not running is a new generation."""
@@ -766,10 +920,22 @@ class Agent:
             self.kick()  # the leader learns the new generation at once
 
     def reconcile(self, why: str) -> None:
-        lease_ok = self.lease.valid(self.now())
+        now = self.now()
+        lease_ok = self.lease.valid(now)
         released = False
-        for step in agent_core.reconcile(self.roles, self.views, lease_ok, {}, why,
-                                         generation=self.generation):
+        kept: set[tuple[str, str]] = set()
+        blocked: set[tuple[str, str]] = set()
+        for key, role in self.roles.items():  # the failsafe hook, as the session asks it
+            view = self.views.get(key)
+            fsview = self.fsviews.get(key[0])
+            if role.active_epoch and view is not None and self._covered(key[0], view.epoch,
+                                                                        now):
+                kept.add(key)
+            if not role.active_epoch and fsview is not None and self.promises.blocks(
+                    key[0], now, fsview.lease) is not None:
+                blocked.add(key)
+        for step in agent_core.reconcile(self.roles, self.views, lease_ok, {}, why, kept,
+                                         blocked, generation=self.generation):
             role = self.roles[step.key]
             for e in step.effects:
                 if e.kind == "release":
