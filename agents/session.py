@@ -701,6 +701,8 @@ class AgentSession:
             return
         with self._lock:
             restored = self._routes.answered(i, resp.seq, self._clock())
+        # `vnfha agent status` shows the last answer per coordinator, whichever way it came
+        self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
         if restored:
             log.info("keepalive fast path answers again", extra={
                 "node": self.node, "coordinator": self.endpoints[i]})

@@ -1,0 +1,556 @@
+"""An attacker's re-run against a TLS cluster in namespaces, as issue 11 lists the probes.
+
+One cluster (3 coordinators with mTLS, vm1 active, vm2 standby, the sample key-value
+VNFC on vm2 with its state-sync receiver, metrics listeners, agent status sockets) and
+a rogue host on the same bridge. Each probe asserts the refusal *and* that nothing
+changed: no pickle ran (a marker file never appears), no role moved, no epoch went up,
+no event names the rogue, commits still go through. The last test crashes vm1 while
+the rogue replays its captured keepalive datagrams: the failover must still happen.
+
+Every loop is bounded in count and time; the lab removes every namespace and process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vnfha.coordinator import fastwire as W
+from vnfha.v1 import admin_pb2
+from vnfha_lab.labcluster import RAFT_PORT, SYNC_PORT, LabCluster, VipChecker
+from vnfha_lab.netlab import Host, Lab
+from vnfha_lab.testpki import TestCA
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "raft"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import wire_attack as wa
+from netns.fixtures import Capture
+
+pytestmark = pytest.mark.slow
+
+TTL = 0.3
+INTERVAL = 0.075
+ATTACKER = str(Path(__file__).with_name("attacker.py"))
+METRICS = "127.0.0.1:9401"
+AGENT_METRICS = "127.0.0.1:9402"
+API_PORT = 7401
+FAILSAFE_PORT = 7701
+
+
+class ProbeCluster(LabCluster):
+    """The lab cluster plus what an operator following the docs turns on: metrics
+    listeners (loopback, as in the examples) and the agent status socket."""
+
+    def __init__(self, lab: Lab, root: Path) -> None:
+        super().__init__(lab, root, ttl=TTL, interval=INTERVAL)
+        self.coordinator_extra = {"metrics": {"listen": METRICS}}
+
+    def status_socket(self, vm: str) -> Path:
+        return self.root / f"{vm}-status.sock"
+
+    def agent_config(self, vm: str, priority: int) -> dict[str, Any]:
+        return {**super().agent_config(vm, priority),
+                "status": {"socket": str(self.status_socket(vm))},
+                "metrics": {"listen": AGENT_METRICS}}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbeCluster]:
+    if os.geteuid() != 0:
+        pytest.skip("network-namespace tests need root")
+    root = tmp_path_factory.mktemp("attacker")
+    with Lab() as lab:
+        c = ProbeCluster(lab, root)
+        c.hosts["rogue"] = lab.add_host("rogue", ipv4=lab.address(66))
+        try:
+            c.start_pair()
+            c.start_kvstore("vm2")
+            c.wait(lambda: c.vip_holders() == {"vm1"}, 10, "the VIP on vm1")
+            yield c
+        except BaseException:
+            print(c.logs_tail(25), file=sys.stderr)
+            raise
+        finally:
+            c.close()
+
+
+@pytest.fixture(scope="module")
+def foreign_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    """Another CA: its certificates name the very same identities."""
+    return TestCA(tmp_path_factory.mktemp("foreign-ca"))
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def attack(c: ProbeCluster, suite: str, endpoint: str, cred: list[str],
+           *extra: str) -> dict[str, Any]:
+    r = c.hosts["rogue"].run([sys.executable, ATTACKER, suite, "--endpoint", endpoint, *cred,
+                              *extra], timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def foreign_args(ca: TestCA, identity: str) -> list[str]:
+    files = ca.issue_identity(identity, file_name=identity.replace("/", "-"))
+    return ["--cacert", str(ca.ca_file), "--cert", str(files.cert), "--key", str(files.key)]
+
+
+def snapshot(c: ProbeCluster) -> dict[str, Any]:
+    """What an attack must not change: roles, epochs, members, nodes, flags, groups."""
+    st = c.status()
+    assert st is not None
+    return {
+        "groups": sorted((g.name, g.epoch, g.active,
+                          tuple(sorted((m.name, m.node, m.priority) for m in g.members)))
+                         for g in st.groups),
+        "nodes": sorted((n.name, n.maintenance) for n in st.nodes),
+        "paused": getattr(st, "paused", False),
+    }
+
+
+def rogue_events(c: ProbeCluster) -> list[str]:
+    """Events caused by anyone but the lab's own processes and the harness."""
+    allowed = {"", "local", "vnfha://node/vm1", "vnfha://node/vm2"}
+    return [f"{e.kind} {e.actor}" for e in c.events() if e.actor not in allowed]
+
+
+def metric(host: Host, name: str, labels: str = "", listen: str = METRICS) -> float:
+    """One sample of a Prometheus text page, read from inside `host` (0.0 if absent)."""
+    body = host.call(_get, f"http://{listen}/metrics")[1]
+    want = f"{name}{{{labels}}}" if labels else name
+    for line in body.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _get(url: str, method: str = "GET") -> tuple[int, str]:
+    req = urllib.request.Request(url, method=method, data=b"x=1" if method != "GET" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def raft_addr(c: ProbeCluster, cid: str) -> str:
+    return f"{c.hosts[cid].ip4}:{RAFT_PORT}"
+
+
+def toggle_maintenance(c: ProbeCluster, n: int) -> int:
+    """n harmless writes (vm2 in and out of maintenance) through the replicated log;
+    how many committed."""
+    done = 0
+    for i in range(n):
+        try:
+            c.call("SetMaintenance", admin_pb2.SetMaintenanceRequest(
+                node="vm2", on=i % 2 == 0, request_id=os.urandom(16).hex()), timeout=5)
+            done += 1
+        except Exception:  # counted as not committed
+            pass
+    if n % 2:
+        c.call("SetMaintenance", admin_pb2.SetMaintenanceRequest(
+            node="vm2", on=False, request_id=os.urandom(16).hex()), timeout=5)
+    return done
+
+
+# -- the Raft port -------------------------------------------------------------------------
+
+
+def test_raft_ports_run_no_pickle_and_drop_non_members(cluster: ProbeCluster) -> None:
+    c = cluster
+    before = snapshot(c)
+    secret = (c.root / "cluster.secret").read_text().strip()
+    wrong = "w" * 44
+    marker = c.root / "pwned"
+    payload = wa.pickle_payload(marker)
+    attacks = {
+        "pysyncobj frame, no secret": wa.old_frame(payload),
+        "pysyncobj frame, wrong secret": wa.old_frame(payload, wrong),
+        "pysyncobj frame, cluster secret": wa.old_frame(payload, secret),
+        "framed pickle, not sealed": wa.new_frame(payload),
+        "sealed with a wrong secret": wa.sealed(wrong, payload),
+        "sealed with the cluster secret, pickle inside": wa.sealed(secret, payload),
+    }
+    rogue = c.hosts["rogue"]
+    for cid in c.cids:
+        addr = raft_addr(c, cid)
+        for name, data in attacks.items():
+            closed = rogue.call(wa.send_and_check_closed, addr, data)
+            assert closed, f"{name} -> {cid}: connection left open"
+
+        def non_member(addr: str = addr) -> bool:
+            # holds the secret, completes the handshake, is no member: refused after it
+            client = wa.SecretClient(addr, secret)
+            try:
+                client.send("198.18.0.66:7501")
+                client.send({"type": "apply_command", "command": wa.pickled_command(marker)})
+                return wa.closed_by_peer(client.sock)
+            finally:
+                client.close()
+        assert rogue.call(non_member), f"a non-member holding the secret stayed on {cid}"
+    time.sleep(0.3)
+    assert not marker.exists(), "a pickle sent to a Raft port ran"
+    assert toggle_maintenance(c, 4) == 4, "commits stopped after the probes"
+    assert snapshot(c) == before
+    # refusals are logged without the payload
+    for cid in c.cids:
+        text = (c.root / f"{cid}.log").read_text(errors="replace")
+        assert "raft connection refused" in text
+        assert str(marker) not in text and "Touch" not in text
+
+
+def test_raft_port_binds_its_address_only_and_a_single_node_opens_none(
+        cluster: ProbeCluster, tmp_path: Path) -> None:
+    c = cluster
+    for cid in c.cids:
+        out = c.hosts[cid].run(["ss", "-Hltn", f"sport = :{RAFT_PORT}"]).stdout
+        locals_ = {line.split()[3] for line in out.splitlines() if line.strip()}
+        assert locals_ == {raft_addr(c, cid)}, (cid, out)
+    # the single-node example: no Raft port at all, the API on loopback only
+    single = yaml.safe_load(Path(__file__).parents[2].joinpath("examples/single.yaml")
+                            .read_text())
+    single["store"]["data_dir"] = str(tmp_path / "single-data")
+    single["admin_socket"] = str(tmp_path / "single.sock")
+    path = tmp_path / "single.yaml"
+    path.write_text(yaml.safe_dump(single))
+    host = c.hosts["rogue"]  # a host of its own: nothing else listens there
+    proc = host.popen([sys.executable, "-m", "vnfha.coordinator.cli", "coordinator",
+                       "--config", str(path)], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
+    try:
+        c.wait(lambda: (tmp_path / "single.sock").exists(), 30, "the single coordinator")
+        time.sleep(0.5)
+        out = host.run(["ss", "-Hltun"]).stdout
+        listeners = {line.split()[4] for line in out.splitlines() if line.strip()}
+        assert listeners and all(a.rsplit(":", 1)[0].strip("[]").endswith("127.0.0.1")
+                                 for a in listeners), out
+        assert not any(a.endswith(f":{RAFT_PORT}") for a in listeners), out
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=10)
+
+
+def test_a_flood_of_raft_connections_does_not_stop_commits(cluster: ProbeCluster) -> None:
+    c = cluster
+    before = snapshot(c)
+    stop = threading.Event()
+    stats: dict[str, list[int]] = {}
+
+    def flood(addr: str) -> list[int]:
+        """Reconnect and stream junk for at most 4 s; [connections, bytes]."""
+        conns = sent = 0
+        junk = os.urandom(65536)
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline and not stop.is_set() and conns < 5000:
+            try:
+                with wa.connect(addr, timeout=1.0) as s:
+                    conns += 1
+                    while time.monotonic() < deadline and not stop.is_set():
+                        s.sendall(junk)
+                        sent += len(junk)
+            except OSError:
+                continue
+        return [conns, sent]
+
+    threads = [threading.Thread(target=lambda cid=cid: stats.__setitem__(
+        cid, c.hosts["rogue"].call(flood, raft_addr(c, cid), timeout=20))) for cid in c.cids]
+    for t in threads:
+        t.start()
+    try:
+        committed = toggle_maintenance(c, 10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=20)
+    assert committed == 10, f"{committed} of 10 writes committed during the flood"
+    for cid, (conns, sent) in stats.items():
+        # every connection was cut early: far less accepted than a connection could carry
+        assert conns >= 1 and sent / conns < 8 * 2**20, (cid, conns, sent)
+    assert snapshot(c) == before
+
+
+# -- the gRPC API --------------------------------------------------------------------------
+
+
+def test_grpc_without_a_certificate_of_the_cluster_ca_gets_nowhere(
+        cluster: ProbeCluster, foreign_ca: TestCA) -> None:
+    c = cluster
+    before = snapshot(c)
+    creds = {"none": [], "wrong CA, admin": foreign_args(foreign_ca, "admin/me"),
+             "wrong CA, node vm1": foreign_args(foreign_ca, "node/vm1")}
+    for name, cred in creds.items():
+        got = attack(c, "coordinator", c.api["c1"], cred)
+        got.pop("epoch_read")
+        assert set(got.values()) == {"UNAVAILABLE"}, (name, got)
+    assert snapshot(c) == before
+    assert rogue_events(c) == []
+
+
+def test_a_valid_vm2_certificate_cannot_act_for_vm1_or_as_admin(cluster: ProbeCluster) -> None:
+    c = cluster
+    before = snapshot(c)
+    for cid in c.cids:  # leader or follower, every coordinator checks
+        got = attack(c, "coordinator", c.api[cid], c.tls_args("node/vm2"), "--node")
+        assert got.pop("GetEpoch") == "OK"  # vm2 hosts a member of web: it may read it
+        assert got.pop("epoch_read") == before["groups"][0][1]
+        assert set(got.values()) == {"PERMISSION_DENIED"}, (cid, got)
+    assert snapshot(c) == before
+    assert rogue_events(c) == []
+
+
+def test_names_with_escapes_and_shell_vips_are_refused_not_stored(
+        cluster: ProbeCluster) -> None:
+    c = cluster
+    before = snapshot(c)
+    admin = attack(c, "bad-input", c.api["c2"], c.tls_args("admin/rogue"))
+    assert {k: v[0] for k, v in admin.items()} == {
+        "ApplyGroups bad VIP": "INVALID_ARGUMENT",
+        "ApplyGroups VIP without prefix": "INVALID_ARGUMENT",
+        "ApplyGroups ANSI name": "INVALID_ARGUMENT",
+        "Switchover ANSI group": "INVALID_ARGUMENT",
+        "SetMaintenance ANSI node": "INVALID_ARGUMENT",
+        "request id reused for another command": "FAILED_PRECONDITION"}, admin
+    node = attack(c, "bad-input", c.api["c2"], c.tls_args("node/vm2"), "--node")
+    assert node["RegisterNode ANSI member"][0] == "INVALID_ARGUMENT", node
+    for _code, msg in [*admin.values(), *node.values()]:
+        assert "\x1b" not in msg and "\n" not in msg, msg  # the error itself is escaped
+    assert snapshot(c) == before
+    # `vnfha status` and `vnfha events` print nothing raw; the logs hold no escape
+    for cmd in (["status"], ["events"]):
+        r = subprocess.run([sys.executable, "-m", "vnfha.coordinator.cli", "--endpoint",
+                            f"unix://{c.admin_socket('c1')}", *cmd], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert "\x1b" not in r.stdout and "OWNED" not in r.stdout
+    for cid in c.cids:
+        raw = (c.root / f"{cid}.log").read_bytes()
+        assert b"\x1b" not in raw and b"\nFAKE LOG LINE" not in raw, cid
+
+
+# -- the keepalive fast path ---------------------------------------------------------------
+
+
+def _udp_probe(dst: tuple[str, int], datagrams: list[bytes], wait: float = 0.3) -> int:
+    """Send each datagram from one socket; how many answers came back within `wait`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for d in datagrams:
+            s.sendto(d, dst)
+        s.settimeout(wait)
+        answers = 0
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                s.recvfrom(8192)
+                answers += 1
+            except TimeoutError:
+                break
+        return answers
+
+
+def _captured_keepalives(c: ProbeCluster, cid: str, vm: str, n: int = 3) -> list[bytes]:
+    """vm's real fast-path datagrams to coordinator cid, sniffed on cid's eth0."""
+    src = socket.inet_aton(c.hosts[vm].ip4.split("/")[0])
+
+    def is_keepalive(frame: bytes) -> bool:
+        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            return False
+        ihl = (frame[14] & 0x0F) * 4
+        dport = struct.unpack_from("!H", frame, 14 + ihl + 2)[0]
+        body = frame[14 + ihl + 8:]
+        return frame[26:30] == src and dport == API_PORT and body[:2] == W.MAGIC
+
+    with Capture(c.hosts[cid]) as cap:
+        frames = cap.wait_for(is_keepalive, count=n, timeout=5.0, max_frames=20000)
+    out = []
+    for f in frames:
+        ihl = (f[14] & 0x0F) * 4
+        ulen = struct.unpack_from("!H", f, 14 + ihl + 4)[0]
+        out.append(f[14 + ihl + 8:14 + ihl + ulen])
+    assert len(out) == n, "no fast-path keepalives seen: is the fast path on?"
+    return out
+
+
+def _dropped(c: ProbeCluster, cid: str) -> dict[str, float]:
+    return {r: metric(c.hosts[cid], "vnfha_fastpath_datagrams_total", f'result="{r}"')
+            for r in (*W.REASONS, "answered")}
+
+
+def test_fast_path_drops_forged_replayed_and_truncated_datagrams(
+        cluster: ProbeCluster) -> None:
+    c = cluster
+    before = snapshot(c)
+    cid = "c1"
+    dst = (c.hosts[cid].ip4.split("/")[0], API_PORT)
+    real = _captured_keepalives(c, cid, "vm1")
+    last = real[-1]
+    header = W.HEADER.unpack_from(last)
+    bumped = W.HEADER.pack(header[0], header[1], header[2], header[3], header[4] + 10**6)
+    forged = {
+        "replayed": real,  # a real datagram of vm1, sent again
+        "unauthenticated": [bumped + last[W.HEADER.size:],  # counter moved ahead
+                            last[:-5],  # tail cut
+                            last[:-17] + bytes([last[-17] ^ 1]) + last[-16:]],  # a bit flipped
+        "unknown_key": [W.HEADER.pack(W.MAGIC, W.VERSION, W.KIND_KEEPALIVE, os.urandom(8), 7)
+                        + os.urandom(60)],
+        "malformed": [b"", b"VF", os.urandom(30), b"GET / HTTP/1.0\r\n\r\n" * 3],
+        "oversize": [os.urandom(W.MAX_DATAGRAM + 200)],
+    }
+    counts0 = _dropped(c, cid)
+    rogue = c.hosts["rogue"]
+    for reason, datagrams in forged.items():
+        assert rogue.call(_udp_probe, dst, datagrams) == 0, f"{reason}: answered"
+    # a node's own session key cannot keep another node alive: the rogue opens vm2's
+    # fast path with vm2's certificate and seals a keepalive naming vm1
+    got = attack(c, "fastpath-forge", c.api[cid], c.tls_args("node/vm2"),
+                 "--epoch", str(before["groups"][0][1]))
+    assert got["open"] == "OK" and got["answered"] == [202], got  # vm2's only
+    # a flood of junk: bounded, and the leases hold through it
+    junk = [os.urandom(64) for _ in range(64)]
+    deadline = time.monotonic() + 3.0
+    sent = 0
+    while time.monotonic() < deadline and sent < 200_000:
+        rogue.call(_udp_probe, dst, junk * 16, 0.0)
+        sent += len(junk) * 16
+    counts1 = _dropped(c, cid)
+    grew = {r for r in W.REASONS if counts1[r] > counts0[r]}
+    assert {*forged, "wrong_node"} <= grew, {r: counts1[r] - counts0[r] for r in counts1}
+    assert counts1["malformed"] - counts0["malformed"] >= sent
+    after = snapshot(c)
+    assert after == before, "a role moved during the fast-path probes"
+    text = (c.root / f"{cid}.log").read_text(errors="replace")
+    assert "OWNED" not in text and "HTTP/1.0" not in text  # drops are logged without bytes
+
+
+# -- agents: failsafe listener, local sockets, metrics ---------------------------------------
+
+
+def test_failsafe_listeners_grant_nothing_to_another_node(cluster: ProbeCluster,
+                                                         foreign_ca: TestCA) -> None:
+    c = cluster
+    before = snapshot(c)
+    epoch = str(before["groups"][0][1])
+    c.set_failsafe(2.0)
+    try:
+        for vm in c.vms:
+            ep = f"{c.hosts[vm].ip4.split('/')[0]}:{FAILSAFE_PORT}"
+            got = attack(c, "failsafe", ep, c.tls_args("node/vm2"), "--server-kind", "node",
+                         "--epoch", epoch)
+            # web-1 is hosted on vm1: a vm2 certificate cannot ask in its name
+            assert got["as web-1"][0] == "REFUSED", (vm, got)
+            assert "not the node hosting" in got["as web-1"][1], (vm, got)
+            assert got["as web-2"][0] == "REFUSED", (vm, got)
+            for cred in (c.tls_args("coordinator/c1"), c.tls_args("admin/rogue")):
+                got = attack(c, "failsafe", ep, cred, "--server-kind", "node", "--epoch", epoch)
+                assert {v[0] for v in got.values()} <= {"REFUSED", "PERMISSION_DENIED"}, got
+            for cred in ([], foreign_args(foreign_ca, "node/vm1")):
+                got = attack(c, "failsafe", ep, cred, "--server-kind", "node", "--epoch", epoch)
+                assert {v[0] for v in got.values()} == {"UNAVAILABLE"}, got
+        for vm in c.vms:
+            assert not any(d.get("msg") == "failsafe lease granted"
+                           for d in c.log_lines(f"{vm}-agent")), vm
+    finally:
+        c.set_failsafe(0.0)
+    assert snapshot(c) == before
+
+
+def test_local_sockets_are_private_and_metrics_read_only(cluster: ProbeCluster) -> None:
+    c = cluster
+    before = snapshot(c)
+    for cid in c.cids:
+        assert stat.S_IMODE(os.stat(c.admin_socket(cid)).st_mode) == 0o600, cid
+    for vm in c.vms:
+        assert stat.S_IMODE(os.stat(c.status_socket(vm)).st_mode) == 0o600, vm
+        assert stat.S_IMODE(os.stat(c.root / f"{vm}-role.sock").st_mode) == 0o660, vm
+    secret = (c.root / "cluster.secret").read_text().strip()
+    pages = [(c.hosts[cid], METRICS) for cid in c.cids] + \
+            [(c.hosts[vm], AGENT_METRICS) for vm in c.vms]
+    for host, listen in pages:
+        code, body = host.call(_get, f"http://{listen}/metrics")
+        assert code == 200 and "vnfha_" in body
+        assert secret not in body and "PRIVATE KEY" not in body and "key_id" not in body
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            for path in ("/metrics", "/readyz", "/pause", "/"):
+                assert host.call(_get, f"http://{listen}{path}", method)[0] == 405
+        # and nothing but loopback: the listener is not on the lab address
+        ip = host.ip4.split("/")[0]
+        port = int(listen.rsplit(":", 1)[1])
+        with pytest.raises(OSError):
+            c.hosts["rogue"].call(socket.create_connection, (ip, port), 1.0)
+    assert snapshot(c) == before
+
+
+def test_state_sync_receiver_admits_only_node_certificates(cluster: ProbeCluster,
+                                                          foreign_ca: TestCA) -> None:
+    c = cluster
+    before = snapshot(c)
+    ep = f"{c.hosts['vm2'].ip4.split('/')[0]}:{SYNC_PORT}"
+    epoch = str(before["groups"][0][1])
+    for cred in ([], foreign_args(foreign_ca, "node/vm1")):
+        got = attack(c, "sync", ep, cred, "--server-kind", "node", "--epoch", epoch)
+        assert set(got.values()) == {"UNAVAILABLE"}, got
+    for identity in ("coordinator/c1", "admin/rogue", "viewer/noc", "lb/lb1"):
+        got = attack(c, "sync", ep, c.tls_args(identity), "--server-kind", "node",
+                     "--epoch", epoch)
+        assert set(got.values()) == {"PERMISSION_DENIED"}, (identity, got)
+    # a forged future epoch is checked with the coordinators and refused
+    got = attack(c, "sync", ep, c.tls_args("node/vm1"), "--server-kind", "node",
+                 "--epoch", epoch)
+    assert got["InstallSnapshot future epoch"] == "INVALID_ARGUMENT", got
+    assert snapshot(c) == before
+
+
+# -- last: a crash while the rogue replays the active's datagrams ----------------------------
+
+
+def test_replayed_keepalives_of_a_crashed_active_do_not_stop_the_failover(
+        cluster: ProbeCluster) -> None:
+    c = cluster
+    before = snapshot(c)
+    epoch = before["groups"][0][1]
+    captured = {cid: _captured_keepalives(c, cid, "vm1", n=5) for cid in c.cids}
+    checker = VipChecker(c).start()
+    stop = threading.Event()
+
+    def replay(cid: str) -> int:
+        dst = (c.hosts[cid].ip4.split("/")[0], API_PORT)
+        answers = 0
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not stop.is_set():
+            answers += _udp_probe(dst, captured[cid], 0.02)
+        return answers
+
+    answered: dict[str, int] = {}
+    threads = [threading.Thread(target=lambda cid=cid: answered.__setitem__(
+        cid, c.hosts["rogue"].call(replay, cid, timeout=20))) for cid in c.cids]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        c.crash_vm("vm1")
+        g = c.wait_active("web-2", 10)
+        assert g.epoch > epoch
+        c.wait(lambda: c.vip_holders() == {"vm2"}, 10, "the VIP on vm2")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=20)
+    log = checker.stop()
+    assert log.max_holders <= 1, log.changes
+    assert answered == dict.fromkeys(c.cids, 0), answered
