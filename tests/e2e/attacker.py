@@ -226,6 +226,11 @@ def suite_sync(ch: grpc.Channel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["GetPosition"] = code(lambda: stub.GetPosition(statesync_pb2.GetPositionRequest(
         group="web"), timeout=TIMEOUT))
+    if "--future-only" in sys.argv:  # the active's own node: its writes are legitimate
+        out["InstallSnapshot future epoch"] = code(lambda: stub.InstallSnapshot(
+            statesync_pb2.InstallSnapshotRequest(group="web", epoch=epoch + 1000,
+                                                 sequence=10**6, data=b"{}"), timeout=TIMEOUT))
+        return out
     out["InstallSnapshot current epoch"] = code(lambda: stub.InstallSnapshot(
         statesync_pb2.InstallSnapshotRequest(group="web", epoch=epoch, sequence=10**6,
                                              data=b'{"forged": "by a rogue"}'),
@@ -299,6 +304,8 @@ def main() -> int:
     ap.add_argument("--server-kind", default="coordinator")
     ap.add_argument("--epoch", default="0")
     ap.add_argument("--node", action="store_true", help="the credential is a node's")
+    ap.add_argument("--future-only", action="store_true",
+                    help="sync: only the forged-future-epoch write (the active's own node)")
     args = ap.parse_args()
     files = (TlsFiles(Path(args.cacert), Path(args.cert), Path(args.key))
              if args.cert else None)
