@@ -267,6 +267,7 @@ def test_a_flood_of_raft_connections_does_not_stop_commits(cluster: ProbeCluster
     c = cluster
     before = snapshot(c)
     stop = threading.Event()
+    flooding = threading.Semaphore(0)  # one release per flood once it is connected
     stats: dict[str, list[int]] = {}
 
     def flood(addr: str) -> list[int]:
@@ -278,6 +279,8 @@ def test_a_flood_of_raft_connections_does_not_stop_commits(cluster: ProbeCluster
             try:
                 with wa.connect(addr, timeout=1.0) as s:
                     conns += 1
+                    if conns == 1:
+                        flooding.release()
                     while time.monotonic() < deadline and not stop.is_set():
                         s.sendall(junk)
                         sent += len(junk)
@@ -290,6 +293,8 @@ def test_a_flood_of_raft_connections_does_not_stop_commits(cluster: ProbeCluster
     for t in threads:
         t.start()
     try:
+        for _ in c.cids:  # every port is being flooded before the writes start
+            assert flooding.acquire(timeout=10), "a flood never connected"
         committed = toggle_maintenance(c, 10)
     finally:
         stop.set()
