@@ -108,7 +108,7 @@ def attack(c: ProbeCluster, suite: str, endpoint: str, cred: list[str],
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def attack_all(c: ProbeCluster, jobs: dict[str, tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
+def attack_all(c: ProbeCluster, jobs: dict[Any, tuple[Any, ...]]) -> dict[Any, dict[str, Any]]:
     """Several `attack` runs at once (name -> (suite, endpoint, cred, *extra))."""
     procs = {name: c.hosts["rogue"].popen(
         [sys.executable, ATTACKER, suite, "--endpoint", endpoint, *cred, *extra],
@@ -261,6 +261,14 @@ def test_raft_port_binds_its_address_only_and_a_single_node_opens_none(
     finally:
         os.killpg(proc.pid, 9)
         proc.wait(timeout=10)
+    # the same example moved to a routable address without tls is refused at load (it
+    # used to start, and a host with no credential paused failover over the network)
+    single["cluster"]["members"][0]["api"] = f"{host.ip4.split('/')[0]}:7401"
+    path.write_text(yaml.safe_dump(single))
+    for cmd in (["config", "check"], ["coordinator", "--config"]):
+        r = host.run([sys.executable, "-m", "vnfha.coordinator.cli", *cmd, str(path)],
+                     timeout=60)
+        assert r.returncode == 2 and "tls" in r.stderr and "not loopback" in r.stderr, r
 
 
 def test_a_flood_of_raft_connections_does_not_stop_commits(cluster: ProbeCluster) -> None:
@@ -387,27 +395,34 @@ def _udp_probe(dst: tuple[str, int], datagrams: list[bytes], wait: float = 0.3) 
         return answers
 
 
-def _captured_keepalives(c: ProbeCluster, cid: str, vm: str, n: int = 3) -> list[bytes]:
-    """vm's real fast-path datagrams to coordinator cid, sniffed on cid's eth0."""
-    src = socket.inet_aton(c.hosts[vm].ip4.split("/")[0])
+def _sniff(on: Host, src: Host, kind: int, n: int) -> list[tuple[bytes, int, int]]:
+    """n fast-path datagrams of `kind` sent by `src` (sealed payload, source port,
+    destination port), sniffed on `on`'s eth0. Bounded in frames and time."""
+    src_ip = socket.inet_aton(src.ip4.split("/")[0])
 
-    def is_keepalive(frame: bytes) -> bool:
-        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
-            return False
+    def fields(frame: bytes) -> tuple[bytes, int, int] | None:
+        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17 \
+                or frame[26:30] != src_ip:
+            return None
         ihl = (frame[14] & 0x0F) * 4
-        dport = struct.unpack_from("!H", frame, 14 + ihl + 2)[0]
-        body = frame[14 + ihl + 8:]
-        return frame[26:30] == src and dport == API_PORT and body[:2] == W.MAGIC
+        sport, dport, ulen = struct.unpack_from("!HHH", frame, 14 + ihl)
+        body = frame[14 + ihl + 8:14 + ihl + ulen]
+        if body[:2] != W.MAGIC or len(body) < 4 or body[3] != kind:
+            return None
+        return body, sport, dport
 
-    with Capture(c.hosts[cid]) as cap:
-        frames = cap.wait_for(is_keepalive, count=n, timeout=5.0, max_frames=20000)
-    out = []
-    for f in frames:
-        ihl = (f[14] & 0x0F) * 4
-        ulen = struct.unpack_from("!H", f, 14 + ihl + 4)[0]
-        out.append(f[14 + ihl + 8:14 + ihl + ulen])
-    assert len(out) == n, "no fast-path keepalives seen: is the fast path on?"
+    with Capture(on) as cap:
+        frames = cap.wait_for(lambda f: fields(f) is not None, count=n, timeout=5.0,
+                              max_frames=20000)
+    out = [x for f in frames if (x := fields(f)) is not None]
+    assert len(out) == n, "no fast-path datagrams seen: is the fast path on?"
     return out
+
+
+def _captured_keepalives(c: ProbeCluster, cid: str, vm: str, n: int = 3) -> list[bytes]:
+    """vm's real keepalive datagrams to coordinator cid, sniffed on cid's eth0."""
+    got = _sniff(c.hosts[cid], c.hosts[vm], W.KIND_KEEPALIVE, n)
+    return [body for body, _sport, dport in got if dport == API_PORT]
 
 
 def _dropped(c: ProbeCluster, cid: str) -> dict[str, float]:
@@ -455,6 +470,18 @@ def test_fast_path_drops_forged_replayed_and_truncated_datagrams(
     grew = {r for r in W.REASONS if counts1[r] > counts0[r]}
     assert {*forged, "wrong_node"} <= grew, {r: counts1[r] - counts0[r] for r in counts1}
     assert counts1["malformed"] - counts0["malformed"] >= sent
+    # the agent's side: answers are sealed too; replayed, altered and junk answers sent
+    # to vm1's fast-path socket are dropped (its socket takes datagrams from anyone)
+    acks = _sniff(c.hosts["vm1"], c.hosts[cid], W.KIND_ACK, 3)
+    port = acks[-1][2]
+    ack = acks[-1][0]
+    h = W.HEADER.unpack_from(ack)
+    moved = W.HEADER.pack(h[0], h[1], h[2], h[3], h[4] + 10**6) + ack[W.HEADER.size:]
+    rogue.call(_udp_probe, (c.hosts["vm1"].ip4.split("/")[0], port),
+               [a for a, _s, _d in acks] + [moved, ack[:-3], os.urandom(40)], 0.0)
+    c.wait(lambda: {"replayed", "unauthenticated", "malformed"} <= {
+        d.get("reason") for d in c.log_lines("vm1-agent")
+        if d.get("msg") == "fast path answers dropped"}, 10, "vm1 to drop the forged answers")
     after = snapshot(c)
     assert after == before, "a role moved during the fast-path probes"
     text = (c.root / f"{cid}.log").read_text(errors="replace")
@@ -470,23 +497,28 @@ def test_failsafe_listeners_grant_nothing_to_another_node(cluster: ProbeCluster,
     before = snapshot(c)
     epoch = str(before["groups"][0][1])
     c.set_failsafe(2.0)
+    creds = {"node/vm2": c.tls_args("node/vm2"), "coordinator": c.tls_args("coordinator/c1"),
+             "admin": c.tls_args("admin/rogue"), "none": [],
+             "wrong CA": foreign_args(foreign_ca, "node/vm1")}
     try:
+        got = attack_all(c, {(vm, who): ("failsafe", f"{c.hosts[vm].ip4.split('/')[0]}:"
+                                                     f"{FAILSAFE_PORT}", cred,
+                                         "--server-kind", "node", "--epoch", epoch)
+                             for vm in c.vms for who, cred in creds.items()})
         for vm in c.vms:
-            ep = f"{c.hosts[vm].ip4.split('/')[0]}:{FAILSAFE_PORT}"
-            got = attack(c, "failsafe", ep, c.tls_args("node/vm2"), "--server-kind", "node",
-                         "--epoch", epoch)
+            g = got[(vm, "node/vm2")]
             # web-1 is hosted on vm1: a vm2 certificate cannot ask in its name (vm1 itself
             # refuses earlier: web-1 is its own member, no peer to grant to)
-            assert got["as web-1"][0] == "REFUSED", (vm, got)
+            assert g["as web-1"][0] == "REFUSED", (vm, g)
             if vm == "vm2":
-                assert "not the node hosting" in got["as web-1"][1], (vm, got)
-            assert got["as web-2"][0] == "REFUSED", (vm, got)
-            for cred in (c.tls_args("coordinator/c1"), c.tls_args("admin/rogue")):
-                got = attack(c, "failsafe", ep, cred, "--server-kind", "node", "--epoch", epoch)
-                assert {v[0] for v in got.values()} <= {"REFUSED", "PERMISSION_DENIED"}, got
-            for cred in ([], foreign_args(foreign_ca, "node/vm1")):
-                got = attack(c, "failsafe", ep, cred, "--server-kind", "node", "--epoch", epoch)
-                assert {v[0] for v in got.values()} == {"UNAVAILABLE"}, got
+                assert "not the node hosting" in g["as web-1"][1], (vm, g)
+            assert g["as web-2"][0] == "REFUSED", (vm, g)
+            for who in ("coordinator", "admin"):
+                g = got[(vm, who)]
+                assert {v[0] for v in g.values()} <= {"REFUSED", "PERMISSION_DENIED"}, (who, g)
+            for who in ("none", "wrong CA"):
+                g = got[(vm, who)]
+                assert {v[0] for v in g.values()} == {"UNAVAILABLE"}, (who, g)
     finally:
         c.set_failsafe(0.0)
     assert snapshot(c) == before
