@@ -217,6 +217,8 @@ def suite_failsafe(ch: grpc.Channel) -> dict[str, Any]:
             call()
         except grpc.RpcError as e:
             out[f"as {member}"] = [e.code().name, ""]
+    out["ANSI group"] = detail(lambda: stub.RequestLease(failsafe_pb2.RequestLeaseRequest(
+        group=EVIL, member=EVIL, epoch=1), timeout=TIMEOUT))
     return out
 
 

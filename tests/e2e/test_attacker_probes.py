@@ -513,6 +513,8 @@ def test_failsafe_listeners_grant_nothing_to_another_node(cluster: ProbeCluster,
             if vm == "vm2":
                 assert "not the node hosting" in g["as web-1"][1], (vm, g)
             assert g["as web-2"][0] == "REFUSED", (vm, g)
+            assert g["ANSI group"][0] == "INVALID_ARGUMENT", (vm, g)
+            assert "\x1b" not in g["ANSI group"][1] and "\n" not in g["ANSI group"][1]
             for who in ("coordinator", "admin"):
                 g = got[(vm, who)]
                 assert {v[0] for v in g.values()} <= {"REFUSED", "PERMISSION_DENIED"}, (who, g)
@@ -521,6 +523,8 @@ def test_failsafe_listeners_grant_nothing_to_another_node(cluster: ProbeCluster,
                 assert {v[0] for v in g.values()} == {"UNAVAILABLE"}, (who, g)
     finally:
         c.set_failsafe(0.0)
+    for vm in c.vms:
+        assert b"\x1b" not in (c.root / f"{vm}-agent.log").read_bytes(), vm
     assert snapshot(c) == before
 
 
@@ -547,6 +551,10 @@ def test_local_sockets_are_private_and_metrics_read_only(cluster: ProbeCluster) 
         port = int(listen.rsplit(":", 1)[1])
         with pytest.raises(OSError):
             c.hosts["rogue"].call(socket.create_connection, (ip, port), 1.0)
+    # nor do the logs of any process hold the cluster secret or a key
+    for log in c.root.glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert secret not in text and "PRIVATE KEY" not in text, log.name
     assert snapshot(c) == before
 
 
