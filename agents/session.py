@@ -471,8 +471,11 @@ class AgentSession:
                 self._assignment_revision = -1
                 for role in self._roles.values():
                     role.seen_epoch = 0
-        log.warning("node registered again after a coordinator did not know it",
-                    extra={"node": self.node, "revision": revision, "history_reset": reset})
+        # Without a reset this is routine: right after the agent starts, a coordinator that
+        # has not applied the first registration yet answers UNKNOWN_NODE too.
+        (log.warning if reset else log.info)(
+            "node registered again after a coordinator did not know it",
+            extra={"node": self.node, "revision": revision, "history_reset": reset})
         self.kick()
 
     # -- keepalives ------------------------------------------------------------------------
@@ -722,6 +725,8 @@ class AgentSession:
             return
         with self._lock:
             restored = self._routes.answered(i, resp.seq, self._clock())
+        # `vnfha agent status` shows the last answer per coordinator, whichever way it came
+        self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
         if restored:
             log.info("keepalive fast path answers again", extra={
                 "node": self.node, "coordinator": self.endpoints[i]})

@@ -128,6 +128,12 @@ class StatusServer:
     def start(self) -> None:
         from vnfha.agents.roleapi import _clear_stale_socket
 
+        # /run/vnfha does not exist on a fresh machine (systemd makes it for the unit only)
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"status.socket {self.path}: cannot create its folder: "
+                                   f"{e.strerror}") from e
         _clear_stale_socket(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -135,9 +141,9 @@ class StatusServer:
             os.chmod(self.path, SOCKET_MODE)  # before listen(): nobody else connected yet
             sock.listen(8)
             sock.settimeout(0.5)  # so stop() is noticed
-        except OSError:
+        except OSError as e:
             sock.close()
-            raise
+            raise OSError(e.errno, f"status.socket {self.path}: {e.strerror}") from e
         st = os.stat(self.path)
         self._inode = (st.st_dev, st.st_ino)
         self._sock = sock

@@ -75,7 +75,7 @@ from vnfha.coordinator.confparse import (
 from vnfha.coordinator.confparse import (
     tname as _tname,
 )
-from vnfha.coordinator.metrics_config import MetricsConfig, parse_metrics
+from vnfha.coordinator.metrics_config import MetricsConfig, is_loopback, parse_metrics
 from vnfha.coordinator.security.tls import TlsFiles, parse_tls
 from vnfha.coordinator.store import guarantees_of
 from vnfha.coordinator.store.etcd_config import (
@@ -381,6 +381,15 @@ def parse_config(data: Any, source: str = "<config>",
                  f"(cluster.members has {len(members)}): every caller of the API must prove "
                  f"who it is; make lab certificates with 'vnfha certs' (docs/security.md), "
                  f"or set insecure: true to run a lab without TLS")
+    api = next(m.api for m in members if m.id == node_id)
+    if tls is None and not insecure and not is_loopback(parse_address(api)[0]):
+        # Without TLS every caller is trusted with everything: only loopback keeps
+        # that to this machine (a single coordinator "needs no secret" is a lab rule).
+        ctx.fail(f"tls (ca_file, cert_file, key_file) is required when the api address "
+                 f"({api}) is not loopback: without it anyone who reaches that address "
+                 f"may call everything, switchovers included; make certificates with "
+                 f"'vnfha certs' (docs/security.md), listen on 127.0.0.1, or set "
+                 f"insecure: true to accept that")
     fastpath = _parse_fastpath(ctx, _section(ctx, "fastpath", data.get("fastpath")))
     return CoordinatorConfig(node_id=node_id, cluster=cluster, store=store, raft=raft,
                              leases=leases, policy=policy, groups=groups, logging=logging,

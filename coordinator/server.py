@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 import time
@@ -228,7 +229,15 @@ class Coordinator:
         if cfg.admin_socket is not None:
             cfg.admin_socket.parent.mkdir(parents=True, exist_ok=True)
             cfg.admin_socket.unlink(missing_ok=True)  # a stale socket from a previous run
-            if self.server.add_insecure_port(f"unix://{cfg.admin_socket}") == 0:
+            # grpc binds *and listens* here: made under umask 177 the socket is 0600 from
+            # its first moment, so no one connects (as root-equivalent `local`) before the
+            # chmod below, whatever umask the service runs with.
+            umask = os.umask(0o177)
+            try:
+                added = self.server.add_insecure_port(f"unix://{cfg.admin_socket}")
+            finally:
+                os.umask(umask)
+            if added == 0:
                 raise OSError(f"cannot listen on unix socket {cfg.admin_socket}")
         await self.server.start()
         if cfg.fastpath.enabled:

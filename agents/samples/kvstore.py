@@ -132,6 +132,7 @@ class KvStore:
         self.role = RoleClient(role_socket)
         self.store = StateClient(coordinators, tls=tls)
         self.receiver = SyncReceiver(group, self, self.store.committed_epoch, bind=sync_listen,
+                                     owners=self.store.epoch_owner,
                                      tls=tls, insecure=insecure)
         self.active: tuple[ActiveContext, SyncSender] | None = None
         self.stop = threading.Event()

@@ -29,6 +29,7 @@ import grpc
 from vnfha.agents.statesync import fence
 from vnfha.agents.statesync.fence import FenceState, SyncError, Verdict
 from vnfha.coordinator.security.authz import SyncAuthorizer
+from vnfha.coordinator.security.identity import IdentityError, from_auth_context
 from vnfha.coordinator.security.tls import ReloadingServerCredentials, TlsFiles
 from vnfha.v1 import statesync_pb2, statesync_pb2_grpc
 
@@ -54,6 +55,11 @@ _CODES = {
 
 #: committed epoch lookup: (group, at_least) -> the highest committed epoch known
 EpochSource = Callable[[str, int], int]
+#: the same, with the node hosting the active member at that epoch ("" if none):
+#: `StateClient.epoch_owner`
+OwnerSource = Callable[[str, int], tuple[int, str]]
+#: epochs whose owner is remembered (epochs only grow; older ones are refused anyway)
+OWNERS_KEPT = 8
 
 
 class Applier(Protocol):
@@ -90,7 +96,8 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
 
     def __init__(self, group: str, app: Applier, epochs: EpochSource, bind: str = "",
                  max_message_bytes: int = 8 * 1024 * 1024,
-                 tls: TlsFiles | None = None, insecure: bool = False) -> None:
+                 tls: TlsFiles | None = None, insecure: bool = False,
+                 owners: OwnerSource | None = None) -> None:
         if tls is None and not insecure and not is_local_bind(bind):
             raise SyncConfigError(
                 f"refusing to serve state sync on {bind} without TLS: any host that reaches "
@@ -101,6 +108,11 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
         self.group = group
         self._app = app
         self._epochs = epochs
+        # With TLS and `owners`, a message of the current epoch is accepted only from the
+        # node hosting the active member at that epoch: any other node certificate
+        # (another group's VM, the standby's own) could otherwise overwrite the state.
+        self._owners = owners
+        self._owner_at: dict[int, str] = {}
         self._bind = bind
         self._max = max_message_bytes
         self._lock = threading.Lock()
@@ -122,6 +134,10 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
                                    options=opts, interceptors=[self.authorizer])
         statesync_pb2_grpc.add_StateSyncServiceServicer_to_server(self, self._server)
         if self._tls is not None:
+            if self._owners is None:
+                log.warning("state-sync receiver without an owner lookup: any node "
+                            "certificate may write this standby's state",
+                            extra={"bind": self._bind, "group": self.group})
             creds = ReloadingServerCredentials(self._tls, serves_as="node").credentials()
             self.port = self._server.add_secure_port(self._bind, creds)
         else:
@@ -162,6 +178,7 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
     def ApplyUpdates(self, request: statesync_pb2.ApplyUpdatesRequest,
                      context: grpc.ServicerContext) -> statesync_pb2.ApplyUpdatesResponse:
         committed = self._confirm(request.group, request.epoch, context)
+        committed = self._check_sender(request.group, request.epoch, committed, context)
         entries = list(request.entries)
         with self._lock:
             verdict = fence.check_update(self._state, request.group, request.epoch,
@@ -182,6 +199,7 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
     def InstallSnapshot(self, request: statesync_pb2.InstallSnapshotRequest,
                         context: grpc.ServicerContext) -> statesync_pb2.InstallSnapshotResponse:
         committed = self._confirm(request.group, request.epoch, context)
+        committed = self._check_sender(request.group, request.epoch, committed, context)
         with self._lock:
             verdict = fence.check_install(self._state, request.group, request.epoch,
                                           request.sequence, committed)
@@ -224,6 +242,38 @@ class SyncReceiver(statesync_pb2_grpc.StateSyncServiceServicer):
         with self._lock:
             self._committed = max(self._committed, committed)
             return max(self._committed, self._state.epoch)
+
+    def _check_sender(self, group: str, epoch: int, committed: int,
+                      context: grpc.ServicerContext) -> int:
+        """Refuse (PERMISSION_DENIED) a message of the committed epoch from any caller but
+        the node hosting the active member at that epoch; returns the committed epoch to
+        judge the message by. Stale and future epochs are left to the fence, as before."""
+        if self._owners is None or self._tls is None or group != self.group \
+                or epoch != committed:
+            return committed
+        owner = self._owner_at.get(epoch)
+        if owner is None:
+            try:
+                got, owner = self._owners(group, epoch)
+            except Exception as e:
+                context.abort(grpc.StatusCode.UNAVAILABLE,
+                              f"cannot look up the active node of epoch {epoch}: {e}")
+            with self._lock:
+                self._committed = max(self._committed, got)
+                if got != epoch:  # moved on meanwhile: the fence refuses the old epoch
+                    return max(self._committed, self._state.epoch)
+                self._owner_at[epoch] = owner
+                for old in sorted(self._owner_at)[:-OWNERS_KEPT]:
+                    del self._owner_at[old]
+        try:
+            caller = from_auth_context(context.auth_context(), context.peer(), True)
+        except IdentityError as e:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        if caller.kind != "node" or not owner or caller.name != owner:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"{caller} may not write group {group!r} at epoch {epoch}: only "
+                          f"the node hosting its active member ({owner or 'none'}) may")
+        return committed
 
     def _position_pb(self) -> statesync_pb2.SyncPosition:
         st = self._state

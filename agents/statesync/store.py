@@ -115,7 +115,12 @@ class StateClient:
     def committed_epoch(self, group: str, at_least: int = 0) -> int:
         """The group's committed epoch: the first answer >= `at_least`, else the highest
         any coordinator gave. Raises SyncUnavailable if none answered."""
-        best: int | None = None
+        return self.epoch_owner(group, at_least)[0]
+
+    def epoch_owner(self, group: str, at_least: int = 0) -> tuple[int, str]:
+        """(committed epoch, node hosting the active member at it), chosen as in
+        `committed_epoch`: what a state-sync receiver checks a sender against."""
+        best: tuple[int, str] | None = None
         for i in self._order():
             try:
                 resp = self._stubs[i].GetEpoch(
@@ -125,8 +130,9 @@ class StateClient:
                 if e.code() in _RETRY:
                     continue
                 raise _refused(e) from None
-            best = resp.epoch if best is None else max(best, resp.epoch)
-            if best >= at_least:
+            if best is None or resp.epoch > best[0]:
+                best = (resp.epoch, resp.active_node)
+            if best[0] >= at_least:
                 break
         if best is None:
             raise SyncUnavailable(f"no coordinator answered ({', '.join(self.endpoints)})")

@@ -187,4 +187,6 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         state = await self._state_at(request.group, request.min_epoch, context,
                                      wait=EPOCH_WAIT, strict=False)
         g = state.groups[request.group]
-        return state_pb2.GetEpochResponse(epoch=g.epoch, active=g.active or "")
+        m = g.members.get(g.active) if g.active else None
+        return state_pb2.GetEpochResponse(epoch=g.epoch, active=g.active or "",
+                                          active_node=m.node if m is not None else "")

@@ -238,3 +238,38 @@ def test_a_stuck_agent_still_answers_that_it_is_stuck(sockdir: Path,
     finally:
         release.set()
         server.stop()
+
+
+def test_last_answer_counts_fast_path_acknowledgements(running) -> None:
+    """With the keepalive fast path on (the default) acknowledgements arrive as
+    datagrams: the LAST ANSWER column must follow them. It used to show the age of the
+    last gRPC answer (seconds, growing for ever) while the lease was renewed every round."""
+    _, agent, path = running
+    wait_for(lambda: agent.session._fast is not None and agent.session._fast.answers > 20, 10,
+             what="fast-path answers")
+    before = agent.session._fast.answers
+    wait_for(lambda: agent.session._fast.answers > before + 10, 10, what="more answers")
+    doc = json.loads(vnfha("agent", "status", "--socket", str(path), "-o", "json")[1])
+    [link] = doc["coordinators"]
+    # the lease is held, so a counted answer came within one TTL
+    assert doc["lease"]["held"] and link["last_result"] == "ack"
+    assert 0 <= link["last_answer_age_seconds"] <= TTL, link
+
+
+def test_status_socket_folder_is_made_and_errors_name_the_path(tmp_path: Path) -> None:
+    """The docs' path, /run/vnfha/agent-status.sock, is in a folder a fresh machine does
+    not have: the agent makes it (it used to stop with a bare "[Errno 2] No such file or
+    directory"). A path that cannot be made is refused with the setting and path named."""
+    path = tmp_path / "run" / "vnfha" / "agent-status.sock"
+    server = agent_status.StatusServer(str(path), lambda: {"node": "vm1"})
+    server.start()
+    try:
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    finally:
+        server.stop()
+    (tmp_path / "file").write_text("")
+    bad = agent_status.StatusServer(str(tmp_path / "file" / "s.sock"), lambda: {})
+    with pytest.raises(OSError) as info:
+        bad.start()
+    assert f"status.socket {tmp_path / 'file' / 's.sock'}" in str(info.value)

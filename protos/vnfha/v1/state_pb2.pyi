@@ -115,9 +115,11 @@ class GetEpochRequest(_message.Message):
     def __init__(self, group: _Optional[str] = ..., min_epoch: _Optional[int] = ...) -> None: ...
 
 class GetEpochResponse(_message.Message):
-    __slots__ = ("epoch", "active")
+    __slots__ = ("epoch", "active", "active_node")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_NODE_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     active: str
-    def __init__(self, epoch: _Optional[int] = ..., active: _Optional[str] = ...) -> None: ...
+    active_node: str
+    def __init__(self, epoch: _Optional[int] = ..., active: _Optional[str] = ..., active_node: _Optional[str] = ...) -> None: ...
