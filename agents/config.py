@@ -109,8 +109,11 @@ class AgentConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: the failsafe listener's port on `address` (FailsafeService, mTLS); 0: none, and
     #: this node then neither grants failsafe leases nor can an active of its be kept
-    #: by them (docs/design.md, "Failsafe")
+    #: by them (docs/design.md, "Failsafe"). DEFAULT_FAILSAFE_PORT when tls and address
+    #: are set and the file does not say otherwise.
     failsafe_port: int = 0
+    #: why there is no failsafe listener ("" when there is one): said once at start
+    failsafe_off_reason: str = ""
 
     @property
     def failsafe_endpoint(self) -> str:
@@ -197,14 +200,7 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
                  f"to run a lab without TLS")
     fs = section(ctx, "failsafe", top.get("failsafe"))
     check_keys(ctx, "failsafe", fs, ("port",))
-    fs_port = integer(ctx, "failsafe.port", fs.get("port", 0))
-    if not 0 <= fs_port <= 65535:
-        ctx.fail(f"failsafe.port ({fs_port}) must be 0 (no listener) to 65535")
-    if fs_port and not addr:
-        ctx.fail("failsafe.port needs address (where the other members reach this node)")
-    if fs_port and tls is None:
-        ctx.fail("failsafe.port needs tls: a failsafe lease is granted only to the node the "
-                 "caller's certificate names")
+    fs_port, fs_off = _failsafe_port(ctx, fs, addr, tls is not None)
     fast = section(ctx, "fastpath", top.get("fastpath"))
     check_keys(ctx, "fastpath", fast, ("enabled",))
     fast_on = fast.get("enabled", True)
@@ -216,7 +212,34 @@ def parse_agent_config(data: Any, source: str = "<agent config>",
                        log_format=fmt_, source=source, lb=lb, tls=tls, insecure=insecure,
                        realtime=rt_mode, realtime_priority=rt_prio,
                        metrics=parse_metrics(ctx, top.get("metrics"), base_dir or Path.cwd()),
-                       failsafe_port=fs_port, fastpath=fast_on)
+                       failsafe_port=fs_port, failsafe_off_reason=fs_off, fastpath=fast_on)
+
+
+#: The failsafe listener's port when tls and address are set and failsafe.port is not.
+DEFAULT_FAILSAFE_PORT = 7701
+
+
+def _failsafe_port(ctx: Ctx, fs: dict[str, Any], addr: str, has_tls: bool) -> tuple[int, str]:
+    """(port, why there is none): on by default where it can work. Failsafe is on in a
+    new cluster, and a group's active keeps its role through a coordinator outage only
+    on a grant from every other member's listener, so a node with a certificate and an
+    address gets one unless its file says `port: 0`. Without tls no lease is granted
+    (the caller's node comes from its certificate), so there is none, and no error."""
+    if "port" not in fs:
+        if not has_tls:
+            return 0, "no tls: failsafe leases are granted only to the node a certificate names"
+        if not addr:
+            return 0, "no address: the other members would not know where to ask"
+        return DEFAULT_FAILSAFE_PORT, ""
+    port = integer(ctx, "failsafe.port", fs["port"])
+    if not 0 <= port <= 65535:
+        ctx.fail(f"failsafe.port ({port}) must be 0 (no listener) to 65535")
+    if port and not addr:
+        ctx.fail("failsafe.port needs address (where the other members reach this node)")
+    if port and not has_tls:
+        ctx.fail("failsafe.port needs tls: a failsafe lease is granted only to the node the "
+                 "caller's certificate names")
+    return port, "" if port else "failsafe.port is 0 in the config"
 
 
 def _loopback(endpoint: str) -> bool:

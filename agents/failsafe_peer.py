@@ -45,6 +45,8 @@ log = logging.getLogger("vnfha.agent.failsafe")
 class _Engaged:
     epoch: int
     since: float
+    member: str = ""
+    grantors: tuple[str, ...] = ()
     renewals: int = 0
 
 
@@ -301,24 +303,28 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
                 until = self.grants.until(m.group, view.epoch, self._peers(view))
             if until is not None and until > now:
                 wake = min(wake, until)
-                self._engage(m.group, view.epoch, now, until)
+                self._engage(m.group, view.epoch, now, until, view.member,
+                             tuple(sorted(self._peers(view))))
             elif m.group in self._engaged:
                 self._end(m.group, "a member refused or could not be reached")
         session.reconcile("failsafe")
         self._on_deadline(self.deadline(session.lease.deadline()))
         return wake
 
-    def _engage(self, group: str, epoch: int, now: float, until: float) -> None:
+    def _engage(self, group: str, epoch: int, now: float, until: float, member: str = "",
+                grantors: tuple[str, ...] = ()) -> None:
         if not self._session.lease.valid(now):
             e = self._engaged.get(group)
             if e is None:
-                self._engaged[group] = _Engaged(epoch, now)
+                self._engaged[group] = _Engaged(epoch, now, member, grantors)
                 self.engagements[group] = self.engagements.get(group, 0) + 1
                 log.warning("failsafe engaged: keeping the active role without a "
                             "coordinator quorum, on every other member's lease", extra={
                                 "event": {"kind": "failsafe_engaged",
                                           "node": self._session.node, "group": group,
-                                          "epoch": epoch, "until_in": round(until - now, 3)}})
+                                          "member": member, "epoch": epoch,
+                                          "grantors": list(grantors),
+                                          "until_in": round(until - now, 3)}})
             else:
                 e.renewals += 1
                 log.debug("failsafe renewed", extra={"event": {
@@ -331,9 +337,32 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
             return
         log.warning("failsafe ended", extra={"event": {
             "kind": "failsafe_ended", "node": self._session.node, "group": group,
-            "epoch": e.epoch, "reason": why, "renewals": e.renewals,
+            "member": e.member, "epoch": e.epoch, "grantors": list(e.grantors),
+            "reason": why, "renewals": e.renewals,
             "seconds": round(self._clock() - e.since, 3)}})
 
     def engaged(self) -> dict[str, int]:
         """group -> epoch of every role kept under failsafe now (metrics, role API)."""
         return {g: e.epoch for g, e in self._engaged.items()}
+
+    def setting(self, group: str) -> float:
+        """The group's failsafe lease from this agent's last assignment (0: off)."""
+        view = self._view(group)
+        return view.lease if view is not None else 0.0
+
+    def grantors(self, now: float | None = None) -> dict[str, tuple[str, ...]]:
+        """group -> the other members whose grant to this agent's active runs at `now`
+        (metrics, `vnfha agent status`); groups with none are left out."""
+        now = self._clock() if now is None else now
+        out: dict[str, tuple[str, ...]] = {}
+        for m in self._session.members:
+            view = self._view(m.group)
+            if view is None:
+                continue
+            peers = self._peers(view)
+            with self._glock:
+                got = dict(self.grants.held.get((m.group, view.epoch), {}))
+            live = tuple(sorted(p for p, end in got.items() if p in peers and end > now))
+            if live:
+                out[m.group] = live
+        return out

@@ -9,7 +9,12 @@ a row without a fast answer (a firewall drops UDP, the coordinator forgot our ke
 re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the
 coordinator is served over gRPC only, said once in the log, and the fast path is probed
 again every `RETRY_AFTER` seconds. Late answers from a slow coordinator reset the
-count, so overload does not push every agent onto the costlier stream at once.
+count, so overload does not push every agent onto the costlier stream at once. The
+fallback is for UDP that is blocked while gRPC gets through: a coordinator that answers
+on neither path (down, or cut off) keeps getting a datagram every round, because when
+it returns that datagram is answered at once, while a TCP connection that was dropped
+into for tens of seconds waits out its retransmission back-off (seconds): after a long
+coordinator outage the lease, and a failsafe active's role, come back on the fast path.
 
 `FastPathLink` is the I/O: one UDP socket per address family, one receive thread,
 one session (key, counters) per coordinator; keys come from
@@ -65,6 +70,7 @@ class _Route:
     fallen_back: bool = False
     next_probe: float = 0.0
     heard: float | None = None  # when the last fast answer (or the key) arrived
+    grpc_heard: float | None = None  # when the last answer over the gRPC stream arrived
 
 
 class FastRoutes:
@@ -97,20 +103,29 @@ class FastRoutes:
     def fallen_back(self, i: int) -> bool:
         return self._routes[i].fallen_back
 
+    def grpc_answered(self, i: int, now: float) -> None:
+        """An answer over coordinator i's gRPC stream: it is reachable there."""
+        self._routes[i].grpc_heard = now
+
+    def _grpc_silent(self, r: _Route, now: float) -> bool:
+        return r.grpc_heard is None or now - r.grpc_heard >= self._silence
+
     def plan(self, i: int, seq: int, now: float) -> Plan:
         r = self._routes[i]
         if not r.opened:
             return Plan(udp=False, grpc=True)
         if r.fallen_back:
             if now < r.next_probe:
-                return Plan(udp=False, grpc=True)
+                # gRPC-only while gRPC answers; silent there too, a datagram per round
+                return Plan(udp=self._grpc_silent(r, now), grpc=True)
             r.next_probe = now + self._retry_after  # one probe, with a fresh key after it
             r.sent = seq
             return Plan(udp=True, grpc=True, reopen=True)
         r.misses = r.misses + 1 if r.sent > r.acked else 0
         r.sent = seq
         silent = now - (r.heard if r.heard is not None else now)
-        if r.misses >= self._fallback_misses and silent >= self._silence:
+        if r.misses >= self._fallback_misses and silent >= self._silence \
+                and not self._grpc_silent(r, now):
             r.fallen_back = True
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)

@@ -267,7 +267,13 @@ class Agent:
         the last assignment and the fail-safe state (agents/status.py)."""
         import os
 
-        from vnfha.agents.status import CoordinatorLink, MemberState, build_status
+        from vnfha.agents.status import (
+            CoordinatorLink,
+            FailsafeGroup,
+            FailsafeState,
+            MemberState,
+            build_status,
+        )
         from vnfha.v1 import types_pb2
 
         s = self.session
@@ -303,13 +309,23 @@ class Agent:
                 assigned_epoch=a.epoch if a is not None else 0))
         guardian = ("off" if self.guardian is None
                     else "running" if self.guardian.alive else "exited")
+        fs, engaged, grants = self.failsafe, self.failsafe.engaged(), self.failsafe.grantors(now)
+        left = self._fs_deadline - now if self._fs_deadline > now else None
+        fs_groups = tuple(FailsafeGroup(
+            group=g, lease=fs.setting(g), engaged=g in engaged, epoch=engaged.get(g, 0),
+            grantors=grants.get(g, ()), remaining=left)
+            for g in sorted({m.group for m in self.cfg.members}))
         return build_status(
             node=self.cfg.node, pid=os.getpid(), uptime=now - self._started,
             lease_remaining=None if deadline is None else deadline - now, quorum=quorum,
             cluster_size=size, announced=sorted(announced), links=links, members=members,
             assignment_revision=s.assignment_revision, failed=s.failed, blocked=blocked,
             guardian=guardian, kernel_lease="on" if self.kernel_lease is not None else "off",
-            vip_managed=self.vips is not None)
+            vip_managed=self.vips is not None,
+            failsafe=FailsafeState(listener=self.cfg.failsafe_endpoint,
+                                   off_reason=self.cfg.failsafe_off_reason, groups=fs_groups,
+                                   granted=fs.answered["granted"],
+                                   refused=fs.answered["refused"]))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -426,6 +442,19 @@ class Agent:
         self.hooks.stop()
 
 
+def failsafe_notice(cfg: AgentConfig) -> str | None:
+    """The one line an agent without a failsafe listener says at start (None: it has
+    one). Failsafe is on by default cluster-wide, so an operator must learn here, not
+    during a coordinator outage, that this VM's groups will not be kept by it."""
+    if cfg.failsafe_endpoint:
+        return None
+    what, whose = (("grant or request failsafe leases", "here or on other VMs")
+                   if cfg.tls is None else ("grant failsafe leases", "on other VMs"))
+    return (f"no failsafe listener ({cfg.failsafe_off_reason}): this agent cannot {what}; "
+            f"the actives of its groups {whose} drop their VIPs when the coordinators are "
+            "unreachable, even with failsafe on (docs/agent.md, failsafe)")
+
+
 def run(cfg: AgentConfig) -> int:
     setup_logging(cfg.log_level, cfg.log_format)
     from vnfha.agents import realtime
@@ -457,6 +486,9 @@ def run(cfg: AgentConfig) -> int:
     realtime.freeze_garbage()
     log.info("agent running", extra={"node": cfg.node, "coordinators": cfg.coordinators,
                                      "realtime": rt.scheduler, "memory_locked": rt.mlock})
+    notice = failsafe_notice(cfg)
+    if notice is not None:
+        log.warning(notice, extra={"node": cfg.node, "reason": cfg.failsafe_off_reason})
     if cfg.tls is None:
         log.warning("talking to the coordinators without TLS: anyone on the path can read "
                     "and forge this node's keepalives", extra={"node": cfg.node,

@@ -9,6 +9,9 @@ taken, and pure functions turn it into metrics (`view_metrics`) and into the
 needs none) and every VIP is where the roles say: configured for an active
 member, absent for the others. A VIP present without the active role is the
 dangerous case (a second holder); a VIP missing for an active member is an outage.
+Without a lease it is also ready when every member it hosts is an active kept on a
+full set of failsafe grants (docs/design.md "Failsafe"): it serves, and says why
+("failsafe: ..."); a standby without a lease could not take over, so it is not.
 """
 
 from __future__ import annotations
@@ -50,13 +53,39 @@ class AgentView:
     failsafe_engaged: tuple[str, ...] = ()
     failsafe_engagements: dict[str, int] = field(default_factory=dict)
     failsafe_answers: dict[str, int] = field(default_factory=dict)
+    # group -> the other members whose failsafe grant to this agent's active runs now;
+    # and until when failsafe lets the held VIPs stay (monotonic; 0: it does not).
+    failsafe_grants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    failsafe_deadline: float = 0.0
+
+
+NO_LEASE = "no lease: a majority of coordinators has not acknowledged this node"
+
+
+def on_failsafe(view: AgentView) -> list[str]:
+    """"group/member (from grantor, ...)" for each member when every member this agent
+    hosts is an active kept on failsafe grants now; [] otherwise (a standby or a
+    member not kept means the agent needs its lease to be of use)."""
+    if not view.members or view.now >= view.failsafe_deadline:
+        return []
+    kept = []
+    for m in view.members:
+        grantors = view.failsafe_grants.get(m.group, ())
+        if not (m.active and m.group in view.failsafe_engaged and grantors):
+            return []
+        kept.append(f"{m.group}/{m.member} (from {', '.join(grantors)})")
+    return kept
 
 
 def ready(view: AgentView) -> tuple[bool, str]:
-    """(ready, why): lease held or not needed, VIPs consistent with the roles."""
+    """(ready, why): lease held or not needed, or every member an active kept on
+    failsafe grants; VIPs consistent with the roles."""
+    kept: list[str] = []
     if view.members and not (view.lease_deadline is not None
                              and view.now < view.lease_deadline):
-        return False, "no lease: a majority of coordinators has not acknowledged this node"
+        kept = on_failsafe(view)
+        if not kept:
+            return False, NO_LEASE
     for m in view.members:
         if not m.vip:
             continue
@@ -64,6 +93,9 @@ def ready(view: AgentView) -> tuple[bool, str]:
             return False, f"{m.group}/{m.member}: VIP {m.vip} configured but not active"
         if m.active and not m.vip_present:
             return False, f"{m.group}/{m.member}: active but VIP {m.vip} not configured"
+    if kept:
+        return True, ("failsafe: no coordinator quorum; active on failsafe leases: "
+                      + "; ".join(kept))
     active = [f"{m.group}/{m.member}" for m in view.members if m.active]
     return True, ("active: " + ", ".join(active)) if active else "lease held"
 
@@ -112,7 +144,12 @@ def view_metrics(view: AgentView) -> list[Metric]:
                                "this agent answered, by result", labels=["result"])
     for r in ("granted", "refused"):
         fs_a.add_metric([r], view.failsafe_answers.get(r, 0))
-    return [lease, valid, acks, role, epoch, healthy, vip, rdy, fs_on, fs_n, fs_a]
+    fs_g = GaugeMetricFamily("vnfha_agent_failsafe_grants_held", "Other members whose "
+                             "failsafe grant to this agent's active runs now",
+                             labels=["group"])
+    for g in sorted({m.group for m in view.members if m.active} | set(view.failsafe_grants)):
+        fs_g.add_metric([g], len(view.failsafe_grants.get(g, ())))
+    return [lease, valid, acks, role, epoch, healthy, vip, rdy, fs_on, fs_n, fs_a, fs_g]
 
 
 def snapshot(agent: Any) -> AgentView:
@@ -134,11 +171,14 @@ def snapshot(agent: Any) -> AgentView:
             vip=spec.address if spec is not None else "",
             vip_present=agent.vips.configured(spec) if spec is not None else False))
     fs = getattr(agent, "failsafe", None)
-    return AgentView(node=agent.cfg.node, now=time.monotonic(), lease_deadline=deadline,
+    now = time.monotonic()
+    return AgentView(node=agent.cfg.node, now=now, lease_deadline=deadline,
                      acks_by=acks, members=tuple(members),
                      failsafe_engaged=tuple(sorted(fs.engaged())) if fs else (),
                      failsafe_engagements=dict(fs.engagements) if fs else {},
-                     failsafe_answers=dict(fs.answered) if fs else {})
+                     failsafe_answers=dict(fs.answered) if fs else {},
+                     failsafe_grants=fs.grantors(now) if fs else {},
+                     failsafe_deadline=float(getattr(agent, "_fs_deadline", 0.0)))
 
 
 class AgentCollector(Collector):

@@ -557,6 +557,9 @@ class AgentSession:
                     backoff = 0.05
                     self._on_ack(resp)
                     self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
+                    if self._routes is not None:  # gRPC gets through (agents/fastpath.py)
+                        with self._lock:
+                            self._routes.grpc_answered(i, self._clock())
             except grpc.RpcError as e:
                 if self._stop.is_set():
                     return

@@ -67,15 +67,50 @@ class MemberState:
     assigned_epoch: int
 
 
+@dataclass(frozen=True)
+class FailsafeGroup:
+    """One group this agent hosts a member of, as failsafe sees it."""
+
+    group: str
+    lease: float  # the cluster's failsafe lease from the last assignment; 0: off
+    engaged: bool  # its active role is kept on failsafe grants now
+    epoch: int = 0  # the epoch kept (engaged only)
+    grantors: tuple[str, ...] = ()  # other members whose grant to us runs now
+    remaining: float | None = None  # seconds failsafe still keeps the VIP (engaged only)
+
+
+@dataclass(frozen=True)
+class FailsafeState:
+    listener: str  # host:port of this agent's failsafe listener; "" if none
+    off_reason: str  # why there is none ("" if there is one)
+    groups: tuple[FailsafeGroup, ...] = ()
+    granted: int = 0  # failsafe lease requests this agent answered: granted
+    refused: int = 0
+
+
+def failsafe_section(fs: FailsafeState) -> dict[str, Any]:
+    """The document's "failsafe" part (not "fail_safe", the fail-stop state)."""
+    return {
+        "listener": fs.listener or None, "no_listener_reason": fs.off_reason or None,
+        "answered": {"granted": fs.granted, "refused": fs.refused},
+        "groups": [{
+            "group": g.group, "lease_seconds": g.lease, "engaged": g.engaged,
+            "epoch": g.epoch if g.engaged else None, "grantors": list(g.grantors),
+            "remaining_seconds": (round(g.remaining, 3) if g.engaged
+                                  and g.remaining is not None else None),
+        } for g in fs.groups],
+    }
+
+
 def build_status(*, node: str, pid: int, uptime: float, lease_remaining: float | None,
                  quorum: int, cluster_size: int, announced: Sequence[str],
                  links: Sequence[CoordinatorLink], members: Sequence[MemberState],
                  assignment_revision: int, failed: str | None,
                  blocked: Mapping[str, str], guardian: str, kernel_lease: str,
-                 vip_managed: bool) -> dict[str, Any]:
+                 vip_managed: bool, failsafe: FailsafeState | None = None) -> dict[str, Any]:
     """The status document (its shape is documented in docs/cli.md, `agent status`)."""
     held = lease_remaining is not None and lease_remaining > 0
-    return {
+    doc = {
         "node": node, "pid": pid, "uptime_seconds": round(uptime, 3),
         "lease": {
             "held": held,
@@ -105,6 +140,9 @@ def build_status(*, node: str, pid: int, uptime: float, lease_remaining: float |
             "vip_managed": vip_managed,
         },
     }
+    if failsafe is not None:
+        doc["failsafe"] = failsafe_section(failsafe)
+    return doc
 
 
 class StatusServer:

@@ -53,8 +53,7 @@ def run_mode(root: Path, lease: float, args: argparse.Namespace) -> dict[str, An
                    "one VM holding the VIP as the active")
             holder = c.group().active
             vm = f"vm{holder[4:]}"
-            if lease:
-                c.set_failsafe(lease)
+            c.set_failsafe(lease)  # off (0) explicitly too: a new cluster has it on
             total = args.outage + args.settle + 40
             checker = VipChecker(c, max_seconds=total).start()
             probe = c.start_probe(duration=total, interval=0.01, timeout=args.timeout)

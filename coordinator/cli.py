@@ -704,7 +704,33 @@ def format_agent_status(doc: dict[str, Any]) -> str:
         header, format_table(("COORDINATOR", "ID", "LAST ANSWER", "RESULT", "ACKS"), coords),
         "", format_table(("GROUP", "MEMBER", "ROLE", "EPOCH", "HEALTH", "VIP", "VIP HELD",
                           "ASSIGNED", "REASON"), members),
-        "", safety])
+        "", safety, *_agent_failsafe_lines(doc.get("failsafe"))])
+
+
+def _agent_failsafe_lines(fs: Any) -> list[str]:
+    """The failsafe part of `agent status`: the listener, and per group the setting or,
+    while engaged, the epoch kept and the grantors (an older agent sends none)."""
+    if not isinstance(fs, dict):
+        return []
+    listener = (safe(fs["listener"]) if fs.get("listener")
+                else f"none ({safe(fs.get('no_listener_reason'), 200)})")
+    answered = fs.get("answered") or {}
+    lines = [f"failsafe: listener {listener}; answered {safe(answered.get('granted', 0))} "
+             f"granted, {safe(answered.get('refused', 0))} refused"]
+    for g in fs.get("groups") or []:
+        if not isinstance(g, dict):
+            continue
+        if g.get("engaged"):
+            grantors = ", ".join(safe(x) for x in g.get("grantors") or []) or "-"
+            lines.append(f"failsafe ENGAGED {safe(g.get('group'))}: active at epoch "
+                         f"{safe(g.get('epoch'))} on grants from {grantors}, "
+                         f"{_seconds(g.get('remaining_seconds'))} left (no coordinator "
+                         "quorum)")
+        else:
+            lease = g.get("lease_seconds") or 0
+            lines.append(f"failsafe {safe(g.get('group'))}: "
+                         + (f"on (lease {safe(lease)}s), not engaged" if lease else "off"))
+    return lines
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:

@@ -47,6 +47,8 @@ Rules, per active-standby group:
    least the rejoin grace (failsafe lease + TTL). A group none of whose members is
    heard is left alone (no LOST, no demotion): that is the coordinators' outage, not
    the group's, and acting on it would fail the group over when they come back.
+   The rule applies only where failsafe could keep the active: another member, and a
+   failsafe listener on every other member's node (otherwise it would only delay).
    Only ever a delay, never an extra promotion: safety does not depend on it (a
    promoted member that still honours a failsafe promise claims the VIP only after it).
 10. Lease generations (docs/design.md §3): every promotion is stamped with the
@@ -289,10 +291,23 @@ def _roles(current: Callable[[], ClusterState], gname: str, obs: Observations, n
                            generation=_generation(target, obs), **st()))
 
 
+def _keepable(state: ClusterState, group: Group) -> bool:
+    """Could the group's active be serving on failsafe leases (rule 9)? Only with failsafe
+    on, an active, and another member on every other member's node with a failsafe
+    listener: the active keeps its role only on a grant from every other member, asked
+    at that endpoint. Otherwise rule 9 would only delay (a lone member's failure, a
+    group on VMs without the listener, e.g. without mTLS), so it does not apply."""
+    if not state.failsafe_lease_ms or group.active is None:
+        return False
+    others = [m for m in group.members.values() if m.name != group.active]
+    return bool(others) and all(
+        (n := state.nodes.get(m.node)) is not None and n.failsafe_endpoint for m in others)
+
+
 def _dark(state: ClusterState, group: Group, obs: Observations, now: float,
           policy: Policy) -> bool:
-    """Failsafe on and no member of the group is heard now (rule 9)."""
-    return bool(state.failsafe_lease_ms) and not any(
+    """Failsafe could keep the group's active and no member of it is heard now (rule 9)."""
+    return _keepable(state, group) and not any(
         obs.fresh(m.node, now, policy.ttl) for m in group.members.values())
 
 
@@ -304,7 +319,7 @@ def _vouched(state: ClusterState, group: Group, active: Member, obs: Observation
     a failure of its active), and was heard without a break since before the active
     went silent (so it heard the coordinators while the active asked, and refused) or
     for the rejoin grace (any failsafe lease it granted before has ended)."""
-    if not state.failsafe_lease_ms:
+    if not _keepable(state, group):
         return True
     grace = state.failsafe_lease_ms / 1000.0 + policy.ttl
     last = obs.nodes.get(active.node)

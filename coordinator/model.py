@@ -185,7 +185,9 @@ class ClusterState:
     # Nodes removed with `vnfha node remove`: their registration is refused (an agent
     # still running there must not add them back) until `vnfha node readmit`.
     removed_nodes: frozenset[str] = frozenset()
-    # Failsafe mode (`vnfha failsafe on|off`): the failsafe lease in ms, 0 = off.
+    # Failsafe mode (`vnfha failsafe on|off`): the failsafe lease in ms, 0 = off. The
+    # bare value defaults to off (pure tests build states from it); a real cluster
+    # starts from `new_cluster_state()`, with failsafe on.
     failsafe_lease_ms: int = 0
 
     def member(self, group: str, member: str) -> Member | None:
@@ -196,6 +198,16 @@ class ClusterState:
         """The members `node` hosts, by (group, member) name: read from the state's node
         index (`node_index`), not a scan of every member."""
         return [self.groups[g].members[m] for g, m in sorted(node_index(self).get(node, ()))]
+
+
+#: The failsafe lease a new cluster starts with (failsafe on by default, docs/design.md
+#: "Failsafe"). Also what a stored state without the field reads as: see state_from_dict.
+DEFAULT_FAILSAFE_LEASE_MS = 1000
+
+
+def new_cluster_state() -> ClusterState:
+    """The state every store starts a new cluster from: empty, failsafe on."""
+    return ClusterState(failsafe_lease_ms=DEFAULT_FAILSAFE_LEASE_MS)
 
 
 # --- the node index: which members each node hosts --------------------------------------------
@@ -287,7 +299,8 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
         "queues": {g: _queue_to_dict(q) for g, q in state.queues.items()},
         **({"paused": True} if state.paused else {}),
         **({"removed_nodes": sorted(state.removed_nodes)} if state.removed_nodes else {}),
-        **({"failsafe_lease_ms": state.failsafe_lease_ms} if state.failsafe_lease_ms else {}),
+        # Always written, 0 (off) included: a state without it reads as the default.
+        "failsafe_lease_ms": state.failsafe_lease_ms,
     }
 
 
@@ -372,7 +385,11 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
         queues={g: _queue_from_dict(q) for g, q in d.get("queues", {}).items()},
         paused=bool(d.get("paused", False)),
         removed_nodes=frozenset(d.get("removed_nodes", ())),
-        failsafe_lease_ms=int(d.get("failsafe_lease_ms", 0)),
+        # Absent: written before the field was always stored (an earlier release wrote
+        # it only while on). It reads as a new cluster's default, so that a replica
+        # restored from such a snapshot and one replaying the log from an empty state
+        # agree (docs/design.md "Failsafe", "Upgrading").
+        failsafe_lease_ms=int(d.get("failsafe_lease_ms", DEFAULT_FAILSAFE_LEASE_MS)),
     )
 
 

@@ -32,6 +32,7 @@ from vnfha.coordinator.model import (
     Health,
     Member,
     Node,
+    new_cluster_state,
     state_from_dict,
     state_to_dict,
     with_member,
@@ -573,7 +574,7 @@ class StateMachine:
     """
 
     def __init__(self) -> None:
-        self.state = ClusterState()
+        self.state = new_cluster_state()  # a new cluster: failsafe on (model.py)
         self._recent: OrderedDict[str, Result] = OrderedDict()
 
     def apply(self, command: dict[str, Any]) -> Result:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vnfha.coordinator.model import (
+    DEFAULT_FAILSAFE_LEASE_MS,
     Checkpoint,
     ClusterState,
     Event,
@@ -187,8 +188,7 @@ def cluster_record(state: ClusterState) -> dict[str, Any]:
         d["paused"] = True
     if state.removed_nodes:
         d["removed_nodes"] = sorted(state.removed_nodes)
-    if state.failsafe_lease_ms:
-        d["failsafe_lease_ms"] = state.failsafe_lease_ms
+    d["failsafe_lease_ms"] = state.failsafe_lease_ms  # always: absent reads as the default
     return d
 
 
@@ -582,7 +582,8 @@ class Mirror:
                                     nodes=dict(self.nodes), groups=dict(self.groups),
                                     paused=bool(c.get("paused", False)),
                                     removed_nodes=frozenset(c.get("removed_nodes", ())),
-                                    failsafe_lease_ms=int(c.get("failsafe_lease_ms", 0)))
+                                    failsafe_lease_ms=int(c.get(
+                                        "failsafe_lease_ms", DEFAULT_FAILSAFE_LEASE_MS)))
                 offsets = self.queue_offsets
                 events = tuple(e for b in sorted(self.history) for e in self.history[b])
             queues = {}

@@ -241,7 +241,8 @@ class LabCluster:
             "members": [member],
             "logging": {"level": "info", "format": "json"},
             **self.tls_section(f"node/{vm}", self.hosts[vm].ip4),
-            # The listener needs mTLS; it grants nothing while failsafe is off.
+            # The listener needs mTLS (the port is the agents' default, named here so the
+            # lab says it); failsafe is on in a new cluster, `set_failsafe(0)` turns it off.
             **({"failsafe": {"port": FAILSAFE_PORT}} if self.pki is not None else {}),
         }
 

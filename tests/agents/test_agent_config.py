@@ -24,6 +24,8 @@ def test_examples_load(name: str) -> None:
     assert len(c.coordinators) == 3 and c.lease.ttl == 0.25 and not c.vip.manage
     assert c.tls is not None and c.tls.cert_file.name == f"node-{c.node}.pem"
     assert c.tls.ca_file == ROOT / "examples" / "cluster" / "certs" / "ca.pem"
+    # failsafe is on by default: each example agent has a listener (one machine, two ports)
+    assert c.failsafe_endpoint == f"127.0.0.1:{7700 + int(c.node[2:])}"
 
 
 def test_defaults() -> None:
@@ -83,3 +85,45 @@ def test_lb_section_takes_its_own_certificate(tmp_path: Path) -> None:
                     "key_file": "/c/lb-key.pem"}}))
     assert c.lb.tls.cert_file == Path("/c/lb.pem")
     assert c.tls is not None and c.tls.cert_file == Path("/c/node.pem")
+
+
+TLS = {"ca_file": "/c/ca.pem", "cert_file": "/c/node.pem", "key_file": "/c/node-key.pem"}
+
+
+def test_failsafe_listener_is_on_by_default_where_it_can_work() -> None:
+    """Failsafe is on in a new cluster: a node with a certificate and an address listens
+    on the default port unless its file says port: 0; without tls (or address) there is
+    no listener, no error, and a reason the agent says at start."""
+    from vnfha.agents.config import DEFAULT_FAILSAFE_PORT
+    from vnfha.agents.main import failsafe_notice
+
+    on = parse_agent_config(cfg(tls=TLS, address="198.18.0.11"))
+    assert (on.failsafe_port, on.failsafe_endpoint) == (7701, "198.18.0.11:7701")
+    assert DEFAULT_FAILSAFE_PORT == 7701 and failsafe_notice(on) is None
+    six = parse_agent_config(cfg(tls=TLS, address="2001:2::11"))
+    assert six.failsafe_endpoint == "[2001:2::11]:7701"
+    off = parse_agent_config(cfg(tls=TLS, address="198.18.0.11", failsafe={"port": 0}))
+    assert off.failsafe_port == 0 and off.failsafe_off_reason == "failsafe.port is 0 in the config"
+    assert "cannot grant failsafe leases; the actives of its groups on other VMs" \
+        in failsafe_notice(off)
+    plain = parse_agent_config(cfg(address="198.18.0.11"))
+    assert plain.failsafe_port == 0 and plain.failsafe_off_reason.startswith("no tls")
+    note = failsafe_notice(plain)
+    assert note.startswith("no failsafe listener (no tls: ") and \
+        "cannot grant or request failsafe leases" in note and "\n" not in note
+    nowhere = parse_agent_config(cfg(tls=TLS))
+    assert nowhere.failsafe_port == 0 and nowhere.failsafe_off_reason.startswith("no address")
+    assert parse_agent_config(cfg(tls=TLS, address="h1", failsafe={"port": 7800})) \
+        .failsafe_port == 7800
+
+
+@pytest.mark.parametrize(("fs", "extra", "needle"), [
+    ({"port": 7701}, {}, "failsafe.port needs address"),
+    ({"port": 7701}, {"address": "198.18.0.11"}, "failsafe.port needs tls"),
+    ({"port": 70000}, {"address": "198.18.0.11", "tls": TLS}, "must be 0 (no listener)"),
+    ({"prot": 1}, {}, "unknown setting failsafe.prot"),
+])
+def test_an_explicit_failsafe_port_is_checked(fs: dict, extra: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("(", r"\(")
+                       .replace(")", r"\)")):
+        parse_agent_config(cfg(failsafe=fs, **extra), source="agent.yaml")

@@ -104,3 +104,50 @@ def test_agent_metrics_config_is_off_by_default_and_refuses_an_open_listener():
                                           r"is not a loopback address"):
         parse_agent_config({**BASE, "metrics": {"listen": "198.18.0.11:9402"}},
                            source="vm1.yaml")
+
+
+def kept(deadline: float = 100.5, grants: tuple[str, ...] = ("web-2",),
+         *members: MemberView) -> AgentView:
+    """vm1's lease ran out (no coordinator quorum); web-1 is kept on failsafe grants."""
+    return AgentView(node="vm1", now=100.0, lease_deadline=99.0,
+                     members=members or (member(active=True, vip_present=True),),
+                     failsafe_engaged=("web",), failsafe_engagements={"web": 1},
+                     failsafe_grants={"web": grants} if grants else {},
+                     failsafe_deadline=deadline)
+
+
+def test_an_active_kept_on_a_full_set_of_failsafe_grants_is_ready_and_says_failsafe():
+    """Issue 16: while the coordinators are unreachable the active serves on failsafe
+    leases; /readyz says what is true: ready, because of failsafe, from whom."""
+    v = kept()
+    ok, why = ready(v)
+    assert ok, why
+    assert why == ("failsafe: no coordinator quorum; active on failsafe leases: "
+                   "web/web-1 (from web-2)")
+    s = samples(v)
+    assert s[key("vnfha_agent_ready")] == 1
+    assert s[key("vnfha_agent_lease_valid")] == 0
+    assert s[key("vnfha_agent_failsafe_engaged", group="web")] == 1
+    assert s[key("vnfha_agent_failsafe_grants_held", group="web")] == 1
+    assert s[key("vnfha_agent_failsafe_engagements_total", group="web")] == 1
+
+
+@pytest.mark.parametrize(("v", "why"), [
+    (kept(deadline=99.9), "no lease"),  # the grants ended: failsafe keeps nothing now
+    (kept(grants=()), "no lease"),  # engaged, but no grant runs
+    (kept(100.5, ("web-2",), member(active=True, vip_present=True),
+          MemberView(group="db", member="db-2", active=False, seen_epoch=2,
+                     active_epoch=0, healthy=True)),
+     "no lease"),  # a standby without a lease could not take over
+    (kept(100.5, ("web-2",), member(active=True, vip_present=False)),
+     "active but VIP 198.18.0.100/24 not configured"),
+])
+def test_failsafe_readiness_needs_live_grants_for_every_member_and_the_vip(v, why):
+    ok, reason = ready(v)
+    assert not ok and why in reason
+
+
+def test_grants_held_is_zero_for_an_active_on_its_quorum_lease():
+    s = samples(view(100.25, member(active=True, vip_present=True)))
+    assert s[key("vnfha_agent_failsafe_grants_held", group="web")] == 0
+    assert s[key("vnfha_agent_failsafe_engaged", group="web")] == 0

@@ -103,6 +103,8 @@ def test_agent_config_loads_with_every_coordinator(rendered: Path) -> None:
     assert (member.group, member.member, member.priority, len(member.checks)) == \
         ("web", "web-1", 200, 1)
     assert cfg.lb is None and "lb:" not in (rendered / "agent.yaml").read_text()
+    # failsafe is on by default in a new cluster: the agent listens on its address
+    assert cfg.failsafe_endpoint == "[2001:2::1]:7701"
 
 
 def test_a_misspelt_group_key_reaches_vnfha_and_is_refused(tmp_path: Path) -> None:
@@ -425,6 +427,7 @@ def test_insecure_only_when_the_operator_says_so(tmp_path: Path) -> None:
     agent = load_agent_config(tmp_path / "agent.yaml")
     assert coordinator.tls is None and coordinator.insecure is True
     assert agent.tls is None and agent.insecure is True
+    assert agent.failsafe_port == 0 and "failsafe:" not in (tmp_path / "agent.yaml").read_text()
     # the file says loudly why there is no tls
     assert "DANGER: vnfha_common_insecure is true" in (tmp_path / "coordinator.yaml").read_text()
     assert "DANGER: vnfha_common_insecure is true" in (tmp_path / "agent.yaml").read_text()

@@ -17,9 +17,10 @@ TTL = 0.3
 INTERVAL = 0.075
 
 
-def build_pair(tmp_path: Path, request: pytest.FixtureRequest, **kw) -> Iterator[LabCluster]:
+def build_pair(tmp_path: Path, request: pytest.FixtureRequest,
+               cls: type[LabCluster] = LabCluster, **kw) -> Iterator[LabCluster]:
     with Lab() as lab:
-        c = LabCluster(lab, tmp_path, ttl=TTL, interval=INTERVAL, **kw)
+        c = cls(lab, tmp_path, ttl=TTL, interval=INTERVAL, **kw)
         try:
             c.start_pair()
             c.wait(lambda: c.vip_holders() == {"vm1"}, 10, "the VIP on vm1")

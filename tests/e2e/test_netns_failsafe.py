@@ -3,8 +3,10 @@ and must never allow two actives.
 
 The two-VM lab (tests/e2e/labpair.py): 3 coordinators, vm1 active, vm2 standby, a client
 probing the VIP every 10 ms, the VIP checker polling every VM throughout. Faults are
-real: kill -9 of every coordinator, nftables drops in the switch. Outages are 10 s here;
-bench/failsafe.py measures 30 s ones with failsafe on and off.
+real: kill -9 of every coordinator, nftables drops in the switch. The total outages last
+30 s (the issue's judged scenario); bench/failsafe.py measures the client-visible outage
+of the same with failsafe on and off. Failsafe is on by default in a new cluster; the
+tests still turn it on with their lease, and the control turns it off explicitly.
 
 Each scenario fails without failsafe: with it off (or on the old code) vm1 drops the VIP
 one lease after the coordinators go, and the client sees the whole outage.
@@ -13,8 +15,11 @@ one lease after the coordinators go, and the client sees the whole outage.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from labpair import TTL, build_pair, served_by
@@ -29,12 +34,41 @@ LEASE = 1.0  # the failsafe lease the tests turn on
 # coordinators on a loaded 2-core machine stalls everything for tens of ms; a slow
 # answer is not an outage (the VIP checker and the role log say whether the VIP moved).
 PROBE_TIMEOUT = 0.5
-OUTAGE = 10.0  # how long the coordinators are gone (the fault, not an assertion)
+OUTAGE = 30.0  # how long the coordinators are gone (the fault, not an assertion)
+METRICS_PORT = 9402  # each agent's /metrics and /readyz, on loopback in its own VM
+
+
+class ReadyzLab(LabCluster):
+    """The pair with every agent's metrics listener on the VM's loopback (/readyz)."""
+
+    def agent_config(self, vm: str, priority: int) -> dict[str, Any]:
+        return {**super().agent_config(vm, priority),
+                "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"}}
+
+
+def _get_readyz(port: int) -> tuple[int, str]:
+    """GET /readyz on this namespace's loopback (runs inside the VM)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def readyz(cluster: LabCluster, vm: str) -> tuple[int, str]:
+    return cluster.hosts[vm].call(_get_readyz, METRICS_PORT, timeout=10)
+
+
+def ready_on_failsafe(cluster: LabCluster) -> None:
+    """Mid-outage, vm1's /readyz says what is true: it serves, on failsafe grants."""
+    code, body = readyz(cluster, "vm1")
+    assert code == 200 and body.startswith("ok: failsafe: "), (code, body)
+    assert "web/web-1 (from web-2)" in body, body
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
-    for c in build_pair(tmp_path, request):
+    for c in build_pair(tmp_path, request, cls=ReadyzLab):
         c.set_failsafe(LEASE)
         yield c
 
@@ -75,7 +109,9 @@ def test_all_coordinators_killed_the_active_keeps_serving_and_nothing_fails_over
     fault = time.time()
     for cid in cluster.cids:
         cluster.kill(cid)  # SIGKILL, process group
-    time.sleep(OUTAGE)
+    time.sleep(OUTAGE / 2)
+    ready_on_failsafe(cluster)
+    time.sleep(OUTAGE / 2)
     assert failed_after(probe, fault + TTL) == [], "the service went down with them"
     for cid in cluster.cids:
         cluster.start_coordinator(cid)
@@ -101,7 +137,9 @@ def test_coordinators_cut_off_by_nftables_no_failover_when_they_return(cluster: 
     fault = time.time()
     cluster.lab.cut_between([cluster.hosts[c] for c in cluster.cids],
                             [cluster.hosts[vm] for vm in cluster.vms])
-    time.sleep(OUTAGE)
+    time.sleep(OUTAGE / 2)
+    ready_on_failsafe(cluster)
+    time.sleep(OUTAGE / 2)
     assert failed_after(probe, fault + TTL) == []
     g = cluster.group()
     assert g.active == "web-1" and g.epoch == epoch, "the leader acted on the outage"
@@ -156,7 +194,10 @@ def test_a_standby_that_hears_the_coordinators_refuses_so_a_partitioned_active_d
 
 @pytest.fixture
 def plain(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LabCluster]:
-    yield from build_pair(tmp_path, request)
+    """The same lab with failsafe turned off (`vnfha failsafe off`): it is on by default."""
+    for c in build_pair(tmp_path, request):
+        c.set_failsafe(0)
+        yield c
 
 
 def test_without_failsafe_the_outage_takes_the_service_down(plain: LabCluster):

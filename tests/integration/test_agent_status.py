@@ -111,6 +111,11 @@ def test_agent_status_shows_lease_coordinators_and_role(running) -> None:
     assert m["vip"] is None and m["vip_held"] is False
     assert doc["fail_safe"] == {"failed": None, "blocked": {}, "guardian": "off",
                                 "kernel_lease": "off", "vip_managed": False}
+    # A new cluster has failsafe on (1 s); this agent, without tls, has no listener.
+    fs = doc["failsafe"]
+    assert fs["listener"] is None and fs["no_listener_reason"].startswith("no tls")
+    assert fs["groups"] == [{"group": "web", "lease_seconds": 1.0, "engaged": False,
+                             "epoch": None, "grantors": [], "remaining_seconds": None}]
     code, out = vnfha("agent", "status", "--socket", str(path))
     assert code == 0
     lines = out.splitlines()
@@ -118,6 +123,7 @@ def test_agent_status_shows_lease_coordinators_and_role(running) -> None:
     assert any(line.split()[:2] == ["127.0.0.1:" + link["endpoint"].split(":")[1], "c1"]
                for line in lines)
     assert any(line.split()[:5] == ["web", "m1", "active", "1", "healthy"] for line in lines)
+    assert "failsafe web: on (lease 1.0s), not engaged" in lines
     # The coordinator goes away: the same command shows the lease gone and m1 standby.
     c.stop()
     wait_for(lambda: not json.loads(vnfha("agent", "status", "--socket", str(path),

@@ -29,9 +29,10 @@ def run(state: ClusterState, *cmds: Command) -> ClusterState:
 
 def build(members: Iterable[tuple[str, str, int]] = THREE, group: str = GROUP,
           health: Health | None = Health.HEALTHY, active: str | None = None,
-          state: ClusterState | None = None) -> ClusterState:
+          state: ClusterState | None = None, failsafe_port: int = 0) -> ClusterState:
     """A group with `members` (name, node, priority), each set to `health`
-    (None: left UNKNOWN), and optionally `active` promoted at epoch 0 -> 1."""
+    (None: left UNKNOWN), and optionally `active` promoted at epoch 0 -> 1. With
+    `failsafe_port`, every node registers a failsafe listener on that port."""
     members = list(members)
     st = run(state or ClusterState(), C.apply_groups([{"name": group, "vip": "198.18.0.10/24"}]))
     by_node: dict[str, list[dict]] = defaultdict(list)
@@ -40,7 +41,9 @@ def build(members: Iterable[tuple[str, str, int]] = THREE, group: str = GROUP,
     for i, (node, specs) in enumerate(sorted(by_node.items())):
         existing = [{"group": m.group, "member": m.name, "priority": m.priority}
                     for m in st.members_on(node)]
-        st = run(st, C.register_node(node, f"198.18.1.{i + 1}", existing + specs))
+        endpoint = f"198.18.1.{i + 1}:{failsafe_port}" if failsafe_port else ""
+        st = run(st, C.register_node(node, f"198.18.1.{i + 1}", existing + specs,
+                                     failsafe_endpoint=endpoint))
     if health is not None:
         for name, _node, _prio in members:
             st = run(st, C.set_health(group, name, health))

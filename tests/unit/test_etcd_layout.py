@@ -307,3 +307,27 @@ def test_cluster_wide_settings_read_back() -> None:
     back = {k: v for k, v in state_to_dict(m.state).items()
             if k not in ("groups", "nodes", "events", "checkpoints", "queues")}
     assert back == top
+
+
+def test_failsafe_off_is_stored_and_a_record_without_the_setting_reads_on() -> None:
+    """Failsafe is on in a new cluster, so `off` must be written (the record used to
+    leave the field out when off); a record without it (an earlier build's) reads as
+    the default, as the Raft snapshots do (docs/design.md "Failsafe")."""
+    import json
+
+    from vnfha.coordinator.model import DEFAULT_FAILSAFE_LEASE_MS
+
+    sm = StateMachine()
+    assert sm.state.failsafe_lease_ms == DEFAULT_FAILSAFE_LEASE_MS
+    kv: dict[bytes, tuple[bytes, int]] = {}
+    for rev, cmd in enumerate([C.apply_groups([{"name": "g"}]), C.set_failsafe(0)], start=1):
+        before = sm.state
+        result = sm.apply(cmd)
+        ops = write_ops(KEYS, before, sm.state, cmd["rid"], result, (), create=rev == 1)
+        for k, v in ops.puts.items():
+            kv[k] = (v, kv[k][1] if k in kv else rev)
+    assert load(kv).state.failsafe_lease_ms == 0
+    record = json.loads(kv[KEYS.cluster][0])
+    assert record.pop("failsafe_lease_ms") == 0
+    kv[KEYS.cluster] = (json.dumps(record).encode(), kv[KEYS.cluster][1])
+    assert load(kv).state.failsafe_lease_ms == DEFAULT_FAILSAFE_LEASE_MS

@@ -15,6 +15,7 @@ from vnfha.coordinator.state_machine import apply
 
 LEASE_MS = 2000
 GRACE = LEASE_MS / 1000 + TTL
+PORT = 7701  # every node's failsafe listener (rule 9 needs them on the other members)
 
 
 def failsafe(sc: Scenario, lease_ms: int = LEASE_MS) -> Scenario:
@@ -31,7 +32,7 @@ def outage(sc: Scenario, seconds: float) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_a_group_nobody_hears_is_left_alone_only_with_failsafe(on):
-    sc = Scenario(build(active="a"))
+    sc = Scenario(build(active="a", failsafe_port=PORT))
     if on:
         failsafe(sc)
     outage(sc, 3 * TTL)
@@ -49,7 +50,7 @@ def test_rejoin_waits_the_grace_before_replacing_a_silent_active():
     """The coordinators come back; the standbys reconnect first. The active may still
     serve under the failsafe leases they gave before they heard the coordinators, and
     is itself about to reconnect: no failover before the grace."""
-    sc = failsafe(Scenario(build(active="a")))
+    sc = failsafe(Scenario(build(active="a", failsafe_port=PORT)))
     outage(sc, 3 * TTL)
     sc.keepalive("n2", "n3")
     assert sc.step() == []
@@ -66,7 +67,7 @@ def test_rejoin_waits_the_grace_before_replacing_a_silent_active():
 
 
 def test_an_active_that_never_comes_back_is_replaced_after_the_grace():
-    sc = failsafe(Scenario(build(active="a")))
+    sc = failsafe(Scenario(build(active="a", failsafe_port=PORT)))
     outage(sc, 3 * TTL)
     sc.keepalive("n2", "n3")
     back = sc.now
@@ -82,7 +83,7 @@ def test_an_active_that_never_comes_back_is_replaced_after_the_grace():
 
 
 def test_a_crash_with_the_standbys_heard_throughout_fails_over_as_without_failsafe():
-    sc = failsafe(Scenario(build(active="a")))
+    sc = failsafe(Scenario(build(active="a", failsafe_port=PORT)))
     sc.keepalive_all()
     sc.step()
     sc.advance(TTL / 2)
@@ -96,7 +97,7 @@ def test_a_group_going_dark_within_one_ttl_is_not_a_failure_of_its_active():
     """The standby's last keepalive reached the leader a moment after the active's (the
     cut is not simultaneous): it is still fresh when the active expires, but it was not
     heard after the active's lease ended, so it does not vouch."""
-    sc = failsafe(Scenario(build(active="a")))
+    sc = failsafe(Scenario(build(active="a", failsafe_port=PORT)))
     sc.keepalive_all()
     sc.step()
     sc.advance(0.05)
@@ -147,3 +148,46 @@ def test_a_bad_failsafe_endpoint_is_refused(endpoint):
     _, r = apply(st, C.register_node("n2", "", [{"group": "g", "member": "b"}],
                                      failsafe_endpoint=endpoint))
     assert not r["ok"] and "endpoint" in r["message"]
+
+
+def _without_listener(st, node: str):
+    """Re-register `node` without a failsafe listener (its members unchanged)."""
+    existing = [{"group": m.group, "member": m.name, "priority": m.priority}
+                for m in st.members_on(node)]
+    return run(st, C.register_node(node, st.nodes[node].address, existing))
+
+
+@pytest.mark.parametrize("case", ["lone member", "a standby without a listener"])
+def test_rule_9_applies_only_where_failsafe_could_keep_the_active(case):
+    """Failsafe is on by default: where no failsafe lease can keep the active (no other
+    member to grant, or another member's node has no listener to ask), a group nobody
+    hears is handled as without failsafe (LOST, demoted), not left alone for ever."""
+    if case == "lone member":
+        st = build((("a", "n1", 100),), active="a", failsafe_port=PORT)
+    else:
+        st = _without_listener(build(active="a", failsafe_port=PORT), "n3")
+    sc = failsafe(Scenario(st))
+    outage(sc, 3 * TTL)
+    cmds = ops(sc.step())
+    assert ("demote", "handover=None", "quarantine") in cmds
+    assert sc.group().active is None
+
+
+def test_a_new_cluster_starts_with_failsafe_on_and_off_is_kept():
+    """Stores start from StateMachine(): failsafe on with the default lease. The setting
+    is always stored, off included; a stored state without it (written before it was
+    always stored) reads as the default, as a replica replaying the log from an empty
+    state would have it."""
+    from vnfha.coordinator.model import DEFAULT_FAILSAFE_LEASE_MS
+    from vnfha.coordinator.state_machine import StateMachine
+
+    sm = StateMachine()
+    assert sm.state.failsafe_lease_ms == DEFAULT_FAILSAFE_LEASE_MS == 1000
+    assert sm.apply(C.set_failsafe(0))["changed"]
+    snap = sm.snapshot()
+    assert snap["state"]["failsafe_lease_ms"] == 0
+    again = StateMachine()
+    again.restore(snap)
+    assert again.state.failsafe_lease_ms == 0, "failsafe off must survive a snapshot"
+    old = {k: v for k, v in snap["state"].items() if k != "failsafe_lease_ms"}
+    assert state_from_dict(old).failsafe_lease_ms == DEFAULT_FAILSAFE_LEASE_MS

@@ -45,14 +45,22 @@ def test_one_lost_datagram_costs_one_grpc_round() -> None:
     assert not r.plan(0, 4, 3 * TICK).grpc
 
 
+def planned(r: FastRoutes, seq: int, now: float, grpc_answers: bool = True):
+    """One round to coordinator 0; its gRPC stream answers (UDP alone is blocked)."""
+    p = r.plan(0, seq, now)
+    if grpc_answers:
+        r.grpc_answered(0, now + 0.001)
+    return p
+
+
 def test_silence_reopens_then_falls_back_then_probes() -> None:
     r = FastRoutes(2, retry_after=30.0)
     r.opened(0, 0.0)
     r.opened(1, 0.0)
     rounds = int(FALLBACK_SILENCE / TICK) + FALLBACK_MISSES + 2
-    plans = [r.plan(0, seq, seq * TICK) for seq in range(1, REOPEN_AFTER_MISSES + 2)]
+    plans = [planned(r, seq, seq * TICK) for seq in range(1, REOPEN_AFTER_MISSES + 2)]
     r.opened(0, 0.2)  # the re-opened key is not answered either: must still fall back
-    plans += [r.plan(0, seq, seq * TICK) for seq in range(REOPEN_AFTER_MISSES + 2, rounds)]
+    plans += [planned(r, seq, seq * TICK) for seq in range(REOPEN_AFTER_MISSES + 2, rounds)]
     assert plans[0].grpc is False  # nothing unanswered yet
     assert all(p.grpc for p in plans[1:])  # every round after a miss also over gRPC
     assert [p.reopen for p in plans].index(True) == REOPEN_AFTER_MISSES
@@ -61,8 +69,10 @@ def test_silence_reopens_then_falls_back_then_probes() -> None:
     assert all(not p.udp for p in plans[fell:])
     assert r.fallen_back(0) and not r.fallen_back(1)
     t = rounds * TICK
-    assert (r.plan(0, 100, t).udp, r.plan(0, 101, t + 29).udp) == (False, False)
-    probe = r.plan(0, 102, t + 31)
+    assert (planned(r, 100, t).udp, r.plan(0, 101, t + 0.5).udp) == (False, False)
+    r.grpc_answered(0, t + 29)
+    assert not r.plan(0, 101, t + 29).udp
+    probe = planned(r, 102, t + 31)
     assert (probe.udp, probe.grpc, probe.reopen) == (True, True, True)
     assert not r.plan(0, 103, t + 31 + TICK).udp  # one probe per retry period
     assert r.answered(0, 102, t + 31.1)  # the probe was answered: back on the fast path
@@ -81,3 +91,35 @@ def test_a_slow_coordinator_is_not_abandoned() -> None:
         if seq % 5 == 0:  # one answer every five rounds, for an older round
             r.answered(0, seq - 3, now)
     assert not r.fallen_back(0)
+
+
+def test_a_coordinator_silent_on_both_paths_keeps_getting_datagrams() -> None:
+    """Issue 16: a coordinator that answers neither datagrams nor gRPC is unreachable,
+    not behind a UDP filter: no fallback, a datagram every round (with gRPC), so the
+    first round after it returns is answered at once, not after a TCP back-off."""
+    r = FastRoutes(1, retry_after=30.0)
+    r.opened(0, 0.0)
+    r.grpc_answered(0, 0.0)
+    plans = [planned(r, seq, seq * TICK, grpc_answers=False) for seq in range(1, 600)]
+    assert not r.fallen_back(0) and not any(p.fell_back for p in plans)
+    assert all(p.udp for p in plans) and all(p.grpc for p in plans[1:])
+    r.answered(0, 599, 600 * TICK)  # it is back: the datagram of the last round answered
+    p = r.plan(0, 600, 600 * TICK)
+    assert (p.udp, p.grpc) == (True, False)
+
+
+def test_fallen_back_and_then_silent_on_grpc_too_sends_datagrams_again() -> None:
+    """UDP was blocked (gRPC-only), then the coordinator becomes unreachable altogether:
+    each round carries a datagram again, and its answer ends the fallback."""
+    r = FastRoutes(1, retry_after=30.0)
+    r.opened(0, 0.0)
+    seq = 0
+    while not r.fallen_back(0):
+        seq += 1
+        planned(r, seq, seq * TICK)
+    t = seq * TICK
+    assert not planned(r, seq + 1, t + TICK).udp  # gRPC answers: gRPC only
+    quiet = [r.plan(0, seq + 2 + k, t + 2 * TICK + FALLBACK_SILENCE + k * TICK)
+             for k in range(5)]
+    assert all(p.udp and p.grpc and not p.reopen for p in quiet)
+    assert r.answered(0, seq + 6, t + 3 + FALLBACK_SILENCE)  # back, on the fast path
