@@ -281,6 +281,26 @@ def fill(mountpoint: Path, name: str = "filler") -> Path:
     return filler
 
 
+def free(filler: Path) -> None:
+    """Delete what `fill` made, durably: unlink, then fsync the directory.
+
+    Without the fsync the unlink lives only in ext4's running transaction (committed
+    every 5 s, or by someone's fsync). A `shutdown_fs` before that flushes nothing
+    (NOLOGFLUSH), so the remount replays the journal without the unlink and the
+    filler is back: the disk is full again for good (seed 1796608579: a disk_enospc
+    heal on c1, then disk_eio on c1 0.9 s later; c1 never persisted again and the run
+    did not converge)."""
+    try:
+        filler.unlink()
+    except FileNotFoundError:
+        return
+    fd = os.open(filler.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def root_mounts_under(path: Path) -> list[str]:
     """Mount points in this process's mount namespace at or below `path` (a leak check)."""
     base = str(path.absolute())

@@ -9,7 +9,8 @@ to it. Nothing is mounted in the root namespace, so no other process on the host
 ever moved (the old harness moved it onto a tmpfs and back, and the move back failed
 with EBUSY). The faults then act on the running node's own disk:
 
-* disk_enospc: a filler takes every free byte; the heal deletes it, and the node must
+* disk_enospc: a filler takes every free byte; the heal deletes it (and fsyncs the
+  directory, so a shutdown right after cannot undo the delete), and the node must
   recover by itself (it is only restarted if it exited, which it should not).
 * disk_eio: the filesystem is shut down under the running node; the heal stops the
   node (it may have exited by itself, raft.disk_fatal_after), unmounts and mounts the
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from support_disk import PrivateMounts, ext4_disk, fill, shutdown_fs
+from support_disk import PrivateMounts, ext4_disk, fill, free, shutdown_fs
 
 from .faults import Heal, register, register_setup
 from .schedule import KindSpec
@@ -74,11 +75,12 @@ def _ensure_started(nem: Nemesis, cid: str) -> None:
 
 def disk_enospc(nem: Nemesis, cid: str) -> Heal:
     """The data dir's filesystem fills up under the running node; the heal frees the
-    space and the node must come back by itself."""
+    space (durably: a disk_eio on the same node may follow within a second, and its
+    remount must not bring the filler back) and the node must come back by itself."""
     filler = fill(nem.disks[cid].path)
 
     def heal() -> None:
-        filler.unlink(missing_ok=True)
+        free(filler)
         _ensure_started(nem, cid)
     return heal
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from support import wait_for
@@ -28,6 +29,7 @@ from support_disk import (
     small_tmpfs,
 )
 
+from .disk import disk_enospc
 from .runner import run_nemesis
 
 pytestmark = pytest.mark.slow
@@ -104,6 +106,33 @@ def test_eio_then_remount_keeps_what_was_fsynced_and_waits_for_a_busy_user(
     wait_for(lambda: not loop_devices_of(image), 10, what="the loop device detached")
 
 
+def test_a_healed_enospc_stays_healed_when_the_disk_fails_right_after(tmp_path: Path):
+    """Seed 1796608579 (disk kinds, 8 faults): disk_enospc on c1 healed, then disk_eio
+    on c1 0.9 s later. The heal's unlink was still only in ext4's running transaction,
+    the shutdown flushed nothing, and the remount replayed the journal without it: the
+    filler was back, c1 could never persist again and the run did not converge. The
+    heal must free the space durably."""
+    with ext4_disk(tmp_path / "data" / "c1", tmp_path / "c1.img", 256) as disk:
+        node = open_writer(disk.path)  # the running coordinator, holding its journal
+        try:
+            assert node.stdout is not None and node.stdout.readline().strip() == "open"
+            nem = SimpleNamespace(disks={"c1": disk},
+                                  cluster=SimpleNamespace(procs={"c1": node}))
+            heal = disk_enospc(nem, "c1")  # type: ignore[arg-type]
+            fd = os.open(disk.path, os.O_RDONLY | os.O_DIRECTORY)
+            os.fsync(fd)  # the node's own fsyncs commit the filler, as in the run
+            os.close(fd)
+            heal()
+            assert node.poll() is None, "the heal must not restart a running node"
+            shutdown_fs(disk.path)  # the next fault, before ext4's own commit
+        finally:
+            node.kill()
+            node.wait()
+        disk.remount()
+        assert not (disk.path / "filler").exists(), "the freed filler came back"
+        (disk.path / "more").write_bytes(b"x" * (1 << 20))  # the node's 1 MiB headroom
+
+
 def test_an_exception_inside_still_cleans_up(tmp_path: Path):
     image = tmp_path / "c4.img"
     seen: list[PrivateMounts] = []
@@ -136,11 +165,6 @@ def test_a_run_cut_short_leaves_nothing_behind(tmp_path: Path):
     assert not root_mounts_under(tmp_path)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 12, open liveness gap on merged main (2026-12-07): seed 1796608579 (8 disk "
-    "faults) kept every safety property but did not converge within 60 s after healing "
-    "(one holder, not both members healthy); replay: bench/nemesis.py --seed 1796608579 "
-    "--faults 8 --kinds disk_enospc,disk_eio. Passed in the run before. Remove once fixed."))
 def test_nemesis_disk_faults_heal_and_leave_nothing_behind(tmp_path: Path):
     """A short seeded run of only the disk kinds (~1.5 min): every fault injected and
     healed without a harness error, every property kept, and afterwards no mount, no
