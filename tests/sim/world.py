@@ -59,7 +59,7 @@ import heapq
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vnfha.agents import core as agent_core
@@ -170,6 +170,11 @@ class World:
         # One StateMachine runs the log; replicas differ only in how far they applied,
         # so the state after k entries is computed once (index k of `_states`).
         self._machine = StateMachine()
+        if failsafe <= 0:
+            # A new cluster starts with failsafe on (model.new_cluster_state); a world
+            # without `failsafe=` models one where an operator turned it off, so the
+            # scenarios of the other clauses keep their meaning (no grants, no rule 9).
+            self._machine.state = replace(self._machine.state, failsafe_lease_ms=0)
         self._states: list[ClusterState] = [self._machine.state]
         self._results: list[dict[str, Any]] = []
         self.dirty = False  # an agent claimed, renewed or resumed: check holders
@@ -179,7 +184,10 @@ class World:
         for node, ms in sorted(agents.items()):
             self.log.append(C.register_node(
                 node, "", [{"group": g, "member": m, "priority": p} for g, m, p in ms],
-                rid=f"setup-{node}", at=0.0))
+                rid=f"setup-{node}", at=0.0,
+                # Every simulated agent serves failsafe requests when failsafe is on (the
+                # product's agents do with mTLS; decide's rule 9 counts on the listener).
+                failsafe_endpoint=f"{node}:7701" if failsafe > 0 else ""))
         if failsafe > 0:
             self.log.append(C.set_failsafe(int(failsafe * 1000), rid="setup-failsafe", at=0.0))
         self.violations: list[str] = []
