@@ -39,6 +39,8 @@ command -v git >/dev/null 2>&1 || need_norec+=(git)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_norec+=(python3-venv)
 command -v systemd-nspawn >/dev/null 2>&1 || need_norec+=(systemd-container)
 command -v debootstrap >/dev/null 2>&1 || need_norec+=(debootstrap)
+# lintian: tests/packaging/test_deb.py checks the .deb with Debian's own checker.
+command -v lintian >/dev/null 2>&1 || need_norec+=(lintian)
 if ((${#need_apt[@]} + ${#need_norec[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]} ${need_norec[*]}" >&2

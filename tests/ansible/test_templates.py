@@ -19,6 +19,7 @@ import pytest
 
 from vnfha.agents.config import load_agent_config
 from vnfha.agents.lb.config import LbConfig
+from vnfha.coordinator.cli import DEFAULT_AGENT_STATUS_SOCKET
 from vnfha.coordinator.config import ConfigError, StateConfig, load_config
 from vnfha.coordinator.recovery import RecoveryConfig
 from vnfha.coordinator.security.tls import TlsFiles
@@ -99,6 +100,8 @@ def test_agent_config_loads_with_every_coordinator(rendered: Path) -> None:
     assert cfg.vip.interface == "eth0" and cfg.vip.manage is True
     assert (cfg.lease.ttl, cfg.lease.keepalive_interval) == (0.25, 0.06)
     assert cfg.role_api_socket == "/run/vnfha/agent.sock"
+    # `vnfha agent status` with no options looks there: it works on a deployed host
+    assert cfg.status_socket == DEFAULT_AGENT_STATUS_SOCKET
     (member,) = cfg.members
     assert (member.group, member.member, member.priority, len(member.checks)) == \
         ("web", "web-1", 200, 1)
@@ -134,6 +137,28 @@ def test_systemd_units_verify(rendered: Path) -> None:
     assert "User=vnfha" in coordinator and "RuntimeDirectory=vnfha" in coordinator
     agent = (rendered / "vnfha-agent.service").read_text()
     assert "KillMode=mixed" in agent and "RuntimeDirectory=vnfha" in agent
+
+
+def test_agent_sockets_each_get_their_folder_or_stay_off(tmp_path: Path) -> None:
+    """No role API but a status socket: systemd (RuntimeDirectory) and the init script
+    still make the status socket's folder; an empty path writes no section at all."""
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("x" * 32)
+    render(tmp_path, vnfha_coordinator_secret_file=str(secret),
+           vnfha_agent_role_api_socket="", vnfha_agent_status_socket="/run/vnfha-st/s.sock",
+           vnfha_agent_members=[{"group": "web", "member": "web-1"}])
+    cfg = load_agent_config(tmp_path / "agent.yaml")
+    assert (cfg.role_api_socket, cfg.status_socket) == (None, "/run/vnfha-st/s.sock")
+    unit = (tmp_path / "vnfha-agent.service").read_text()
+    assert "RuntimeDirectory=vnfha-st\n" in unit
+    assert 'SOCKDIRS="/run/vnfha-st"' in (tmp_path / "vnfha-agent.init").read_text()
+    render(tmp_path, vnfha_coordinator_secret_file=str(secret),
+           vnfha_agent_role_api_socket="", vnfha_agent_status_socket="",
+           vnfha_agent_members=[{"group": "web", "member": "web-1"}])
+    cfg = load_agent_config(tmp_path / "agent.yaml")
+    assert (cfg.role_api_socket, cfg.status_socket) == (None, None)
+    assert "status:" not in (tmp_path / "agent.yaml").read_text()
+    assert "RuntimeDirectory" not in (tmp_path / "vnfha-agent.service").read_text()
 
 
 def test_init_scripts_parse(rendered: Path) -> None:
