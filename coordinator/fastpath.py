@@ -166,13 +166,18 @@ class FastPathIntake:
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
         """Date and handle datagrams as `socket.recvmsg` returned them."""
         arrivals = self.arrivals
-        # Realtime first, then monotonic: a delay between the two reads makes the
-        # offset larger, so arrivals later, never earlier (rxclock).
+        # Realtime between two monotonic readings (rxclock: a delay between the reads
+        # only dates arrivals later).
+        before = self._clock()
         real = self._realtime()
         read_at = self._clock()
-        if arrivals is not None and arrivals.sample(real, read_at):
-            log.warning("the realtime clock was stepped: datagrams queued before now "
-                        "count as arrived now", extra={"steps": arrivals.steps})
+        if arrivals is not None and arrivals.sample(before, real, read_at):
+            now = read_at
+            if now - self._logged.get("clock_step", -1e9) >= DROP_LOG_EVERY_S:
+                self._logged["clock_step"] = now
+                log.warning("the realtime clock was stepped: fast-path datagrams queued "
+                            "before now count as arrived now",
+                            extra={"steps": arrivals.steps})
         for datagram, anc, _flags, source in batch:
             arrived = read_at
             if arrivals is not None:

@@ -13,15 +13,19 @@ coordinator's expiry must not end before the agent's lease, design.md §3), and 
 offset moves if the realtime clock is stepped (settimeofday, an NTP step) or slewed
 (at most 500 ppm by adjtimex) while a datagram waits. So:
 
-* the offset is sampled at every read (realtime read first, so a delay between the
-  two reads can only make arrivals later), and a change larger than a slew could make
-  (`TOLERANCE` plus `MAX_SLEW` per second since the last sample) is a step: every
+* the offset is sampled at every read, the realtime clock read between two readings of
+  the monotonic one: the later monotonic reading is used, so a delay between the reads
+  (a preempted thread) can only make the offset larger, and arrivals later;
+* a change of the offset larger than the sampling spread, `TOLERANCE` and a slew
+  (`MAX_SLEW` per second since the last sample) could explain is a step: every
   datagram read up to then counts as arrived no earlier than the moment the step was
-  noticed (later, never earlier, than the truth);
-* `TOLERANCE` is added to every converted stamp, covering what a slew below the
-  detection threshold can move it during the wait;
-* an arrival is never later than the read (the old stamp) nor taken from a stamp
-  the kernel did not give (no stamp: the read time).
+  noticed (later, never earlier, than the truth); a sample whose spread is itself
+  above `TOLERANCE` is treated the same way (it cannot tell);
+* what a single step or slew below that threshold can still move a stamp (the same
+  allowance, plus the slew over the datagram's own wait) is added to every converted
+  stamp, on the late side;
+* an arrival is never later than the read (the old stamp), and a datagram without a
+  kernel stamp is dated by the read.
 
 Later arrivals only ever make an expiry later, so none of this can weaken the lease
 argument; it only stops the reader's lateness from counting as the node's silence.
@@ -55,33 +59,43 @@ def timespec(data: bytes) -> float | None:
 class ArrivalClock:
     """Converts kernel receive stamps (realtime) to monotonic arrival times."""
 
-    __slots__ = ("_at", "_offset", "_step_seen", "steps")
+    __slots__ = ("_allowance", "_at", "_offset", "_spread", "_step_seen", "steps", "unsure")
 
     def __init__(self) -> None:
         self._offset: float | None = None  # monotonic - realtime at the last sample
         self._at = 0.0  # monotonic time of the last sample
+        self._spread = 0.0  # its sampling spread
+        self._allowance = TOLERANCE  # what an unnoticed change may have moved a stamp
         self._step_seen = -math.inf  # when the last realtime step was noticed
         self.steps = 0  # steps noticed (for a log line and tests)
+        self.unsure = 0  # samples too spread to tell (treated as steps, not logged)
 
-    def sample(self, real: float, mono: float) -> bool:
-        """The two clocks, read at a read: realtime FIRST, then monotonic, so a delay
-        between the two reads (preemption) only makes the offset larger, and every
-        arrival converted with it later. True if a step was noticed."""
-        offset = mono - real
+    def sample(self, before: float, real: float, after: float) -> bool:
+        """The clocks read at a read: monotonic `before`, then realtime `real`, then
+        monotonic `after`. True if a realtime step was noticed."""
+        spread = max(0.0, after - before)
+        offset = after - real
         stepped = False
+        allowance = TOLERANCE + spread
         if self._offset is not None:
-            allowed = TOLERANCE + MAX_SLEW * max(0.0, mono - self._at)
-            if abs(offset - self._offset) > allowed:
-                self._step_seen = mono
+            allowance += self._spread + MAX_SLEW * max(0.0, after - self._at)
+            if abs(offset - self._offset) > allowance:
+                self._step_seen = after
                 self.steps += 1
                 stepped = True
-        self._offset, self._at = offset, mono
+        if spread > TOLERANCE:  # preempted between the reads: cannot tell a step
+            self._step_seen = after
+            self.unsure += 1
+        self._offset, self._at, self._spread = offset, after, spread
+        self._allowance = allowance
         return stepped
 
     def arrival(self, stamp: float | None, read_at: float) -> float:
         """The monotonic arrival of a datagram the kernel stamped `stamp` (realtime
-        seconds; None: no stamp) and that was read at monotonic `read_at`."""
+        seconds; None: no stamp) and that was read by monotonic `read_at` (the last
+        sample's `after`, or later)."""
         if stamp is None or self._offset is None:
             return read_at
-        converted = stamp + self._offset + TOLERANCE
+        converted = stamp + self._offset
+        converted += self._allowance + MAX_SLEW * max(0.0, read_at - converted)
         return min(read_at, max(converted, self._step_seen))
