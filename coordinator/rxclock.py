@@ -53,7 +53,7 @@ def timespec(data: bytes) -> float | None:
     if len(data) < TIMESPEC.size:
         return None
     sec, nsec = TIMESPEC.unpack_from(data)
-    return sec + nsec * 1e-9
+    return float(sec + nsec * 1e-9)
 
 
 class ArrivalClock:
