@@ -346,16 +346,19 @@ class LoadGen:
                              for g, m, p in s.members]))
 
         await asyncio.gather(*(reg(s) for s in new))
-        if self.fast:  # each node opens a key at every coordinator, as agents/session.py
+        if self.fast:
+            # Each node opens a key at every coordinator in the background, as
+            # agents/session.py does; until then its rounds go over gRPC (FastRoutes).
+            keys = asyncio.Semaphore(8)
 
             async def open_key(s: Sim, k: int) -> None:
-                async with sem:
+                async with keys:
                     if await self.tr.open(k, s.index, s.name):  # type: ignore[attr-defined]
                         assert s.routes is not None
                         s.routes.opened(k, time.monotonic())
 
-            await asyncio.gather(*(open_key(s, k) for s in new
-                                   for k in range(len(self.endpoints))))
+            self._tasks.extend(asyncio.create_task(open_key(s, k)) for s in new
+                               for k in range(len(self.endpoints)))
         self.sims.extend(new)
         now = time.monotonic()
         for s in new:  # rounds spread over the interval
