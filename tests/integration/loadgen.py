@@ -337,42 +337,40 @@ class LoadGen:
                            [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints],
                            routes=FastRoutes(len(self.endpoints)) if self.fast else None))
         sem = asyncio.Semaphore(16)
+        now = time.monotonic()
 
-        async def reg(s: Sim) -> None:
+        async def start(s: Sim) -> None:
+            """Register, then (fast path) open a key at every coordinator, as an agent
+            does right after registering; its rounds start once that is done (a round
+            with no key yet would go over gRPC, FastRoutes)."""
             async with sem:
                 await self.tr.register(agent_pb2.RegisterNodeRequest(
                     node=s.name, address="198.18.1.1", remove_undeclared=True,
                     members=[agent_pb2.MemberSpec(group=g, member=m, priority=p)
                              for g, m, p in s.members]))
+                for k in range(len(self.endpoints)):
+                    self._tasks.append(asyncio.create_task(self._stream(s, k)))
+                    if self.watch:
+                        self._tasks.append(asyncio.create_task(self._watch(s, k)))
+                if self.fast:
+                    opened = await asyncio.gather(*(
+                        self.tr.open(k, s.index, s.name)  # type: ignore[attr-defined]
+                        for k in range(len(self.endpoints))))
+                    assert s.routes is not None
+                    for k, ok in enumerate(opened):
+                        if ok:
+                            s.routes.opened(k, time.monotonic())
+            # rounds spread over the interval
+            heapq.heappush(self._due, (max(time.monotonic(), now + (s.index % 97) / 97
+                                           * self.interval), s.index))
 
-        await asyncio.gather(*(reg(s) for s in new))
-        if self.fast:
-            # Each node opens a key at every coordinator in the background, as
-            # agents/session.py does; until then its rounds go over gRPC (FastRoutes).
-            keys = asyncio.Semaphore(8)
-
-            async def open_key(s: Sim, k: int) -> None:
-                async with keys:
-                    if await self.tr.open(k, s.index, s.name):  # type: ignore[attr-defined]
-                        assert s.routes is not None
-                        s.routes.opened(k, time.monotonic())
-
-            self._tasks.extend(asyncio.create_task(open_key(s, k)) for s in new
-                               for k in range(len(self.endpoints)))
         self.sims.extend(new)
-        now = time.monotonic()
-        for s in new:  # rounds spread over the interval
-            heapq.heappush(self._due, (now + (s.index % 97) / 97 * self.interval, s.index))
         if not any(t.get_name() == "loadgen-ticker" for t in self._tasks):
             self._tasks.append(asyncio.create_task(self._ticker(), name="loadgen-ticker"))
-        for s in new:
-            for k in range(len(self.endpoints)):
-                self._tasks.append(asyncio.create_task(self._stream(s, k)))
-                if self.watch:
-                    self._tasks.append(asyncio.create_task(self._watch(s, k)))
         if self._checker is None:
             self._checker = asyncio.create_task(self._check())
             self._tasks.append(asyncio.create_task(self._heartbeat()))
+        await asyncio.gather(*(start(s) for s in new))
 
     def mark(self) -> None:
         self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time())
