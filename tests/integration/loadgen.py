@@ -337,12 +337,11 @@ class LoadGen:
                            [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints],
                            routes=FastRoutes(len(self.endpoints)) if self.fast else None))
         sem = asyncio.Semaphore(16)
-        now = time.monotonic()
 
         async def start(s: Sim) -> None:
-            """Register, then (fast path) open a key at every coordinator, as an agent
-            does right after registering; its rounds start once that is done (a round
-            with no key yet would go over gRPC, FastRoutes)."""
+            """Register, start the rounds (over gRPC while no key is open, FastRoutes),
+            then (fast path) open a key at every coordinator at once, as an agent does
+            right after registering."""
             async with sem:
                 await self.tr.register(agent_pb2.RegisterNodeRequest(
                     node=s.name, address="198.18.1.1", remove_undeclared=True,
@@ -352,6 +351,8 @@ class LoadGen:
                     self._tasks.append(asyncio.create_task(self._stream(s, k)))
                     if self.watch:
                         self._tasks.append(asyncio.create_task(self._watch(s, k)))
+                # rounds spread over the interval, the first one at once
+                heapq.heappush(self._due, (time.monotonic(), s.index))
                 if self.fast:
                     opened = await asyncio.gather(*(
                         self.tr.open(k, s.index, s.name)  # type: ignore[attr-defined]
@@ -360,9 +361,6 @@ class LoadGen:
                     for k, ok in enumerate(opened):
                         if ok:
                             s.routes.opened(k, time.monotonic())
-            # rounds spread over the interval
-            heapq.heappush(self._due, (max(time.monotonic(), now + (s.index % 97) / 97
-                                           * self.interval), s.index))
 
         self.sims.extend(new)
         if not any(t.get_name() == "loadgen-ticker" for t in self._tasks):
