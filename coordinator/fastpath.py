@@ -2,9 +2,11 @@
 
 Why: on the gRPC stream ~70 % of a keepalive's CPU is gRPC/asyncio machinery, and a
 lagging event loop stamps arrivals late (issue 14). Here one thread reads datagrams
-in batches straight from a UDP socket, stamps each arrival at the read, and answers
-with the same handler the gRPC stream uses, so a datagram can change exactly what an
-authenticated gRPC keepalive of the same node can, and nothing else.
+in batches straight from a UDP socket, dates each by the kernel's receive timestamp
+(coordinator/rxclock.py: a backlog waiting in the socket while this process was busy
+does not make live nodes look silent), and answers with the same handler the gRPC
+stream uses, so a datagram can change exactly what an authenticated gRPC keepalive of
+the same node can, and nothing else.
 
 Sessions are issued by AgentService.OpenFastPath over mTLS (authorized as the node
 itself): one per node, a new random key per call, kept in memory only, so a restart
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 
 from vnfha.coordinator import fastwire as W
+from vnfha.coordinator import rxclock
 from vnfha.v1 import agent_pb2
 
 log = logging.getLogger("vnfha.fastpath")
@@ -55,9 +58,12 @@ class FastPathIntake:
 
     def __init__(self, host: str, port: int, handler: Handler,
                  clock: Callable[[], float] = time.monotonic,
-                 rcvbuf: int = RCVBUF) -> None:
+                 rcvbuf: int = RCVBUF,
+                 realtime: Callable[[], float] = time.time,
+                 kernel_stamps: bool = True) -> None:
         self._handler = handler
         self._clock = clock
+        self._realtime = realtime
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -67,6 +73,15 @@ class FastPathIntake:
             self._sock.close()
             raise
         self.port: int = self._sock.getsockname()[1]
+        #: kernel receive stamps -> monotonic arrivals; None: stamped at the read
+        self.arrivals: rxclock.ArrivalClock | None = None
+        if kernel_stamps:
+            try:
+                self._sock.setsockopt(socket.SOL_SOCKET, rxclock.SO_TIMESTAMPNS, 1)
+                self.arrivals = rxclock.ArrivalClock()
+            except OSError as e:  # not Linux: read times, as before
+                log.warning("no kernel receive timestamps on the fast path socket; "
+                            "arrivals are stamped when read", extra={"error": str(e)})
         self._lock = threading.Lock()  # sessions: written by OpenFastPath, read here
         self._sessions: dict[bytes, Session] = {}
         self._by_node: dict[str, bytes] = {}
@@ -128,30 +143,50 @@ class FastPathIntake:
     # -- the intake thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        """Block in one read (one system call per datagram, the GIL released while
-        waiting), then drain what else is queued, up to BATCH, without blocking; each
-        datagram is stamped as it is read, and the batch is handled after."""
-        buf = bytearray(W.MAX_DATAGRAM + 1)  # one byte more: an oversize read shows
-        view = memoryview(buf)
+        """Block in one read (the GIL released while waiting), then drain what else is
+        queued, up to BATCH, without blocking, and handle the batch. Each datagram is
+        dated by its kernel receive stamp (rxclock), never later than its read."""
+        size = W.MAX_DATAGRAM + 1  # one byte more: an oversize read shows
         sock = self._sock
-        clock = self._clock
         while not self._stop.is_set():
             try:
-                n, addr = sock.recvfrom_into(buf)
+                batch = [sock.recvmsg(size, rxclock.ANCBUF)]
             except OSError as e:  # e.g. an ICMP error queued on the socket
                 log.debug("fast path read failed", extra={"error": str(e)})
                 continue
-            batch = [(bytes(view[:n]), addr, clock())]  # stamped at the read
             while len(batch) < BATCH:
                 try:
-                    n, addr = sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
+                    batch.append(sock.recvmsg(size, rxclock.ANCBUF, socket.MSG_DONTWAIT))
                 except OSError:  # BlockingIOError: drained
                     break
-                batch.append((bytes(view[:n]), addr, clock()))
             if self._stop.is_set():
                 break
-            for datagram, source, arrived in batch:
-                self._one(datagram, source, arrived)
+            self._handle_batch(batch)
+
+    def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
+        """Date and handle datagrams as `socket.recvmsg` returned them."""
+        arrivals = self.arrivals
+        # Realtime between two monotonic readings (rxclock: a delay between the reads
+        # only dates arrivals later).
+        before = self._clock()
+        real = self._realtime()
+        read_at = self._clock()
+        if arrivals is not None and arrivals.sample(before, real, read_at):
+            now = read_at
+            if now - self._logged.get("clock_step", -1e9) >= DROP_LOG_EVERY_S:
+                self._logged["clock_step"] = now
+                log.warning("the realtime clock was stepped: fast-path datagrams queued "
+                            "before now count as arrived now",
+                            extra={"steps": arrivals.steps})
+        for datagram, anc, _flags, source in batch:
+            arrived = read_at
+            if arrivals is not None:
+                stamp = None
+                for level, kind, data in anc:
+                    if level == socket.SOL_SOCKET and kind == rxclock.SO_TIMESTAMPNS:
+                        stamp = rxclock.timespec(data)
+                arrived = arrivals.arrival(stamp, read_at)
+            self._one(datagram, source, arrived)
 
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,8 +58,9 @@ REASONS = ("malformed", "oversize", "unknown_key", "unauthenticated", "replayed"
            "wrong_node", "invalid")
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
+    """A datagram's clear header (a tuple: built once per datagram, so kept cheap)."""
+
     kind: int
     key_id: bytes
     counter: int
@@ -74,7 +76,7 @@ def parse_header(datagram: bytes, kind: int) -> Header:
     magic, version, got_kind, key_id, counter = HEADER.unpack_from(datagram)
     if magic != MAGIC or version != VERSION or got_kind != kind or counter == 0:
         raise Rejected("malformed")
-    return Header(kind=got_kind, key_id=key_id, counter=counter)
+    return Header(got_kind, key_id, counter)
 
 
 def _nonce(kind: int, counter: int) -> bytes:

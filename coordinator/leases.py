@@ -139,9 +139,19 @@ class LeaseTable:
         Returns True if anything a decision depends on changed (first keepalive,
         health, seen or held epoch), so the leader can look again at once."""
         stalled = self._stall(now)
+        raw = {(r.group, r.member): r for r in reports}
         with self._lock:
             first = node not in self._last
             gap = now - self._last.get(node, now)
+            if (not first and (self._ttl is None or gap <= self._ttl)
+                    and self._raw.get(node) == raw):
+                # The same reports as last time, within a healthy run (nearly every
+                # keepalive): the full path below would rebuild equal reports, keep
+                # every healthy_since and change nothing; only the time moves.
+                if now >= self._last[node]:
+                    self._last[node] = now
+                    self._stall_at[node] = stalled
+                return False
             if first or (self._ttl is not None and gap > self._ttl):
                 self._run[node] = now
             if now >= self._last.get(node, now):
@@ -163,7 +173,7 @@ class LeaseTable:
                                         active_epoch=r.active_epoch, healthy_since=since,
                                         generation=r.generation, leased=r.leased)
             self._reports[node] = new
-            self._raw[node] = {(r.group, r.member): r for r in reports}
+            self._raw[node] = raw
             changed = first or old.keys() != new.keys() or any(
                 (o.health, o.seen_epoch, o.active_epoch, o.generation, o.leased)
                 != (new[k].health, new[k].seen_epoch, new[k].active_epoch, new[k].generation,

@@ -7,8 +7,13 @@ coordinator's queue keeps only the 4 newest rounds) and a WatchAssignments strea
 (feeding the epochs of the next keepalive). Each node keeps a real `QuorumLease`
 (agents/lease.py), so "a lease lapsed" here means what it means to a real agent.
 
-The transport is pluggable (`Transport`): `GrpcTransport` drives the gRPC streams; a
-datagram fast path can implement the same three calls. Used by
+The transport is pluggable (`Transport`): `GrpcTransport` drives the gRPC streams;
+`FastTransport` is the keepalive fast path as agents/fastpath.py speaks it (a key per
+node and coordinator from the real AgentService.OpenFastPath, AES-GCM datagrams in the
+real fastwire format, and the agent's own `FastRoutes`: a round whose previous
+datagram went unanswered also goes over the node's gRPC stream, as a real agent's
+would). Rounds are sent by one ticker for all nodes (a timer per node costs more
+generator CPU than the coordinator spends on the keepalive). Used by
 tests/integration/test_overload.py and bench/scale.py; `run` is a plain function of
 JSON-able arguments so it can run in a child process (the generator must not share a
 GIL with what it measures).
@@ -23,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import math
+import socket
 import time
 from array import array
 from collections.abc import AsyncIterator
@@ -31,8 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import DecodeError
 
+from vnfha.agents.fastpath import FastRoutes
 from vnfha.agents.lease import QuorumLease
+from vnfha.coordinator import fastwire as W
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
 
 ACTIVE = types_pb2.ROLE_ACTIVE
@@ -119,6 +129,122 @@ class GrpcTransport:
                 await ch.close()
 
 
+class FastTransport:
+    """The keepalive fast path: gRPC for registration, keys (OpenFastPath), watches and
+    the rounds the agent's `FastRoutes` sends that way; keepalives as sealed datagrams
+    (fastwire) on one UDP socket, answers read in batches on the event loop. The
+    coordinators tell the simulated nodes apart by key id, as they tell agents apart."""
+
+    fast = True
+
+    def __init__(self, endpoints: list[str], nodes: int) -> None:
+        self.endpoints = endpoints
+        self.grpc = GrpcTransport(endpoints, nodes)
+        #: key id -> (coordinator index, node index, key, replay guard of the answers)
+        self._sessions: dict[bytes, tuple[int, int, W.SessionKey, W.ReplayGuard]] = {}
+        #: (coordinator index, node index) -> [key, keepalive counter, address]
+        self._out: dict[tuple[int, int], list[Any]] = {}
+        host = endpoints[0].rsplit(":", 1)[0].strip("[]")
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                   socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+        self._sock.bind((host, 0))
+        self._sock.setblocking(False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: (coordinator index, node index, answer) for each authentic answer
+        self.on_answer: Any = None
+        self.dropped = 0  # answers that failed a check (none expected)
+        self.send_failed = 0  # datagrams the socket refused (a full send buffer)
+
+    async def register(self, req: agent_pb2.RegisterNodeRequest) -> None:
+        await self.grpc.register(req)
+
+    async def open(self, index: int, node: int, name: str) -> bool:
+        """A key for node `name` at coordinator `index`, as the agent gets it."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self._sock.fileno(), self._readable)
+        wait = 0.1
+        for _ in range(30):
+            try:
+                r = await self.grpc._stub(index, node).OpenFastPath(
+                    agent_pb2.OpenFastPathRequest(node=name), timeout=10)
+                break
+            except grpc.aio.AioRpcError as e:
+                if e.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    grpc.StatusCode.DEADLINE_EXCEEDED):
+                    return False
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 2.0)
+        else:
+            return False
+        host = self.endpoints[index].rsplit(":", 1)[0].strip("[]")
+        key = W.SessionKey(r.key_id, r.key)
+        old = self._out.get((index, node))
+        if old is not None:
+            self._sessions.pop(old[0].key_id, None)
+        self._out[(index, node)] = [key, 0, (host, r.port)]
+        self._sessions[key.key_id] = (index, node, key, W.ReplayGuard())
+        return True
+
+    def send(self, index: int, node: int, payload: bytes) -> bool:
+        """Seal and send one keepalive; False if it cannot go as a datagram."""
+        out = self._out.get((index, node))
+        if out is None or len(payload) + W.MIN_DATAGRAM > W.MAX_DATAGRAM:
+            return False
+        out[1] += 1
+        try:
+            self._sock.sendto(out[0].seal(W.KIND_KEEPALIVE, out[1], payload), out[2])
+        except OSError:
+            self.send_failed += 1
+            return False
+        return True
+
+    def _readable(self) -> None:
+        """Every queued answer (up to 1,024 per wake-up), checked as the agent does."""
+        sock = self._sock
+        for _ in range(1024):
+            try:
+                data = sock.recv(W.MAX_DATAGRAM + 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error queued on the socket
+                continue
+            try:
+                header = W.parse_header(data, W.KIND_ACK)
+                session = self._sessions.get(header.key_id)
+                if session is None:
+                    raise W.Rejected("unknown_key")
+                payload = W.open_checked(session[2], session[3], header, data)
+                resp = agent_pb2.KeepaliveResponse()
+                resp.ParseFromString(payload)
+            except (W.Rejected, DecodeError):
+                self.dropped += 1
+                continue
+            if self.on_answer is not None:
+                self.on_answer(session[0], session[1], resp)
+
+    def keepalive(self, index: int, node: int,
+                  requests: AsyncIterator[agent_pb2.KeepaliveRequest]
+                  ) -> AsyncIterator[agent_pb2.KeepaliveResponse]:
+        return self.grpc.keepalive(index, node, requests)
+
+    def watch(self, index: int, node: int, name: str) -> Any:
+        return self.grpc.watch(index, node, name)
+
+    async def close(self) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        await self.grpc.close()
+
+
+TRANSPORTS: dict[str, Any] = {"grpc": GrpcTransport, "fast": FastTransport}
+
+
 @dataclass
 class Sim:
     """One simulated node."""
@@ -133,6 +259,7 @@ class Sim:
     held: dict[str, int] = field(default_factory=dict)  # group -> epoch held active at
     was_valid: bool = False
     alive: bool = True  # False: crashed (sends nothing more)
+    routes: FastRoutes | None = None  # the agent's fast-path routing (fast transport)
 
     def request(self) -> agent_pb2.KeepaliveRequest:
         return agent_pb2.KeepaliveRequest(node=self.name, seq=self.seq, members=[
@@ -156,6 +283,8 @@ class Window:
     promotions: int = 0  # grants of a newer epoch seen (with no fault: false failovers)
     min_valid: int = -1  # fewest nodes holding a lease at one check
     refused_streams: int = 0
+    datagrams: int = 0  # keepalives sent as datagrams (fast transport)
+    grpc_rounds: int = 0  # keepalives the fast transport's routes sent over gRPC
     cpu0: float = 0.0
     # How late the generator's own event loop ran (10 ms heartbeat): a late generator
     # sees leases lapse that no coordinator let lapse.
@@ -173,7 +302,7 @@ class LoadGen:
     figures are taken over windows (`mark`, then `window`)."""
 
     def __init__(self, endpoints: list[str], interval: float, ttl: float,
-                 transport: Transport | None = None, max_nodes: int = 4096,
+                 transport: Transport | str | None = None, max_nodes: int = 4096,
                  watch: bool = True, groups: int | None = None) -> None:
         self.endpoints = endpoints
         self.groups = groups  # None: one group per two nodes, as they are added
@@ -181,9 +310,16 @@ class LoadGen:
         self.interval = interval
         self.ttl = ttl
         self.watch = watch
-        self._own = transport is None
-        self.tr: Transport = transport or GrpcTransport(endpoints, max_nodes)
+        # A transport named (or none: gRPC) is made, and closed, here.
+        self._own = transport is None or isinstance(transport, str)
+        self.tr: Transport = (TRANSPORTS[transport or "grpc"](endpoints, max_nodes)
+                              if transport is None or isinstance(transport, str)
+                              else transport)
+        self.fast = bool(getattr(self.tr, "fast", False))
+        if self.fast:
+            self.tr.on_answer = self._fast_answer  # type: ignore[attr-defined]
         self.sims: list[Sim] = []
+        self._due: list[tuple[float, int]] = []  # (next round, node index): the ticker's heap
         self.grants: dict[str, tuple[int, str]] = {}  # group -> newest (epoch, member)
         self.first_seen: dict[tuple[str, int], float] = {}  # (group, epoch) -> first sight
         self.w = Window(time.monotonic(), 0)
@@ -198,27 +334,41 @@ class LoadGen:
         for i in range(first, first + count):
             new.append(Sim(i, node_name(i), hosted(i, self.max_nodes, self.groups),
                            QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
-                           [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints]))
+                           [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints],
+                           routes=FastRoutes(len(self.endpoints)) if self.fast else None))
         sem = asyncio.Semaphore(16)
 
-        async def reg(s: Sim) -> None:
+        async def start(s: Sim) -> None:
+            """Register, start the rounds (over gRPC while no key is open, FastRoutes),
+            then (fast path) open a key at every coordinator at once, as an agent does
+            right after registering."""
             async with sem:
                 await self.tr.register(agent_pb2.RegisterNodeRequest(
                     node=s.name, address="198.18.1.1", remove_undeclared=True,
                     members=[agent_pb2.MemberSpec(group=g, member=m, priority=p)
                              for g, m, p in s.members]))
+                for k in range(len(self.endpoints)):
+                    self._tasks.append(asyncio.create_task(self._stream(s, k)))
+                    if self.watch:
+                        self._tasks.append(asyncio.create_task(self._watch(s, k)))
+                # rounds spread over the interval, the first one at once
+                heapq.heappush(self._due, (time.monotonic(), s.index))
+                if self.fast:
+                    opened = await asyncio.gather(*(
+                        self.tr.open(k, s.index, s.name)  # type: ignore[attr-defined]
+                        for k in range(len(self.endpoints))))
+                    assert s.routes is not None
+                    for k, ok in enumerate(opened):
+                        if ok:
+                            s.routes.opened(k, time.monotonic())
 
-        await asyncio.gather(*(reg(s) for s in new))
         self.sims.extend(new)
-        for s in new:
-            self._tasks.append(asyncio.create_task(self._ticker(s)))
-            for k in range(len(self.endpoints)):
-                self._tasks.append(asyncio.create_task(self._stream(s, k)))
-                if self.watch:
-                    self._tasks.append(asyncio.create_task(self._watch(s, k)))
+        if not any(t.get_name() == "loadgen-ticker" for t in self._tasks):
+            self._tasks.append(asyncio.create_task(self._ticker(), name="loadgen-ticker"))
         if self._checker is None:
             self._checker = asyncio.create_task(self._check())
             self._tasks.append(asyncio.create_task(self._heartbeat()))
+        await asyncio.gather(*(start(s) for s in new))
 
     def mark(self) -> None:
         self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time())
@@ -241,6 +391,7 @@ class LoadGen:
             "min_nodes_with_lease": w.min_valid,
             "promotions": w.promotions, "groups_with_active": len(self.grants),
             "refused_streams": w.refused_streams,
+            "datagrams_sent": w.datagrams, "grpc_rounds_while_fast": w.grpc_rounds,
             "generator_cpu_s": round(time.process_time() - w.cpu0, 2),
             "generator_lag_p99_ms": round((_pct(sorted(w.own_lag), 0.99) or 0.0) * 1000, 1),
             "generator_lag_max_ms": round(max(w.own_lag, default=0.0) * 1000, 1),
@@ -290,22 +441,67 @@ class LoadGen:
     # -- one node ---------------------------------------------------------------------
 
     def _send(self, s: Sim) -> None:
+        now = time.monotonic()
         s.seq += 1
-        s.lease.sent(s.seq, time.monotonic())  # noted before sending, as the agent does
+        s.lease.sent(s.seq, now)  # noted before sending, as the agent does
         req = s.request()
-        self.w.sent += 1
-        for q in s.queues:
+        w = self.w
+        w.sent += 1
+        payload: bytes | None = None
+        for k, q in enumerate(s.queues):
+            if s.routes is not None:  # the agent's rule (agents/fastpath.FastRoutes)
+                plan = s.routes.plan(k, s.seq, now)
+                sent = False
+                if plan.udp:
+                    if payload is None:
+                        payload = req.SerializeToString()
+                    sent = self.tr.send(k, s.index, payload)  # type: ignore[attr-defined]
+                    w.datagrams += sent
+                if sent and not plan.grpc:
+                    continue
+                w.grpc_rounds += 1
             if q.full():  # a slow coordinator gets the newest rounds, not a backlog
                 q.get_nowait()
             q.put_nowait(req)
 
-    async def _ticker(self, s: Sim) -> None:
-        await asyncio.sleep((s.index % 97) / 97 * self.interval)  # spread the rounds
-        nxt = time.monotonic()
-        while not self._done.is_set() and s.alive:
-            self._send(s)
-            nxt = max(nxt + self.interval, time.monotonic() - self.interval)
-            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+    async def _ticker(self) -> None:
+        """Every node's rounds, each every `interval` from its own phase: one task and
+        one timer for all (a round late by more than an interval is sent at once and
+        the node's phase starts again from then, as an agent's ticker would)."""
+        due = self._due
+        while not self._done.is_set():
+            now = time.monotonic()
+            while due and due[0][0] <= now:
+                at, i = heapq.heappop(due)
+                s = self.sims[i]
+                if not s.alive:
+                    continue
+                self._send(s)
+                nxt = at + self.interval
+                heapq.heappush(due, (nxt if nxt > now else now + self.interval, i))
+            wait = due[0][0] - time.monotonic() if due else 0.01
+            await asyncio.sleep(min(max(wait, 0.0005), 0.01))
+
+    def _acked(self, s: Sim, resp: agent_pb2.KeepaliveResponse) -> None:
+        """An answer from a coordinator, as the agent counts it (either route)."""
+        if resp.result != agent_pb2.KEEPALIVE_RESULT_ACK:
+            return
+        sent_at = s.lease._sent.get(resp.seq)
+        again = resp.coordinator_id in s.lease._acks.get(resp.seq, ())
+        s.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+        if again:  # the same round answered on both routes: the second is a no-op
+            return
+        self.w.acked += 1
+        if sent_at is not None and len(self.w.latencies) < 2_000_000:
+            self.w.latencies.append(time.monotonic() - sent_at)
+
+    def _fast_answer(self, k: int, i: int, resp: agent_pb2.KeepaliveResponse) -> None:
+        if i >= len(self.sims):
+            return
+        s = self.sims[i]
+        if s.routes is not None:
+            s.routes.answered(k, resp.seq, time.monotonic())
+        self._acked(s, resp)
 
     async def _stream(self, s: Sim, k: int) -> None:
         q = s.queues[k]
@@ -320,13 +516,7 @@ class LoadGen:
         while not self._done.is_set() and s.alive:
             try:
                 async for resp in self.tr.keepalive(k, s.index, requests()):
-                    if resp.result != agent_pb2.KEEPALIVE_RESULT_ACK:
-                        continue
-                    sent_at = s.lease._sent.get(resp.seq)
-                    s.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
-                    self.w.acked += 1
-                    if sent_at is not None and len(self.w.latencies) < 2_000_000:
-                        self.w.latencies.append(time.monotonic() - sent_at)
+                    self._acked(s, resp)
             except (grpc.aio.AioRpcError, asyncio.CancelledError):
                 if _cancelling():
                     raise
@@ -389,8 +579,8 @@ def _cancelling() -> bool:
 
 
 async def _steady(endpoints: list[str], nodes: int, seconds: float, interval: float,
-                  ttl: float, warmup: float) -> dict[str, Any]:
-    lg = LoadGen(endpoints, interval, ttl, max_nodes=nodes)
+                  ttl: float, warmup: float, transport: str) -> dict[str, Any]:
+    lg = LoadGen(endpoints, interval, ttl, max_nodes=nodes, transport=transport)
     try:
         await lg.add(nodes)
         await asyncio.sleep(warmup)
@@ -402,15 +592,15 @@ async def _steady(endpoints: list[str], nodes: int, seconds: float, interval: fl
 
 
 def run(endpoints: list[str], nodes: int, seconds: float, interval: float, ttl: float,
-        warmup: float = 3.0) -> dict[str, Any]:
+        warmup: float = 3.0, transport: str = "grpc") -> dict[str, Any]:
     """Drive `nodes` simulated nodes for `warmup + seconds`; figures over `seconds`."""
-    return asyncio.run(_steady(endpoints, nodes, seconds, interval, ttl, warmup))
+    return asyncio.run(_steady(endpoints, nodes, seconds, interval, ttl, warmup, transport))
 
 
 async def _overload(endpoints: list[str], interval: float, ttl: float, step: int,
                     step_seconds: float, factor: float, seconds: float, max_nodes: int,
-                    warmup: float) -> dict[str, Any]:
-    lg = LoadGen(endpoints, interval, ttl, max_nodes=max_nodes)
+                    warmup: float, transport: str) -> dict[str, Any]:
+    lg = LoadGen(endpoints, interval, ttl, max_nodes=max_nodes, transport=transport)
     steps: list[dict[str, Any]] = []
 
     async def measure(length: float) -> dict[str, Any]:
@@ -443,13 +633,13 @@ async def _overload(endpoints: list[str], interval: float, ttl: float, step: int
 def ramp_then_overload(endpoints: list[str], interval: float, ttl: float, step: int = 8,
                        step_seconds: float = 4.0, factor: float = 2.0,
                        seconds: float = 60.0, max_nodes: int = 2000,
-                       warmup: float = 2.0) -> dict[str, Any]:
+                       warmup: float = 2.0, transport: str = "grpc") -> dict[str, Any]:
     """Calibrate, then overload, on one set of nodes that never stops: add nodes (`step`,
     or a quarter more once that is larger) while each window is `clean` (an unclean one
     is measured once more before it counts); the capacity is the last clean count. Then
     grow to `factor` times that and hold it for `seconds`."""
     return asyncio.run(_overload(endpoints, interval, ttl, step, step_seconds, factor,
-                                 seconds, max_nodes, warmup))
+                                 seconds, max_nodes, warmup, transport))
 
 
 def clean(result: dict[str, Any], ttl: float) -> bool:

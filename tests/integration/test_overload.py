@@ -2,15 +2,20 @@
 for a minute, lapses no lease en masse and fails over no healthy active.
 
 Three real coordinator processes (embedded Raft) on loopback; a real pair of agents
-(AgentSession) runs group `web`; a load generator in its own process speaks the real
-agent protocol (tests/integration/loadgen.py: RegisterNode, Keepalive and
-WatchAssignments streams to every coordinator, a real QuorumLease per node). The
+(AgentSession, on the keepalive fast path as deployed) runs group `web`; a load
+generator in its own process speaks the real agent protocol
+(tests/integration/loadgen.py: RegisterNode, WatchAssignments streams to every
+coordinator, a real QuorumLease per node, and keepalives either on the fast path
+(`fast`: keys from OpenFastPath, AES-GCM datagrams, the agent's own fallback to the
+gRPC stream) or on the gRPC Keepalive streams (`grpc`)). The
 capacity is measured at run time (the machine is shared), by adding nodes while every
 window stays clean; then the node count is doubled and held for 60 s.
 
 On the old code the backlog of unread keepalives made live nodes look silent on every
 coordinator at once: false expiries committed, every lease of the load generator
-lapsed, and the healthy active was failed over.
+lapsed, and the healthy active was failed over. On the fast path each datagram is
+dated by the kernel's receive stamp (coordinator/rxclock.py), so a backlog in the
+socket is not silence.
 """
 
 from __future__ import annotations
@@ -84,12 +89,26 @@ def declared_lost(c: CoordinatorCluster, since: float) -> list[str]:
     raise AssertionError("no coordinator answered ListEvents")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 14, graceful overload not reached yet: on a quiet machine (2026-12-07, merged "
-    "main) the measured capacity was 120 nodes, and at 240 nodes for 60 s every node's "
-    "lease lapsed and 238 members were declared lost (0 promotions): the loop-lag meter "
-    "does not see the backlog that waits in the transport (docs/design.md, Overload)"))
-def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
+GRPC_XFAIL = pytest.mark.xfail(strict=False, reason=(
+    "issue 14, graceful overload not reached on the gRPC stream: on a quiet machine "
+    "(2026-12-07, merged main) the measured capacity was 120 nodes, and at 240 nodes for "
+    "60 s every node's lease lapsed and 238 members were declared lost (0 promotions): "
+    "arrivals are stamped when the event loop reads them, so a backlog waiting in the "
+    "transport looks like silence (docs/design.md, Overload)"))
+
+
+FAST_XFAIL = pytest.mark.xfail(strict=False, reason=(
+    "issue 14, not passing yet on the fast path: 2026-12-07, busy machine (load 25-35): the "
+    "generator ran at 7 % of a core and live nodes were really silent; quiet machine (load "
+    "2-7, two runs): no coordinator reported overload, but nodes the generator had just "
+    "registered were declared lost (unknown -> lost, 2.0 s after their registration: no "
+    "keepalive of theirs acknowledged within 2 TTLs), 135-160 of them during the ramp, plus "
+    "3 live nodes (healthy -> lost); not diagnosed (bench/README.md, scale.py)"))
+
+
+@pytest.mark.parametrize("transport", [pytest.param("fast", marks=FAST_XFAIL),
+                                       pytest.param("grpc", marks=GRPC_XFAIL)])
+def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path, transport):
     c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL, tls=False,
                            stabilization=1.0)
     roles = Roles()
@@ -109,7 +128,7 @@ def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
         with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
             result = ex.submit(loadgen.ramp_then_overload, c.endpoints, INTERVAL, TTL,
                                step=8, step_seconds=4.0, factor=2.0, seconds=SECONDS,
-                               max_nodes=MAX_NODES).result(timeout=900)
+                               max_nodes=MAX_NODES, transport=transport).result(timeout=900)
         over = result["overload"]
         report = f"capacity {result['capacity_nodes']} nodes; steps {result['steps']}; " \
                  f"at twice that: {over}"

@@ -31,3 +31,25 @@ def test_without_ttl_the_old_behaviour_is_kept():
     t = LeaseTable(started_at=0.0)
     healthy(t, 10.0)
     assert healthy(t, 12.0) == 10.0
+
+
+def test_an_unchanged_report_moves_only_the_time():
+    """The cheap path for a repeated report (most keepalives) changes exactly what the
+    full path would: the last-heard time, nothing a decision reads."""
+    t = LeaseTable(started_at=0.0, ttl=0.25)
+    reports = [Report("g", "a", Health.HEALTHY, 3, 3, generation=7, leased=True)]
+    assert t.record("n1", reports, 10.0) is True  # first keepalive
+    before = t.observations(0.0, None)
+    assert t.record("n1", list(reports), 10.1) is False
+    after = t.observations(0.0, None)
+    assert t.last_seen("n1") == 10.1
+    assert after.versions == before.versions
+    assert after.nodes["n1"].members == before.nodes["n1"].members
+    assert after.nodes["n1"].heard_since == 10.0
+    # An older keepalive handled late does not move the time back.
+    assert t.record("n1", list(reports), 10.05) is False
+    assert t.last_seen("n1") == 10.1
+    # Any change still takes the full path: a new epoch seen is a change.
+    assert t.record("n1", [Report("g", "a", Health.HEALTHY, 4, 3, generation=7,
+                                  leased=True)], 10.2) is True
+    assert t.observations(0.0, None).versions["n1"] > before.versions["n1"]
