@@ -97,7 +97,19 @@ class ChangeFeed:
         return self._report_event
 
     def reports_changed(self) -> None:
-        """An agent's keepalive changed its reports; call on the event loop."""
+        """An agent's keepalive changed its reports. Safe from any thread: the fast
+        path's intake thread calls it too, and an asyncio.Event may only be set on its
+        loop (set from another thread, its waiters are not woken reliably)."""
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop runs in this thread
+            on_loop = False
+        if on_loop:
+            self._set_reports_changed()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._set_reports_changed)
+
+    def _set_reports_changed(self) -> None:
         self._report_event.set()
         self._report_event = asyncio.Event()
 
