@@ -31,6 +31,9 @@ from vnfha.coordinator.store.base import OutcomeUnknown, Store, StoreError
 
 log = logging.getLogger("vnfha.control")
 
+#: Nodes named one per line when leases expire in one round; the rest are counted.
+EXPIRY_LOG_NODES = 20
+
 # peer id -> callable(nodes, timeout) -> its view (or just {node: age_seconds});
 # raises on failure.
 PeerAgeFn = Callable[[list[str], float], "PeerView | dict[str, float]"]
@@ -79,6 +82,7 @@ class Controller:
         self._unconfirmed = False  # stale nodes the last round could not yet confirm
         self._overload_seen = False  # the last confirmation met an overloaded voter
         self._peer_overloaded = False  # a peer said so in its lease-age answer
+        self._expired_logged: set[str] = set()  # expired nodes already logged as such
 
     def start(self) -> None:
         self._loop.start()
@@ -125,9 +129,16 @@ class Controller:
         if self._overload_seen and r.stale:
             log.debug("overloaded coordinators vouch only for long silences",
                       extra={"self": overloaded, "peers_overloaded": self._peer_overloaded})
-        for node in r.expired:
+        # Once per expiry, not per round: a node stays expired every round (20 Hz) until
+        # it is heard again, and a lost rack would otherwise log thousands of lines a second.
+        newly = sorted(set(r.expired) - self._expired_logged)
+        self._expired_logged = set(r.expired)
+        for node in newly[:EXPIRY_LOG_NODES]:
             log.info("node lease expired on a majority of coordinators",
                      extra={"node": node, "votes": r.votes[node], "quorum": self._quorum})
+        if len(newly) > EXPIRY_LOG_NODES:
+            log.info("more node leases expired on a majority of coordinators",
+                     extra={"nodes": len(newly) - EXPIRY_LOG_NODES, "quorum": self._quorum})
         if self.metrics is not None:
             self.metrics.failovers.round(state, r.expired, {
                 n: now - self._leases.age(n, now) for n in r.expired}, now)

@@ -198,3 +198,35 @@ def test_a_lost_node_with_many_actives_fails_over_in_one_commit():
     finally:
         ctl.stop()
         store.stop()
+
+
+
+def test_an_expired_node_is_logged_once_not_every_round(caplog, monkeypatch):
+    """A lost node stays expired every round (20 Hz) until it is heard again; the leader
+    logs its expiry once (a lost rack logged hundreds of thousands of lines). The round
+    itself is the pure core's (tested on its own): here it says n1 and n2 are expired
+    on a majority every round, and the edge under test is the controller's logging."""
+    from vnfha.coordinator import core
+
+    store = CountingStore()
+    store.start()
+    store._since = 0.0
+    store._sm.state = groups_on_two_nodes(2)
+    expired = frozenset({"n1", "n2"})
+    monkeypatch.setattr(core, "leader_round", lambda *a, **k: core.Round(
+        [], sorted(expired), expired, {"n1": 2, "n2": 2}, None))
+    ctl = Controller(store, LeaseTable(started_at=0.0), POLICY, interval=0.05, peers={},
+                     quorum=2, clock=lambda: 1000.0)
+    try:
+        with caplog.at_level("INFO", logger="vnfha.control"):
+            for _ in range(40):
+                ctl.step()
+            expired = frozenset({"n2"})  # n1 heard again, then silent again
+            ctl.step()
+            expired = frozenset({"n1", "n2"})
+            ctl.step()
+        lines = [r for r in caplog.records if r.getMessage().startswith("node lease expired")]
+        assert sorted(r.node for r in lines) == ["n1", "n1", "n2"]
+    finally:
+        ctl.stop()
+        store.stop()
