@@ -94,6 +94,11 @@ class Controller:
     def wake(self) -> None:
         self._loop.wake()
 
+    @property
+    def running(self) -> bool:
+        """Whether the controller's thread runs (coordinator /livez)."""
+        return self._loop.running
+
     def _next_wait(self) -> float:
         """Until the next round: the interval, or sooner for the next lease expiry."""
         now = self._clock()

@@ -66,6 +66,11 @@ class LeaderLoop:
         self._wake.set()
 
     @property
+    def running(self) -> bool:
+        """Whether the thread runs (/livez: a coordinator whose loop died is not alive)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 

@@ -439,8 +439,7 @@ def live(coordinator: Any) -> tuple[bool, str]:
     loop_thread = getattr(coordinator, "_loop_thread", None)
     if loop_thread is None or not loop_thread.is_alive():
         return False, "gRPC event loop not running"
-    control_thread = getattr(coordinator.controller, "_thread", None)
-    if control_thread is None or not control_thread.is_alive():
+    if not coordinator.controller.running:
         return False, "controller not running"
     return True, "running"
 

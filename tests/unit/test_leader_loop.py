@@ -90,3 +90,32 @@ def test_thread_wakes_on_demand_and_stops() -> None:
     finally:
         loop.stop(timeout=5.0)
     assert loop.stopping
+
+
+def test_running_is_what_livez_reads() -> None:
+    """/livez (coordinator/metrics.live) says "controller not running" from this; it read
+    a private attribute of the controller before the loop moved here and so always
+    answered 503 after the move (tests/e2e/test_metrics_health.py found it)."""
+    import types
+
+    from vnfha.coordinator.control import Controller
+    from vnfha.coordinator.decide import Policy
+    from vnfha.coordinator.leases import LeaseTable
+    from vnfha.coordinator.metrics import live
+    from vnfha.coordinator.store.memory import MemoryStore
+
+    store = MemoryStore()
+    store.start()
+    ctl = Controller(store, LeaseTable(started_at=0.0), Policy(ttl=0.25, stabilization=1.0),
+                     interval=0.05, peers={}, quorum=1)
+    loop_thread = threading.Thread(target=threading.Event().wait, args=(5.0,), daemon=True)
+    loop_thread.start()
+    coordinator = types.SimpleNamespace(_loop_thread=loop_thread, controller=ctl)
+    try:
+        assert live(coordinator) == (False, "controller not running")
+        ctl.start()
+        assert ctl.running and live(coordinator) == (True, "running")
+    finally:
+        ctl.stop()
+        store.stop()
+    assert not ctl.running and live(coordinator)[0] is False
