@@ -651,7 +651,10 @@ class AgentSession:
                  "its new lease's stamp: watching again", extra={
                      "node": self.node, "ack_revision": ack_revision,
                      "revision": self._assignment_revision})
-        for call in calls:
+        for i, call in enumerate(calls):
+            # On a new connection: after a long cut (an nftables drop), the old one's TCP
+            # retransmission back-off held the re-stamp back past the failsafe grants.
+            self._stubs.renew(i)
             if call is not None:
                 call.cancel()  # the watch loop subscribes again: a fresh snapshot
 

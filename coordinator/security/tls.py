@@ -260,6 +260,19 @@ class ChannelSource:
                      extra={"target": self.target})
             return self._channel
 
+    def renew(self) -> None:
+        """New calls use a new channel (a new connection) from now on. For a connection
+        that TCP itself has written off for a while: after a long cut its retransmission
+        back-off can hold data for seconds after the path is back, and every stream on
+        it (a fresh subscription too) waits behind it. The old channel is retired like a
+        rotated one (its calls end as their owners cancel them)."""
+        with self._lock:
+            fresh = self._open()
+            self._retired.append(self._channel)
+            self._channel = fresh
+            if len(self._retired) > _MAX_RETIRED and not self._aio:
+                self._retired.pop(0).close()
+
     def close(self) -> Any:
         """Close every channel (an awaitable list for aio channels)."""
         with self._lock:
@@ -291,6 +304,10 @@ class Stubs:
             cached = (channel, self._stub_class(channel))
             self._cache[i] = cached
         return cached[1]
+
+    def renew(self, i: int) -> None:
+        """Endpoint i's next stub is built on a new channel (ChannelSource.renew)."""
+        self.sources[i].renew()
 
     def __len__(self) -> int:
         return len(self.sources)
