@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from cluster import CoordinatorCluster  # noqa: E402
+from side_by_side import export_revision  # noqa: E402  (bench/, beside this script)
 
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2  # noqa: E402
 from vnfha_lab.etcdserver import EtcdServer  # noqa: E402
@@ -218,21 +219,6 @@ async def scenario(cluster: CoordinatorCluster, groups: int, standby_nodes: int,
     return out
 
 
-def export_revision(rev: str, dest: Path) -> Path:
-    """The code of `rev` as an import root (`vnfha.coordinator`, `.agents`, `.v1`)."""
-    src = dest / "src"
-    src.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "coordinator", "agents",
-                              "protos"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    pkg = dest / "vnfha"
-    pkg.mkdir()
-    (pkg / "coordinator").symlink_to(src / "coordinator")
-    (pkg / "agents").symlink_to(src / "agents")
-    (pkg / "v1").symlink_to(src / "protos" / "vnfha" / "v1")
-    return dest
-
-
 def run_one(label: str, pythonpath: Path | None, args: argparse.Namespace, tmp: Path,
             etcd: EtcdServer | None) -> dict:
     root = tmp / f"{label} {args.backend}".replace(" ", "-").replace("(", "").replace(")", "")
@@ -282,7 +268,8 @@ def main() -> int:
             etcd.start()
         try:
             if args.before:
-                path = export_revision(args.before, tmp / "old-code")
+                path = tmp / "old-code"
+                export_revision(args.before, path)  # importable from `path` (side_by_side)
                 runs.append(run_one(f"before ({args.before})", path, args, tmp, etcd))
             head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                   capture_output=True, text=True).stdout.strip()

@@ -24,6 +24,16 @@ HERE = Path(__file__).resolve().parent
 ROOTFS_SCRIPT = HERE / "build-rootfs.sh"
 
 
+def still_alive(pids: set[int] | list[int], timeout: float = 15.0) -> list[int]:
+    """The processes of `pids` still running after up to `timeout` s: a closed machine's
+    processes must be gone (a test run leaves nothing behind)."""
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids if Path(f"/proc/{p}").exists()]) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 def nspawn_missing() -> str | None:
     """Why systemd-nspawn containers cannot run here, or None if they can."""
     if os.geteuid() != 0:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nspawn import Machine, build_rootfs, nspawn_missing  # tests/packaging on sys.path
+from nspawn import Machine, build_rootfs, nspawn_missing, still_alive  # tests/packaging on sys.path
 
 from vnfha_lab.netlab import Lab, pids_in_netns
 
@@ -55,10 +55,7 @@ def host(deb_package: Path) -> Iterator[tuple[Machine, Path]]:
             machine.close()
         inside = set(pids_in_netns(f"{lab.prefix}-pkg"))
         lab.close()
-        deadline = time.monotonic() + 15
-        while (left := [p for p in inside if Path(f"/proc/{p}").exists()]) and \
-                time.monotonic() < deadline:
-            time.sleep(0.2)
+        left = still_alive(inside)
         shutil.rmtree(root, ignore_errors=True)
     assert not left, f"processes of the machine still alive: {left}"
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import pytest
 import yaml
-from nspawn import Machine, build_rootfs, nspawn_missing  # tests/packaging on sys.path
+from nspawn import Machine, build_rootfs, nspawn_missing, still_alive  # tests/packaging on sys.path
 
 from vnfha_lab.labcluster import VipChecker
 from vnfha_lab.netlab import Host, Lab, pids_in_netns
@@ -324,10 +324,7 @@ def site(request: pytest.FixtureRequest, deb_package: Path) -> Iterator[Site]:
             m.close()
         inside = {p for h in hosts for p in pids_in_netns(h.netns)}
         lab.close()
-        deadline = time.monotonic() + 15
-        while (left := [p for p in inside if Path(f"/proc/{p}").exists()]) and \
-                time.monotonic() < deadline:
-            time.sleep(0.2)
+        left = still_alive(inside)
         shutil.rmtree(root, ignore_errors=True)
     assert not left, f"processes of the machines still alive: {left}"
 
