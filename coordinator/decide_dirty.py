@@ -15,7 +15,12 @@ round that proposed nothing for it proposes nothing again. Its inputs are:
   *stabilization* (`healthy_since + stabilization`); the tracker compares the fresh
   set with the last round's, re-sweeps everything when the grace or the leader
   changes, and re-reads a quarantined member's group when its deadline passes;
-* the majority's verdict (`quorum_expired`) and the load balancers' (`lb_down`).
+* the majority's verdict (`quorum_expired`) and the load balancers' (`lb_down`);
+* with failsafe on, a group whose active is lost while another member is heard: rule 9
+  waits for that member to vouch, which turns on arrival times and the rejoin grace,
+  not on any change above (a keepalive with the same report moves no version). Such
+  a group is read at every round until the wait ends; one with no member heard is
+  not (rule 9 cannot act on it until a node turns fresh, which the fresh set sees).
 
 Active-active groups are always read (their recovery rule also reads the liveness of
 load-balancer nodes that host no member). And every `full_every` rounds, after a
@@ -120,6 +125,7 @@ class DirtyTracker:
             index = node_index(new)
             for n in nodes:
                 dirty.update(g for g, _ in index.get(n, ()))
+        dirty.update(_awaiting_vouch(new, fresh, obs))
         # A quarantined member becomes eligible when its stabilization time is up.
         for name in self._quarantined:
             qg = new.groups.get(name)
@@ -133,3 +139,27 @@ class DirtyTracker:
                         dirty.add(name)
                         break
         return dirty
+
+
+def _awaiting_vouch(state: ClusterState, fresh: frozenset[str],
+                    obs: Observations) -> set[str]:
+    """Groups where rule 9 may be holding back a lost active's replacement: failsafe
+    on, the active's node not heard within a TTL (lost by the majority's word, or by
+    ours with a single coordinator), and another member's node heard. Few by nature
+    (a lost node's groups, promoted in one round), so reading them every round is
+    cheap; a group going dark all at once is left to the fresh set."""
+    if not state.failsafe_lease_ms:
+        return set()
+    silent = (obs.quorum_expired if obs.quorum_expired is not None
+              else frozenset(state.nodes.keys() - fresh))
+    out: set[str] = set()
+    index = node_index(state)
+    for n in silent:
+        if n in fresh:
+            continue
+        for gname, mname in index.get(n, ()):
+            g = state.groups.get(gname)
+            if g is not None and g.active == mname and any(
+                    m.node in fresh for m in g.members.values() if m.name != mname):
+                out.add(gname)
+    return out

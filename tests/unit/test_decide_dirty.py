@@ -34,14 +34,17 @@ def comparable(cmds: list[dict]) -> list[dict]:
     return [strip(c) for c in cmds]
 
 
-def random_state(rng: random.Random) -> ClusterState:
-    st = ClusterState()
+def random_state(rng: random.Random, failsafe: bool = False) -> ClusterState:
+    """Ten active/standby groups and two pools on six nodes. With `failsafe`, failsafe
+    mode is on and every node has a failsafe listener, so decide's rule 9 applies."""
+    port = 7701 if failsafe else 0
+    st = run(ClusterState(), C.set_failsafe(1000 if failsafe else 0))
     for gi in range(10):
         members = [(f"m{j}", node, rng.choice((50, 80, 100)))
                    for j, node in enumerate(rng.sample(NODES, rng.randint(2, 3)))]
         st = build(members, group=f"g{gi}", state=st,
                    health=rng.choice((Health.HEALTHY, None)),
-                   active=None)
+                   active=None, failsafe_port=port)
     # Two active-active groups (always decided: the tracker never skips them).
     st = run(st, C.apply_groups([{"name": "pool1", "mode": "active-active"},
                                  {"name": "pool2", "mode": "active-active"}]))
@@ -49,15 +52,17 @@ def random_state(rng: random.Random) -> ClusterState:
         for j, node in enumerate(rng.sample(NODES, 2)):
             have = [{"group": m.group, "member": m.name, "priority": m.priority}
                     for m in st.members_on(node)]
+            endpoint = st.nodes[node].failsafe_endpoint if node in st.nodes else ""
             st = run(st, C.register_node(node, "198.18.1.1",
-                                         [*have, {"group": gname, "member": f"p{j}"}]))
+                                         [*have, {"group": gname, "member": f"p{j}"}],
+                                         failsafe_endpoint=endpoint))
     return st
 
 
 class World:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, failsafe: bool = False) -> None:
         self.rng = random.Random(seed)
-        self.state = random_state(self.rng)
+        self.state = random_state(self.rng, failsafe)
         self.now = 100.0
         self.leader_since = self.now
         self.leases = LeaseTable(started_at=0.0, ttl=TTL)
@@ -107,9 +112,13 @@ class World:
         self.state, _ = apply(self.state, cmd)  # refusals are fine: operators err too
 
 
+@pytest.mark.parametrize("failsafe", [False, True], ids=["failsafe-off", "failsafe-on"])
 @pytest.mark.parametrize("seed", range(30))
-def test_incremental_decide_proposes_what_a_full_sweep_proposes(seed):
-    w = World(seed)
+def test_incremental_decide_proposes_what_a_full_sweep_proposes(seed, failsafe):
+    """With failsafe on, rule 9 waits on inputs that move without a report changing
+    (another member heard after the active's lease ended, the rejoin grace running
+    out): the tracker must not let such a wait outlast the condition by a full sweep."""
+    w = World(seed, failsafe)
     tracker = DirtyTracker(full_every=10_000)  # only the forced sweeps: test the increments
     partial_rounds = proposals = 0
     for _ in range(120):
@@ -179,3 +188,53 @@ def test_pause_and_resume_sweep_every_group():
         st = run(st, C.set_paused(on))
         assert tracker.groups(st, leases.observations(0.0, None), now, POLICY) is None
         assert tracker.groups(st, leases.observations(0.0, None), now, POLICY) == frozenset()
+
+
+def test_a_lost_active_is_replaced_as_soon_as_its_standby_vouches_not_at_the_next_sweep():
+    """Rule 9 (failsafe on) holds back a lost active's replacement while the standby's
+    last keepalive is within one TTL of the active's (they may have gone dark together).
+    The standby's next keepalive repeats the same report, so no version moves; on the
+    old tracker the group then waited for the periodic full sweep (1 s at the defaults:
+    the LB pair's crash failover in tests/e2e/test_netns_lb.py took that much longer)."""
+    ttl = 0.25
+    policy = Policy(ttl=ttl, stabilization=2.5)
+    st = run(ClusterState(), C.set_failsafe(1000))
+    st = build((("a", "n1", 100), ("b", "n2", 90)), group="lb", active="a", state=st,
+               failsafe_port=7701)
+    leases = LeaseTable(started_at=0.0, ttl=ttl)
+    tracker = DirtyTracker(full_every=1000)
+
+    def keepalive(node: str, now: float) -> None:
+        leases.record(node, [Report(m.group, m.name, Health.HEALTHY, 1,
+                                    1 if st.groups["lb"].active == m.name else 0,
+                                    generation=1, leased=True)
+                             for m in st.members_on(node)], now)
+
+    for i in range(84):  # both heard for five seconds: far past the rejoin grace
+        now = 100.0 + 0.06 * i
+        keepalive("n1", now)
+        keepalive("n2", now)
+        tracker.groups(st, leases.observations(0.0, frozenset()), now, policy)
+    keepalive("n1", 105.0)  # n1's last keepalive: its VM crashes right after
+    keepalive("n2", 105.0)
+    # At 105.26 a majority has declared n1 expired, and this round sees n1 leave the
+    # fresh set; n2 was last heard at 105.2, within one TTL of n1's last: they may have
+    # gone dark together, so rule 9 waits.
+    keepalive("n2", 105.2)
+    now = 105.26
+    obs = leases.observations(0.0, frozenset({"n1"}))
+    assert "lb" in (tracker.groups(st, obs, now, policy) or {"lb"})
+    assert decide(st, obs, now, policy, ids=new_rid, at=0.0) == []  # rule 9 waits
+    keepalive("n2", 105.27)  # the same report: heard after n1's lease surely ended
+    now = 105.28
+    obs = leases.observations(0.0, frozenset({"n1"}))
+    full = decide(st, obs, now, policy, ids=new_rid, at=0.0)
+    assert [c["op"] for c in entries(full)] == ["promote"]
+    groups = tracker.groups(st, obs, now, policy)
+    assert groups is not None and "lb" in groups  # decided this round, not in a second
+    # A group none of whose members is heard is left to the fresh set (rule 9 keeps
+    # it whatever the clock says), so a dark site does not make every round a sweep.
+    now = 106.0
+    obs = leases.observations(0.0, frozenset({"n1", "n2"}))
+    tracker.groups(st, obs, now, policy)
+    assert tracker.groups(st, obs, now + 0.05, policy) == frozenset()
