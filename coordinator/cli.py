@@ -327,10 +327,12 @@ def format_status(status: admin_pb2.GetStatusResponse, endpoint: str = "") -> st
         leader += " (this one)"
     header = (f"coordinator: {safe(c.node_id or '?')}{where}  leader: {safe(leader)}  "
               f"revision: {c.revision}" + (f"  backend: {safe(c.backend)}" if c.backend else ""))
+    # Always shown: on is the default, so off is the exception an operator must see
+    # (it means a coordinator outage drops every active within one TTL).
+    header += (f"  failsafe: on (lease {status.failsafe_lease_ms / 1000:g}s)"
+               if status.failsafe_lease_ms else "  failsafe: OFF")
     if status.paused:
         header += "  PAUSED (no automatic failover; vnfha resume)"
-    if status.failsafe_lease_ms:
-        header += f"  failsafe: on (lease {status.failsafe_lease_ms / 1000:g}s)"
     if c.details.get("persist_fault"):  # this coordinator cannot write its raft journal
         header += f"\nNOT READY: {safe(c.details['persist_fault'], 300)}"
     maint = {n.name for n in status.nodes if n.maintenance}

@@ -207,7 +207,7 @@ def test_format_status_table() -> None:
     text = cli.format_status(sample_status(), "127.0.0.1:7402")
     lines = text.splitlines()
     assert lines[0] == ("coordinator: c2 (127.0.0.1:7402)  leader: c1  revision: 42  "
-                        "backend: raft")
+                        "backend: raft  failsafe: OFF")
     assert lines[1].split() == ["GROUP", "EPOCH", "MEMBER", "NODE", "ROLE", "HEALTH", "LEASE",
                                 "AGE", "FLAGS"]
     assert lines[2].split() == ["web", "7", "web-a", "n1", "active", "healthy", "0.08s"]
@@ -235,7 +235,7 @@ def test_format_status_leader_and_releasing() -> None:
 def test_format_status_without_leader_or_groups() -> None:
     st = admin_pb2.GetStatusResponse(coordinator=admin_pb2.CoordinatorInfo(node_id="c3"))
     assert cli.format_status(st).splitlines() == [
-        "coordinator: c3  leader: none  revision: 0",
+        "coordinator: c3  leader: none  revision: 0  failsafe: OFF",
         "GROUP  EPOCH  MEMBER  NODE  ROLE  HEALTH  LEASE AGE  FLAGS",
     ]
 
@@ -560,8 +560,10 @@ def test_failsafe_on_off_and_lease(admin: tuple[FakeAdmin, str]) -> None:
 
 def test_status_shows_failsafe() -> None:
     st = sample_status()
+    assert "failsafe: OFF" in cli.format_status(st)  # the exception is never silent
     st.failsafe_lease_ms = 1500
     assert "failsafe: on (lease 1.5s)" in cli.format_status(st)
+    assert "OFF" not in cli.format_status(st)
     assert cli.status_to_dict(st)["failsafe_lease_ms"] == 1500
 
 
