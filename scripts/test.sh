@@ -20,5 +20,10 @@ if [ $# -gt 0 ] || [ "${VNFHA_TEST_LANES:-}" = "1" ]; then
 fi
 # The whole suite: the deployment tests (playbook runs over ssh into namespace hosts,
 # systemd containers, a .deb build: mostly waiting) in a second pytest process beside
-# the rest, which streams live; one report at the end (scripts/pytest_lanes.py).
-exec python scripts/pytest_lanes.py --lane deploy=tests/ansible,tests/packaging
+# the rest, which streams live; one report at the end (docs/testing.md).
+# VNFHA_TEST_LANES="NAME=path,path NAME=path ..." names other side lanes instead.
+lanes=()
+for spec in ${VNFHA_TEST_LANES:-deploy=tests/ansible,tests/packaging}; do
+    lanes+=(--lane "$spec")
+done
+exec python scripts/pytest_lanes.py "${lanes[@]}"
