@@ -19,6 +19,7 @@ failed, stopped, or ran no test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TEARDOWN_SECONDS = 90.0  # a stopped lane's fixtures get this long to clean up
 
 # pytest's closing line: "1 failed, 1890 passed, 3 skipped, 2 warnings in 901.20s (0:15:01)"
 _COUNT_RE = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)\b")
@@ -141,9 +143,26 @@ def run(specs: Sequence[str], extra: Sequence[str], root: Path = ROOT) -> int:
     procs: list[tuple[str, list[str], subprocess.Popen[bytes], Path | None, float]] = []
 
     def stop_all(signum: int, _frame: object) -> None:
+        """Stopped (a CI time limit, ^C): stop every lane, and show where each side lane
+        was, since its log is otherwise printed only at the end."""
+        # ^C to each lane, as a terminal would send it: pytest then runs the fixtures'
+        # teardown (labs, containers, clusters go away); what is still up later is killed.
         for _, _, proc, _, _ in procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + TEARDOWN_SECONDS
+        for _, _, proc, _, _ in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        for name, _, _, log, _ in procs:
+            if log is not None:
+                tail = log.read_text(errors="replace")[-3000:]
+                print(f"\n== lane {name} stopped by signal {signum}; its log ends:\n{tail}",
+                      flush=True)
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop_all)

@@ -4,8 +4,10 @@ the end, a lane that runs no test fails it too, and no test runs twice or not at
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,38 @@ def test_summary_counts() -> None:
     assert pytest_lanes.parse_counts("1 failed, 1890 passed, 3 skipped, 2 errors in 9.1s") == {
         "failed": 1, "passed": 1890, "skipped": 3, "error": 2}
     assert pytest_lanes.parse_counts("no tests ran in 0.01s") == {}
+
+
+def test_a_stopped_run_tears_every_lane_down_and_shows_the_side_lanes(tmp_path: Path) -> None:
+    """SIGTERM (CI's time limit) reaches both lanes as ^C: their fixtures' teardown runs,
+    no test process is left, and the side lane's log is shown, not lost."""
+    slow = ("import os, time\nimport pytest\n\n@pytest.fixture\ndef marked(request):\n"
+            "    here = os.path.dirname(request.path)\n"
+            "    open(os.path.join(here, 'pid'), 'w').write(str(os.getpid()))\n"
+            "    yield\n"
+            "    open(os.path.join(here, 'torn-down'), 'w').write('yes')\n\n"
+            "def test_slow(marked):\n    print('side lane was here')\n    time.sleep(60)\n")
+    root = project(tmp_path, {"a/test_a.py": slow, "b/test_b.py": slow})
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--root", str(root),
+                             "--lane", "side=t/b", "--", "-s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        pids = [root / "t" / d / "pid" for d in ("a", "b")]
+        while not all(p.exists() and p.read_text() for p in pids):
+            assert time.monotonic() < deadline, "the lanes never started their tests"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "== lane side stopped by signal 15; its log ends:" in out
+    assert "side lane was here" in out.rpartition("stopped by signal")[2]
+    for d in ("a", "b"):
+        assert (root / "t" / d / "torn-down").exists(), f"lane of t/{d} not torn down"
+        pid = int((root / "t" / d / "pid").read_text())
+        assert not Path(f"/proc/{pid}").exists() or "Z" in \
+            Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0], pid
