@@ -14,4 +14,16 @@ echo "== ansible-lint (production profile)"
 echo "== generated protobuf stubs"
 python protos/generate.py --check
 echo "== pytest"
-python -m pytest -q "$@"
+if [ $# -gt 0 ] || [ "${VNFHA_TEST_LANES:-}" = "1" ]; then
+    # Arguments (a folder, -k, -x ...) or VNFHA_TEST_LANES=1: one plain pytest process.
+    exec python -m pytest -q "$@"
+fi
+# The whole suite: the deployment tests (playbook runs over ssh into namespace hosts,
+# systemd containers, a .deb build: mostly waiting) in a second pytest process beside
+# the rest, which streams live; one report at the end (docs/testing.md).
+# VNFHA_TEST_LANES="NAME=path,path NAME=path ..." names other side lanes instead.
+lanes=()
+for spec in ${VNFHA_TEST_LANES:-deploy=tests/ansible,tests/packaging}; do
+    lanes+=(--lane "$spec")
+done
+exec python scripts/pytest_lanes.py "${lanes[@]}"
