@@ -32,6 +32,7 @@ from vnfha.coordinator.model import (
     Health,
     Member,
     Node,
+    evolve,
     new_cluster_state,
     state_from_dict,
     state_to_dict,
@@ -44,6 +45,7 @@ from vnfha.coordinator.state_rules import (  # shared with pool_state and state_
     best_candidate,
     eligible,
     ok,
+    own_groups,
     refused,
 )
 from vnfha.coordinator.state_rules import check_epoch as _check_epoch
@@ -67,7 +69,8 @@ def apply(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
         validate_command(cmd)
     except InvalidCommand as e:
         return state, refused("invalid", str(e))
-    return _apply_valid(state, cmd)
+    with own_groups():  # one copy of the group map per command, not per group changed
+        return _apply_valid(state, cmd)
 
 
 def _apply_valid(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
@@ -77,7 +80,7 @@ def _apply_valid(state: ClusterState, cmd: Command) -> tuple[ClusterState, Resul
         new_state, result = _APPLY[cmd["op"]](state, cmd)
     except CommandRefused as e:
         return state, refused(e.code, e.message)
-    return replace(new_state, revision=state.revision + 1), result
+    return evolve(new_state, revision=state.revision + 1), result
 
 
 def _apply_groups(state: ClusterState, cmd: Command) -> tuple[ClusterState, Result]:
