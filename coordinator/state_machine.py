@@ -579,6 +579,27 @@ class StateMachine:
     def __init__(self) -> None:
         self.state = new_cluster_state()  # a new cluster: failsafe on (model.py)
         self._recent: OrderedDict[str, Result] = OrderedDict()
+        #: Log each applied event and refusal (True), or only count them: a store sets
+        #: False while it re-applies its own journal after a restart. Those lines were
+        #: written when the commands were first applied, the events stay in the
+        #: replicated history, and writing them again cost as much CPU as the replay
+        #: itself (issue 14: +1 s at 5,000 groups with JSON logs).
+        self.log_events = True
+        self.quiet_events = 0  # events applied while log_events was False
+
+    def _log_new_events(self, before: ClusterState) -> None:
+        events = self.state.events
+        new = min(self.state.next_event_seq - before.next_event_seq, len(events))
+        if new <= 0:
+            return
+        if not self.log_events:
+            self.quiet_events += new
+            return
+        for ev in events[len(events) - new:]:
+            # Every role change is an event someone can read later.
+            log.info("%s", ev.kind, extra={"event": {
+                "kind": ev.kind, "group": ev.group, "member": ev.member, "node": ev.node,
+                "epoch": ev.epoch, "reason": ev.reason, "seq": ev.seq}})
 
     def apply(self, command: dict[str, Any]) -> Result:
         rid = command.get("rid") if isinstance(command, dict) else None
@@ -595,17 +616,12 @@ class StateMachine:
             return {**_public(record), "duplicate": True}
         before = self.state
         self.state, result = apply(self.state, command)
-        for ev in self.state.events:
-            if ev.seq >= before.next_event_seq:
-                # Every role change is an event someone can read later.
-                log.info("%s", ev.kind, extra={"event": {
-                    "kind": ev.kind, "group": ev.group, "member": ev.member, "node": ev.node,
-                    "epoch": ev.epoch, "reason": ev.reason, "seq": ev.seq}})
+        self._log_new_events(before)
         if isinstance(rid, str) and rid:
             self._recent[rid] = {**result, DIGEST_KEY: digest(command)}
             while len(self._recent) > DEDUP_WINDOW:
                 self._recent.popitem(last=False)
-        if not result["ok"]:
+        if not result["ok"] and self.log_events:
             log.info("command refused", extra={"op": command.get("op") if isinstance(
                 command, dict) else None, "error": result["error"], "detail": result["message"]})
         return result
