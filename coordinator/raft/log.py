@@ -544,8 +544,9 @@ class ReplicatedLog:
         crash, so a failure here costs time, never data."""
         timeout = self.settings.snapshot_on_stop_timeout
         journal = self._journal
-        if timeout <= 0 or journal is None or journal.fault is not None:
-            return
+        if timeout <= 0 or journal is None or journal.fault is not None \
+                or time.monotonic() < self._snap_retry_at:
+            return  # no timeout, or the disk failed: a write would not get through
         target = int(core.raftLastApplied) - 1  # what pysyncobj would compact to
         done = internals.last_snapshot_entry(core)
         first = journal.first_index
@@ -555,9 +556,10 @@ class ReplicatedLog:
         if journal.bytes_through(target + 1) * _STOP_SNAPSHOT_RATIO < self._snap_bytes:
             return  # replaying this little costs less than loading a new snapshot would
         t0 = time.monotonic()
+        failures = self._snap_failures
         internals.force_compaction(core)
         internals.wake_tick(core)
-        while time.monotonic() - t0 < timeout:
+        while time.monotonic() - t0 < timeout and self._snap_failures == failures:
             done = internals.last_snapshot_entry(core)
             if done is not None and done >= target:
                 logger.info("raft: snapshot written at stop", extra={
@@ -565,8 +567,9 @@ class ReplicatedLog:
                     "seconds": round(time.monotonic() - t0, 3)})
                 return
             time.sleep(0.005)
-        logger.warning("raft: no snapshot written at stop within %.1f s; the next start "
-                       "replays the journal", timeout)
+        logger.warning("raft: no snapshot written at stop (%s); the next start replays "
+                       "the journal", "write failed" if self._snap_failures != failures
+                       else f"not done within {timeout:.1f} s")
 
     def _serialize(self, path: str, data: tuple[Any, Any, Any]) -> None:
         """pysyncobj compaction hook: write our JSON snapshot to its tmp file, fsynced."""

@@ -11,6 +11,8 @@ short at any point without losing an acknowledged write.
 
 from __future__ import annotations
 
+import errno
+import logging
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 from raft_helpers import CounterSM, cluster_settings, wait_for
 
+from vnfha.coordinator.raft import log as log_module
 from vnfha.coordinator.raft.journal import DurableJournal
 from vnfha.coordinator.raft.log import SNAPSHOT_FILE
 from vnfha.coordinator.raft.snapshot import read_snapshot_file
@@ -110,3 +113,30 @@ def test_a_kill_during_a_snapshot_loses_nothing_acknowledged(
     # in order, each once; a write applied but killed before its answer may follow
     assert sm.applied_rids[:len(acked)] == acked and len(sm.applied_rids) <= len(acked) + 1
     assert log.submit({"rid": "after"}, timeout=2)["epoch"] == len(sm.applied_rids)
+
+
+def test_a_failed_snapshot_at_stop_is_noticed_and_loses_nothing(
+        tmp_path: Path, make_log: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The disk refuses the snapshot: the stop notices the failure (it does not wait
+    out its bound) and the next start replays the journal, which was not cut."""
+    (s,) = cluster_settings(tmp_path, 1, snapshot_on_stop_timeout=60)
+    log = make_log(s)
+    wait_for(log.is_leader, 5, "leadership")
+    for i in range(30):
+        log.submit({"rid": f"r{i}"}, timeout=2)
+
+    def refuse(*_a: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device (test)")
+
+    monkeypatch.setattr(log_module, "write_snapshot_file", refuse)
+    caplog.set_level(logging.WARNING, logger="vnfha.coordinator.raft.log")
+    log.stop()
+    assert any("no snapshot written at stop (write failed)" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    monkeypatch.undo()
+    assert not (s.data_dir / SNAPSHOT_FILE).exists()
+    sm = CountingSM()
+    make_log(s, sm)
+    wait_for(lambda: len(sm.applied_rids) == 30, 5, "replay after restart")
+    assert sm.apply_calls == 30
