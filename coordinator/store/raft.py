@@ -65,8 +65,9 @@ class RaftStore(Store):
         so their events were logged here then (or, for the last few not yet applied,
         by the coordinators that applied them) and are in the replicated history."""
         self._sm.log_events = True
-        log.info("raft journal re-applied after start", extra={
-            "events": self._sm.quiet_events, "revision": self._sm.state.revision})
+        if self._sm.quiet_events:
+            log.info("raft journal re-applied after start", extra={
+                "events": self._sm.quiet_events, "revision": self._sm.state.revision})
 
     def start(self) -> None:
         self._log.start()
