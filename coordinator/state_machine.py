@@ -28,6 +28,7 @@ from vnfha.coordinator.commands import Command, InvalidCommand, digest, validate
 from vnfha.coordinator.model import (
     ClusterState,
     Group,
+    GroupDictCache,
     GroupMode,
     Health,
     Member,
@@ -586,6 +587,7 @@ class StateMachine:
         #: itself (issue 14: +1 s at 5,000 groups with JSON logs).
         self.log_events = True
         self.quiet_events = 0  # events applied while log_events was False
+        self._group_dicts: GroupDictCache = {}  # snapshot(): unchanged groups reused
 
     def _log_new_events(self, before: ClusterState) -> None:
         events = self.state.events
@@ -632,7 +634,11 @@ class StateMachine:
         return self._recent.get(rid)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"state": state_to_dict(self.state), "recent": list(self._recent.items())}
+        """The whole state as plain data (read-only: it shares the dicts of groups that
+        did not change since the previous snapshot, so building one costs what changed,
+        plus one identity check per group)."""
+        return {"state": state_to_dict(self.state, self._group_dicts),
+                "recent": list(self._recent.items())}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.state = state_from_dict(snapshot["state"])

@@ -25,7 +25,7 @@ from vnfha.coordinator.model import (
     node_index,
     state_to_dict,
 )
-from vnfha.coordinator.state_machine import apply
+from vnfha.coordinator.state_machine import StateMachine, apply
 from vnfha.coordinator.state_rules import put_group
 
 
@@ -137,3 +137,24 @@ def test_evolve_is_replace() -> None:
     node_index(state)  # caches the node index on `state`
     assert "_node_index" in vars(state)
     assert "_node_index" not in vars(evolve(state))  # a cache describes one object only
+
+
+def test_a_snapshot_rebuilds_only_the_groups_changed_since_the_last() -> None:
+    """Incremental snapshots (issue 14): the state machine keeps each group's plain data
+    keyed by the (immutable) Group object it came from; the result is the same."""
+    sm = StateMachine()
+    sm.restore({"state": state_to_dict(many_groups(40)), "recent": []})
+    first = sm.snapshot()
+    assert first["state"] == state_to_dict(sm.state)
+    sm.apply(C.set_health("g0003", "a", Health.HEALTHY))
+    sm.apply(C.delete_group("g0005", force=False))
+    second = sm.snapshot()
+    assert second["state"] == state_to_dict(sm.state)  # equal to a full rebuild
+    g1, g2 = first["state"]["groups"], second["state"]["groups"]
+    assert "g0005" not in g2
+    assert g2["g0003"] is not g1["g0003"] and g2["g0003"]["members"]["a"]["health"] == "healthy"
+    same = [n for n in g2 if g2[n] is g1[n]]
+    assert len(same) == 38  # every group but the changed one (and the deleted one)
+    restored = StateMachine()
+    restored.restore(second)
+    assert restored.state == sm.state
