@@ -22,7 +22,11 @@ lab/vnfha_lab/etcdserver.py, with the settings docs/config.md asks for):
   journals and snapshots; etcd: the prefix), time until a leader serves the full
   state (read gate open, G groups) and until all three do. Raft again with one process
   per replica at the product's default election timeouts, as coordinators run, with
-  each replica's CPU seconds until it served (`cold_start_one_process_per_replica`).
+  each replica's CPU seconds until it served: first on the data a crash leaves (the
+  bench's stores stop without a snapshot: the last size-triggered snapshot plus the
+  journal since, `..._after_crash`), then after those replicas stopped gracefully
+  (a snapshot at stop, `..._after_stop`). Each says the journal and snapshot bytes
+  it started from and the 1-minute load average before and after.
 
 Wall-clock figures on a shared machine mostly measure the machine's load (a runnable
 thread at load 25 on 2 cores gets ~1/12 of a core), so the process CPU time (all
@@ -127,20 +131,26 @@ class Cluster:
 
 
 def raft_store(root: Path, addrs: list[str], i: int,
-               election: tuple[float, float] = ELECTION) -> RaftStore:
-    """Replica i of a Raft cluster on `addrs`, its data under root/c<i+1>."""
+               election: tuple[float, float] = ELECTION,
+               snapshot_on_stop: bool = True) -> RaftStore:
+    """Replica i of a Raft cluster on `addrs`, its data under root/c<i+1>. Without
+    `snapshot_on_stop` a stop leaves the data as a crash (kill -9) would."""
     ids = {a: f"c{k + 1}" for k, a in enumerate(addrs)}
     a = addrs[i]
     return RaftStore(ids[a], RaftSettings(
         self_address=a, peers=tuple(p for p in addrs if p != a), data_dir=root / ids[a],
         secret=SECRET if len(addrs) > 1 else None, election_timeout_min=election[0],
-        election_timeout_max=election[1], connection_timeout=max(3.5, election[1] + 1)),
-        ids)
+        election_timeout_max=election[1], connection_timeout=max(3.5, election[1] + 1),
+        snapshot_on_stop_timeout=RaftSettings.snapshot_on_stop_timeout
+        if snapshot_on_stop else 0), ids)
 
 
 def raft_cluster(root: Path, size: int = 3) -> Cluster:
+    """The bench's own stores stop as if killed (no snapshot at stop), so the cold
+    starts below measure what a crash leaves: the last snapshot the journal's size
+    triggered, plus the journal since."""
     addrs = [f"127.0.0.1:{p}" for p in free_ports(size)]
-    cluster = Cluster(lambda i: raft_store(root, addrs, i), size)
+    cluster = Cluster(lambda i: raft_store(root, addrs, i, snapshot_on_stop=False), size)
     cluster.raft = (root, addrs)  # type: ignore[attr-defined]  # for the process cold start
     return cluster
 
@@ -166,9 +176,23 @@ def _replica_process(root: Path, addrs: list[str], i: int, groups: int, conn: Co
         store.stop()
 
 
+def data_files(root: Path, addrs: list[str]) -> dict:
+    """Per replica: bytes of journal and of snapshot a start would read."""
+    out = {}
+    for k in range(len(addrs)):
+        d = root / f"c{k + 1}"
+        out[f"c{k + 1}"] = {name: (d / name).stat().st_size if (d / name).exists() else 0
+                            for name in ("journal.log", "snapshot.json")}
+    return out
+
+
 def cold_start_processes(root: Path, addrs: list[str], groups: int) -> dict:
     """Cold start with one process per replica (the deployment's shape): seconds from
-    starting the processes until a leader serves the full state and until all do."""
+    starting the processes until a leader serves the full state and until all do.
+    The replicas stop gracefully (a snapshot at stop), as a coordinator does on
+    SIGTERM."""
+    files = data_files(root, addrs)
+    load = os.getloadavg()[0]
     ctx = mp.get_context("spawn")
     pipes, procs = [], []
     t0 = time.monotonic()
@@ -197,6 +221,8 @@ def cold_start_processes(root: Path, addrs: list[str], groups: int) -> dict:
             raise TimeoutError("cold start (processes): not every replica served in time")
         return {"processes": len(addrs), "election_timeout_s": [
                     RaftSettings.election_timeout_min, RaftSettings.election_timeout_max],
+                "data_at_start_bytes": files,
+                "load_average_1m": [round(load, 1), round(os.getloadavg()[0], 1)],
                 "leader_serves_s": round(min(lead) - t0, 2),
                 "all_serve_s": round(max(serve) - t0, 2),
                 "process_start_included": True,
@@ -308,6 +334,7 @@ def etcd_status(etcd: EtcdServer) -> dict:
 
 def cold_start(cluster: Cluster, groups: int) -> dict:
     cluster.stop()
+    files = data_files(*cluster.raft) if hasattr(cluster, "raft") else None
     t0 = time.monotonic()
     cpu0 = time.process_time()
     started = cluster.start()
@@ -322,9 +349,12 @@ def cold_start(cluster: Cluster, groups: int) -> dict:
         time.sleep(0.01)
     else:
         raise TimeoutError("not every store caught up")
-    return {"start_returned_s": round(started, 2), "leader_serves_s": round(leader_ready, 2),
-            "all_serve_s": round(time.monotonic() - t0, 2),
-            "process_cpu_s": round(time.process_time() - cpu0, 2)}
+    out = {"start_returned_s": round(started, 2), "leader_serves_s": round(leader_ready, 2),
+           "all_serve_s": round(time.monotonic() - t0, 2),
+           "process_cpu_s": round(time.process_time() - cpu0, 2)}
+    if files is not None:
+        out["data_at_start_bytes"] = files
+    return out
 
 
 def run_point(backend: str, groups: int, args: argparse.Namespace, tmp: Path,
@@ -380,8 +410,11 @@ def run_point(backend: str, groups: int, args: argparse.Namespace, tmp: Path,
                 "compaction_retention": etcd.compaction_retention}
         out["cold_start"] = cold_start(cluster, groups)
         if backend == "raft":
-            cluster.stop()
-            out["cold_start_one_process_per_replica"] = cold_start_processes(
+            cluster.stop()  # as a crash leaves it (see raft_cluster)
+            out["cold_start_one_process_per_replica_after_crash"] = cold_start_processes(
+                *cluster.raft, groups)  # type: ignore[attr-defined]
+            # those replicas stopped gracefully: each wrote a snapshot at stop
+            out["cold_start_one_process_per_replica_after_stop"] = cold_start_processes(
                 *cluster.raft, groups)  # type: ignore[attr-defined]
     finally:
         cluster.stop()

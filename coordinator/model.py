@@ -8,9 +8,9 @@ threads, watch streams) can hold a reference without locks or copies.
 from __future__ import annotations
 
 from base64 import b64decode, b64encode
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 
 class Health(StrEnum):
@@ -283,7 +283,16 @@ def advance_index(old: ClusterState, new: ClusterState) -> frozenset[str]:
 # --- plain-data conversion (snapshots, wire) -------------------------------------------------
 
 
-def state_to_dict(state: ClusterState) -> dict[str, Any]:
+#: name -> (the Group a dict was made from, that dict): see `state_to_dict`
+GroupDictCache = dict[str, tuple[Group, dict[str, Any]]]
+
+
+def state_to_dict(state: ClusterState, cache: GroupDictCache | None = None) -> dict[str, Any]:
+    """Plain data of `state`. With `cache` (kept by the caller between calls), a group
+    whose Group object is the one the cached dict was made from reuses that dict: a
+    Raft snapshot then rebuilds only the groups changed since the previous one (the
+    objects are immutable, so the same object means the same data). The result then
+    shares those dicts with the cache: read it, never modify it."""
     return {
         "revision": state.revision,
         "next_event_seq": state.next_event_seq,
@@ -293,7 +302,7 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
                            **({"failsafe_endpoint": n.failsafe_endpoint}
                               if n.failsafe_endpoint else {})}
                   for n in state.nodes.values()},
-        "groups": {g.name: _group_to_dict(g) for g in state.groups.values()},
+        "groups": _groups_to_dict(state.groups, cache),
         "events": [_event_to_dict(e) for e in state.events],
         "checkpoints": {g: checkpoint_to_dict(c) for g, c in state.checkpoints.items()},
         "queues": {g: _queue_to_dict(q) for g, q in state.queues.items()},
@@ -302,6 +311,22 @@ def state_to_dict(state: ClusterState) -> dict[str, Any]:
         # Always written, 0 (off) included: a state without it reads as the default.
         "failsafe_lease_ms": state.failsafe_lease_ms,
     }
+
+
+def _groups_to_dict(groups: dict[str, Group],
+                    cache: GroupDictCache | None) -> dict[str, dict[str, Any]]:
+    if cache is None:
+        return {g.name: _group_to_dict(g) for g in groups.values()}
+    out: dict[str, dict[str, Any]] = {}
+    fresh: GroupDictCache = {}
+    for name, g in groups.items():
+        hit = cache.get(name)
+        d = hit[1] if hit is not None and hit[0] is g else _group_to_dict(g)
+        out[name] = d
+        fresh[name] = (g, d)
+    cache.clear()  # deleted groups go; the cache holds each Group, so no id is reused
+    cache.update(fresh)
+    return out
 
 
 def checkpoint_to_dict(c: Checkpoint) -> dict[str, Any]:
@@ -396,4 +421,35 @@ def state_from_dict(d: dict[str, Any]) -> ClusterState:
 def with_member(group: Group, member: Member) -> Group:
     members = dict(group.members)
     members[member.name] = member
-    return replace(group, members=members)
+    return evolve(group, members=members)
+
+
+_T = TypeVar("_T", ClusterState, Group)
+_FIELD_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
+
+
+def evolve(obj: _T, **changes: Any) -> _T:
+    """`dataclasses.replace` for a ClusterState or Group, without running `__init__`.
+
+    The state machine makes a new state (and usually a new group) several times per
+    command; `replace` goes through the generated frozen `__init__` field by field and
+    was the largest single cost of replaying a journal (issue 14: a 1,000-item batch
+    makes ~4,000 of them). These classes have no `__post_init__` and no derived
+    fields, so copying the declared fields and setting the changed ones gives an equal
+    object. Only declared fields are copied (a cache such as the node index stays with
+    the object it describes), and an unknown field name is refused as `replace` does.
+    """
+    cls = type(obj)
+    known = _FIELD_NAMES.get(cls)
+    if known is None:
+        ordered = tuple(f.name for f in fields(cls))
+        known = _FIELD_NAMES[cls] = (ordered, frozenset(ordered))
+    names, allowed = known
+    if not changes.keys() <= allowed:
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - allowed)}")
+    old = obj.__dict__
+    values = {name: old[name] for name in names}
+    values.update(changes)
+    new = object.__new__(cls)
+    new.__dict__.update(values)
+    return new

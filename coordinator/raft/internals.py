@@ -211,6 +211,17 @@ def tick_thread(core: _so.SyncObj) -> threading.Thread | None:
     return core._SyncObj__thread  # type: ignore[attr-defined,no-any-return]
 
 
+def force_compaction(core: _so.SyncObj) -> None:
+    """Ask for a snapshot at the next tick, whatever pysyncobj's own triggers say."""
+    core.forceLogCompaction()
+
+
+def last_snapshot_entry(core: _so.SyncObj) -> int | None:
+    """Index pysyncobj compacted the journal to after its last successful snapshot
+    (the entry before the last applied one at the time); None before the first."""
+    return core._SyncObj__lastSerializedEntry  # type: ignore[attr-defined,no-any-return]
+
+
 def set_election_deadline(core: _so.SyncObj, delay: float) -> None:
     """Tests: next election in ``delay`` seconds (<= 0: at the next tick)."""
     core._SyncObj__raftElectionDeadline = raft_clock() + delay  # type: ignore[attr-defined]

@@ -174,6 +174,14 @@ class DurableJournal(Journal):
         """Raft index of the last entry held (None when empty)."""
         return self._entries[-1][1] if self._entries else None
 
+    def bytes_through(self, idx: int) -> int:
+        """Bytes of the records up to and including Raft index ``idx`` (what a
+        snapshot at ``idx`` would let compaction drop, header included)."""
+        if not self._entries or idx < self._entries[0][1]:
+            return 0
+        pos = idx - self._entries[0][1] + 1
+        return self._offsets[pos] if pos < len(self._offsets) else self._end
+
     @property
     def commit_index(self) -> int:
         """Highest index pysyncobj told us is committed."""

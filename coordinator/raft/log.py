@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +72,12 @@ SNAPSHOT_FILE = "snapshot.json"
 _MIN_RESEND = 0.02
 _MAX_RESEND = 0.25
 _POLL = 0.02
+#: a size-triggered snapshot that has not completed after this long is asked for again
+#: (a failed write backs off in _serialize)
+_FORCE_RETRY = 2.0
+#: a stop writes no snapshot while the journal holds under 1/this of the newest one:
+#: replaying a byte of journal costs ~6x loading a byte of snapshot (issue 14)
+_STOP_SNAPSHOT_RATIO = 6
 
 R = TypeVar("R")
 
@@ -128,6 +135,10 @@ class _RaftCore(SyncObj):  # type: ignore[misc]
         self._vnfha_fast_election = settings.fast_election_on_disconnect
         super().__init__(settings.self_address, list(settings.peers), conf,
                          transportClass=HardenedTCPTransport)
+        self.addOnTickCallback(self._vnfha_compaction_check)
+
+    def _vnfha_compaction_check(self) -> None:
+        self._vnfha_owner._maybe_compact(self)
 
     @replicated
     def vnfha_apply(self, payload: bytes) -> Any:
@@ -159,6 +170,10 @@ class ReplicatedLog:
         self._snap_failures = 0
         self._snap_retry_at = 0.0
         self._snap_log = RateLimit()
+        self._snap_bytes = 0  # size of the newest snapshot written or loaded
+        #: the last size-triggered request: when, and the snapshot index it found
+        self._snap_forced: tuple[float, int | None] = (-1e9, None)
+        self._start_snap: tuple[tuple[int, int, int], Snapshot] | None = None
         self._sm_lock = threading.RLock()
         self._sm_index = 0  # highest log index the state machine reflects
         self._waiters_lock = threading.Lock()
@@ -232,6 +247,8 @@ class ReplicatedLog:
             core = self._core
         assert core is not None
         thread = internals.tick_thread(core)
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self._snapshot_before_stop(core)
         if thread is threading.current_thread():
             # Called from one of our hooks: the tick thread tears itself down
             # after this tick; it cannot join itself.
@@ -359,8 +376,10 @@ class ReplicatedLog:
         return self._lease.quorum_contact(time.monotonic())
 
     def applied_index(self) -> int:
+        """Highest log index this node's state reflects (a snapshot restored at start
+        counts before pysyncobj's first tick has caught up with it)."""
         core = self._core
-        return 0 if core is None else int(core.raftLastApplied)
+        return 0 if core is None else max(int(core.raftLastApplied), self._sm_index)
 
     def persist_fault(self) -> str | None:
         """Why this node cannot persist right now (errno, path), or None if it can.
@@ -489,6 +508,69 @@ class ReplicatedLog:
             logger.exception("on_role_change hook failed")
 
     # ------------------------------------------------------------ snapshots
+    #
+    # When a snapshot is taken (pysyncobj compacts through our serializer):
+    # * pysyncobj's triggers: compaction_min_entries entries, or compaction_min_time;
+    # * size: once the applied part of the journal holds more bytes than
+    #   compaction_min_bytes and than the newest snapshot (_maybe_compact). Replaying a
+    #   journal costs more CPU per byte than loading a snapshot (issue 14: ~0.3 us/B
+    #   against ~0.05 us/B at 5,000 groups), so a crash restart replays at most about
+    #   one snapshot's worth of journal, and snapshots write at most one byte per
+    #   byte journaled;
+    # * a graceful stop (_snapshot_before_stop): the next start loads one state and
+    #   replays ~nothing.
+    # Every one goes through the same path: temp file, fsync, rename, directory fsync,
+    # and only then is the journal's front dropped (journal.deleteEntriesTo), so a
+    # crash at any point leaves either the old snapshot with the whole journal or the
+    # new snapshot with a journal whose front it covers (_align_journal).
+    def _maybe_compact(self, core: _RaftCore) -> None:
+        """Tick callback: ask for a snapshot once the journal outgrew the last one."""
+        journal = self._journal
+        if journal is None or journal.fault is not None:
+            return
+        now = time.monotonic()
+        last = internals.last_snapshot_entry(core)
+        forced_at, forced_after = self._snap_forced
+        if last == forced_after and now - forced_at < _FORCE_RETRY:
+            return  # the one asked for is under way (it takes two ticks)
+        limit = max(self.settings.compaction_min_bytes, self._snap_bytes)
+        if journal.bytes_through(int(core.raftLastApplied)) > limit:
+            self._snap_forced = (now, last)
+            internals.force_compaction(core)
+
+    def _snapshot_before_stop(self, core: _RaftCore) -> None:
+        """Graceful stop: snapshot what is applied, so the next start loads it instead of
+        replaying the journal. Bounded; without it the next start replays, as after a
+        crash, so a failure here costs time, never data."""
+        timeout = self.settings.snapshot_on_stop_timeout
+        journal = self._journal
+        if timeout <= 0 or journal is None or journal.fault is not None \
+                or time.monotonic() < self._snap_retry_at:
+            return  # no timeout, or the disk failed: a write would not get through
+        target = int(core.raftLastApplied) - 1  # what pysyncobj would compact to
+        done = internals.last_snapshot_entry(core)
+        first = journal.first_index
+        if target < 2 or first is None or first >= target or (done is not None
+                                                              and done >= target):
+            return  # the journal holds nothing a snapshot would save replaying
+        if journal.bytes_through(target + 1) * _STOP_SNAPSHOT_RATIO < self._snap_bytes:
+            return  # replaying this little costs less than loading a new snapshot would
+        t0 = time.monotonic()
+        failures = self._snap_failures
+        internals.force_compaction(core)
+        internals.wake_tick(core)
+        while time.monotonic() - t0 < timeout and self._snap_failures == failures:
+            done = internals.last_snapshot_entry(core)
+            if done is not None and done >= target:
+                logger.info("raft: snapshot written at stop", extra={
+                    "index": done, "bytes": self._snap_bytes,
+                    "seconds": round(time.monotonic() - t0, 3)})
+                return
+            time.sleep(0.005)
+        logger.warning("raft: no snapshot written at stop (%s); the next start replays "
+                       "the journal", "write failed" if self._snap_failures != failures
+                       else f"not done within {timeout:.1f} s")
+
     def _serialize(self, path: str, data: tuple[Any, Any, Any]) -> None:
         """pysyncobj compaction hook: write our JSON snapshot to its tmp file, fsynced."""
         last, prev, cluster = data
@@ -504,7 +586,7 @@ class ReplicatedLog:
                         prev=(bytes(prev[0]), int(prev[1]), int(prev[2])),
                         cluster=tuple(nodes), state=state)
         try:
-            write_snapshot_file(path, snap)
+            size = write_snapshot_file(path, snap)
         except OSError as exc:
             self._snap_failures += 1
             self._snap_retry_at = now + retry_delay(FaultPolicy(), self._snap_failures)
@@ -514,6 +596,7 @@ class ReplicatedLog:
                              errno.errorcode.get(exc.errno or 0, exc.errno), self._snap_failures)
             raise
         self._snap_failures = 0
+        self._snap_bytes = size if isinstance(size, int) else 0
 
     def _deserialize(self, path: str) -> tuple[Any, Any, list[str]]:
         """pysyncobj load hook (startup and snapshot install).
@@ -525,10 +608,23 @@ class ReplicatedLog:
         """
         fsync_file(Path(path))
         fsync_dir(Path(path).parent)
-        snap = read_snapshot_file(path)
+        snap = self._read_snapshot(Path(path))
         self._install(snap)
         self._align_journal(snap)
         return snap.last, snap.prev, list(snap.cluster)
+
+    def _read_snapshot(self, path: Path) -> Snapshot:
+        """Read a snapshot file; the one decoded at start is not decoded again when
+        pysyncobj loads the same file a tick later (~40 ms at 5,000 groups)."""
+        st = os.stat(path)
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached, self._start_snap = self._start_snap, None
+        if cached is not None and cached[0] == key:
+            snap = cached[1]
+        else:
+            snap = read_snapshot_file(path)
+        self._snap_bytes = st.st_size
+        return snap
 
     def _install(self, snap: Snapshot) -> None:
         with self._sm_lock:
@@ -559,7 +655,7 @@ class ReplicatedLog:
         assert journal is not None
         if self._dump_path.exists():
             try:
-                snap = read_snapshot_file(self._dump_path)
+                snap = self._read_snapshot(self._dump_path)
             except (OSError, SnapshotError) as exc:
                 first = journal.first_index
                 if first is not None and first > 1:
@@ -571,6 +667,8 @@ class ReplicatedLog:
                 return
             self._install(snap)
             self._align_journal(snap)
+            st = os.stat(self._dump_path)
+            self._start_snap = ((st.st_ino, st.st_size, st.st_mtime_ns), snap)
             return
         first = journal.first_index
         if first is not None and first > 1:

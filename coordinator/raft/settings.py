@@ -69,6 +69,14 @@ class RaftSettings:
     compaction_min_entries: int = 10000
     #: also compact after this long, whatever the entry count (pysyncobj default 300 s)
     compaction_min_time: float = 300.0
+    #: and once the applied part of the journal holds more bytes than this and than the
+    #: last snapshot: a restart then replays at most about one snapshot's worth of
+    #: journal (log.py, "Snapshots"), and snapshots cost at most one write per byte
+    #: journaled
+    compaction_min_bytes: int = 1 << 20
+    #: on a graceful stop, write a snapshot first (bounded by this many seconds), so
+    #: the next start loads one state instead of replaying the journal; 0 disables
+    snapshot_on_stop_timeout: float = 5.0
     #: a leader that heard from no quorum for this long steps down (None = election_timeout_max)
     leader_fallback_timeout: float | None = None
     #: how often to retry a lost peer connection (pysyncobj's 5 s is slow after restarts)
@@ -130,6 +138,12 @@ class RaftSettings:
             raise RaftConfigError("connection_timeout must be >= election_timeout_max")
         if not isinstance(self.compaction_min_entries, int) or self.compaction_min_entries < 10:
             raise RaftConfigError("compaction_min_entries must be an integer >= 10")
+        if not isinstance(self.compaction_min_bytes, int) or self.compaction_min_bytes < 4096:
+            raise RaftConfigError("compaction_min_bytes must be an integer >= 4096")
+        if not isinstance(self.snapshot_on_stop_timeout, (int, float)) or \
+                isinstance(self.snapshot_on_stop_timeout, bool) or \
+                not 0 <= self.snapshot_on_stop_timeout <= 60:
+            raise RaftConfigError("snapshot_on_stop_timeout must be a number in 0..60")
         if not isinstance(self.disk_min_free_bytes, int) or self.disk_min_free_bytes < 0:
             raise RaftConfigError("disk_min_free_bytes must be an integer >= 0")
         if not isinstance(self.max_command_bytes, int) or \

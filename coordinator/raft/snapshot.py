@@ -109,8 +109,9 @@ def decode_snapshot(data: bytes) -> Snapshot:
     )
 
 
-def write_snapshot_file(path: Path | str, snap: Snapshot) -> None:
-    """Write and fsync ``path``, a temp file pysyncobj renames into place afterwards.
+def write_snapshot_file(path: Path | str, snap: Snapshot) -> int:
+    """Write and fsync ``path``, a temp file pysyncobj renames into place afterwards;
+    return its size.
 
     On failure (ENOSPC, EIO, short write) the temp file is removed and the
     error raised: pysyncobj then skips the rename, so the old snapshot stays,
@@ -130,6 +131,7 @@ def write_snapshot_file(path: Path | str, snap: Snapshot) -> None:
             pass  # best effort; the write error is what matters
         raise
     os.close(fd)
+    return len(data)
 
 
 def read_snapshot_file(path: Path | str) -> Snapshot:

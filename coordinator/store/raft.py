@@ -6,6 +6,7 @@ only maps the store contract onto it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,8 @@ from vnfha.coordinator.store.base import (
     StoreUnavailable,
 )
 
+log = logging.getLogger(__name__)
+
 
 class RaftStore(Store):
     # The journal survives restarts and `read_gate` holds reads until it is re-applied;
@@ -38,6 +41,7 @@ class RaftStore(Store):
         self._node_id = node_id
         self._ids = ids_by_address  # raft address -> coordinator id
         self._sm = StateMachine()
+        self._sm.log_events = False  # until its own journal is re-applied (_on_applied)
         self._log = ReplicatedLog(settings, self._sm, on_applied=self._on_applied,
                                   on_fatal=self._on_fatal)
         self._running = False
@@ -51,11 +55,25 @@ class RaftStore(Store):
             self._fatal_handler(line)
 
     def _on_applied(self, command: dict[str, Any], result: dict[str, Any]) -> None:
+        if not self._sm.log_events and self._log.catching_up() is None:
+            self._replayed()
         self._notify()
+
+    def _replayed(self) -> None:
+        """This node has re-applied its own journal: log once, then every event again.
+        Entries up to the journal's end at start were written here before the restart,
+        so their events were logged here then (or, for the last few not yet applied,
+        by the coordinators that applied them) and are in the replicated history."""
+        self._sm.log_events = True
+        if self._sm.quiet_events:
+            log.info("raft journal re-applied after start", extra={
+                "events": self._sm.quiet_events, "revision": self._sm.state.revision})
 
     def start(self) -> None:
         self._log.start()
         self._running = True
+        if not self._sm.log_events and self._log.catching_up() is None:
+            self._replayed()  # nothing to re-apply (a new node, or a snapshot at stop)
 
     def stop(self) -> None:
         if self._running:
