@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
-from vnfha.agents.fastpath import FastRoutes
+from vnfha.agents.fastpath import FastRoutes, copy_after
 from vnfha.agents.lease import QuorumLease
 from vnfha.coordinator import fastwire as W
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
@@ -335,7 +335,9 @@ class LoadGen:
             new.append(Sim(i, node_name(i), hosted(i, self.max_nodes, self.groups),
                            QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
                            [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints],
-                           routes=FastRoutes(len(self.endpoints)) if self.fast else None))
+                           routes=FastRoutes(len(self.endpoints),
+                                             copy_silence=copy_after(self.ttl, self.interval))
+                           if self.fast else None))
         sem = asyncio.Semaphore(16)
 
         async def start(s: Sim) -> None:
