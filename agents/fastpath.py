@@ -7,7 +7,8 @@ also goes over gRPC (same sequence number: the lease counts either answer, from 
 time noted before sending) once no fast answer has *arrived* from that coordinator for
 `copy_after(...)` seconds (see there for why that long and no longer). Late answers
 still arriving show the path works, so an overloaded coordinator is not sent the
-costlier copies that would make it slower still. After `FALLBACK_MISSES` rounds in
+costlier copies that would make it slower still, nor is one whose answers were already
+slow (`slow_answers`) until a whole lease has passed in silence. After `FALLBACK_MISSES` rounds in
 a row without a fast answer (a firewall drops UDP, the coordinator forgot our key and
 re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the
 coordinator is served over gRPC only, said once in the log, and the fast path is probed
@@ -32,7 +33,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
@@ -88,6 +89,30 @@ def copy_after(ttl: float = DEFAULT_TTL, interval: float = DEFAULT_INTERVAL,
     return max(cover - 2 * interval, 1.5 * interval)
 
 
+def slow_answers(interval: float = DEFAULT_INTERVAL) -> float:
+    """An answer later than this after its round marks the coordinator as slow, and a
+    slow coordinator's silence is not copied over gRPC until a whole lease has gone
+    (`FastRoutes`). Why: the copy saves the lease only if the same coordinator answers
+    it within what is left of the lease (at the default timing 77.5 ms at the round
+    after a lost datagram); one whose datagram answers already take more than half an
+    interval is busy, answers gRPC (5-10x the CPU) later still, and copies from all its
+    agents at once are what tipped it over (issue 14)."""
+    return interval / 2
+
+
+def lease_cover(ttl: float = DEFAULT_TTL, drift: float = 0.01, margin: float = 0.05) -> float:
+    """How long one acknowledged round counts in the agent's lease (agents/lease.py)."""
+    return ttl * (1 - drift) - margin
+
+
+def routes_for(coordinators: int, ttl: float, interval: float, drift: float = 0.01,
+               margin: float = 0.05) -> FastRoutes:
+    """The routes of an agent with this lease timing (agents/session.py)."""
+    return FastRoutes(coordinators, copy_silence=copy_after(ttl, interval, drift, margin),
+                      slow_after=slow_answers(interval),
+                      cover=lease_cover(ttl, drift, margin))
+
+
 @dataclass(frozen=True)
 class Plan:
     udp: bool
@@ -106,6 +131,8 @@ class _Route:
     next_probe: float = 0.0
     heard: float | None = None  # when the last fast answer (or the key) arrived
     quiet_since: float | None = None  # the last fast answer, or the first key (copies)
+    sent_at: dict[int, float] = field(default_factory=dict)  # recent datagram rounds
+    slow: bool = False  # the last fast answer came later than `slow_answers`
     grpc_heard: float | None = None  # when the last answer over the gRPC stream arrived
 
 
@@ -116,10 +143,15 @@ class FastRoutes:
                  reopen_after: int = REOPEN_AFTER_MISSES,
                  retry_after: float = RETRY_AFTER,
                  fallback_silence: float = FALLBACK_SILENCE,
-                 copy_silence: float | None = None) -> None:
+                 copy_silence: float | None = None, slow_after: float | None = None,
+                 cover: float | None = None) -> None:
         self._routes = [_Route() for _ in range(coordinators)]
         #: silence after which rounds are copied over gRPC (`copy_after`)
         self.copy_silence = copy_after() if copy_silence is None else copy_silence
+        #: answers later than this mark a coordinator slow (`slow_answers`), whose
+        #: silence is copied only once it lasted `cover` (`lease_cover`)
+        self.slow_after = slow_answers() if slow_after is None else slow_after
+        self.cover = lease_cover() if cover is None else cover
         self._fallback_misses = fallback_misses
         self._reopen_after = reopen_after
         self._retry_after = retry_after
@@ -172,13 +204,21 @@ class FastRoutes:
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
         quiet = now - (r.quiet_since if r.quiet_since is not None else now)
-        return Plan(udp=True, grpc=quiet >= self.copy_silence,
+        r.sent_at[seq] = now
+        if len(r.sent_at) > 32:  # only recent rounds' answers tell how slow it is now
+            for old in sorted(r.sent_at)[:16]:
+                del r.sent_at[old]
+        copy = quiet >= self.copy_silence and (not r.slow or quiet >= self.cover)
+        return Plan(udp=True, grpc=copy,
                     reopen=r.misses == self._reopen_after)
 
     def answered(self, i: int, seq: int, now: float) -> bool:
         """A datagram answer for round `seq`; True if it ended a fallback."""
         r = self._routes[i]
         r.heard = r.quiet_since = now
+        sent = r.sent_at.get(seq)
+        if sent is not None:
+            r.slow = now - sent > self.slow_after
         r.acked = max(r.acked, seq)
         r.misses = 0
         if r.fallen_back:

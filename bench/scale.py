@@ -101,6 +101,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """User+system CPU seconds per thread name (/proc/pid/task/*/comm) of a process:
+    where a coordinator's CPU goes (the fast-path intake, the gRPC event loop, Raft)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -137,10 +156,13 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
                 pin(p, COORDINATOR_CPU if pinned else None, nice, fifo)
         load0 = os.getloadavg()[0]
         cpu0 = [cpu_seconds(p) for p in pids]
+        threads0 = thread_cpu(pids[0])
         lg.mark()
         await asyncio.sleep(seconds)
         w = lg.window()
         cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
+        threads = {name: round((t - threads0.get(name, 0.0)) / w["seconds"], 3)
+                   for name, t in thread_cpu(pids[0]).items()}
         acked_total = w["acked_per_coordinator_per_s"] * len(endpoints) * w["seconds"]
         load1 = os.getloadavg()[0]
         victim = max(range(nodes), key=lambda i: len(lg.actives_on(i)))
@@ -161,6 +183,10 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
             # coordinator core could serve if nothing else ran on it.
             "nodes_per_coordinator_core": (round(interval / per_ka) if per_ka else None),
             "coordinator_rss_mb": [rss_mb(p) for p in pids],
+            # the first coordinator's CPU by thread name, in cores (the biggest first)
+            "coordinator_threads_cores": dict(sorted(
+                ((k, v) for k, v in threads.items() if v >= 0.005),
+                key=lambda kv: -kv[1])),
             **{k: w[k] for k in ("offered_per_coordinator_per_s",
                                  "acked_per_coordinator_per_s", "ack_p50_ms", "ack_p99_ms",
                                  "ack_max_ms", "ack_p99_as_read_ms",
@@ -187,6 +213,48 @@ def point(endpoints: list[str], pids: list[int], nodes: int, groups: int, transp
           fifo: int | None = None) -> dict[str, Any]:
     return asyncio.run(_point(endpoints, pids, nodes, groups, transport, seconds, interval,
                               ttl, warmup, failover_limit, pinned, nice, fifo))
+
+
+def failover_log(c: CoordinatorCluster, crash: dict[str, Any]) -> dict[str, Any]:
+    """Where a crash failover's time went, from the coordinators' logs (wall clock,
+    seconds after the crash): the majority-confirmed expiry of the node, the first and
+    last promotion of its groups applied, and whether a coordinator reported itself
+    overloaded (it then vouches only for silences of several TTLs) in between."""
+    at, node, groups = crash["crashed_at"], crash["node"], set(crash["groups"])
+    expired: list[float] = []
+    promoted: list[float] = []
+    overloaded = 0
+    for cid in c.ids:
+        path = c.root / f"{cid}.log"
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if '"ts"' not in line or (node not in line and "overloaded" not in line
+                                      and '"promoted"' not in line):
+                continue
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            ts = d.get("ts", 0.0)
+            if ts < at or ts > at + 60:
+                continue
+            msg = d.get("msg")
+            if msg == "node lease expired on a majority of coordinators" \
+                    and d.get("node") == node:
+                expired.append(ts - at)
+            elif msg == "promoted" and d.get("group") in groups:
+                promoted.append(ts - at)
+            elif msg == "coordinator overloaded: vouching for lease expiry only after " \
+                    "long silences, refusing new registrations":
+                overloaded += 1
+    before = crash.get("last_round_before_ms", 0.0) / 1000
+    return {"expired_s": round(min(expired), 3) if expired else None,
+            # from the node's last round (the crash, as its coordinators can see it)
+            "expired_from_last_round_s": round(min(expired) + before, 3) if expired else None,
+            "first_promotion_applied_s": round(min(promoted), 3) if promoted else None,
+            "last_promotion_applied_s": round(max(promoted), 3) if promoted else None,
+            "overload_reports": overloaded}
 
 
 def run_point(args: argparse.Namespace, nodes: int, transport: str, tmp: Path,
@@ -218,6 +286,9 @@ def run_point(args: argparse.Namespace, nodes: int, transport: str, tmp: Path,
                                args.seconds, args.interval, args.ttl, args.warmup,
                                args.failover_limit, args.pin, args.nice, fifo).result(
                 timeout=args.seconds + args.warmup + args.failover_limit + 300)
+        crash = result.get("crash") or {}
+        if crash.get("crashed_at"):
+            crash["coordinator_log"] = failover_log(c, crash)
         return {"backend": args.backend, "ttl": args.ttl, "interval": args.interval,
                 **result}
     finally:

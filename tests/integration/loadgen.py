@@ -59,7 +59,7 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
-from vnfha.agents.fastpath import FastRoutes, copy_after
+from vnfha.agents.fastpath import FastRoutes, routes_for
 from vnfha.agents.lease import QuorumLease
 from vnfha.coordinator import fastwire as W
 from vnfha.coordinator import rxclock
@@ -410,8 +410,7 @@ class LoadGen:
             new.append(Sim(i, node_name(i), hosted(i, self.max_nodes, self.groups),
                            QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
                            [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints],
-                           routes=FastRoutes(len(self.endpoints),
-                                             copy_silence=copy_after(self.ttl, self.interval))
+                           routes=routes_for(len(self.endpoints), self.ttl, self.interval)
                            if self.fast else None))
         sem = asyncio.Semaphore(16)
 
@@ -517,7 +516,8 @@ class LoadGen:
         it held active was seen granted to another member at a newer epoch."""
         victims = self.actives_on(i)
         s = self.sims[i]
-        at = time.monotonic()
+        at, wall = time.monotonic(), time.time()
+        last_sent = max(s.lease._sent.values(), default=at)
         s.alive = False
         for q in s.queues:
             with contextlib.suppress(asyncio.QueueFull):
@@ -530,9 +530,15 @@ class LoadGen:
         while len(promoted()) < len(victims) and time.monotonic() - at < limit:
             await asyncio.sleep(0.01)
         times = sorted(promoted())
-        return {"actives_on_crashed_node": len(victims), "promoted": len(times),
+        return {"node": s.name, "groups": sorted(victims), "crashed_at": round(wall, 4),
+                # the crash counts from here; its last round went this long before
+                "last_round_before_ms": round((at - last_sent) * 1000, 1),
+                "actives_on_crashed_node": len(victims), "promoted": len(times),
                 "failover_first_s": round(times[0] - at, 3) if times else None,
-                "failover_last_s": round(times[-1] - at, 3) if times else None}
+                "failover_last_s": round(times[-1] - at, 3) if times else None,
+                # from the node's last keepalive round: what its coordinators saw
+                "failover_from_last_round_s": (round(times[-1] - last_sent, 3)
+                                               if times else None)}
 
     async def stop(self) -> None:
         self._done.set()

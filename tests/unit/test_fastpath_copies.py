@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from vnfha.agents.fastpath import FastRoutes, copy_after
+from vnfha.agents.fastpath import FastRoutes, copy_after, routes_for
 from vnfha.agents.lease import QuorumLease
 
 # (ttl, keepalive interval): the default, the namespace lab's, a relaxed profile
@@ -27,40 +27,39 @@ GRPC_RTT = 0.005  # a gRPC copy's answer, on a healthy path
 
 def simulate(ttl: float, interval: float, rounds: int,
              latency: Callable[[int], float | None],
-             settled: int = 0) -> tuple[int, list[float], int]:
+             settled: int = 0, copy_silence: float | None = None
+             ) -> tuple[int, list[float], int]:
     """Rounds to one coordinator (a quorum of one): round k is sent at k * interval,
     its datagram answered `latency(k)` later (None: lost), a gRPC copy GRPC_RTT later.
     Returns (rounds after `settled` copied over gRPC, the times the lease had lapsed,
     seq of the first copy or 0), the lease sampled every millisecond after the first
     answer."""
-    routes = FastRoutes(1, copy_silence=copy_after(ttl, interval))
+    routes = routes_for(1, ttl, interval)
+    if copy_silence is not None:
+        routes.copy_silence = routes.cover = copy_silence
     lease = QuorumLease(coordinators=1, ttl=ttl)
     routes.opened(0, 0.0)
     events: list[tuple[float, int, str]] = []
     copies, first_copy, lapsed = 0, 0, []
-    end = rounds * interval
-    for k in range(1, rounds + 1):
-        t = k * interval
-        while events and events[0][0] <= t:
-            _apply(heapq.heappop(events), routes, lease)
-        lease.sent(k, t)
-        plan = routes.plan(0, k, t)
-        lat = latency(k)
-        if plan.udp and lat is not None:
-            heapq.heappush(events, (t + lat, k, "udp"))
-        if plan.grpc:
-            copies += k > settled
-            first_copy = first_copy or k
-            heapq.heappush(events, (t + GRPC_RTT, k, "grpc"))
-    ms = 0
-    while ms / 1000 < end:
+    k = 1
+    for ms in range(1, round(rounds * interval * 1000) + 1):
         now = ms / 1000
         while events and events[0][0] <= now:
             _apply(heapq.heappop(events), routes, lease)
-        if lease.deadline() is not None and not lease.valid(now) \
-                and now < end - ttl:  # the tail: no more rounds are sent
+        if k <= rounds and k * interval <= now:  # round k, sent in time
+            t = k * interval
+            lease.sent(k, t)
+            plan = routes.plan(0, k, t)
+            lat = latency(k)
+            if plan.udp and lat is not None:
+                heapq.heappush(events, (t + lat, k, "udp"))
+            if plan.grpc:
+                copies += k > settled
+                first_copy = first_copy or k
+                heapq.heappush(events, (t + GRPC_RTT, k, "grpc"))
+            k += 1
+        if lease.deadline() is not None and not lease.valid(now):
             lapsed.append(now)
-        ms += 1
     return copies, lapsed, first_copy
 
 
@@ -144,3 +143,34 @@ def test_a_reopened_key_does_not_stop_the_copies() -> None:
     assert all(p.grpc for p in plans[1:])
     r.answered(0, 9, 0.55)
     assert not r.plan(0, 10, 0.6).grpc
+
+
+def test_the_harness_sees_a_lapse() -> None:
+    """The simulation itself: with every datagram lost and no copies, the lease lapses."""
+    ttl, interval = PROFILES[0]
+    copies, lapsed, _ = simulate(ttl, interval, 40, lambda k: None if k >= 10 else 0.003,
+                                 copy_silence=1e9)
+    assert copies == 0 and lapsed
+
+
+def test_a_busy_coordinator_answering_in_bursts_is_not_copied() -> None:
+    """A saturated coordinator: answers come in bursts, 40-150 ms after their rounds,
+    with gaps between bursts longer than the copy silence. Its answers were late, so it
+    is busy, not cut off: a gRPC copy would be answered later still and only add to its
+    load (issue 14: 17,006 copies in 10 s at 1,000 nodes)."""
+    ttl, interval = PROFILES[0]
+    # every third round's answer waits for the next burst
+    pattern = [0.15, 0.09, 0.04]
+    copies, _, _ = simulate(ttl, interval, 600,
+                            lambda k: pattern[k % len(pattern)], settled=5)
+    assert copies == 0
+
+
+def test_a_busy_coordinator_that_stops_answering_is_copied_after_a_lease() -> None:
+    """Slow answers, then none at all (its key forgotten, UDP cut): copies start once a
+    whole lease has gone without an answer, so the lease comes back over gRPC."""
+    ttl, interval = PROFILES[0]
+    copies, lapsed, first = simulate(ttl, interval, 100,
+                                     lambda k: None if k >= 30 else 0.05)
+    assert copies > 0 and first > 30
+    assert not [t for t in lapsed if t > (first + 1) * interval]
