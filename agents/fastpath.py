@@ -196,6 +196,11 @@ class FastRoutes:
             r.sent = seq
             return Plan(udp=True, grpc=True, reopen=True)
         r.misses = r.misses + 1 if r.sent > r.acked else 0
+        # The last datagram is overdue: unanswered, and sent long enough ago that a
+        # coordinator that is not busy would have answered it. A ticker that ran late
+        # (a busy agent host) makes a long silence with nothing lost: no copy for that.
+        before = r.sent_at.get(r.sent)
+        overdue = r.sent > r.acked and before is not None and now - before >= self.slow_after
         r.sent = seq
         silent = now - (r.heard if r.heard is not None else now)
         if r.misses >= self._fallback_misses and silent >= self._silence \
@@ -208,7 +213,7 @@ class FastRoutes:
         if len(r.sent_at) > 32:  # only recent rounds' answers tell how slow it is now
             for old in sorted(r.sent_at)[:16]:
                 del r.sent_at[old]
-        copy = quiet >= self.copy_silence and (not r.slow or quiet >= self.cover)
+        copy = quiet >= self.copy_silence and (quiet >= self.cover or (overdue and not r.slow))
         return Plan(udp=True, grpc=copy,
                     reopen=r.misses == self._reopen_after)
 

@@ -101,25 +101,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """User+system CPU seconds per thread name (/proc/pid/task/*/comm) of a process:
-    where a coordinator's CPU goes (the fast-path intake, the gRPC event loop, Raft)."""
-    out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except FileNotFoundError:
-        return out
-    for task in tasks:
-        try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -156,13 +137,10 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
                 pin(p, COORDINATOR_CPU if pinned else None, nice, fifo)
         load0 = os.getloadavg()[0]
         cpu0 = [cpu_seconds(p) for p in pids]
-        threads0 = thread_cpu(pids[0])
         lg.mark()
         await asyncio.sleep(seconds)
         w = lg.window()
         cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
-        threads = {name: round((t - threads0.get(name, 0.0)) / w["seconds"], 3)
-                   for name, t in thread_cpu(pids[0]).items()}
         acked_total = w["acked_per_coordinator_per_s"] * len(endpoints) * w["seconds"]
         load1 = os.getloadavg()[0]
         victim = max(range(nodes), key=lambda i: len(lg.actives_on(i)))
@@ -183,10 +161,6 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
             # coordinator core could serve if nothing else ran on it.
             "nodes_per_coordinator_core": (round(interval / per_ka) if per_ka else None),
             "coordinator_rss_mb": [rss_mb(p) for p in pids],
-            # the first coordinator's CPU by thread name, in cores (the biggest first)
-            "coordinator_threads_cores": dict(sorted(
-                ((k, v) for k, v in threads.items() if v >= 0.005),
-                key=lambda kv: -kv[1])),
             **{k: w[k] for k in ("offered_per_coordinator_per_s",
                                  "acked_per_coordinator_per_s", "ack_p50_ms", "ack_p99_ms",
                                  "ack_max_ms", "ack_p99_as_read_ms",

@@ -174,3 +174,17 @@ def test_a_busy_coordinator_that_stops_answering_is_copied_after_a_lease() -> No
                                      lambda k: None if k >= 30 else 0.05)
     assert copies > 0 and first > 30
     assert not [t for t in lapsed if t > (first + 1) * interval]
+
+
+def test_a_late_ticker_is_not_a_lost_datagram() -> None:
+    """The agent's own ticker ran late (a busy host): the silence is long, but every
+    datagram sent was answered promptly, so nothing is copied."""
+    ttl, interval = PROFILES[0]
+    r = routes_for(1, ttl, interval)
+    r.opened(0, 0.0)
+    t = 0.0
+    for seq in range(1, 200):
+        t += interval if seq % 10 else interval + 0.05  # every tenth round 50 ms late
+        p = r.plan(0, seq, t)
+        assert not p.grpc, seq
+        r.answered(0, seq, t + 0.003)
