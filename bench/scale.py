@@ -139,12 +139,14 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
         cpu0 = [cpu_seconds(p) for p in pids]
         lg.mark()
         await asyncio.sleep(seconds)
-        w = lg.window()
+        closed = lg.close()  # summarized after the crash: sorting stalls the generator
         cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
-        acked_total = w["acked_per_coordinator_per_s"] * len(endpoints) * w["seconds"]
         load1 = os.getloadavg()[0]
+        await asyncio.sleep(2 * interval)  # every node sent a round since
         victim = max(range(nodes), key=lambda i: len(lg.actives_on(i)))
         crash = await lg.crash(victim, failover_limit)
+        w = lg.window(closed)
+        acked_total = w["acked_per_coordinator_per_s"] * len(endpoints) * w["seconds"]
         cores = cpu / w["seconds"] / len(pids)  # per coordinator
         per_ka = cpu / acked_total if acked_total else None
         return {
