@@ -9,12 +9,15 @@ warm-up it measures, over `--seconds` with no fault:
 
 * coordinator CPU per acknowledged keepalive (all three coordinators' CPU over all
   their acknowledgements; the load generator's CPU is reported apart),
-* acknowledgement latency p50/p99 as the agents see it (send to ack),
-* lease lapses (nodes that at some check held no lease; the fewest holding one at once)
-  and promotions (every one is a false failover: nothing failed),
+* acknowledgement latency p50/p99 from the round's send to its answer's arrival (the
+  kernel's receive stamp at the generator; as read, and the generator's own lateness in
+  sending and reading, reported apart: loadgen's docstring),
+* lease lapses by arrival and as read (nodes that held no lease at some moment; the
+  fewest holding one at once) and promotions (every one a false failover),
 
 then crashes one node carrying actives (it stops sending) and reports the time until
-every one of its groups was seen granted to the standby: crash failover under load.
+every one of its groups was seen granted to the standby: crash failover under load,
+split from the coordinator's log into expiry, promotion applied and seen.
 
 `--transport grpc,fast` runs each point on the gRPC keepalive streams and on the
 keepalive fast path (loadgen.FastTransport: keys from OpenFastPath, AES-GCM datagrams,
@@ -28,7 +31,7 @@ limit, and every process is reaped. Prints JSON.
 
     .venv/bin/python bench/scale.py [--nodes 25,100,400] [--groups-per-node 0.5]
         [--seconds 20] [--ttl 0.25] [--interval 0.06] [--backend raft|etcd]
-        [--transport grpc,fast] [--pin]
+        [--transport grpc,fast] [--pin] [--rt] [--nice -10]
 """
 
 from __future__ import annotations
