@@ -2,9 +2,13 @@
 
 `FastRoutes` is the pure decision, per coordinator and per round: send the keepalive
 as a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the
-fast path is in doubt: as soon as one fast round goes unanswered by the time of the
-next, the next round also goes over gRPC (same sequence number: the lease counts
-either answer, from the time noted before sending). After `FALLBACK_MISSES` rounds in
+fast path is in doubt, without doubling the load when answers are merely late: a round
+also goes over gRPC (same sequence number: the lease counts either answer, from the
+time noted before sending) once no fast answer has *arrived* from that coordinator for
+`copy_after(...)` seconds (see there for why that long and no longer). Late answers
+still arriving show the path works, so an overloaded coordinator is not sent the
+costlier copies that would make it slower still, nor is one whose answers were already
+slow (`slow_answers`) until a whole lease has passed in silence. After `FALLBACK_MISSES` rounds in
 a row without a fast answer (a firewall drops UDP, the coordinator forgot our key and
 re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the
 coordinator is served over gRPC only, said once in the log, and the fast path is probed
@@ -29,7 +33,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
@@ -51,6 +55,62 @@ REOPEN_AFTER_MISSES = 2
 RETRY_AFTER = 30.0
 POLL_S = 0.2
 DROP_LOG_EVERY_S = 30.0
+#: the default timing (agents/config.py): what `FastRoutes` assumes when not told
+DEFAULT_TTL = 0.25
+DEFAULT_INTERVAL = 0.06
+
+
+def copy_after(ttl: float = DEFAULT_TTL, interval: float = DEFAULT_INTERVAL,
+               drift: float = 0.01, margin: float = 0.05) -> float:
+    """Seconds without any fast answer from a coordinator after which each round to it
+    also goes over gRPC.
+
+    Why this long: one coordinator's acknowledgement of a round sent at `s` counts in
+    the agent's lease until ``s + cover``, cover = ttl * (1 - drift) - margin
+    (agents/lease.py), and the answer arrived after `s`. A route silent for
+    ``cover - 2 * interval`` has at most two intervals of that left, so the first round
+    after it (at most one interval later) still has one interval, less the answer's
+    latency, to have its gRPC copy answered: the last round that can still save the
+    lease is doubled, and every earlier one goes as a datagram alone.
+
+    Why no shorter than 1.5 intervals: a healthy route hears an answer every interval,
+    and a route that lost one datagram hears none for two; half-way tells them apart
+    despite jitter. When the lease covers fewer than 3.5 rounds (the default timing:
+    cover 0.1975 s, 3.3 rounds) this floor is what applies, and it copies the round
+    after a lost datagram if answers come within half an interval, which the lease
+    needs: the round after that would be too late to save it.
+
+    Why answers *arriving*, not rounds answered by the next one (the rule before): an
+    overloaded coordinator answers late but keeps answering, its routes are never
+    silent that long, and it is not sent copies on the path that costs it 5-10x more
+    exactly when it is busy (issue 14: 417,034 gRPC rounds against 38,145 datagrams).
+    """
+    cover = ttl * (1 - drift) - margin
+    return max(cover - 2 * interval, 1.5 * interval)
+
+
+def slow_answers(interval: float = DEFAULT_INTERVAL) -> float:
+    """An answer later than this after its round marks the coordinator as slow, and a
+    slow coordinator's silence is not copied over gRPC until a whole lease has gone
+    (`FastRoutes`). Why: the copy saves the lease only if the same coordinator answers
+    it within what is left of the lease (at the default timing 77.5 ms at the round
+    after a lost datagram); one whose datagram answers already take more than half an
+    interval is busy, answers gRPC (5-10x the CPU) later still, and copies from all its
+    agents at once are what tipped it over (issue 14)."""
+    return interval / 2
+
+
+def lease_cover(ttl: float = DEFAULT_TTL, drift: float = 0.01, margin: float = 0.05) -> float:
+    """How long one acknowledged round counts in the agent's lease (agents/lease.py)."""
+    return ttl * (1 - drift) - margin
+
+
+def routes_for(coordinators: int, ttl: float, interval: float, drift: float = 0.01,
+               margin: float = 0.05) -> FastRoutes:
+    """The routes of an agent with this lease timing (agents/session.py)."""
+    return FastRoutes(coordinators, copy_silence=copy_after(ttl, interval, drift, margin),
+                      slow_after=slow_answers(interval),
+                      cover=lease_cover(ttl, drift, margin))
 
 
 @dataclass(frozen=True)
@@ -70,6 +130,9 @@ class _Route:
     fallen_back: bool = False
     next_probe: float = 0.0
     heard: float | None = None  # when the last fast answer (or the key) arrived
+    quiet_since: float | None = None  # the last fast answer, or the first key (copies)
+    sent_at: dict[int, float] = field(default_factory=dict)  # recent datagram rounds
+    slow: bool = False  # the last fast answer came later than `slow_answers`
     grpc_heard: float | None = None  # when the last answer over the gRPC stream arrived
 
 
@@ -79,8 +142,16 @@ class FastRoutes:
     def __init__(self, coordinators: int, fallback_misses: int = FALLBACK_MISSES,
                  reopen_after: int = REOPEN_AFTER_MISSES,
                  retry_after: float = RETRY_AFTER,
-                 fallback_silence: float = FALLBACK_SILENCE) -> None:
+                 fallback_silence: float = FALLBACK_SILENCE,
+                 copy_silence: float | None = None, slow_after: float | None = None,
+                 cover: float | None = None) -> None:
         self._routes = [_Route() for _ in range(coordinators)]
+        #: silence after which rounds are copied over gRPC (`copy_after`)
+        self.copy_silence = copy_after() if copy_silence is None else copy_silence
+        #: answers later than this mark a coordinator slow (`slow_answers`), whose
+        #: silence is copied only once it lasted `cover` (`lease_cover`)
+        self.slow_after = slow_answers() if slow_after is None else slow_after
+        self.cover = lease_cover() if cover is None else cover
         self._fallback_misses = fallback_misses
         self._reopen_after = reopen_after
         self._retry_after = retry_after
@@ -89,10 +160,13 @@ class FastRoutes:
     def opened(self, i: int, now: float) -> None:
         """A key was installed for coordinator i. Misses are kept (a new key that is not
         answered either still ends in the fallback), but the silence counts from now:
-        the new key gets its full second."""
+        the new key gets its full second. The copies' silence is not reset by a
+        re-opened key (only answers end it): the lease still needs them meanwhile."""
         r = self._routes[i]
         r.opened = True
         r.heard = now
+        if r.quiet_since is None:
+            r.quiet_since = now
 
     def closed(self, i: int) -> None:
         self._routes[i].opened = False
@@ -122,6 +196,11 @@ class FastRoutes:
             r.sent = seq
             return Plan(udp=True, grpc=True, reopen=True)
         r.misses = r.misses + 1 if r.sent > r.acked else 0
+        # The last datagram is overdue: unanswered, and sent long enough ago that a
+        # coordinator that is not busy would have answered it. A ticker that ran late
+        # (a busy agent host) makes a long silence with nothing lost: no copy for that.
+        before = r.sent_at.get(r.sent)
+        overdue = r.sent > r.acked and before is not None and now - before >= self.slow_after
         r.sent = seq
         silent = now - (r.heard if r.heard is not None else now)
         if r.misses >= self._fallback_misses and silent >= self._silence \
@@ -129,12 +208,22 @@ class FastRoutes:
             r.fallen_back = True
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
-        return Plan(udp=True, grpc=r.misses > 0, reopen=r.misses == self._reopen_after)
+        quiet = now - (r.quiet_since if r.quiet_since is not None else now)
+        r.sent_at[seq] = now
+        if len(r.sent_at) > 32:  # only recent rounds' answers tell how slow it is now
+            for old in sorted(r.sent_at)[:16]:
+                del r.sent_at[old]
+        copy = quiet >= self.copy_silence and (quiet >= self.cover or (overdue and not r.slow))
+        return Plan(udp=True, grpc=copy,
+                    reopen=r.misses == self._reopen_after)
 
     def answered(self, i: int, seq: int, now: float) -> bool:
         """A datagram answer for round `seq`; True if it ended a fallback."""
         r = self._routes[i]
-        r.heard = now
+        r.heard = r.quiet_since = now
+        sent = r.sent_at.get(seq)
+        if sent is not None:
+            r.slow = now - sent > self.slow_after
         r.acked = max(r.acked, seq)
         r.misses = 0
         if r.fallen_back:

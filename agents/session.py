@@ -22,7 +22,7 @@ import grpc
 
 from vnfha.agents import core
 from vnfha.agents.core import AssignmentView, MemberRole
-from vnfha.agents.fastpath import FastPathLink, FastRoutes
+from vnfha.agents.fastpath import FastPathLink, routes_for
 from vnfha.agents.lease import QuorumLease
 from vnfha.coordinator.security.tls import Stubs, TlsFiles
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -138,7 +138,8 @@ class AgentSession:
         self.failsafe: FailsafeHook | None = None
         # The keepalive fast path (agents/fastpath.py): UDP datagrams under a key each
         # coordinator issues over this mTLS channel; gRPC whenever it is in doubt.
-        self._routes = FastRoutes(len(endpoints)) if fastpath else None
+        self._routes = (routes_for(len(endpoints), ttl, interval, drift, margin)
+                        if fastpath else None)
         self._fast = (FastPathLink(node, list(endpoints), self._on_fast_answer)
                       if fastpath else None)
         self._open_wanted: dict[int, float] = dict.fromkeys(range(len(endpoints)), 0.0)

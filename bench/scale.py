@@ -9,12 +9,15 @@ warm-up it measures, over `--seconds` with no fault:
 
 * coordinator CPU per acknowledged keepalive (all three coordinators' CPU over all
   their acknowledgements; the load generator's CPU is reported apart),
-* acknowledgement latency p50/p99 as the agents see it (send to ack),
-* lease lapses (nodes that at some check held no lease; the fewest holding one at once)
-  and promotions (every one is a false failover: nothing failed),
+* acknowledgement latency p50/p99 from the round's send to its answer's arrival (the
+  kernel's receive stamp at the generator; as read, and the generator's own lateness in
+  sending and reading, reported apart: loadgen's docstring),
+* lease lapses by arrival and as read (nodes that held no lease at some moment; the
+  fewest holding one at once) and promotions (every one a false failover),
 
 then crashes one node carrying actives (it stops sending) and reports the time until
-every one of its groups was seen granted to the standby: crash failover under load.
+every one of its groups was seen granted to the standby: crash failover under load,
+split from the coordinator's log into expiry, promotion applied and seen.
 
 `--transport grpc,fast` runs each point on the gRPC keepalive streams and on the
 keepalive fast path (loadgen.FastTransport: keys from OpenFastPath, AES-GCM datagrams,
@@ -28,7 +31,7 @@ limit, and every process is reaped. Prints JSON.
 
     .venv/bin/python bench/scale.py [--nodes 25,100,400] [--groups-per-node 0.5]
         [--seconds 20] [--ttl 0.25] [--interval 0.06] [--backend raft|etcd]
-        [--transport grpc,fast] [--pin]
+        [--transport grpc,fast] [--pin] [--rt] [--nice -10]
 """
 
 from __future__ import annotations
@@ -59,26 +62,37 @@ from vnfha_lab.etcdserver import EtcdServer  # noqa: E402
 TRANSPORTS = loadgen.TRANSPORTS
 COORDINATOR_CPU = 0  # --pin: the coordinator's core ...
 GENERATOR_CPU = 1  # ... and the load generator's
+#: --rt: SCHED_FIFO priorities. The generator runs as the agents it simulates do
+#: (agents/realtime.py: 10); the coordinator one above its own default (5), so the
+#: coordinators of other work on a shared machine do not take its core meanwhile.
+GENERATOR_FIFO = 10
+COORDINATOR_FIFO = 6
 
 
-def pin(pid: int, cpu: int | None, nice: int | None = None) -> None:
-    """Pin every thread of process `pid` to `cpu`, and give each the `nice` value
-    (both are per thread on Linux; threads started later inherit them)."""
+def pin(pid: int, cpu: int | None, nice: int | None = None,
+        fifo: int | None = None) -> None:
+    """Pin every thread of process `pid` to `cpu`, and give each the `nice` value or
+    the SCHED_FIFO priority `fifo` (all per thread on Linux; threads started later
+    inherit them)."""
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             if cpu is not None:
                 os.sched_setaffinity(int(task.name), {cpu})
             if nice is not None:
                 os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+            if fifo is not None:
+                os.sched_setscheduler(int(task.name), os.SCHED_FIFO, os.sched_param(fifo))
         except (ProcessLookupError, OSError):
             pass  # a thread that just ended
 
 
-def _pin_self(cpu: int | None, nice: int | None = None) -> None:
+def _pin_self(cpu: int | None, nice: int | None = None, fifo: int | None = None) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     if nice is not None:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if fifo is not None:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -103,7 +117,7 @@ def rss_mb(pid: int) -> float:
 async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
                  transport: str, seconds: float, interval: float, ttl: float,
                  warmup: float, failover_limit: float, pinned: bool,
-                 nice: int | None) -> dict[str, Any]:
+                 nice: int | None, fifo: int | None = None) -> dict[str, Any]:
     tr = TRANSPORTS[transport](endpoints, nodes)
     lg = loadgen.LoadGen(endpoints, interval, ttl, transport=tr, max_nodes=nodes,
                          groups=groups)
@@ -121,24 +135,28 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
             await asyncio.sleep(0.05)
         cold = round(still - t0, 2)
         await asyncio.sleep(warmup)
-        if pinned or nice is not None:
+        if pinned or nice is not None or fifo is not None:
             for p in pids:  # threads started since the first pinning
-                pin(p, COORDINATOR_CPU if pinned else None, nice)
+                pin(p, COORDINATOR_CPU if pinned else None, nice, fifo)
         load0 = os.getloadavg()[0]
         cpu0 = [cpu_seconds(p) for p in pids]
         lg.mark()
         await asyncio.sleep(seconds)
-        w = lg.window()
+        closed = lg.close()  # summarized after the crash: sorting stalls the generator
         cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
-        acked_total = w["acked_per_coordinator_per_s"] * len(endpoints) * w["seconds"]
         load1 = os.getloadavg()[0]
+        await asyncio.sleep(2 * interval)  # every node sent a round since
         victim = max(range(nodes), key=lambda i: len(lg.actives_on(i)))
         crash = await lg.crash(victim, failover_limit)
+        w = lg.window(closed)
+        acked_total = w["acked_per_coordinator_per_s"] * len(endpoints) * w["seconds"]
         cores = cpu / w["seconds"] / len(pids)  # per coordinator
         per_ka = cpu / acked_total if acked_total else None
         return {
             "nodes": nodes, "groups": groups, "transport": transport,
             "coordinators": len(pids), "pinned": pinned, "nice": nice,
+            "sched": ({"coordinator_fifo": fifo, "generator_fifo": GENERATOR_FIFO}
+                      if fifo is not None else "default"),
             "load_average_1m": [round(load0, 1), round(load1, 1)],
             "cold_start_s": cold,
             "coordinator_cpu_cores_each": round(cores, 3),
@@ -150,10 +168,15 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
             "coordinator_rss_mb": [rss_mb(p) for p in pids],
             **{k: w[k] for k in ("offered_per_coordinator_per_s",
                                  "acked_per_coordinator_per_s", "ack_p50_ms", "ack_p99_ms",
+                                 "ack_max_ms", "ack_p99_as_read_ms",
+                                 "nodes_lapsed_by_arrival", "lapse_events_by_arrival",
                                  "nodes_lapsed", "lapse_events", "min_nodes_with_lease",
                                  "promotions", "groups_with_active", "datagrams_sent",
                                  "grpc_rounds_while_fast", "generator_cpu_s",
-                                 "generator_lag_p99_ms")},
+                                 "generator_lag_p99_ms", "answer_read_lag_p50_ms",
+                                 "answer_read_lag_p99_ms", "send_late_p50_ms",
+                                 "send_late_p99_ms", "send_late_max_ms")},
+            "generator_cpu_cores": round(w["generator_cpu_s"] / w["seconds"], 3),
             "ack_p99_under_ttl_5": (w["ack_p99_ms"] is not None
                                     and w["ack_p99_ms"] < ttl / 5 * 1000),
             "crash": crash,
@@ -165,9 +188,52 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
 
 def point(endpoints: list[str], pids: list[int], nodes: int, groups: int, transport: str,
           seconds: float, interval: float, ttl: float, warmup: float,
-          failover_limit: float, pinned: bool, nice: int | None) -> dict[str, Any]:
+          failover_limit: float, pinned: bool, nice: int | None,
+          fifo: int | None = None) -> dict[str, Any]:
     return asyncio.run(_point(endpoints, pids, nodes, groups, transport, seconds, interval,
-                              ttl, warmup, failover_limit, pinned, nice))
+                              ttl, warmup, failover_limit, pinned, nice, fifo))
+
+
+def failover_log(c: CoordinatorCluster, crash: dict[str, Any]) -> dict[str, Any]:
+    """Where a crash failover's time went, from the coordinators' logs (wall clock,
+    seconds after the crash): the majority-confirmed expiry of the node, the first and
+    last promotion of its groups applied, and whether a coordinator reported itself
+    overloaded (it then vouches only for silences of several TTLs) in between."""
+    at, node, groups = crash["crashed_at"], crash["node"], set(crash["groups"])
+    expired: list[float] = []
+    promoted: list[float] = []
+    overloaded = 0
+    for cid in c.ids:
+        path = c.root / f"{cid}.log"
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if '"ts"' not in line or (node not in line and "overloaded" not in line
+                                      and '"promoted"' not in line):
+                continue
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            ts = d.get("ts", 0.0)
+            if ts < at or ts > at + 60:
+                continue
+            msg = d.get("msg")
+            if msg == "node lease expired on a majority of coordinators" \
+                    and d.get("node") == node:
+                expired.append(ts - at)
+            elif msg == "promoted" and d.get("group") in groups:
+                promoted.append(ts - at)
+            elif msg == "coordinator overloaded: vouching for lease expiry only after " \
+                    "long silences, refusing new registrations":
+                overloaded += 1
+    before = crash.get("last_round_before_ms", 0.0) / 1000
+    return {"expired_s": round(min(expired), 3) if expired else None,
+            # from the node's last round (the crash, as its coordinators can see it)
+            "expired_from_last_round_s": round(min(expired) + before, 3) if expired else None,
+            "first_promotion_applied_s": round(min(promoted), 3) if promoted else None,
+            "last_promotion_applied_s": round(max(promoted), 3) if promoted else None,
+            "overload_reports": overloaded}
 
 
 def run_point(args: argparse.Namespace, nodes: int, transport: str, tmp: Path,
@@ -181,9 +247,10 @@ def run_point(args: argparse.Namespace, nodes: int, transport: str, tmp: Path,
                            etcd_endpoint=etcd.endpoint if etcd else None)
     try:
         c.start_all()
-        if args.pin or args.nice is not None:
+        fifo = COORDINATOR_FIFO if args.rt else None
+        if args.pin or args.nice is not None or fifo is not None:
             for cid in c.ids:
-                pin(c.procs[cid].pid, COORDINATOR_CPU if args.pin else None, args.nice)
+                pin(c.procs[cid].pid, COORDINATOR_CPU if args.pin else None, args.nice, fifo)
         leader = c.leader()
         if leader is None:
             raise SystemExit("no leader")
@@ -192,11 +259,15 @@ def run_point(args: argparse.Namespace, nodes: int, transport: str, tmp: Path,
         with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
                                  initializer=_pin_self,
                                  initargs=(GENERATOR_CPU if args.pin else None,
-                                           args.nice)) as ex:
+                                           args.nice,
+                                           GENERATOR_FIFO if args.rt else None)) as ex:
             result = ex.submit(point, c.endpoints, pids, nodes, groups, transport,
                                args.seconds, args.interval, args.ttl, args.warmup,
-                               args.failover_limit, args.pin, args.nice).result(
+                               args.failover_limit, args.pin, args.nice, fifo).result(
                 timeout=args.seconds + args.warmup + args.failover_limit + 300)
+        crash = result.get("crash") or {}
+        if crash.get("crashed_at"):
+            crash["coordinator_log"] = failover_log(c, crash)
         return {"backend": args.backend, "ttl": args.ttl, "interval": args.interval,
                 **result}
     finally:
@@ -226,6 +297,11 @@ def main() -> int:
                     help="nice value for the coordinators and the load generator (e.g. "
                          "-10 as root: measure them, not the other work of a shared "
                          "machine; reported with every point)")
+    ap.add_argument("--rt", action="store_true",
+                    help=f"SCHED_FIFO: the load generator at {GENERATOR_FIFO} (as the agents "
+                         f"it simulates run), the coordinators at {COORDINATOR_FIFO} (one above "
+                         "their default 5: other coordinators on a shared machine do not "
+                         "take their core); needs root")
     args = ap.parse_args()
     counts = [int(n) for n in args.nodes.split(",")]
     if any(not 2 <= n <= 2000 for n in counts):

@@ -18,6 +18,24 @@ tests/integration/test_overload.py and bench/scale.py; `run` is a plain function
 JSON-able arguments so it can run in a child process (the generator must not share a
 GIL with what it measures).
 
+What is the generator's and what is the coordinator's (issue 14: one process simulating
+1,000 agents ran 156 ms late at p99, and that lateness counted as the coordinator's):
+* fast-path answers are dated by the kernel's receive stamp at the generator (the
+  coordinator's own rxclock conversion), the round by the time noted just before it was
+  sent, so `ack_p*_ms` is the coordinator's service time plus the loopback; the time the
+  generator took to read an answer is `answer_read_lag_*`, and `ack_p99_as_read_ms` is
+  the old figure (gRPC answers have no stamp: read time);
+* lapses "by arrival" count a renewal that *arrived* after the lease had run out (an
+  agent reading at once would have lapsed too); the "as read" ones, checked every 20 ms,
+  also count leases that ran out while their renewal waited here unread;
+* rounds go in fixed slots, node i at (i * GOLDEN) mod 1 of an interval, so sends are
+  spread evenly and a stall of the generator does not bunch them; how late each round
+  left after its slot is `send_late_*`; answers already queued are read before the
+  rounds are planned (an agent's receive thread would have heard them);
+* start-up objects are frozen out of the collector (gc.freeze, as agents do), and a
+  request is reused while its reports stay the same;
+* the agent's rules are the real ones: `QuorumLease` and `FastRoutes`.
+
 Every group `lg0000`.. has two members, `m0` (priority 100) and `m1` (90), on two
 different nodes; with G groups over N nodes, group g's members are on nodes 2g and
 2g+1 (mod N), so each node hosts about 2G/N members (one, when G = N/2, the default).
@@ -28,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import heapq
 import math
 import socket
@@ -40,13 +59,16 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
-from vnfha.agents.fastpath import FastRoutes
+from vnfha.agents.fastpath import FastRoutes, routes_for
 from vnfha.agents.lease import QuorumLease
 from vnfha.coordinator import fastwire as W
+from vnfha.coordinator import rxclock
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
 
 ACTIVE = types_pb2.ROLE_ACTIVE
 QUEUE = 4  # rounds a slow coordinator's queue keeps (as agents/session.py)
+GOLDEN = 0.6180339887498949  # node i's round phase: (i * GOLDEN) mod 1 of an interval
+SAMPLES = 2_000_000  # at most this many latency samples per window
 NODES_PER_CHANNEL = 64  # streams multiplexed on one HTTP/2 connection
 
 
@@ -151,8 +173,16 @@ class FastTransport:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
         self._sock.bind((host, 0))
         self._sock.setblocking(False)
+        # Answers are dated by the kernel's receive stamp (coordinator/rxclock.py, the
+        # coordinator's own conversion: never earlier than the truth), so the ack
+        # latency is the coordinator's and the network's, not how late this process
+        # got round to reading it; how late it read is reported apart.
+        self._arrivals: rxclock.ArrivalClock | None = None
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.SOL_SOCKET, rxclock.SO_TIMESTAMPNS, 1)
+            self._arrivals = rxclock.ArrivalClock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: (coordinator index, node index, answer) for each authentic answer
+        #: (coordinator index, node index, answer, arrival) for each authentic answer
         self.on_answer: Any = None
         self.dropped = 0  # answers that failed a check (none expected)
         self.send_failed = 0  # datagrams the socket refused (a full send buffer)
@@ -202,16 +232,34 @@ class FastTransport:
             return False
         return True
 
+    def drain(self) -> None:
+        """Read every answer already queued (the ticker calls this before its rounds)."""
+        if self._loop is not None:
+            self._readable()
+
     def _readable(self) -> None:
-        """Every queued answer (up to 1,024 per wake-up), checked as the agent does."""
-        sock = self._sock
+        """Every queued answer (up to 1,024 per wake-up), checked as the agent does,
+        each dated by its kernel receive stamp."""
+        sock, arrivals = self._sock, self._arrivals
+        before = time.monotonic()
+        real = time.time()
+        read_at = time.monotonic()
+        if arrivals is not None:
+            arrivals.sample(before, real, read_at)
         for _ in range(1024):
             try:
-                data = sock.recv(W.MAX_DATAGRAM + 1)
+                data, anc, _flags, _src = sock.recvmsg(W.MAX_DATAGRAM + 1, rxclock.ANCBUF)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # an ICMP error queued on the socket
                 continue
+            arrived = read_at
+            if arrivals is not None:
+                stamp = None
+                for level, kind, cdata in anc:
+                    if level == socket.SOL_SOCKET and kind == rxclock.SO_TIMESTAMPNS:
+                        stamp = rxclock.timespec(cdata)
+                arrived = arrivals.arrival(stamp, read_at)
             try:
                 header = W.parse_header(data, W.KIND_ACK)
                 session = self._sessions.get(header.key_id)
@@ -224,7 +272,7 @@ class FastTransport:
                 self.dropped += 1
                 continue
             if self.on_answer is not None:
-                self.on_answer(session[0], session[1], resp)
+                self.on_answer(session[0], session[1], resp, arrived)
 
     def keepalive(self, index: int, node: int,
                   requests: AsyncIterator[agent_pb2.KeepaliveRequest]
@@ -260,6 +308,21 @@ class Sim:
     was_valid: bool = False
     alive: bool = True  # False: crashed (sends nothing more)
     routes: FastRoutes | None = None  # the agent's fast-path routing (fast transport)
+    #: the last round's request, reused while the reports stay the same (only `seq`
+    #: changes): building one costs the generator more than sealing and sending it
+    _reused: agent_pb2.KeepaliveRequest | None = None
+
+    def payload(self) -> bytes:
+        """This round's request, serialized (for datagrams: a message handed to a gRPC
+        queue is never changed afterwards, so it gets its own, `request()`)."""
+        if self._reused is None:
+            self._reused = self.request()
+        self._reused.seq = self.seq
+        return self._reused.SerializeToString()
+
+    def changed(self) -> None:
+        """The reports changed (an assignment arrived): build the next request anew."""
+        self._reused = None
 
     def request(self) -> agent_pb2.KeepaliveRequest:
         return agent_pb2.KeepaliveRequest(node=self.name, seq=self.seq, members=[
@@ -277,15 +340,28 @@ class Window:
     nodes: int
     sent: int = 0
     acked: int = 0
+    # send -> arrival (the kernel's receive stamp; gRPC: the read), and send -> read
     latencies: array = field(default_factory=lambda: array("f"))
+    read_latencies: array = field(default_factory=lambda: array("f"))
+    # How late this process read a fast answer after the kernel queued it, and how late
+    # it sent a round after its slot: the generator's own lateness, not the coordinator's.
+    read_lag: array = field(default_factory=lambda: array("f"))
+    send_late: array = field(default_factory=lambda: array("f"))
+    # As read: a node whose lease had run out when this process looked (every 20 ms).
     lapse_events: int = 0
     lapsed: set[int] = field(default_factory=set)
+    # By arrival: the round that renewed a lease arrived after it had run out, so an
+    # agent reading at once would have lapsed too (the generator's read lag excluded).
+    lapse_events_arrival: int = 0
+    lapsed_arrival: set[int] = field(default_factory=set)
     promotions: int = 0  # grants of a newer epoch seen (with no fault: false failovers)
     min_valid: int = -1  # fewest nodes holding a lease at one check
     refused_streams: int = 0
     datagrams: int = 0  # keepalives sent as datagrams (fast transport)
     grpc_rounds: int = 0  # keepalives the fast transport's routes sent over gRPC
     cpu0: float = 0.0
+    ended: float = 0.0  # when `LoadGen.close` closed it (0: still open)
+    cpu_used: float = 0.0  # the generator's CPU seconds over it, once closed
     # How late the generator's own event loop ran (10 ms heartbeat): a late generator
     # sees leases lapse that no coordinator let lapse.
     own_lag: array = field(default_factory=lambda: array("f"))
@@ -323,6 +399,7 @@ class LoadGen:
         self.grants: dict[str, tuple[int, str]] = {}  # group -> newest (epoch, member)
         self.first_seen: dict[tuple[str, int], float] = {}  # (group, epoch) -> first sight
         self.w = Window(time.monotonic(), 0)
+        self._epoch = time.monotonic()  # the grid every node's round slots are on
         self._done = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._checker: asyncio.Task | None = None
@@ -335,7 +412,8 @@ class LoadGen:
             new.append(Sim(i, node_name(i), hosted(i, self.max_nodes, self.groups),
                            QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
                            [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints],
-                           routes=FastRoutes(len(self.endpoints)) if self.fast else None))
+                           routes=routes_for(len(self.endpoints), self.ttl, self.interval)
+                           if self.fast else None))
         sem = asyncio.Semaphore(16)
 
         async def start(s: Sim) -> None:
@@ -351,8 +429,8 @@ class LoadGen:
                     self._tasks.append(asyncio.create_task(self._stream(s, k)))
                     if self.watch:
                         self._tasks.append(asyncio.create_task(self._watch(s, k)))
-                # rounds spread over the interval, the first one at once
-                heapq.heappush(self._due, (time.monotonic(), s.index))
+                # rounds spread evenly over the interval, the first in the next slot
+                heapq.heappush(self._due, (self._first_slot(s.index), s.index))
                 if self.fast:
                     opened = await asyncio.gather(*(
                         self.tr.open(k, s.index, s.name)  # type: ignore[attr-defined]
@@ -369,30 +447,74 @@ class LoadGen:
             self._checker = asyncio.create_task(self._check())
             self._tasks.append(asyncio.create_task(self._heartbeat()))
         await asyncio.gather(*(start(s) for s in new))
+        # As agents do once started (agents/realtime.py): the start-up objects out of
+        # the collector's way, so its passes over them do not make rounds late.
+        gc.collect()
+        gc.freeze()
+
+    def _first_slot(self, i: int) -> float:
+        """Node i's first round: the next slot on its grid (phase (i * GOLDEN) mod 1 of
+        an interval), so any number of nodes, added at any pace, send evenly spread."""
+        base = self._epoch + (i * GOLDEN) % 1.0 * self.interval
+        now = time.monotonic()
+        return base + max(0, math.ceil((now - base) / self.interval)) * self.interval
 
     def mark(self) -> None:
         self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time())
 
-    def window(self) -> dict[str, Any]:
+    def close(self) -> Window:
+        """End the window now and start a new one; cheap, so the generator does not
+        stall. `window(closed)` summarizes it later: sorting a minute of samples (a
+        million at 1,000 nodes) holds this loop for most of a second, long enough for
+        every simulated node to fall silent for a coordinator (as happened right before
+        a crash measurement)."""
         w, now = self.w, time.monotonic()
-        secs = max(now - w.started, 1e-9)
+        for s in self.sims[:w.nodes]:  # still without a lease, no renewal arrived since
+            deadline = s.lease.deadline()
+            if s.alive and (deadline is None or deadline < now - self.ttl):
+                w.lapsed_arrival.add(s.index)
+        w.ended, w.cpu_used = now, time.process_time() - w.cpu0
+        self.mark()
+        return w
+
+    def window(self, closed: Window | None = None) -> dict[str, Any]:
+        """The figures of a window `close` returned (None: close the current one)."""
+        w = closed if closed is not None else self.close()
+        secs = max(w.ended - w.started, 1e-9)
         lat = sorted(w.latencies)
+        read = sorted(w.read_latencies)
+        lag, late = sorted(w.read_lag), sorted(w.send_late)
+
+        def ms(values: list[float], q: float) -> float | None:
+            v = _pct(values, q)
+            return None if v is None else round(v * 1000, 2)
+
         n_coord = len(self.endpoints)
         return {
             "nodes": w.nodes, "coordinators": n_coord, "interval": self.interval,
             "ttl": self.ttl, "seconds": round(secs, 2),
             "offered_per_coordinator_per_s": round(w.sent / secs),
             "acked_per_coordinator_per_s": round(w.acked / secs / n_coord),
-            "ack_p50_ms": None if not lat else round(_pct(lat, 0.5) * 1000, 2),
-            "ack_p99_ms": None if not lat else round(_pct(lat, 0.99) * 1000, 2),
-            # Nodes that, at some check in the window, held no lease; and the fewest
-            # nodes holding one at a single check (a mass lapse shows there).
+            # send -> the kernel's receive stamp at the generator (gRPC: the read)
+            "ack_p50_ms": ms(lat, 0.5), "ack_p99_ms": ms(lat, 0.99),
+            "ack_max_ms": ms(lat, 1.0),
+            # send -> the generator read it: includes the generator's own lateness
+            "ack_p99_as_read_ms": ms(read, 0.99),
+            "answer_read_lag_p50_ms": ms(lag, 0.5), "answer_read_lag_p99_ms": ms(lag, 0.99),
+            "send_late_p50_ms": ms(late, 0.5), "send_late_p99_ms": ms(late, 0.99),
+            "send_late_max_ms": ms(late, 1.0),
+            # By arrival: a renewal arrived after the lease had run out (or none came).
+            "lapse_events_by_arrival": w.lapse_events_arrival,
+            "nodes_lapsed_by_arrival": len(w.lapsed_arrival),
+            # As read: nodes that, at some check in the window, held no lease; and the
+            # fewest nodes holding one at a single check (a mass lapse shows there).
+            # Includes leases that ran out while their renewal waited to be read here.
             "lapse_events": w.lapse_events, "nodes_lapsed": len(w.lapsed),
             "min_nodes_with_lease": w.min_valid,
             "promotions": w.promotions, "groups_with_active": len(self.grants),
             "refused_streams": w.refused_streams,
             "datagrams_sent": w.datagrams, "grpc_rounds_while_fast": w.grpc_rounds,
-            "generator_cpu_s": round(time.process_time() - w.cpu0, 2),
+            "generator_cpu_s": round(w.cpu_used, 2),
             "generator_lag_p99_ms": round((_pct(sorted(w.own_lag), 0.99) or 0.0) * 1000, 1),
             "generator_lag_max_ms": round(max(w.own_lag, default=0.0) * 1000, 1),
         }
@@ -408,7 +530,8 @@ class LoadGen:
         it held active was seen granted to another member at a newer epoch."""
         victims = self.actives_on(i)
         s = self.sims[i]
-        at = time.monotonic()
+        at, wall = time.monotonic(), time.time()
+        last_sent = max(s.lease._sent.values(), default=at)
         s.alive = False
         for q in s.queues:
             with contextlib.suppress(asyncio.QueueFull):
@@ -421,9 +544,15 @@ class LoadGen:
         while len(promoted()) < len(victims) and time.monotonic() - at < limit:
             await asyncio.sleep(0.01)
         times = sorted(promoted())
-        return {"actives_on_crashed_node": len(victims), "promoted": len(times),
+        return {"node": s.name, "groups": sorted(victims), "crashed_at": round(wall, 4),
+                # the crash counts from here; its last round went this long before
+                "last_round_before_ms": round((at - last_sent) * 1000, 1),
+                "actives_on_crashed_node": len(victims), "promoted": len(times),
                 "failover_first_s": round(times[0] - at, 3) if times else None,
-                "failover_last_s": round(times[-1] - at, 3) if times else None}
+                "failover_last_s": round(times[-1] - at, 3) if times else None,
+                # from the node's last keepalive round: what its coordinators saw
+                "failover_from_last_round_s": (round(times[-1] - last_sent, 3)
+                                               if times else None)}
 
     async def stop(self) -> None:
         self._done.set()
@@ -440,68 +569,91 @@ class LoadGen:
 
     # -- one node ---------------------------------------------------------------------
 
-    def _send(self, s: Sim) -> None:
+    def _send(self, s: Sim, slot: float) -> None:
         now = time.monotonic()
+        if len(self.w.send_late) < SAMPLES:
+            self.w.send_late.append(max(0.0, now - slot))
         s.seq += 1
         s.lease.sent(s.seq, now)  # noted before sending, as the agent does
-        req = s.request()
         w = self.w
         w.sent += 1
         payload: bytes | None = None
+        req: agent_pb2.KeepaliveRequest | None = None
         for k, q in enumerate(s.queues):
             if s.routes is not None:  # the agent's rule (agents/fastpath.FastRoutes)
                 plan = s.routes.plan(k, s.seq, now)
                 sent = False
                 if plan.udp:
                     if payload is None:
-                        payload = req.SerializeToString()
+                        payload = s.payload()
                     sent = self.tr.send(k, s.index, payload)  # type: ignore[attr-defined]
                     w.datagrams += sent
                 if sent and not plan.grpc:
                     continue
                 w.grpc_rounds += 1
+            if req is None:
+                req = s.request()
             if q.full():  # a slow coordinator gets the newest rounds, not a backlog
                 q.get_nowait()
             q.put_nowait(req)
 
     async def _ticker(self) -> None:
-        """Every node's rounds, each every `interval` from its own phase: one task and
-        one timer for all (a round late by more than an interval is sent at once and
-        the node's phase starts again from then, as an agent's ticker would)."""
+        """Every node's rounds, each every `interval` in its own slot: one task and
+        one timer for all. A late round is sent at once and the next one goes in the
+        node's next slot, so a stall of the generator does not bunch the nodes it
+        delayed into one burst for ever after."""
         due = self._due
+        drain = getattr(self.tr, "drain", None)
         while not self._done.is_set():
             now = time.monotonic()
+            if drain is not None and due and due[0][0] <= now:
+                # Answers that arrived are read before the rounds are planned: an agent's
+                # receive thread would have heard them (FastRoutes' silence is by arrival).
+                drain()
             while due and due[0][0] <= now:
                 at, i = heapq.heappop(due)
                 s = self.sims[i]
                 if not s.alive:
                     continue
-                self._send(s)
-                nxt = at + self.interval
-                heapq.heappush(due, (nxt if nxt > now else now + self.interval, i))
+                self._send(s, at)
+                behind = max(1, math.ceil((time.monotonic() - at) / self.interval))
+                heapq.heappush(due, (at + behind * self.interval, i))
             wait = due[0][0] - time.monotonic() if due else 0.01
             await asyncio.sleep(min(max(wait, 0.0005), 0.01))
 
-    def _acked(self, s: Sim, resp: agent_pb2.KeepaliveResponse) -> None:
-        """An answer from a coordinator, as the agent counts it (either route)."""
+    def _acked(self, s: Sim, resp: agent_pb2.KeepaliveResponse,
+               arrived: float | None = None) -> None:
+        """An answer from a coordinator, as the agent counts it (either route), that
+        arrived at `arrived` (the kernel's stamp; None: now, as read)."""
         if resp.result != agent_pb2.KEEPALIVE_RESULT_ACK:
             return
+        now = time.monotonic()
+        arrived = now if arrived is None else min(arrived, now)
         sent_at = s.lease._sent.get(resp.seq)
         again = resp.coordinator_id in s.lease._acks.get(resp.seq, ())
-        s.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+        before = s.lease.deadline()
+        extended = s.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+        w = self.w
+        if extended and before is not None and before >= w.started and arrived > before:
+            w.lapse_events_arrival += 1  # the renewal itself came after the lease ended
+            w.lapsed_arrival.add(s.index)
         if again:  # the same round answered on both routes: the second is a no-op
             return
-        self.w.acked += 1
-        if sent_at is not None and len(self.w.latencies) < 2_000_000:
-            self.w.latencies.append(time.monotonic() - sent_at)
+        w.acked += 1
+        if sent_at is not None and len(w.latencies) < SAMPLES:
+            w.latencies.append(arrived - sent_at)
+            w.read_latencies.append(now - sent_at)
 
-    def _fast_answer(self, k: int, i: int, resp: agent_pb2.KeepaliveResponse) -> None:
+    def _fast_answer(self, k: int, i: int, resp: agent_pb2.KeepaliveResponse,
+                     arrived: float) -> None:
         if i >= len(self.sims):
             return
         s = self.sims[i]
-        if s.routes is not None:
-            s.routes.answered(k, resp.seq, time.monotonic())
-        self._acked(s, resp)
+        if len(self.w.read_lag) < SAMPLES:
+            self.w.read_lag.append(time.monotonic() - arrived)
+        if s.routes is not None:  # an agent reading at once would have heard it then
+            s.routes.answered(k, resp.seq, arrived)
+        self._acked(s, resp, arrived)
 
     async def _stream(self, s: Sim, k: int) -> None:
         q = s.queues[k]
@@ -540,6 +692,7 @@ class LoadGen:
     def _assigned(self, s: Sim, a: agent_pb2.Assignment) -> None:
         s.seen[a.group] = max(s.seen.get(a.group, 0), a.epoch)
         s.held[a.group] = a.epoch if a.role == ACTIVE else 0
+        s.changed()
         if a.role == ACTIVE:
             self.first_seen.setdefault((a.group, a.epoch), time.monotonic())
             old = self.grants.get(a.group)
