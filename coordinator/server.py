@@ -24,7 +24,7 @@ from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
 from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.coordinator.lbhealth import LbHealthTable
-from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.leases import FIRST_KEEPALIVE_GRACE, LeaseTable
 from vnfha.coordinator.logs import setup_logging
 from vnfha.coordinator.recovery import RecoveryRunner
 from vnfha.coordinator.security.authz import AioAuthorizer
@@ -117,7 +117,8 @@ class Coordinator:
         self.overload = overload.for_ttl(cfg.leases.ttl)
         self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl,
                                  known_nodes=lambda: self.store.state().nodes,
-                                 stall=self.overload.stalled)
+                                 stall=self.overload.stalled,
+                                 first_keepalive_grace=FIRST_KEEPALIVE_GRACE)
         self.store = build_store(cfg)
         self.store.set_fatal_handler(self._on_fatal)
         self.store.start()
