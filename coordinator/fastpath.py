@@ -92,6 +92,9 @@ class FastPathIntake:
         self.dropped: dict[str, int] = dict.fromkeys(W.REASONS, 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+        #: (read at, longest wait of a batch in the socket): the overload meter's input
+        #: (overload.LoopLag.queued), called once per batch from this thread
+        self.on_queued: Callable[[float, float], None] | None = None
 
     # -- sessions (any thread) ---------------------------------------------------------
 
@@ -178,6 +181,7 @@ class FastPathIntake:
                 log.warning("the realtime clock was stepped: fast-path datagrams queued "
                             "before now count as arrived now",
                             extra={"steps": arrivals.steps})
+        oldest = read_at
         for datagram, anc, _flags, source in batch:
             arrived = read_at
             if arrivals is not None:
@@ -186,7 +190,10 @@ class FastPathIntake:
                     if level == socket.SOL_SOCKET and kind == rxclock.SO_TIMESTAMPNS:
                         stamp = rxclock.timespec(data)
                 arrived = arrivals.arrival(stamp, read_at)
+                oldest = min(oldest, arrived)
             self._one(datagram, source, arrived)
+        if self.on_queued is not None:  # how far behind this thread reads (overload.py)
+            self.on_queued(read_at, read_at - oldest)
 
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:

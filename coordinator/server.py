@@ -255,6 +255,7 @@ class Coordinator:
         host, api_port = parse_address(self.cfg.self_member.api)
         port = api_port if self.cfg.fastpath.port is None else self.cfg.fastpath.port
         intake = FastPathIntake(host, port, self.agent_api.handle_datagram)
+        intake.on_queued = self.overload.queued  # a backlog in its socket is overload too
         intake.start()
         self.fastpath = intake
         log.info("keepalive fast path listening", extra={
