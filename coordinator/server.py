@@ -254,7 +254,10 @@ class Coordinator:
         """The UDP keepalive intake on the API's host (coordinator/fastpath.py)."""
         host, api_port = parse_address(self.cfg.self_member.api)
         port = api_port if self.cfg.fastpath.port is None else self.cfg.fastpath.port
-        intake = FastPathIntake(host, port, self.agent_api.handle_datagram)
+        # A datagram read more than TTL/2 after it arrived is dropped unanswered: the
+        # agent's newer rounds wait behind it in the socket (fastpath._handle_batch).
+        intake = FastPathIntake(host, port, self.agent_api.handle_datagram,
+                                stale_after=self.cfg.leases.ttl / 2)
         intake.on_queued = self.overload.queued  # a backlog in its socket is overload too
         intake.start()
         self.fastpath = intake

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 
+from vnfha.coordinator import fastwire as W
 from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.v1 import agent_pb2
 
@@ -41,3 +42,41 @@ def test_the_intake_reports_the_wait_of_a_backlog_it_reads_late() -> None:
             intake.stop()
     assert intake.arrivals is not None, "kernel receive stamps are available on Linux"
     assert max(w for _, w in reports) >= WAIT * 0.9, reports
+
+
+def test_datagrams_that_waited_past_the_limit_are_dropped_unread() -> None:
+    """Overloaded, the socket holds a backlog: what waited more than `stale_after` is
+    dropped before it is decrypted or answered (counted `stale`), so the backlog drains
+    at the cost of a read and what is answered is fresh."""
+    handled: list[float] = []
+    fresh = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(arrived)
+        fresh.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+
+    def datagram(seq: int) -> bytes:
+        payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for seq in range(1, 6):
+                tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
+            time.sleep(WAIT)  # they wait past the limit
+            intake.start()
+            deadline = time.monotonic() + 10
+            while intake.dropped["stale"] < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert handled == [] and intake.dropped["stale"] == 5, intake.dropped
+            at = time.monotonic()
+            tx.sendto(datagram(6), ("127.0.0.1", intake.port))  # a fresh one is answered
+            assert fresh.wait(10)
+        finally:
+            intake.stop()
+    assert len(handled) == 1 and handled[0] >= at - 0.01
