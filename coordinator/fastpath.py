@@ -96,6 +96,9 @@ class FastPathIntake:
         self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+        #: node -> it holds an active role: its stale datagrams are still handled (actives'
+        #: acknowledgements first, as on the gRPC stream); None: none are
+        self.holds_active: Callable[[str], bool] | None = None
         #: (read at, longest wait of a batch in the socket): the overload meter's input
         #: (overload.LoopLag.queued), called once per batch from this thread
         self.on_queued: Callable[[float, float], None] | None = None
@@ -196,7 +199,8 @@ class FastPathIntake:
                         stamp = rxclock.timespec(data)
                 arrived = arrivals.arrival(stamp, read_at)
                 oldest = min(oldest, arrived)
-                if self._stale_after is not None and read_at - arrived > self._stale_after:
+                if (self._stale_after is not None and read_at - arrived > self._stale_after
+                        and not self._urgent(datagram)):
                     # Overloaded: answered now it would give the agent less than what is
                     # left of its lease, and the node's newer rounds wait behind it.
                     # Dropping costs a read; handling it, ten times that. The backlog
@@ -206,6 +210,18 @@ class FastPathIntake:
             self._one(datagram, source, arrived)
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
             self.on_queued(read_at, read_at - oldest)
+
+    def _urgent(self, datagram: bytes) -> bool:
+        """Whether a stale datagram is handled anyway: its key's node holds an active
+        role (a lapse there costs a failover). Only the clear header is read."""
+        if self.holds_active is None:
+            return False
+        try:
+            header = W.parse_header(datagram, W.KIND_KEEPALIVE)
+        except W.Rejected:
+            return False
+        session = self._sessions.get(header.key_id)
+        return session is not None and self.holds_active(session.node)
 
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:

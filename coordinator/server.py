@@ -259,6 +259,7 @@ class Coordinator:
         intake = FastPathIntake(host, port, self.agent_api.handle_datagram,
                                 stale_after=self.cfg.leases.ttl / 2)
         intake.on_queued = self.overload.queued  # a backlog in its socket is overload too
+        intake.holds_active = self.agent_api.holds_active  # actives answered first
         intake.start()
         self.fastpath = intake
         log.info("keepalive fast path listening", extra={

@@ -80,3 +80,32 @@ def test_datagrams_that_waited_past_the_limit_are_dropped_unread() -> None:
         finally:
             intake.stop()
     assert len(handled) == 1 and handled[0] >= at - 0.01
+
+
+def test_a_node_holding_an_active_role_is_answered_even_when_stale() -> None:
+    """Actives first: a lapse there costs a failover, so their stale datagrams are
+    handled anyway (dated by their arrival, as always)."""
+    handled: list[int] = []
+    done = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        if len(handled) == 3:
+            done.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
+    intake.holds_active = lambda node: node == "n1"
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for seq in range(1, 4):
+                payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+                tx.sendto(key.seal(W.KIND_KEEPALIVE, seq, payload), ("127.0.0.1", intake.port))
+            time.sleep(WAIT)
+            intake.start()
+            assert done.wait(10), (handled, intake.dropped)
+        finally:
+            intake.stop()
+    assert handled == [1, 2, 3] and intake.dropped["stale"] == 0
