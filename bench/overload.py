@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +42,8 @@ def main() -> int:
                    help="cores for the three coordinators together")
     p.add_argument("--seconds", type=float, default=test_overload.SECONDS)
     args = p.parse_args()
+    # SIGTERM (a timeout) unwinds through the scenario's cleanup: no process, no cgroup left
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for transport in args.transport.split(","):
         tmp = Path(tempfile.mkdtemp(prefix=f"vnfha-overload-{transport}-"))
         try:

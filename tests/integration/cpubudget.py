@@ -32,6 +32,14 @@ class CpuBudget:
             self.path.mkdir()
             (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
             (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+            # Coordinators run real-time (SCHED_FIFO, server.py `realtime: auto`): a v1
+            # group without real-time bandwidth refuses them (EINVAL), and a CFS quota
+            # does not bound them. Real-time bandwidth is per CPU, so each CPU gets its
+            # share of the budget, over the same short period (the default 1 s period
+            # would freeze them for most of a second at a time).
+            share = int(cores * PERIOD_US / (os.cpu_count() or 1))
+            (self.path / "cpu.rt_period_us").write_text(str(PERIOD_US))
+            (self.path / "cpu.rt_runtime_us").write_text(str(max(1000, share)))
         elif (V2 / "cgroup.controllers").exists():
             self.path, self._root = V2 / name, V2
             self.path.mkdir()
@@ -45,7 +53,8 @@ class CpuBudget:
         (self.path / "cgroup.procs").write_text(str(pid))
 
     def throttled_s(self) -> float:
-        """Seconds the group was held back by its quota so far (cpu.stat)."""
+        """Seconds the group's CFS quota held it back so far (cpu.stat; real-time
+        throttling is not counted there: compare the CPU used with the budget)."""
         for line in (self.path / "cpu.stat").read_text().splitlines():
             key, _, value = line.partition(" ")
             if key == "throttled_time":  # v1: ns

@@ -231,10 +231,11 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
 @pytest.mark.xfail(strict=False, reason=(
     "issue 14: not yet seen passing. Rewritten 2026-12-07 (a CPU budget instead of a run-time "
     "capacity search; fast path only) on a machine at load average 30-85 from other test "
-    "runs, where the coordinators were overloaded before any budget and refused the load's "
-    "nodes (235 of 300 registered in 240 s): the run could not reach its measured window. "
-    "Remove this mark once it passes on a quiet machine (bench/overload.py prints the same "
-    "figures)"))
+    "runs: once the coordinators were overloaded before any budget and refused the load's "
+    "nodes (235 of 300 registered in 240 s); once (bench/overload.py, 150 nodes, 0.15 core) "
+    "the generator itself ran 1.7 s late (p99) and offered 418 of 1,500 keepalives/s per "
+    "coordinator, every node lapsed, 150 members were declared lost and the pair's active "
+    "lost its lease 9 times. Remove this mark once it passes on a quiet machine"))
 def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     try:
         CpuBudget(BUDGET).close()
@@ -251,7 +252,7 @@ def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     # The load was twice what the coordinators could take, and they said so.
     assert w["nodes"] == NODES, report
     assert r["offered_to_taken"] >= 2.0, f"not twice the capacity: {report}"
-    assert r["throttled_s"] > 0, f"the budget never bound: {report}"
+    assert r["coordinators_cpu_cores"] <= 1.2 * BUDGET, f"the budget never bound: {report}"
     assert all(n > 0 for n in r["overload_log_lines"].values()), \
         f"a coordinator never reported overload: {report}"
     assert r["new_node_refused"] is not None and "overloaded" in r["new_node_refused"], \
