@@ -30,7 +30,9 @@ in the transport still looks like silence (docs/design.md, Overload).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import sys
 import threading
 import time
@@ -141,7 +143,12 @@ def overload_lines(c: CoordinatorCluster) -> dict[str, int]:
 
 def _generate(results: Any, endpoints: list[str], nodes: int, seconds: float,
               transport: str) -> None:
-    """The load generator's process: its window's figures, or the error, on `results`."""
+    """The load generator's process: its window's figures, or the error, on `results`.
+    It runs real-time (SCHED_FIFO 1, below the coordinators' 5) where it may: the
+    coordinators and other test runs' are real-time too, and a generator starved by them
+    sends late and sees leases lapse that no coordinator let lapse."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
     try:
         results.put(loadgen.run(endpoints, nodes, seconds, INTERVAL, TTL, warmup=WARMUP,
                                 transport=transport))
