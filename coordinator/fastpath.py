@@ -96,6 +96,9 @@ class FastPathIntake:
         self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+        #: now -> this coordinator is overloaded (overload.LoopLag.overloaded): stale
+        #: datagrams are dropped only then; None: whenever `stale_after` is set
+        self.overloaded: Callable[[float], bool] | None = None
         #: node -> it holds an active role: its stale datagrams are still handled (actives'
         #: acknowledgements first, as on the gRPC stream); None: none are
         self.holds_active: Callable[[str], bool] | None = None
@@ -190,6 +193,10 @@ class FastPathIntake:
                             "before now count as arrived now",
                             extra={"steps": arrivals.steps})
         oldest = read_at
+        # Shed stale datagrams only while overloaded: after a passing stall they are
+        # handled (dated by the kernel, as always), so no node's record ages by it.
+        limit = (self._stale_after if self.overloaded is None or self.overloaded(read_at)
+                 else None)
         for datagram, anc, _flags, source in batch:
             arrived = read_at
             if arrivals is not None:
@@ -199,7 +206,7 @@ class FastPathIntake:
                         stamp = rxclock.timespec(data)
                 arrived = arrivals.arrival(stamp, read_at)
                 oldest = min(oldest, arrived)
-                if (self._stale_after is not None and read_at - arrived > self._stale_after
+                if (limit is not None and read_at - arrived > limit
                         and not self._urgent(datagram)):
                     # Overloaded: answered now it would give the agent less than what is
                     # left of its lease, and the node's newer rounds wait behind it.

@@ -109,3 +109,32 @@ def test_a_node_holding_an_active_role_is_answered_even_when_stale() -> None:
         finally:
             intake.stop()
     assert handled == [1, 2, 3] and intake.dropped["stale"] == 0
+
+
+def test_not_overloaded_a_late_datagram_is_handled_not_dropped() -> None:
+    """A passing stall is not overload: what waited in it is handled, dated by its
+    arrival, so no node's record ages by the stall."""
+    handled: list[int] = []
+    done = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        if len(handled) == 2:
+            done.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
+    intake.overloaded = lambda now: False
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for seq in (1, 2):
+                payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+                tx.sendto(key.seal(W.KIND_KEEPALIVE, seq, payload), ("127.0.0.1", intake.port))
+            time.sleep(WAIT)
+            intake.start()
+            assert done.wait(10), (handled, intake.dropped)
+        finally:
+            intake.stop()
+    assert handled == [1, 2] and intake.dropped["stale"] == 0
