@@ -30,9 +30,11 @@ in the transport still looks like silence (docs/design.md, Overload).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing as mp
 import os
+import queue
 import sys
 import threading
 import time
@@ -143,15 +145,28 @@ def overload_lines(c: CoordinatorCluster) -> dict[str, int]:
 
 def _generate(results: Any, endpoints: list[str], nodes: int, seconds: float,
               transport: str) -> None:
-    """The load generator's process: its window's figures, or the error, on `results`.
-    It runs real-time (SCHED_FIFO 1, below the coordinators' 5) where it may: the
-    coordinators and other test runs' are real-time too, and a generator starved by them
-    sends late and sees leases lapse that no coordinator let lapse."""
+    """The load generator's process: "added" on `results` once every node is registered
+    and keyed, then its window's figures (or the error). It runs real-time (SCHED_FIFO 1,
+    below the coordinators' 5) where it may: the coordinators and other test runs' are
+    real-time too, and a generator starved by them sends late and sees leases lapse
+    that no coordinator let lapse."""
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+
+    async def run() -> dict[str, Any]:
+        lg = loadgen.LoadGen(endpoints, INTERVAL, TTL, max_nodes=nodes, transport=transport)
+        try:
+            await lg.add(nodes)
+            results.put("added")
+            await asyncio.sleep(WARMUP)
+            lg.mark()
+            await asyncio.sleep(seconds)
+            return lg.window()
+        finally:
+            await lg.stop()
+
     try:
-        results.put(loadgen.run(endpoints, nodes, seconds, INTERVAL, TTL, warmup=WARMUP,
-                                transport=transport))
+        results.put(asyncio.run(run()))
     except Exception as e:  # reported by the waiting side as a failed run
         results.put({"error": repr(e)})
 
@@ -182,16 +197,17 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
                                                   transport), daemon=True)
         gen.start()
         try:
-            # Registered at full speed; then the budget: capacity drops under the load.
-            # A machine so busy that the coordinators are overloaded already refuses
-            # the nodes (as designed): then there is nothing to measure.
-            deadline = time.monotonic() + REGISTER_LIMIT
-            while (count := registered(c)) < nodes and time.monotonic() < deadline:
-                time.sleep(0.5)
-            if count < nodes:
-                return {"too_busy": f"only {count} of {nodes} load nodes registered in "
-                                    f"{REGISTER_LIMIT:.0f} s: the coordinators were "
-                                    f"overloaded before any budget "
+            # Registered (and keyed) at full speed; then the budget: capacity drops under
+            # the load. A machine so busy that the coordinators are overloaded already
+            # refuses the nodes (as designed): then there is nothing to measure.
+            try:
+                added = results.get(timeout=REGISTER_LIMIT)
+            except queue.Empty:
+                added = None
+            if added != "added":
+                return {"too_busy": f"{registered(c)} of {nodes} load nodes registered in "
+                                    f"{REGISTER_LIMIT:.0f} s ({added}): the coordinators "
+                                    f"were overloaded before any budget "
                                     f"({overload_lines(c)} overload log lines)"}
             cg = CpuBudget(budget)
             pids = [p.pid for p in c.procs.values()]
@@ -199,7 +215,7 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
                 cg.add(pid)
             cpu0, thr0, t0 = sum(map(cpu_seconds, pids)), cg.throttled_s(), time.monotonic()
             refused = refusal(c, 30)
-            window = results.get(timeout=seconds + WARMUP + 60)
+            window = results.get(timeout=seconds + WARMUP + 30)
             cpu = sum(map(cpu_seconds, pids)) - cpu0
             held = time.monotonic() - t0
             throttled = cg.throttled_s() - thr0
