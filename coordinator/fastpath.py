@@ -60,8 +60,12 @@ class FastPathIntake:
                  clock: Callable[[], float] = time.monotonic,
                  rcvbuf: int = RCVBUF,
                  realtime: Callable[[], float] = time.time,
-                 kernel_stamps: bool = True) -> None:
+                 kernel_stamps: bool = True,
+                 stale_after: float | None = None) -> None:
         self._handler = handler
+        # A datagram that waited longer than this in the socket is dropped unread (not
+        # decrypted, not answered): see `_handle_batch`. None: every one is handled.
+        self._stale_after = stale_after
         self._clock = clock
         self._realtime = realtime
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -89,9 +93,18 @@ class FastPathIntake:
         self._thread = threading.Thread(target=self._run, name="fastpath-intake", daemon=True)
         #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
         self.answered = 0
-        self.dropped: dict[str, int] = dict.fromkeys(W.REASONS, 0)
+        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+        #: now -> this coordinator is overloaded (overload.LoopLag.overloaded): stale
+        #: datagrams are dropped only then; None: whenever `stale_after` is set
+        self.overloaded: Callable[[float], bool] | None = None
+        #: node -> it holds an active role: its stale datagrams are still handled (actives'
+        #: acknowledgements first, as on the gRPC stream); None: none are
+        self.holds_active: Callable[[str], bool] | None = None
+        #: (read at, longest wait of a batch in the socket): the overload meter's input
+        #: (overload.LoopLag.queued), called once per batch from this thread
+        self.on_queued: Callable[[float, float], None] | None = None
 
     # -- sessions (any thread) ---------------------------------------------------------
 
@@ -164,7 +177,8 @@ class FastPathIntake:
             self._handle_batch(batch)
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
-        """Date and handle datagrams as `socket.recvmsg` returned them."""
+        """Date and handle datagrams as `socket.recvmsg` returned them; drop those that
+        waited more than `stale_after` in the socket unread (counted as `stale`)."""
         arrivals = self.arrivals
         # Realtime between two monotonic readings (rxclock: a delay between the reads
         # only dates arrivals later).
@@ -178,6 +192,11 @@ class FastPathIntake:
                 log.warning("the realtime clock was stepped: fast-path datagrams queued "
                             "before now count as arrived now",
                             extra={"steps": arrivals.steps})
+        oldest = read_at
+        # Shed stale datagrams only while overloaded: after a passing stall they are
+        # handled (dated by the kernel, as always), so no node's record ages by it.
+        limit = (self._stale_after if self.overloaded is None or self.overloaded(read_at)
+                 else None)
         for datagram, anc, _flags, source in batch:
             arrived = read_at
             if arrivals is not None:
@@ -186,7 +205,30 @@ class FastPathIntake:
                     if level == socket.SOL_SOCKET and kind == rxclock.SO_TIMESTAMPNS:
                         stamp = rxclock.timespec(data)
                 arrived = arrivals.arrival(stamp, read_at)
+                oldest = min(oldest, arrived)
+                if (limit is not None and read_at - arrived > limit
+                        and not self._urgent(datagram)):
+                    # Overloaded: answered now it would give the agent less than what is
+                    # left of its lease, and the node's newer rounds wait behind it.
+                    # Dropping costs a read; handling it, ten times that. The backlog
+                    # drains and what is answered is fresh (issue 14).
+                    self._drop("stale", source)
+                    continue
             self._one(datagram, source, arrived)
+        if self.on_queued is not None:  # how far behind this thread reads (overload.py)
+            self.on_queued(read_at, read_at - oldest)
+
+    def _urgent(self, datagram: bytes) -> bool:
+        """Whether a stale datagram is handled anyway: its key's node holds an active
+        role (a lapse there costs a failover). Only the clear header is read."""
+        if self.holds_active is None:
+            return False
+        try:
+            header = W.parse_header(datagram, W.KIND_KEEPALIVE)
+        except W.Rejected:
+            return False
+        session = self._sessions.get(header.key_id)
+        return session is not None and self.holds_active(session.node)
 
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:

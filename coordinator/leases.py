@@ -49,6 +49,16 @@ class PeerView:
     overloaded: bool = False
 
 
+#: How long a node that registered while this coordinator serves may take to be heard
+#: for the first time before its silence counts (never less than the TTL). What delays a
+#: new agent's first keepalive is connection set-up, not a lapsed lease: gRPC channels
+#: and TLS handshakes to every coordinator, the fast-path key, retried with back-offs of
+#: up to 2 s (overloaded) and 5 s (re-registration), and a burst of agents registering at
+#: once (a site powering up) queues all of that. A node never heard from holds no lease,
+#: so waiting longer is safe; dating its silence from its registration with only one TTL
+#: declared 135-160 live agents of one burst lost (issue 14).
+FIRST_KEEPALIVE_GRACE = 5.0
+
 #: An overloaded coordinator's silence figures count only beyond this many TTLs: its
 #: lag is discounted where it was measured (the stall clock), but a busy machine must
 #: still fail a crashed node over, a little later, rather than never.
@@ -85,8 +95,15 @@ def confirmed_expired(votes: Mapping[str, int], quorum: int) -> frozenset[str]:
 class LeaseTable:
     def __init__(self, started_at: float, ttl: float | None = None,
                  known_nodes: Callable[[], Container[str]] | None = None,
-                 stall: Callable[[float], float] | None = None) -> None:
+                 stall: Callable[[float], float] | None = None,
+                 first_keepalive_grace: float | None = None) -> None:
         self._started_at = started_at
+        # A node first heard *of* after we started serving (it registered since) counts as
+        # heard this much later than that, so it turns stale `first_keepalive_grace` after
+        # registering rather than one TTL after (FIRST_KEEPALIVE_GRACE). None or not more
+        # than the TTL: one TTL, as for everyone (unit tests, the simulator).
+        self._first_extra = (0.0 if first_keepalive_grace is None or ttl is None
+                             else max(0.0, first_keepalive_grace - ttl))
         # Seconds this coordinator's loop could not run, as of a time (never decreasing,
         # overload.LoopLag.stalled): subtracted from every silence. None: no such credit.
         self._stall = stall or (lambda now: 0.0)
@@ -201,7 +218,11 @@ class LeaseTable:
                     self._first_asked[node] = now
                     self._first_stall[node] = stalled
             if first >= self._started_at:
-                last = first + stalled - self._first_stall.get(node, stalled)
+                # Registered while we serve: it gets its first-keepalive grace. (A node
+                # known from before we started is dated from then, below: it was running,
+                # and a node that died while we were down must fail over promptly.)
+                last = (first + self._first_extra
+                        + stalled - self._first_stall.get(node, stalled))
             else:
                 last = self._started_at + stalled - self._started_stall
         return max(0.0, now - last)

@@ -10,6 +10,9 @@ observer's problem, not the node's. So:
 * `stalled(now)` is a clock of the time the loop could not read: the lease table
   (leases.py) does not count it into any node's silence, whether the stall is over
   (measured by the heartbeat) or still going on (the heartbeat is overdue).
+* the keepalive fast path's intake thread reads datagrams past the event loop; how long
+  they waited in its socket (kernel receive stamps) counts as lag for `overloaded`
+  (`queued`), not for the stall clock: those arrivals are dated correctly already.
 * `overloaded(now)` is the sustained state (a smoothed lag above a threshold, held
   for a while after it clears): the coordinator then vouches for a node's silence
   only beyond several TTLs (leases.expiry_votes), leader or peer; it answers standby
@@ -38,6 +41,9 @@ TOLERANCE = 0.002
 SMOOTHING = 0.5
 #: While overloaded, the state line is repeated at most this often, seconds.
 LOG_EVERY = 10.0
+#: A fast-path queueing sample older than this says nothing about now, seconds (the
+#: intake reports one per batch it reads; none arrive while no datagrams do).
+QUEUE_FRESH = 0.1
 
 
 class LoopLag:
@@ -59,15 +65,27 @@ class LoopLag:
         # overloaded until, overloaded since or None).
         self._s: tuple[float | None, float, float, float, float, float | None] = (
             None, 0.0, 0.0, 0.0, -math.inf, None)
+        # The keepalive fast path's latest batch: (read at, longest wait in the socket).
+        # Its intake thread reads past the event loop, so a backlog there is invisible
+        # to the heartbeat; the kernel's receive stamps measure it (fastpath.py).
+        self._q: tuple[float, float] = (-math.inf, 0.0)
+
+    def queued(self, now: float, waited: float) -> None:
+        """The fast-path intake read, at `now`, datagrams that had waited up to `waited`
+        seconds in its socket. Any thread. Counts toward overload like the loop's lag,
+        never toward the stall clock: those arrivals are already dated by the kernel."""
+        self._q = (now, max(0.0, waited))
 
     def beat(self, now: float, lag: float) -> None:
         """The heartbeat ran at `now`, `lag` seconds after it was due."""
         last, stalled, avg, _, until, since = self._s
         lag = max(0.0, lag)
         stalled += max(0.0, lag - self.tolerance)
+        q_at, q = self._q
+        late = max(lag, q if now - q_at <= QUEUE_FRESH else 0.0)
         dt = self.period if last is None else max(now - last, 1e-6)
-        avg += (1 - math.exp(-dt / self.smoothing)) * (lag - avg)
-        if avg > self.threshold or lag > 2 * self.threshold:
+        avg += (1 - math.exp(-dt / self.smoothing)) * (late - avg)
+        if avg > self.threshold or late > 2 * self.threshold:
             until = now + self.hold
             since = now if since is None else since
         elif now >= until:
@@ -97,8 +115,8 @@ class LoopLag:
             return None
         # Stable text (health logs one line per change of reason); the figures are in
         # the metrics and the overload log line.
-        return (f"overloaded: its event loop runs more than {self.threshold * 1000:.0f} ms "
-                "late")
+        return (f"overloaded: its event loop runs, or its keepalives are read, more than "
+                f"{self.threshold * 1000:.0f} ms late")
 
     def average(self) -> float:
         """The smoothed lag that decides overload."""

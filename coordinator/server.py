@@ -24,7 +24,7 @@ from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
 from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.coordinator.lbhealth import LbHealthTable
-from vnfha.coordinator.leases import LeaseTable
+from vnfha.coordinator.leases import FIRST_KEEPALIVE_GRACE, LeaseTable
 from vnfha.coordinator.logs import setup_logging
 from vnfha.coordinator.recovery import RecoveryRunner
 from vnfha.coordinator.security.authz import AioAuthorizer
@@ -117,7 +117,8 @@ class Coordinator:
         self.overload = overload.for_ttl(cfg.leases.ttl)
         self.leases = LeaseTable(started_at=time.monotonic(), ttl=cfg.leases.ttl,
                                  known_nodes=lambda: self.store.state().nodes,
-                                 stall=self.overload.stalled)
+                                 stall=self.overload.stalled,
+                                 first_keepalive_grace=FIRST_KEEPALIVE_GRACE)
         self.store = build_store(cfg)
         self.store.set_fatal_handler(self._on_fatal)
         self.store.start()
@@ -253,7 +254,13 @@ class Coordinator:
         """The UDP keepalive intake on the API's host (coordinator/fastpath.py)."""
         host, api_port = parse_address(self.cfg.self_member.api)
         port = api_port if self.cfg.fastpath.port is None else self.cfg.fastpath.port
-        intake = FastPathIntake(host, port, self.agent_api.handle_datagram)
+        # Overloaded, a datagram read more than TTL/2 after it arrived is dropped
+        # unanswered: the agent's newer rounds wait behind it (fastpath._handle_batch).
+        intake = FastPathIntake(host, port, self.agent_api.handle_datagram,
+                                stale_after=self.cfg.leases.ttl / 2)
+        intake.on_queued = self.overload.queued  # a backlog in its socket is overload too
+        intake.holds_active = self.agent_api.holds_active  # actives answered first
+        intake.overloaded = self.overload.overloaded  # stale ones dropped only then
         intake.start()
         self.fastpath = intake
         log.info("keepalive fast path listening", extra={

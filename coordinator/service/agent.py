@@ -208,6 +208,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 self.on_ack_time(time.perf_counter() - started)
             yield resp
 
+    def holds_active(self, node: str) -> bool:
+        """Whether `node` hosts its group's active member (the fast path's intake answers
+        such a node's stale keepalives too)."""
+        return self._holds_active(node)
+
     def _holds_active(self, node: str) -> bool:
         """Whether `node` hosts a member that is its group's active (node index)."""
         state = self._store.state()

@@ -3,49 +3,66 @@ for a minute, lapses no lease en masse and fails over no healthy active.
 
 Three real coordinator processes (embedded Raft) on loopback; a real pair of agents
 (AgentSession, on the keepalive fast path as deployed) runs group `web`; a load
-generator in its own process speaks the real agent protocol
-(tests/integration/loadgen.py: RegisterNode, WatchAssignments streams to every
-coordinator, a real QuorumLease per node, and keepalives either on the fast path
-(`fast`: keys from OpenFastPath, AES-GCM datagrams, the agent's own fallback to the
-gRPC stream) or on the gRPC Keepalive streams (`grpc`)). The
-capacity is measured at run time (the machine is shared), by adding nodes while every
-window stays clean; then the node count is doubled and held for 60 s.
+generator in its own process speaks the real agent protocol on the fast path
+(tests/integration/loadgen.py: RegisterNode, keys from OpenFastPath, AES-GCM datagrams,
+WatchAssignments streams to every coordinator, a real QuorumLease per node).
 
-On the old code the backlog of unread keepalives made live nodes look silent on every
-coordinator at once: false expiries committed, every lease of the load generator
-lapsed, and the healthy active was failed over. On the fast path each datagram is
-dated by the kernel's receive stamp (coordinator/rxclock.py), so a backlog in the
-socket is not silence.
+The capacity is set, not searched: once every load node is registered, the three
+coordinators are put under a CPU budget (tests/integration/cpubudget.py, a cgroup
+quota of BUDGET of one core between them: a coordinator VM starved by its neighbours),
+so the keepalives they can take are a fraction of what the generator offers. The test
+checks that it really offered at least twice what they took (acknowledged keepalives
+per coordinator while the budget held), that the budget was binding (the cgroup was
+throttled), and that the coordinators said they were overloaded. The assertions:
+no mass lapse (at no moment more than 1 % of the nodes without a lease, judged when the
+generator itself ran on time), fewer than 1 % of the members declared lost and of the
+groups failed over, the pair's active keeps its role and epoch and its agent never
+stops acting, and a new node is refused with a clear RESOURCE_EXHAUSTED while the
+coordinators are overloaded.
+
+On the code before this change it fails: the fast-path socket's FIFO backlog grew
+until every answer came too late to renew a lease (every node lapsed), and no
+coordinator reported overload, since the intake thread reads past the event loop.
+The same scenario on the gRPC Keepalive streams is a figure of bench/overload.py, not a
+test: there arrivals are stamped when the event loop reads them, and a backlog waiting
+in the transport still looks like silence (docs/design.md, Overload).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import multiprocessing as mp
+import os
+import queue
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import loadgen
 import pytest
+from cpubudget import CpuBudget, cpu_seconds
 from support import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cluster import CoordinatorCluster
 
 from vnfha.agents.session import AgentSession, HostedMember
-from vnfha.v1 import admin_pb2
+from vnfha.v1 import admin_pb2, agent_pb2, agent_pb2_grpc
 
 # A slower profile than the default (0.25 s / 0.06 s): on 2 cores shared with other
 # test runs the machine's own scheduling stalls reach hundreds of milliseconds, and
-# the test is about the coordinators' overload, not that noise. The mechanism is the
-# same at any TTL: past capacity the backlog of unread keepalives grows without bound.
+# the test is about the coordinators' overload, not that noise.
 TTL = 1.0
 INTERVAL = 0.1
 SECONDS = 60.0
-MAX_NODES = 800
+NODES = 300  # 3,000 rounds a second: 9,000 datagrams to the three coordinators
+BUDGET = 0.25  # of one core for the three together (idle, they use 0.11)
+WARMUP = 10.0  # from the last node started to the measured window
+REGISTER_LIMIT = 120.0  # seconds for every load node to register, before any budget
 MASS = 0.01  # more than this share of nodes without a lease at one moment: a mass lapse
 
 pytestmark = pytest.mark.slow
@@ -75,6 +92,17 @@ def group(c: CoordinatorCluster):
     return None
 
 
+def registered(c: CoordinatorCluster) -> int:
+    """Members of the load's groups on a node, as the leader reports (0 if none answers)."""
+    for cid in c.ids:
+        try:
+            st = c.status(cid, timeout=5)
+        except grpc.RpcError:
+            continue
+        return sum(len(g.members) for g in st.groups if g.name.startswith("lg"))
+    return 0
+
+
 def declared_lost(c: CoordinatorCluster, since: float) -> list[str]:
     """Members the coordinators committed as lost since wall time `since`."""
     for cid in c.ids:
@@ -89,35 +117,73 @@ def declared_lost(c: CoordinatorCluster, since: float) -> list[str]:
     raise AssertionError("no coordinator answered ListEvents")
 
 
-GRPC_XFAIL = pytest.mark.xfail(strict=False, reason=(
-    "issue 14, graceful overload not reached on the gRPC stream: on a quiet machine "
-    "(2026-12-07, merged main) the measured capacity was 120 nodes, and at 240 nodes for "
-    "60 s every node's lease lapsed and 238 members were declared lost (0 promotions): "
-    "arrivals are stamped when the event loop reads them, so a backlog waiting in the "
-    "transport looks like silence (docs/design.md, Overload)"))
+def refusal(c: CoordinatorCluster, limit: float) -> str | None:
+    """Ask every coordinator in turn to register a new node (no members) until one
+    refuses it as overloaded; its message, or None within `limit` seconds."""
+    deadline = time.monotonic() + limit
+    k = 0
+    while time.monotonic() < deadline:
+        cid = c.ids[k % len(c.ids)]
+        k += 1
+        with grpc.insecure_channel(c.api[cid]) as ch:
+            try:
+                agent_pb2_grpc.AgentServiceStub(ch).RegisterNode(
+                    agent_pb2.RegisterNodeRequest(node=f"probe-{k}", address="198.18.1.2"),
+                    timeout=5)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    return f"{cid}: {e.details()}"
+        time.sleep(0.5)
+    return None
 
 
-FAST_XFAIL = pytest.mark.xfail(strict=False, reason=(
-    "issue 14, not passing yet on the fast path: 2026-12-07, busy machine (load 25-35): the "
-    "generator ran at 7 % of a core and live nodes were really silent; quiet machine (load "
-    "2-7, two runs): no coordinator reported overload, but nodes the generator had just "
-    "registered were declared lost (unknown -> lost, 2.0 s after their registration: no "
-    "keepalive of theirs acknowledged within 2 TTLs), 135-160 of them during the ramp, plus "
-    "3 live nodes (healthy -> lost); not diagnosed (bench/README.md, scale.py)"))
+def overload_lines(c: CoordinatorCluster) -> dict[str, int]:
+    """Per coordinator, its "coordinator overloaded" log lines (overload.watch)."""
+    return {cid: (c.root / f"{cid}.log").read_text(errors="replace")
+            .count('"coordinator overloaded') for cid in c.ids}
 
 
-@pytest.mark.parametrize("transport", [pytest.param("fast", marks=FAST_XFAIL),
-                                       pytest.param("grpc", marks=GRPC_XFAIL)])
-def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path, transport):
-    c = CoordinatorCluster(tmp_path, ttl=TTL, interval=INTERVAL, tls=False,
-                           stabilization=1.0)
+def _generate(results: Any, endpoints: list[str], nodes: int, seconds: float,
+              transport: str) -> None:
+    """The load generator's process: "added" on `results` once every node is registered
+    and keyed, then its window's figures (or the error). It runs real-time (SCHED_FIFO 1,
+    below the coordinators' 5) where it may: the coordinators and other test runs' are
+    real-time too, and a generator starved by them sends late and sees leases lapse
+    that no coordinator let lapse."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+
+    async def run() -> dict[str, Any]:
+        lg = loadgen.LoadGen(endpoints, INTERVAL, TTL, max_nodes=nodes, transport=transport)
+        try:
+            await lg.add(nodes)
+            results.put("added")
+            await asyncio.sleep(WARMUP)
+            lg.mark()
+            await asyncio.sleep(seconds)
+            return lg.window()
+        finally:
+            await lg.stop()
+
+    try:
+        results.put(asyncio.run(run()))
+    except Exception as e:  # reported by the waiting side as a failed run
+        results.put({"error": repr(e)})
+
+
+def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUDGET,
+             seconds: float = SECONDS) -> dict[str, Any]:
+    """Register `nodes` load nodes, put the coordinators under `budget`, hold `seconds`;
+    what happened (also bench/overload.py)."""
+    c = CoordinatorCluster(root, ttl=TTL, interval=INTERVAL, tls=False, stabilization=1.0)
     roles = Roles()
     pair = [AgentSession(node, [HostedMember("web", member, prio)], c.endpoints, ttl=TTL,
                          interval=INTERVAL, on_role=roles.cb)
             for node, member, prio in (("vm-a", "a", 200), ("vm-b", "b", 100))]
+    cg: CpuBudget | None = None
     try:
         c.start_all()
-        loadgen.create_groups(c.api[wait_for(c.leader, 20, what="a leader")], MAX_NODES)
+        loadgen.create_groups(c.api[wait_for(c.leader, 20, what="a leader")], nodes)
         for s in pair:
             s.start()
         before = wait_for(lambda: (g := group(c)) is not None and g.active == "a" and g,
@@ -125,41 +191,110 @@ def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path, transpor
         wait_for(lambda: pair[0].active_members() == [("web", "a")], 10,
                  what="vm-a's agent acting as active")
         loaded_from, loaded_wall = time.monotonic(), time.time()
-        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
-            result = ex.submit(loadgen.ramp_then_overload, c.endpoints, INTERVAL, TTL,
-                               step=8, step_seconds=4.0, factor=2.0, seconds=SECONDS,
-                               max_nodes=MAX_NODES, transport=transport).result(timeout=900)
-        over = result["overload"]
-        report = f"capacity {result['capacity_nodes']} nodes; steps {result['steps']}; " \
-                 f"at twice that: {over}"
-        print(report)
-        cap = result["capacity_nodes"]
-        if cap == 0:
-            pytest.skip(f"the shared machine is too busy to measure a capacity: {report}")
-        assert over["nodes"] >= min(2 * cap, MAX_NODES), report
-        # What the coordinators decided: nothing failed, so no node may be declared lost
-        # and nothing may fail over.
-        lost = declared_lost(c, loaded_wall)
-        assert lost == [], f"{len(lost)} members declared lost, e.g. {lost[:5]}: {report}"
-        assert over["promotions"] == 0, f"false failovers in the load's groups: {report}"
-        # The healthy active was never failed over.
+        ctx = mp.get_context("spawn")
+        results: Any = ctx.Queue()
+        gen = ctx.Process(target=_generate, args=(results, c.endpoints, nodes, seconds,
+                                                  transport), daemon=True)
+        gen.start()
+        try:
+            # Registered (and keyed) at full speed; then the budget: capacity drops under
+            # the load. A machine so busy that the coordinators are overloaded already
+            # refuses the nodes (as designed): then there is nothing to measure.
+            try:
+                added = results.get(timeout=REGISTER_LIMIT)
+            except queue.Empty:
+                added = None
+            if added != "added":
+                return {"too_busy": f"{registered(c)} of {nodes} load nodes registered in "
+                                    f"{REGISTER_LIMIT:.0f} s ({added}): the coordinators "
+                                    f"were overloaded before any budget "
+                                    f"({overload_lines(c)} overload log lines)"}
+            cg = CpuBudget(budget)
+            pids = [p.pid for p in c.procs.values()]
+            for pid in pids:
+                cg.add(pid)
+            cpu0, thr0, t0 = sum(map(cpu_seconds, pids)), cg.throttled_s(), time.monotonic()
+            refused = refusal(c, 30)
+            window = results.get(timeout=seconds + WARMUP + 30)
+            cpu = sum(map(cpu_seconds, pids)) - cpu0
+            held = time.monotonic() - t0
+            throttled = cg.throttled_s() - thr0
+        finally:
+            gen.join(timeout=10)
+            if gen.is_alive():
+                gen.kill()
+                gen.join(timeout=10)
+        cg.close()
+        cg = None
+        if "error" in window:
+            return {"window": window}
         after = group(c)
-        assert after is not None and after.active == "a", report
-        assert after.epoch == before.epoch, report
-        # What the agents saw. Judged only if the load generator itself ran on time (its
-        # event loop's p99 lateness under TTL/10): a generator, a test process or
-        # coordinators starved by the other work of a shared machine see
-        # acknowledgements late, and leases lapse that no coordinator let lapse.
-        if over["generator_lag_p99_ms"] > TTL / 10 * 1000:
-            pytest.skip(f"decisions checked, leases not: the load generator's own loop "
-                        f"ran {over['generator_lag_p99_ms']} ms late (p99): {report}")
-        # The pair's active agent never stopped acting (its lease never ran out) ...
         with roles.lock:
-            dropped = [ch for ch in roles.changes if ch[0] >= loaded_from]
-        assert dropped == [], f"role changes of the pair under load: {dropped}; {report}"
-        # ... and no mass lapse: at no moment were more than 1 % of the nodes without one.
-        assert over["min_nodes_with_lease"] >= (1 - MASS) * over["nodes"], report
+            changes = [ch for ch in roles.changes if ch[0] >= loaded_from]
+        return {
+            "transport": transport, "nodes": nodes, "budget_cores": budget,
+            "coordinators_cpu_cores": round(cpu / held, 3),
+            "throttled_s": round(throttled, 1), "held_s": round(held, 1),
+            "offered_to_taken": round(window["offered_per_coordinator_per_s"]
+                                      / max(1, window["acked_per_coordinator_per_s"]), 2),
+            "overload_log_lines": overload_lines(c), "new_node_refused": refused,
+            "declared_lost": declared_lost(c, loaded_wall),
+            "pair_before": (before.active, before.epoch),
+            "pair_after": None if after is None else (after.active, after.epoch),
+            "pair_role_changes": changes, "window": window,
+        }
     finally:
         for s in pair:
             s.stop()
         c.stop_all()
+        if cg is not None:
+            cg.close()
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 14: not yet seen passing. Rewritten 2026-12-07 (a CPU budget instead of a run-time "
+    "capacity search; fast path only) on a machine at load average 30-85 from other test "
+    "runs: once the coordinators were overloaded before any budget and refused the load's "
+    "nodes (235 of 300 registered in 240 s); once (bench/overload.py, 150 nodes, 0.15 core) "
+    "the generator itself ran 1.7 s late (p99) and offered 418 of 1,500 keepalives/s per "
+    "coordinator, every node lapsed, 150 members were declared lost and the pair's active "
+    "lost its lease 9 times; once (load 30 -> 12) the budget bound (0.25 core used), the "
+    "generator ran 141 ms late (p99) and offered 1.5x what was taken, not 2x: the agents' "
+    "FastRoutes sent 490,807 rounds over gRPC beside 526,294 datagrams (each late answer "
+    "doubles a round onto the costlier path), every node lapsed at some moment, the pair's "
+    "active lapsed once, no load group failed over. Remove this mark once it passes"))
+def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
+    try:
+        CpuBudget(BUDGET).close()
+    except OSError as e:
+        pytest.skip(f"no CPU budget possible here (needs root and a cgroup cpu "
+                    f"controller): {e}")
+    r = scenario(tmp_path, "fast")
+    if "too_busy" in r:
+        pytest.skip(f"the shared machine is too busy to offer a known load: {r['too_busy']}")
+    w = r["window"]
+    assert "error" not in w, f"the load generator failed: {w}"
+    report = {k: v for k, v in r.items() if k != "declared_lost"}
+    print(report)
+    # The load was twice what the coordinators could take, and they said so.
+    assert w["nodes"] == NODES, report
+    assert r["offered_to_taken"] >= 2.0, f"not twice the capacity: {report}"
+    assert r["coordinators_cpu_cores"] <= 1.2 * BUDGET, f"the budget never bound: {report}"
+    assert all(n > 0 for n in r["overload_log_lines"].values()), \
+        f"a coordinator never reported overload: {report}"
+    assert r["new_node_refused"] is not None and "overloaded" in r["new_node_refused"], \
+        report
+    # What the coordinators decided: the pair's active keeps its role and epoch; the
+    # load degrades one node at a time at most, never en masse.
+    assert r["pair_after"] == r["pair_before"], report
+    lost = r["declared_lost"]
+    assert len(lost) < MASS * NODES, f"{len(lost)} members declared lost, e.g. {lost[:5]}"
+    assert w["promotions"] < MASS * NODES / 2, f"failovers in the load's groups: {report}"
+    # What the agents saw, judged only if the generator itself ran on time (its loop's
+    # p99 lateness under TTL/10): a starved generator reads acknowledgements late and
+    # sees leases lapse that no coordinator let lapse.
+    if w["generator_lag_p99_ms"] > TTL / 10 * 1000:
+        pytest.skip(f"decisions checked, leases not: the load generator's own loop ran "
+                    f"{w['generator_lag_p99_ms']} ms late (p99): {report}")
+    assert r["pair_role_changes"] == [], report
+    assert w["min_nodes_with_lease"] >= (1 - MASS) * w["nodes"], report

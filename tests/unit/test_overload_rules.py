@@ -109,3 +109,25 @@ def test_an_overloaded_coordinator_still_vouches_for_a_long_silence():
     busy = PeerView(ages={"n1": long}, overloaded=True)
     votes = expiry_votes(["n1"], TTL, True, {"c2": busy}, {"n1": long})
     assert confirmed_expired(votes, 2) == {"n1"}
+
+
+def test_a_backlog_in_the_fast_path_socket_is_overload_but_not_a_stall():
+    """The fast path's intake thread reads past the event loop: the loop can run on time
+    while datagrams wait in the socket. Their wait (kernel stamps) is overload; it is not
+    credited as a stall (those arrivals are dated correctly already)."""
+    m = LoopLag(threshold=0.05, hold=1.0)
+    t = beats(m, 0.0, 20, 0.0)
+    assert not m.overloaded(t)
+    for _ in range(100):  # 1 s of batches that each waited 80 ms, the loop on time
+        m.queued(t, 0.08)
+        t = beats(m, t, 1, 0.0)
+    assert m.overloaded(t), "a sustained backlog in the socket is overload"
+    assert "keepalives are read" in (m.reason(t) or "")
+    assert m.stalled(t) == 0.0, "and no node's silence is credited for it"
+    # A sample older than QUEUE_FRESH says nothing (no datagrams: no backlog).
+    t = beats(m, t + 0.2, 200, 0.0)
+    assert not m.overloaded(t)
+    # One batch that waited more than twice the threshold: overload at once.
+    m.queued(t, 0.11)
+    t = beats(m, t, 1, 0.0)
+    assert m.overloaded(t)

@@ -1,0 +1,140 @@
+"""The fast-path intake reports how long datagrams waited in its socket (issue 14).
+
+Its thread reads past the gRPC event loop, so the loop-lag heartbeat cannot see a
+backlog there; before this, a coordinator taking twice the keepalives it could read on
+the fast path never reported overload (no refusal of new nodes, nothing on /readyz).
+Real UDP socket on loopback, the real intake thread and kernel receive stamps."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from vnfha.coordinator import fastwire as W
+from vnfha.coordinator.fastpath import FastPathIntake
+from vnfha.v1 import agent_pb2
+
+WAIT = 0.3
+
+
+def test_the_intake_reports_the_wait_of_a_backlog_it_reads_late() -> None:
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    reports: list[tuple[float, float]] = []
+    got = threading.Event()
+    intake = FastPathIntake("127.0.0.1", 0, handler)
+
+    def queued(now: float, waited: float) -> None:
+        reports.append((now, waited))
+        got.set()
+
+    intake.on_queued = queued
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for _ in range(3):  # not authentic: dropped, but read, and waited all the same
+                tx.sendto(b"x" * 40, ("127.0.0.1", intake.port))
+            time.sleep(WAIT)  # nobody reads: they wait in the socket
+            intake.start()
+            assert got.wait(10), "no batch reported"
+        finally:
+            intake.stop()
+    assert intake.arrivals is not None, "kernel receive stamps are available on Linux"
+    assert max(w for _, w in reports) >= WAIT * 0.9, reports
+
+
+def test_datagrams_that_waited_past_the_limit_are_dropped_unread() -> None:
+    """Overloaded, the socket holds a backlog: what waited more than `stale_after` is
+    dropped before it is decrypted or answered (counted `stale`), so the backlog drains
+    at the cost of a read and what is answered is fresh."""
+    handled: list[float] = []
+    fresh = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(arrived)
+        fresh.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+
+    def datagram(seq: int) -> bytes:
+        payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for seq in range(1, 6):
+                tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
+            time.sleep(WAIT)  # they wait past the limit
+            intake.start()
+            deadline = time.monotonic() + 10
+            while intake.dropped["stale"] < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert handled == [] and intake.dropped["stale"] == 5, intake.dropped
+            at = time.monotonic()
+            tx.sendto(datagram(6), ("127.0.0.1", intake.port))  # a fresh one is answered
+            assert fresh.wait(10)
+        finally:
+            intake.stop()
+    assert len(handled) == 1 and handled[0] >= at - 0.01
+
+
+def test_a_node_holding_an_active_role_is_answered_even_when_stale() -> None:
+    """Actives first: a lapse there costs a failover, so their stale datagrams are
+    handled anyway (dated by their arrival, as always)."""
+    handled: list[int] = []
+    done = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        if len(handled) == 3:
+            done.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
+    intake.holds_active = lambda node: node == "n1"
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for seq in range(1, 4):
+                payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+                tx.sendto(key.seal(W.KIND_KEEPALIVE, seq, payload), ("127.0.0.1", intake.port))
+            time.sleep(WAIT)
+            intake.start()
+            assert done.wait(10), (handled, intake.dropped)
+        finally:
+            intake.stop()
+    assert handled == [1, 2, 3] and intake.dropped["stale"] == 0
+
+
+def test_not_overloaded_a_late_datagram_is_handled_not_dropped() -> None:
+    """A passing stall is not overload: what waited in it is handled, dated by its
+    arrival, so no node's record ages by the stall."""
+    handled: list[int] = []
+    done = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        if len(handled) == 2:
+            done.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
+    intake.overloaded = lambda now: False
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for seq in (1, 2):
+                payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+                tx.sendto(key.seal(W.KIND_KEEPALIVE, seq, payload), ("127.0.0.1", intake.port))
+            time.sleep(WAIT)
+            intake.start()
+            assert done.wait(10), (handled, intake.dropped)
+        finally:
+            intake.stop()
+    assert handled == [1, 2] and intake.dropped["stale"] == 0
