@@ -27,6 +27,7 @@ from vnfha.coordinator import state_data
 from vnfha.coordinator.commands import Command, InvalidCommand, digest, validate_command
 from vnfha.coordinator.model import (
     ClusterState,
+    Event,
     Group,
     GroupDictCache,
     GroupMode,
@@ -44,7 +45,9 @@ from vnfha.coordinator.state_rules import (  # shared with pool_state and state_
     CommandRefused,
     Result,
     best_candidate,
+    committed_events,
     eligible,
+    events_seen,
     ok,
     own_groups,
     refused,
@@ -589,15 +592,17 @@ class StateMachine:
         self.quiet_events = 0  # events applied while log_events was False
         self._group_dicts: GroupDictCache = {}  # snapshot(): unchanged groups reused
 
-    def _log_new_events(self, before: ClusterState) -> None:
-        events = self.state.events
-        new = min(self.state.next_event_seq - before.next_event_seq, len(events))
-        if new <= 0:
+    def _log_new_events(self, before: ClusterState, seen: dict[int, Event]) -> None:
+        """Log every event the command committed: from what it created (`seen`), not
+        from the state's bounded tail, which a batch of more than MAX_EVENTS events
+        would have cut before this ran (those events were never logged)."""
+        new = committed_events(seen, before, self.state)
+        if not new:
             return
         if not self.log_events:
-            self.quiet_events += new
+            self.quiet_events += len(new)
             return
-        for ev in events[len(events) - new:]:
+        for ev in new:
             # Every role change is an event someone can read later.
             log.info("%s", ev.kind, extra={"event": {
                 "kind": ev.kind, "group": ev.group, "member": ev.member, "node": ev.node,
@@ -617,8 +622,9 @@ class StateMachine:
                 return result
             return {**_public(record), "duplicate": True}
         before = self.state
-        self.state, result = apply(self.state, command)
-        self._log_new_events(before)
+        with events_seen() as seen:
+            self.state, result = apply(self.state, command)
+        self._log_new_events(before, seen)
         if isinstance(rid, str) and rid:
             self._recent[rid] = {**result, DIGEST_KEY: digest(command)}
             while len(self._recent) > DEDUP_WINDOW:

@@ -71,9 +71,40 @@ def best_candidate(state: ClusterState, group: Group, exclude: str | None = None
     return min(candidates, key=lambda m: (-m.priority, m.name))
 
 
+_EVENTS_SEEN: ContextVar[dict[int, Event] | None] = ContextVar("vnfha_events_seen",
+                                                               default=None)
+
+
+@contextmanager
+def events_seen() -> Iterator[dict[int, Event]]:
+    """Collect, by sequence number, every event the commands applied in this scope
+    create. The state keeps only the last MAX_EVENTS, so a command creating more (a
+    mass failover's batch: a promotion and a health change per group of a lost node)
+    would push its own first events out before anyone logged them. The collection
+    has every one. A refused command or batch item returns an earlier state and its
+    sequence numbers are used again: the later event with a number wins, and numbers
+    at or past the final state's `next_event_seq` were never committed (see
+    `committed_events`)."""
+    seen: dict[int, Event] = {}
+    token = _EVENTS_SEEN.set(seen)
+    try:
+        yield seen
+    finally:
+        _EVENTS_SEEN.reset(token)
+
+
+def committed_events(seen: dict[int, Event], before: ClusterState,
+                     after: ClusterState) -> list[Event]:
+    """The events of `seen` that the step from `before` to `after` committed, in order."""
+    return [seen[q] for q in range(before.next_event_seq, after.next_event_seq) if q in seen]
+
+
 def event(state: ClusterState, cmd: Command, kind: str, **fields: Any) -> ClusterState:
     ev = Event(seq=state.next_event_seq, at=float(cmd.get("at", 0.0)), kind=kind,
                actor=str(cmd.get("actor", "")), **fields)
+    seen = _EVENTS_SEEN.get()
+    if seen is not None:
+        seen[ev.seq] = ev
     kept = state.events if len(state.events) < MAX_EVENTS else state.events[1 - MAX_EVENTS:]
     return evolve(state, events=(*kept, ev), next_event_seq=state.next_event_seq + 1)
 
