@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 import loadgen  # noqa: E402
 from cluster import CoordinatorCluster  # noqa: E402
+from cpubudget import cpu_seconds  # noqa: E402
 
 from vnfha_lab.etcdserver import EtcdServer  # noqa: E402
 
@@ -95,13 +96,6 @@ def _pin_self(cpu: int | None, nice: int | None = None, fifo: int | None = None)
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a process (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
