@@ -200,11 +200,7 @@ class FastPathIntake:
         for datagram, anc, _flags, source in batch:
             arrived = read_at
             if arrivals is not None:
-                stamp = None
-                for level, kind, data in anc:
-                    if level == socket.SOL_SOCKET and kind == rxclock.SO_TIMESTAMPNS:
-                        stamp = rxclock.timespec(data)
-                arrived = arrivals.arrival(stamp, read_at)
+                arrived = arrivals.arrival(rxclock.kernel_stamp(anc), read_at)
                 oldest = min(oldest, arrived)
                 if (limit is not None and read_at - arrived > limit
                         and not self._urgent(datagram)):

@@ -39,6 +39,7 @@ import struct
 #: Linux SO_TIMESTAMPNS (= SCM_TIMESTAMPNS, "_OLD" in the kernel headers: a struct
 #: timespec of two longs) on x86, arm and most architectures; Python does not name it.
 SO_TIMESTAMPNS = 35
+SOL_SOCKET = 1  #: Linux socket.SOL_SOCKET (kept here so this module needs no socket)
 TIMESPEC = struct.Struct("@qq")
 #: ancillary buffer for one timespec control message (CMSG_SPACE(16) on 64-bit)
 ANCBUF = 64
@@ -54,6 +55,16 @@ def timespec(data: bytes) -> float | None:
         return None
     sec, nsec = TIMESPEC.unpack_from(data)
     return float(sec + nsec * 1e-9)
+
+
+def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The receive stamp (realtime seconds) among a recvmsg's control messages; None
+    if the kernel sent none (the option off, or a socket family without it)."""
+    stamp = None
+    for level, kind, data in ancillary:
+        if level == SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            stamp = timespec(data)
+    return stamp
 
 
 class ArrivalClock:

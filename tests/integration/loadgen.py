@@ -255,11 +255,7 @@ class FastTransport:
                 continue
             arrived = read_at
             if arrivals is not None:
-                stamp = None
-                for level, kind, cdata in anc:
-                    if level == socket.SOL_SOCKET and kind == rxclock.SO_TIMESTAMPNS:
-                        stamp = rxclock.timespec(cdata)
-                arrived = arrivals.arrival(stamp, read_at)
+                arrived = arrivals.arrival(rxclock.kernel_stamp(anc), read_at)
             try:
                 header = W.parse_header(data, W.KIND_ACK)
                 session = self._sessions.get(header.key_id)

@@ -51,26 +51,9 @@ def frozen_view(state: ClusterState) -> list[tuple[str, int]]:
     return [(name, id(g)) for name, g in state.groups.items()]
 
 
-def test_a_batch_copies_the_group_map_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    state = many_groups(200)
-    maps: list[dict[str, Group]] = []  # kept alive, so ids are never reused
-
-    def counting(st: ClusterState, group: Group) -> ClusterState:
-        new = put_group(st, group)
-        if not any(new.groups is m for m in maps):
-            maps.append(new.groups)
-        return new
-
-    monkeypatch.setattr(sm_module, "_put_group", counting)
-    new, result = apply(state, health_batch(state, "a"))
-    assert result["ok"] and result["items"] == 200, result
-    assert len(maps) == 1  # the code before own_groups made 200 (one per item)
-    assert all(new.groups[g].members["a"].health == Health.HEALTHY for g in new.groups)
-
-
-def test_registering_many_members_copies_the_map_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    state = many_groups(100)
-    state = evolve(state, groups={k: replace(g, members={}) for k, g in state.groups.items()})
+def count_map_copies(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Group]]:
+    """Every distinct group map the state machine's put_group makes from now on (kept
+    alive, so ids are never reused)."""
     maps: list[dict[str, Group]] = []
 
     def counting(st: ClusterState, group: Group) -> ClusterState:
@@ -80,6 +63,22 @@ def test_registering_many_members_copies_the_map_once(monkeypatch: pytest.Monkey
         return new
 
     monkeypatch.setattr(sm_module, "_put_group", counting)
+    return maps
+
+
+def test_a_batch_copies_the_group_map_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = many_groups(200)
+    maps = count_map_copies(monkeypatch)
+    new, result = apply(state, health_batch(state, "a"))
+    assert result["ok"] and result["items"] == 200, result
+    assert len(maps) == 1  # the code before own_groups made 200 (one per item)
+    assert all(new.groups[g].members["a"].health == Health.HEALTHY for g in new.groups)
+
+
+def test_registering_many_members_copies_the_map_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = many_groups(100)
+    state = evolve(state, groups={k: replace(g, members={}) for k, g in state.groups.items()})
+    maps = count_map_copies(monkeypatch)
     members = [{"group": g, "member": "a", "priority": 100} for g in state.groups]
     new, result = apply(state, C.register_node("n1", "198.18.0.1", members))
     assert result["ok"], result

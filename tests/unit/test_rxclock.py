@@ -146,3 +146,12 @@ def test_the_kernel_stamps_a_datagram_when_it_arrives() -> None:
         assert len(stamps) == 1 and stamps[0] is not None
         arrived = c.arrival(stamps[0], read_at)
         assert sent - 0.01 <= arrived < read_at - 0.1, (sent, arrived, read_at)
+
+
+def test_kernel_stamp_picks_the_timespec_among_control_messages() -> None:
+    ts = rxclock.TIMESPEC.pack(12, 500_000_000)
+    assert rxclock.SOL_SOCKET == socket.SOL_SOCKET
+    assert rxclock.kernel_stamp([]) is None
+    assert rxclock.kernel_stamp([(socket.SOL_SOCKET, 99, ts)]) is None  # another kind
+    assert rxclock.kernel_stamp([(0, 99, b""), (socket.SOL_SOCKET,
+                                                rxclock.SO_TIMESTAMPNS, ts)]) == 12.5
