@@ -36,6 +36,7 @@ from vnfha.coordinator.service.errors import (
     submit_or_abort,
 )
 from vnfha.coordinator.service.feed import ChangeFeed
+from vnfha.coordinator.service.kacache import KeepaliveCache, Validated
 from vnfha.coordinator.store.base import Store
 from vnfha.v1 import agent_pb2, agent_pb2_grpc
 
@@ -93,6 +94,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.registrations_refused = 0  # new nodes refused while overloaded (metrics)
         self.on_ack_time: Callable[[float], None] | None = None  # handler seconds (metrics)
         self.fastpath: FastPathIntake | None = None  # the UDP keepalive intake, if enabled
+        # Each node's last acknowledged keepalive: an unchanged one is answered without
+        # being checked again (kacache.py; the full handler is the reference).
+        self.validated = KeepaliveCache()
 
     async def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
                            context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
@@ -221,13 +225,24 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     def _handle_keepalive(self, req: agent_pb2.KeepaliveRequest,
                           arrived: float) -> agent_pb2.KeepaliveResponse:
-        def answer(result: int, message: str = "") -> agent_pb2.KeepaliveResponse:
-            return agent_pb2.KeepaliveResponse(seq=req.seq, result=result, ttl_ms=self._ttl_ms,
+        state = self._store.state()
+        seq = req.seq
+        req.seq = 0
+        request = req.SerializeToString()  # what the answer depends on: all but seq
+        req.seq = seq
+        known = self.validated.get(req.node, state, request)
+        if known is not None:
+            # The node's last acknowledged keepalive again, against the same state: the
+            # checks below would pass the same way and build equal reports and answer.
+            return self._acknowledge(req.node, known, seq, arrived)
+
+        def answer(result: int, message: str = "",
+                   seq: int = seq) -> agent_pb2.KeepaliveResponse:
+            return agent_pb2.KeepaliveResponse(seq=seq, result=result, ttl_ms=self._ttl_ms,
                                                message=message, revision=state.revision,
                                                coordinator_id=self._id,
                                                cluster_members=self._members)
 
-        state = self._store.state()
         if not req.node:
             return answer(agent_pb2.KEEPALIVE_RESULT_INVALID, "node name is empty")
         if not names.is_name(req.node):
@@ -257,13 +272,26 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                           f"node {req.node!r} is not registered here; call RegisterNode")
         unknown = [f"{r.group}/{r.member}" for r in reports
                    if (mem := state.member(r.group, r.member)) is None or mem.node != req.node]
-        changed = self._leases.record(req.node, reports, arrived)
+        known = Validated(state=state, request=request, reports=tuple(reports),
+                          answer=answer(agent_pb2.KEEPALIVE_RESULT_ACK,
+                                        f"not members of this node: {', '.join(unknown)}"
+                                        if unknown else "", seq=0))
+        self.validated.put(req.node, known)
+        return self._acknowledge(req.node, known, seq, arrived)
+
+    def _acknowledge(self, node: str, known: Validated, seq: int,
+                     arrived: float) -> agent_pb2.KeepaliveResponse:
+        """Record a valid keepalive of a registered node and answer it: the one way an
+        ACK is given, whether the keepalive was checked now or found unchanged."""
+        changed = self._leases.record(node, known.reports, arrived)
         self.keepalives += 1
         if changed:
             self._on_change()
             self._feed.reports_changed()  # a switchover may wait for this report
-        return answer(agent_pb2.KEEPALIVE_RESULT_ACK,
-                      f"not members of this node: {', '.join(unknown)}" if unknown else "")
+        resp = agent_pb2.KeepaliveResponse()
+        resp.CopyFrom(known.answer)
+        resp.seq = seq
+        return resp
 
     async def WatchAssignments(self, request: agent_pb2.WatchAssignmentsRequest,
                                context: grpc.aio.ServicerContext
