@@ -107,6 +107,28 @@ def random_request(rng: random.Random) -> agent_pb2.KeepaliveRequest:
     return req
 
 
+def tweaked(old: agent_pb2.KeepaliveRequest,
+            rng: random.Random) -> agent_pb2.KeepaliveRequest:
+    """`old` with one field changed: what an agent's next round usually differs by."""
+    req = agent_pb2.KeepaliveRequest()
+    req.CopyFrom(old)
+    kind = rng.randrange(4 if req.members else 2)
+    if kind == 0:
+        req.generation = rng.choice([0, 7, 8, 9])
+    elif kind == 1:
+        req.leased = not req.leased
+    else:
+        m = rng.choice(req.members)
+        field = rng.choice(["health", "seen_epoch", "active_epoch", "vip_held"])
+        if field == "health":
+            m.health = rng.choice(HEALTHS)
+        elif field == "vip_held":
+            m.vip_held = not m.vip_held
+        else:
+            setattr(m, field, getattr(m, field) + 1)
+    return req
+
+
 def change_state(store: SharedStore, rng: random.Random) -> None:
     node, group, member = rng.choice(NODES), rng.choice(GROUPS), rng.choice(MEMBERS)
     hosted = [{"group": m.group, "member": m.name, "priority": m.priority}
@@ -156,12 +178,16 @@ def test_cached_handler_is_the_full_handler(seed: int) -> None:
     full, full_leases, full_calls = servicer(store, cached=False)
     last: dict[str, agent_pb2.KeepaliveRequest] = {}
     now, seq = 1.0, 0
-    for step in range(400):
+    for step in range(500):
         if rng.random() < 0.06:
             change_state(store, rng)
         node = rng.choice(NODES)
-        if node in last and rng.random() < 0.7:
+        roll = rng.random()
+        if node in last and roll < 0.6:
             req = last[node]  # the node's last keepalive again: only seq moves
+        elif node in last and roll < 0.8:
+            req = tweaked(last[node], rng)  # one field of it changed
+            last[node] = req
         else:
             req = random_request(rng)
             last[req.node] = req
@@ -179,7 +205,7 @@ def test_cached_handler_is_the_full_handler(seed: int) -> None:
             full_calls.on_change, full_calls.reports_changed), where
         assert cached.keepalives == full.keepalives, where
         assert table_view(cached_leases, now) == table_view(full_leases, now), where
-    assert cached.validated.hits > 40  # the cache was used, not only filled
+    assert cached.validated.hits > 30  # the cache was used, not only filled
 
 
 def test_an_unchanged_keepalive_is_answered_from_the_cache() -> None:
