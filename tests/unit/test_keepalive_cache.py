@@ -19,7 +19,7 @@ import pytest
 from vnfha.coordinator import commands as C
 from vnfha.coordinator.leases import LeaseTable
 from vnfha.coordinator.model import ClusterState
-from vnfha.coordinator.service.agent import AgentServicer
+from vnfha.coordinator.service.agent import ACK_TIME_SAMPLE, AgentServicer
 from vnfha.coordinator.service.kacache import KeepaliveCache, Validated
 from vnfha.coordinator.state_machine import apply
 from vnfha.v1 import agent_pb2, types_pb2
@@ -236,3 +236,19 @@ def first_key(req: agent_pb2.KeepaliveRequest) -> bytes:
     copy.CopyFrom(req)
     copy.seq = 0
     return copy.SerializeToString()
+
+
+def test_one_keepalive_in_eight_is_timed_the_first_included() -> None:
+    """The ack-time histogram is fed a sample (ACK_TIME_SAMPLE), starting at once."""
+    store = SharedStore()
+    store.submit(C.apply_groups([{"name": "g1"}]))
+    store.submit(C.register_node("n1", "198.18.0.1", [{"group": "g1", "member": "a"}]))
+    api, _, _ = servicer(store, cached=True)
+    timed: list[float] = []
+    api.on_ack_time = timed.append
+    req = agent_pb2.KeepaliveRequest(node="n1")
+    for seq in range(1, 18):
+        req.seq = seq
+        assert api.handle_datagram(req, seq * 0.06).seq == seq
+        assert len(timed) == 1 + (seq - 1) // ACK_TIME_SAMPLE
+    assert len(timed) == 3 and all(t >= 0 for t in timed)
