@@ -196,8 +196,8 @@ def test_cached_handler_is_the_full_handler(seed: int) -> None:
         # Mostly one keepalive interval apart, sometimes a silence past the TTL, and
         # sometimes an arrival dated before the last one (kernel stamps of a batch).
         now += rng.choice([0.0, 0.01, 0.06, 0.06, 0.06, 0.3, -0.02])
-        got = cached._handle_keepalive(req, now)
-        want = full._handle_keepalive(req, now)
+        got = cached.handle_datagram(req, now)
+        want = full.handle_datagram(req, now)
         where = f"seed {seed} step {step}: {req}"
         assert got.SerializeToString() == want.SerializeToString(), where
         assert got == want, where
@@ -217,16 +217,16 @@ def test_an_unchanged_keepalive_is_answered_from_the_cache() -> None:
     api, leases, _ = servicer(store, cached=True)
     req = agent_pb2.KeepaliveRequest(node="n1", seq=1, members=[agent_pb2.MemberReport(
         group="g1", member="a", health=types_pb2.HEALTH_HEALTHY)])
-    api._handle_keepalive(req, 1.0)
+    api.handle_datagram(req, 1.0)
     known = api.validated.get("n1", store.current, first_key(req))
     assert known is not None and known.answer.seq == 0
     req.seq = 2
-    second = api._handle_keepalive(req, 1.06)
+    second = api.handle_datagram(req, 1.06)
     assert second.seq == 2 and second.result == agent_pb2.KEEPALIVE_RESULT_ACK
     assert api.validated.get("n1", store.current, first_key(req)) is known  # reused
     assert leases.last_seen("n1") == 1.06
     store.current = dataclasses.replace(store.current)  # same content, new state
-    api._handle_keepalive(req, 1.12)
+    api.handle_datagram(req, 1.12)
     again = api.validated.get("n1", store.current, first_key(req))
     assert again is not None and again is not known
 
