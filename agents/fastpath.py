@@ -8,11 +8,14 @@ time noted before sending) once no fast answer has *arrived* from that coordinat
 `copy_after(...)` seconds (see there for why that long and no longer). Late answers
 still arriving show the path works, so an overloaded coordinator is not sent the
 costlier copies that would make it slower still, nor is one whose answers were already
-slow (`slow_answers`) until a whole lease has passed in silence. After `FALLBACK_MISSES` rounds in
-a row without a fast answer (a firewall drops UDP, the coordinator forgot our key and
-re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the
-coordinator is served over gRPC only, said once in the log, and the fast path is probed
-again every `RETRY_AFTER` seconds. Late answers from a slow coordinator reset the
+slow (`slow_answers`) until a whole lease has passed in silence. An overloaded
+coordinator that rations its answers says how often it answers (`answer_every_ms`):
+every silence above is widened by that, so its planned gaps cost no copies, misses or
+new keys, while one that falls silent beyond it is copied as before. After
+`FALLBACK_MISSES` rounds in a row without a fast answer (a firewall drops UDP, the
+coordinator forgot our key and re-opening did not help) *and* `FALLBACK_SILENCE`
+seconds without any fast answer, the coordinator is served over gRPC only, said once
+in the log, and the fast path is probed again every `RETRY_AFTER` seconds. Late answers from a slow coordinator reset the
 count, so overload does not push every agent onto the costlier stream at once. The
 fallback is for UDP that is blocked while gRPC gets through: a coordinator that answers
 on neither path (down, or cut off) keeps getting a datagram every round, because when
@@ -134,6 +137,7 @@ class _Route:
     sent_at: dict[int, float] = field(default_factory=dict)  # recent datagram rounds
     slow: bool = False  # the last fast answer came later than `slow_answers`
     grpc_heard: float | None = None  # when the last answer over the gRPC stream arrived
+    every: float = 0.0  # the last fast answer's answer_every_ms, seconds (0: not rationed)
 
 
 class FastRoutes:
@@ -195,7 +199,14 @@ class FastRoutes:
             r.next_probe = now + self._retry_after  # one probe, with a fresh key after it
             r.sent = seq
             return Plan(udp=True, grpc=True, reopen=True)
-        r.misses = r.misses + 1 if r.sent > r.acked else 0
+        quiet = now - (r.quiet_since if r.quiet_since is not None else now)
+        # A rationing coordinator (overloaded: it said it answers us at most every
+        # `every`) leaves gaps on purpose; they are not silence until its next answer is
+        # overdue, so until then no round is copied, missed or worth a new key. Each
+        # silence below is widened by `every`, which keeps its slack over a healthy gap.
+        rationed = r.every > 0 and quiet < self.copy_silence + r.every
+        if not rationed:
+            r.misses = r.misses + 1 if r.sent > r.acked else 0
         # The last datagram is overdue: unanswered, and sent long enough ago that a
         # coordinator that is not busy would have answered it. A ticker that ran late
         # (a busy agent host) makes a long silence with nothing lost: no copy for that.
@@ -208,19 +219,24 @@ class FastRoutes:
             r.fallen_back = True
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
-        quiet = now - (r.quiet_since if r.quiet_since is not None else now)
         r.sent_at[seq] = now
         if len(r.sent_at) > 32:  # only recent rounds' answers tell how slow it is now
             for old in sorted(r.sent_at)[:16]:
                 del r.sent_at[old]
-        copy = quiet >= self.copy_silence and (quiet >= self.cover or (overdue and not r.slow))
+        copy = (not rationed and quiet >= self.copy_silence + r.every
+                and (quiet >= self.cover + r.every or (overdue and not r.slow)))
         return Plan(udp=True, grpc=copy,
-                    reopen=r.misses == self._reopen_after)
+                    reopen=not rationed and r.misses == self._reopen_after)
 
-    def answered(self, i: int, seq: int, now: float) -> bool:
-        """A datagram answer for round `seq`; True if it ended a fallback."""
+    def answered(self, i: int, seq: int, now: float, every: float = 0.0) -> bool:
+        """A datagram answer for round `seq`; True if it ended a fallback. `every`: the
+        answer's answer_every_ms in seconds (the coordinator rations us; 0: it does not),
+        taken at most as one lease cover: a longer promise would leave that coordinator's
+        part of the lease to lapse between answers, and a wrong one must not stop the
+        copies for good."""
         r = self._routes[i]
         r.heard = r.quiet_since = now
+        r.every = min(max(every, 0.0), self.cover)
         sent = r.sent_at.get(seq)
         if sent is not None:
             r.slow = now - sent > self.slow_after

@@ -16,6 +16,7 @@ invalidates every key and agents open again. The wire format is coordinator/fast
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -45,6 +46,9 @@ class Session:
     key: W.SessionKey
     guard: W.ReplayGuard = field(default_factory=W.ReplayGuard)
     acks_sent: int = 0  # the ack direction's counter (this thread only)
+    #: arrival of the last datagram answered while shedding (this thread only): rationed
+    #: nodes are answered at most every `FastPathIntake` ration after it
+    answered_at: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -61,11 +65,16 @@ class FastPathIntake:
                  rcvbuf: int = RCVBUF,
                  realtime: Callable[[], float] = time.time,
                  kernel_stamps: bool = True,
-                 stale_after: float | None = None) -> None:
+                 stale_after: float | None = None,
+                 ration: float | None = None) -> None:
         self._handler = handler
         # A datagram that waited longer than this in the socket is dropped unread (not
         # decrypted, not answered): see `_handle_batch`. None: every one is handled.
         self._stale_after = stale_after
+        # While shedding, a node holding no active role is answered at most this often
+        # (by arrival); the datagrams between are dropped unread (overload.ration).
+        # None: no rationing.
+        self._ration = ration
         self._clock = clock
         self._realtime = realtime
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -93,14 +102,15 @@ class FastPathIntake:
         self._thread = threading.Thread(target=self._run, name="fastpath-intake", daemon=True)
         #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
         self.answered = 0
-        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale"), 0)
+        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale", "rationed"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
         #: now -> this coordinator is overloaded (overload.LoopLag.overloaded): stale
-        #: datagrams are dropped only then; None: whenever `stale_after` is set
+        #: and rationed datagrams are dropped only then; None: whenever `stale_after` or
+        #: `ration` is set
         self.overloaded: Callable[[float], bool] | None = None
-        #: node -> it holds an active role: its stale datagrams are still handled (actives'
-        #: acknowledgements first, as on the gRPC stream); None: none are
+        #: node -> it holds an active role: its stale and rationed datagrams are still
+        #: handled (actives' acknowledgements first, as on the gRPC stream); None: none are
         self.holds_active: Callable[[str], bool] | None = None
         #: (read at, longest wait of a batch in the socket): the overload meter's input
         #: (overload.LoopLag.queued), called once per batch from this thread
@@ -177,8 +187,10 @@ class FastPathIntake:
             self._handle_batch(batch)
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
-        """Date and handle datagrams as `socket.recvmsg` returned them; drop those that
-        waited more than `stale_after` in the socket unread (counted as `stale`)."""
+        """Date and handle datagrams as `socket.recvmsg` returned them. While overloaded,
+        shed before any decryption: drop those that waited more than `stale_after` in
+        the socket (`stale`) and those of a node answered less than `ration` ago
+        (`rationed`), unless the node holds an active role."""
         arrivals = self.arrivals
         # Realtime between two monotonic readings (rxclock: a delay between the reads
         # only dates arrivals later).
@@ -193,38 +205,69 @@ class FastPathIntake:
                             "before now count as arrived now",
                             extra={"steps": arrivals.steps})
         oldest = read_at
-        # Shed stale datagrams only while overloaded: after a passing stall they are
-        # handled (dated by the kernel, as always), so no node's record ages by it.
-        limit = (self._stale_after if self.overloaded is None or self.overloaded(read_at)
-                 else None)
+        # Shed only while overloaded: after a passing stall what waited is handled (dated
+        # by the kernel, as always), so no node's record ages by it.
+        shedding = ((self._stale_after is not None or self._ration is not None)
+                    and (self.overloaded is None or self.overloaded(read_at)))
+        limit = self._stale_after if shedding and arrivals is not None else None
+        ration = self._ration if shedding else None
+        shed = {"stale": 0, "rationed": 0}
+        shed_from: tuple = ()  # the last shed datagram's source (the drop log line)
         for datagram, anc, _flags, source in batch:
             arrived = read_at
             if arrivals is not None:
                 arrived = arrivals.arrival(rxclock.kernel_stamp(anc), read_at)
                 oldest = min(oldest, arrived)
-                if (limit is not None and read_at - arrived > limit
-                        and not self._urgent(datagram)):
-                    # Overloaded: answered now it would give the agent less than what is
-                    # left of its lease, and the node's newer rounds wait behind it.
-                    # Dropping costs a read; handling it, ten times that. The backlog
-                    # drains and what is answered is fresh (issue 14).
-                    self._drop("stale", source)
-                    continue
+            if not shedding:
+                self._one(datagram, source, arrived)
+                continue
+            # Overloaded: a stale datagram answered now would give the agent less than
+            # what is left of its lease while the node's newer rounds wait behind it; a
+            # rationed node was answered moments ago. Dropping costs a read, a header
+            # and a dict lookup; handling, ten times that. The backlog drains and what
+            # is answered is fresh (issue 14).
+            reason, session = self._triage(datagram, read_at - arrived, arrived,
+                                           limit, ration)
+            if reason is not None:
+                shed[reason] += 1
+                shed_from = source
+                continue
+            answered = -1 if session is None else session.acks_sent
             self._one(datagram, source, arrived)
+            if session is not None and session.acks_sent != answered:
+                session.answered_at = arrived
+        for reason, n in shed.items():
+            if n:
+                self._drop(reason, shed_from, n)
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
             self.on_queued(read_at, read_at - oldest)
 
-    def _urgent(self, datagram: bytes) -> bool:
-        """Whether a stale datagram is handled anyway: its key's node holds an active
-        role (a lapse there costs a failover). Only the clear header is read."""
-        if self.holds_active is None:
-            return False
+    def _triage(self, datagram: bytes, waited: float, arrived: float,
+                limit: float | None, ration: float | None
+                ) -> tuple[str | None, Session | None]:
+        """While shedding: why a datagram is dropped unread ("stale", "rationed"), or None
+        to handle it; and its session, if its clear header names one. Only the clear
+        header is read: nothing here is authenticated, so nothing here is recorded (a
+        rationed node's age runs from its last *handled* datagram, docs/design.md
+        "Overload"). What the header cannot place (malformed, unknown key, replayed)
+        goes to `_one`, which counts it under its own reason."""
         try:
             header = W.parse_header(datagram, W.KIND_KEEPALIVE)
         except W.Rejected:
-            return False
+            return None, None
+        # A plain read: one dict lookup is atomic (see `_one`).
         session = self._sessions.get(header.key_id)
-        return session is not None and self.holds_active(session.node)
+        if session is None or not session.guard.check(header.counter):
+            return None, session
+        if limit is not None and waited > limit:
+            reason = "stale"
+        elif ration is not None and arrived - session.answered_at < ration:
+            reason = "rationed"
+        else:
+            return None, session
+        if self.holds_active is not None and self.holds_active(session.node):
+            return None, session  # actives first: a lapse there costs a failover
+        return reason, session
 
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:
@@ -259,11 +302,11 @@ class FastPathIntake:
         except OSError as e:
             log.debug("fast path answer not sent", extra={"error": str(e)})
 
-    def _drop(self, reason: str, addr: tuple) -> None:
+    def _drop(self, reason: str, addr: tuple, count: int = 1) -> None:
         """Count every drop; log one line per reason per DROP_LOG_EVERY_S with how many
         were dropped since, and the last source address. Never the bytes."""
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
-        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + count
         now = self._clock()
         if now - self._logged.get(reason, -1e9) < DROP_LOG_EVERY_S:
             return

@@ -6,16 +6,20 @@ what we read is old: a keepalive older than a newer one of the same node is usel
 (the agent counts its lease from the newer one's send time). Answering costs about as
 much as reading (measured: 65 us to read, 113 us to read and answer, per keepalive),
 so an overloaded coordinator answers a node that holds no active role at most every
-TTL/3 and drops the keepalives in between unhandled: reading goes on, the backlog
-drains, and what it answers is fresh. Nodes holding an active role are answered every
-time. (A reader task that keeps only the newest message cost 18 % more per keepalive,
-and cannot reach the backlog in the transport either.) New nodes are refused with
+TTL/3 (`overload.ration`) and drops the keepalives in between unhandled: reading goes
+on, the backlog drains, and what it answers is fresh. Each answer says how often the
+node is answered now (`answer_every_ms`, on the stream and the fast path alike), so
+its agent does not take the gaps for silence and copy rounds to the costlier path.
+Nodes holding an active role are answered every time. (A reader task that keeps only
+the newest message cost 18 % more per keepalive, and cannot reach the backlog in the
+transport either.) New nodes are refused with
 RESOURCE_EXHAUSTED until the overload clears.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -26,6 +30,7 @@ from vnfha.coordinator import fastwire, names
 from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState, GroupMode
+from vnfha.coordinator.overload import ration as overload_ration
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
 from vnfha.coordinator.service.errors import (
     gate_read,
@@ -84,7 +89,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # an agent with a short or stale coordinator list cannot under-count its quorum.
         self._members = tuple(cluster_members) or (coordinator_id,)
         self._ttl_ms = int(ttl * 1000)
-        self._ration = ttl / 3  # overloaded: shortest gap between answers to a standby
+        # Overloaded: the shortest gap between answers to a node with no active role.
+        self._ration = overload_ration(ttl)
+        self._ration_ms = math.ceil(self._ration * 1000)
         self._on_change = on_report_change
         self._clock = clock
         self._watch_poll = watch_poll
@@ -173,10 +180,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 message=f"coordinator {self._id} cannot reach or persist its store; not "
                         "acknowledging keepalives")
         if self.on_ack_time is None:
-            return self._handle_keepalive(req, arrived)
-        started = time.perf_counter()
-        resp = self._handle_keepalive(req, arrived)
-        self.on_ack_time(time.perf_counter() - started)
+            resp = self._handle_keepalive(req, arrived)
+        else:
+            started = time.perf_counter()
+            resp = self._handle_keepalive(req, arrived)
+            self.on_ack_time(time.perf_counter() - started)
+        # The intake rations this node now (fastpath.py): say so, so that its agent does
+        # not take the gaps for silence (agents/fastpath.py).
+        resp.answer_every_ms = self._answer_every_ms(req.node, arrived)
         return resp
 
     async def Keepalive(self, request_iterator: AsyncIterator[agent_pb2.KeepaliveRequest],
@@ -185,11 +196,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         answered: float | None = None  # arrival of the last keepalive answered
         async for req in request_iterator:
             arrived = self._clock()
-            if (answered is not None and arrived - answered < self._ration
-                    and self._overload(arrived) is not None
-                    and not self._holds_active(req.node)):
-                # Overloaded: a node with no active role is answered at most every TTL/3
-                # (still three answers per lease), the keepalives between are dropped
+            every = self._answer_every_ms(req.node, arrived)
+            if every and answered is not None and arrived - answered < self._ration:
+                # Overloaded: a node with no active role is answered at most every
+                # `overload.ration` (TTL/3), the keepalives between are dropped
                 # unhandled. Reading goes on, so the backlog drains and what we answer
                 # is fresh; nodes holding an active role are answered every time.
                 self.superseded += 1
@@ -206,7 +216,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             resp = self._handle_keepalive(req, arrived)
             if self.on_ack_time is not None:
                 self.on_ack_time(time.perf_counter() - started)
+            resp.answer_every_ms = every  # the gaps are rationing, not silence
             yield resp
+
+    def _answer_every_ms(self, node: str, now: float) -> int:
+        """How often, at most, this coordinator answers `node` now: the ration while it is
+        overloaded and the node holds no active role, else 0 (every keepalive)."""
+        if self._overload(now) is None or self._holds_active(node):
+            return 0
+        return self._ration_ms
 
     def holds_active(self, node: str) -> bool:
         """Whether `node` hosts its group's active member (the fast path's intake answers
