@@ -1,7 +1,7 @@
 """The agent's side of the keepalive fast path: when to use it, and the UDP link.
 
-`FastRoutes` is the pure decision, per coordinator and per round: send the keepalive
-as a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the
+`FastRoutes` is the pure decision, per coordinator and per round: send the keepalive as
+a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the
 fast path is in doubt, without doubling the load when answers are merely late: a round
 also goes over gRPC (same sequence number: the lease counts either answer, from the
 time noted before sending) once no fast answer has *arrived* from that coordinator for
@@ -14,14 +14,15 @@ every silence above is widened by that, so its planned gaps cost no copies, miss
 new keys, while one that falls silent beyond it is copied as before. After
 `FALLBACK_MISSES` rounds in a row without a fast answer (a firewall drops UDP, the
 coordinator forgot our key and re-opening did not help) *and* `FALLBACK_SILENCE`
-seconds without any fast answer, the coordinator is served over gRPC only, said once
-in the log, and the fast path is probed again every `RETRY_AFTER` seconds. Late answers from a slow coordinator reset the
-count, so overload does not push every agent onto the costlier stream at once. The
-fallback is for UDP that is blocked while gRPC gets through: a coordinator that answers
-on neither path (down, or cut off) keeps getting a datagram every round, because when
-it returns that datagram is answered at once, while a TCP connection that was dropped
-into for tens of seconds waits out its retransmission back-off (seconds): after a long
-coordinator outage the lease, and a failsafe active's role, come back on the fast path.
+seconds without any fast answer, the coordinator is served over gRPC only, said once in
+the log, and the fast path is probed again every `RETRY_AFTER` seconds. Late answers
+from a slow coordinator reset the count, so overload does not push every agent onto the
+costlier stream at once. The fallback is for UDP that is blocked while gRPC gets
+through: a coordinator that answers on neither path (down, or cut off) keeps getting a
+datagram every round, because when it returns that datagram is answered at once, while
+a TCP connection that was dropped into for tens of seconds waits out its retransmission
+back-off (seconds): after a long coordinator outage the lease, and a failsafe active's
+role, come back on the fast path.
 
 `FastPathLink` is the I/O: one UDP socket per address family, one receive thread,
 one session (key, counters) per coordinator; keys come from

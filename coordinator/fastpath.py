@@ -66,8 +66,13 @@ class FastPathIntake:
                  realtime: Callable[[], float] = time.time,
                  kernel_stamps: bool = True,
                  stale_after: float | None = None,
-                 ration: float | None = None) -> None:
-        self._handler = handler
+                 ration: float | None = None,
+                 actives_within: float | None = None) -> None:
+        self._serve = handler
+        # `_one` answers through `_answer`, which adds what `_handle_batch` decided about
+        # rationing for the datagram at hand (this thread only; 0: not rationed).
+        self._handler: Handler = self._answer
+        self._every_ms = 0
         # A datagram that waited longer than this in the socket is dropped unread (not
         # decrypted, not answered): see `_handle_batch`. None: every one is handled.
         self._stale_after = stale_after
@@ -75,6 +80,11 @@ class FastPathIntake:
         # (by arrival); the datagrams between are dropped unread (overload.ration).
         # None: no rationing.
         self._ration = ration
+        self._ration_ms = 0 if ration is None else math.ceil(ration * 1000)
+        # ...and so is a node holding an active role once its datagram waited longer than
+        # this in the socket: the intake is behind even for actives. None: actives are
+        # never rationed.
+        self._actives_within = actives_within
         self._clock = clock
         self._realtime = realtime
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -140,6 +150,19 @@ class FastPathIntake:
         with self._lock:
             return len(self._sessions)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the intake thread used so far (user + system, Linux /proc), read by
+        the metrics scrape, not per datagram; None where it cannot be read."""
+        tid = self._thread.native_id
+        if tid is None:
+            return None
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -190,7 +213,8 @@ class FastPathIntake:
         """Date and handle datagrams as `socket.recvmsg` returned them. While overloaded,
         shed before any decryption: drop those that waited more than `stale_after` in
         the socket (`stale`) and those of a node answered less than `ration` ago
-        (`rationed`), unless the node holds an active role."""
+        (`rationed`); a node holding an active role only when even its datagrams wait
+        longer than `actives_within` (`_triage`)."""
         arrivals = self.arrivals
         # Realtime between two monotonic readings (rxclock: a delay between the reads
         # only dates arrivals later).
@@ -223,17 +247,18 @@ class FastPathIntake:
                 continue
             # Overloaded: a stale datagram answered now would give the agent less than
             # what is left of its lease while the node's newer rounds wait behind it; a
-            # rationed node was answered moments ago. Dropping costs a read, a header
-            # and a dict lookup; handling, ten times that. The backlog drains and what
-            # is answered is fresh (issue 14).
-            reason, session = self._triage(datagram, read_at - arrived, arrived,
-                                           limit, ration)
+            # rationed node was answered moments ago. Dropping costs the read, a header
+            # and two dict lookups (7-9 us here); handling, 27 us and more. The backlog
+            # drains and what is answered is fresh (issue 14).
+            reason, session, self._every_ms = self._triage(
+                datagram, read_at - arrived, arrived, limit, ration)
             if reason is not None:
                 shed[reason] += 1
                 shed_from = source
                 continue
             answered = -1 if session is None else session.acks_sent
             self._one(datagram, source, arrived)
+            self._every_ms = 0
             if session is not None and session.acks_sent != answered:
                 session.answered_at = arrived
         for reason, n in shed.items():
@@ -244,30 +269,47 @@ class FastPathIntake:
 
     def _triage(self, datagram: bytes, waited: float, arrived: float,
                 limit: float | None, ration: float | None
-                ) -> tuple[str | None, Session | None]:
+                ) -> tuple[str | None, Session | None, int]:
         """While shedding: why a datagram is dropped unread ("stale", "rationed"), or None
-        to handle it; and its session, if its clear header names one. Only the clear
-        header is read: nothing here is authenticated, so nothing here is recorded (a
-        rationed node's age runs from its last *handled* datagram, docs/design.md
-        "Overload"). What the header cannot place (malformed, unknown key, replayed)
-        goes to `_one`, which counts it under its own reason."""
+        to handle it; its session, if its clear header names one; and, to handle, the
+        answer's `answer_every_ms` (the node is rationed: its agent must not take the
+        gaps for silence, agents/fastpath.py). Only the clear header is read: nothing
+        here is authenticated, so nothing here is recorded (a rationed node's age runs
+        from its last *handled* datagram, docs/design.md "Overload"). What the header
+        cannot place (malformed, unknown key, replayed) goes to `_one`, which counts it
+        under its own reason."""
         try:
             header = W.parse_header(datagram, W.KIND_KEEPALIVE)
         except W.Rejected:
-            return None, None
+            return None, None, 0
         # A plain read: one dict lookup is atomic (see `_one`).
         session = self._sessions.get(header.key_id)
         if session is None or not session.guard.check(header.counter):
-            return None, session
-        if limit is not None and waited > limit:
-            reason = "stale"
-        elif ration is not None and arrived - session.answered_at < ration:
-            reason = "rationed"
-        else:
-            return None, session
-        if self.holds_active is not None and self.holds_active(session.node):
-            return None, session  # actives first: a lapse there costs a failover
-        return reason, session
+            return None, session, 0
+        stale = limit is not None and waited > limit
+        rationed = ration is not None and arrived - session.answered_at < ration
+        if self.holds_active is None or not self.holds_active(session.node):
+            if stale or rationed:
+                return ("stale" if stale else "rationed"), session, 0
+            return None, session, self._ration_ms if ration is not None else 0
+        # Actives first (a lapse there costs a failover): answered every time while their
+        # datagrams are read within `actives_within`, never dropped as stale. Past that
+        # even they are rationed: when actives alone outrun the intake, answering every
+        # one lets the backlog, and every answer's delay, grow until all their leases
+        # lapse together; one answer per ration keeps them.
+        late = (ration is not None and self._actives_within is not None
+                and waited > self._actives_within)
+        if rationed and late:
+            return "rationed", session, 0
+        return None, session, self._ration_ms if late else 0
+
+    def _answer(self, req: agent_pb2.KeepaliveRequest,
+                arrived: float) -> agent_pb2.KeepaliveResponse:
+        """The handler's answer, saying how often this node is answered while rationed."""
+        resp = self._serve(req, arrived)
+        if self._every_ms:
+            resp.answer_every_ms = self._every_ms
+        return resp
 
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:

@@ -269,6 +269,12 @@ def fastpath_metrics(intake: Any) -> Iterator[Metric]:
                           "coordinator holds (one per node that opened one)")
     g.add_metric([], intake.sessions())
     yield g
+    cpu = intake.cpu_seconds()
+    if cpu is not None:
+        c = CounterMetricFamily("vnfha_fastpath_intake_cpu_seconds", "CPU time of the "
+                                "fast path's intake thread")
+        c.add_metric([], cpu)
+        yield c
 
 
 class FastPathCollector(Collector):

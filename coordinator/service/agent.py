@@ -100,6 +100,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self.registrations_refused = 0  # new nodes refused while overloaded (metrics)
         self.on_ack_time: Callable[[float], None] | None = None  # handler seconds (metrics)
         self.fastpath: FastPathIntake | None = None  # the UDP keepalive intake, if enabled
+        # node -> (state revision, holds an active role then): `_holds_active`'s memo.
+        # Written from the event loop and the intake thread; each write replaces one
+        # entry whole, and a lost race only recomputes.
+        self._active_cache: dict[str, tuple[int, bool]] = {}
 
     async def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
                            context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
@@ -180,14 +184,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 message=f"coordinator {self._id} cannot reach or persist its store; not "
                         "acknowledging keepalives")
         if self.on_ack_time is None:
-            resp = self._handle_keepalive(req, arrived)
-        else:
-            started = time.perf_counter()
-            resp = self._handle_keepalive(req, arrived)
-            self.on_ack_time(time.perf_counter() - started)
-        # The intake rations this node now (fastpath.py): say so, so that its agent does
-        # not take the gaps for silence (agents/fastpath.py).
-        resp.answer_every_ms = self._answer_every_ms(req.node, arrived)
+            return self._handle_keepalive(req, arrived)
+        started = time.perf_counter()
+        resp = self._handle_keepalive(req, arrived)
+        self.on_ack_time(time.perf_counter() - started)
         return resp
 
     async def Keepalive(self, request_iterator: AsyncIterator[agent_pb2.KeepaliveRequest],
@@ -232,10 +232,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return self._holds_active(node)
 
     def _holds_active(self, node: str) -> bool:
-        """Whether `node` hosts a member that is its group's active (node index)."""
+        """Whether `node` hosts a member that is its group's active (node index). Asked
+        for most keepalives read while overloaded (the fast path's intake thread and the
+        event loop alike), so the answer is kept per node until the state's revision
+        moves: a dict lookup, not a sort of the node's members, per datagram shed."""
         state = self._store.state()
-        return any((g := state.groups.get(m.group)) is not None and g.active == m.name
-                   for m in state.members_on(node))
+        hit = self._active_cache.get(node)
+        if hit is not None and hit[0] == state.revision:
+            return hit[1]
+        active = any((g := state.groups.get(m.group)) is not None and g.active == m.name
+                     for m in state.members_on(node))
+        if len(self._active_cache) > 2 * len(state.nodes) + 64:  # nodes since removed
+            self._active_cache = {}
+        self._active_cache[node] = (state.revision, active)
+        return active
 
     def _handle_keepalive(self, req: agent_pb2.KeepaliveRequest,
                           arrived: float) -> agent_pb2.KeepaliveResponse:

@@ -248,3 +248,33 @@ def test_not_overloaded_nothing_is_rationed() -> None:
     finally:
         intake.stop()
     assert handled == [1, 2, 3, 4, 5] and intake.dropped["rationed"] == 0
+
+
+def test_an_active_whose_datagrams_wait_too_long_is_rationed_too() -> None:
+    """Actives first, but not without bound: when even an active's datagrams wait in the
+    socket longer than `actives_within`, answering each one would let the backlog grow
+    until every answer is too late; it is answered once per ration instead."""
+    handled: list[int] = []
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION, actives_within=WAIT / 3)
+    intake.overloaded = lambda now: True
+    intake.holds_active = lambda node: True
+    datagram = _sealer(intake, "n1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for seq in range(1, 6):
+            tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
+        time.sleep(WAIT)  # nobody reads: they wait past actives_within
+        intake.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(handled) + intake.dropped["rationed"] < 5 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            intake.stop()
+    assert handled == [1] and intake.dropped["rationed"] == 4, (handled, intake.dropped)
+    assert intake.dropped["stale"] == 0

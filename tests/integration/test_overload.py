@@ -38,14 +38,16 @@ import queue
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
 import loadgen
 import pytest
+import yaml
 from cpubudget import CpuBudget, cpu_seconds
-from support import wait_for
+from support import free_port, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cluster import CoordinatorCluster
@@ -61,7 +63,9 @@ INTERVAL = 0.1
 SECONDS = 60.0
 NODES = 300  # 3,000 rounds a second: 9,000 datagrams to the three coordinators
 BUDGET = 0.25  # of one core for the three together (idle, they use 0.11)
-WARMUP = 10.0  # from the last node started to the measured window
+CAL_SETTLE = 2.0  # from the last node started to the calibration (no budget yet)
+CAL = 5.0  # seconds of calibration: CPU per answered keepalive, every one answered
+WARMUP = 15.0  # from the last node started to the measured window (budget from CAL's end)
 REGISTER_LIMIT = 120.0  # seconds for every load node to register, before any budget
 MASS = 0.01  # more than this share of nodes without a lease at one moment: a mass lapse
 
@@ -143,6 +147,48 @@ def overload_lines(c: CoordinatorCluster) -> dict[str, int]:
             .count('"coordinator overloaded') for cid in c.ids}
 
 
+#: the coordinators' counters the scenario reads from /metrics, summed over coordinators
+COUNTERS = {
+    "answered": 'vnfha_fastpath_datagrams_total{result="answered"}',
+    "rationed": 'vnfha_fastpath_datagrams_total{result="rationed"}',
+    "stale": 'vnfha_fastpath_datagrams_total{result="stale"}',
+    "intake_cpu_s": "vnfha_fastpath_intake_cpu_seconds_total",
+    "handled": "vnfha_keepalive_ack_seconds_count",  # answered on either path
+    "superseded": "vnfha_keepalives_superseded_total",  # the gRPC stream's rationing
+}
+
+
+def with_metrics(c: CoordinatorCluster) -> dict[str, str]:
+    """Give every coordinator a metrics listener (its config, rewritten before it
+    starts); their /metrics URLs."""
+    urls = {}
+    for cid, path in c.configs.items():
+        cfg = yaml.safe_load(path.read_text())
+        cfg["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
+        path.write_text(yaml.safe_dump(cfg))
+        urls[cid] = f"http://{cfg['metrics']['listen']}/metrics"
+    return urls
+
+
+def scrape(urls: dict[str, str]) -> dict[str, float]:
+    """COUNTERS summed over the coordinators (one that does not answer counts 0), and
+    their CPU seconds (`cpu_s`, from /proc)."""
+    out = dict.fromkeys(COUNTERS, 0.0)
+    for url in urls.values():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                lines = r.read().decode().splitlines()
+        except OSError:
+            continue
+        values = {}
+        for line in lines:
+            name, _, value = line.rpartition(" ")
+            values[name] = value
+        for key, name in COUNTERS.items():
+            out[key] += float(values.get(name, 0.0))
+    return out
+
+
 def _generate(results: Any, endpoints: list[str], nodes: int, seconds: float,
               transport: str) -> None:
     """The load generator's process: "added" on `results` once every node is registered
@@ -176,6 +222,7 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     """Register `nodes` load nodes, put the coordinators under `budget`, hold `seconds`;
     what happened (also bench/overload.py)."""
     c = CoordinatorCluster(root, ttl=TTL, interval=INTERVAL, tls=False, stabilization=1.0)
+    urls = with_metrics(c)
     roles = Roles()
     pair = [AgentSession(node, [HostedMember("web", member, prio)], c.endpoints, ttl=TTL,
                          interval=INTERVAL, on_role=roles.cb)
@@ -209,16 +256,26 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
                                     f"{REGISTER_LIMIT:.0f} s ({added}): the coordinators "
                                     f"were overloaded before any budget "
                                     f"({overload_lines(c)} overload log lines)"}
-            cg = CpuBudget(budget)
             pids = [p.pid for p in c.procs.values()]
+            # Calibration, before the budget: every keepalive is answered, and the
+            # intake thread's CPU per answer is what answering costs these coordinators.
+            time.sleep(CAL_SETTLE)
+            m0, cal0, tc = scrape(urls), sum(map(cpu_seconds, pids)), time.monotonic()
+            time.sleep(CAL)
+            m1, cal1, cal_s = scrape(urls), sum(map(cpu_seconds, pids)), time.monotonic() - tc
+            cal = {k: m1[k] - m0[k] for k in m0}
+            cg = CpuBudget(budget)
             for pid in pids:
                 cg.add(pid)
+            m2 = scrape(urls)
             cpu0, thr0, t0 = sum(map(cpu_seconds, pids)), cg.throttled_s(), time.monotonic()
             refused = refusal(c, 30)
             window = results.get(timeout=seconds + WARMUP + 30)
             cpu = sum(map(cpu_seconds, pids)) - cpu0
             held = time.monotonic() - t0
             throttled = cg.throttled_s() - thr0
+            m3 = scrape(urls)
+            under = {k: m3[k] - m2[k] for k in m2}
         finally:
             gen.join(timeout=10)
             if gen.is_alive():
@@ -231,11 +288,27 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
         after = group(c)
         with roles.lock:
             changes = [ch for ch in roles.changes if ch[0] >= loaded_from]
+        # Capacity: the keepalives the coordinators could answer per second under the
+        # budget if they answered every one: the CPU the budget left their intakes (the
+        # budget less what their other threads used) at the CPU per answer calibrated
+        # above. Not the answers they gave: under overload they shed on purpose.
+        per_answer = cal["intake_cpu_s"] / max(1.0, cal["answered"])
+        left = max(0.0, budget - (cpu - under["intake_cpu_s"]) / held)
+        capacity = left / per_answer / len(c.ids) if per_answer > 0 else 0.0
+        offered = window["offered_per_coordinator_per_s"]
         return {
             "transport": transport, "nodes": nodes, "budget_cores": budget,
             "coordinators_cpu_cores": round(cpu / held, 3),
             "throttled_s": round(throttled, 1), "held_s": round(held, 1),
-            "offered_to_taken": round(window["offered_per_coordinator_per_s"]
+            "calibration": {
+                "answered_per_s": round(cal["answered"] / cal_s),
+                "intake_cpu_us_per_answer": round(per_answer * 1e6, 1),
+                "coordinators_cpu_cores": round((cal1 - cal0) / cal_s, 3)},
+            "capacity_per_coordinator_per_s": round(capacity),
+            "offered_to_capacity": round(offered / max(1.0, capacity), 2),
+            "under_budget": {k: round(v / held, 3 if k == "intake_cpu_s" else 0)
+                             for k, v in under.items()},
+            "offered_to_taken": round(offered
                                       / max(1, window["acked_per_coordinator_per_s"]), 2),
             "overload_log_lines": overload_lines(c), "new_node_refused": refused,
             "declared_lost": declared_lost(c, loaded_wall),
