@@ -215,8 +215,11 @@ class FastRoutes:
         overdue = r.sent > r.acked and before is not None and now - before >= self.slow_after
         r.sent = seq
         silent = now - (r.heard if r.heard is not None else now)
+        # No fallback from a coordinator whose last answer said it rations us: it is
+        # overloaded, not cut off from UDP, and gRPC-only rounds would cost it 5-10x
+        # more (silences beyond its promise are still copied, below).
         if r.misses >= self._fallback_misses and silent >= self._silence \
-                and not self._grpc_silent(r, now):
+                and not self._grpc_silent(r, now) and not r.every:
             r.fallen_back = True
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)

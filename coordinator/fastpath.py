@@ -36,8 +36,13 @@ log = logging.getLogger("vnfha.fastpath")
 Handler = Callable[[agent_pb2.KeepaliveRequest, float], agent_pb2.KeepaliveResponse]
 
 BATCH = 256  # datagrams read per wake-up before answering other work
+#: while shedding, one answered datagram in this many is timed (thread CPU): what an
+#: answer costs under overload, the figure capacity is planned with (metrics)
+ANSWER_CPU_SAMPLE = 16
 DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
 RCVBUF = 4 * 1024 * 1024
+#: where a datagram's key id is (fastwire's header: magic, version, kind, key id, ...)
+KEY_ID = slice(4, 4 + W.KEY_ID_BYTES)
 
 
 @dataclass
@@ -46,8 +51,8 @@ class Session:
     key: W.SessionKey
     guard: W.ReplayGuard = field(default_factory=W.ReplayGuard)
     acks_sent: int = 0  # the ack direction's counter (this thread only)
-    #: arrival of the last datagram answered while shedding (this thread only): rationed
-    #: nodes are answered at most every `FastPathIntake` ration after it
+    #: when the intake last answered it while shedding (read time; this thread only):
+    #: a rationed node is answered at most every `FastPathIntake` ration after it
     answered_at: float = -math.inf
 
 
@@ -115,13 +120,21 @@ class FastPathIntake:
         self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale", "rationed"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+        self._handled_shedding = 0  # datagrams let through while shedding
+        #: (thread CPU seconds, answers) of the sampled answers while shedding; one tuple
+        #: replaced whole, so a metrics scrape never sees half an update
+        self._answer_cpu: tuple[float, int] = (0.0, 0)
         #: now -> this coordinator is overloaded (overload.LoopLag.overloaded): stale
         #: and rationed datagrams are dropped only then; None: whenever `stale_after` or
         #: `ration` is set
         self.overloaded: Callable[[float], bool] | None = None
         #: node -> it holds an active role: its stale and rationed datagrams are still
-        #: handled (actives' acknowledgements first, as on the gRPC stream); None: none are
+        #: handled (actives' acknowledgements first, as on the gRPC stream), rationed only
+        #: while `lagging` or when late (`actives_within`); None: none are
         self.holds_active: Callable[[str], bool] | None = None
+        #: now -> this coordinator is behind right now (overload.LoopLag.lagging), not
+        #: only within the hold after it: actives are rationed too then; None: never
+        self.lagging: Callable[[float], bool] | None = None
         #: (read at, longest wait of a batch in the socket): the overload meter's input
         #: (overload.LoopLag.queued), called once per batch from this thread
         self.on_queued: Callable[[float, float], None] | None = None
@@ -149,6 +162,13 @@ class FastPathIntake:
     def sessions(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+    def answer_cpu(self) -> float | None:
+        """The mean intake-thread CPU of one answered datagram while overloaded (sampled
+        1 in ANSWER_CPU_SAMPLE), or None before any: with `cpu_seconds`, how many
+        answers the CPU this coordinator gets could buy."""
+        cpu, n = self._answer_cpu
+        return cpu / n if n else None
 
     def cpu_seconds(self) -> float | None:
         """CPU time the intake thread used so far (user + system, Linux /proc), read by
@@ -211,10 +231,10 @@ class FastPathIntake:
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
         """Date and handle datagrams as `socket.recvmsg` returned them. While overloaded,
-        shed before any decryption: drop those that waited more than `stale_after` in
-        the socket (`stale`) and those of a node answered less than `ration` ago
-        (`rationed`); a node holding an active role only when even its datagrams wait
-        longer than `actives_within` (`_triage`)."""
+        shed before any decryption: drop those of a node answered less than `ration`
+        ago (`rationed`) and those that waited more than `stale_after` in the socket
+        (`stale`); a node holding an active role only while `lagging`, or when even its
+        datagrams wait longer than `actives_within` (`_triage`)."""
         arrivals = self.arrivals
         # Realtime between two monotonic readings (rxclock: a delay between the reads
         # only dates arrivals later).
@@ -228,80 +248,108 @@ class FastPathIntake:
                 log.warning("the realtime clock was stepped: fast-path datagrams queued "
                             "before now count as arrived now",
                             extra={"steps": arrivals.steps})
+        # How long the batch waited: its first datagram is the oldest (one socket's
+        # queue is in arrival order), so only that one is dated for the meter.
         oldest = read_at
+        if arrivals is not None and batch:
+            oldest = arrivals.arrival(rxclock.kernel_stamp(batch[0][1]), read_at)
         # Shed only while overloaded: after a passing stall what waited is handled (dated
         # by the kernel, as always), so no node's record ages by it.
         shedding = ((self._stale_after is not None or self._ration is not None)
                     and (self.overloaded is None or self.overloaded(read_at)))
-        limit = self._stale_after if shedding and arrivals is not None else None
-        ration = self._ration if shedding else None
-        shed = {"stale": 0, "rationed": 0}
-        shed_from: tuple = ()  # the last shed datagram's source (the drop log line)
-        for datagram, anc, _flags, source in batch:
-            arrived = read_at
-            if arrivals is not None:
-                arrived = arrivals.arrival(rxclock.kernel_stamp(anc), read_at)
-                oldest = min(oldest, arrived)
-            if not shedding:
+        if not shedding:
+            for datagram, anc, _flags, source in batch:
+                arrived = (read_at if arrivals is None
+                           else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
                 self._one(datagram, source, arrived)
-                continue
-            # Overloaded: a stale datagram answered now would give the agent less than
-            # what is left of its lease while the node's newer rounds wait behind it; a
-            # rationed node was answered moments ago. Dropping costs the read, a header
-            # and two dict lookups (7-9 us here); handling, 27 us and more. The backlog
-            # drains and what is answered is fresh (issue 14).
-            reason, session, self._every_ms = self._triage(
-                datagram, read_at - arrived, arrived, limit, ration)
-            if reason is not None:
-                shed[reason] += 1
-                shed_from = source
-                continue
-            answered = -1 if session is None else session.acks_sent
-            self._one(datagram, source, arrived)
-            self._every_ms = 0
-            if session is not None and session.acks_sent != answered:
-                session.answered_at = arrived
-        for reason, n in shed.items():
-            if n:
-                self._drop(reason, shed_from, n)
+        else:
+            self._shed_batch(batch, read_at)
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
             self.on_queued(read_at, read_at - oldest)
 
-    def _triage(self, datagram: bytes, waited: float, arrived: float,
-                limit: float | None, ration: float | None
-                ) -> tuple[str | None, Session | None, int]:
-        """While shedding: why a datagram is dropped unread ("stale", "rationed"), or None
-        to handle it; its session, if its clear header names one; and, to handle, the
-        answer's `answer_every_ms` (the node is rationed: its agent must not take the
-        gaps for silence, agents/fastpath.py). Only the clear header is read: nothing
-        here is authenticated, so nothing here is recorded (a rationed node's age runs
-        from its last *handled* datagram, docs/design.md "Overload"). What the header
-        cannot place (malformed, unknown key, replayed) goes to `_one`, which counts it
-        under its own reason."""
-        try:
-            header = W.parse_header(datagram, W.KIND_KEEPALIVE)
-        except W.Rejected:
-            return None, None, 0
-        # A plain read: one dict lookup is atomic (see `_one`).
-        session = self._sessions.get(header.key_id)
-        if session is None or not session.guard.check(header.counter):
-            return None, session, 0
-        stale = limit is not None and waited > limit
-        rationed = ration is not None and arrived - session.answered_at < ration
+    def _shed_batch(self, batch: list[tuple[bytes, list, int, tuple]],
+                    read_at: float) -> None:
+        """`_handle_batch` while overloaded. A rationed node's datagram costs the read,
+        a slice and a dict lookup (and, unless `lagging`, the memoized role check):
+        3-4 us here against 27 us and more to handle one. Answered, a stale datagram
+        would give the agent less than what is left of its lease while the node's
+        newer rounds wait behind it; a rationed node was answered moments ago. The
+        backlog drains and what is answered is fresh (issue 14)."""
+        arrivals = self.arrivals
+        limit = self._stale_after if arrivals is not None else None
+        ration = self._ration
+        everyone = (ration is not None and self.lagging is not None
+                    and self.lagging(read_at))
+        sessions = self._sessions  # plain reads: one dict lookup is atomic (see `_one`)
+        holds_active = self.holds_active
+        rationed = stale = 0
+        shed_from: tuple = ()  # the last shed datagram's source (the drop log line)
+        for datagram, anc, _flags, source in batch:
+            # The key id, unchecked: a datagram dropped here is not looked at further,
+            # and one that is not dropped goes through every check in `_one`.
+            session = sessions.get(datagram[KEY_ID])
+            if (session is not None and ration is not None
+                    and read_at - session.answered_at < ration
+                    and (everyone or holds_active is None
+                         or not holds_active(session.node))):
+                rationed += 1
+                shed_from = source
+                continue
+            arrived = (read_at if arrivals is None
+                       else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
+            reason, self._every_ms = self._triage(session, read_at - arrived, limit,
+                                                  everyone, read_at)
+            if reason is not None:
+                if reason == "stale":
+                    stale += 1
+                else:
+                    rationed += 1
+                shed_from = source
+                continue
+            answered = -1 if session is None else session.acks_sent
+            self._handled_shedding += 1
+            timed = not self._handled_shedding % ANSWER_CPU_SAMPLE
+            cpu0 = time.thread_time() if timed else 0.0
+            self._one(datagram, source, arrived)
+            self._every_ms = 0
+            if session is not None and session.acks_sent != answered:
+                # Authenticated and answered: only that starts the node's ration.
+                session.answered_at = read_at
+                if timed:
+                    self._answer_cpu = (self._answer_cpu[0] + time.thread_time() - cpu0,
+                                        self._answer_cpu[1] + 1)
+        if rationed:
+            self._drop("rationed", shed_from, rationed)
+        if stale:
+            self._drop("stale", shed_from, stale)
+
+    def _triage(self, session: Session | None, waited: float, limit: float | None,
+                everyone: bool, read_at: float) -> tuple[str | None, int]:
+        """While shedding, for a datagram the quick ration check let through: why to drop
+        it unread ("stale", "rationed"), or None to handle it; and the answer's
+        `answer_every_ms` (the node is rationed: its agent must not take the gaps for
+        silence, agents/fastpath.py). Nothing here is authenticated, so nothing here is
+        recorded (a rationed node's age runs from its last *handled* datagram,
+        docs/design.md "Overload"); what the header cannot place goes to `_one`."""
+        if session is None:
+            return None, 0
         if self.holds_active is None or not self.holds_active(session.node):
-            if stale or rationed:
-                return ("stale" if stale else "rationed"), session, 0
-            return None, session, self._ration_ms if ration is not None else 0
-        # Actives first (a lapse there costs a failover): answered every time while their
-        # datagrams are read within `actives_within`, never dropped as stale. Past that
-        # even they are rationed: when actives alone outrun the intake, answering every
-        # one lets the backlog, and every answer's delay, grow until all their leases
-        # lapse together; one answer per ration keeps them.
-        late = (ration is not None and self._actives_within is not None
-                and waited > self._actives_within)
-        if rationed and late:
-            return "rationed", session, 0
-        return None, session, self._ration_ms if late else 0
+            if limit is not None and waited > limit:
+                return "stale", 0
+            return None, self._ration_ms
+        # Actives first (a lapse there costs a failover): never dropped as stale, and
+        # answered every time unless this coordinator is behind right now (`everyone`)
+        # or their datagram waited longer than `actives_within`: when actives alone
+        # outrun the budget, answering every one of theirs starves the rest of the
+        # coordinator (Raft's heartbeats among it) and lets the backlog, and every
+        # answer's delay, grow until all their leases lapse together, while one answer
+        # per ration keeps each of them.
+        ration = self._ration
+        late = ration is not None and (everyone or (
+            self._actives_within is not None and waited > self._actives_within))
+        if late and ration is not None and read_at - session.answered_at < ration:
+            return "rationed", 0
+        return None, self._ration_ms if late else 0
 
     def _answer(self, req: agent_pb2.KeepaliveRequest,
                 arrived: float) -> agent_pb2.KeepaliveResponse:

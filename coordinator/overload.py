@@ -110,6 +110,13 @@ class LoopLag:
     def overloaded(self, now: float) -> bool:
         return now < self._s[4] or self._ongoing(now) > 2 * self.threshold
 
+    def lagging(self, now: float) -> bool:
+        """Overloaded *now*: the smoothed lag above the threshold, or a stall over twice
+        it going on; `overloaded` without the hold. While it lasts even the keepalives
+        of nodes holding an active role are rationed (fastpath.py); in the hold after
+        it, only standbys' are."""
+        return self._s[2] > self.threshold or self._ongoing(now) > 2 * self.threshold
+
     def reason(self, now: float) -> str | None:
         """Why this coordinator is overloaded (health, errors), or None."""
         if not self.overloaded(now):

@@ -265,6 +265,7 @@ class Coordinator:
         intake.on_queued = self.overload.queued  # a backlog in its socket is overload too
         intake.holds_active = self.agent_api.holds_active  # actives answered first
         intake.overloaded = self.overload.overloaded  # stale ones dropped only then
+        intake.lagging = self.overload.lagging  # and actives rationed only while behind
         intake.start()
         self.fastpath = intake
         log.info("keepalive fast path listening", extra={

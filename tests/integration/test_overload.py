@@ -63,9 +63,7 @@ INTERVAL = 0.1
 SECONDS = 60.0
 NODES = 300  # 3,000 rounds a second: 9,000 datagrams to the three coordinators
 BUDGET = 0.25  # of one core for the three together (idle, they use 0.11)
-CAL_SETTLE = 2.0  # from the last node started to the calibration (no budget yet)
-CAL = 5.0  # seconds of calibration: CPU per answered keepalive, every one answered
-WARMUP = 15.0  # from the last node started to the measured window (budget from CAL's end)
+WARMUP = 10.0  # from the last node started (and the budget set) to the measured window
 REGISTER_LIMIT = 120.0  # seconds for every load node to register, before any budget
 MASS = 0.01  # more than this share of nodes without a lease at one moment: a mass lapse
 
@@ -172,8 +170,9 @@ def with_metrics(c: CoordinatorCluster) -> dict[str, str]:
 
 def scrape(urls: dict[str, str]) -> dict[str, float]:
     """COUNTERS summed over the coordinators (one that does not answer counts 0), and
-    their CPU seconds (`cpu_s`, from /proc)."""
+    `per_answer`: the mean of their `vnfha_fastpath_answer_cpu_seconds` (0: none)."""
     out = dict.fromkeys(COUNTERS, 0.0)
+    per_answer = []
     for url in urls.values():
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
@@ -186,6 +185,9 @@ def scrape(urls: dict[str, str]) -> dict[str, float]:
             values[name] = value
         for key, name in COUNTERS.items():
             out[key] += float(values.get(name, 0.0))
+        if "vnfha_fastpath_answer_cpu_seconds" in values:
+            per_answer.append(float(values["vnfha_fastpath_answer_cpu_seconds"]))
+    out["per_answer"] = sum(per_answer) / len(per_answer) if per_answer else 0.0
     return out
 
 
@@ -257,13 +259,6 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
                                     f"were overloaded before any budget "
                                     f"({overload_lines(c)} overload log lines)"}
             pids = [p.pid for p in c.procs.values()]
-            # Calibration, before the budget: every keepalive is answered, and the
-            # intake thread's CPU per answer is what answering costs these coordinators.
-            time.sleep(CAL_SETTLE)
-            m0, cal0, tc = scrape(urls), sum(map(cpu_seconds, pids)), time.monotonic()
-            time.sleep(CAL)
-            m1, cal1, cal_s = scrape(urls), sum(map(cpu_seconds, pids)), time.monotonic() - tc
-            cal = {k: m1[k] - m0[k] for k in m0}
             cg = CpuBudget(budget)
             for pid in pids:
                 cg.add(pid)
@@ -275,7 +270,7 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
             held = time.monotonic() - t0
             throttled = cg.throttled_s() - thr0
             m3 = scrape(urls)
-            under = {k: m3[k] - m2[k] for k in m2}
+            under = {k: m3[k] - m2[k] for k in COUNTERS}
         finally:
             gen.join(timeout=10)
             if gen.is_alive():
@@ -290,20 +285,24 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
             changes = [ch for ch in roles.changes if ch[0] >= loaded_from]
         # Capacity: the keepalives the coordinators could answer per second under the
         # budget if they answered every one: the CPU the budget left their intakes (the
-        # budget less what their other threads used) at the CPU per answer calibrated
-        # above. Not the answers they gave: under overload they shed on purpose.
-        per_answer = cal["intake_cpu_s"] / max(1.0, cal["answered"])
+        # budget less what their other threads used) over the intake's CPU per answer,
+        # timed under this budget (vnfha_fastpath_answer_cpu_seconds, sampled). Not the
+        # answers they gave: overloaded, they shed on purpose.
+        per_answer = m3["per_answer"]
         left = max(0.0, budget - (cpu - under["intake_cpu_s"]) / held)
+        if per_answer <= 0:
+            # not measured (coordinators before it, or the gRPC transport): their whole
+            # CPU per keepalive handled, an upper bound of the cost
+            per_answer = cpu / max(1.0, under["handled"])
+            left = budget
         capacity = left / per_answer / len(c.ids) if per_answer > 0 else 0.0
         offered = window["offered_per_coordinator_per_s"]
         return {
             "transport": transport, "nodes": nodes, "budget_cores": budget,
             "coordinators_cpu_cores": round(cpu / held, 3),
             "throttled_s": round(throttled, 1), "held_s": round(held, 1),
-            "calibration": {
-                "answered_per_s": round(cal["answered"] / cal_s),
-                "intake_cpu_us_per_answer": round(per_answer * 1e6, 1),
-                "coordinators_cpu_cores": round((cal1 - cal0) / cal_s, 3)},
+            "cpu_us_per_answer": round(per_answer * 1e6, 1),
+            "cores_left_to_intakes": round(left, 3),
             "capacity_per_coordinator_per_s": round(capacity),
             "offered_to_capacity": round(offered / max(1.0, capacity), 2),
             "under_budget": {k: round(v / held, 3 if k == "intake_cpu_s" else 0)

@@ -52,6 +52,9 @@ class FakeIntake:
     def cpu_seconds(self) -> float | None:
         return 0.5
 
+    def answer_cpu(self) -> float | None:
+        return 3e-5
+
 
 def exported() -> set[str]:
     state = ClusterState(nodes={"vm1": Node("vm1")},
