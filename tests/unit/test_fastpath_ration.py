@@ -169,3 +169,14 @@ def test_an_answer_without_the_field_ends_the_rationing() -> None:
     plans = [routes.plan(0, seq, seq * interval) for seq in range(3, 8)]
     first = next(i for i, p in enumerate(plans, start=3) if p.grpc)
     assert (first - 2) * interval <= routes.copy_silence + interval
+
+
+def test_a_rationing_coordinator_is_not_fallen_back_from() -> None:
+    """Its last answer said it rations us: it is overloaded, not cut off from UDP, and
+    gRPC-only rounds would cost it 5-10x more. Falling silent, it gets copies (the lease
+    comes back over gRPC), but its rounds still go as datagrams too."""
+    ttl, interval = PROFILES[2]
+    copies, _, _, fell_back = simulate(ttl, interval, 100,
+                                       Rationing(ttl / 3, silent_from=20))
+    assert not fell_back
+    assert copies and copies == list(range(copies[0], 101))
