@@ -41,7 +41,6 @@ BATCH = 256  # datagrams read per wake-up before answering other work
 ANSWER_CPU_SAMPLE = 16
 DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
 RCVBUF = 4 * 1024 * 1024
-RESET_ON_FORK = getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)  # a flag of the policy
 #: where a datagram's key id is (fastwire's header: magic, version, kind, key id, ...)
 KEY_ID = slice(4, 4 + W.KEY_ID_BYTES)
 
@@ -61,27 +60,6 @@ class Session:
 class Issued:
     key_id: bytes
     key: bytes = field(repr=False)
-
-
-def _below_its_peers() -> None:
-    """The calling thread (the intake) one real-time priority below the rest of the
-    process, if the process runs SCHED_FIFO/RR (server.py `realtime`; every thread
-    inherits it). Why: the intake is the one thread whose work never runs out under
-    overload (a backlog is always ready), and threads of equal FIFO priority do not
-    preempt each other, so it could hold a CPU while Raft's heartbeats and the event
-    loop's lease table wait for one: measured under a CPU budget, the cluster lost its
-    Raft quorum again and again and stopped acknowledging everyone at once (issue 14).
-    One below, they preempt it whenever they are runnable, and it still outranks every
-    ordinary process. An ordinary (SCHED_OTHER) process is left as it is."""
-    try:
-        policy = os.sched_getscheduler(0)
-        if policy & ~RESET_ON_FORK not in (os.SCHED_FIFO, os.SCHED_RR):
-            return
-        priority = os.sched_getparam(0).sched_priority
-        if priority > 1:
-            os.sched_setscheduler(0, policy, os.sched_param(priority - 1))
-    except (OSError, AttributeError) as e:  # not Linux, or not permitted: as it was
-        log.debug("fast path intake keeps its priority", extra={"error": str(e)})
 
 
 class FastPathIntake:
@@ -234,7 +212,6 @@ class FastPathIntake:
         """Block in one read (the GIL released while waiting), then drain what else is
         queued, up to BATCH, without blocking, and handle the batch. Each datagram is
         dated by its kernel receive stamp (rxclock), never later than its read."""
-        _below_its_peers()
         size = W.MAX_DATAGRAM + 1  # one byte more: an oversize read shows
         sock = self._sock
         while not self._stop.is_set():
