@@ -302,9 +302,10 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
         # answers they gave: overloaded, they shed on purpose.
         per_answer = m3["per_answer"]
         left = max(0.0, budget - (cpu - under["intake_cpu_s"]) / held)
-        if per_answer <= 0:
-            # not measured (coordinators before it, or the gRPC transport): their whole
-            # CPU per keepalive handled, an upper bound of the cost
+        if per_answer <= 0 or under["answered"] < under["handled"] / 2:
+            # not measured (coordinators before it), or mostly gRPC keepalives (the gRPC
+            # transport: only the pair uses the fast path): their whole CPU per
+            # keepalive handled, an upper bound of the cost
             per_answer = cpu / max(1.0, under["handled"])
             left = budget
         capacity = left / per_answer / len(c.ids) if per_answer > 0 else 0.0
