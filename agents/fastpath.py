@@ -1,24 +1,28 @@
 """The agent's side of the keepalive fast path: when to use it, and the UDP link.
 
-`FastRoutes` is the pure decision, per coordinator and per round: send the keepalive
-as a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the
+`FastRoutes` is the pure decision, per coordinator and per round: send the keepalive as
+a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the
 fast path is in doubt, without doubling the load when answers are merely late: a round
 also goes over gRPC (same sequence number: the lease counts either answer, from the
 time noted before sending) once no fast answer has *arrived* from that coordinator for
 `copy_after(...)` seconds (see there for why that long and no longer). Late answers
 still arriving show the path works, so an overloaded coordinator is not sent the
 costlier copies that would make it slower still, nor is one whose answers were already
-slow (`slow_answers`) until a whole lease has passed in silence. After `FALLBACK_MISSES` rounds in
-a row without a fast answer (a firewall drops UDP, the coordinator forgot our key and
-re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the
-coordinator is served over gRPC only, said once in the log, and the fast path is probed
-again every `RETRY_AFTER` seconds. Late answers from a slow coordinator reset the
-count, so overload does not push every agent onto the costlier stream at once. The
-fallback is for UDP that is blocked while gRPC gets through: a coordinator that answers
-on neither path (down, or cut off) keeps getting a datagram every round, because when
-it returns that datagram is answered at once, while a TCP connection that was dropped
-into for tens of seconds waits out its retransmission back-off (seconds): after a long
-coordinator outage the lease, and a failsafe active's role, come back on the fast path.
+slow (`slow_answers`) until a whole lease has passed in silence. An overloaded
+coordinator that rations its answers says how often it answers (`answer_every_ms`):
+every silence above is widened by that, so its planned gaps cost no copies, misses or
+new keys, while one that falls silent beyond it is copied as before. After
+`FALLBACK_MISSES` rounds in a row without a fast answer (a firewall drops UDP, the
+coordinator forgot our key and re-opening did not help) *and* `FALLBACK_SILENCE`
+seconds without any fast answer, the coordinator is served over gRPC only, said once in
+the log, and the fast path is probed again every `RETRY_AFTER` seconds. Late answers
+from a slow coordinator reset the count, so overload does not push every agent onto the
+costlier stream at once. The fallback is for UDP that is blocked while gRPC gets
+through: a coordinator that answers on neither path (down, or cut off) keeps getting a
+datagram every round, because when it returns that datagram is answered at once, while
+a TCP connection that was dropped into for tens of seconds waits out its retransmission
+back-off (seconds): after a long coordinator outage the lease, and a failsafe active's
+role, come back on the fast path.
 
 `FastPathLink` is the I/O: one UDP socket per address family, one receive thread,
 one session (key, counters) per coordinator; keys come from
@@ -134,6 +138,7 @@ class _Route:
     sent_at: dict[int, float] = field(default_factory=dict)  # recent datagram rounds
     slow: bool = False  # the last fast answer came later than `slow_answers`
     grpc_heard: float | None = None  # when the last answer over the gRPC stream arrived
+    every: float = 0.0  # the last fast answer's answer_every_ms, seconds (0: not rationed)
 
 
 class FastRoutes:
@@ -195,7 +200,14 @@ class FastRoutes:
             r.next_probe = now + self._retry_after  # one probe, with a fresh key after it
             r.sent = seq
             return Plan(udp=True, grpc=True, reopen=True)
-        r.misses = r.misses + 1 if r.sent > r.acked else 0
+        quiet = now - (r.quiet_since if r.quiet_since is not None else now)
+        # A rationing coordinator (overloaded: it said it answers us at most every
+        # `every`) leaves gaps on purpose; they are not silence until its next answer is
+        # overdue, so until then no round is copied, missed or worth a new key. Each
+        # silence below is widened by `every`, which keeps its slack over a healthy gap.
+        rationed = r.every > 0 and quiet < self.copy_silence + r.every
+        if not rationed:
+            r.misses = r.misses + 1 if r.sent > r.acked else 0
         # The last datagram is overdue: unanswered, and sent long enough ago that a
         # coordinator that is not busy would have answered it. A ticker that ran late
         # (a busy agent host) makes a long silence with nothing lost: no copy for that.
@@ -203,24 +215,32 @@ class FastRoutes:
         overdue = r.sent > r.acked and before is not None and now - before >= self.slow_after
         r.sent = seq
         silent = now - (r.heard if r.heard is not None else now)
+        # No fallback from a coordinator whose last answer said it rations us: it is
+        # overloaded, not cut off from UDP, and gRPC-only rounds would cost it 5-10x
+        # more (silences beyond its promise are still copied, below).
         if r.misses >= self._fallback_misses and silent >= self._silence \
-                and not self._grpc_silent(r, now):
+                and not self._grpc_silent(r, now) and not r.every:
             r.fallen_back = True
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
-        quiet = now - (r.quiet_since if r.quiet_since is not None else now)
         r.sent_at[seq] = now
         if len(r.sent_at) > 32:  # only recent rounds' answers tell how slow it is now
             for old in sorted(r.sent_at)[:16]:
                 del r.sent_at[old]
-        copy = quiet >= self.copy_silence and (quiet >= self.cover or (overdue and not r.slow))
+        copy = (not rationed and quiet >= self.copy_silence + r.every
+                and (quiet >= self.cover + r.every or (overdue and not r.slow)))
         return Plan(udp=True, grpc=copy,
-                    reopen=r.misses == self._reopen_after)
+                    reopen=not rationed and r.misses == self._reopen_after)
 
-    def answered(self, i: int, seq: int, now: float) -> bool:
-        """A datagram answer for round `seq`; True if it ended a fallback."""
+    def answered(self, i: int, seq: int, now: float, every: float = 0.0) -> bool:
+        """A datagram answer for round `seq`; True if it ended a fallback. `every`: the
+        answer's answer_every_ms in seconds (the coordinator rations us; 0: it does not),
+        taken at most as one lease cover: a longer promise would leave that coordinator's
+        part of the lease to lapse between answers, and a wrong one must not stop the
+        copies for good."""
         r = self._routes[i]
         r.heard = r.quiet_since = now
+        r.every = min(max(every, 0.0), self.cover)
         sent = r.sent_at.get(seq)
         if sent is not None:
             r.slow = now - sent > self.slow_after

@@ -731,7 +731,8 @@ class AgentSession:
         if self._stop.is_set():  # stopping: the roles are released, nothing may renew
             return
         with self._lock:
-            restored = self._routes.answered(i, resp.seq, self._clock())
+            restored = self._routes.answered(i, resp.seq, self._clock(),
+                                             resp.answer_every_ms / 1000)
         # `vnfha agent status` shows the last answer per coordinator, whichever way it came
         self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
         if restored:

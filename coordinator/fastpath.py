@@ -16,6 +16,7 @@ invalidates every key and agents open again. The wire format is coordinator/fast
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -35,8 +36,13 @@ log = logging.getLogger("vnfha.fastpath")
 Handler = Callable[[agent_pb2.KeepaliveRequest, float], agent_pb2.KeepaliveResponse]
 
 BATCH = 256  # datagrams read per wake-up before answering other work
+#: while shedding, one answered datagram in this many is timed (thread CPU): what an
+#: answer costs under overload, the figure capacity is planned with (metrics)
+ANSWER_CPU_SAMPLE = 16
 DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
 RCVBUF = 4 * 1024 * 1024
+#: where a datagram's key id is (fastwire's header: magic, version, kind, key id, ...)
+KEY_ID = slice(4, 4 + W.KEY_ID_BYTES)
 
 
 @dataclass
@@ -45,6 +51,9 @@ class Session:
     key: W.SessionKey
     guard: W.ReplayGuard = field(default_factory=W.ReplayGuard)
     acks_sent: int = 0  # the ack direction's counter (this thread only)
+    #: when the intake last answered it while shedding (read time; this thread only):
+    #: a rationed node is answered at most every `FastPathIntake` ration after it
+    answered_at: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -61,11 +70,26 @@ class FastPathIntake:
                  rcvbuf: int = RCVBUF,
                  realtime: Callable[[], float] = time.time,
                  kernel_stamps: bool = True,
-                 stale_after: float | None = None) -> None:
-        self._handler = handler
+                 stale_after: float | None = None,
+                 ration: float | None = None,
+                 actives_within: float | None = None) -> None:
+        self._serve = handler
+        # `_one` answers through `_answer`, which adds what `_handle_batch` decided about
+        # rationing for the datagram at hand (this thread only; 0: not rationed).
+        self._handler: Handler = self._answer
+        self._every_ms = 0
         # A datagram that waited longer than this in the socket is dropped unread (not
         # decrypted, not answered): see `_handle_batch`. None: every one is handled.
         self._stale_after = stale_after
+        # While shedding, a node holding no active role is answered at most this often
+        # (by arrival); the datagrams between are dropped unread (overload.ration).
+        # None: no rationing.
+        self._ration = ration
+        self._ration_ms = 0 if ration is None else math.ceil(ration * 1000)
+        # ...and so is a node holding an active role once its datagram waited longer than
+        # this in the socket: the intake is behind even for actives. None: actives are
+        # never rationed.
+        self._actives_within = actives_within
         self._clock = clock
         self._realtime = realtime
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -93,15 +117,24 @@ class FastPathIntake:
         self._thread = threading.Thread(target=self._run, name="fastpath-intake", daemon=True)
         #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
         self.answered = 0
-        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale"), 0)
+        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale", "rationed"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
+        self._handled_shedding = 0  # datagrams let through while shedding
+        #: (thread CPU seconds, answers) of the sampled answers while shedding; one tuple
+        #: replaced whole, so a metrics scrape never sees half an update
+        self._answer_cpu: tuple[float, int] = (0.0, 0)
         #: now -> this coordinator is overloaded (overload.LoopLag.overloaded): stale
-        #: datagrams are dropped only then; None: whenever `stale_after` is set
+        #: and rationed datagrams are dropped only then; None: whenever `stale_after` or
+        #: `ration` is set
         self.overloaded: Callable[[float], bool] | None = None
-        #: node -> it holds an active role: its stale datagrams are still handled (actives'
-        #: acknowledgements first, as on the gRPC stream); None: none are
+        #: node -> it holds an active role: its stale and rationed datagrams are still
+        #: handled (actives' acknowledgements first, as on the gRPC stream), rationed only
+        #: while `lagging` or when late (`actives_within`); None: none are
         self.holds_active: Callable[[str], bool] | None = None
+        #: now -> this coordinator is behind right now (overload.LoopLag.lagging), not
+        #: only within the hold after it: actives are rationed too then; None: never
+        self.lagging: Callable[[float], bool] | None = None
         #: (read at, longest wait of a batch in the socket): the overload meter's input
         #: (overload.LoopLag.queued), called once per batch from this thread
         self.on_queued: Callable[[float, float], None] | None = None
@@ -129,6 +162,26 @@ class FastPathIntake:
     def sessions(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+    def answer_cpu(self) -> float | None:
+        """The mean intake-thread CPU of one answered datagram while overloaded (sampled
+        1 in ANSWER_CPU_SAMPLE), or None before any: with `cpu_seconds`, how many
+        answers the CPU this coordinator gets could buy."""
+        cpu, n = self._answer_cpu
+        return cpu / n if n else None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the intake thread used so far (user + system, Linux /proc), read by
+        the metrics scrape, not per datagram; None where it cannot be read."""
+        tid = self._thread.native_id
+        if tid is None:
+            return None
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -177,8 +230,11 @@ class FastPathIntake:
             self._handle_batch(batch)
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
-        """Date and handle datagrams as `socket.recvmsg` returned them; drop those that
-        waited more than `stale_after` in the socket unread (counted as `stale`)."""
+        """Date and handle datagrams as `socket.recvmsg` returned them. While overloaded,
+        shed before any decryption: drop those of a node answered less than `ration`
+        ago (`rationed`) and those that waited more than `stale_after` in the socket
+        (`stale`); a node holding an active role only while `lagging`, or when even its
+        datagrams wait longer than `actives_within` (`_triage`)."""
         arrivals = self.arrivals
         # Realtime between two monotonic readings (rxclock: a delay between the reads
         # only dates arrivals later).
@@ -192,39 +248,116 @@ class FastPathIntake:
                 log.warning("the realtime clock was stepped: fast-path datagrams queued "
                             "before now count as arrived now",
                             extra={"steps": arrivals.steps})
+        # How long the batch waited: its first datagram is the oldest (one socket's
+        # queue is in arrival order), so only that one is dated for the meter.
         oldest = read_at
-        # Shed stale datagrams only while overloaded: after a passing stall they are
-        # handled (dated by the kernel, as always), so no node's record ages by it.
-        limit = (self._stale_after if self.overloaded is None or self.overloaded(read_at)
-                 else None)
-        for datagram, anc, _flags, source in batch:
-            arrived = read_at
-            if arrivals is not None:
-                arrived = arrivals.arrival(rxclock.kernel_stamp(anc), read_at)
-                oldest = min(oldest, arrived)
-                if (limit is not None and read_at - arrived > limit
-                        and not self._urgent(datagram)):
-                    # Overloaded: answered now it would give the agent less than what is
-                    # left of its lease, and the node's newer rounds wait behind it.
-                    # Dropping costs a read; handling it, ten times that. The backlog
-                    # drains and what is answered is fresh (issue 14).
-                    self._drop("stale", source)
-                    continue
-            self._one(datagram, source, arrived)
+        if arrivals is not None and batch:
+            oldest = arrivals.arrival(rxclock.kernel_stamp(batch[0][1]), read_at)
+        # Shed only while overloaded: after a passing stall what waited is handled (dated
+        # by the kernel, as always), so no node's record ages by it.
+        shedding = ((self._stale_after is not None or self._ration is not None)
+                    and (self.overloaded is None or self.overloaded(read_at)))
+        if not shedding:
+            for datagram, anc, _flags, source in batch:
+                arrived = (read_at if arrivals is None
+                           else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
+                self._one(datagram, source, arrived)
+        else:
+            self._shed_batch(batch, read_at)
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
             self.on_queued(read_at, read_at - oldest)
 
-    def _urgent(self, datagram: bytes) -> bool:
-        """Whether a stale datagram is handled anyway: its key's node holds an active
-        role (a lapse there costs a failover). Only the clear header is read."""
-        if self.holds_active is None:
-            return False
-        try:
-            header = W.parse_header(datagram, W.KIND_KEEPALIVE)
-        except W.Rejected:
-            return False
-        session = self._sessions.get(header.key_id)
-        return session is not None and self.holds_active(session.node)
+    def _shed_batch(self, batch: list[tuple[bytes, list, int, tuple]],
+                    read_at: float) -> None:
+        """`_handle_batch` while overloaded. A rationed node's datagram costs the read,
+        a slice and a dict lookup (and, unless `lagging`, the memoized role check):
+        3-4 us here against 27 us and more to handle one. Answered, a stale datagram
+        would give the agent less than what is left of its lease while the node's
+        newer rounds wait behind it; a rationed node was answered moments ago. The
+        backlog drains and what is answered is fresh (issue 14)."""
+        arrivals = self.arrivals
+        limit = self._stale_after if arrivals is not None else None
+        ration = self._ration
+        everyone = (ration is not None and self.lagging is not None
+                    and self.lagging(read_at))
+        sessions = self._sessions  # plain reads: one dict lookup is atomic (see `_one`)
+        holds_active = self.holds_active
+        rationed = stale = 0
+        shed_from: tuple = ()  # the last shed datagram's source (the drop log line)
+        for datagram, anc, _flags, source in batch:
+            # The key id, unchecked: a datagram dropped here is not looked at further,
+            # and one that is not dropped goes through every check in `_one`.
+            session = sessions.get(datagram[KEY_ID])
+            if (session is not None and ration is not None
+                    and read_at - session.answered_at < ration
+                    and (everyone or holds_active is None
+                         or not holds_active(session.node))):
+                rationed += 1
+                shed_from = source
+                continue
+            arrived = (read_at if arrivals is None
+                       else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
+            reason, self._every_ms = self._triage(session, read_at - arrived, limit,
+                                                  everyone, read_at)
+            if reason is not None:
+                if reason == "stale":
+                    stale += 1
+                else:
+                    rationed += 1
+                shed_from = source
+                continue
+            answered = -1 if session is None else session.acks_sent
+            self._handled_shedding += 1
+            timed = not self._handled_shedding % ANSWER_CPU_SAMPLE
+            cpu0 = time.thread_time() if timed else 0.0
+            self._one(datagram, source, arrived)
+            self._every_ms = 0
+            if session is not None and session.acks_sent != answered:
+                # Authenticated and answered: only that starts the node's ration.
+                session.answered_at = read_at
+                if timed:
+                    self._answer_cpu = (self._answer_cpu[0] + time.thread_time() - cpu0,
+                                        self._answer_cpu[1] + 1)
+        if rationed:
+            self._drop("rationed", shed_from, rationed)
+        if stale:
+            self._drop("stale", shed_from, stale)
+
+    def _triage(self, session: Session | None, waited: float, limit: float | None,
+                everyone: bool, read_at: float) -> tuple[str | None, int]:
+        """While shedding, for a datagram the quick ration check let through: why to drop
+        it unread ("stale", "rationed"), or None to handle it; and the answer's
+        `answer_every_ms` (the node is rationed: its agent must not take the gaps for
+        silence, agents/fastpath.py). Nothing here is authenticated, so nothing here is
+        recorded (a rationed node's age runs from its last *handled* datagram,
+        docs/design.md "Overload"); what the header cannot place goes to `_one`."""
+        if session is None:
+            return None, 0
+        if self.holds_active is None or not self.holds_active(session.node):
+            if limit is not None and waited > limit:
+                return "stale", 0
+            return None, self._ration_ms
+        # Actives first (a lapse there costs a failover): never dropped as stale, and
+        # answered every time unless this coordinator is behind right now (`everyone`)
+        # or their datagram waited longer than `actives_within`: when actives alone
+        # outrun the budget, answering every one of theirs starves the rest of the
+        # coordinator (Raft's heartbeats among it) and lets the backlog, and every
+        # answer's delay, grow until all their leases lapse together, while one answer
+        # per ration keeps each of them.
+        ration = self._ration
+        late = ration is not None and (everyone or (
+            self._actives_within is not None and waited > self._actives_within))
+        if late and ration is not None and read_at - session.answered_at < ration:
+            return "rationed", 0
+        return None, self._ration_ms if late else 0
+
+    def _answer(self, req: agent_pb2.KeepaliveRequest,
+                arrived: float) -> agent_pb2.KeepaliveResponse:
+        """The handler's answer, saying how often this node is answered while rationed."""
+        resp = self._serve(req, arrived)
+        if self._every_ms:
+            resp.answer_every_ms = self._every_ms
+        return resp
 
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:
@@ -259,11 +392,11 @@ class FastPathIntake:
         except OSError as e:
             log.debug("fast path answer not sent", extra={"error": str(e)})
 
-    def _drop(self, reason: str, addr: tuple) -> None:
+    def _drop(self, reason: str, addr: tuple, count: int = 1) -> None:
         """Count every drop; log one line per reason per DROP_LOG_EVERY_S with how many
         were dropped since, and the last source address. Never the bytes."""
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
-        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + count
         now = self._clock()
         if now - self._logged.get(reason, -1e9) < DROP_LOG_EVERY_S:
             return

@@ -269,6 +269,19 @@ def fastpath_metrics(intake: Any) -> Iterator[Metric]:
                           "coordinator holds (one per node that opened one)")
     g.add_metric([], intake.sessions())
     yield g
+    per_answer = intake.answer_cpu()
+    if per_answer is not None:
+        g = GaugeMetricFamily("vnfha_fastpath_answer_cpu_seconds", "Mean intake-thread "
+                              "CPU of one answered keepalive datagram while overloaded "
+                              "(sampled)")
+        g.add_metric([], per_answer)
+        yield g
+    cpu = intake.cpu_seconds()
+    if cpu is not None:
+        c = CounterMetricFamily("vnfha_fastpath_intake_cpu_seconds", "CPU time of the "
+                                "fast path's intake thread")
+        c.add_metric([], cpu)
+        yield c
 
 
 class FastPathCollector(Collector):

@@ -16,8 +16,9 @@ observer's problem, not the node's. So:
 * `overloaded(now)` is the sustained state (a smoothed lag above a threshold, held
   for a while after it clears): the coordinator then vouches for a node's silence
   only beyond several TTLs (leases.expiry_votes), leader or peer; it answers standby
-  nodes' keepalives less often (service/agent.py); it refuses new registrations;
-  and health, a metric and one rate-limited log line say so.
+  nodes' keepalives at most every `ration(ttl)`, on the gRPC stream (service/agent.py)
+  and on the fast path before decrypting (fastpath.py), and tells them so; it refuses
+  new registrations; and health, a metric and one rate-limited log line say so.
 
 The meter is plain data and arithmetic over times its caller passes in (the event
 loop's heartbeat calls `beat`, any thread reads); `watch` is the asyncio edge.
@@ -109,6 +110,13 @@ class LoopLag:
     def overloaded(self, now: float) -> bool:
         return now < self._s[4] or self._ongoing(now) > 2 * self.threshold
 
+    def lagging(self, now: float) -> bool:
+        """Overloaded *now*: the smoothed lag above the threshold, or a stall over twice
+        it going on; `overloaded` without the hold. While it lasts even the keepalives
+        of nodes holding an active role are rationed (fastpath.py); in the hold after
+        it, only standbys' are."""
+        return self._s[2] > self.threshold or self._ongoing(now) > 2 * self.threshold
+
     def reason(self, now: float) -> str | None:
         """Why this coordinator is overloaded (health, errors), or None."""
         if not self.overloaded(now):
@@ -124,6 +132,23 @@ class LoopLag:
 
     def since(self) -> float | None:
         return self._s[5]
+
+
+def ration(ttl: float) -> float:
+    """While overloaded, the shortest time between two answers to a node that holds no
+    active role (the gRPC stream and the fast path alike; the keepalives between are
+    dropped unhandled, and the answers say so: KeepaliveResponse.answer_every_ms).
+
+    Why TTL/3: the keepalive interval is at most TTL/3 (a timing rule checked when the
+    config loads), so a rationed node's answered rounds are at most TTL/3 + interval
+    <= 2*TTL/3 apart, less than the TTL by which this coordinator would call it silent
+    and than the lease cover one answer gives the agent (TTL*(1-drift) - margin) as long
+    as margin + drift*TTL stays under a third of the TTL: an answer of this coordinator
+    is still due before the previous one ran out. At the default timing (TTL 0.25 s,
+    interval 0.06 s) that is every second round, 0.12 s apart against a cover of
+    0.1975 s; at TTL 1 s and 0.1 s, every fourth. It sheds half to three quarters of a
+    standby's keepalives, the part that renews nothing the next answer does not."""
+    return ttl / 3
 
 
 def for_ttl(ttl: float) -> LoopLag:

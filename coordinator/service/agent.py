@@ -6,16 +6,20 @@ what we read is old: a keepalive older than a newer one of the same node is usel
 (the agent counts its lease from the newer one's send time). Answering costs about as
 much as reading (measured: 65 us to read, 113 us to read and answer, per keepalive),
 so an overloaded coordinator answers a node that holds no active role at most every
-TTL/3 and drops the keepalives in between unhandled: reading goes on, the backlog
-drains, and what it answers is fresh. Nodes holding an active role are answered every
-time. (A reader task that keeps only the newest message cost 18 % more per keepalive,
-and cannot reach the backlog in the transport either.) New nodes are refused with
+TTL/3 (`overload.ration`) and drops the keepalives in between unhandled: reading goes
+on, the backlog drains, and what it answers is fresh. Each answer says how often the
+node is answered now (`answer_every_ms`, on the stream and the fast path alike), so
+its agent does not take the gaps for silence and copy rounds to the costlier path.
+Nodes holding an active role are answered every time. (A reader task that keeps only
+the newest message cost 18 % more per keepalive, and cannot reach the backlog in the
+transport either.) New nodes are refused with
 RESOURCE_EXHAUSTED until the overload clears.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -26,6 +30,7 @@ from vnfha.coordinator import fastwire, names
 from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.coordinator.leases import LeaseTable, Report
 from vnfha.coordinator.model import ClusterState, GroupMode
+from vnfha.coordinator.overload import ration as overload_ration
 from vnfha.coordinator.service.convert import MODE_TO_PB, REPORTABLE_HEALTH, ROLE_TO_PB
 from vnfha.coordinator.service.errors import (
     gate_read,
@@ -90,7 +95,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # an agent with a short or stale coordinator list cannot under-count its quorum.
         self._members = tuple(cluster_members) or (coordinator_id,)
         self._ttl_ms = int(ttl * 1000)
-        self._ration = ttl / 3  # overloaded: shortest gap between answers to a standby
+        # Overloaded: the shortest gap between answers to a node with no active role.
+        self._ration = overload_ration(ttl)
+        self._ration_ms = math.ceil(self._ration * 1000)
         self._on_change = on_report_change
         self._clock = clock
         self._watch_poll = watch_poll
@@ -104,6 +111,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # Each node's last acknowledged keepalive: an unchanged one is answered without
         # being checked again (kacache.py; the full handler is the reference).
         self.validated = KeepaliveCache()
+        # node -> (state revision, holds an active role then): `_holds_active`'s memo.
+        # Written from the event loop and the intake thread; each write replaces one
+        # entry whole, and a lost race only recomputes.
+        self._active_cache: dict[str, tuple[int, bool]] = {}
 
     async def RegisterNode(self, request: agent_pb2.RegisterNodeRequest,
                            context: grpc.aio.ServicerContext) -> agent_pb2.RegisterNodeResponse:
@@ -202,11 +213,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         answered: float | None = None  # arrival of the last keepalive answered
         async for req in request_iterator:
             arrived = self._clock()
-            if (answered is not None and arrived - answered < self._ration
-                    and self._overload(arrived) is not None
-                    and not self._holds_active(req.node)):
-                # Overloaded: a node with no active role is answered at most every TTL/3
-                # (still three answers per lease), the keepalives between are dropped
+            every = self._answer_every_ms(req.node, arrived)
+            if every and answered is not None and arrived - answered < self._ration:
+                # Overloaded: a node with no active role is answered at most every
+                # `overload.ration` (TTL/3), the keepalives between are dropped
                 # unhandled. Reading goes on, so the backlog drains and what we answer
                 # is fresh; nodes holding an active role are answered every time.
                 self.superseded += 1
@@ -224,7 +234,15 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             resp = self._handle_keepalive(req, arrived)
             if timed and self.on_ack_time is not None:
                 self.on_ack_time(time.perf_counter() - started)
+            resp.answer_every_ms = every  # the gaps are rationing, not silence
             yield resp
+
+    def _answer_every_ms(self, node: str, now: float) -> int:
+        """How often, at most, this coordinator answers `node` now: the ration while it is
+        overloaded and the node holds no active role, else 0 (every keepalive)."""
+        if self._overload(now) is None or self._holds_active(node):
+            return 0
+        return self._ration_ms
 
     def holds_active(self, node: str) -> bool:
         """Whether `node` hosts its group's active member (the fast path's intake answers
@@ -232,10 +250,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return self._holds_active(node)
 
     def _holds_active(self, node: str) -> bool:
-        """Whether `node` hosts a member that is its group's active (node index)."""
+        """Whether `node` hosts a member that is its group's active (node index). Asked
+        for most keepalives read while overloaded (the fast path's intake thread and the
+        event loop alike), so the answer is kept per node until the state's revision
+        moves: a dict lookup, not a sort of the node's members, per datagram shed."""
         state = self._store.state()
-        return any((g := state.groups.get(m.group)) is not None and g.active == m.name
-                   for m in state.members_on(node))
+        hit = self._active_cache.get(node)
+        if hit is not None and hit[0] == state.revision:
+            return hit[1]
+        active = any((g := state.groups.get(m.group)) is not None and g.active == m.name
+                     for m in state.members_on(node))
+        if len(self._active_cache) > 2 * len(state.nodes) + 64:  # nodes since removed
+            self._active_cache = {}
+        self._active_cache[node] = (state.revision, active)
+        return active
 
     def _handle_keepalive(self, req: agent_pb2.KeepaliveRequest,
                           arrived: float) -> agent_pb2.KeepaliveResponse:

@@ -648,7 +648,7 @@ class LoadGen:
         if len(self.w.read_lag) < SAMPLES:
             self.w.read_lag.append(time.monotonic() - arrived)
         if s.routes is not None:  # an agent reading at once would have heard it then
-            s.routes.answered(k, resp.seq, arrived)
+            s.routes.answered(k, resp.seq, arrived, resp.answer_every_ms / 1000)
         self._acked(s, resp, arrived)
 
     async def _stream(self, s: Sim, k: int) -> None:

@@ -138,3 +138,144 @@ def test_not_overloaded_a_late_datagram_is_handled_not_dropped() -> None:
         finally:
             intake.stop()
     assert handled == [1, 2] and intake.dropped["stale"] == 0
+
+
+RATION = 0.2
+
+
+def _sealer(intake: FastPathIntake, node: str):
+    issued = intake.open_session(node)
+    key = W.SessionKey(issued.key_id, issued.key)
+
+    def datagram(seq: int) -> bytes:
+        payload = agent_pb2.KeepaliveRequest(node=node, seq=seq).SerializeToString()
+        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+
+    return datagram
+
+
+def test_overloaded_a_standby_is_answered_at_most_every_ration() -> None:
+    """Shed before it queues: while overloaded, a node with no active role is answered
+    at most every `ration` (by the intake's clock, as it reads), the datagrams between
+    are dropped before decryption and counted `rationed`; the active's node is answered
+    every time. Each node sends a datagram every 20 ms for a second."""
+    handled: dict[str, list[float]] = {"standby": [], "active": []}
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled[req.node].append(arrived)
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION)
+    intake.overloaded = lambda now: True
+    intake.holds_active = lambda node: node == "active"
+    standby = _sealer(intake, "standby")
+    active = _sealer(intake, "active")
+    sent = 50
+    started = time.monotonic()
+    intake.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for seq in range(1, sent + 1):  # bounded: 50 rounds, one second
+                tx.sendto(standby(seq), ("127.0.0.1", intake.port))
+                tx.sendto(active(seq), ("127.0.0.1", intake.port))
+                time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while (len(handled["standby"]) + intake.dropped["rationed"] < sent
+               or len(handled["active"]) < sent) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        intake.stop()
+    reading = time.monotonic() - started  # every read happened within this
+    times = handled["standby"]
+    assert len(handled["active"]) == sent, intake.dropped
+    assert len(times) + intake.dropped["rationed"] == sent, (len(times), intake.dropped)
+    # answers at least RATION apart, all within `reading`
+    assert 1 <= len(times) <= reading / RATION + 1, (len(times), reading)
+    assert intake.dropped["rationed"] >= sent // 2, intake.dropped
+
+
+def test_a_forged_datagram_does_not_use_up_a_nodes_answer() -> None:
+    """Rationing is decided from the clear header, which anyone can copy; only a
+    datagram that was authenticated and answered starts the ration. A forgery under the
+    node's key id, arriving when its answer is due, is refused (`unauthenticated`) and
+    the node's own datagram right behind it is answered."""
+    handled: list[int] = []
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION)
+    intake.overloaded = lambda now: True
+    datagram = _sealer(intake, "n1")
+    forged = bytearray(datagram(1000))
+    forged[-1] ^= 0xFF  # the tag no longer holds
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(bytes(forged), ("127.0.0.1", intake.port))
+        tx.sendto(datagram(1), ("127.0.0.1", intake.port))
+        tx.sendto(datagram(2), ("127.0.0.1", intake.port))  # within the ration
+        intake.start()
+        try:
+            deadline = time.monotonic() + 10
+            while (intake.dropped["rationed"] < 1 or not handled) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            intake.stop()
+    assert handled == [1], (handled, intake.dropped)
+    assert intake.dropped["unauthenticated"] == 1 and intake.dropped["rationed"] == 1
+
+
+def test_not_overloaded_nothing_is_rationed() -> None:
+    """Rationing is for overload only: otherwise every keepalive is answered."""
+    handled: list[int] = []
+    done = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        if len(handled) == 5:
+            done.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION)
+    intake.overloaded = lambda now: False
+    datagram = _sealer(intake, "n1")
+    intake.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for seq in range(1, 6):
+                tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
+        assert done.wait(10), (handled, intake.dropped)
+    finally:
+        intake.stop()
+    assert handled == [1, 2, 3, 4, 5] and intake.dropped["rationed"] == 0
+
+
+def test_an_active_whose_datagrams_wait_too_long_is_rationed_too() -> None:
+    """Actives first, but not without bound: when even an active's datagrams wait in the
+    socket longer than `actives_within`, answering each one would let the backlog grow
+    until every answer is too late; it is answered once per ration instead."""
+    handled: list[int] = []
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION, actives_within=WAIT / 3)
+    intake.overloaded = lambda now: True
+    intake.holds_active = lambda node: True
+    datagram = _sealer(intake, "n1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for seq in range(1, 6):
+            tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
+        time.sleep(WAIT)  # nobody reads: they wait past actives_within
+        intake.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(handled) + intake.dropped["rationed"] < 5 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            intake.stop()
+    assert handled == [1] and intake.dropped["rationed"] == 4, (handled, intake.dropped)
+    assert intake.dropped["stale"] == 0

@@ -11,18 +11,26 @@ The capacity is set, not searched: once every load node is registered, the three
 coordinators are put under a CPU budget (tests/integration/cpubudget.py, a cgroup
 quota of BUDGET of one core between them: a coordinator VM starved by its neighbours),
 so the keepalives they can take are a fraction of what the generator offers. The test
-checks that it really offered at least twice what they took (acknowledged keepalives
-per coordinator while the budget held), that the budget was binding (the cgroup was
-throttled), and that the coordinators said they were overloaded. The assertions:
+checks that it really offered at least twice their capacity, and that the coordinators
+said they were overloaded. Capacity is what they could answer if they answered every
+keepalive: the CPU the budget left their intake threads (the budget less what their
+other threads used) over the intake's CPU per answer, timed under the budget
+(`vnfha_fastpath_answer_cpu_seconds`). Not what they did answer: overloaded, they
+shed on purpose, so "offered / acknowledged" (reported too) overstates the load; on
+main, where it was the measure, it read 1.5-2.0x at a budget that offered 1.5-1.8x. The assertions:
 no mass lapse (at no moment more than 1 % of the nodes without a lease, judged when the
 generator itself ran on time), fewer than 1 % of the members declared lost and of the
 groups failed over, the pair's active keeps its role and epoch and its agent never
 stops acting, and a new node is refused with a clear RESOURCE_EXHAUSTED while the
 coordinators are overloaded.
 
-On the code before this change it fails: the fast-path socket's FIFO backlog grew
-until every answer came too late to renew a lease (every node lapsed), and no
-coordinator reported overload, since the intake thread reads past the event loop.
+On main's code it fails: every node lapsed (ack p50 2.4 s), the pair's active lost
+its lease, and the agents copied a third of their rounds onto the costlier gRPC
+stream; half the nodes hold an active role, and the intake answered all of theirs,
+however late. Skips, each with its reason: no cgroup CPU controller; the machine so
+busy that the load's nodes do not register in time; the machine giving the
+coordinators less than STARVED of their budget while they are overloaded (then the
+other work on it, not the budget, set their capacity).
 The same scenario on the gRPC Keepalive streams is a figure of bench/overload.py, not a
 test: there arrivals are stamped when the event loop reads them, and a backlog waiting
 in the transport still looks like silence (docs/design.md, Overload).
@@ -38,14 +46,16 @@ import queue
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
 import loadgen
 import pytest
+import yaml
 from cpubudget import CpuBudget, cpu_seconds
-from support import wait_for
+from support import free_port, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cluster import CoordinatorCluster
@@ -60,8 +70,12 @@ TTL = 1.0
 INTERVAL = 0.1
 SECONDS = 60.0
 NODES = 300  # 3,000 rounds a second: 9,000 datagrams to the three coordinators
-BUDGET = 0.25  # of one core for the three together (idle, they use 0.11)
-WARMUP = 10.0  # from the last node started to the measured window
+# Of one core, for the three together. At 0.25 (before) they could answer ~1,700 of
+# the 3,000 keepalives a second each was offered (37 us of intake CPU per answer, 0.07
+# core for everything else): 1.8x, not 2x. At 0.2, ~1,200-1,300: 2.3-2.5x.
+BUDGET = 0.2
+STARVED = 0.8  # overloaded but given less than this share of the budget: not ours to judge
+WARMUP = 10.0  # from the last node started (and the budget set) to the measured window
 REGISTER_LIMIT = 120.0  # seconds for every load node to register, before any budget
 MASS = 0.01  # more than this share of nodes without a lease at one moment: a mass lapse
 
@@ -143,6 +157,52 @@ def overload_lines(c: CoordinatorCluster) -> dict[str, int]:
             .count('"coordinator overloaded') for cid in c.ids}
 
 
+#: the coordinators' counters the scenario reads from /metrics, summed over coordinators
+COUNTERS = {
+    "answered": 'vnfha_fastpath_datagrams_total{result="answered"}',
+    "rationed": 'vnfha_fastpath_datagrams_total{result="rationed"}',
+    "stale": 'vnfha_fastpath_datagrams_total{result="stale"}',
+    "intake_cpu_s": "vnfha_fastpath_intake_cpu_seconds_total",
+    "handled": "vnfha_keepalive_ack_seconds_count",  # answered on either path
+    "superseded": "vnfha_keepalives_superseded_total",  # the gRPC stream's rationing
+}
+
+
+def with_metrics(c: CoordinatorCluster) -> dict[str, str]:
+    """Give every coordinator a metrics listener (its config, rewritten before it
+    starts); their /metrics URLs."""
+    urls = {}
+    for cid, path in c.configs.items():
+        cfg = yaml.safe_load(path.read_text())
+        cfg["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
+        path.write_text(yaml.safe_dump(cfg))
+        urls[cid] = f"http://{cfg['metrics']['listen']}/metrics"
+    return urls
+
+
+def scrape(urls: dict[str, str]) -> dict[str, float]:
+    """COUNTERS summed over the coordinators (one that does not answer counts 0), and
+    `per_answer`: the mean of their `vnfha_fastpath_answer_cpu_seconds` (0: none)."""
+    out = dict.fromkeys(COUNTERS, 0.0)
+    per_answer = []
+    for url in urls.values():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                lines = r.read().decode().splitlines()
+        except OSError:
+            continue
+        values = {}
+        for line in lines:
+            name, _, value = line.rpartition(" ")
+            values[name] = value
+        for key, name in COUNTERS.items():
+            out[key] += float(values.get(name, 0.0))
+        if "vnfha_fastpath_answer_cpu_seconds" in values:
+            per_answer.append(float(values["vnfha_fastpath_answer_cpu_seconds"]))
+    out["per_answer"] = sum(per_answer) / len(per_answer) if per_answer else 0.0
+    return out
+
+
 def _generate(results: Any, endpoints: list[str], nodes: int, seconds: float,
               transport: str) -> None:
     """The load generator's process: "added" on `results` once every node is registered
@@ -176,6 +236,7 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     """Register `nodes` load nodes, put the coordinators under `budget`, hold `seconds`;
     what happened (also bench/overload.py)."""
     c = CoordinatorCluster(root, ttl=TTL, interval=INTERVAL, tls=False, stabilization=1.0)
+    urls = with_metrics(c)
     roles = Roles()
     pair = [AgentSession(node, [HostedMember("web", member, prio)], c.endpoints, ttl=TTL,
                          interval=INTERVAL, on_role=roles.cb)
@@ -209,16 +270,19 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
                                     f"{REGISTER_LIMIT:.0f} s ({added}): the coordinators "
                                     f"were overloaded before any budget "
                                     f"({overload_lines(c)} overload log lines)"}
-            cg = CpuBudget(budget)
             pids = [p.pid for p in c.procs.values()]
+            cg = CpuBudget(budget)
             for pid in pids:
                 cg.add(pid)
+            m2 = scrape(urls)
             cpu0, thr0, t0 = sum(map(cpu_seconds, pids)), cg.throttled_s(), time.monotonic()
             refused = refusal(c, 30)
             window = results.get(timeout=seconds + WARMUP + 30)
             cpu = sum(map(cpu_seconds, pids)) - cpu0
             held = time.monotonic() - t0
             throttled = cg.throttled_s() - thr0
+            m3 = scrape(urls)
+            under = {k: m3[k] - m2[k] for k in COUNTERS}
         finally:
             gen.join(timeout=10)
             if gen.is_alive():
@@ -231,11 +295,32 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
         after = group(c)
         with roles.lock:
             changes = [ch for ch in roles.changes if ch[0] >= loaded_from]
+        # Capacity: the keepalives the coordinators could answer per second under the
+        # budget if they answered every one: the CPU the budget left their intakes (the
+        # budget less what their other threads used) over the intake's CPU per answer,
+        # timed under this budget (vnfha_fastpath_answer_cpu_seconds, sampled). Not the
+        # answers they gave: overloaded, they shed on purpose.
+        per_answer = m3["per_answer"]
+        left = max(0.0, budget - (cpu - under["intake_cpu_s"]) / held)
+        if per_answer <= 0 or under["answered"] < under["handled"] / 2:
+            # not measured (coordinators before it), or mostly gRPC keepalives (the gRPC
+            # transport: only the pair uses the fast path): their whole CPU per
+            # keepalive handled, an upper bound of the cost
+            per_answer = cpu / max(1.0, under["handled"])
+            left = budget
+        capacity = left / per_answer / len(c.ids) if per_answer > 0 else 0.0
+        offered = window["offered_per_coordinator_per_s"]
         return {
             "transport": transport, "nodes": nodes, "budget_cores": budget,
             "coordinators_cpu_cores": round(cpu / held, 3),
             "throttled_s": round(throttled, 1), "held_s": round(held, 1),
-            "offered_to_taken": round(window["offered_per_coordinator_per_s"]
+            "cpu_us_per_answer": round(per_answer * 1e6, 1),
+            "cores_left_to_intakes": round(left, 3),
+            "capacity_per_coordinator_per_s": round(capacity),
+            "offered_to_capacity": round(offered / max(1.0, capacity), 2),
+            "under_budget": {k: round(v / held, 3 if k == "intake_cpu_s" else 0)
+                             for k, v in under.items()},
+            "offered_to_taken": round(offered
                                       / max(1, window["acked_per_coordinator_per_s"]), 2),
             "overload_log_lines": overload_lines(c), "new_node_refused": refused,
             "declared_lost": declared_lost(c, loaded_wall),
@@ -252,17 +337,16 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "issue 14: not yet seen passing. Rewritten 2026-12-07 (a CPU budget instead of a run-time "
-    "capacity search; fast path only) on a machine at load average 30-85 from other test "
-    "runs: once the coordinators were overloaded before any budget and refused the load's "
-    "nodes (235 of 300 registered in 240 s); once (bench/overload.py, 150 nodes, 0.15 core) "
-    "the generator itself ran 1.7 s late (p99) and offered 418 of 1,500 keepalives/s per "
-    "coordinator, every node lapsed, 150 members were declared lost and the pair's active "
-    "lost its lease 9 times; once (load 30 -> 12) the budget bound (0.25 core used), the "
-    "generator ran 141 ms late (p99) and offered 1.5x what was taken, not 2x: the agents' "
-    "FastRoutes sent 490,807 rounds over gRPC beside 526,294 datagrams (each late answer "
-    "doubles a round onto the costlier path), every node lapsed at some moment, the pair's "
-    "active lapsed once, no load group failed over. Remove this mark once it passes"))
+    "issue 14: not yet seen passing. 2026-12-07 (overload3, machine at load average 8-27 "
+    "from three other runs of 1,000-node real-time coordinators): with rationing on the "
+    "fast path and answer_every_ms the agents' gRPC copies fell from 271,555 to 2,400-24,000 "
+    "a minute and ack p99 from 4.4 s to 0.55-1.4 s, no load group failed over, at 2.4-2.8x "
+    "the capacity (0.2 core); but the Raft cluster under the budget lost its quorum every "
+    "~10 s ('no quorum: in contact with 1 of 3 raft voters'), and while it had none no "
+    "coordinator acknowledged anyone: every node lapsed at some moment and the pair's active "
+    "lost its lease (once: kept a@1; in other runs re-promoted or failed over). Raft "
+    "starved by the intake is the next fix (its own process, issue 14 deliverable 1). "
+    "Remove this mark once it passes"))
 def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     try:
         CpuBudget(BUDGET).close()
@@ -278,8 +362,15 @@ def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     print(report)
     # The load was twice what the coordinators could take, and they said so.
     assert w["nodes"] == NODES, report
-    assert r["offered_to_taken"] >= 2.0, f"not twice the capacity: {report}"
     assert r["coordinators_cpu_cores"] <= 1.2 * BUDGET, f"the budget never bound: {report}"
+    if r["coordinators_cpu_cores"] < STARVED * BUDGET:
+        # Overloaded (below) yet not using their budget: the CPU went to other work on
+        # the machine (other tests' real-time coordinators), so it, not the budget, set
+        # their capacity, and what follows would judge the machine.
+        assert all(n > 0 for n in r["overload_log_lines"].values()), report
+        pytest.skip(f"the machine gave the coordinators {r['coordinators_cpu_cores']} of "
+                    f"their {BUDGET} core budget: {report}")
+    assert r["offered_to_capacity"] >= 2.0, f"not twice the capacity: {report}"
     assert all(n > 0 for n in r["overload_log_lines"].values()), \
         f"a coordinator never reported overload: {report}"
     assert r["new_node_refused"] is not None and "overloaded" in r["new_node_refused"], \

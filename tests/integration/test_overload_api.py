@@ -8,6 +8,7 @@ drive it after a long stall of the event loop."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import urllib.error
@@ -20,12 +21,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support import free_port, wait_for
 
 from vnfha.agents.session import AgentSession, HostedMember
+from vnfha.coordinator import fastwire as W
 from vnfha.coordinator.config import parse_config
 from vnfha.coordinator.server import Coordinator
 from vnfha.v1 import agent_pb2, agent_pb2_grpc, peer_pb2, peer_pb2_grpc, types_pb2
 
 TTL = 1.0
 INTERVAL = 0.1
+RATION_MS = 334  # overload.ration(TTL): TTL/3, in whole milliseconds rounded up
 
 
 def get(url: str) -> tuple[int, str]:
@@ -183,6 +186,72 @@ def test_overloaded_coordinator_answers_actives_every_time_standbys_sparingly(co
     assert [r.seq for r in active] == list(range(1000, 1010))
     assert all(r.result == agent_pb2.KEEPALIVE_RESULT_ACK for r in active + standby)
     assert 1 <= len(standby) <= 2, f"standby answered {len(standby)} times of 10"
+    # and each says so, so that the agent does not take the gaps for silence
+    assert [r.answer_every_ms for r in standby] == [RATION_MS] * len(standby)
+    assert {r.answer_every_ms for r in active} == {0}
     assert "vnfha_keepalives_superseded_total" in get(base + "/metrics")[1]
     assert c.agent_api.superseded >= 8
+    assert c.store.state().groups["web"].active == "a"
+
+
+def datagram_answers(key: W.SessionKey, port: int, node: str, member: str, count: int,
+                     first_seq: int) -> list[agent_pb2.KeepaliveResponse]:
+    """`count` keepalive datagrams 20 ms apart (well within one ration), then the
+    answers that come back within a second."""
+    answers = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1.0)
+        for k in range(count):
+            req = agent_pb2.KeepaliveRequest(node=node, seq=first_seq + k, members=[
+                agent_pb2.MemberReport(group="web", member=member,
+                                       health=types_pb2.HEALTH_HEALTHY)])
+            sock.sendto(key.seal(W.KIND_KEEPALIVE, first_seq + k, req.SerializeToString()),
+                        ("127.0.0.1", port))
+            time.sleep(0.02)
+        while True:
+            try:
+                data = sock.recv(W.MAX_DATAGRAM)
+            except TimeoutError:
+                return answers
+            header = W.parse_header(data, W.KIND_ACK)
+            answers.append(agent_pb2.KeepaliveResponse.FromString(key.open(header, data)))
+
+
+def test_overloaded_fast_path_rations_standbys_and_says_so(coordinator):
+    """The fast path sheds as the stream does, before decrypting: while overloaded the
+    standby's node gets at most one answer per TTL/3 of ten datagrams (the old intake
+    answered all ten), counted `rationed`, and its answers carry `answer_every_ms`; the
+    active's node is answered every time, with 0."""
+    c, endpoint, base = coordinator
+    assert c.fastpath is not None
+    with grpc.insecure_channel(endpoint) as ch:
+        stub = agent_pb2_grpc.AgentServiceStub(ch)
+        for node, member, prio in (("vm-a", "a", 200), ("vm-b", "b", 100)):
+            req = agent_pb2.RegisterNodeRequest(node=node, members=[
+                agent_pb2.MemberSpec(group="web", member=member, priority=prio)])
+            wait_for(lambda req=req: registered(stub, req), 30,
+                     what="registered (the shared machine may overload us for real)")
+        seq = [0]
+
+        def both_alive() -> bool:
+            seq[0] += 1
+            for node, member in (("vm-a", "a"), ("vm-b", "b")):
+                keepalives(stub, node, member, 1, seq[0])
+            return c.store.state().groups["web"].active == "a"
+
+        wait_for(both_alive, 10, interval=0.1, what="a active")
+        keys = {}
+        for node in ("vm-a", "vm-b"):
+            issued = stub.OpenFastPath(agent_pb2.OpenFastPathRequest(node=node), timeout=5)
+            keys[node] = (W.SessionKey(issued.key_id, issued.key), issued.port)
+    stall(c)
+    active = datagram_answers(*keys["vm-a"], "vm-a", "a", 10, 1000)
+    standby = datagram_answers(*keys["vm-b"], "vm-b", "b", 10, 1000)
+    assert sorted(r.seq for r in active) == list(range(1000, 1010))
+    assert {r.answer_every_ms for r in active} == {0}
+    assert 1 <= len(standby) <= 2, f"standby answered {len(standby)} times of 10"
+    assert all(r.result == agent_pb2.KEEPALIVE_RESULT_ACK for r in active + standby)
+    assert [r.answer_every_ms for r in standby] == [RATION_MS] * len(standby)
+    assert c.fastpath.dropped["rationed"] >= 8
+    assert 'vnfha_fastpath_datagrams_total{result="rationed"}' in get(base + "/metrics")[1]
     assert c.store.state().groups["web"].active == "a"

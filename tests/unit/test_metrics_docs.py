@@ -49,6 +49,12 @@ class FakeIntake:
     def sessions(self) -> int:
         return 1
 
+    def cpu_seconds(self) -> float | None:
+        return 0.5
+
+    def answer_cpu(self) -> float | None:
+        return 3e-5
+
 
 def exported() -> set[str]:
     state = ClusterState(nodes={"vm1": Node("vm1")},

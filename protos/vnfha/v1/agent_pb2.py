@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from vnfha.v1 import types_pb2 as vnfha_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/agent.proto\x12\x08vnfha.v1\x1a\x14vnfha/v1/types.proto\"=\n\nMemberSpec\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\"\xa5\x01\n\x13RegisterNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12%\n\x07members\x18\x03 \x03(\x0b\x32\x14.vnfha.v1.MemberSpec\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x19\n\x11remove_undeclared\x18\x05 \x01(\x08\x12\x19\n\x11\x66\x61ilsafe_endpoint\x18\x06 \x01(\t\"(\n\x14RegisterNodeResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"\x8b\x01\n\x0cMemberReport\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12 \n\x06health\x18\x03 \x01(\x0e\x32\x10.vnfha.v1.Health\x12\x12\n\nseen_epoch\x18\x04 \x01(\x04\x12\x14\n\x0c\x61\x63tive_epoch\x18\x05 \x01(\x04\x12\x10\n\x08vip_held\x18\x06 \x01(\x08\"z\n\x10KeepaliveRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\'\n\x07members\x18\x03 \x03(\x0b\x32\x16.vnfha.v1.MemberReport\x12\x12\n\ngeneration\x18\x04 \x01(\x04\x12\x0e\n\x06leased\x18\x05 \x01(\x08\"\xaf\x01\n\x11KeepaliveResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x06result\x18\x02 \x01(\x0e\x32\x19.vnfha.v1.KeepaliveResult\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\r\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x16\n\x0e\x63oordinator_id\x18\x06 \x01(\t\x12\x17\n\x0f\x63luster_members\x18\x07 \x03(\t\"\'\n\x17WatchAssignmentsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"\xde\x01\n\nAssignment\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vnfha.v1.Role\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12!\n\x04mode\x18\x06 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\x12\x19\n\x11\x66\x61ilsafe_lease_ms\x18\x07 \x01(\r\x12%\n\x05peers\x18\x08 \x03(\x0b\x32\x16.vnfha.v1.FailsafePeer\x12\x12\n\ngeneration\x18\t \x01(\x04\"N\n\x0c\x46\x61ilsafePeer\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"W\n\x18WatchAssignmentsResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12)\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x14.vnfha.v1.Assignment\"0\n\x0c\x44rainRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"K\n\x08Handover\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x11\n\tto_member\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\"6\n\rDrainResponse\x12%\n\thandovers\x18\x01 \x03(\x0b\x32\x12.vnfha.v1.Handover\"#\n\x13OpenFastPathRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"o\n\x14OpenFastPathResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x14\n\x0cmax_datagram\x18\x04 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x05 \x01(\t*\xb0\x01\n\x0fKeepaliveResult\x12 \n\x1cKEEPALIVE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14KEEPALIVE_RESULT_ACK\x10\x01\x12!\n\x1dKEEPALIVE_RESULT_UNKNOWN_NODE\x10\x02\x12\x1c\n\x18KEEPALIVE_RESULT_INVALID\x10\x03\x12 \n\x1cKEEPALIVE_RESULT_UNAVAILABLE\x10\x04\x32\x8d\x03\n\x0c\x41gentService\x12M\n\x0cRegisterNode\x12\x1d.vnfha.v1.RegisterNodeRequest\x1a\x1e.vnfha.v1.RegisterNodeResponse\x12H\n\tKeepalive\x12\x1a.vnfha.v1.KeepaliveRequest\x1a\x1b.vnfha.v1.KeepaliveResponse(\x01\x30\x01\x12[\n\x10WatchAssignments\x12!.vnfha.v1.WatchAssignmentsRequest\x1a\".vnfha.v1.WatchAssignmentsResponse0\x01\x12\x38\n\x05\x44rain\x12\x16.vnfha.v1.DrainRequest\x1a\x17.vnfha.v1.DrainResponse\x12M\n\x0cOpenFastPath\x12\x1d.vnfha.v1.OpenFastPathRequest\x1a\x1e.vnfha.v1.OpenFastPathResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vnfha/v1/agent.proto\x12\x08vnfha.v1\x1a\x14vnfha/v1/types.proto\"=\n\nMemberSpec\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\"\xa5\x01\n\x13RegisterNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12%\n\x07members\x18\x03 \x03(\x0b\x32\x14.vnfha.v1.MemberSpec\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x19\n\x11remove_undeclared\x18\x05 \x01(\x08\x12\x19\n\x11\x66\x61ilsafe_endpoint\x18\x06 \x01(\t\"(\n\x14RegisterNodeResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"\x8b\x01\n\x0cMemberReport\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12 \n\x06health\x18\x03 \x01(\x0e\x32\x10.vnfha.v1.Health\x12\x12\n\nseen_epoch\x18\x04 \x01(\x04\x12\x14\n\x0c\x61\x63tive_epoch\x18\x05 \x01(\x04\x12\x10\n\x08vip_held\x18\x06 \x01(\x08\"z\n\x10KeepaliveRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\'\n\x07members\x18\x03 \x03(\x0b\x32\x16.vnfha.v1.MemberReport\x12\x12\n\ngeneration\x18\x04 \x01(\x04\x12\x0e\n\x06leased\x18\x05 \x01(\x08\"\xc8\x01\n\x11KeepaliveResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x06result\x18\x02 \x01(\x0e\x32\x19.vnfha.v1.KeepaliveResult\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\r\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x16\n\x0e\x63oordinator_id\x18\x06 \x01(\t\x12\x17\n\x0f\x63luster_members\x18\x07 \x03(\t\x12\x17\n\x0f\x61nswer_every_ms\x18\x08 \x01(\r\"\'\n\x17WatchAssignmentsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"\xde\x01\n\nAssignment\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x1c\n\x04role\x18\x03 \x01(\x0e\x32\x0e.vnfha.v1.Role\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12!\n\x04mode\x18\x06 \x01(\x0e\x32\x13.vnfha.v1.GroupMode\x12\x19\n\x11\x66\x61ilsafe_lease_ms\x18\x07 \x01(\r\x12%\n\x05peers\x18\x08 \x03(\x0b\x32\x16.vnfha.v1.FailsafePeer\x12\x12\n\ngeneration\x18\t \x01(\x04\"N\n\x0c\x46\x61ilsafePeer\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"W\n\x18WatchAssignmentsResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12)\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x14.vnfha.v1.Assignment\"0\n\x0c\x44rainRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"K\n\x08Handover\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\x11\n\tto_member\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\"6\n\rDrainResponse\x12%\n\thandovers\x18\x01 \x03(\x0b\x32\x12.vnfha.v1.Handover\"#\n\x13OpenFastPathRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"o\n\x14OpenFastPathResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x14\n\x0cmax_datagram\x18\x04 \x01(\r\x12\x16\n\x0e\x63oordinator_id\x18\x05 \x01(\t*\xb0\x01\n\x0fKeepaliveResult\x12 \n\x1cKEEPALIVE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n\x14KEEPALIVE_RESULT_ACK\x10\x01\x12!\n\x1dKEEPALIVE_RESULT_UNKNOWN_NODE\x10\x02\x12\x1c\n\x18KEEPALIVE_RESULT_INVALID\x10\x03\x12 \n\x1cKEEPALIVE_RESULT_UNAVAILABLE\x10\x04\x32\x8d\x03\n\x0c\x41gentService\x12M\n\x0cRegisterNode\x12\x1d.vnfha.v1.RegisterNodeRequest\x1a\x1e.vnfha.v1.RegisterNodeResponse\x12H\n\tKeepalive\x12\x1a.vnfha.v1.KeepaliveRequest\x1a\x1b.vnfha.v1.KeepaliveResponse(\x01\x30\x01\x12[\n\x10WatchAssignments\x12!.vnfha.v1.WatchAssignmentsRequest\x1a\".vnfha.v1.WatchAssignmentsResponse0\x01\x12\x38\n\x05\x44rain\x12\x16.vnfha.v1.DrainRequest\x1a\x17.vnfha.v1.DrainResponse\x12M\n\x0cOpenFastPath\x12\x1d.vnfha.v1.OpenFastPathRequest\x1a\x1e.vnfha.v1.OpenFastPathResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vnfha.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEEPALIVERESULT']._serialized_start=1542
-  _globals['_KEEPALIVERESULT']._serialized_end=1718
+  _globals['_KEEPALIVERESULT']._serialized_start=1567
+  _globals['_KEEPALIVERESULT']._serialized_end=1743
   _globals['_MEMBERSPEC']._serialized_start=56
   _globals['_MEMBERSPEC']._serialized_end=117
   _globals['_REGISTERNODEREQUEST']._serialized_start=120
@@ -45,25 +45,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEEPALIVEREQUEST']._serialized_start=471
   _globals['_KEEPALIVEREQUEST']._serialized_end=593
   _globals['_KEEPALIVERESPONSE']._serialized_start=596
-  _globals['_KEEPALIVERESPONSE']._serialized_end=771
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=773
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=812
-  _globals['_ASSIGNMENT']._serialized_start=815
-  _globals['_ASSIGNMENT']._serialized_end=1037
-  _globals['_FAILSAFEPEER']._serialized_start=1039
-  _globals['_FAILSAFEPEER']._serialized_end=1117
-  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_start=1119
-  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_end=1206
-  _globals['_DRAINREQUEST']._serialized_start=1208
-  _globals['_DRAINREQUEST']._serialized_end=1256
-  _globals['_HANDOVER']._serialized_start=1258
-  _globals['_HANDOVER']._serialized_end=1333
-  _globals['_DRAINRESPONSE']._serialized_start=1335
-  _globals['_DRAINRESPONSE']._serialized_end=1389
-  _globals['_OPENFASTPATHREQUEST']._serialized_start=1391
-  _globals['_OPENFASTPATHREQUEST']._serialized_end=1426
-  _globals['_OPENFASTPATHRESPONSE']._serialized_start=1428
-  _globals['_OPENFASTPATHRESPONSE']._serialized_end=1539
-  _globals['_AGENTSERVICE']._serialized_start=1721
-  _globals['_AGENTSERVICE']._serialized_end=2118
+  _globals['_KEEPALIVERESPONSE']._serialized_end=796
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=798
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=837
+  _globals['_ASSIGNMENT']._serialized_start=840
+  _globals['_ASSIGNMENT']._serialized_end=1062
+  _globals['_FAILSAFEPEER']._serialized_start=1064
+  _globals['_FAILSAFEPEER']._serialized_end=1142
+  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_start=1144
+  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_end=1231
+  _globals['_DRAINREQUEST']._serialized_start=1233
+  _globals['_DRAINREQUEST']._serialized_end=1281
+  _globals['_HANDOVER']._serialized_start=1283
+  _globals['_HANDOVER']._serialized_end=1358
+  _globals['_DRAINRESPONSE']._serialized_start=1360
+  _globals['_DRAINRESPONSE']._serialized_end=1414
+  _globals['_OPENFASTPATHREQUEST']._serialized_start=1416
+  _globals['_OPENFASTPATHREQUEST']._serialized_end=1451
+  _globals['_OPENFASTPATHRESPONSE']._serialized_start=1453
+  _globals['_OPENFASTPATHRESPONSE']._serialized_end=1564
+  _globals['_AGENTSERVICE']._serialized_start=1746
+  _globals['_AGENTSERVICE']._serialized_end=2143
 # @@protoc_insertion_point(module_scope)

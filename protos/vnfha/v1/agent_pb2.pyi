@@ -84,7 +84,7 @@ class KeepaliveRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberReport, _Mapping]]] = ..., generation: _Optional[int] = ..., leased: _Optional[bool] = ...) -> None: ...
 
 class KeepaliveResponse(_message.Message):
-    __slots__ = ("seq", "result", "ttl_ms", "message", "revision", "coordinator_id", "cluster_members")
+    __slots__ = ("seq", "result", "ttl_ms", "message", "revision", "coordinator_id", "cluster_members", "answer_every_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     TTL_MS_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class KeepaliveResponse(_message.Message):
     REVISION_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_EVERY_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     result: KeepaliveResult
     ttl_ms: int
@@ -99,7 +100,8 @@ class KeepaliveResponse(_message.Message):
     revision: int
     coordinator_id: str
     cluster_members: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, seq: _Optional[int] = ..., result: _Optional[_Union[KeepaliveResult, str]] = ..., ttl_ms: _Optional[int] = ..., message: _Optional[str] = ..., revision: _Optional[int] = ..., coordinator_id: _Optional[str] = ..., cluster_members: _Optional[_Iterable[str]] = ...) -> None: ...
+    answer_every_ms: int
+    def __init__(self, seq: _Optional[int] = ..., result: _Optional[_Union[KeepaliveResult, str]] = ..., ttl_ms: _Optional[int] = ..., message: _Optional[str] = ..., revision: _Optional[int] = ..., coordinator_id: _Optional[str] = ..., cluster_members: _Optional[_Iterable[str]] = ..., answer_every_ms: _Optional[int] = ...) -> None: ...
 
 class WatchAssignmentsRequest(_message.Message):
     __slots__ = ("node",)

@@ -1,0 +1,182 @@
+"""An overloaded coordinator rations its answers and says so (KeepaliveResponse
+`answer_every_ms`); the agent's `FastRoutes` must not take the planned gaps for silence.
+
+Why (issue 14, tests/integration/test_overload.py on main): under a CPU budget the
+coordinators answered each standby at most every TTL/3 and the agents copied 34-39 % of
+their rounds onto the gRPC stream, the path that costs the coordinator 5-10x more,
+exactly while it was overloaded. On a fake clock with the agent's real `QuorumLease`:
+* a coordinator that answers only the first round arriving `every` after the last one
+  it answered, and says so, is sent no copy, asked for no new key, never fallen back
+  from, and its answers alone keep the lease (a quorum of one), at three timing
+  profiles; the same answers *without* the field are copied (what an agent without
+  this change does);
+* one that says so and then falls silent is copied, once the promised answer is
+  overdue, and the lease comes back over gRPC;
+* a promise longer than a lease is taken as one lease, and a 0 ends the rationing.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import pytest
+
+from vnfha.agents.fastpath import FastRoutes, routes_for
+from vnfha.agents.lease import QuorumLease
+
+# (ttl, keepalive interval): the default, the namespace lab's, test_overload.py's
+PROFILES = [(0.25, 0.06), (0.3, 0.075), (1.0, 0.1)]
+GRPC_RTT = 0.005
+LATENCY = 0.004  # a datagram answer's round trip
+
+
+class Rationing:
+    """A coordinator as coordinator/fastpath.py rations a node while overloaded: it
+    answers a datagram arriving at least `every` after the last one it answered, drops
+    the others, and (when `says`) puts `every` in its answers. From round `silent_from`
+    on it answers nothing (its socket is cut)."""
+
+    def __init__(self, every: float, says: bool = True, silent_from: int | None = None,
+                 latency: float = LATENCY) -> None:
+        self.every, self.says, self.silent_from = every, says, silent_from
+        self.latency = latency
+        self.last = -1e9
+
+    def answer(self, seq: int, sent: float) -> float | None:
+        """When round `seq`'s datagram is answered, or None."""
+        if self.silent_from is not None and seq >= self.silent_from:
+            return None
+        if sent - self.last < self.every:
+            return None
+        self.last = sent
+        return sent + self.latency
+
+
+def simulate(ttl: float, interval: float, rounds: int, coordinator: Rationing,
+             routes: FastRoutes | None = None
+             ) -> tuple[list[int], list[float], list[int], bool]:
+    """Rounds to one coordinator (a quorum of one), round k sent at k * interval.
+    Returns (the rounds copied over gRPC, the times the lease had lapsed (sampled every
+    millisecond after the first answer), the rounds that asked for a new key, whether
+    the route ever fell back to gRPC only)."""
+    routes = routes or routes_for(1, ttl, interval)
+    lease = QuorumLease(coordinators=1, ttl=ttl)
+    routes.opened(0, 0.0)
+    every = coordinator.every if coordinator.says else 0.0
+    events: list[tuple[float, int, str]] = []
+    copies: list[int] = []
+    reopens: list[int] = []
+    lapsed: list[float] = []
+    fell_back = False
+    k = 1
+    for ms in range(1, round(rounds * interval * 1000) + 1):
+        now = ms / 1000
+        while events and events[0][0] <= now:
+            at, seq, how = heapq.heappop(events)
+            if how == "udp":
+                routes.answered(0, seq, at, every)
+            else:
+                routes.grpc_answered(0, at)
+            lease.acked(seq, "c1", 0)
+        if k <= rounds and k * interval <= now:
+            t = k * interval
+            lease.sent(k, t)
+            plan = routes.plan(0, k, t)
+            fell_back |= plan.fell_back
+            if plan.reopen:
+                reopens.append(k)
+            if plan.udp and (at := coordinator.answer(k, t)) is not None:
+                heapq.heappush(events, (at, k, "udp"))
+            if plan.grpc:
+                copies.append(k)
+                heapq.heappush(events, (t + GRPC_RTT, k, "grpc"))
+            k += 1
+        if lease.deadline() is not None and not lease.valid(now):
+            lapsed.append(now)
+    return copies, lapsed, reopens, fell_back
+
+
+@pytest.mark.parametrize(("ttl", "interval"), PROFILES)
+def test_a_rationing_coordinator_that_says_so_gets_no_copies(ttl: float,
+                                                            interval: float) -> None:
+    """Answered at most every TTL/3 (overload.ration), with the field set: no copy, no
+    new key, no fallback, and those answers alone keep the lease."""
+    rounds = round(6 / interval)  # 6 s of rounds
+    copies, lapsed, reopens, fell_back = simulate(ttl, interval, rounds,
+                                                  Rationing(ttl / 3))
+    assert copies == [] and reopens == [] and not fell_back
+    assert lapsed == []
+
+
+@pytest.mark.parametrize(("ttl", "interval"), PROFILES[:2])
+def test_the_same_gaps_without_the_field_are_copied(ttl: float, interval: float) -> None:
+    """The control: what an agent is left with when the coordinator does not say it
+    rations (a coordinator before this field, or an agent ignoring it): the gaps look
+    like lost datagrams, and rounds go over the costlier gRPC stream. (At TTL 1 s the
+    copy silence, 0.74 s, is longer than a rationed gap, 0.4 s: there the copies came
+    from answers queued too long, which the intake's rationing itself prevents.)"""
+    rounds = round(6 / interval)
+    copies, _, _, _ = simulate(ttl, interval, rounds, Rationing(ttl / 3, says=False))
+    assert len(copies) > rounds // 10, (len(copies), rounds)
+
+
+@pytest.mark.parametrize(("ttl", "interval"), PROFILES)
+def test_a_rationing_coordinator_that_falls_silent_is_still_copied(ttl: float,
+                                                                   interval: float) -> None:
+    """It says it answers every TTL/3, then answers nothing from round 20 on: once its
+    next answer is overdue (the copy silence widened by `every`) every round is copied,
+    and the gRPC answers hold the lease from then on."""
+    coordinator = Rationing(ttl / 3, silent_from=20)
+    copies, lapsed, _, _ = simulate(ttl, interval, 80, coordinator)
+    assert copies, "a silent coordinator must still get its rounds over gRPC"
+    first = copies[0]
+    routes = routes_for(1, ttl, interval)
+    last_answer = coordinator.last + LATENCY
+    assert first * interval <= last_answer + routes.copy_silence + ttl / 3 + interval
+    assert copies == list(range(first, 81))
+    assert not [t for t in lapsed if t > (first + 1) * interval]
+
+
+def test_a_promise_longer_than_a_lease_counts_as_one_lease() -> None:
+    """An answer_every_ms beyond the lease cover (a wrong or hostile value from an
+    authenticated coordinator) must not stop the copies for good: it is taken as one
+    lease cover, and the silence after it is copied."""
+    ttl, interval = PROFILES[0]
+    routes = routes_for(1, ttl, interval)
+    routes.opened(0, 0.0)
+    routes.plan(0, 1, interval)
+    routes.answered(0, 1, interval + LATENCY, every=3600.0)
+    seq, t, copied_at = 1, interval, None
+    while copied_at is None and seq < 100:
+        seq += 1
+        t += interval
+        if routes.plan(0, seq, t).grpc:
+            copied_at = t
+    assert copied_at is not None
+    assert copied_at - interval <= routes.copy_silence + routes.cover + 2 * interval
+
+
+def test_an_answer_without_the_field_ends_the_rationing() -> None:
+    """The overload is over: the next answer carries 0, and a silence is copied after the
+    ordinary copy silence again."""
+    ttl, interval = PROFILES[0]
+    routes = routes_for(1, ttl, interval)
+    routes.opened(0, 0.0)
+    routes.plan(0, 1, interval)
+    routes.answered(0, 1, interval + LATENCY, every=ttl / 3)
+    routes.plan(0, 2, 2 * interval)
+    routes.answered(0, 2, 2 * interval + LATENCY, every=0.0)
+    plans = [routes.plan(0, seq, seq * interval) for seq in range(3, 8)]
+    first = next(i for i, p in enumerate(plans, start=3) if p.grpc)
+    assert (first - 2) * interval <= routes.copy_silence + interval
+
+
+def test_a_rationing_coordinator_is_not_fallen_back_from() -> None:
+    """Its last answer said it rations us: it is overloaded, not cut off from UDP, and
+    gRPC-only rounds would cost it 5-10x more. Falling silent, it gets copies (the lease
+    comes back over gRPC), but its rounds still go as datagrams too."""
+    ttl, interval = PROFILES[2]
+    copies, _, _, fell_back = simulate(ttl, interval, 100,
+                                       Rationing(ttl / 3, silent_from=20))
+    assert not fell_back
+    assert copies and copies == list(range(copies[0], 101))
