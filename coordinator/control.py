@@ -8,7 +8,9 @@ Before a node counts as lost, a majority of coordinators must agree they have
 not acknowledged it for one TTL (quorum leases, docs/design.md): the agent's
 lease was renewed by a majority, so any majority contains one that would know.
 A coordinator whose own event loop is overloaded, the leader included, vouches only
-for silences of several TTLs (coordinator/overload.py): its figures measure its lag.
+for silences of several TTLs (coordinator/overload.py): its figures measure its lag;
+except for fast-path silences, which are counted up to the intake's read watermark and
+are exact whatever the load (leases.LeaseTable.vouched).
 """
 
 from __future__ import annotations
@@ -128,9 +130,12 @@ class Controller:
             overloaded=overloaded)
         commands = r.commands
         self._overload_seen = overloaded or self._peer_overloaded
-        # Peers heard the keepalive a moment after us: ask again shortly; but not while
-        # someone is overloaded (the queries would only add to the load).
-        self._unconfirmed = len(r.expired) < len(r.stale) and not self._overload_seen
+        # Peers heard the keepalive a moment after us: ask again shortly, for a node we
+        # vouched for ourselves (exact fast-path ages do so even while we are
+        # overloaded); but not while a peer says it is overloaded (the queries would
+        # only add to its load).
+        self._unconfirmed = (not self._peer_overloaded
+                             and any(n in r.own_votes for n in r.stale if n not in r.expired))
         if self._overload_seen and r.stale:
             log.debug("overloaded coordinators vouch only for long silences",
                       extra={"self": overloaded, "peers_overloaded": self._peer_overloaded})

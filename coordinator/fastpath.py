@@ -16,8 +16,10 @@ invalidates every key and agents open again. The wire format is coordinator/fast
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +39,10 @@ Handler = Callable[[agent_pb2.KeepaliveRequest, float], agent_pb2.KeepaliveRespo
 BATCH = 256  # datagrams read per wake-up before answering other work
 DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
 RCVBUF = 4 * 1024 * 1024
+#: An idle intake wakes this often to move its read watermark (`read_through`) on: a
+#: node's fast-path silence is counted only up to it (leases.py), so this bounds how
+#: much later than its TTL a node is seen silent when no other datagram arrives.
+IDLE_WAKE = 0.005
 
 
 @dataclass
@@ -73,9 +79,20 @@ class FastPathIntake:
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self._sock.bind((host.strip("[]"), port))
+            # The blocking read gives up after IDLE_WAKE (EAGAIN) at the kernel: no extra
+            # syscall per read, and the drain's MSG_DONTWAIT reads are unaffected.
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                  struct.pack("ll", 0, int(IDLE_WAKE * 1e6)))
         except OSError:
             self._sock.close()
             raise
+        #: The read watermark (this clock): every datagram that arrived before it has
+        #: been read and handled (or dropped as stale). Written by the intake thread only
+        #: after a read found the socket empty, and only after the batch before it was
+        #: handled; -inf until then. The lease table counts fast-path silences up to
+        #: here, not up to now (leases.LeaseTable.read_through): a backlog still in the
+        #: socket then ages nobody, and a frozen intake vouches for no silence.
+        self.read_through: float = -math.inf
         self.port: int = self._sock.getsockname()[1]
         #: kernel receive stamps -> monotonic arrivals; None: stamped at the read
         self.arrivals: rxclock.ArrivalClock | None = None
@@ -161,20 +178,32 @@ class FastPathIntake:
         dated by its kernel receive stamp (rxclock), never later than its read."""
         size = W.MAX_DATAGRAM + 1  # one byte more: an oversize read shows
         sock = self._sock
+        clock = self._clock
         while not self._stop.is_set():
+            mark = clock()  # watermark: taken before a read that may find nothing
             try:
                 batch = [sock.recvmsg(size, rxclock.ANCBUF)]
+            except BlockingIOError:  # idle for IDLE_WAKE: all before `mark` is handled
+                self.read_through = mark
+                continue
             except OSError as e:  # e.g. an ICMP error queued on the socket
                 log.debug("fast path read failed", extra={"error": str(e)})
                 continue
+            drained: float | None = None
             while len(batch) < BATCH:
+                mark = clock()
                 try:
                     batch.append(sock.recvmsg(size, rxclock.ANCBUF, socket.MSG_DONTWAIT))
-                except OSError:  # BlockingIOError: drained
+                except BlockingIOError:  # drained: nothing that arrived before `mark` is left
+                    drained = mark
+                    break
+                except OSError:
                     break
             if self._stop.is_set():
                 break
             self._handle_batch(batch)
+            if drained is not None:  # a batch cut at BATCH may leave older ones unread
+                self.read_through = drained
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
         """Date and handle datagrams as `socket.recvmsg` returned them; drop those that

@@ -11,10 +11,18 @@ Time this coordinator's own event loop could not run (`stall`, coordinator/overl
 is not counted into any node's silence: a keepalive that waited unread in our socket
 while we lagged was sent in time, and the lag is ours, not the node's. Counting less
 silence only ever makes an expiry later, so it cannot break the lease argument.
+
+A node whose last keepalive came by the UDP fast path (`heard_fast`) has an exact
+silence instead: it is counted up to the intake's read watermark (`read_through`,
+fastpath.FastPathIntake.read_through: everything that arrived before it has been read
+and handled), not up to now. A backlog still unread in the socket then ages nobody,
+whatever the load, so such an age needs no overload discount (`vouched`); and it is
+never more than now minus the last arrival, so it can only make an expiry later.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
@@ -69,14 +77,16 @@ def expiry_votes(stale: list[str], ttl: float, own_overloaded: bool,
                  answers: Mapping[str, PeerView | None],
                  own_ages: Mapping[str, float] | None = None) -> dict[str, int]:
     """Per stale node, how many coordinators vouch that they have not heard it for more
-    than a TTL: the leader itself (it found them stale), plus every peer that answered
-    and reports an age above the TTL. A voter whose own event loop is overloaded
-    vouches only for an age above OVERLOADED_EXPIRY_TTLS TTLs (`own_ages`: the leader's
-    ages; without them an overloaded leader does not vote). A peer that did not answer
-    (None) does not vote."""
+    than a TTL: the leader itself, plus every peer that answered and reports an age
+    above the TTL. The leader votes by `own_ages` if given (LeaseTable.vouched, which
+    applies the overload rule per node itself), else for every stale node. A voter
+    flagged overloaded (`own_overloaded`, a peer's `PeerView.overloaded`) vouches only
+    for an age above OVERLOADED_EXPIRY_TTLS TTLs (an overloaded leader without ages does
+    not vote). A peer that did not answer (None) does not vote."""
     slow = OVERLOADED_EXPIRY_TTLS * ttl
-    votes = {n: 0 if own_overloaded and (own_ages is None or own_ages.get(n, 0.0) <= slow)
-             else 1 for n in stale}
+    own_limit = slow if own_overloaded else ttl
+    votes = {n: (int(own_ages.get(n, 0.0) > own_limit) if own_ages is not None
+                 else 0 if own_overloaded else 1) for n in stale}
     for view in answers.values():
         if view is None:
             continue
@@ -137,6 +147,15 @@ class LeaseTable:
         # noted: the silence since then is discounted by how much it grew meanwhile.
         self._stall_at: dict[str, float] = {}
         self._first_stall: dict[str, float] = {}
+        # The fast path's read watermark (same clock as arrivals); None: no fast path.
+        self._watermark: Callable[[], float] | None = None
+        # Per node, the arrival of its last fast-path keepalive: while it equals `_last`,
+        # the node's last keepalive came by the fast path and its age is exact.
+        self._fast_at: dict[str, float] = {}
+
+    @property
+    def ttl(self) -> float | None:
+        return self._ttl
 
     @property
     def started_at(self) -> float:
@@ -200,13 +219,46 @@ class LeaseTable:
                 self._versions[node] = self._versions.get(node, 0) + 1
         return changed
 
+    def read_through(self, watermark: Callable[[], float] | None) -> None:
+        """Count fast-path silences up to `watermark()` (the intake's read watermark,
+        this table's clock), not up to now; None: no fast path, every silence up to now
+        less the stall."""
+        self._watermark = watermark
+
+    def heard_fast(self, node: str, arrived: float) -> None:
+        """The keepalive of `node` that arrived at `arrived` came by the fast path (called
+        after `record`, from the intake thread): while it is the node's last, the node's
+        age is counted up to the read watermark, without the event loop's stall."""
+        with self._lock:
+            self._fast_at[node] = arrived
+
+    def _read_through(self) -> float | None:
+        """The watermark, read *before* the lock is taken for the arrivals it is compared
+        with: a newer watermark read after older arrivals could count a datagram handled
+        in between as silence."""
+        w = self._watermark
+        return None if w is None else w()
+
+    def _fast(self, node: str, w: float | None) -> float | None:
+        """The node's last arrival if it came by the fast path and there is a
+        watermark to count its silence up to, else None."""
+        if w is None:
+            return None
+        last = self._last.get(node)
+        return last if last is not None and self._fast_at.get(node) == last else None
+
     def _heard(self, node: str, stalled: float) -> float | None:
         """When `node` was last heard, moved later by the stall since then (our own lag
         is not its silence); None if never heard from."""
         last = self._last.get(node)
         return None if last is None else last + (stalled - self._stall_at.get(node, 0.0))
 
-    def _age(self, node: str, now: float, stalled: float, known: bool = True) -> float:
+    def _age(self, node: str, now: float, stalled: float, known: bool = True,
+             w: float | None = None) -> float:
+        fast = self._fast(node, w)
+        if fast is not None and w is not None:
+            # Exact: silent from its last arrival up to the watermark at least.
+            return max(0.0, min(w, now) - fast)
         last = self._heard(node, stalled)
         if last is None:
             first = self._first_asked.get(node)
@@ -240,23 +292,82 @@ class LeaseTable:
         since we started serving or first heard of it, whichever is later."""
         known = self._known()
         stalled = self._stall(now)
+        w = self._read_through()
         with self._lock:
-            return self._age(node, now, stalled, known is None or node in known)
+            return self._age(node, now, stalled, known is None or node in known, w)
 
     def ages(self, nodes: list[str], now: float) -> dict[str, float]:
         known = self._known()  # read outside our lock: it asks the store
         stalled = self._stall(now)
+        w = self._read_through()
         with self._lock:
-            return {n: self._age(n, now, stalled, known is None or n in known)
+            return {n: self._age(n, now, stalled, known is None or n in known, w)
                     for n in nodes}
+
+    def vouched(self, nodes: list[str], now: float, ttl: float | None,
+                overloaded: bool) -> tuple[dict[str, float], bool]:
+        """The ages this coordinator vouches for (its own expiry vote, and its answer to
+        PeerService.GetLeaseAges), and whether any is exact (fast path).
+
+        Exact ages are given as they are, overloaded or not. While this coordinator is
+        overloaded, an age measured up to now (a gRPC arrival: the stall credit may
+        lag behind a loop that is late right now) is given only beyond
+        OVERLOADED_EXPIRY_TTLS TTLs, and left out otherwise: a node left out counts as
+        heard (the safe side), for new and old leaders alike. Without a TTL (unit tests)
+        an overloaded table vouches only for exact ages."""
+        known = self._known()
+        stalled = self._stall(now)
+        w = self._read_through()
+        slow = math.inf if ttl is None else OVERLOADED_EXPIRY_TTLS * ttl
+        out: dict[str, float] = {}
+        exact = False
+        with self._lock:
+            for n in nodes:
+                age = self._age(n, now, stalled, known is None or n in known, w)
+                if self._fast(n, w) is not None:
+                    exact = True
+                elif overloaded and age <= slow:
+                    continue
+                out[n] = age
+        return out, exact
+
+    def suspect_age(self, node: str, now: float, ttl: float) -> float:
+        """The age by which the leader picks nodes to ask the others about: `age`, but
+        while the fast path's watermark lags now by more than a TTL (its intake thread
+        frozen, or a backlog of more than a TTL), a fast-path node's silence up to now.
+        Only a choice of whom to ask: votes are cast on `vouched` ages, so a frozen
+        intake leaves the expiry to the other coordinators instead of to nobody."""
+        known = self._known()
+        stalled = self._stall(now)
+        w = self._read_through()
+        with self._lock:
+            age = self._age(node, now, stalled, known is None or node in known, w)
+            fast = self._fast(node, w)
+            if fast is not None and w is not None and now - w > ttl:
+                age = max(age, now - fast)
+            return age
 
     def next_expiry(self, ttl: float, now: float) -> float | None:
         """The earliest time a node heard within the last TTL would become stale, so
-        the leader can look exactly then instead of on its next tick."""
+        the leader can look exactly then instead of on its next tick. A fast-path node
+        turns stale when the watermark passes its arrival by a TTL: due as if the
+        watermark's current lag persists (while it lags by more than a TTL, not at all:
+        the leader's interval then paces the questions, not a wake per frozen reading)."""
         stalled = self._stall(now)
+        w = self._read_through()
+        lag = 0.0 if w is None else max(0.0, now - w)
         with self._lock:
-            heard = (self._heard(n, stalled) for n in self._last)
-            due = [t + ttl for t in heard if t is not None and t + ttl > now]
+            due = []
+            for n in self._last:
+                fast = self._fast(n, w)
+                if fast is not None:
+                    if lag > ttl:
+                        continue
+                    t: float | None = fast + lag
+                else:
+                    t = self._heard(n, stalled)
+                if t is not None and t + ttl > now:
+                    due.append(t + ttl)
         return min(due) if due else None
 
     def last_seen(self, node: str) -> float | None:
@@ -272,10 +383,16 @@ class LeaseTable:
                      quorum_expired: frozenset[str] | None,
                      now: float | None = None) -> Observations:
         """The leader's inputs; with `now`, each node's last keepalive is moved later by
-        the stall since it arrived (so `Observations.fresh` agrees with `age`)."""
+        the stall since it arrived, or for a fast-path one by the watermark's lag (so
+        `Observations.fresh` agrees with `age`; with a lag above `ttl`, where the leader
+        asks about such nodes anyway (`suspect_age`), it is left where it is)."""
         stalled = None if now is None else self._stall(now)
+        w = None if now is None else self._read_through()
+        lag = 0.0 if w is None or now is None else max(0.0, now - w)
+        shift_fast = lag if self._ttl is None or lag <= self._ttl else 0.0
         with self._lock:
             nodes = {n: NodeSeen(last_keepalive=t if stalled is None
+                                 else t + shift_fast if self._fast(n, w) is not None
                                  else t + stalled - self._stall_at.get(n, 0.0),
                                  members=dict(self._reports.get(n, {})),
                                  heard_since=self._run.get(n))

@@ -261,6 +261,8 @@ class Coordinator:
         intake.on_queued = self.overload.queued  # a backlog in its socket is overload too
         intake.holds_active = self.agent_api.holds_active  # actives answered first
         intake.overloaded = self.overload.overloaded  # stale ones dropped only then
+        # Fast-path silences count up to what the intake has read (leases.py).
+        self.leases.read_through(lambda: intake.read_through)
         intake.start()
         self.fastpath = intake
         log.info("keepalive fast path listening", extra={
