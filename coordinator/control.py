@@ -143,9 +143,15 @@ class Controller:
         # it is heard again, and a lost rack would otherwise log thousands of lines a second.
         newly = sorted(set(r.expired) - self._expired_logged)
         self._expired_logged = set(r.expired)
+        lag = self._leases.read_lag(now)
         for node in newly[:EXPIRY_LOG_NODES]:
+            # Where the time went (docs/sizing.md): the node's silence as this round
+            # counted it, how far the fast path's reading trailed, and the round's cost.
             log.info("node lease expired on a majority of coordinators",
-                     extra={"node": node, "votes": r.votes[node], "quorum": self._quorum})
+                     extra={"node": node, "votes": r.votes[node], "quorum": self._quorum,
+                            "silent_s": round(self._leases.age(node, now), 4),
+                            "read_lag_ms": None if lag is None else round(lag * 1000, 1),
+                            "round_ms": round((self._clock() - now) * 1000, 1)})
         if len(newly) > EXPIRY_LOG_NODES:
             log.info("more node leases expired on a majority of coordinators",
                      extra={"nodes": len(newly) - EXPIRY_LOG_NODES, "quorum": self._quorum})

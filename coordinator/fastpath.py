@@ -93,6 +93,11 @@ class FastPathIntake:
         #: here, not up to now (leases.LeaseTable.read_through): a backlog still in the
         #: socket then ages nobody, and a frozen intake vouches for no silence.
         self.read_through: float = -math.inf
+        #: No datagram dropped as stale (read, not handled) arrived after this (-inf: none
+        #: ever was). Such a drop acknowledges nothing, but its sender was not silent:
+        #: the lease table does not call a silence exact across it. Written before
+        #: `read_through`, so a reader that reads the watermark first sees both in step.
+        self.shed_through: float = -math.inf
         self.port: int = self._sock.getsockname()[1]
         #: kernel receive stamps -> monotonic arrivals; None: stamped at the read
         self.arrivals: rxclock.ArrivalClock | None = None
@@ -201,7 +206,10 @@ class FastPathIntake:
                     break
             if self._stop.is_set():
                 break
+            shed = self.dropped["stale"]
             self._handle_batch(batch)
+            if self.dropped["stale"] != shed:  # they arrived before now, at the latest
+                self.shed_through = clock()
             if drained is not None:  # a batch cut at BATCH may leave older ones unread
                 self.read_through = drained
 

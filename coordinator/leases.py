@@ -149,6 +149,7 @@ class LeaseTable:
         self._first_stall: dict[str, float] = {}
         # The fast path's read watermark (same clock as arrivals); None: no fast path.
         self._watermark: Callable[[], float] | None = None
+        self._shed: Callable[[], float] | None = None
         # Per node, the arrival of its last fast-path keepalive: while it equals `_last`,
         # the node's last keepalive came by the fast path and its age is exact.
         self._fast_at: dict[str, float] = {}
@@ -219,11 +220,15 @@ class LeaseTable:
                 self._versions[node] = self._versions.get(node, 0) + 1
         return changed
 
-    def read_through(self, watermark: Callable[[], float] | None) -> None:
+    def read_through(self, watermark: Callable[[], float] | None,
+                     shed: Callable[[], float] | None = None) -> None:
         """Count fast-path silences up to `watermark()` (the intake's read watermark,
         this table's clock), not up to now; None: no fast path, every silence up to now
-        less the stall."""
+        less the stall. `shed()`: no datagram the intake dropped unhandled (stale, while
+        overloaded) arrived after it; a node last heard before that is not known to
+        have been silent, and is aged as a gRPC one (up to now, with the overload rule)."""
         self._watermark = watermark
+        self._shed = shed
 
     def heard_fast(self, node: str, arrived: float) -> None:
         """The keepalive of `node` that arrived at `arrived` came by the fast path (called
@@ -232,20 +237,32 @@ class LeaseTable:
         with self._lock:
             self._fast_at[node] = arrived
 
-    def _read_through(self) -> float | None:
-        """The watermark, read *before* the lock is taken for the arrivals it is compared
-        with: a newer watermark read after older arrivals could count a datagram handled
-        in between as silence."""
-        w = self._watermark
-        return None if w is None else w()
+    def read_lag(self, now: float) -> float | None:
+        """How far the fast path's read watermark trails `now` (logs); None: no fast
+        path."""
+        w = self._read_through()
+        return None if w is None else max(0.0, now - w[0])
 
-    def _fast(self, node: str, w: float | None) -> float | None:
-        """The node's last arrival if it came by the fast path and there is a
-        watermark to count its silence up to, else None."""
+    def _read_through(self) -> tuple[float, float] | None:
+        """(watermark, shed mark), read *before* the lock is taken for the arrivals they
+        are compared with (a newer watermark read after older arrivals could count a
+        datagram handled in between as silence), the watermark first (the intake
+        writes the shed mark first)."""
+        w = self._watermark
+        if w is None:
+            return None
+        through = w()
+        shed = self._shed
+        return through, (-math.inf if shed is None else shed())
+
+    def _fast(self, node: str, w: tuple[float, float] | None) -> float | None:
+        """The node's last arrival if it came by the fast path, there is a watermark to
+        count its silence up to, and no datagram was shed unhandled since; else None."""
         if w is None:
             return None
         last = self._last.get(node)
-        return last if last is not None and self._fast_at.get(node) == last else None
+        return (last if last is not None and self._fast_at.get(node) == last
+                and w[1] <= last else None)
 
     def _heard(self, node: str, stalled: float) -> float | None:
         """When `node` was last heard, moved later by the stall since then (our own lag
@@ -254,11 +271,11 @@ class LeaseTable:
         return None if last is None else last + (stalled - self._stall_at.get(node, 0.0))
 
     def _age(self, node: str, now: float, stalled: float, known: bool = True,
-             w: float | None = None) -> float:
+             w: tuple[float, float] | None = None) -> float:
         fast = self._fast(node, w)
         if fast is not None and w is not None:
             # Exact: silent from its last arrival up to the watermark at least.
-            return max(0.0, min(w, now) - fast)
+            return max(0.0, min(w[0], now) - fast)
         last = self._heard(node, stalled)
         if last is None:
             first = self._first_asked.get(node)
@@ -343,7 +360,7 @@ class LeaseTable:
         with self._lock:
             age = self._age(node, now, stalled, known is None or node in known, w)
             fast = self._fast(node, w)
-            if fast is not None and w is not None and now - w > ttl:
+            if fast is not None and w is not None and now - w[0] > ttl:
                 age = max(age, now - fast)
             return age
 
@@ -355,7 +372,7 @@ class LeaseTable:
         the leader's interval then paces the questions, not a wake per frozen reading)."""
         stalled = self._stall(now)
         w = self._read_through()
-        lag = 0.0 if w is None else max(0.0, now - w)
+        lag = 0.0 if w is None else max(0.0, now - w[0])
         with self._lock:
             due = []
             for n in self._last:
@@ -388,7 +405,7 @@ class LeaseTable:
         asks about such nodes anyway (`suspect_age`), it is left where it is)."""
         stalled = None if now is None else self._stall(now)
         w = None if now is None else self._read_through()
-        lag = 0.0 if w is None or now is None else max(0.0, now - w)
+        lag = 0.0 if w is None or now is None else max(0.0, now - w[0])
         shift_fast = lag if self._ttl is None or lag <= self._ttl else 0.0
         with self._lock:
             nodes = {n: NodeSeen(last_keepalive=t if stalled is None

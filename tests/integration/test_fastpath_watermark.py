@@ -50,7 +50,7 @@ def test_a_stalled_intake_reports_no_live_node_stale() -> None:
 
     intake = FastPathIntake("127.0.0.1", 0, handler)
     intake.on_queued = meter.queued
-    exact.read_through(lambda: intake.read_through)
+    exact.read_through(lambda: intake.read_through, lambda: intake.shed_through)
     keys = {n: W.SessionKey(i.key_id, i.key)
             for n, i in ((n, intake.open_session(n)) for n in NODES)}
     sends: dict[str, list[tuple[float, float]]] = {n: [] for n in NODES}

@@ -169,3 +169,22 @@ def test_grpc_arrivals_keep_the_stall_credit_and_the_overload_rule() -> None:
     # heard, so the flag changes nothing for a mixed answer.
     assert expiry.votes(["n1", "n2"], [PeerView(ages={"n1": 0.4})], TTL,
                         own_ages={}) == {"n1": 1, "n2": 0}
+
+
+def test_a_datagram_shed_unhandled_is_not_a_known_silence() -> None:
+    """Overloaded, the intake drops datagrams that waited too long (read, not handled,
+    not acknowledged). The watermark passes them, but their sender was not silent: a
+    node last heard before the latest such drop is aged as before the watermark (up to
+    now, with the overload rule), until one of its datagrams is handled again."""
+    w, shed = Watermark(0.0), Watermark(float("-inf"))
+    table = LeaseTable(started_at=0.0, ttl=TTL)
+    table.read_through(w, shed)
+    heard(table, "n1", 1.0)
+    w.at, shed.at = 1.5, 1.45  # n1's later datagrams were among those shed
+    ages, exact = table.vouched(["n1"], 1.5, TTL, overloaded=True)
+    assert ages == {} and not exact, "not vouched for while overloaded"
+    assert leader(table, 1.5, overloaded=True).expired == frozenset()
+    heard(table, "n1", 1.46)  # one of its datagrams is handled again
+    w.at = 1.5
+    ages, exact = table.vouched(["n1"], 1.5, TTL, overloaded=True)
+    assert exact and abs(ages["n1"] - 0.04) < 1e-9
