@@ -50,12 +50,12 @@ def leader_round(state: ClusterState, leases: LeaseTable, policy: Policy, now: f
     `overloaded`: this coordinator's own loop lags (overload.py), so its own silence
     figures measured up to now vouch only for long silences; fast-path ones, counted
     up to the intake's read watermark, are exact and vouched for as they are
-    (leases.LeaseTable.vouched). Candidates are picked by `suspect_age`: a frozen fast
+    (leases.LeaseTable.vouched). Candidates are picked by `suspect_ages`: a frozen fast
     path leaves the expiry to the peers, not to nobody."""
     ttl = policy.ttl
     since = expiry.grace_start(leader_since, leases.started_at, ttl)
-    stale = expiry.stale(state.nodes, lambda n: leases.suspect_age(n, now, ttl), ttl, now,
-                         since)
+    suspect = leases.suspect_ages(state.nodes, now, ttl)
+    stale = expiry.stale(state.nodes, suspect.__getitem__, ttl, now, since)
     votes: dict[str, int] = {}
     own_votes: frozenset[str] = frozenset()
     if stale:

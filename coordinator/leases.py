@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vnfha.coordinator.model import Health
@@ -348,21 +348,27 @@ class LeaseTable:
                 out[n] = age
         return out, exact
 
-    def suspect_age(self, node: str, now: float, ttl: float) -> float:
-        """The age by which the leader picks nodes to ask the others about: `age`, but
+    def suspect_ages(self, nodes: Iterable[str], now: float, ttl: float) -> dict[str, float]:
+        """The ages by which the leader picks nodes to ask the others about: `age`, but
         while the fast path's watermark lags now by more than a TTL (its intake thread
         frozen, or a backlog of more than a TTL), a fast-path node's silence up to now.
         Only a choice of whom to ask: votes are cast on `vouched` ages, so a frozen
-        intake leaves the expiry to the other coordinators instead of to nobody."""
+        intake leaves the expiry to the other coordinators instead of to nobody. One
+        lock for all (the leader asks about every node, every round)."""
         known = self._known()
         stalled = self._stall(now)
         w = self._read_through()
+        frozen = w is not None and now - w[0] > ttl
+        out: dict[str, float] = {}
         with self._lock:
-            age = self._age(node, now, stalled, known is None or node in known, w)
-            fast = self._fast(node, w)
-            if fast is not None and w is not None and now - w[0] > ttl:
-                age = max(age, now - fast)
-            return age
+            for n in nodes:
+                age = self._age(n, now, stalled, known is None or n in known, w)
+                if frozen:
+                    fast = self._fast(n, w)
+                    if fast is not None:
+                        age = max(age, now - fast)
+                out[n] = age
+        return out
 
     def next_expiry(self, ttl: float, now: float) -> float | None:
         """The earliest time a node heard within the last TTL would become stale, so
@@ -402,7 +408,7 @@ class LeaseTable:
         """The leader's inputs; with `now`, each node's last keepalive is moved later by
         the stall since it arrived, or for a fast-path one by the watermark's lag (so
         `Observations.fresh` agrees with `age`; with a lag above `ttl`, where the leader
-        asks about such nodes anyway (`suspect_age`), it is left where it is)."""
+        asks about such nodes anyway (`suspect_ages`), it is left where it is)."""
         stalled = None if now is None else self._stall(now)
         w = None if now is None else self._read_through()
         lag = 0.0 if w is None or now is None else max(0.0, now - w[0])

@@ -130,7 +130,7 @@ def test_a_frozen_intake_vouches_for_nothing_and_leaves_the_expiry_to_the_peers(
     heard(table, "n2", 0.99)
     now = 3.0
     assert table.vouched(["n1"], now, TTL, overloaded=False)[0]["n1"] <= TTL
-    assert table.suspect_age("n1", now, TTL) > TTL
+    assert table.suspect_ages(["n1"], now, TTL)["n1"] > TTL
     both = {"n1": 2.0, "n2": 2.0}
     r = leader(table, now, quorum=2, answers=[both, both])
     assert sorted(r.stale) == ["n1", "n2"] and r.own_votes == frozenset()
