@@ -20,6 +20,7 @@ import math
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,9 @@ RCVBUF = 4 * 1024 * 1024
 #: node's fast-path silence is counted only up to it (leases.py), so this bounds how
 #: much later than its TTL a node is seen silent when no other datagram arrives.
 IDLE_WAKE = 0.005
+#: Linux SO_RXQ_OVFL (Python does not name it): each datagram then carries the count
+#: of datagrams the kernel dropped on this socket so far (receive buffer full).
+SO_RXQ_OVFL = 40
 
 
 @dataclass
@@ -108,6 +112,12 @@ class FastPathIntake:
             except OSError as e:  # not Linux: read times, as before
                 log.warning("no kernel receive timestamps on the fast path socket; "
                             "arrivals are stamped when read", extra={"error": str(e)})
+        try:  # a datagram the kernel dropped arrived all the same: see `shed_through`
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError as e:
+            log.warning("no kernel drop counts on the fast path socket; a full receive "
+                        "buffer goes unnoticed", extra={"error": str(e)})
+        self._overflows = 0  # the kernel's drop count, as last seen
         self._lock = threading.Lock()  # sessions: written by OpenFastPath, read here
         self._sessions: dict[bytes, Session] = {}
         self._by_node: dict[str, bytes] = {}
@@ -115,7 +125,7 @@ class FastPathIntake:
         self._thread = threading.Thread(target=self._run, name="fastpath-intake", daemon=True)
         #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
         self.answered = 0
-        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale"), 0)
+        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale", "overflow"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
         #: now -> this coordinator is overloaded (overload.LoopLag.overloaded): stale
@@ -206,9 +216,15 @@ class FastPathIntake:
                     break
             if self._stop.is_set():
                 break
-            shed = self.dropped["stale"]
+            stale = self.dropped["stale"]
             self._handle_batch(batch)
-            if self.dropped["stale"] != shed:  # they arrived before now, at the latest
+            shed = self.dropped["stale"] != stale
+            over = _overflows(batch[-1][1])
+            if over is not None and over != self._overflows:  # the buffer was full
+                self.dropped["overflow"] += (over - self._overflows) % (1 << 32)
+                self._overflows = over
+                shed = True
+            if shed:  # what was dropped arrived before now, at the latest
                 self.shed_through = clock()
             if drained is not None:  # a batch cut at BATCH may leave older ones unread
                 self.read_through = drained
@@ -308,3 +324,12 @@ class FastPathIntake:
         log.warning("fast path datagrams dropped", extra={
             "reason": reason, "count": self._unlogged.pop(reason),
             "source": f"{addr[0]}:{addr[1]}"})
+
+
+def _overflows(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's count of datagrams dropped on the socket (SO_RXQ_OVFL), from one
+    datagram's control messages; None if it sent none (no drop yet, or not Linux)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    return None

@@ -116,3 +116,37 @@ def test_a_stalled_intake_reports_no_live_node_stale() -> None:
             assert worst[n] <= TTL, (n, worst[n])
     # Control: the stall is one the rule before the watermark reports as silence.
     assert old_voted == set(NODES), old_voted
+
+
+def test_datagrams_the_kernel_dropped_make_no_silence_exact() -> None:
+    """A receive buffer that overflowed dropped datagrams that did arrive: the kernel
+    counts them (SO_RXQ_OVFL), the intake counts them as `overflow` and moves its shed
+    mark, so a node last heard before that mark is not called silent by the watermark
+    (leases.LeaseTable.read_through)."""
+    handled = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest,
+                arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq, result=agent_pb2.KEEPALIVE_RESULT_ACK)
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, rcvbuf=4096)  # the kernel's minimum
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+    body = agent_pb2.KeepaliveRequest(node="n1", seq=1).SerializeToString()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            before = time.monotonic()
+            for seq in range(1, 201):  # nobody reads yet: most of them do not fit
+                tx.sendto(key.seal(W.KIND_KEEPALIVE, seq, body), ("127.0.0.1", intake.port))
+            intake.start()
+            assert handled.wait(10)
+            time.sleep(0.05)  # then one more, which carries the kernel's count
+            tx.sendto(key.seal(W.KIND_KEEPALIVE, 201, body), ("127.0.0.1", intake.port))
+            deadline = time.monotonic() + 10
+            while intake.dropped["overflow"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            intake.stop()
+    assert intake.dropped["overflow"] > 0, intake.dropped
+    assert intake.shed_through > before
