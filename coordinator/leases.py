@@ -329,9 +329,10 @@ class LeaseTable:
         Exact ages are given as they are, overloaded or not. While this coordinator is
         overloaded, an age measured up to now (a gRPC arrival: the stall credit may
         lag behind a loop that is late right now) is given only beyond
-        OVERLOADED_EXPIRY_TTLS TTLs, and left out otherwise: a node left out counts as
-        heard (the safe side), for new and old leaders alike. Without a TTL (unit tests)
-        an overloaded table vouches only for exact ages."""
+        OVERLOADED_EXPIRY_TTLS TTLs, and as at most one TTL otherwise: no vote, for new
+        and old leaders alike (a smaller age is always the safe side), and every node
+        asked about is still answered. Without a TTL (unit tests) an overloaded table
+        vouches only for exact ages (the others as 0)."""
         known = self._known()
         stalled = self._stall(now)
         w = self._read_through()
@@ -344,7 +345,7 @@ class LeaseTable:
                 if self._fast(n, w) is not None:
                     exact = True
                 elif overloaded and age <= slow:
-                    continue
+                    age = 0.0 if ttl is None else min(age, ttl)
                 out[n] = age
         return out, exact
 

@@ -36,11 +36,12 @@ class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         now = self._clock()
         over = self._overloaded(now)
         # The overload rule is applied here, per node (LeaseTable.vouched): exact
-        # fast-path ages as they are, others only beyond several TTLs. The flag, which
-        # makes a leader discount every age of the answer, is raised only when no age
-        # in it is exact; the ages it then carries are all long ones anyway.
-        ages, exact = self._leases.vouched(list(request.nodes), now,
-                                             self._leases.ttl, over)
+        # fast-path ages as they are, others only beyond several TTLs (else capped at
+        # one TTL: no vote). The flag, which makes a leader discount every age of the
+        # answer, is raised only when no age in it is exact: those above one TTL are
+        # then all long ones anyway, so leaders old and new count the same votes.
+        ages, exact = self._leases.vouched(list(request.nodes), now, self._leases.ttl,
+                                           over)
         return peer_pb2.GetLeaseAgesResponse(coordinator_id=self._id, age_seconds=ages,
                                              overloaded=over and not exact)
 
