@@ -97,11 +97,14 @@ class FastPathIntake:
         #: here, not up to now (leases.LeaseTable.read_through): a backlog still in the
         #: socket then ages nobody, and a frozen intake vouches for no silence.
         self.read_through: float = -math.inf
-        #: No datagram dropped as stale (read, not handled) arrived after this (-inf: none
-        #: ever was). Such a drop acknowledges nothing, but its sender was not silent:
-        #: the lease table does not call a silence exact across it. Written before
-        #: `read_through`, so a reader that reads the watermark first sees both in step.
+        #: No datagram the kernel dropped (receive buffer full: SO_RXQ_OVFL) arrived after
+        #: this (-inf: none ever was). Such a datagram was never read, but its sender was
+        #: not silent, and whose it was is unknown: the lease table does not call any
+        #: silence exact across it (`shed_for`).
         self.shed_through: float = -math.inf
+        # Per node, the latest arrival of a datagram under its key dropped as stale (read,
+        # not handled: `_handle_batch`); written by the intake thread only.
+        self._shed_at: dict[str, float] = {}
         self.port: int = self._sock.getsockname()[1]
         #: kernel receive stamps -> monotonic arrivals; None: stamped at the read
         self.arrivals: rxclock.ArrivalClock | None = None
@@ -216,16 +219,12 @@ class FastPathIntake:
                     break
             if self._stop.is_set():
                 break
-            stale = self.dropped["stale"]
             self._handle_batch(batch)
-            shed = self.dropped["stale"] != stale
             over = _overflows(batch[-1][1])
             if over is not None and over != self._overflows:  # the buffer was full
                 self.dropped["overflow"] += (over - self._overflows) % (1 << 32)
                 self._overflows = over
-                shed = True
-            if shed:  # what was dropped arrived before now, at the latest
-                self.shed_through = clock()
+                self.shed_through = clock()  # they arrived before now, at the latest
             if drained is not None:  # a batch cut at BATCH may leave older ones unread
                 self.read_through = drained
 
@@ -261,11 +260,30 @@ class FastPathIntake:
                     # left of its lease, and the node's newer rounds wait behind it.
                     # Dropping costs a read; handling it, ten times that. The backlog
                     # drains and what is answered is fresh (issue 14).
+                    self._shed(datagram, arrived)
                     self._drop("stale", source)
                     continue
             self._one(datagram, source, arrived)
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
             self.on_queued(read_at, read_at - oldest)
+
+    def shed_for(self, node: str) -> float:
+        """No datagram that may be `node`'s and was dropped unhandled arrived after this
+        (leases.LeaseTable.read_through). Any thread: plain reads of values the intake
+        replaces whole."""
+        return max(self.shed_through, self._shed_at.get(node, -math.inf))
+
+    def _shed(self, datagram: bytes, arrived: float) -> None:
+        """Note a datagram dropped as stale against the node its key belongs to. Only the
+        clear header is read (as `_urgent` does), so a forged one can only make that
+        node's silence count as before the watermark (later expiry), nothing else."""
+        try:
+            header = W.parse_header(datagram, W.KIND_KEEPALIVE)
+        except W.Rejected:
+            return
+        session = self._sessions.get(header.key_id)
+        if session is not None and arrived > self._shed_at.get(session.node, -math.inf):
+            self._shed_at[session.node] = arrived
 
     def _urgent(self, datagram: bytes) -> bool:
         """Whether a stale datagram is handled anyway: its key's node holds an active

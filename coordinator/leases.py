@@ -73,6 +73,10 @@ FIRST_KEEPALIVE_GRACE = 5.0
 OVERLOADED_EXPIRY_TTLS = 4
 
 
+def _never_shed(node: str) -> float:
+    return -math.inf
+
+
 def expiry_votes(stale: list[str], ttl: float, own_overloaded: bool,
                  answers: Mapping[str, PeerView | None],
                  own_ages: Mapping[str, float] | None = None) -> dict[str, int]:
@@ -149,7 +153,7 @@ class LeaseTable:
         self._first_stall: dict[str, float] = {}
         # The fast path's read watermark (same clock as arrivals); None: no fast path.
         self._watermark: Callable[[], float] | None = None
-        self._shed: Callable[[], float] | None = None
+        self._shed: Callable[[str], float] | None = None
         # Per node, the arrival of its last fast-path keepalive: while it equals `_last`,
         # the node's last keepalive came by the fast path and its age is exact.
         self._fast_at: dict[str, float] = {}
@@ -221,21 +225,23 @@ class LeaseTable:
         return changed
 
     def read_through(self, watermark: Callable[[], float] | None,
-                     shed: Callable[[], float] | None = None) -> None:
+                     shed: Callable[[str], float] | None = None) -> None:
         """Count fast-path silences up to `watermark()` (the intake's read watermark,
         this table's clock), not up to now; None: no fast path, every silence up to now
-        less the stall. `shed()`: no datagram the intake dropped unhandled (stale, while
-        overloaded) arrived after it; a node last heard before that is not known to
-        have been silent, and is aged as a gRPC one (up to now, with the overload rule)."""
+        less the stall. `shed(node)`: no datagram that may be the node's and that the
+        intake dropped unhandled (stale while overloaded, or by the kernel, buffer
+        full) arrived after it; a node last heard before that is not known to have been
+        silent, and is aged as a gRPC one (up to now, with the overload rule)."""
         self._watermark = watermark
         self._shed = shed
 
     def heard_fast(self, node: str, arrived: float) -> None:
         """The keepalive of `node` that arrived at `arrived` came by the fast path (called
-        after `record`, from the intake thread): while it is the node's last, the node's
-        age is counted up to the read watermark, without the event loop's stall."""
+        after `record`, from the intake thread): the node's age is then counted up to the
+        read watermark, without the event loop's stall (`_fast`)."""
         with self._lock:
-            self._fast_at[node] = arrived
+            if arrived >= self._fast_at.get(node, arrived):
+                self._fast_at[node] = arrived
 
     def read_lag(self, now: float) -> float | None:
         """How far the fast path's read watermark trails `now` (logs); None: no fast
@@ -243,26 +249,31 @@ class LeaseTable:
         w = self._read_through()
         return None if w is None else max(0.0, now - w[0])
 
-    def _read_through(self) -> tuple[float, float] | None:
-        """(watermark, shed mark), read *before* the lock is taken for the arrivals they
-        are compared with (a newer watermark read after older arrivals could count a
-        datagram handled in between as silence), the watermark first (the intake
-        writes the shed mark first)."""
+    def _read_through(self) -> tuple[float, Callable[[str], float]] | None:
+        """(watermark, shed marks), the watermark read *before* the lock is taken for the
+        arrivals it is compared with: a newer watermark read after older arrivals could
+        count a datagram handled in between as silence. (Shed marks are read later, under
+        the lock: a newer one only makes fewer silences exact.)"""
         w = self._watermark
         if w is None:
             return None
-        through = w()
-        shed = self._shed
-        return through, (-math.inf if shed is None else shed())
+        return w(), self._shed or _never_shed
 
-    def _fast(self, node: str, w: tuple[float, float] | None) -> float | None:
-        """The node's last arrival if it came by the fast path, there is a watermark to
-        count its silence up to, and no datagram was shed unhandled since; else None."""
+    def _fast(self, node: str, w: tuple[float, Callable[[str], float]] | None
+              ) -> float | None:
+        """The node's last fast-path arrival if its silence is counted exactly, else None:
+        there is a watermark; no datagram that may be the node's was dropped unhandled
+        since; and it has not been living on gRPC (a gRPC arrival more than a TTL after
+        its last datagram: its fast path is broken, its gRPC arrivals are what count).
+        A later gRPC arrival within a TTL (a round the agent copied to gRPC when an
+        answer was late) still bounds the age (`_age`)."""
         if w is None:
             return None
+        fast = self._fast_at.get(node)
         last = self._last.get(node)
-        return (last if last is not None and self._fast_at.get(node) == last
-                and w[1] <= last else None)
+        if fast is None or last is None or w[1](node) > fast:
+            return None
+        return fast if last - fast <= (self._ttl or 0.0) else None
 
     def _heard(self, node: str, stalled: float) -> float | None:
         """When `node` was last heard, moved later by the stall since then (our own lag
@@ -271,11 +282,16 @@ class LeaseTable:
         return None if last is None else last + (stalled - self._stall_at.get(node, 0.0))
 
     def _age(self, node: str, now: float, stalled: float, known: bool = True,
-             w: tuple[float, float] | None = None) -> float:
+             w: tuple[float, Callable[[str], float]] | None = None) -> float:
         fast = self._fast(node, w)
         if fast is not None and w is not None:
-            # Exact: silent from its last arrival up to the watermark at least.
-            return max(0.0, min(w[0], now) - fast)
+            # Exact: no datagram of it arrived after `fast` up to the watermark; and no
+            # more than since its last arrival over gRPC, if that came later (safety:
+            # never above now minus the last arrival acknowledged, by either path).
+            age = min(w[0], now) - fast
+            if self._last[node] != fast:
+                age = min(age, now - (self._heard(node, stalled) or fast))
+            return max(0.0, age)
         last = self._heard(node, stalled)
         if last is None:
             first = self._first_asked.get(node)
@@ -364,10 +380,8 @@ class LeaseTable:
         with self._lock:
             for n in nodes:
                 age = self._age(n, now, stalled, known is None or n in known, w)
-                if frozen:
-                    fast = self._fast(n, w)
-                    if fast is not None:
-                        age = max(age, now - fast)
+                if frozen and self._fast(n, w) is not None:
+                    age = max(age, now - self._last[n])
                 out[n] = age
         return out
 
@@ -384,12 +398,11 @@ class LeaseTable:
             due = []
             for n in self._last:
                 fast = self._fast(n, w)
+                t = self._heard(n, stalled)
                 if fast is not None:
                     if lag > ttl:
                         continue
-                    t: float | None = fast + lag
-                else:
-                    t = self._heard(n, stalled)
+                    t = fast + lag if t is None or self._last[n] == fast else max(fast + lag, t)
                 if t is not None and t + ttl > now:
                     due.append(t + ttl)
         return min(due) if due else None
@@ -415,12 +428,16 @@ class LeaseTable:
         lag = 0.0 if w is None or now is None else max(0.0, now - w[0])
         shift_fast = lag if self._ttl is None or lag <= self._ttl else 0.0
         with self._lock:
-            nodes = {n: NodeSeen(last_keepalive=t if stalled is None
-                                 else t + shift_fast if self._fast(n, w) is not None
-                                 else t + stalled - self._stall_at.get(n, 0.0),
-                                 members=dict(self._reports.get(n, {})),
-                                 heard_since=self._run.get(n))
-                     for n, t in self._last.items()}
+            nodes = {}
+            for n, t in self._last.items():
+                if stalled is not None:
+                    heard = t + stalled - self._stall_at.get(n, 0.0)
+                    fast = self._fast(n, w)
+                    # as `_age` counts it: the later of the two, if the last was gRPC
+                    t = (heard if fast is None else fast + shift_fast if t == fast
+                         else max(fast + shift_fast, heard))
+                nodes[n] = NodeSeen(last_keepalive=t, members=dict(self._reports.get(n, {})),
+                                    heard_since=self._run.get(n))
             versions = dict(self._versions)
         return Observations(leader_since=leader_since, nodes=nodes,
                             quorum_expired=quorum_expired, versions=versions)

@@ -50,7 +50,7 @@ def test_a_stalled_intake_reports_no_live_node_stale() -> None:
 
     intake = FastPathIntake("127.0.0.1", 0, handler)
     intake.on_queued = meter.queued
-    exact.read_through(lambda: intake.read_through, lambda: intake.shed_through)
+    exact.read_through(lambda: intake.read_through, intake.shed_for)
     keys = {n: W.SessionKey(i.key_id, i.key)
             for n, i in ((n, intake.open_session(n)) for n in NODES)}
     sends: dict[str, list[tuple[float, float]]] = {n: [] for n in NODES}
@@ -150,3 +150,29 @@ def test_datagrams_the_kernel_dropped_make_no_silence_exact() -> None:
             intake.stop()
     assert intake.dropped["overflow"] > 0, intake.dropped
     assert intake.shed_through > before
+
+
+def test_a_datagram_shed_as_stale_marks_its_keys_node_only() -> None:
+    """Datagrams dropped unhandled as stale (overloaded) are noted against the node their
+    key belongs to: that node's silence is not exact across them; another node's is."""
+    intake = FastPathIntake("127.0.0.1", 0, lambda req, arrived: agent_pb2.KeepaliveResponse(
+        seq=req.seq), stale_after=0.1)
+    keys = {n: W.SessionKey(i.key_id, i.key)
+            for n, i in ((n, intake.open_session(n)) for n in ("n1", "n2"))}
+    body = agent_pb2.KeepaliveRequest(node="n1", seq=1).SerializeToString()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            before = time.monotonic()
+            for seq in range(1, 4):
+                tx.sendto(keys["n1"].seal(W.KIND_KEEPALIVE, seq, body),
+                          ("127.0.0.1", intake.port))
+            time.sleep(0.3)  # they wait past the limit
+            intake.start()
+            deadline = time.monotonic() + 10
+            while intake.dropped["stale"] < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            intake.stop()
+    assert intake.dropped["stale"] == 3, intake.dropped
+    assert before <= intake.shed_for("n1") < before + 0.3
+    assert intake.shed_for("n2") == float("-inf")

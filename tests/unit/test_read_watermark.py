@@ -151,8 +151,8 @@ def test_grpc_arrivals_keep_the_stall_credit_and_the_overload_rule() -> None:
     table = LeaseTable(started_at=0.0, ttl=TTL, stall=lambda now: stalled[0])
     table.read_through(w)
     heard(table, "n1", 1.0)
-    heard(table, "n2", 1.0)
-    table.record("n2", report("b", 0), 1.05)  # then over gRPC: n2 is aged up to now
+    heard(table, "n2", 0.7)
+    table.record("n2", report("b", 0), 1.05)  # then only over gRPC: aged up to now
     w.at = 1.0  # the intake read nothing since
     stalled[0] = 0.1
     assert table.age("n1", 1.5) == 0.0
@@ -174,17 +174,46 @@ def test_grpc_arrivals_keep_the_stall_credit_and_the_overload_rule() -> None:
 def test_a_datagram_shed_unhandled_is_not_a_known_silence() -> None:
     """Overloaded, the intake drops datagrams that waited too long (read, not handled,
     not acknowledged). The watermark passes them, but their sender was not silent: a
-    node last heard before the latest such drop is aged as before the watermark (up to
-    now, with the overload rule), until one of its datagrams is handled again."""
+    node whose key one of them carried, last heard before it arrived, is aged as before
+    the watermark (up to now, with the overload rule), until one of its datagrams is
+    handled again."""
     w, shed = Watermark(0.0), Watermark(float("-inf"))
     table = LeaseTable(started_at=0.0, ttl=TTL)
-    table.read_through(w, shed)
+    table.read_through(w, lambda node: shed.at if node == "n1" else float("-inf"))
     heard(table, "n1", 1.0)
+    heard(table, "n2", 1.0)
     w.at, shed.at = 1.5, 1.45  # n1's later datagrams were among those shed
+    assert table.vouched(["n2"], 1.5, TTL, overloaded=True) == ({"n2": 0.5}, True), \
+        "another node's shed datagrams do not make n2's silence inexact"
     ages, exact = table.vouched(["n1"], 1.5, TTL, overloaded=True)
     assert ages["n1"] <= TTL and not exact, "not vouched for while overloaded"
-    assert leader(table, 1.5, overloaded=True).expired == frozenset()
+    assert "n1" not in leader(table, 1.5, overloaded=True).expired
     heard(table, "n1", 1.46)  # one of its datagrams is handled again
     w.at = 1.5
     ages, exact = table.vouched(["n1"], 1.5, TTL, overloaded=True)
     assert exact and abs(ages["n1"] - 0.04) < 1e-9
+
+
+def test_a_round_copied_to_grpc_keeps_the_silence_exact_and_bounds_it() -> None:
+    """An agent copies a round to gRPC when an answer is late: that arrival, read later
+    by the event loop, bounds the age too (never above now minus the last arrival
+    acknowledged, by either path), and the node stays exact. A node that has lived on
+    gRPC for more than a TTL after its last datagram (its fast path broken) is aged by
+    its gRPC arrivals, with the overload rule."""
+    w = Watermark(1.0)
+    table = LeaseTable(started_at=0.0, ttl=TTL)
+    table.read_through(w)
+    heard(table, "n1", 1.0)
+    table.record("n1", report("a", 1), 1.03)  # the same round, over gRPC, read late
+    w.at = 1.3
+    ages, exact = table.vouched(["n1"], 1.31, TTL, overloaded=True)
+    assert exact and abs(ages["n1"] - 0.28) < 1e-9
+    w.at = 1.33
+    r = leader(table, 1.33 + 0.001, overloaded=True)
+    assert r.expired == frozenset({"n1"}), "a TTL after the copy's arrival, not 4 TTLs"
+    heard(table, "n2", 1.0)
+    for t in (1.1, 1.2, 1.3):  # then only over gRPC
+        table.record("n2", report("b", 0), t)
+    w.at = 1.5
+    ages, exact = table.vouched(["n2"], 1.5, TTL, overloaded=True)
+    assert not exact and ages["n2"] <= TTL
