@@ -23,7 +23,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -100,7 +100,7 @@ class FastPathIntake:
         #: No datagram the kernel dropped (receive buffer full: SO_RXQ_OVFL) arrived after
         #: this (-inf: none ever was). Such a datagram was never read, but its sender was
         #: not silent, and whose it was is unknown: the lease table does not call any
-        #: silence exact across it (`shed_for`).
+        #: silence exact across it (`shed_marks`).
         self.shed_through: float = -math.inf
         # Per node, the latest arrival of a datagram under its key dropped as stale (read,
         # not handled: `_handle_batch`); written by the intake thread only.
@@ -267,11 +267,11 @@ class FastPathIntake:
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
             self.on_queued(read_at, read_at - oldest)
 
-    def shed_for(self, node: str) -> float:
-        """No datagram that may be `node`'s and was dropped unhandled arrived after this
-        (leases.LeaseTable.read_through). Any thread: plain reads of values the intake
-        replaces whole."""
-        return max(self.shed_through, self._shed_at.get(node, -math.inf))
+    def shed_marks(self) -> tuple[float, Mapping[str, float]]:
+        """(`shed_through`, per node the latest arrival of a datagram under its key that
+        was dropped as stale) for leases.LeaseTable.read_through. Any thread: the map is
+        only read with single lookups, which the GIL keeps whole."""
+        return self.shed_through, self._shed_at
 
     def _shed(self, datagram: bytes, arrived: float) -> None:
         """Note a datagram dropped as stale against the node its key belongs to. Only the

@@ -73,8 +73,9 @@ FIRST_KEEPALIVE_GRACE = 5.0
 OVERLOADED_EXPIRY_TTLS = 4
 
 
-def _never_shed(node: str) -> float:
-    return -math.inf
+#: (watermark, kernel-drop mark, per-node shed marks): LeaseTable._read_through
+_Marks = tuple[float, float, Mapping[str, float]]
+_NO_SHED: Mapping[str, float] = {}
 
 
 def expiry_votes(stale: list[str], ttl: float, own_overloaded: bool,
@@ -153,7 +154,10 @@ class LeaseTable:
         self._first_stall: dict[str, float] = {}
         # The fast path's read watermark (same clock as arrivals); None: no fast path.
         self._watermark: Callable[[], float] | None = None
-        self._shed: Callable[[str], float] | None = None
+        self._shed: Callable[[], tuple[float, Mapping[str, float]]] | None = None
+        # A gRPC arrival at most this long after a node's last datagram is a copied round,
+        # not a broken fast path (`_fast`).
+        self._copy_window = ttl or 0.0
         # Per node, the arrival of its last fast-path keepalive: while it equals `_last`,
         # the node's last keepalive came by the fast path and its age is exact.
         self._fast_at: dict[str, float] = {}
@@ -225,13 +229,15 @@ class LeaseTable:
         return changed
 
     def read_through(self, watermark: Callable[[], float] | None,
-                     shed: Callable[[str], float] | None = None) -> None:
+                     shed: Callable[[], tuple[float, Mapping[str, float]]] | None = None
+                     ) -> None:
         """Count fast-path silences up to `watermark()` (the intake's read watermark,
         this table's clock), not up to now; None: no fast path, every silence up to now
-        less the stall. `shed(node)`: no datagram that may be the node's and that the
-        intake dropped unhandled (stale while overloaded, or by the kernel, buffer
-        full) arrived after it; a node last heard before that is not known to have been
-        silent, and is aged as a gRPC one (up to now, with the overload rule)."""
+        less the stall. `shed()`: (a time after which no datagram the kernel dropped
+        arrived, per node the latest arrival of a datagram under its key dropped
+        unhandled as stale): a node whose last datagram came before one of those is not
+        known to have been silent, and is aged as a gRPC one (up to now, with the
+        overload rule). FastPathIntake.read_through and .shed_marks."""
         self._watermark = watermark
         self._shed = shed
 
@@ -249,31 +255,31 @@ class LeaseTable:
         w = self._read_through()
         return None if w is None else max(0.0, now - w[0])
 
-    def _read_through(self) -> tuple[float, Callable[[str], float]] | None:
-        """(watermark, shed marks), the watermark read *before* the lock is taken for the
-        arrivals it is compared with: a newer watermark read after older arrivals could
-        count a datagram handled in between as silence. (Shed marks are read later, under
-        the lock: a newer one only makes fewer silences exact.)"""
+    def _read_through(self) -> _Marks | None:
+        """(watermark, kernel-drop mark, per-node shed marks), the watermark read *before*
+        the lock is taken for the arrivals it is compared with: a newer watermark read
+        after older arrivals could count a datagram handled in between as silence. (The
+        shed marks are read after it: a newer one only makes fewer silences exact.)"""
         w = self._watermark
         if w is None:
             return None
-        return w(), self._shed or _never_shed
+        through = w()
+        overflow, shed = (-math.inf, _NO_SHED) if self._shed is None else self._shed()
+        return through, overflow, shed
 
-    def _fast(self, node: str, w: tuple[float, Callable[[str], float]] | None
-              ) -> float | None:
+    def _fast(self, node: str, w: _Marks | None) -> float | None:
         """The node's last fast-path arrival if its silence is counted exactly, else None:
         there is a watermark; no datagram that may be the node's was dropped unhandled
         since; and it has not been living on gRPC (a gRPC arrival more than a TTL after
         its last datagram: its fast path is broken, its gRPC arrivals are what count).
         A later gRPC arrival within a TTL (a round the agent copied to gRPC when an
-        answer was late) still bounds the age (`_age`)."""
+        answer was late) still bounds the age (`_age`). Called per node per round."""
         if w is None:
             return None
         fast = self._fast_at.get(node)
-        last = self._last.get(node)
-        if fast is None or last is None or w[1](node) > fast:
+        if fast is None or w[1] > fast or w[2].get(node, -math.inf) > fast:
             return None
-        return fast if last - fast <= (self._ttl or 0.0) else None
+        return fast if self._last.get(node, fast) - fast <= self._copy_window else None
 
     def _heard(self, node: str, stalled: float) -> float | None:
         """When `node` was last heard, moved later by the stall since then (our own lag
@@ -282,14 +288,14 @@ class LeaseTable:
         return None if last is None else last + (stalled - self._stall_at.get(node, 0.0))
 
     def _age(self, node: str, now: float, stalled: float, known: bool = True,
-             w: tuple[float, Callable[[str], float]] | None = None) -> float:
+             w: _Marks | None = None) -> float:
         fast = self._fast(node, w)
         if fast is not None and w is not None:
             # Exact: no datagram of it arrived after `fast` up to the watermark; and no
             # more than since its last arrival over gRPC, if that came later (safety:
             # never above now minus the last arrival acknowledged, by either path).
             age = min(w[0], now) - fast
-            if self._last[node] != fast:
+            if self._last.get(node, fast) != fast:
                 age = min(age, now - (self._heard(node, stalled) or fast))
             return max(0.0, age)
         last = self._heard(node, stalled)
@@ -381,7 +387,7 @@ class LeaseTable:
             for n in nodes:
                 age = self._age(n, now, stalled, known is None or n in known, w)
                 if frozen and self._fast(n, w) is not None:
-                    age = max(age, now - self._last[n])
+                    age = max(age, now - self._last.get(n, now))
                 out[n] = age
         return out
 

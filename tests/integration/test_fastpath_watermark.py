@@ -50,7 +50,7 @@ def test_a_stalled_intake_reports_no_live_node_stale() -> None:
 
     intake = FastPathIntake("127.0.0.1", 0, handler)
     intake.on_queued = meter.queued
-    exact.read_through(lambda: intake.read_through, intake.shed_for)
+    exact.read_through(lambda: intake.read_through, intake.shed_marks)
     keys = {n: W.SessionKey(i.key_id, i.key)
             for n, i in ((n, intake.open_session(n)) for n in NODES)}
     sends: dict[str, list[tuple[float, float]]] = {n: [] for n in NODES}
@@ -174,5 +174,6 @@ def test_a_datagram_shed_as_stale_marks_its_keys_node_only() -> None:
         finally:
             intake.stop()
     assert intake.dropped["stale"] == 3, intake.dropped
-    assert before <= intake.shed_for("n1") < before + 0.3
-    assert intake.shed_for("n2") == float("-inf")
+    _, per_node = intake.shed_marks()
+    assert before <= per_node["n1"] < before + 0.3
+    assert "n2" not in per_node

@@ -179,7 +179,7 @@ def test_a_datagram_shed_unhandled_is_not_a_known_silence() -> None:
     handled again."""
     w, shed = Watermark(0.0), Watermark(float("-inf"))
     table = LeaseTable(started_at=0.0, ttl=TTL)
-    table.read_through(w, lambda node: shed.at if node == "n1" else float("-inf"))
+    table.read_through(w, lambda: (float("-inf"), {"n1": shed.at}))
     heard(table, "n1", 1.0)
     heard(table, "n2", 1.0)
     w.at, shed.at = 1.5, 1.45  # n1's later datagrams were among those shed
