@@ -433,17 +433,24 @@ class LeaseTable:
         w = None if now is None else self._read_through()
         lag = 0.0 if w is None or now is None else max(0.0, now - w[0])
         shift_fast = lag if self._ttl is None or lag <= self._ttl else 0.0
+        # `_fast` inlined: this runs for every node at every round (20 Hz).
+        fast_at, stall_at, reports, run = self._fast_at, self._stall_at, self._reports, self._run
+        overflow, shed = (math.inf, _NO_SHED) if w is None else (w[1], w[2])
+        window = self._copy_window
         with self._lock:
             nodes = {}
             for n, t in self._last.items():
                 if stalled is not None:
-                    heard = t + stalled - self._stall_at.get(n, 0.0)
-                    fast = self._fast(n, w)
-                    # as `_age` counts it: the later of the two, if the last was gRPC
-                    t = (heard if fast is None else fast + shift_fast if t == fast
-                         else max(fast + shift_fast, heard))
-                nodes[n] = NodeSeen(last_keepalive=t, members=dict(self._reports.get(n, {})),
-                                    heard_since=self._run.get(n))
+                    fast = fast_at.get(n) if w is not None else None
+                    if (fast is not None and overflow <= fast
+                            and shed.get(n, -math.inf) <= fast and t - fast <= window):
+                        # as `_age` counts it: the later of the two, if the last was gRPC
+                        t = (fast + shift_fast if t == fast
+                             else max(fast + shift_fast, t + stalled - stall_at.get(n, 0.0)))
+                    else:
+                        t = t + stalled - stall_at.get(n, 0.0)
+                nodes[n] = NodeSeen(last_keepalive=t, members=dict(reports.get(n, {})),
+                                    heard_since=run.get(n))
             versions = dict(self._versions)
         return Observations(leader_since=leader_since, nodes=nodes,
                             quorum_expired=quorum_expired, versions=versions)
