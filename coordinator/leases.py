@@ -244,10 +244,11 @@ class LeaseTable:
     def heard_fast(self, node: str, arrived: float) -> None:
         """The keepalive of `node` that arrived at `arrived` came by the fast path (called
         after `record`, from the intake thread): the node's age is then counted up to the
-        read watermark, without the event loop's stall (`_fast`)."""
-        with self._lock:
-            if arrived >= self._fast_at.get(node, arrived):
-                self._fast_at[node] = arrived
+        read watermark, without the event loop's stall (`_fast`). One writer (the intake
+        thread) and single dict operations, which the GIL keeps whole: no lock, this
+        runs for every datagram."""
+        if arrived >= self._fast_at.get(node, arrived):
+            self._fast_at[node] = arrived
 
     def read_lag(self, now: float) -> float | None:
         """How far the fast path's read watermark trails `now` (logs); None: no fast
