@@ -8,7 +8,9 @@ Before a node counts as lost, a majority of coordinators must agree they have
 not acknowledged it for one TTL (quorum leases, docs/design.md): the agent's
 lease was renewed by a majority, so any majority contains one that would know.
 A coordinator whose own event loop is overloaded, the leader included, vouches only
-for silences of several TTLs (coordinator/overload.py): its figures measure its lag.
+for silences of several TTLs (coordinator/overload.py): its figures measure its lag;
+except for fast-path silences, which are counted up to the intake's read watermark and
+are exact whatever the load (leases.LeaseTable.vouched).
 """
 
 from __future__ import annotations
@@ -128,9 +130,12 @@ class Controller:
             overloaded=overloaded)
         commands = r.commands
         self._overload_seen = overloaded or self._peer_overloaded
-        # Peers heard the keepalive a moment after us: ask again shortly; but not while
-        # someone is overloaded (the queries would only add to the load).
-        self._unconfirmed = len(r.expired) < len(r.stale) and not self._overload_seen
+        # Peers heard the keepalive a moment after us: ask again shortly, for a node we
+        # vouched for ourselves (exact fast-path ages do so even while we are
+        # overloaded); but not while a peer says it is overloaded (the queries would
+        # only add to its load).
+        self._unconfirmed = (not self._peer_overloaded
+                             and any(n in r.own_votes for n in r.stale if n not in r.expired))
         if self._overload_seen and r.stale:
             log.debug("overloaded coordinators vouch only for long silences",
                       extra={"self": overloaded, "peers_overloaded": self._peer_overloaded})
@@ -138,9 +143,15 @@ class Controller:
         # it is heard again, and a lost rack would otherwise log thousands of lines a second.
         newly = sorted(set(r.expired) - self._expired_logged)
         self._expired_logged = set(r.expired)
+        lag = self._leases.read_lag(now)
         for node in newly[:EXPIRY_LOG_NODES]:
+            # Where the time went (docs/sizing.md): the node's silence as this round
+            # counted it, how far the fast path's reading trailed, and the round's cost.
             log.info("node lease expired on a majority of coordinators",
-                     extra={"node": node, "votes": r.votes[node], "quorum": self._quorum})
+                     extra={"node": node, "votes": r.votes[node], "quorum": self._quorum,
+                            "silent_s": round(self._leases.age(node, now), 4),
+                            "read_lag_ms": None if lag is None else round(lag * 1000, 1),
+                            "round_ms": round((self._clock() - now) * 1000, 1)})
         if len(newly) > EXPIRY_LOG_NODES:
             log.info("more node leases expired on a majority of coordinators",
                      extra={"nodes": len(newly) - EXPIRY_LOG_NODES, "quorum": self._quorum})

@@ -34,6 +34,7 @@ class Round:
     expired: frozenset[str]  # confirmed by a majority: may be declared lost
     votes: Mapping[str, int]
     observations: Observations
+    own_votes: frozenset[str] = frozenset()  # the stale nodes this coordinator vouched for
 
 
 def leader_round(state: ClusterState, leases: LeaseTable, policy: Policy, now: float,
@@ -47,16 +48,23 @@ def leader_round(state: ClusterState, leases: LeaseTable, policy: Policy, now: f
     `ask` is called only when some node is stale (no query otherwise). `groups` picks
     the groups to decide from the observations (decide_dirty.DirtyTracker; None: all).
     `overloaded`: this coordinator's own loop lags (overload.py), so its own silence
-    figures vouch only for long silences (expiry.votes)."""
-    since = expiry.grace_start(leader_since, leases.started_at, policy.ttl)
-    stale = expiry.stale(state.nodes, lambda n: leases.age(n, now), policy.ttl, now, since)
+    figures measured up to now vouch only for long silences; fast-path ones, counted
+    up to the intake's read watermark, are exact and vouched for as they are
+    (leases.LeaseTable.vouched). Candidates are picked by `suspect_ages`: a frozen fast
+    path leaves the expiry to the peers, not to nobody."""
+    ttl = policy.ttl
+    since = expiry.grace_start(leader_since, leases.started_at, ttl)
+    suspect = leases.suspect_ages(state.nodes, now, ttl)
+    stale = expiry.stale(state.nodes, suspect.__getitem__, ttl, now, since)
     votes: dict[str, int] = {}
+    own_votes: frozenset[str] = frozenset()
     if stale:
-        own = {n: leases.age(n, now) for n in stale} if overloaded else None
-        votes = expiry.votes(stale, ask(stale), policy.ttl, overloaded, own)
+        own, _ = leases.vouched(stale, now, ttl, overloaded)
+        own_votes = frozenset(n for n, a in own.items() if a > ttl)
+        votes = expiry.votes(stale, ask(stale), ttl, own_ages=own)
     expired = expiry.confirmed(votes, quorum)
     obs = leases.observations(since, expired, now)
     if lb_down is not None:  # active-active: what LB health checks say
         obs = replace(obs, lb_down=lb_down)
     commands = decide(state, obs, now, policy, groups=groups(obs), ids=ids, at=at)
-    return Round(commands, stale, expired, votes, obs)
+    return Round(commands, stale, expired, votes, obs, own_votes)

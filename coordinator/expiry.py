@@ -8,7 +8,8 @@ table, PeerService.GetLeaseAges of the others) and the deterministic simulator
 (tests/sim/) feeds it simulated ones.
 
 The rule: a leader looks at a node only once it has not heard it for one TTL itself
-and its own grace is over (a new leader, and a coordinator that just started
+(or, its fast-path intake lagging by more than a TTL, might not have) and its own
+grace is over (a new leader, and a coordinator that just started
 serving, expire nothing for a TTL); it declares the node lost only when a majority
 of the cluster's coordinators (itself included) report more than one TTL since they
 last acknowledged it. An agent's lease was renewed by a majority, so any expiring
@@ -45,12 +46,15 @@ def votes(candidates: Iterable[str],
           ttl: float, own_overloaded: bool = False,
           own_ages: Mapping[str, float] | None = None) -> dict[str, int]:
     """Per candidate, how many coordinators have not heard it for one TTL: this one
-    (it already sees the node stale) plus each peer whose answer says so. A peer that
-    did not answer (None) votes for nobody; a node a peer does not mention counts as
-    heard (age 0), the safe side. A coordinator whose own loop is overloaded (this one:
-    `own_overloaded`, with its `own_ages`; a peer: its answer says so) vouches only
-    for silences beyond leases.OVERLOADED_EXPIRY_TTLS TTLs: its ages measure how late
-    it reads, not how long a node was silent (the overload rule, leases.expiry_votes)."""
+    (by `own_ages`, its LeaseTable.vouched ages, if given; else it votes for every
+    candidate) plus each peer whose answer says so. A peer that did not answer (None)
+    votes for nobody; a node a peer does not mention counts as heard (age 0), the safe
+    side. A coordinator flagged overloaded (this one: `own_overloaded`; a peer: its
+    answer says so) vouches only for silences beyond leases.OVERLOADED_EXPIRY_TTLS
+    TTLs: its ages measure how late it reads, not how long a node was silent (the
+    overload rule, leases.expiry_votes). Current coordinators apply that rule per
+    node before answering (LeaseTable.vouched: fast-path ages are exact, counted up
+    to the intake's read watermark) and raise the flag only when no age is exact."""
     answers = {str(i): (a if a is None or isinstance(a, PeerView) else PeerView(ages=a))
                for i, a in enumerate(peer_answers)}
     return expiry_votes(list(candidates), ttl, own_overloaded, answers, own_ages)

@@ -19,9 +19,11 @@ import logging
 import math
 import os
 import socket
+import struct
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -43,6 +45,13 @@ DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
 RCVBUF = 4 * 1024 * 1024
 #: where a datagram's key id is (fastwire's header: magic, version, kind, key id, ...)
 KEY_ID = slice(4, 4 + W.KEY_ID_BYTES)
+#: An idle intake wakes this often to move its read watermark (`read_through`) on: a
+#: node's fast-path silence is counted only up to it (leases.py), so this bounds how
+#: much later than its TTL a node is seen silent when no other datagram arrives.
+IDLE_WAKE = 0.005
+#: Linux SO_RXQ_OVFL (Python does not name it): each datagram then carries the count
+#: of datagrams the kernel dropped on this socket so far (receive buffer full).
+SO_RXQ_OVFL = 40
 
 
 @dataclass
@@ -97,9 +106,28 @@ class FastPathIntake:
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self._sock.bind((host.strip("[]"), port))
+            # The blocking read gives up after IDLE_WAKE (EAGAIN) at the kernel: no extra
+            # syscall per read, and the drain's MSG_DONTWAIT reads are unaffected.
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                  struct.pack("ll", 0, int(IDLE_WAKE * 1e6)))
         except OSError:
             self._sock.close()
             raise
+        #: The read watermark (this clock): every datagram that arrived before it has
+        #: been read and handled (or dropped as stale). Written by the intake thread only
+        #: after a read found the socket empty, and only after the batch before it was
+        #: handled; -inf until then. The lease table counts fast-path silences up to
+        #: here, not up to now (leases.LeaseTable.read_through): a backlog still in the
+        #: socket then ages nobody, and a frozen intake vouches for no silence.
+        self.read_through: float = -math.inf
+        #: No datagram the kernel dropped (receive buffer full: SO_RXQ_OVFL) arrived after
+        #: this (-inf: none ever was). Such a datagram was never read, but its sender was
+        #: not silent, and whose it was is unknown: the lease table does not call any
+        #: silence exact across it (`shed_marks`).
+        self.shed_through: float = -math.inf
+        # Per node, the latest arrival of a datagram under its key dropped as stale (read,
+        # not handled: `_handle_batch`); written by the intake thread only.
+        self._shed_at: dict[str, float] = {}
         self.port: int = self._sock.getsockname()[1]
         #: kernel receive stamps -> monotonic arrivals; None: stamped at the read
         self.arrivals: rxclock.ArrivalClock | None = None
@@ -110,6 +138,12 @@ class FastPathIntake:
             except OSError as e:  # not Linux: read times, as before
                 log.warning("no kernel receive timestamps on the fast path socket; "
                             "arrivals are stamped when read", extra={"error": str(e)})
+        try:  # a datagram the kernel dropped arrived all the same: see `shed_through`
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError as e:
+            log.warning("no kernel drop counts on the fast path socket; a full receive "
+                        "buffer goes unnoticed", extra={"error": str(e)})
+        self._overflows = 0  # the kernel's drop count, as last seen
         self._lock = threading.Lock()  # sessions: written by OpenFastPath, read here
         self._sessions: dict[bytes, Session] = {}
         self._by_node: dict[str, bytes] = {}
@@ -117,7 +151,8 @@ class FastPathIntake:
         self._thread = threading.Thread(target=self._run, name="fastpath-intake", daemon=True)
         #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
         self.answered = 0
-        self.dropped: dict[str, int] = dict.fromkeys((*W.REASONS, "stale", "rationed"), 0)
+        self.dropped: dict[str, int] = dict.fromkeys(
+            (*W.REASONS, "stale", "rationed", "overflow"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
         self._handled_shedding = 0  # datagrams let through while shedding
@@ -214,20 +249,37 @@ class FastPathIntake:
         dated by its kernel receive stamp (rxclock), never later than its read."""
         size = W.MAX_DATAGRAM + 1  # one byte more: an oversize read shows
         sock = self._sock
+        clock = self._clock
         while not self._stop.is_set():
+            mark = clock()  # watermark: taken before a read that may find nothing
             try:
                 batch = [sock.recvmsg(size, rxclock.ANCBUF)]
+            except BlockingIOError:  # idle for IDLE_WAKE: all before `mark` is handled
+                self.read_through = mark
+                continue
             except OSError as e:  # e.g. an ICMP error queued on the socket
                 log.debug("fast path read failed", extra={"error": str(e)})
                 continue
+            drained: float | None = None
             while len(batch) < BATCH:
+                mark = clock()
                 try:
                     batch.append(sock.recvmsg(size, rxclock.ANCBUF, socket.MSG_DONTWAIT))
-                except OSError:  # BlockingIOError: drained
+                except BlockingIOError:  # drained: nothing that arrived before `mark` is left
+                    drained = mark
+                    break
+                except OSError:
                     break
             if self._stop.is_set():
                 break
             self._handle_batch(batch)
+            over = _overflows(batch[-1][1])
+            if over is not None and over != self._overflows:  # the buffer was full
+                self.dropped["overflow"] += (over - self._overflows) % (1 << 32)
+                self._overflows = over
+                self.shed_through = clock()  # they arrived before now, at the latest
+            if drained is not None:  # a batch cut at BATCH may leave older ones unread
+                self.read_through = drained
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
         """Date and handle datagrams as `socket.recvmsg` returned them. While overloaded,
@@ -302,6 +354,8 @@ class FastPathIntake:
             if reason is not None:
                 if reason == "stale":
                     stale += 1
+                    if session is not None:
+                        self._shed(session, arrived)
                 else:
                     rationed += 1
                 shed_from = source
@@ -359,6 +413,19 @@ class FastPathIntake:
             resp.answer_every_ms = self._every_ms
         return resp
 
+    def shed_marks(self) -> tuple[float, Mapping[str, float]]:
+        """(`shed_through`, per node the latest arrival of a datagram under its key that
+        was dropped as stale) for leases.LeaseTable.read_through. Any thread: the map is
+        only read with single lookups, which the GIL keeps whole."""
+        return self.shed_through, self._shed_at
+
+    def _shed(self, session: Session, arrived: float) -> None:
+        """Note a datagram dropped as stale against the node its key id names. Nothing
+        was authenticated, so a forged one can only make that node's silence count as
+        not exactly known (aged as a gRPC one: a later expiry), nothing else."""
+        if arrived > self._shed_at.get(session.node, -math.inf):
+            self._shed_at[session.node] = arrived
+
     def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:
             header = W.parse_header(datagram, W.KIND_KEEPALIVE)
@@ -404,3 +471,12 @@ class FastPathIntake:
         log.warning("fast path datagrams dropped", extra={
             "reason": reason, "count": self._unlogged.pop(reason),
             "source": f"{addr[0]}:{addr[1]}"})
+
+
+def _overflows(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's count of datagrams dropped on the socket (SO_RXQ_OVFL), from one
+    datagram's control messages; None if it sent none (no drop yet, or not Linux)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    return None

@@ -11,12 +11,20 @@ Time this coordinator's own event loop could not run (`stall`, coordinator/overl
 is not counted into any node's silence: a keepalive that waited unread in our socket
 while we lagged was sent in time, and the lag is ours, not the node's. Counting less
 silence only ever makes an expiry later, so it cannot break the lease argument.
+
+A node whose last keepalive came by the UDP fast path (`heard_fast`) has an exact
+silence instead: it is counted up to the intake's read watermark (`read_through`,
+fastpath.FastPathIntake.read_through: everything that arrived before it has been read
+and handled), not up to now. A backlog still unread in the socket then ages nobody,
+whatever the load, so such an age needs no overload discount (`vouched`); and it is
+never more than now minus the last arrival, so it can only make an expiry later.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vnfha.coordinator.model import Health
@@ -65,18 +73,25 @@ FIRST_KEEPALIVE_GRACE = 5.0
 OVERLOADED_EXPIRY_TTLS = 4
 
 
+#: (watermark, kernel-drop mark, per-node shed marks): LeaseTable._read_through
+_Marks = tuple[float, float, Mapping[str, float]]
+_NO_SHED: Mapping[str, float] = {}
+
+
 def expiry_votes(stale: list[str], ttl: float, own_overloaded: bool,
                  answers: Mapping[str, PeerView | None],
                  own_ages: Mapping[str, float] | None = None) -> dict[str, int]:
     """Per stale node, how many coordinators vouch that they have not heard it for more
-    than a TTL: the leader itself (it found them stale), plus every peer that answered
-    and reports an age above the TTL. A voter whose own event loop is overloaded
-    vouches only for an age above OVERLOADED_EXPIRY_TTLS TTLs (`own_ages`: the leader's
-    ages; without them an overloaded leader does not vote). A peer that did not answer
-    (None) does not vote."""
+    than a TTL: the leader itself, plus every peer that answered and reports an age
+    above the TTL. The leader votes by `own_ages` if given (LeaseTable.vouched, which
+    applies the overload rule per node itself), else for every stale node. A voter
+    flagged overloaded (`own_overloaded`, a peer's `PeerView.overloaded`) vouches only
+    for an age above OVERLOADED_EXPIRY_TTLS TTLs (an overloaded leader without ages does
+    not vote). A peer that did not answer (None) does not vote."""
     slow = OVERLOADED_EXPIRY_TTLS * ttl
-    votes = {n: 0 if own_overloaded and (own_ages is None or own_ages.get(n, 0.0) <= slow)
-             else 1 for n in stale}
+    own_limit = slow if own_overloaded else ttl
+    votes = {n: (int(own_ages.get(n, 0.0) > own_limit) if own_ages is not None
+                 else 0 if own_overloaded else 1) for n in stale}
     for view in answers.values():
         if view is None:
             continue
@@ -141,6 +156,19 @@ class LeaseTable:
         # noted: the silence since then is discounted by how much it grew meanwhile.
         self._stall_at: dict[str, float] = {}
         self._first_stall: dict[str, float] = {}
+        # The fast path's read watermark (same clock as arrivals); None: no fast path.
+        self._watermark: Callable[[], float] | None = None
+        self._shed: Callable[[], tuple[float, Mapping[str, float]]] | None = None
+        # A gRPC arrival at most this long after a node's last datagram is a copied round,
+        # not a broken fast path (`_fast`).
+        self._copy_window = ttl or 0.0
+        # Per node, the arrival of its last fast-path keepalive: while it equals `_last`,
+        # the node's last keepalive came by the fast path and its age is exact.
+        self._fast_at: dict[str, float] = {}
+
+    @property
+    def ttl(self) -> float | None:
+        return self._ttl
 
     @property
     def started_at(self) -> float:
@@ -220,13 +248,77 @@ class LeaseTable:
         else:
             self._recorded.pop(node, None)
 
+    def read_through(self, watermark: Callable[[], float] | None,
+                     shed: Callable[[], tuple[float, Mapping[str, float]]] | None = None
+                     ) -> None:
+        """Count fast-path silences up to `watermark()` (the intake's read watermark,
+        this table's clock), not up to now; None: no fast path, every silence up to now
+        less the stall. `shed()`: (a time after which no datagram the kernel dropped
+        arrived, per node the latest arrival of a datagram under its key dropped
+        unhandled as stale): a node whose last datagram came before one of those is not
+        known to have been silent, and is aged as a gRPC one (up to now, with the
+        overload rule). FastPathIntake.read_through and .shed_marks."""
+        self._watermark = watermark
+        self._shed = shed
+
+    def heard_fast(self, node: str, arrived: float) -> None:
+        """The keepalive of `node` that arrived at `arrived` came by the fast path (called
+        after `record`, from the intake thread): the node's age is then counted up to the
+        read watermark, without the event loop's stall (`_fast`). One writer (the intake
+        thread) and single dict operations, which the GIL keeps whole: no lock, this
+        runs for every datagram."""
+        if arrived >= self._fast_at.get(node, arrived):
+            self._fast_at[node] = arrived
+
+    def read_lag(self, now: float) -> float | None:
+        """How far the fast path's read watermark trails `now` (logs); None: no fast
+        path."""
+        w = self._read_through()
+        return None if w is None else max(0.0, now - w[0])
+
+    def _read_through(self) -> _Marks | None:
+        """(watermark, kernel-drop mark, per-node shed marks), the watermark read *before*
+        the lock is taken for the arrivals it is compared with: a newer watermark read
+        after older arrivals could count a datagram handled in between as silence. (The
+        shed marks are read after it: a newer one only makes fewer silences exact.)"""
+        w = self._watermark
+        if w is None:
+            return None
+        through = w()
+        overflow, shed = (-math.inf, _NO_SHED) if self._shed is None else self._shed()
+        return through, overflow, shed
+
+    def _fast(self, node: str, w: _Marks | None) -> float | None:
+        """The node's last fast-path arrival if its silence is counted exactly, else None:
+        there is a watermark; no datagram that may be the node's was dropped unhandled
+        since; and it has not been living on gRPC (a gRPC arrival more than a TTL after
+        its last datagram: its fast path is broken, its gRPC arrivals are what count).
+        A later gRPC arrival within a TTL (a round the agent copied to gRPC when an
+        answer was late) still bounds the age (`_age`). Called per node per round."""
+        if w is None:
+            return None
+        fast = self._fast_at.get(node)
+        if fast is None or w[1] > fast or w[2].get(node, -math.inf) > fast:
+            return None
+        return fast if self._last.get(node, fast) - fast <= self._copy_window else None
+
     def _heard(self, node: str, stalled: float) -> float | None:
         """When `node` was last heard, moved later by the stall since then (our own lag
         is not its silence); None if never heard from."""
         last = self._last.get(node)
         return None if last is None else last + (stalled - self._stall_at.get(node, 0.0))
 
-    def _age(self, node: str, now: float, stalled: float, known: bool = True) -> float:
+    def _age(self, node: str, now: float, stalled: float, known: bool = True,
+             w: _Marks | None = None) -> float:
+        fast = self._fast(node, w)
+        if fast is not None and w is not None:
+            # Exact: no datagram of it arrived after `fast` up to the watermark; and no
+            # more than since its last arrival over gRPC, if that came later (safety:
+            # never above now minus the last arrival acknowledged, by either path).
+            age = min(w[0], now) - fast
+            if self._last.get(node, fast) != fast:
+                age = min(age, now - (self._heard(node, stalled) or fast))
+            return max(0.0, age)
         last = self._heard(node, stalled)
         if last is None:
             first = self._first_asked.get(node)
@@ -260,23 +352,86 @@ class LeaseTable:
         since we started serving or first heard of it, whichever is later."""
         known = self._known()
         stalled = self._stall(now)
+        w = self._read_through()
         with self._lock:
-            return self._age(node, now, stalled, known is None or node in known)
+            return self._age(node, now, stalled, known is None or node in known, w)
 
     def ages(self, nodes: list[str], now: float) -> dict[str, float]:
         known = self._known()  # read outside our lock: it asks the store
         stalled = self._stall(now)
+        w = self._read_through()
         with self._lock:
-            return {n: self._age(n, now, stalled, known is None or n in known)
+            return {n: self._age(n, now, stalled, known is None or n in known, w)
                     for n in nodes}
+
+    def vouched(self, nodes: list[str], now: float, ttl: float | None,
+                overloaded: bool) -> tuple[dict[str, float], bool]:
+        """The ages this coordinator vouches for (its own expiry vote, and its answer to
+        PeerService.GetLeaseAges), and whether any is exact (fast path).
+
+        Exact ages are given as they are, overloaded or not. While this coordinator is
+        overloaded, an age measured up to now (a gRPC arrival: the stall credit may
+        lag behind a loop that is late right now) is given only beyond
+        OVERLOADED_EXPIRY_TTLS TTLs, and as at most one TTL otherwise: no vote, for new
+        and old leaders alike (a smaller age is always the safe side), and every node
+        asked about is still answered. Without a TTL (unit tests) an overloaded table
+        vouches only for exact ages (the others as 0)."""
+        known = self._known()
+        stalled = self._stall(now)
+        w = self._read_through()
+        slow = math.inf if ttl is None else OVERLOADED_EXPIRY_TTLS * ttl
+        out: dict[str, float] = {}
+        exact = False
+        with self._lock:
+            for n in nodes:
+                age = self._age(n, now, stalled, known is None or n in known, w)
+                if self._fast(n, w) is not None:
+                    exact = True
+                elif overloaded and age <= slow:
+                    age = 0.0 if ttl is None else min(age, ttl)
+                out[n] = age
+        return out, exact
+
+    def suspect_ages(self, nodes: Iterable[str], now: float, ttl: float) -> dict[str, float]:
+        """The ages by which the leader picks nodes to ask the others about: `age`, but
+        while the fast path's watermark lags now by more than a TTL (its intake thread
+        frozen, or a backlog of more than a TTL), a fast-path node's silence up to now.
+        Only a choice of whom to ask: votes are cast on `vouched` ages, so a frozen
+        intake leaves the expiry to the other coordinators instead of to nobody. One
+        lock for all (the leader asks about every node, every round)."""
+        known = self._known()
+        stalled = self._stall(now)
+        w = self._read_through()
+        frozen = w is not None and now - w[0] > ttl
+        out: dict[str, float] = {}
+        with self._lock:
+            for n in nodes:
+                age = self._age(n, now, stalled, known is None or n in known, w)
+                if frozen and self._fast(n, w) is not None:
+                    age = max(age, now - self._last.get(n, now))
+                out[n] = age
+        return out
 
     def next_expiry(self, ttl: float, now: float) -> float | None:
         """The earliest time a node heard within the last TTL would become stale, so
-        the leader can look exactly then instead of on its next tick."""
+        the leader can look exactly then instead of on its next tick. A fast-path node
+        turns stale when the watermark passes its arrival by a TTL: due as if the
+        watermark's current lag persists (while it lags by more than a TTL, not at all:
+        the leader's interval then paces the questions, not a wake per frozen reading)."""
         stalled = self._stall(now)
+        w = self._read_through()
+        lag = 0.0 if w is None else max(0.0, now - w[0])
         with self._lock:
-            heard = (self._heard(n, stalled) for n in self._last)
-            due = [t + ttl for t in heard if t is not None and t + ttl > now]
+            due = []
+            for n in self._last:
+                fast = self._fast(n, w)
+                t = self._heard(n, stalled)
+                if fast is not None:
+                    if lag > ttl:
+                        continue
+                    t = fast + lag if t is None or self._last[n] == fast else max(fast + lag, t)
+                if t is not None and t + ttl > now:
+                    due.append(t + ttl)
         return min(due) if due else None
 
     def last_seen(self, node: str) -> float | None:
@@ -292,14 +447,31 @@ class LeaseTable:
                      quorum_expired: frozenset[str] | None,
                      now: float | None = None) -> Observations:
         """The leader's inputs; with `now`, each node's last keepalive is moved later by
-        the stall since it arrived (so `Observations.fresh` agrees with `age`)."""
+        the stall since it arrived, or for a fast-path one by the watermark's lag (so
+        `Observations.fresh` agrees with `age`; with a lag above `ttl`, where the leader
+        asks about such nodes anyway (`suspect_ages`), it is left where it is)."""
         stalled = None if now is None else self._stall(now)
+        w = None if now is None else self._read_through()
+        lag = 0.0 if w is None or now is None else max(0.0, now - w[0])
+        shift_fast = lag if self._ttl is None or lag <= self._ttl else 0.0
+        # `_fast` inlined: this runs for every node at every round (20 Hz).
+        fast_at, stall_at, reports, run = self._fast_at, self._stall_at, self._reports, self._run
+        overflow, shed = (math.inf, _NO_SHED) if w is None else (w[1], w[2])
+        window = self._copy_window
         with self._lock:
-            nodes = {n: NodeSeen(last_keepalive=t if stalled is None
-                                 else t + stalled - self._stall_at.get(n, 0.0),
-                                 members=dict(self._reports.get(n, {})),
-                                 heard_since=self._run.get(n))
-                     for n, t in self._last.items()}
+            nodes = {}
+            for n, t in self._last.items():
+                if stalled is not None:
+                    fast = fast_at.get(n) if w is not None else None
+                    if (fast is not None and overflow <= fast
+                            and shed.get(n, -math.inf) <= fast and t - fast <= window):
+                        # as `_age` counts it: the later of the two, if the last was gRPC
+                        t = (fast + shift_fast if t == fast
+                             else max(fast + shift_fast, t + stalled - stall_at.get(n, 0.0)))
+                    else:
+                        t = t + stalled - stall_at.get(n, 0.0)
+                nodes[n] = NodeSeen(last_keepalive=t, members=dict(reports.get(n, {})),
+                                    heard_since=run.get(n))
             versions = dict(self._versions)
         return Observations(leader_since=leader_since, nodes=nodes,
                             quorum_expired=quorum_expired, versions=versions)

@@ -267,6 +267,8 @@ class Coordinator:
         intake.holds_active = self.agent_api.holds_active  # actives answered first
         intake.overloaded = self.overload.overloaded  # stale ones dropped only then
         intake.lagging = self.overload.lagging  # and actives rationed only while behind
+        # Fast-path silences count up to what the intake has read (leases.py).
+        self.leases.read_through(lambda: intake.read_through, intake.shed_marks)
         intake.start()
         self.fastpath = intake
         log.info("keepalive fast path listening", extra={

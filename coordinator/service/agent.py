@@ -195,10 +195,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 message=f"coordinator {self._id} cannot reach or persist its store; not "
                         "acknowledging keepalives")
         if self.on_ack_time is None or not self._time_this():
-            return self._handle_keepalive(req, arrived)
-        started = time.perf_counter()
-        resp = self._handle_keepalive(req, arrived)
-        self.on_ack_time(time.perf_counter() - started)
+            resp = self._handle_keepalive(req, arrived)
+        else:
+            started = time.perf_counter()
+            resp = self._handle_keepalive(req, arrived)
+            self.on_ack_time(time.perf_counter() - started)
+        if resp.result == agent_pb2.KEEPALIVE_RESULT_ACK:
+            # Its silence is now counted up to the intake's read watermark (leases.py).
+            self._leases.heard_fast(req.node, arrived)
         return resp
 
     def _time_this(self) -> bool:

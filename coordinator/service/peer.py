@@ -34,9 +34,16 @@ class PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         # for all. The count and gRPC's message size bound it; unknown names leave no
         # trace in the table (LeaseTable.known_nodes).
         now = self._clock()
-        ages = self._leases.ages(list(request.nodes), now)
+        over = self._overloaded(now)
+        # The overload rule is applied here, per node (LeaseTable.vouched): exact
+        # fast-path ages as they are, others only beyond several TTLs (else capped at
+        # one TTL: no vote). The flag, which makes a leader discount every age of the
+        # answer, is raised only when no age in it is exact: those above one TTL are
+        # then all long ones anyway, so leaders old and new count the same votes.
+        ages, exact = self._leases.vouched(list(request.nodes), now, self._leases.ttl,
+                                           over)
         return peer_pb2.GetLeaseAgesResponse(coordinator_id=self._id, age_seconds=ages,
-                                             overloaded=self._overloaded(now))
+                                             overloaded=over and not exact)
 
 
 class CoordinatorPeerClient:

@@ -194,27 +194,38 @@ def test_overloaded_coordinator_answers_actives_every_time_standbys_sparingly(co
     assert c.store.state().groups["web"].active == "a"
 
 
-def datagram_answers(key: W.SessionKey, port: int, node: str, member: str, count: int,
-                     first_seq: int) -> list[agent_pb2.KeepaliveResponse]:
-    """`count` keepalive datagrams 20 ms apart (well within one ration), then the
-    answers that come back within a second."""
-    answers = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(1.0)
+def datagram_answers(senders: list[tuple[W.SessionKey, int, str, str]], count: int,
+                     first_seq: int) -> list[list[agent_pb2.KeepaliveResponse]]:
+    """For each (key, port, node, member): `count` keepalive datagrams 20 ms apart (well
+    within one ration), the nodes' rounds interleaved so that none of them falls silent
+    meanwhile; then the answers each got back (reading stops after 0.25 s without one,
+    so the nodes' silence before the caller's next check stays well under the TTL)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in senders]
+    try:
         for k in range(count):
-            req = agent_pb2.KeepaliveRequest(node=node, seq=first_seq + k, members=[
-                agent_pb2.MemberReport(group="web", member=member,
-                                       health=types_pb2.HEALTH_HEALTHY)])
-            sock.sendto(key.seal(W.KIND_KEEPALIVE, first_seq + k, req.SerializeToString()),
-                        ("127.0.0.1", port))
+            for sock, (key, port, node, member) in zip(socks, senders, strict=True):
+                req = agent_pb2.KeepaliveRequest(node=node, seq=first_seq + k, members=[
+                    agent_pb2.MemberReport(group="web", member=member,
+                                           health=types_pb2.HEALTH_HEALTHY)])
+                sock.sendto(key.seal(W.KIND_KEEPALIVE, first_seq + k,
+                                     req.SerializeToString()), ("127.0.0.1", port))
             time.sleep(0.02)
-        while True:
-            try:
-                data = sock.recv(W.MAX_DATAGRAM)
-            except TimeoutError:
-                return answers
-            header = W.parse_header(data, W.KIND_ACK)
-            answers.append(agent_pb2.KeepaliveResponse.FromString(key.open(header, data)))
+        answers: list[list[agent_pb2.KeepaliveResponse]] = []
+        for sock, (key, *_rest) in zip(socks, senders, strict=True):
+            got = []
+            sock.settimeout(0.25)
+            while True:
+                try:
+                    data = sock.recv(W.MAX_DATAGRAM)
+                except TimeoutError:
+                    break
+                header = W.parse_header(data, W.KIND_ACK)
+                got.append(agent_pb2.KeepaliveResponse.FromString(key.open(header, data)))
+            answers.append(got)
+        return answers
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_overloaded_fast_path_rations_standbys_and_says_so(coordinator):
@@ -245,8 +256,8 @@ def test_overloaded_fast_path_rations_standbys_and_says_so(coordinator):
             issued = stub.OpenFastPath(agent_pb2.OpenFastPathRequest(node=node), timeout=5)
             keys[node] = (W.SessionKey(issued.key_id, issued.key), issued.port)
     stall(c)
-    active = datagram_answers(*keys["vm-a"], "vm-a", "a", 10, 1000)
-    standby = datagram_answers(*keys["vm-b"], "vm-b", "b", 10, 1000)
+    active, standby = datagram_answers([(*keys["vm-a"], "vm-a", "a"),
+                                        (*keys["vm-b"], "vm-b", "b")], 10, 1000)
     assert sorted(r.seq for r in active) == list(range(1000, 1010))
     assert {r.answer_every_ms for r in active} == {0}
     assert 1 <= len(standby) <= 2, f"standby answered {len(standby)} times of 10"
