@@ -27,13 +27,20 @@ What is the generator's and what is the coordinator's (issue 14: one process sim
   the old figure (gRPC answers have no stamp: read time);
 * lapses "by arrival" count a renewal that *arrived* after the lease had run out (an
   agent reading at once would have lapsed too); the "as read" ones, checked every 20 ms,
-  also count leases that ran out while their renewal waited here unread;
+  also count leases that ran out while their renewal waited here unread; a lapse by
+  arrival is the generator's (`lapse_events_by_arrival_generator`) when the renewing
+  round left late after its slot and, sent on time with its answer as quick, would
+  have arrived before the lease ran out (or when no round went at all since it ran
+  out), and the coordinator's (`..._answer`: a late or absent answer) otherwise;
 * rounds go in fixed slots, node i at (i * GOLDEN) mod 1 of an interval, so sends are
   spread evenly and a stall of the generator does not bunch them; how late each round
   left after its slot is `send_late_*`; answers already queued are read before the
   rounds are planned (an agent's receive thread would have heard them);
-* start-up objects are frozen out of the collector (gc.freeze, as agents do), and a
-  request is reused while its reports stay the same;
+* start-up objects are frozen out of the collector (gc.freeze, as agents do), and the
+  collector's passes are timed (`generator_gc`: one pass stalls every node at once);
+  a node's request is encoded once while its reports stay the same, each round adding
+  only its seq field (`with_seq`: the serializer's exact bytes); the generator's CPU
+  per round trip is reported, split into sending, reading and the rest;
 * the agent's rules are the real ones: `QuorumLease` and `FastRoutes`.
 
 Every group `lg0000`.. has two members, `m0` (priority 100) and `m1` (90), on two
@@ -257,13 +264,25 @@ class FastTransport:
         else:
             return False
         host = self.endpoints[index].rsplit(":", 1)[0].strip("[]")
-        key = W.SessionKey(r.key_id, r.key)
+        self.install(index, node, W.SessionKey(r.key_id, r.key), (host, r.port))
+        return True
+
+    def install(self, index: int, node: int, key: W.SessionKey, addr: tuple[str, int]
+                ) -> None:
+        """Node `node`'s key at coordinator `index`, whose datagrams go to `addr`."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self._sock.fileno(), self._readable)
         old = self._out.get((index, node))
         if old is not None:
             self._sessions.pop(old[0].key_id, None)
-        self._out[(index, node)] = [key, 0, (host, r.port)]
+        self._out[(index, node)] = [key, 0, addr]
         self._sessions[key.key_id] = (index, node, key, W.ReplayGuard())
-        return True
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the simulated nodes' datagrams come from (answers go there)."""
+        return self._sock.getsockname()[:2]
 
     def send(self, index: int, node: int, payload: bytes) -> bool:
         """Seal and send one keepalive; False if it cannot go as a datagram."""
