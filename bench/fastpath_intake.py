@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import json
 import multiprocessing as mp
 import os
+import pstats
 import socket
 import sys
 import threading
@@ -35,6 +38,38 @@ from vnfha.coordinator.store.memory import MemoryStore
 from vnfha.v1 import agent_pb2, types_pb2
 
 TTL = 0.25
+
+
+class GcStats:
+    """Counts and times this process's garbage collections per generation (gc.callbacks):
+    a gen-2 pass over a large heap stops every thread, the intake's too."""
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+        self.count = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            took = time.perf_counter() - self._started
+            g = info["generation"]
+            self.count[g] += 1
+            self.total[g] += took
+            self.longest[g] = max(self.longest[g], took)
+            self._started = None
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict:
+        return {f"gen{g}": {"collections": self.count[g],
+                            "total_ms": round(self.total[g] * 1e3, 2),
+                            "longest_ms": round(self.longest[g] * 1e3, 2)}
+                for g in range(3)} | {"frozen_objects": gc.get_freeze_count()}
 
 
 def _ticks(path: str) -> float:
@@ -93,6 +128,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--pin", action="store_true",
                     help="this process on CPU 0, the sender on CPU 1")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="cProfile the intake thread and print its top N functions "
+                         "(to stderr; the CPU figures then include the profiler's cost)")
+    ap.add_argument("--gc-stats", action="store_true",
+                    help="count and time garbage collections per generation during the run")
     args = ap.parse_args()
     if not 1 <= args.nodes <= 5000 or not 0 < args.seconds <= 120:
         raise SystemExit("--nodes must be in 1..5000 and --seconds in (0, 120]")
@@ -117,6 +157,14 @@ def main() -> int:
         req = agent_pb2.KeepaliveRequest(node=n, seq=1, members=[agent_pb2.MemberReport(
             group=groups[i // 2], member=f"m{i % 2}", health=types_pb2.HEALTH_HEALTHY)])
         sessions.append((issued.key_id, issued.key, req.SerializeToString()))
+    profiler = None
+    if args.profile:
+        profiler = cProfile.Profile()
+        run = intake._run
+        intake._run = lambda: profiler.runcall(run)  # type: ignore[method-assign]
+        intake._thread = threading.Thread(target=intake._run, name="fastpath-intake",
+                                          daemon=True)
+    gc_stats = GcStats() if args.gc_stats else None
     intake.start()
     tid = next(t.native_id for t in threading.enumerate() if t.name == "fastpath-intake")
     ctx = mp.get_context("spawn")
@@ -139,6 +187,11 @@ def main() -> int:
     handled = intake.answered
     intake.stop()
     loop.close()
+    if gc_stats is not None:
+        gc_stats.close()
+    if profiler is not None:
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(
+            args.profile)
     print(json.dumps({
         "benchmark": "fastpath_intake", "nodes": args.nodes, "rate": args.rate,
         "seconds": round(secs, 2), "sent": sent, "answered_by_intake": handled,
@@ -147,6 +200,7 @@ def main() -> int:
         "process_cpu_us_per_datagram": round(proc_cpu / max(handled, 1) * 1e6, 1),
         "drops": {k: v for k, v in intake.dropped.items() if v},
         "load_average_1m": [round(load0, 1), round(os.getloadavg()[0], 1)],
+        **({"gc": gc_stats.summary()} if gc_stats is not None else {}),
     }, indent=2))
     return 0
 

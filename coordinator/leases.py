@@ -16,7 +16,7 @@ silence only ever makes an expiry later, so it cannot break the lease argument.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vnfha.coordinator.model import Health
@@ -129,6 +129,10 @@ class LeaseTable:
         # The last report as the agent sent it, per node and member: what a switchover
         # waits for (the new active's agent says it serves at the promotion's epoch).
         self._raw: dict[str, dict[tuple[str, str], Report]] = {}
+        # Per node, the tuple of reports last passed to `record`, kept by identity: a caller
+        # that hands the very same (immutable) tuple again (AgentServicer's cache of an
+        # unchanged keepalive) skips building and comparing `raw`; equal content follows.
+        self._recorded: dict[str, tuple[Report, ...]] = {}
         # Per node, +1 whenever its reports change in a way decide reads (health, seen
         # and held epochs, the start of a healthy run): the controller re-decides only
         # the groups of nodes whose version moved (decide_dirty.py).
@@ -150,25 +154,33 @@ class LeaseTable:
             if now > self._started_at:
                 self._started_at, self._started_stall = now, stalled
 
-    def record(self, node: str, reports: list[Report], now: float) -> bool:
+    def record(self, node: str, reports: Sequence[Report], now: float) -> bool:
         """Note an acknowledged keepalive that arrived at `now` (monotonic).
 
         Returns True if anything a decision depends on changed (first keepalive,
-        health, seen or held epoch), so the leader can look again at once."""
+        health, seen or held epoch), so the leader can look again at once. Passing the
+        very tuple passed last time for `node` costs least (no comparison)."""
         stalled = self._stall(now)
-        raw = {(r.group, r.member): r for r in reports}
         with self._lock:
+            # The tuple recorded last time, again: its reports equal the kept ones (a
+            # tuple of frozen reports cannot have changed), so `raw` need not be built.
+            same = isinstance(reports, tuple) and self._recorded.get(node) is reports
+            raw = None if same else {(r.group, r.member): r for r in reports}
             first = node not in self._last
             gap = now - self._last.get(node, now)
             if (not first and (self._ttl is None or gap <= self._ttl)
-                    and self._raw.get(node) == raw):
+                    and (same or self._raw.get(node) == raw)):
                 # The same reports as last time, within a healthy run (nearly every
                 # keepalive): the full path below would rebuild equal reports, keep
                 # every healthy_since and change nothing; only the time moves.
                 if now >= self._last[node]:
                     self._last[node] = now
                     self._stall_at[node] = stalled
+                self._remember(node, reports)
                 return False
+            if raw is None:
+                raw = {(r.group, r.member): r for r in reports}
+            self._remember(node, reports)
             if first or (self._ttl is not None and gap > self._ttl):
                 self._run[node] = now
             if now >= self._last.get(node, now):
@@ -199,6 +211,14 @@ class LeaseTable:
             if changed or any(o.healthy_since != new[k].healthy_since for k, o in old.items()):
                 self._versions[node] = self._versions.get(node, 0) + 1
         return changed
+
+    def _remember(self, node: str, reports: Sequence[Report]) -> None:
+        """Keep `reports` for `record`'s identity check if it is a tuple (immutable);
+        anything else may be changed by its owner later, so it is never trusted."""
+        if isinstance(reports, tuple):
+            self._recorded[node] = reports
+        else:
+            self._recorded.pop(node, None)
 
     def _heard(self, node: str, stalled: float) -> float | None:
         """When `node` was last heard, moved later by the stall since then (our own lag

@@ -23,6 +23,7 @@ from vnfha.coordinator.config import CoordinatorConfig, parse_address
 from vnfha.coordinator.control import Controller
 from vnfha.coordinator.decide import Policy
 from vnfha.coordinator.fastpath import FastPathIntake
+from vnfha.coordinator.gcfreeze import GcFreezer
 from vnfha.coordinator.lbhealth import LbHealthTable
 from vnfha.coordinator.leases import FIRST_KEEPALIVE_GRACE, LeaseTable
 from vnfha.coordinator.logs import setup_logging
@@ -374,8 +375,11 @@ def run(cfg: CoordinatorConfig) -> int:
     except OSError as e:
         log.error("cannot start", extra={"error": str(e)})
         return 1
+    freezer = None
     if cfg.realtime.mode != "off":
         realtime.freeze_garbage()  # start-up objects out of every later collection
+        freezer = GcFreezer()  # and what registering nodes add, as it comes (gcfreeze.py)
+        freezer.start()
     log.info("real-time set-up", extra={"node": cfg.node_id, "realtime": rt.scheduler,
                                         "memory_locked": rt.mlock})
     done = threading.Event()
@@ -390,5 +394,7 @@ def run(cfg: CoordinatorConfig) -> int:
         done.wait(0.2)
     if coordinator.fatal is not None:
         log.error("exiting: the raft data dir failed", extra={"reason": coordinator.fatal})
+    if freezer is not None:
+        freezer.stop()
     coordinator.stop()
     return 0 if coordinator.fatal is None else 1

@@ -21,7 +21,7 @@ def event_groups(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_restart_replays_quietly_then_logs_new_events(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (s,) = cluster_settings(tmp_path, 1, snapshot_on_stop_timeout=0)  # replay, as after a crash
-    caplog.set_level(logging.INFO, logger="vnfha")  # tests/sim/world.py sets WARNING
+    caplog.set_level(logging.INFO, logger="vnfha")
     first = RaftStore("c1", s, {s.self_address: "c1"})
     first.start()
     try:

@@ -55,10 +55,11 @@ gap of docs/design.md §3 that lease generations closed).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -74,9 +75,19 @@ from vnfha.coordinator.model import ClusterState, Health
 from vnfha.coordinator.observations import Policy
 from vnfha.coordinator.state_machine import StateMachine
 
-# The cores log every applied command and role change; thousands of schedules would
-# spend their time formatting log records nobody reads.
-logging.getLogger("vnfha").setLevel(logging.WARNING)
+
+@contextlib.contextmanager
+def _quiet_cores() -> Iterator[None]:
+    """While a world runs: the cores log every applied command and role change, and
+    thousands of schedules would spend their time formatting records nobody reads. Only
+    for the run, so tests collected beside these still see the product's INFO events."""
+    logger = logging.getLogger("vnfha")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -226,6 +237,10 @@ class World:
             self.trace.append(f"{self.t:7.3f} {text}")
 
     def run_until(self, end: float) -> None:
+        with _quiet_cores():
+            self._run_until(end)
+
+    def _run_until(self, end: float) -> None:
         q, procs = self._q, self.procs
         while q and q[0][0] <= end:
             ev = heapq.heappop(q)
