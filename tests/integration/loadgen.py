@@ -76,7 +76,7 @@ from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types
 ACTIVE = types_pb2.ROLE_ACTIVE
 ACK = agent_pb2.KEEPALIVE_RESULT_ACK
 #: a node's recent rounds' send lateness, by seq & LATE_MASK (attributes lapses)
-LATE_MASK = 63
+LATE_MASK = 127
 QUEUE = 4  # rounds a slow coordinator's queue keeps (as agents/session.py)
 GOLDEN = 0.6180339887498949  # node i's round phase: (i * GOLDEN) mod 1 of an interval
 SAMPLES = 2_000_000  # at most this many latency samples per window
