@@ -41,6 +41,12 @@ class QuorumLease:
     _ttl_seen: float | None = None
     _deadline: float | None = None
     _views: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> announced set
+    #: the union of `_views`, kept as they change: it is read for every acknowledgement
+    _announced: frozenset[str] = frozenset()
+    #: the newest round recorded, and whether every round was recorded above the one
+    #: before (then `_sent` is in round order and old rounds are dropped from its front)
+    _newest: int | None = None
+    _in_order: bool = True
     #: acknowledgements counted per coordinator id (metrics: vnfha_agent_keepalive_acks_total)
     acks_by: dict[str, int] = field(default_factory=dict)
 
@@ -58,10 +64,7 @@ class QuorumLease:
     @property
     def announced(self) -> frozenset[str]:
         """Every coordinator id any coordinator announced (empty: none announced yet)."""
-        out: frozenset[str] = frozenset()
-        for view in self._views.values():
-            out |= view
-        return out
+        return self._announced
 
     @property
     def size(self) -> int:
@@ -84,6 +87,7 @@ class QuorumLease:
             return False
         before = (self.announced, self.quorum)
         self._views[coordinator_id] = view
+        self._announced = frozenset().union(*self._views.values())
         if (self.announced, self.quorum) == before:
             return False
         self._deadline = None
@@ -109,11 +113,28 @@ class QuorumLease:
 
     def sent(self, seq: int, at: float) -> None:
         """Record the local time noted *before* round `seq` went out."""
-        self._sent[seq] = at
+        sent = self._sent
+        sent[seq] = at
         self._acks.setdefault(seq, set())
-        # Rounds far older than the newest cannot extend the lease any more.
-        for old in [s for s in self._sent if s < seq - 64]:
-            self._sent.pop(old, None)
+        # Rounds far older than the newest cannot extend the lease any more. Rounds are
+        # numbered upwards, so the oldest are at the front of `_sent` (insertion order)
+        # and dropping them stops at the first recent one: a scan of every recorded
+        # round here, each round, was most of a load generator's cost per simulated
+        # agent. Recorded out of order once, the full scan is what stays exact.
+        if self._newest is not None and seq < self._newest:
+            self._in_order = False
+        self._newest = seq if self._newest is None else max(self._newest, seq)
+        floor = seq - 64
+        if self._in_order:
+            while True:
+                oldest = next(iter(sent))
+                if oldest >= floor:
+                    break
+                del sent[oldest]
+                self._acks.pop(oldest, None)
+            return
+        for old in [s for s in sent if s < floor]:
+            sent.pop(old, None)
             self._acks.pop(old, None)
 
     def acked(self, seq: int, coordinator_id: str, ttl_ms: int) -> bool:

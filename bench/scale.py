@@ -38,9 +38,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import json
 import multiprocessing as mp
 import os
+import pstats
 import shutil
 import sys
 import tempfile
@@ -111,7 +114,8 @@ def rss_mb(pid: int) -> float:
 async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
                  transport: str, seconds: float, interval: float, ttl: float,
                  warmup: float, failover_limit: float, pinned: bool,
-                 nice: int | None, fifo: int | None = None) -> dict[str, Any]:
+                 nice: int | None, fifo: int | None = None,
+                 profile: str | None = None) -> dict[str, Any]:
     tr = TRANSPORTS[transport](endpoints, nodes)
     lg = loadgen.LoadGen(endpoints, interval, ttl, transport=tr, max_nodes=nodes,
                          groups=groups)
@@ -134,9 +138,15 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
                 pin(p, COORDINATOR_CPU if pinned else None, nice, fifo)
         load0 = os.getloadavg()[0]
         cpu0 = [cpu_seconds(p) for p in pids]
+        prof = cProfile.Profile() if profile else None
         lg.mark()
+        if prof is not None:
+            prof.enable()
         await asyncio.sleep(seconds)
         closed = lg.close()  # summarized after the crash: sorting stalls the generator
+        if prof is not None and profile:
+            prof.disable()
+            prof.dump_stats(profile)
         cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
         load1 = os.getloadavg()[0]
         await asyncio.sleep(2 * interval)  # every node sent a round since
@@ -166,7 +176,13 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
                                  "nodes_lapsed_by_arrival", "lapse_events_by_arrival",
                                  "nodes_lapsed", "lapse_events", "min_nodes_with_lease",
                                  "promotions", "groups_with_active", "datagrams_sent",
+                                 "lapse_events_by_arrival_generator",
+                                 "nodes_lapsed_by_arrival_generator",
+                                 "lapse_events_by_arrival_answer",
                                  "grpc_rounds_while_fast", "generator_cpu_s",
+                                 "generator_cpu_us_per_round_trip", "generator_cpu_sys_s",
+                                 "generator_cpu_loop_thread_s", "generator_cpu_send_s",
+                                 "generator_cpu_read_s", "generator_gc",
                                  "generator_lag_p99_ms", "answer_read_lag_p50_ms",
                                  "answer_read_lag_p99_ms", "send_late_p50_ms",
                                  "send_late_p99_ms", "send_late_max_ms")},
@@ -183,9 +199,9 @@ async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,
 def point(endpoints: list[str], pids: list[int], nodes: int, groups: int, transport: str,
           seconds: float, interval: float, ttl: float, warmup: float,
           failover_limit: float, pinned: bool, nice: int | None,
-          fifo: int | None = None) -> dict[str, Any]:
+          fifo: int | None = None, profile: str | None = None) -> dict[str, Any]:
     return asyncio.run(_point(endpoints, pids, nodes, groups, transport, seconds, interval,
-                              ttl, warmup, failover_limit, pinned, nice, fifo))
+                              ttl, warmup, failover_limit, pinned, nice, fifo, profile))
 
 
 def failover_log(c: CoordinatorCluster, crash: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +266,11 @@ def run_point(args: argparse.Namespace, nodes: int, transport: str, tmp: Path,
             raise SystemExit("no leader")
         loadgen.create_groups(c.api[leader], nodes, groups)
         pids = [c.procs[cid].pid for cid in c.ids]
+        profile = None
+        if args.profile_generator:
+            Path(args.profile_generator).mkdir(parents=True, exist_ok=True)
+            profile = str(Path(args.profile_generator).resolve()
+                          / f"generator-n{nodes}-{transport}.prof")
         with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
                                  initializer=_pin_self,
                                  initargs=(GENERATOR_CPU if args.pin else None,
@@ -257,8 +278,13 @@ def run_point(args: argparse.Namespace, nodes: int, transport: str, tmp: Path,
                                            GENERATOR_FIFO if args.rt else None)) as ex:
             result = ex.submit(point, c.endpoints, pids, nodes, groups, transport,
                                args.seconds, args.interval, args.ttl, args.warmup,
-                               args.failover_limit, args.pin, args.nice, fifo).result(
+                               args.failover_limit, args.pin, args.nice, fifo,
+                               profile).result(
                 timeout=args.seconds + args.warmup + args.failover_limit + 300)
+        if profile is not None:
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
+            print(out.getvalue(), file=sys.stderr)
         crash = result.get("crash") or {}
         if crash.get("crashed_at"):
             crash["coordinator_log"] = failover_log(c, crash)
@@ -296,6 +322,11 @@ def main() -> int:
                          f"it simulates run), the coordinators at {COORDINATOR_FIFO} (one above "
                          "their default 5: other coordinators on a shared machine do not "
                          "take their core); needs root")
+    ap.add_argument("--profile-generator", metavar="DIR", default=None,
+                    help="run the load generator under cProfile over each measured "
+                         "window: DIR/generator-n<N>-<transport>.prof, and its top "
+                         "functions on stderr (cProfile slows it: figures of a profiled "
+                         "run are not the generator's cost)")
     args = ap.parse_args()
     counts = [int(n) for n in args.nodes.split(",")]
     if any(not 2 <= n <= 2000 for n in counts):

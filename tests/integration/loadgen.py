@@ -27,13 +27,20 @@ What is the generator's and what is the coordinator's (issue 14: one process sim
   the old figure (gRPC answers have no stamp: read time);
 * lapses "by arrival" count a renewal that *arrived* after the lease had run out (an
   agent reading at once would have lapsed too); the "as read" ones, checked every 20 ms,
-  also count leases that ran out while their renewal waited here unread;
+  also count leases that ran out while their renewal waited here unread; a lapse by
+  arrival is the generator's (`lapse_events_by_arrival_generator`) when the renewing
+  round left late after its slot and, sent on time with its answer as quick, would
+  have arrived before the lease ran out (or when no round went at all since it ran
+  out), and the coordinator's (`..._answer`: a late or absent answer) otherwise;
 * rounds go in fixed slots, node i at (i * GOLDEN) mod 1 of an interval, so sends are
   spread evenly and a stall of the generator does not bunch them; how late each round
   left after its slot is `send_late_*`; answers already queued are read before the
   rounds are planned (an agent's receive thread would have heard them);
-* start-up objects are frozen out of the collector (gc.freeze, as agents do), and a
-  request is reused while its reports stay the same;
+* start-up objects are frozen out of the collector (gc.freeze, as agents do), and the
+  collector's passes are timed (`generator_gc`: one pass stalls every node at once);
+  a node's request is encoded once while its reports stay the same, each round adding
+  only its seq field (`with_seq`: the serializer's exact bytes); the generator's CPU
+  per round trip is reported, split into sending, reading and the rest;
 * the agent's rules are the real ones: `QuorumLease` and `FastRoutes`.
 
 Every group `lg0000`.. has two members, `m0` (priority 100) and `m1` (90), on two
@@ -49,6 +56,7 @@ import contextlib
 import gc
 import heapq
 import math
+import resource
 import socket
 import time
 from array import array
@@ -66,10 +74,54 @@ from vnfha.coordinator import rxclock
 from vnfha.v1 import admin_pb2, admin_pb2_grpc, agent_pb2, agent_pb2_grpc, types_pb2
 
 ACTIVE = types_pb2.ROLE_ACTIVE
+ACK = agent_pb2.KEEPALIVE_RESULT_ACK
+#: a node's recent rounds' send lateness, by seq & LATE_MASK (attributes lapses)
+LATE_MASK = 127
 QUEUE = 4  # rounds a slow coordinator's queue keeps (as agents/session.py)
 GOLDEN = 0.6180339887498949  # node i's round phase: (i * GOLDEN) mod 1 of an interval
 SAMPLES = 2_000_000  # at most this many latency samples per window
 NODES_PER_CHANNEL = 64  # streams multiplexed on one HTTP/2 connection
+
+
+#: KeepaliveRequest.seq's key: field 2, wire type 0 (varint)
+SEQ_KEY = b"\x10"
+
+
+def varint(n: int) -> bytes:
+    """Protobuf's base-128 varint of an unsigned 64-bit integer."""
+    if not 0 <= n < 1 << 64:
+        raise ValueError("a uint64 is in [0, 2**64)")
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+#: the seq field of the first rounds, encoded once (16 minutes of rounds at 60 ms)
+_SEQ_FIELDS = tuple(SEQ_KEY + varint(n) for n in range(1 << 14))
+
+
+def split_request(req: agent_pb2.KeepaliveRequest) -> tuple[bytes, bytes]:
+    """`req`'s encoding around its seq field: (the node field, every field after seq).
+    Why: a simulated node's request changes only in `seq` from round to round, and
+    `with_seq(head, seq, rest)` is that round's request for a concatenation, where
+    serializing the whole message again cost the generator as much as sealing it."""
+    head = agent_pb2.KeepaliveRequest(node=req.node).SerializeToString()
+    rest = agent_pb2.KeepaliveRequest()
+    rest.CopyFrom(req)
+    rest.ClearField("node")
+    rest.ClearField("seq")
+    return head, rest.SerializeToString()
+
+
+def with_seq(head: bytes, seq: int, rest: bytes) -> bytes:
+    """The request `split_request` split, with its seq set to `seq`: fields in number
+    order (node 1, seq 2, the rest 3..), seq left out when 0, as the serializer does."""
+    if seq < len(_SEQ_FIELDS):
+        return head + _SEQ_FIELDS[seq] + rest if seq else head + rest
+    return head + SEQ_KEY + varint(seq) + rest
 
 
 def node_name(i: int) -> str:
@@ -185,6 +237,7 @@ class FastTransport:
         #: (coordinator index, node index, answer, arrival) for each authentic answer
         self.on_answer: Any = None
         self.dropped = 0  # answers that failed a check (none expected)
+        self.read_cpu = 0.0  # CPU seconds spent reading and checking answers
         self.send_failed = 0  # datagrams the socket refused (a full send buffer)
 
     async def register(self, req: agent_pb2.RegisterNodeRequest) -> None:
@@ -211,13 +264,25 @@ class FastTransport:
         else:
             return False
         host = self.endpoints[index].rsplit(":", 1)[0].strip("[]")
-        key = W.SessionKey(r.key_id, r.key)
+        self.install(index, node, W.SessionKey(r.key_id, r.key), (host, r.port))
+        return True
+
+    def install(self, index: int, node: int, key: W.SessionKey, addr: tuple[str, int]
+                ) -> None:
+        """Node `node`'s key at coordinator `index`, whose datagrams go to `addr`."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self._sock.fileno(), self._readable)
         old = self._out.get((index, node))
         if old is not None:
             self._sessions.pop(old[0].key_id, None)
-        self._out[(index, node)] = [key, 0, (host, r.port)]
+        self._out[(index, node)] = [key, 0, addr]
         self._sessions[key.key_id] = (index, node, key, W.ReplayGuard())
-        return True
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the simulated nodes' datagrams come from (answers go there)."""
+        return self._sock.getsockname()[:2]
 
     def send(self, index: int, node: int, payload: bytes) -> bool:
         """Seal and send one keepalive; False if it cannot go as a datagram."""
@@ -238,6 +303,14 @@ class FastTransport:
             self._readable()
 
     def _readable(self) -> None:
+        """Every queued answer, and the CPU that took (`read_cpu`)."""
+        t0 = time.thread_time()
+        try:
+            self._read()
+        finally:
+            self.read_cpu += time.thread_time() - t0
+
+    def _read(self) -> None:
         """Every queued answer (up to 1,024 per wake-up), checked as the agent does,
         each dated by its kernel receive stamp."""
         sock, arrivals = self._sock, self._arrivals
@@ -304,21 +377,23 @@ class Sim:
     was_valid: bool = False
     alive: bool = True  # False: crashed (sends nothing more)
     routes: FastRoutes | None = None  # the agent's fast-path routing (fast transport)
-    #: the last round's request, reused while the reports stay the same (only `seq`
-    #: changes): building one costs the generator more than sealing and sending it
-    _reused: agent_pb2.KeepaliveRequest | None = None
+    #: how late each recent round left after its slot, by seq & LATE_MASK
+    late: list[float] = field(default_factory=lambda: [0.0] * (LATE_MASK + 1))
+    #: the request's encoding around `seq` (`split_request`), kept while the reports
+    #: stay the same (only `seq` changes): building and serializing the request every
+    #: round cost the generator more than sealing and sending it
+    _split: tuple[bytes, bytes] | None = None
 
     def payload(self) -> bytes:
         """This round's request, serialized (for datagrams: a message handed to a gRPC
         queue is never changed afterwards, so it gets its own, `request()`)."""
-        if self._reused is None:
-            self._reused = self.request()
-        self._reused.seq = self.seq
-        return self._reused.SerializeToString()
+        if self._split is None:
+            self._split = split_request(self.request())
+        return with_seq(self._split[0], self.seq, self._split[1])
 
     def changed(self) -> None:
         """The reports changed (an assignment arrived): build the next request anew."""
-        self._reused = None
+        self._split = None
 
     def request(self) -> agent_pb2.KeepaliveRequest:
         return agent_pb2.KeepaliveRequest(node=self.name, seq=self.seq, members=[
@@ -358,6 +433,28 @@ class Window:
     cpu0: float = 0.0
     ended: float = 0.0  # when `LoadGen.close` closed it (0: still open)
     cpu_used: float = 0.0  # the generator's CPU seconds over it, once closed
+    # ... of which in the kernel (sockets), and on the event loop's own thread (the
+    # rest is gRPC's threads): where a round trip's CPU goes
+    rusage0: tuple[float, float] = (0.0, 0.0)
+    cpu_sys: float = 0.0
+    loop0: float = 0.0
+    cpu_loop: float = 0.0
+    # ... of which sending rounds (planning, sealing, sendto) and reading answers
+    # (recvmsg, opening, the lease and routes counting them)
+    send_cpu0: float = 0.0
+    read_cpu0: float = 0.0
+    cpu_send: float = 0.0
+    cpu_read: float = 0.0
+    # Lapses by arrival, attributed: the renewal's round left late after its slot and,
+    # had it left on time (its answer as quick), would have arrived in time: the
+    # generator's lapse, not the coordinator's. The others: a late or absent answer.
+    lapse_events_generator: int = 0
+    lapsed_generator: set[int] = field(default_factory=set)
+    # The collector's passes while open (gc.callbacks): count and pause per generation.
+    # A pass stalls every simulated node at once, which no real agent fleet does.
+    gc_count: list[int] = field(default_factory=lambda: [0, 0, 0])
+    gc_pause: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    gc_max: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     # How late the generator's own event loop ran (10 ms heartbeat): a late generator
     # sees leases lapse that no coordinator let lapse.
     own_lag: array = field(default_factory=lambda: array("f"))
@@ -399,6 +496,9 @@ class LoadGen:
         self._done = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._checker: asyncio.Task | None = None
+        self._gc_started = 0.0
+        gc.callbacks.append(self._gc_phase)
+        self.send_cpu = 0.0  # CPU seconds the ticker spent sending rounds
 
     async def add(self, count: int) -> None:
         """Register `count` more nodes and start their streams."""
@@ -456,7 +556,23 @@ class LoadGen:
         return base + max(0, math.ceil((now - base) / self.interval)) * self.interval
 
     def mark(self) -> None:
-        self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time())
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        self.w = Window(time.monotonic(), len(self.sims), cpu0=time.process_time(),
+                        rusage0=(ru.ru_utime, ru.ru_stime), loop0=time.thread_time(),
+                        send_cpu0=self.send_cpu,
+                        read_cpu0=getattr(self.tr, "read_cpu", 0.0))
+
+    def _gc_phase(self, phase: str, info: dict[str, int]) -> None:
+        """gc.callbacks: time every pass of the collector into the open window."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._gc_started
+        g, w = info.get("generation", 2), self.w
+        if 0 <= g <= 2:
+            w.gc_count[g] += 1
+            w.gc_pause[g] += pause
+            w.gc_max[g] = max(w.gc_max[g], pause)
 
     def close(self) -> Window:
         """End the window now and start a new one; cheap, so the generator does not
@@ -469,7 +585,14 @@ class LoadGen:
             deadline = s.lease.deadline()
             if s.alive and (deadline is None or deadline < now - self.ttl):
                 w.lapsed_arrival.add(s.index)
+                last = max(s.lease._sent.values(), default=None)
+                if deadline is not None and (last is None or last < deadline):
+                    w.lapsed_generator.add(s.index)  # no round went since it ran out
         w.ended, w.cpu_used = now, time.process_time() - w.cpu0
+        w.cpu_sys = resource.getrusage(resource.RUSAGE_SELF).ru_stime - w.rusage0[1]
+        w.cpu_loop = time.thread_time() - w.loop0
+        w.cpu_send = self.send_cpu - w.send_cpu0
+        w.cpu_read = getattr(self.tr, "read_cpu", 0.0) - w.read_cpu0
         self.mark()
         return w
 
@@ -502,6 +625,14 @@ class LoadGen:
             # By arrival: a renewal arrived after the lease had run out (or none came).
             "lapse_events_by_arrival": w.lapse_events_arrival,
             "nodes_lapsed_by_arrival": len(w.lapsed_arrival),
+            # ... of which the generator's: the renewing round left late after its slot
+            # and, sent on time with the same answer time, would have been in time (or
+            # no round went at all since the lease ran out); the rest are the
+            # coordinator's (or the network's): a late or absent answer
+            "lapse_events_by_arrival_generator": w.lapse_events_generator,
+            "nodes_lapsed_by_arrival_generator": len(w.lapsed_generator),
+            "lapse_events_by_arrival_answer": (w.lapse_events_arrival
+                                               - w.lapse_events_generator),
             # As read: nodes that, at some check in the window, held no lease; and the
             # fewest nodes holding one at a single check (a mass lapse shows there).
             # Includes leases that ran out while their renewal waited to be read here.
@@ -511,6 +642,16 @@ class LoadGen:
             "refused_streams": w.refused_streams,
             "datagrams_sent": w.datagrams, "grpc_rounds_while_fast": w.grpc_rounds,
             "generator_cpu_s": round(w.cpu_used, 2),
+            # per round trip: one round to one coordinator, and reading its answer
+            "generator_cpu_us_per_round_trip": (
+                round(w.cpu_used / (w.sent * n_coord) * 1e6, 1) if w.sent else None),
+            "generator_cpu_sys_s": round(w.cpu_sys, 2),
+            "generator_cpu_loop_thread_s": round(w.cpu_loop, 2),
+            "generator_cpu_send_s": round(w.cpu_send, 2),
+            "generator_cpu_read_s": round(w.cpu_read, 2),
+            "generator_gc": {"collections": w.gc_count,
+                             "pause_total_ms": [round(p * 1000, 1) for p in w.gc_pause],
+                             "pause_max_ms": [round(p * 1000, 1) for p in w.gc_max]},
             "generator_lag_p99_ms": round((_pct(sorted(w.own_lag), 0.99) or 0.0) * 1000, 1),
             "generator_lag_max_ms": round(max(w.own_lag, default=0.0) * 1000, 1),
         }
@@ -552,6 +693,8 @@ class LoadGen:
 
     async def stop(self) -> None:
         self._done.set()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._gc_phase)
         for s in self.sims:
             for q in s.queues:
                 with contextlib.suppress(asyncio.QueueFull):
@@ -565,19 +708,23 @@ class LoadGen:
 
     # -- one node ---------------------------------------------------------------------
 
-    def _send(self, s: Sim, slot: float) -> None:
+    def _send(self, s: Sim, slot: float) -> float:
+        """Node s's round for `slot`, to every coordinator; returns when it was noted."""
         now = time.monotonic()
-        if len(self.w.send_late) < SAMPLES:
-            self.w.send_late.append(max(0.0, now - slot))
-        s.seq += 1
-        s.lease.sent(s.seq, now)  # noted before sending, as the agent does
+        late = now - slot if now > slot else 0.0
         w = self.w
+        if len(w.send_late) < SAMPLES:
+            w.send_late.append(late)
+        seq = s.seq = s.seq + 1
+        s.late[seq & LATE_MASK] = late
+        s.lease.sent(seq, now)  # noted before sending, as the agent does
         w.sent += 1
+        routes = s.routes
         payload: bytes | None = None
         req: agent_pb2.KeepaliveRequest | None = None
         for k, q in enumerate(s.queues):
-            if s.routes is not None:  # the agent's rule (agents/fastpath.FastRoutes)
-                plan = s.routes.plan(k, s.seq, now)
+            if routes is not None:  # the agent's rule (agents/fastpath.FastRoutes)
+                plan = routes.plan(k, seq, now)
                 sent = False
                 if plan.udp:
                     if payload is None:
@@ -592,47 +739,61 @@ class LoadGen:
             if q.full():  # a slow coordinator gets the newest rounds, not a backlog
                 q.get_nowait()
             q.put_nowait(req)
+        return now
 
     async def _ticker(self) -> None:
         """Every node's rounds, each every `interval` in its own slot: one task and
         one timer for all. A late round is sent at once and the next one goes in the
         node's next slot, so a stall of the generator does not bunch the nodes it
         delayed into one burst for ever after."""
-        due = self._due
+        due, sims, interval, send = self._due, self.sims, self.interval, self._send
+        pop, push, monotonic = heapq.heappop, heapq.heappush, time.monotonic
         drain = getattr(self.tr, "drain", None)
         while not self._done.is_set():
-            now = time.monotonic()
+            now = monotonic()
             if drain is not None and due and due[0][0] <= now:
                 # Answers that arrived are read before the rounds are planned: an agent's
                 # receive thread would have heard them (FastRoutes' silence is by arrival).
                 drain()
+            t0 = time.thread_time()
             while due and due[0][0] <= now:
-                at, i = heapq.heappop(due)
-                s = self.sims[i]
+                at, i = pop(due)
+                s = sims[i]
                 if not s.alive:
                     continue
-                self._send(s, at)
-                behind = max(1, math.ceil((time.monotonic() - at) / self.interval))
-                heapq.heappush(due, (at + behind * self.interval, i))
-            wait = due[0][0] - time.monotonic() if due else 0.01
+                done = send(s, at)
+                nxt = at + interval
+                if nxt <= done:  # late by a whole interval or more: the next slot ahead
+                    nxt = at + max(1, math.ceil((done - at) / interval)) * interval
+                push(due, (nxt, i))
+            self.send_cpu += time.thread_time() - t0
+            wait = due[0][0] - monotonic() if due else 0.01
             await asyncio.sleep(min(max(wait, 0.0005), 0.01))
 
     def _acked(self, s: Sim, resp: agent_pb2.KeepaliveResponse,
                arrived: float | None = None) -> None:
         """An answer from a coordinator, as the agent counts it (either route), that
         arrived at `arrived` (the kernel's stamp; None: now, as read)."""
-        if resp.result != agent_pb2.KEEPALIVE_RESULT_ACK:
+        if resp.result != ACK:
             return
         now = time.monotonic()
-        arrived = now if arrived is None else min(arrived, now)
-        sent_at = s.lease._sent.get(resp.seq)
-        again = resp.coordinator_id in s.lease._acks.get(resp.seq, ())
-        before = s.lease.deadline()
-        extended = s.lease.acked(resp.seq, resp.coordinator_id, resp.ttl_ms)
+        arrived = now if arrived is None or arrived > now else arrived
+        seq, cid = resp.seq, resp.coordinator_id
+        lease = s.lease
+        sent_at = lease._sent.get(seq)
+        acks = lease._acks.get(seq)
+        again = acks is not None and cid in acks
+        before = lease._deadline
+        extended = lease.acked(seq, cid, resp.ttl_ms)
         w = self.w
         if extended and before is not None and before >= w.started and arrived > before:
             w.lapse_events_arrival += 1  # the renewal itself came after the lease ended
             w.lapsed_arrival.add(s.index)
+            # Whose lapse: had this round left at its slot (the answer as quick), would
+            # the renewal have arrived before the lease ran out? Then the generator's.
+            if arrived - s.late[seq & LATE_MASK] <= before:
+                w.lapse_events_generator += 1
+                w.lapsed_generator.add(s.index)
         if again:  # the same round answered on both routes: the second is a no-op
             return
         w.acked += 1
@@ -645,8 +806,9 @@ class LoadGen:
         if i >= len(self.sims):
             return
         s = self.sims[i]
-        if len(self.w.read_lag) < SAMPLES:
-            self.w.read_lag.append(time.monotonic() - arrived)
+        w = self.w
+        if len(w.read_lag) < SAMPLES:
+            w.read_lag.append(time.monotonic() - arrived)
         if s.routes is not None:  # an agent reading at once would have heard it then
             s.routes.answered(k, resp.seq, arrived, resp.answer_every_ms / 1000)
         self._acked(s, resp, arrived)
