@@ -174,8 +174,9 @@ async def watch(meter: LoopLag, node_id: str,
         if over and not was:
             began = now
         if over and (not was or now - said >= LOG_EVERY):
-            log.warning("coordinator overloaded: vouching for lease expiry only after "
-                        "long silences, refusing new registrations",
+            log.warning("coordinator overloaded: rationing answers, vouching only for "
+                        "silences it dates exactly or long ones, refusing new "
+                        "registrations",
                         extra={"node": node_id, "lag_ms": round(meter.lag(now) * 1000),
                                "average_ms": round(meter.average() * 1000),
                                "threshold_ms": round(meter.threshold * 1000)})
