@@ -10,12 +10,30 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from vnfha.coordinator import fastwire as W
 from vnfha.coordinator.fastpath import FastPathIntake
 from vnfha.v1 import agent_pb2
 
 WAIT = 0.3
+
+
+def _recording(expected: int = 0) -> tuple[list[int], threading.Event,
+                                           Callable[[agent_pb2.KeepaliveRequest, float],
+                                                    agent_pb2.KeepaliveResponse]]:
+    """A handler that answers every keepalive and records its seq; the event is set
+    once `expected` of them were handled (never, for 0)."""
+    handled: list[int] = []
+    done = threading.Event()
+
+    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        handled.append(req.seq)
+        if len(handled) == expected:
+            done.set()
+        return agent_pb2.KeepaliveResponse(seq=req.seq)
+
+    return handled, done, handler
 
 
 def test_the_intake_reports_the_wait_of_a_backlog_it_reads_late() -> None:
@@ -85,14 +103,7 @@ def test_datagrams_that_waited_past_the_limit_are_dropped_unread() -> None:
 def test_a_node_holding_an_active_role_is_answered_even_when_stale() -> None:
     """Actives first: a lapse there costs a failover, so their stale datagrams are
     handled anyway (dated by their arrival, as always)."""
-    handled: list[int] = []
-    done = threading.Event()
-
-    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
-        handled.append(req.seq)
-        if len(handled) == 3:
-            done.set()
-        return agent_pb2.KeepaliveResponse(seq=req.seq)
+    handled, done, handler = _recording(3)
 
     intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
     intake.holds_active = lambda node: node == "n1"
@@ -114,14 +125,7 @@ def test_a_node_holding_an_active_role_is_answered_even_when_stale() -> None:
 def test_not_overloaded_a_late_datagram_is_handled_not_dropped() -> None:
     """A passing stall is not overload: what waited in it is handled, dated by its
     arrival, so no node's record ages by the stall."""
-    handled: list[int] = []
-    done = threading.Event()
-
-    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
-        handled.append(req.seq)
-        if len(handled) == 2:
-            done.set()
-        return agent_pb2.KeepaliveResponse(seq=req.seq)
+    handled, done, handler = _recording(2)
 
     intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
     intake.overloaded = lambda now: False
@@ -199,11 +203,7 @@ def test_a_forged_datagram_does_not_use_up_a_nodes_answer() -> None:
     datagram that was authenticated and answered starts the ration. A forgery under the
     node's key id, arriving when its answer is due, is refused (`unauthenticated`) and
     the node's own datagram right behind it is answered."""
-    handled: list[int] = []
-
-    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
-        handled.append(req.seq)
-        return agent_pb2.KeepaliveResponse(seq=req.seq)
+    handled, _done, handler = _recording()
 
     intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION)
     intake.overloaded = lambda now: True
@@ -228,14 +228,7 @@ def test_a_forged_datagram_does_not_use_up_a_nodes_answer() -> None:
 
 def test_not_overloaded_nothing_is_rationed() -> None:
     """Rationing is for overload only: otherwise every keepalive is answered."""
-    handled: list[int] = []
-    done = threading.Event()
-
-    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
-        handled.append(req.seq)
-        if len(handled) == 5:
-            done.set()
-        return agent_pb2.KeepaliveResponse(seq=req.seq)
+    handled, done, handler = _recording(5)
 
     intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION)
     intake.overloaded = lambda now: False
@@ -255,11 +248,7 @@ def test_an_active_whose_datagrams_wait_too_long_is_rationed_too() -> None:
     """Actives first, but not without bound: when even an active's datagrams wait in the
     socket longer than `actives_within`, answering each one would let the backlog grow
     until every answer is too late; it is answered once per ration instead."""
-    handled: list[int] = []
-
-    def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
-        handled.append(req.seq)
-        return agent_pb2.KeepaliveResponse(seq=req.seq)
+    handled, _done, handler = _recording()
 
     intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION, actives_within=WAIT / 3)
     intake.overloaded = lambda now: True

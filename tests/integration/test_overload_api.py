@@ -159,6 +159,26 @@ def keepalives(stub: agent_pb2_grpc.AgentServiceStub, node: str, member: str,
     return list(stub.Keepalive(iter(reqs), timeout=10))
 
 
+def pair_with_a_active(c: Coordinator, stub: agent_pb2_grpc.AgentServiceStub) -> None:
+    """Register vm-a (member a, priority 200) and vm-b (b, 100) of group `web`, and keep
+    both alive until `a` is active."""
+    for node, member, prio in (("vm-a", "a", 200), ("vm-b", "b", 100)):
+        req = agent_pb2.RegisterNodeRequest(node=node, members=[
+            agent_pb2.MemberSpec(group="web", member=member, priority=prio)])
+        wait_for(lambda req=req: registered(stub, req), 30,
+                 what="registered (the shared machine may overload us for real)")
+    seq = 0
+
+    def both_alive() -> bool:
+        nonlocal seq
+        seq += 1
+        for node, member in (("vm-a", "a"), ("vm-b", "b")):
+            keepalives(stub, node, member, 1, seq)
+        return c.store.state().groups["web"].active == "a"
+
+    wait_for(both_alive, 10, interval=0.1, what="a active")
+
+
 def test_overloaded_coordinator_answers_actives_every_time_standbys_sparingly(coordinator):
     """Answering costs about as much as reading: while overloaded, a node holding no
     active role gets at most one answer per TTL/3 (the old code answered all ten), and
@@ -166,20 +186,7 @@ def test_overloaded_coordinator_answers_actives_every_time_standbys_sparingly(co
     c, endpoint, base = coordinator
     with grpc.insecure_channel(endpoint) as ch:
         stub = agent_pb2_grpc.AgentServiceStub(ch)
-        for node, member, prio in (("vm-a", "a", 200), ("vm-b", "b", 100)):
-            req = agent_pb2.RegisterNodeRequest(node=node, members=[
-                agent_pb2.MemberSpec(group="web", member=member, priority=prio)])
-            wait_for(lambda req=req: registered(stub, req), 30,
-                     what="registered (the shared machine may overload us for real)")
-        seq = [0]
-
-        def both_alive() -> bool:
-            seq[0] += 1
-            for node, member in (("vm-a", "a"), ("vm-b", "b")):
-                keepalives(stub, node, member, 1, seq[0])
-            return c.store.state().groups["web"].active == "a"
-
-        wait_for(both_alive, 10, interval=0.1, what="a active")
+        pair_with_a_active(c, stub)
         stall(c)
         active = keepalives(stub, "vm-a", "a", 10, 1000)
         standby = keepalives(stub, "vm-b", "b", 10, 1000)
@@ -237,20 +244,7 @@ def test_overloaded_fast_path_rations_standbys_and_says_so(coordinator):
     assert c.fastpath is not None
     with grpc.insecure_channel(endpoint) as ch:
         stub = agent_pb2_grpc.AgentServiceStub(ch)
-        for node, member, prio in (("vm-a", "a", 200), ("vm-b", "b", 100)):
-            req = agent_pb2.RegisterNodeRequest(node=node, members=[
-                agent_pb2.MemberSpec(group="web", member=member, priority=prio)])
-            wait_for(lambda req=req: registered(stub, req), 30,
-                     what="registered (the shared machine may overload us for real)")
-        seq = [0]
-
-        def both_alive() -> bool:
-            seq[0] += 1
-            for node, member in (("vm-a", "a"), ("vm-b", "b")):
-                keepalives(stub, node, member, 1, seq[0])
-            return c.store.state().groups["web"].active == "a"
-
-        wait_for(both_alive, 10, interval=0.1, what="a active")
+        pair_with_a_active(c, stub)
         keys = {}
         for node in ("vm-a", "vm-b"):
             issued = stub.OpenFastPath(agent_pb2.OpenFastPathRequest(node=node), timeout=5)
