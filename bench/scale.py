@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 import loadgen  # noqa: E402
 from cluster import CoordinatorCluster  # noqa: E402
-from cpubudget import cpu_seconds  # noqa: E402
+from cpubudget import cpu_seconds, family  # noqa: E402
 
 from vnfha_lab.etcdserver import EtcdServer  # noqa: E402
 
@@ -75,19 +75,23 @@ COORDINATOR_FIFO = 6
 
 def pin(pid: int, cpu: int | None, nice: int | None = None,
         fifo: int | None = None) -> None:
-    """Pin every thread of process `pid` to `cpu`, and give each the `nice` value or
-    the SCHED_FIFO priority `fifo` (all per thread on Linux; threads started later
-    inherit them)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            if cpu is not None:
-                os.sched_setaffinity(int(task.name), {cpu})
-            if nice is not None:
-                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
-            if fifo is not None:
-                os.sched_setscheduler(int(task.name), os.SCHED_FIFO, os.sched_param(fifo))
-        except (ProcessLookupError, OSError):
-            pass  # a thread that just ended
+    """Pin every thread of process `pid` and of the processes it started to `cpu`, and
+    give each the `nice` value or the SCHED_FIFO priority `fifo` (all per thread on
+    Linux; threads started later inherit them). Those other processes (a coordinator's
+    keepalive intake) get `fifo` - 1: below their parent, as the coordinator runs them."""
+    for p in family(pid):
+        prio = None if fifo is None else (fifo if p == pid else max(1, fifo - 1))
+        for task in Path(f"/proc/{p}/task").iterdir():
+            try:
+                if cpu is not None:
+                    os.sched_setaffinity(int(task.name), {cpu})
+                if nice is not None:
+                    os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+                if prio is not None:
+                    os.sched_setscheduler(int(task.name), os.SCHED_FIFO,
+                                          os.sched_param(prio))
+            except (ProcessLookupError, OSError):
+                pass  # a thread that just ended
 
 
 def _pin_self(cpu: int | None, nice: int | None = None, fifo: int | None = None) -> None:
@@ -102,13 +106,16 @@ def _pin_self(cpu: int | None, nice: int | None = None, fifo: int | None = None)
 
 
 def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except FileNotFoundError:
-        pass
-    return 0.0
+    """Resident memory of a process and the processes it started."""
+    kb = 0
+    for p in family(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kb += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return round(kb / 1024, 1)
 
 
 async def _point(endpoints: list[str], pids: list[int], nodes: int, groups: int,

@@ -49,8 +49,11 @@ class CpuBudget:
         self.cores = cores
 
     def add(self, pid: int) -> None:
-        """Move process `pid` (every thread) under the budget."""
-        (self.path / "cgroup.procs").write_text(str(pid))
+        """Move process `pid` (every thread) and the processes it started (a coordinator's
+        keepalive intake) under the budget: a cgroup takes one process at a time."""
+        for p in family(pid):
+            with contextlib.suppress(ProcessLookupError):
+                (self.path / "cgroup.procs").write_text(str(p))
 
     def throttled_s(self) -> float:
         """Seconds the group's CFS quota held it back so far (cpu.stat; real-time
@@ -80,10 +83,28 @@ class CpuBudget:
         self.path.rmdir()
 
 
+def family(pid: int) -> list[int]:
+    """`pid` and its live descendants (Linux /proc/<pid>/task/*/children): what a
+    coordinator costs is its own process and those it started."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a process and all its threads (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User+system CPU of a process, all its threads and its live descendants (Linux
+    /proc)."""
+    total = 0
+    for p in family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
