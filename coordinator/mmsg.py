@@ -350,7 +350,9 @@ class BatchReader:
         return out
 
     def _plain(self, sock: socket.socket, flags: int, count: int) -> list[Received]:
-        """recvmmsg's semantics from a loop of recvmsg."""
+        """recvmmsg's semantics from a loop of recvmsg. (A socket with a Python-level
+        timeout waits up to it for each read, MSG_DONTWAIT or not: Python polls first;
+        running out of time after the first datagram just ends the batch.)"""
         if self._pending is not None:
             err, self._pending = self._pending, None
             raise err
@@ -364,7 +366,7 @@ class BatchReader:
             except OSError as e:
                 if not out:
                     raise
-                if not isinstance(e, BlockingIOError):
+                if not isinstance(e, (BlockingIOError, TimeoutError)):
                     self._pending = e  # as the kernel does: reported by the next call
                 break
         return out

@@ -20,6 +20,7 @@ import pytest
 from vnfha.coordinator import fastpath, mmsg, rxclock
 
 BUFSIZE = 4097  # the intake's (fastwire.MAX_DATAGRAM + 1)
+IP_RECVTTL, IP_RECVTOS = 12, 13  # Linux; Python does not name them
 RCVTIMEO = struct.pack("ll", 0, 20_000)  # 20 ms: a blocking read that finds nothing ends
 
 
@@ -162,6 +163,35 @@ def test_a_control_buffer_too_small_is_cut_as_recvmsg_cuts_it() -> None:
     assert got[0][2] & socket.MSG_CTRUNC
 
 
+def test_several_control_messages_of_odd_lengths_are_walked_as_recvmsg_walks_them() -> None:
+    """IP_TTL (4 bytes) and IP_TOS (1 byte) after the stamp: each padded to the next
+    boundary by the kernel, so a walk that does not align reads garbage."""
+    reader = mmsg.BatchReader(8, BUFSIZE, 256)
+    if not reader.native:
+        pytest.skip("no recvmmsg in this C library")
+    with _rx() as plain, _rx() as batched, _tx() as tx:
+        for rx in (plain, batched):
+            rx.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+            rx.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
+        tx.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x20)
+        for i in range(4):
+            for rx in (plain, batched):
+                tx.sendto(_payload(i), rx.getsockname())
+        peeked = batched.recvmsg(BUFSIZE, 256, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        lone = reader.recv(batched, socket.MSG_DONTWAIT, max_count=1)
+        rest = reader.recv(batched, socket.MSG_DONTWAIT)
+        expected = [plain.recvmsg(BUFSIZE, 256, socket.MSG_DONTWAIT) for _ in range(4)]
+    assert lone == [peeked]
+    assert [(lvl, k) for lvl, k, _ in peeked[1]] == [
+        (socket.SOL_SOCKET, rxclock.SO_TIMESTAMPNS), (socket.IPPROTO_IP, socket.IP_TTL),
+        (socket.IPPROTO_IP, socket.IP_TOS)]
+    # the same TTL and TOS bytes as recvmsg on the twin socket; stamps are each socket's
+    assert [anc[1:] for _, anc, _, _ in lone + rest] == [anc[1:] for _, anc, _, _ in expected]
+    assert [anc[1:] for _, anc, _, _ in expected] == [
+        [(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", 64)),
+         (socket.IPPROTO_IP, socket.IP_TOS, b"\x20")]] * 4
+
+
 def test_an_empty_socket_says_eagain_and_a_blocking_read_times_out() -> None:
     reader = _native()
     with _rx() as rx:
@@ -219,9 +249,36 @@ def test_the_fallback_gives_what_the_native_call_gives(
         peeked = rx.recvmsg(BUFSIZE, rxclock.ANCBUF, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         got = readers[0].recv(rx, socket.MSG_DONTWAIT)
         assert got[0] == peeked and [d for d, _, _, _ in got] == [_payload(i) for i in range(3)]
-        rx.settimeout(0.02)
+        rx.settimeout(0.02)  # Python's timeout: each recvmsg waits as it says
         with pytest.raises(TimeoutError):
             readers[1].recv(rx)
+
+
+class _Recording(socket.socket):
+    """A socket that notes the flags of every recvmsg (the fallback's reads)."""
+
+    flags: list[int]
+
+    def recvmsg(self, *args: int) -> tuple:  # type: ignore[override]
+        self.flags.append(args[2] if len(args) > 2 else 0)
+        return super().recvmsg(*args)
+
+
+def test_the_fallback_waits_for_the_first_datagram_only() -> None:
+    """MSG_WAITFORONE: a blocking read for the first, MSG_DONTWAIT for the rest (so a
+    batch never waits for traffic that is not there), as recvmmsg does."""
+    reader = mmsg.BatchReader(8, BUFSIZE, rxclock.ANCBUF, native=False)
+    with _Recording(socket.AF_INET, socket.SOCK_DGRAM) as rx, _tx() as tx:
+        rx.flags = []
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, RCVTIMEO)
+        rx.bind(("127.0.0.1", 0))
+        for i in range(3):
+            tx.sendto(_payload(i), rx.getsockname())
+        got = reader.recv(rx, mmsg.MSG_WAITFORONE)
+        assert [d for d, _, _, _ in got] == [_payload(i) for i in range(3)]
+        assert rx.flags == [0] + [socket.MSG_DONTWAIT] * 3  # the 4th found it empty
+        tx.sendto(_payload(3), rx.getsockname())  # nothing kept to raise: read on
+        assert [d for d, _, _, _ in reader.recv(rx, socket.MSG_DONTWAIT)] == [_payload(3)]
 
 
 def test_send_batch_sends_in_order_and_reports_each_failure() -> None:
