@@ -1,4 +1,4 @@
-"""CPU per datagram of the plain calls against the batched ones (coordinator/mmsg.py).
+"""CPU per datagram of the plain calls against the batched ones (lab/vnfha_lab/mmsg.py).
 
 Why: recvmmsg/sendmmsg through ctypes save syscalls but decode their results in
 Python; whether that pays for the fast path's intake is a measurement, not a guess.
@@ -28,7 +28,8 @@ import statistics
 import sys
 import time
 
-from vnfha.coordinator import mmsg, rxclock
+from vnfha.coordinator import rxclock
+from vnfha_lab import mmsg
 
 BUFSIZE = 4097  # the intake's read size (fastwire.MAX_DATAGRAM + 1)
 PAYLOAD = bytes(range(100))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 
 from vnfha.coordinator import fastwire as W
-from vnfha.coordinator import mmsg, rxclock
+from vnfha.coordinator import rxclock
 from vnfha.v1 import agent_pb2
 
 log = logging.getLogger("vnfha.fastpath")
@@ -245,13 +245,11 @@ class FastPathIntake:
 
     def _run(self) -> None:
         """Block in one read (the GIL released while waiting), then drain what else is
-        queued, up to BATCH, without blocking, in one recvmmsg, and handle the batch.
-        Each datagram is dated by its kernel receive stamp (rxclock), never later than
-        its read."""
+        queued, up to BATCH, without blocking, and handle the batch. Each datagram is
+        dated by its kernel receive stamp (rxclock), never later than its read."""
         size = W.MAX_DATAGRAM + 1  # one byte more: an oversize read shows
         sock = self._sock
         clock = self._clock
-        reader = mmsg.BatchReader(BATCH - 1, size, rxclock.ANCBUF)
         while not self._stop.is_set():
             mark = clock()  # watermark: taken before a read that may find nothing
             try:
@@ -262,20 +260,16 @@ class FastPathIntake:
             except OSError as e:  # e.g. an ICMP error queued on the socket
                 log.debug("fast path read failed", extra={"error": str(e)})
                 continue
-            # The rest in one recvmmsg (coordinator/mmsg.py): a short answer means the
-            # socket was drained, as of the mark taken before the call.
             drained: float | None = None
-            mark = clock()
-            try:
-                more = reader.recv(sock, socket.MSG_DONTWAIT)
-            except BlockingIOError:  # drained: nothing that arrived before `mark` is left
-                drained = mark
-            except OSError:
-                pass
-            else:
-                batch += more
-                if len(more) < reader.max_count:
+            while len(batch) < BATCH:
+                mark = clock()
+                try:
+                    batch.append(sock.recvmsg(size, rxclock.ANCBUF, socket.MSG_DONTWAIT))
+                except BlockingIOError:  # drained: nothing that arrived before `mark` is left
                     drained = mark
+                    break
+                except OSError:
+                    break
             if self._stop.is_set():
                 break
             self._handle_batch(batch)

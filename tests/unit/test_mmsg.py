@@ -1,8 +1,8 @@
-"""Batched datagram reads and writes (coordinator/mmsg.py) on real loopback UDP sockets.
+"""Batched datagram reads and writes (lab/vnfha_lab/mmsg.py) on real loopback UDP sockets.
 
 What matters: a batch read returns, datagram for datagram, what `socket.recvmsg` returns
 for the same traffic (data, flags, source address, the kernel's receive stamps and drop
-counts byte for byte), because the fast-path intake dates and sheds by them; it says
+counts byte for byte), because an intake reading with it dates and sheds by them; it says
 EAGAIN when the socket is empty (the intake's read watermark moves on that) and returns
 a short batch only when the socket has no more; and the plain-call fallback behaves the
 same. Every read is non-blocking or bounded by a receive timeout.
@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from vnfha.coordinator import fastpath, mmsg, rxclock
+from vnfha.coordinator import fastpath, rxclock
+from vnfha_lab import mmsg
 
 BUFSIZE = 4097  # the intake's (fastwire.MAX_DATAGRAM + 1)
 IP_RECVTTL, IP_RECVTOS = 12, 13  # Linux; Python does not name them
@@ -239,7 +240,7 @@ def test_the_fallback_gives_what_the_native_call_gives(
     and returns the same (a socket with a Python timeout always takes that path)."""
     monkeypatch.setattr(mmsg, "_fallback_logged", set())
     monkeypatch.setattr(mmsg, "_RECVMMSG", None)
-    with caplog.at_level(logging.WARNING, logger="vnfha.mmsg"):
+    with caplog.at_level(logging.WARNING, logger="vnfha_lab.mmsg"):
         readers = [mmsg.BatchReader(8, BUFSIZE, rxclock.ANCBUF) for _ in range(2)]
     assert not any(r.native for r in readers)
     assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1

@@ -1,10 +1,15 @@
 """Batched datagram reads and writes: Linux recvmmsg(2) and sendmmsg(2) through ctypes.
 
-Why: the keepalive intake's CPU per datagram is mostly fixed costs around one small
-datagram each way (issue 14), and Python has neither call. `recv_batch` reads up to
-`max_count` datagrams in one syscall and returns exactly what `socket.recvmsg` would
-have returned for each (data, ancillary list, flags, address), so a caller's loop
-changes by a line; `send_batch` sends a list of (data, address) in one syscall.
+Measured for the keepalive intake and not adopted (docs/sizing.md, "The intake's
+syscalls"; bench/mmsg_cost.py): decoding each result in Python costs about what the
+syscall it saves did, so the intake thread's CPU per datagram did not move by the
+1.5 us that would have justified it. Kept here, out of the product, so the figures
+can be re-measured (for instance once the intake runs in its own process).
+
+`recv_batch` reads up to `max_count` datagrams in one syscall and returns exactly what
+`socket.recvmsg` would have returned for each (data, ancillary list, flags, address),
+so a caller's loop changes by a line; `send_batch` sends a list of (data, address) in
+one syscall.
 
 The buffers (headers, iovecs, data, control and address slots) are allocated once per
 `BatchReader`/`BatchSender` and reused; results are decoded from them with C-level
@@ -28,7 +33,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-log = logging.getLogger("vnfha.mmsg")
+log = logging.getLogger("vnfha_lab.mmsg")
 
 #: Linux MSG_WAITFORONE (Python does not name it): block for the first datagram only
 MSG_WAITFORONE = 0x10000
