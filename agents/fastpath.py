@@ -139,6 +139,7 @@ class _Route:
     slow: bool = False  # the last fast answer came later than `slow_answers`
     grpc_heard: float | None = None  # when the last answer over the gRPC stream arrived
     every: float = 0.0  # the last fast answer's answer_every_ms, seconds (0: not rationed)
+    may_reopen: bool = True  # no new key asked for since the last fast answer
 
 
 class FastRoutes:
@@ -229,8 +230,19 @@ class FastRoutes:
                 del r.sent_at[old]
         copy = (not rationed and quiet >= self.copy_silence + r.every
                 and (quiet >= self.cover + r.every or (overdue and not r.slow)))
-        return Plan(udp=True, grpc=copy,
-                    reopen=not rationed and r.misses == self._reopen_after)
+        # A new key once per silence: after `reopen_after` misses, or, from a coordinator
+        # whose answers were slow, only once the silence outlasts a lease cover. A
+        # busy coordinator's answers come late and in bursts, so misses pile up while it
+        # still knows our key, and a new key then costs what it fixes nothing for: the
+        # answers already sealed under the old one, and our datagrams still queued in
+        # its socket under it (issue 14: the pair's active re-keyed every 1-2 s under
+        # the overload test and lost its lease).
+        wait = self.cover + r.every if r.slow else 0.0
+        reopen = (not rationed and r.may_reopen and r.misses >= self._reopen_after
+                  and silent >= wait)
+        if reopen:
+            r.may_reopen = False
+        return Plan(udp=True, grpc=copy, reopen=reopen)
 
     def answered(self, i: int, seq: int, now: float, every: float = 0.0) -> bool:
         """A datagram answer for round `seq`; True if it ended a fallback. `every`: the
@@ -246,6 +258,7 @@ class FastRoutes:
             r.slow = now - sent > self.slow_after
         r.acked = max(r.acked, seq)
         r.misses = 0
+        r.may_reopen = True
         if r.fallen_back:
             r.fallen_back = False
             return True
@@ -272,7 +285,11 @@ class FastPathLink:
         self._on_answer = on_answer
         self._lock = threading.Lock()
         self._sessions: dict[int, _Session] = {}
-        self._by_key: dict[bytes, int] = {}
+        # Per coordinator, the session a new key replaced: answers already sealed under
+        # it are still opened (with its own replay guard), so a new key loses nothing
+        # the coordinator already answered. Only sending uses the current one.
+        self._previous: dict[int, _Session] = {}
+        self._by_key: dict[bytes, tuple[int, _Session]] = {}
         self._socks: dict[int, socket.socket] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -304,17 +321,21 @@ class FastPathLink:
                                             W.MAX_DATAGRAM),
                            guard=W.ReplayGuard())
         with self._lock:
+            older = self._previous.pop(i, None)
+            if older is not None:
+                self._by_key.pop(older.key.key_id, None)
             old = self._sessions.get(i)
             if old is not None:
-                self._by_key.pop(old.key.key_id, None)
+                self._previous[i] = old
             self._sessions[i] = session
-            self._by_key[key.key_id] = i
+            self._by_key[key.key_id] = (i, session)
 
     def forget(self, i: int) -> None:
         with self._lock:
-            old = self._sessions.pop(i, None)
-            if old is not None:
-                self._by_key.pop(old.key.key_id, None)
+            for table in (self._sessions, self._previous):
+                old = table.pop(i, None)
+                if old is not None:
+                    self._by_key.pop(old.key.key_id, None)
 
     def send(self, i: int, req: agent_pb2.KeepaliveRequest) -> bool:
         """Seal and send one keepalive; False if there is no session, it does not fit a
@@ -375,9 +396,11 @@ class FastPathLink:
         try:
             header = W.parse_header(datagram, W.KIND_ACK)
             with self._lock:
-                i = self._by_key.get(header.key_id)
-                s = self._sessions.get(i) if i is not None else None
-            if s is None or s.guard is None or i is None:
+                known = self._by_key.get(header.key_id)
+            if known is None:
+                raise W.Rejected("unknown_key")
+            i, s = known
+            if s.guard is None:
                 raise W.Rejected("unknown_key")
             payload = W.open_checked(s.key, s.guard, header, datagram)
             resp = agent_pb2.KeepaliveResponse()

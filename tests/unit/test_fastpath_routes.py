@@ -13,6 +13,8 @@ from vnfha.agents.fastpath import (
     FALLBACK_SILENCE,
     REOPEN_AFTER_MISSES,
     FastRoutes,
+    lease_cover,
+    routes_for,
 )
 
 TICK = 0.06
@@ -123,3 +125,46 @@ def test_fallen_back_and_then_silent_on_grpc_too_sends_datagrams_again() -> None
              for k in range(5)]
     assert all(p.udp and p.grpc and not p.reopen for p in quiet)
     assert r.answered(0, seq + 6, t + 3 + FALLBACK_SILENCE)  # back, on the fast path
+
+
+def test_a_busy_coordinator_that_answers_in_late_bursts_is_not_rekeyed() -> None:
+    """Issue 14: overloaded, a coordinator answers late and in bursts (its intake reads
+    a backlog), so two rounds in a row pass without an answer while it still knows our
+    key. A new key then throws away every answer sealed under the old one and every
+    datagram still queued under it: the pair's active in the overload test re-keyed
+    every 1-2 s and lost its lease. Such a coordinator gets a new key only once its
+    silence outlasts a lease cover."""
+    ttl, interval = 1.0, 0.1
+    r = routes_for(1, ttl, interval)
+    r.opened(0, 0.0)
+    r.plan(0, 1, interval)
+    r.answered(0, 1, interval + 0.09)  # already busy: an answer later than slow_answers
+    plans = []
+    for seq in range(2, 301):
+        now = seq * interval
+        plans.append(r.plan(0, seq, now))
+        if seq % 4 == 1:  # every fourth round, the last four answered at once, late
+            for old in range(seq - 3, seq + 1):
+                r.answered(0, old, now + 0.09)
+    assert not any(p.reopen for p in plans)
+    assert all(p.udp and not p.fell_back for p in plans)
+    # Then it falls silent for good (it restarted and forgot the key): a new key once
+    # the silence outlasts the cover, and only one for that silence.
+    quiet = [r.plan(0, seq, seq * interval) for seq in range(301, 331)]
+    asked = [k for k, p in enumerate(quiet) if p.reopen]
+    assert len(asked) == 1
+    last_answer = 297 * interval + 0.09  # the last burst's
+    assert (301 + asked[0]) * interval - last_answer >= lease_cover(ttl)
+
+
+def test_an_unanswered_fresh_coordinator_is_rekeyed_after_two_misses() -> None:
+    """A coordinator whose answers were prompt and then stop (it restarted and forgot
+    our key) is asked for a new key after REOPEN_AFTER_MISSES rounds, not a cover."""
+    r = routes_for(1, 1.0, 0.1)
+    r.opened(0, 0.0)
+    for seq in range(1, 11):
+        r.plan(0, seq, seq * 0.1)
+        r.answered(0, seq, seq * 0.1 + 0.002)
+    plans = [r.plan(0, seq, seq * 0.1) for seq in range(11, 20)]
+    assert [p.reopen for p in plans].index(True) == REOPEN_AFTER_MISSES
+    assert sum(p.reopen for p in plans) == 1
