@@ -140,6 +140,21 @@ class _RaftCore(SyncObj):  # type: ignore[misc]
     def _vnfha_compaction_check(self) -> None:
         self._vnfha_owner._maybe_compact(self)
 
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # pysyncobj API name
+        """Read what has arrived before pysyncobj judges the election deadline.
+
+        pysyncobj checks the deadline at the start of a tick and reads its sockets
+        at the end. A tick thread descheduled in between (a CPU budget, a GIL held
+        by a starved thread: issue 14) came back with the leader's heartbeats
+        waiting unread, found the deadline passed and started an election that
+        deposed a live leader. The observer's lag is not the leader's silence:
+        a poll without waiting first hands those heartbeats over. Safe: it only
+        moves reads earlier; the election rule itself is unchanged.
+        """
+        if self._poller is not None and internals.transport(self).ready:
+            self._poller.poll(0)
+        super()._onTick(timeToWait)
+
     @replicated
     def vnfha_apply(self, payload: bytes) -> Any:
         return self._vnfha_owner._apply_entry(self, payload)

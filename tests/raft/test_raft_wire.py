@@ -569,3 +569,40 @@ def test_a_vote_request_crosses_a_link_that_was_quiet(tmp_path: Path, make_log: 
     assert survivor.status()["term"] == term + 1, \
         "the survivor's first vote request did not reach the other follower"
     assert commit_n(survivor, "y", 2) == 2
+
+
+def test_a_follower_back_from_a_stall_reads_before_it_campaigns(tmp_path: Path,
+                                                                make_log: Any) -> None:
+    """A follower whose tick thread stalls past the election timeout, while its
+    leader's heartbeats keep arriving, does not start an election.
+
+    pysyncobj judged the election deadline at the start of a tick and read its
+    sockets at the end, so a follower descheduled in between came back, found the
+    deadline passed and deposed a live leader (issue 14: under a CPU budget the tick
+    thread waited on the run queue for most of every second). Here the stall is a
+    sleep before one tick of one follower.
+    """
+    import threading
+
+    logs = [make_log(s) for s in cluster_settings(tmp_path, 3)]
+    leader = leader_of(logs)
+    assert commit_n(leader, "x", 2) == 2
+    follower = next(lg for lg in logs if lg is not leader)
+    core = follower._core
+    term = leader.status()["term"]
+    stalled = threading.Event()
+    original = core._onTick
+
+    def stall_once(timeToWait: float = 0.0) -> None:
+        if not stalled.is_set():
+            stalled.set()
+            time.sleep(1.0)  # > election_timeout_max (0.6 s): heartbeats wait unread
+        original(timeToWait)
+
+    core._onTick = stall_once
+    wait_for(stalled.is_set, 5, "the stall")
+    time.sleep(1.5)  # the stall, then a few ticks
+    assert [lg.status()["term"] for lg in logs] == [term] * 3, \
+        "the follower back from its stall started an election against a live leader"
+    assert leader.is_leader()
+    assert commit_n(leader, "y", 2) == 2
