@@ -510,14 +510,8 @@ def test_nothing_of_raft_leaves_before_the_handshake(tmp_path: Path, make_log: A
                 for me, other in ((a, b), (b, a))]
         leader = leader_of(logs)
         follower = next(lg for lg in logs if lg is not leader)
-        assert commit_n(follower, "via-follower", 3) == 3  # forwarded to the leader
-        # force an election as well: the candidate asks every member for its vote
-        from vnfha.coordinator.raft import internals
-
-        term = leader.status()["term"]
-        internals.set_election_deadline(follower._core, 0.0)
-        wait_for(lambda: leader_of(logs).status()["term"] > term, 10, "a new term")
-        assert commit_n(leader_of(logs), "again", 3) == 3
+        # the election asked every member for its vote; a follower forwards commands
+        assert commit_n(follower, "via-follower", 3) == 3
         with slow._lock:
             early = [[m for _, m in frames] for frames in slow.frames]
         assert slow.frames, "no node connected to the slow member"
