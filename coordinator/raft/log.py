@@ -52,6 +52,7 @@ from .errors import (
 from .fsutil import fsync_dir, fsync_file
 from .guard import DiskGuard
 from .journal import DurableJournal
+from .priority import raise_calling_thread
 from .settings import RaftSettings
 from .snapshot import Snapshot, read_snapshot_file, write_snapshot_file
 from .transport import HardenedTCPTransport, LeaseTracker
@@ -136,9 +137,32 @@ class _RaftCore(SyncObj):  # type: ignore[misc]
         super().__init__(settings.self_address, list(settings.peers), conf,
                          transportClass=HardenedTCPTransport)
         self.addOnTickCallback(self._vnfha_compaction_check)
+        self._vnfha_raised = False
+        self.addOnTickCallback(self._vnfha_raise_once)
 
     def _vnfha_compaction_check(self) -> None:
         self._vnfha_owner._maybe_compact(self)
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # pysyncobj API name
+        """Read what has arrived before pysyncobj judges the election deadline.
+
+        pysyncobj checks the deadline at the start of a tick and reads its sockets
+        at the end. A tick thread descheduled in between (a CPU budget, a GIL held
+        by a starved thread: issue 14) came back with the leader's heartbeats
+        waiting unread, found the deadline passed and started an election that
+        deposed a live leader. The observer's lag is not the leader's silence:
+        a poll without waiting first hands those heartbeats over. Safe: it only
+        moves reads earlier; the election rule itself is unchanged.
+        """
+        if self._poller is not None and internals.transport(self).ready:
+            self._poller.poll(0)
+        super()._onTick(timeToWait)
+
+    def _vnfha_raise_once(self) -> None:
+        """On the first tick, from the tick thread itself (priority.py)."""
+        if not self._vnfha_raised:
+            self._vnfha_raised = True
+            raise_calling_thread()
 
     @replicated
     def vnfha_apply(self, payload: bytes) -> Any:

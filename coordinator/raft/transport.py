@@ -40,6 +40,7 @@ import time
 from typing import Any
 
 from pysyncobj.node import Node
+from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport, Transport
 
 from . import internals
@@ -49,6 +50,11 @@ logger = logging.getLogger(__name__)
 
 STAMP_KEY = "vnfha_t"
 ECHO_KEY = "vnfha_echo"
+#: the message a node sends on a link that carried nothing for a while, so the peer
+#: hears from it (pysyncobj of any version ignores a message type it does not know)
+LINK_CHECK = {"type": "vnfha_link_check"}
+#: a link sends a LINK_CHECK after this share of the connection timeout without output
+LINK_CHECK_SHARE = 0.25
 
 
 class LeaseTracker:
@@ -198,6 +204,8 @@ class HardeningMixin:
             return
         if isinstance(message, dict):
             kind = message.get("type")
+            if kind == LINK_CHECK["type"]:
+                return  # reading it was the point: the link is alive
             if kind == "append_entries":
                 clamp_commit_index(message)
                 stamp = message.get(STAMP_KEY)
@@ -257,6 +265,44 @@ class HardenedTCPTransport(HardeningMixin, TCPTransport):
         super().__init__(syncObj, selfNode, others)
         self._vnfha_setup(syncObj)
         syncObj.addOnTickCallback(self._vnfha_sweep_pending)
+        syncObj.addOnTickCallback(self._vnfha_check_links)
+
+    # ------------------------------------------------------------- sending
+    def send(self, node: Node, message: Any) -> bool:
+        """Nothing of Raft's on a link whose handshake is still under way.
+
+        pysyncobj only checks that the socket is connected; its candidates
+        (request_vote) and followers (apply_command) send without waiting for
+        the handshake, so the message leaves without the peer's key, and the peer
+        refuses it and closes the link ("frame does not carry this connection's
+        handshake key"). On an idle machine the handshake takes a millisecond and
+        the race is rare; on a starved one the peer answers late and every
+        reconnect was broken again. Raft copes with a message not sent (the
+        candidate asks again at its next timeout, the command is handed over
+        again), not with a link that never comes up.
+        """
+        conn = self._connections.get(node)
+        if conn is not None and conn.encryptor is not None and not conn.sendRandKey:
+            return False
+        return super().send(node, message)  # type: ignore[no-any-return]
+
+    def _vnfha_check_links(self) -> None:
+        """Send LINK_CHECK on every identified link that carried nothing for a while.
+
+        A connection that read nothing for the connection timeout is closed at
+        its next send. Raft leaves the link between two followers silent for as
+        long as the leader lasts, so the first vote request after a quiet spell
+        (a leader lost) closed it instead of leaving: the election needed a
+        second round, and the link a reconnect. A peer that really vanished
+        still goes silent and is closed one timeout later.
+        """
+        every = self._vnfha_core.conf.connectionTimeout * LINK_CHECK_SHARE
+        now = time.monotonic()
+        for node in list(self._nodes):
+            conn = self._connections.get(node)
+            if conn is not None and conn.state == CONNECTION_STATE.CONNECTED \
+                    and now - conn.last_send >= every:
+                self.send(node, dict(LINK_CHECK))
 
     # ------------------------------------------------------------ listener
     def _createServer(self) -> None:  # pysyncobj API name

@@ -140,6 +140,7 @@ class WireConnection:
         self._rbuf = bytearray()
         self._wbuf = bytearray()
         self._last_read = time.monotonic()
+        self._last_send = self._last_read
         self._sealer: Sealer | None = None
         self._opener: Opener | None = None
         self._trusted = False
@@ -167,6 +168,11 @@ class WireConnection:
     def trusted(self) -> bool:
         """True once a frame authenticated (only then are large frames accepted)."""
         return self._trusted
+
+    @property
+    def last_send(self) -> float:
+        """``time.monotonic()`` when a frame was last queued (or the connection began)."""
+        return self._last_send
 
     def fileno(self) -> int | None:
         return self._fileno
@@ -234,6 +240,7 @@ class WireConnection:
             return
         self._wbuf += _LEN.pack(len(body))
         self._wbuf += body
+        self._last_send = time.monotonic()
         if len(self._wbuf) > MAX_WRITE_BUFFER:
             REFUSED.warn("peer does not read its messages", self._peer)
             self.disconnect()
