@@ -73,14 +73,21 @@ def settle(cond) -> None:
         time.sleep(0.01)
 
 
-def test_answers_under_the_replaced_key_still_count_and_older_ones_do_not(rig) -> None:
-    coord, link, got = rig
+def rekeyed(coord: Coordinator, link: FastPathLink) -> tuple:
+    """Key one, round 1 sent under it, then key two installed (the agent asked for a
+    new key): (key one, key two, the agent's address)."""
     old, resp = coord.issue()
     link.install(0, resp)
     assert link.send(0, agent_pb2.KeepaliveRequest(node="vm1", seq=1))
     addr = coord.agent_address()
     new, resp = coord.issue()
-    link.install(0, resp)  # the agent asked for a new key; round 1's answer is in flight
+    link.install(0, resp)
+    return old, new, addr
+
+
+def test_answers_under_the_replaced_key_still_count_and_older_ones_do_not(rig) -> None:
+    coord, link, got = rig
+    old, new, addr = rekeyed(coord, link)  # round 1's answer is in flight under `old`
     coord.answer(old, 1, 1, addr)
     settle(lambda: got or link.dropped["unknown_key"])
     assert got == [(0, 1)]
@@ -107,12 +114,7 @@ def test_answers_under_the_replaced_key_still_count_and_older_ones_do_not(rig) -
 
 def test_forget_drops_both_keys(rig) -> None:
     coord, link, got = rig
-    old, resp = coord.issue()
-    link.install(0, resp)
-    assert link.send(0, agent_pb2.KeepaliveRequest(node="vm1", seq=1))
-    addr = coord.agent_address()
-    new, resp = coord.issue()
-    link.install(0, resp)
+    old, new, addr = rekeyed(coord, link)
     link.forget(0)
     coord.answer(old, 1, 1, addr)
     coord.answer(new, 1, 2, addr)
