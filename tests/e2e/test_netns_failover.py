@@ -43,6 +43,7 @@ def test_crash_of_active_vm_moves_vip_and_service(cluster: LabCluster):
     checker = VipChecker(cluster).start()
     probe = cluster.start_probe(duration=15)
     cluster.wait(lambda: served_by(probe, "vm1", 0), 5, "client served by vm1")
+    before = cluster.group().epoch
     fault = cluster.crash_vm("vm1")
     cluster.wait(lambda: "vm2" in cluster.vip_holders(), 10, "vm2 holds the VIP")
     cluster.wait(lambda: served_by(probe, "vm2", fault), 5, "client served by vm2")
@@ -51,7 +52,9 @@ def test_crash_of_active_vm_moves_vip_and_service(cluster: LabCluster):
     # The agent's guardian removed the dead agent's VIP before vm2 claimed it.
     assert log.max_holders == 1, log.changes
     g = cluster.group()
-    assert g.active == "web-2" and g.epoch == 2
+    # Usually epoch 2; a lease that lapsed on this loaded machine re-promotes its holder
+    # under the new lease (rule 10), one epoch more, without moving anything.
+    assert g.active == "web-2" and g.epoch > before, (g.active, g.epoch, before)
     took = outage(load_attempts(str(probe)), fault, "vm2")
     assert took is not None and took > 0
 
