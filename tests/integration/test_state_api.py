@@ -5,6 +5,7 @@ does not disturb the role machinery (no assignment pushes, no events)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -15,6 +16,7 @@ from vnfha.agents.session import AgentSession, HostedMember
 from vnfha.agents.statesync.errors import RefusedError, StaleEpochError
 from vnfha.agents.statesync.store import StateClient
 from vnfha.coordinator.config import parse_config
+from vnfha.coordinator.model import Health
 from vnfha.coordinator.server import Coordinator
 from vnfha.v1 import agent_pb2, agent_pb2_grpc
 
@@ -123,6 +125,16 @@ def test_epoch_lookup_and_min_epoch_wait(cluster):
             store.get_checkpoint("kv", min_epoch=5)
 
 
+def settled(c: Coordinator) -> bool:
+    """Both members healthy, and the state did not move for one TTL."""
+    before = c.store.state()
+    members = before.groups["kv"].members.values()
+    if len(members) != 2 or any(m.health != Health.HEALTHY for m in members):
+        return False
+    time.sleep(TTL)
+    return c.store.state().revision == before.revision
+
+
 def test_data_traffic_pushes_no_assignments_and_adds_no_events(cluster):
     c, endpoint, _ = cluster
     received: list[int] = []
@@ -140,6 +152,10 @@ def test_data_traffic_pushes_no_assignments_and_adds_no_events(cluster):
     t = threading.Thread(target=follow, daemon=True)
     t.start()
     wait_for(lambda: received, 5, what="the initial snapshot")
+    # Settled first: both members healthy and no commit for a whole TTL, so the role
+    # machinery's own start-up commits (kv-2's first health report) cannot land among
+    # the writes below and be taken for theirs.
+    wait_for(lambda: settled(c), 10, what="the roles settled")
     events = c.store.state().events
     rev = c.store.state().revision
     with StateClient([endpoint]) as store:
