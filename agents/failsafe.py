@@ -95,6 +95,22 @@ def quorum_quiet(deadline: float | None, now: float, span: float, interval: floa
     return deadline - span < now - rounds * interval
 
 
+def awaits_restamp(active_epoch: int, assigned_epoch: int, stamp: int,
+                   generation: int) -> bool:
+    """The role is held at its assigned epoch, but the assignment is stamped with a lease
+    generation other than the running one: the quorum lease is back, and the leader has
+    not re-stamped the role under it yet (decide rule 10).
+
+    The requester keeps asking for grants meanwhile, as if it heard no quorum: the
+    leader may hear us last (after a long cut a failed neighbour entry resolves only at
+    its next retry, up to a second later), and without grants the role would drop when
+    the last one ends, to be promoted again one epoch later. Safe as every grant is:
+    a member grants only while it hears no coordinator quorum itself, and a member
+    promoted meanwhile claims only after the promise it gave ends."""
+    return bool(active_epoch) and active_epoch == assigned_epoch and stamp not in (
+        0, generation)
+
+
 def grant(view: GroupView | None, *, caller_node: str, requester: str, epoch: int,
           hears_quorum: bool, acting_active: bool) -> Verdict:
     """The grant rule. `caller_node` is the node the caller's certificate names

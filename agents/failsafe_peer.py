@@ -273,13 +273,16 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
                     self.grants.clear(m.group)
                 self._end(m.group, "not active")
                 continue
-            if not quiet:
-                # The grants already given stay valid until they end (every other member
-                # promised for that long): they bridge the moment when the quorum lease
-                # is back under a new lease generation and the leader has not yet
-                # re-confirmed this role under it (docs/design.md "Lease generations").
+            a = session.assignment(m.group, m.member)
+            if not quiet and not fs.awaits_restamp(
+                    role.active_epoch, a.epoch if a is not None else 0,
+                    a.generation if a is not None else 0, session.generation):
                 self._end(m.group, "quorum heard again")
                 continue
+            # Quiet, or the quorum lease is back under a new generation and the leader
+            # has not re-stamped this role under it yet: the grants bridge that moment,
+            # renewed until the stamp comes (docs/design.md "Failsafe"; a leader that
+            # hears us last would otherwise see the role drop and promote it again).
             assert view is not None
             peers = self._peers(view)
             with self._glock:

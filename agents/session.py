@@ -357,6 +357,12 @@ class AgentSession:
         """Revision of the assignment snapshot acted on (-1: none yet)."""
         return self._assignment_revision
 
+    @property
+    def generation(self) -> int:
+        """This agent's current lease generation (a new one at every lease acquisition)."""
+        with self._lock:
+            return self._generation
+
     def assignment(self, group: str, member: str) -> agent_pb2.Assignment | None:
         """The latest assignment seen for a member (role, epoch, VIP), if any."""
         with self._lock:

@@ -17,7 +17,7 @@ Directives:
   world coordinators=c1,c2,c3 agents=n1:g/a/100,n2:g/b/90 [lists=n1:c1+c2] [seed=N]
         [rates=c1:1.004,n1:0.996] [leader=c1] [failsafe=LEASE_SECONDS]
   run for=SECONDS | run until=SECONDS
-  partition A,B | C,D,E        heal
+  partition A,B | C,D,E        heal [A,B | C]
   pause P    resume P    crash P    restart P
   hold from=P to=Q kind=keepalive|ack|watch [count=N]      deliver-held
   switchover GROUP to=MEMBER   grow c4,c5    unhealthy NODE GROUP/MEMBER
@@ -81,7 +81,10 @@ def _do(w: World, line: str) -> None:
     elif cmd == "partition":
         w.partition([side.strip().split(",") for side in " ".join(args).split("|")])
     elif cmd == "heal":
-        w.heal()
+        if args:  # `heal a,b | c`: only the links between those sides
+            w.heal([side.strip().split(",") for side in " ".join(args).split("|")])
+        else:
+            w.heal()
     elif cmd in ("pause", "resume", "crash", "restart"):
         getattr(w, cmd)(args[0])
     elif cmd == "hold":

@@ -322,9 +322,16 @@ class World:
                     self.net.cut |= {(a, b) for a in a_side for b in b_side}
         self.note("partition " + " | ".join(",".join(s) for s in sides))
 
-    def heal(self) -> None:
-        self.note("heal")
-        self.uncut(set(self.net.cut))
+    def heal(self, sides: list[list[str]] | None = None) -> None:
+        """Restore every link, or with `sides` only those between different sides."""
+        if sides is None:
+            self.note("heal")
+            self.uncut(set(self.net.cut))
+            return
+        links = {(a, b) for i, a_side in enumerate(sides) for j, b_side in enumerate(sides)
+                 if i != j for a in a_side for b in b_side}
+        self.note("heal " + " | ".join(",".join(s) for s in sides))
+        self.uncut(links & self.net.cut)
 
     def cut(self, links: set[tuple[str, str]]) -> None:
         self.net.cut |= links
@@ -883,7 +890,10 @@ class Agent:
                 self.grants.clear(g)
                 self._end(g, "not active")
                 continue
-            if not quiet:
+            a = self.views.get((g, m))
+            if not quiet and not fs.awaits_restamp(
+                    role.active_epoch, a.epoch if a is not None else 0,
+                    a.generation if a is not None else 0, self.generation):
                 self._end(g, "quorum heard again")
                 continue
             peers = frozenset(p.member for p in view.peers)

@@ -105,3 +105,15 @@ def test_watches_are_renewed_only_while_a_held_role_waits_for_its_stamp() -> Non
     assert watch_lags(15, 14, True)
     assert not watch_lags(14, 14, True)  # the re-stamp is not committed yet
     assert not watch_lags(15, 14, False)  # nothing waits: the watch catches up on its own
+
+
+def test_grants_are_asked_for_until_the_held_role_is_restamped() -> None:
+    """agents/failsafe_peer.py keeps asking while the quorum is heard only in this case:
+    the role held at its assigned epoch under another generation's stamp."""
+    from vnfha.agents.failsafe import awaits_restamp
+
+    assert awaits_restamp(active_epoch=3, assigned_epoch=3, stamp=11, generation=12)
+    assert not awaits_restamp(3, 3, 12, 12)  # re-stamped: the quorum lease alone holds it
+    assert not awaits_restamp(3, 3, 0, 12)  # unstamped (a coordinator before generations)
+    assert not awaits_restamp(0, 3, 11, 12)  # not held: failsafe never starts a role
+    assert not awaits_restamp(3, 4, 11, 12)  # the epoch moved: the role is being released
