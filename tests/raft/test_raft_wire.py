@@ -600,3 +600,31 @@ def test_a_follower_back_from_a_stall_reads_before_it_campaigns(tmp_path: Path,
         "the follower back from its stall started an election against a live leader"
     assert leader.is_leader()
     assert commit_n(leader, "y", 2) == 2
+
+
+def test_a_coordinator_from_before_the_link_check_ignores_it(tmp_path: Path,
+                                                             make_log: Any) -> None:
+    """Rolling upgrade (the playbook restarts coordinators one at a time): a coordinator
+    from before a123d83 handed every message it did not handle itself to pysyncobj, the
+    link check included. pysyncobj must ignore a type it does not know: nothing about
+    the follower changes, its links stay up, and the cluster goes on committing."""
+    from pysyncobj.transport import TCPTransport
+
+    from vnfha.coordinator.raft.transport import LINK_CHECK
+
+    logs = [make_log(s) for s in cluster_settings(tmp_path, 3)]
+    leader = leader_of(logs)
+    assert commit_n(leader, "a", 2) == 2
+    follower = next(lg for lg in logs if lg is not leader)
+    core = follower._core
+    transport = core._SyncObj__transport
+    before = follower.status()
+    for node in list(core._SyncObj__otherNodes):
+        for _ in range(3):  # the old path: straight to pysyncobj's own handler
+            TCPTransport._onMessageReceived(transport, node, dict(LINK_CHECK))
+    after = follower.status()
+    assert (after["term"], after["leader"]) == (before["term"], before["leader"])
+    assert after["peers_connected"] == before["peers_connected"]
+    assert not follower.is_leader()
+    assert commit_n(leader, "b", 3) == 3
+    assert follower.status()["term"] == before["term"]
