@@ -152,6 +152,7 @@ class LeaseTable:
         # and held epochs, the start of a healthy run): the controller re-decides only
         # the groups of nodes whose version moved (decide_dirty.py).
         self._versions: dict[str, int] = {}
+        self._version_seq = 0
         # The stall clock's reading when each node's `_last` (or `_first_asked`) was
         # noted: the silence since then is discounted by how much it grew meanwhile.
         self._stall_at: dict[str, float] = {}
@@ -237,7 +238,10 @@ class LeaseTable:
                     new[k].leased)
                 for k, o in old.items())
             if changed or any(o.healthy_since != new[k].healthy_since for k, o in old.items()):
-                self._versions[node] = self._versions.get(node, 0) + 1
+                # From one counter for all nodes: a value is never seen twice, also for a
+                # node forgotten (removed) and registered again (`forget_absent`).
+                self._version_seq += 1
+                self._versions[node] = self._version_seq
         return changed
 
     def _remember(self, node: str, reports: Sequence[Report]) -> None:
@@ -342,10 +346,33 @@ class LeaseTable:
     def _known(self) -> Container[str] | None:
         return None if self._known_nodes is None else self._known_nodes()
 
+    def forget_absent(self, known: Container[str]) -> list[str]:
+        """Drop everything held for nodes not in `known` (the registered nodes, the
+        store's applied state); returns the nodes dropped. A removed node's records
+        otherwise stay for the life of the process (memory that grows with VM churn),
+        and a node registered again under its name would be aged from its last
+        keepalive before the removal instead of getting a new node's grace.
+
+        Safe with a `known` older than a registration: a node dropped that way is
+        aged as one never heard from (young: a leader never gives up on it early),
+        and its next keepalive records it again. The intake thread may re-add a
+        fast-path arrival for a removed node right after; the next call drops it."""
+        with self._lock:
+            held = (self._last.keys() | self._first_asked.keys() | self._reports.keys()
+                    | self._fast_at.keys())
+            gone = sorted(n for n in held if n not in known)
+            for node in gone:
+                for table in (self._last, self._run, self._first_asked, self._reports,
+                              self._raw, self._recorded, self._versions, self._stall_at,
+                              self._first_stall, self._fast_at):
+                    table.pop(node, None)
+        return gone
+
     def tracked(self) -> int:
         """How many nodes the table holds anything for (for tests and status)."""
         with self._lock:
-            return len(self._last.keys() | self._first_asked.keys() | self._reports.keys())
+            return len(self._last.keys() | self._first_asked.keys() | self._reports.keys()
+                       | self._fast_at.keys())
 
     def age(self, node: str, now: float) -> float:
         """Seconds since the last acknowledged keepalive; for a node never heard from,

@@ -52,6 +52,8 @@ log = logging.getLogger("vnfha.server")
 # blocking store calls go to this many worker threads.
 BLOCKING_WORKERS = 64
 HEALTH_INTERVAL = 0.1  # seconds between health re-evaluations
+#: health rounds between two sweeps of the lease table for removed nodes (~10 s)
+FORGET_EVERY = 100
 SERVICES = ("vnfha.v1.AgentService", "vnfha.v1.AdminService", "vnfha.v1.PeerService",
             "vnfha.v1.StateService", "vnfha.v1.PoolService")
 
@@ -289,8 +291,12 @@ class Coordinator:
         leader (no quorum) or is unreachable, or reads are gated after a restart
         (Store.not_ready_reason); SERVING again when that clears. One log line per
         change, not per check."""
+        rounds = 0
         while True:
             await asyncio.sleep(HEALTH_INTERVAL)
+            rounds += 1
+            if rounds % FORGET_EVERY == 0:
+                self._forget_removed_nodes()
             try:
                 reason = self.store.not_ready_reason()
             except Exception as e:  # a store bug must not stop health reporting
@@ -301,6 +307,21 @@ class Coordinator:
                     "node": self.cfg.node_id,
                     "serving": reason is None, "reason": reason or ""})
                 await self._set_health(health_api, reason)
+
+    def _forget_removed_nodes(self) -> None:
+        """Drop the lease records of nodes no longer registered (`vnfha node remove`):
+        memory that would grow with VM churn, and the grace a node registered again
+        under the same name should get (leases.LeaseTable.forget_absent)."""
+        try:
+            if self.store.read_gate() is not None:
+                return  # catching up: its state may not hold every node yet
+            gone = self.leases.forget_absent(self.store.state().nodes)
+        except Exception as e:  # a store that cannot answer now: the next sweep retries
+            log.debug("lease records not swept", extra={"error": str(e)})
+            return
+        if gone:
+            log.info("lease records of removed nodes dropped", extra={
+                "node": self.cfg.node_id, "count": len(gone), "nodes": gone[:5]})
 
     def _on_fatal(self, line: str) -> None:
         """The store's disk failed for good (called from the store's thread)."""

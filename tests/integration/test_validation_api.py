@@ -279,3 +279,22 @@ def test_unexpected_error_is_internal_with_a_generic_message(channel, coordinato
     assert "secret" not in err.value.details() and "RuntimeError" not in err.value.details()
     logged = [r for r in caplog.records if r.name == "vnfha.api"]
     assert len(logged) == 1 and logged[0].exc_info is not None
+
+
+def test_a_removed_nodes_lease_records_are_dropped(channel, coordinator, monkeypatch):
+    """`vnfha node remove` also empties the lease table of the node (memory under VM
+    churn; a node registered again under the name gets a new node's grace)."""
+    import vnfha.coordinator.server as server
+
+    c, _ = coordinator
+    monkeypatch.setattr(server, "FORGET_EVERY", 2)  # a sweep every 0.2 s, not 10 s
+    agent, admin = _agent(channel), _admin(channel)
+    agent.RegisterNode(agent_pb2.RegisterNodeRequest(node="vm-gone", address="198.18.1.9"))
+    peer = peer_pb2_grpc.PeerServiceStub(channel)
+    peer.GetLeaseAges(peer_pb2.GetLeaseAgesRequest(nodes=["vm-gone"]), timeout=10)
+    before = c.leases.tracked()
+    assert before >= 1
+    assert admin.RemoveNode(admin_pb2.RemoveNodeRequest(node="vm-gone")).removed
+    wait_for(lambda: c.leases.tracked() == before - 1, 5,
+             what="the removed node's lease records dropped")
+    assert "vm-gone" not in c.store.state().nodes
