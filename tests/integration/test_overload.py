@@ -342,8 +342,8 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     "fast path and answer_every_ms the agents' gRPC copies fell from 271,555 to 2,400-24,000 "
     "a minute and ack p99 from 4.4 s to 0.55-1.4 s, no load group failed over, at 2.4-2.8x "
     "the capacity (0.2 core); but the Raft cluster under the budget lost its quorum every "
-    "~10 s ('no quorum: in contact with 1 of 3 raft voters'), and while it had none no "
-    "coordinator acknowledged anyone: every node lapsed at some moment and the pair's active "
+    "~10 s ('no quorum: in contact with 1 of 3 raft voters'), and "
+    "every node lapsed at some moment and the pair's active "
     "lost its lease (once: kept a@1; in other runs re-promoted or failed over). Raft "
     "starved by the intake is the next fix (its own process, issue 14 deliverable 1). "
     "2026-12-07 12:00-12:40: the intake in its own process (branch intakeproc, not "
@@ -356,7 +356,10 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     "at the first vote request; both fixed, and the tick thread reads before judging "
     "its election deadline and runs one priority up: 'no quorum' lines 19 -> 3-5 a run, "
     "not 0-1: the tick thread still waits seconds on the run queue or the GIL at times "
-    "(docs/design.md, Overload). Remove this mark once it passes"))
+    "(docs/design.md, Overload). 15:50 (a budget per coordinator, an experiment): Raft "
+    "kept its quorum and every node still lapsed, so Raft is not what lapses them; the "
+    "gRPC copies answered seconds late are the next suspect. Remove this mark once it "
+    "passes"))
 def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     try:
         CpuBudget(BUDGET).close()
