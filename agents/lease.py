@@ -1,17 +1,24 @@
 """The agent's own lease: the conservative clock of the safety argument. Pure.
 
-The agent notes its monotonic time `s` before sending keepalive round `seq`
-to every coordinator. When a majority of distinct coordinators acknowledged
-that round, the lease runs until ``s + ttl * (1 - drift) - margin``. The
-agent acts as active only while the lease runs, and demotes itself when it
-ends, without waiting to be told.
+The agent notes its monotonic time before sending each keepalive round to every
+coordinator, and keeps per coordinator the send time of the newest round that
+coordinator acknowledged. With `s` the newest time that a majority of distinct
+coordinators each acknowledged a round sent at or after (the quorum-th largest of
+those times), the lease runs until ``s + ttl * (1 - drift) - margin``. The agent acts
+as active only while the lease runs, and demotes itself when it ends, without
+waiting to be told.
 
 Why a majority: a coordinator's acknowledgement is its promise to count the
-node as heard at arrival (>= s) for ttl. The leader declares a node lost
-only when a majority of coordinators report more than ttl since they last
-heard it; that majority shares a member with the one that acknowledged
-round `seq`, so it cannot happen before ``s + ttl`` (on coordinator clocks,
-which may run fast by `drift`). `margin` covers the time to drop the VIP.
+node as heard at arrival (>= the round's send time) for ttl. The leader declares a
+node lost only when a majority of coordinators report more than ttl since they last
+heard it; that majority shares a member with the one whose acknowledgements date
+`s`, and that member heard a round sent at `s` or later, so it cannot happen before
+``s + ttl`` (on coordinator clocks, which may run fast by `drift`). `margin` covers
+the time to drop the VIP. The majority need not acknowledge the *same* round: each
+promise stands on its own. An overloaded coordinator answers each node only every
+so often and drops the rounds in between (docs/design.md, "Overload"), so three of
+them rarely answer one round in common; requiring that lapsed a third of the nodes
+at any moment with every coordinator answering each of them several times a second.
 
 Whose majority: the argument needs the agent's majority to be a majority of
 the set the *coordinators* expire against, not of the agent's own list. An
@@ -26,6 +33,7 @@ held, and `unjustified()` says why.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -38,6 +46,8 @@ class QuorumLease:
     margin: float = 0.05  # seconds reserved to take the VIP down before the lease ends
     _sent: dict[int, float] = field(default_factory=dict)
     _acks: dict[int, set[str]] = field(default_factory=dict)
+    #: per coordinator id, the send time of the newest round it acknowledged
+    _newest_acked: dict[str, float] = field(default_factory=dict)
     _ttl_seen: float | None = None
     _deadline: float | None = None
     _views: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> announced set
@@ -91,8 +101,7 @@ class QuorumLease:
         if (self.announced, self.quorum) == before:
             return False
         self._deadline = None
-        for seq in self._sent:
-            self._extend(seq)
+        self._extend()
         return True
 
     def unjustified(self) -> str | None:
@@ -147,15 +156,20 @@ class QuorumLease:
             self._ttl_seen = coord_ttl if self._ttl_seen is None else min(self._ttl_seen,
                                                                           coord_ttl)
         self._acks[seq].add(coordinator_id)
-        return self._extend(seq)
+        at = self._sent[seq]
+        if at > self._newest_acked.get(coordinator_id, -math.inf):
+            self._newest_acked[coordinator_id] = at
+        return self._extend()
 
-    def _extend(self, seq: int) -> bool:
-        """Extend the lease with round `seq` if a quorum of counted members acked it."""
-        counted = [c for c in self._acks.get(seq, ()) if self.counts(c)]
-        if len(counted) < self.quorum:
+    def _extend(self) -> bool:
+        """Extend the lease to the newest send time a quorum of counted members each
+        acknowledged a round at or after (the module docstring says why that is safe)."""
+        newest = sorted((t for c, t in self._newest_acked.items() if self.counts(c)),
+                        reverse=True)
+        if len(newest) < self.quorum:
             return False
         ttl = self.ttl if self._ttl_seen is None else min(self.ttl, self._ttl_seen)
-        deadline = self._sent[seq] + ttl * (1 - self.drift) - self.margin
+        deadline = newest[self.quorum - 1] + ttl * (1 - self.drift) - self.margin
         if self._deadline is None or deadline > self._deadline:
             self._deadline = deadline
             return True
