@@ -69,6 +69,11 @@ def _world(args: list[str]) -> World:
                  first_leader=kv.get("leader"), failsafe=float(kv.get("failsafe", "0")))
 
 
+def _sides(args: list[str]) -> list[list[str]]:
+    """`a,b | c,d` -> [["a", "b"], ["c", "d"]]."""
+    return [side.strip().split(",") for side in " ".join(args).split("|")]
+
+
 def _do(w: World, line: str) -> None:
     words = line.split()
     cmd, args = words[0], words[1:]
@@ -79,12 +84,9 @@ def _do(w: World, line: str) -> None:
         else:
             w.run_until(float(kv["until"]))
     elif cmd == "partition":
-        w.partition([side.strip().split(",") for side in " ".join(args).split("|")])
-    elif cmd == "heal":
-        if args:  # `heal a,b | c`: only the links between those sides
-            w.heal([side.strip().split(",") for side in " ".join(args).split("|")])
-        else:
-            w.heal()
+        w.partition(_sides(args))
+    elif cmd == "heal":  # `heal a,b | c`: only the links between those sides
+        w.heal(_sides(args) if args else None)
     elif cmd in ("pause", "resume", "crash", "restart"):
         getattr(w, cmd)(args[0])
     elif cmd == "hold":

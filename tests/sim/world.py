@@ -154,6 +154,12 @@ class Net:
 # -- the world ---------------------------------------------------------------------------------
 
 
+
+def _between(sides: list[list[str]]) -> set[tuple[str, str]]:
+    """Every directed link between two processes on different sides."""
+    return {(a, b) for i, a_side in enumerate(sides) for j, b_side in enumerate(sides)
+            if i != j for a in a_side for b in b_side}
+
 class World:
     def __init__(self, seed: int, coordinators: list[str],
                  agents: dict[str, list[tuple[str, str, int]]],
@@ -316,10 +322,7 @@ class World:
 
     def partition(self, sides: list[list[str]]) -> None:
         """Cut every link between different sides (a process on no side keeps its links)."""
-        for i, a_side in enumerate(sides):
-            for j, b_side in enumerate(sides):
-                if i != j:
-                    self.net.cut |= {(a, b) for a in a_side for b in b_side}
+        self.net.cut |= _between(sides)
         self.note("partition " + " | ".join(",".join(s) for s in sides))
 
     def heal(self, sides: list[list[str]] | None = None) -> None:
@@ -328,10 +331,8 @@ class World:
             self.note("heal")
             self.uncut(set(self.net.cut))
             return
-        links = {(a, b) for i, a_side in enumerate(sides) for j, b_side in enumerate(sides)
-                 if i != j for a in a_side for b in b_side}
         self.note("heal " + " | ".join(",".join(s) for s in sides))
-        self.uncut(links & self.net.cut)
+        self.uncut(_between(sides) & self.net.cut)
 
     def cut(self, links: set[tuple[str, str]]) -> None:
         self.net.cut |= links
