@@ -40,6 +40,8 @@ from vnfha.v1 import failsafe_pb2, failsafe_pb2_grpc, types_pb2
 
 log = logging.getLogger("vnfha.agent.failsafe")
 
+REFUSAL_LOG_EVERY = 5.0  # seconds: one "failsafe lease refused" line per group and reason
+
 
 @dataclass
 class _Engaged:
@@ -182,7 +184,8 @@ class FailsafePeer(failsafe_pb2_grpc.FailsafeServiceServicer):
                               "promise_left": round(until - now, 3)}})
             return failsafe_pb2.RequestLeaseResponse(granted=True,
                                                      lease_ms=int(verdict.lease * 1000))
-        if session._say_once(f"failsafe-refuse:{request.group}:{verdict.reason[:40]}", 5.0):
+        if session._say_once(f"failsafe-refuse:{request.group}:{verdict.reason[:40]}",
+                             REFUSAL_LOG_EVERY):
             log.info("failsafe lease refused", extra={
                 "node": session.node, "group": request.group, "to": request.member,
                 "caller": caller, "reason": verdict.reason})

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from labpair import TTL, build_pair, served_by
 
+from agents.failsafe_peer import REFUSAL_LOG_EVERY
 from vnfha_lab.labcluster import LabCluster, VipChecker
 from vnfha_lab.probe import load_attempts
 
@@ -157,6 +158,15 @@ def test_active_cut_off_from_coordinators_and_standby_drops_and_standby_takes_ov
     """Failsafe must not keep a partitioned active: vm1 hears nobody, so nobody grants;
     it drops within its lease, the coordinators promote vm2, never two holders."""
     before = cluster.wait_active("web-1", 10).epoch
+    def refusals(since: float) -> list[dict]:
+        return [d for d in cluster.log_lines("vm2-agent")
+                if d.get("msg") == "failsafe lease refused" and d["ts"] >= since]
+
+    # At start-up vm1 may ask for grants while its role awaits a re-stamp (a lease
+    # lapse under load starts a new generation), and vm2 refuses; vm2 logs a reason once
+    # per REFUSAL_LOG_EVERY, so let that settle or the refusal after the cut goes unlogged.
+    cluster.wait(lambda: not refusals(time.time() - REFUSAL_LOG_EVERY - 0.5), 20,
+                 "no failsafe refusal logged for a while")
     checker = VipChecker(cluster).start()
     cut = time.time()
     cluster.lab.cut(cluster.hosts["vm1"])
@@ -178,13 +188,23 @@ def test_a_standby_that_hears_the_coordinators_refuses_so_a_partitioned_active_d
     refuses the failsafe lease (it hears a quorum), so vm1 drops as without failsafe and
     vm2 is promoted: failsafe never keeps the minority side's active."""
     before = cluster.wait_active("web-1", 10).epoch
+    def refusals(since: float) -> list[dict]:
+        return [d for d in cluster.log_lines("vm2-agent")
+                if d.get("msg") == "failsafe lease refused" and d["ts"] >= since]
+
+    # At start-up vm1 may ask for grants while its role awaits a re-stamp (a lease
+    # lapse under load starts a new generation), and vm2 refuses; vm2 logs a reason once
+    # per REFUSAL_LOG_EVERY, so let that settle or the refusal after the cut goes unlogged.
+    cluster.wait(lambda: not refusals(time.time() - REFUSAL_LOG_EVERY - 0.5), 20,
+                 "no failsafe refusal logged for a while")
     checker = VipChecker(cluster).start()
+    cut = time.time()
     cluster.lab.cut_between([cluster.hosts[c] for c in cluster.cids], [cluster.hosts["vm1"]])
     cluster.wait(lambda: cluster.vip_holders() == {"vm2"}, 15, "VIP moved to vm2")
     assert cluster.wait_active("web-2", 10).epoch > before
-    refusals = [d for d in cluster.log_lines("vm2-agent")
-                if d.get("msg") == "failsafe lease refused"]
-    assert refusals and "coordinator quorum" in refusals[0]["reason"]
+    after = refusals(cut)
+    assert after, "vm2 logged no failsafe refusal after the cut"
+    assert "coordinator quorum" in after[0]["reason"], after
     cluster.lab.heal()
     time.sleep(LEASE + 3 * TTL)
     log = checker.stop()
