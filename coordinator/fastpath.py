@@ -23,7 +23,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -60,9 +60,11 @@ class Session:
     key: W.SessionKey
     guard: W.ReplayGuard = field(default_factory=W.ReplayGuard)
     acks_sent: int = 0  # the ack direction's counter (this thread only)
-    #: when the intake last answered it while shedding (read time; this thread only):
-    #: a rationed node is answered at most every `FastPathIntake` ration after it
+    #: the arrival of the datagram the intake last answered while shedding (this thread
+    #: only): a rationed node's next one is answered if it arrived a ration after it
     answered_at: float = -math.inf
+    #: the key id this session replaced, still accepted until this key is first used
+    retires: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,17 @@ class FastPathIntake:
 
     def open_session(self, node: str) -> Issued:
         """A new key for `node`, replacing its previous one (rotation). The caller has
-        authorized the node; the key is returned once and never logged."""
+        authorized the node; the key is returned once and never logged.
+
+        The replaced key is still accepted until a datagram authenticated under the new
+        one arrives (`_one`): the node's rounds already sent, or waiting in our socket,
+        under the old key are answered, not dropped as unknown. An agent asks for a new
+        key when its answers stop; under overload they stop because they are late, and
+        dropping the old key then threw away every round it had queued here, the
+        active's too, so its answers stopped for longer (issue 14: the overload test's
+        real agent re-keyed every few seconds and lost its lease). At most two keys per
+        node: a key replaced before it was ever used takes its own predecessor with it.
+        """
         key = os.urandom(W.KEY_BYTES)
         with self._lock:
             while True:
@@ -186,13 +198,38 @@ class FastPathIntake:
                 if key_id not in self._sessions:
                     break
             old = self._by_node.pop(node, None)
-            if old is not None:
-                self._sessions.pop(old, None)
-            self._sessions[key_id] = Session(node=node, key=W.SessionKey(key_id, key))
+            replaced = self._sessions.get(old) if old is not None else None
+            if replaced is not None and replaced.retires is not None:
+                self._sessions.pop(replaced.retires, None)
+                replaced.retires = None
+            self._sessions[key_id] = Session(node=node, key=W.SessionKey(key_id, key),
+                                             retires=old if replaced is not None else None)
             self._by_node[node] = key_id
         log.info("fast path session opened", extra={"node": node, "key_id": key_id.hex(),
                                                      "replaced": old is not None})
         return Issued(key_id=key_id, key=key)
+
+    def forget(self, node: str) -> bool:
+        """Drop every key of `node` (its own, and a replaced one still accepted): its
+        datagrams count as `unknown_key` until it opens a new one, as after a restart of
+        this coordinator. False if it had none."""
+        with self._lock:
+            key_id = self._by_node.pop(node, None)
+            if key_id is None:
+                return False
+            session = self._sessions.pop(key_id, None)
+            if session is not None and session.retires is not None:
+                self._sessions.pop(session.retires, None)
+        self._shed_at.pop(node, None)
+        return True
+
+    def forget_absent(self, known: Collection[str]) -> list[str]:
+        """Drop the keys of nodes not in `known` (the registered ones): a removed node's
+        key must not keep authenticating its datagrams, and the table must not grow
+        with VM churn. Returns the nodes forgotten."""
+        with self._lock:
+            gone = [n for n in self._by_node if n not in known]
+        return [n for n in gone if self.forget(n)]
 
     def sessions(self) -> int:
         with self._lock:
@@ -323,10 +360,12 @@ class FastPathIntake:
                     read_at: float) -> None:
         """`_handle_batch` while overloaded. A rationed node's datagram costs the read,
         a slice and a dict lookup (and, unless `lagging`, the memoized role check):
-        3-4 us here against 27 us and more to handle one. Answered, a stale datagram
-        would give the agent less than what is left of its lease while the node's
-        newer rounds wait behind it; a rationed node was answered moments ago. The
-        backlog drains and what is answered is fresh (issue 14)."""
+        3-4 us here against 27 us and more to handle one; its kernel stamp (3.6 us) is
+        converted only when the read itself is a ration after the node's last answer.
+        Answered, a stale datagram would give the agent less than what is left of its
+        lease while the node's newer rounds wait behind it; a rationed node was
+        answered moments ago. The backlog drains and what is answered is fresh (issue
+        14)."""
         arrivals = self.arrivals
         limit = self._stale_after if arrivals is not None else None
         ration = self._ration
@@ -340,17 +379,27 @@ class FastPathIntake:
             # The key id, unchecked: a datagram dropped here is not looked at further,
             # and one that is not dropped goes through every check in `_one`.
             session = sessions.get(datagram[KEY_ID])
-            if (session is not None and ration is not None
-                    and read_at - session.answered_at < ration
+            # The ration counts between arrivals, not reads: an agent sends a rationed
+            # node's rounds `every` apart (agents/fastpath.py), and a batch read after
+            # a stall would otherwise put the next one "too soon" after it and drop it.
+            # `answered_at` is an arrival and no datagram is read before it arrived, so
+            # one read within the ration arrived within it too: dropped without its
+            # stamp; only the others have theirs converted and checked.
+            last = (session.answered_at if session is not None and ration is not None
                     and (everyone or holds_active is None
-                         or not holds_active(session.node))):
+                         or not holds_active(session.node)) else None)
+            if last is not None and read_at - last < ration:
                 rationed += 1
                 shed_from = source
                 continue
             arrived = (read_at if arrivals is None
                        else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
+            if last is not None and arrived - last < ration:
+                rationed += 1
+                shed_from = source
+                continue
             reason, self._every_ms = self._triage(session, read_at - arrived, limit,
-                                                  everyone, read_at)
+                                                  everyone, arrived)
             if reason is not None:
                 if reason == "stale":
                     stale += 1
@@ -368,7 +417,7 @@ class FastPathIntake:
             self._every_ms = 0
             if session is not None and session.acks_sent != answered:
                 # Authenticated and answered: only that starts the node's ration.
-                session.answered_at = read_at
+                session.answered_at = arrived
                 if timed:
                     self._answer_cpu = (self._answer_cpu[0] + time.thread_time() - cpu0,
                                         self._answer_cpu[1] + 1)
@@ -378,7 +427,7 @@ class FastPathIntake:
             self._drop("stale", shed_from, stale)
 
     def _triage(self, session: Session | None, waited: float, limit: float | None,
-                everyone: bool, read_at: float) -> tuple[str | None, int]:
+                everyone: bool, arrived: float) -> tuple[str | None, int]:
         """While shedding, for a datagram the quick ration check let through: why to drop
         it unread ("stale", "rationed"), or None to handle it; and the answer's
         `answer_every_ms` (the node is rationed: its agent must not take the gaps for
@@ -401,7 +450,7 @@ class FastPathIntake:
         ration = self._ration
         late = ration is not None and (everyone or (
             self._actives_within is not None and waited > self._actives_within))
-        if late and ration is not None and read_at - session.answered_at < ration:
+        if late and ration is not None and arrived - session.answered_at < ration:
             return "rationed", 0
         return None, self._ration_ms if late else 0
 
@@ -446,6 +495,11 @@ class FastPathIntake:
         except W.Rejected as r:
             self._drop(r.reason, addr)
             return
+        if session.retires is not None:  # the new key is in use: the old one ends here
+            with self._lock:
+                if session.retires is not None:
+                    self._sessions.pop(session.retires, None)
+                    session.retires = None
         resp = self._handler(req, arrived)
         session.acks_sent += 1
         try:

@@ -309,19 +309,24 @@ class Coordinator:
                 await self._set_health(health_api, reason)
 
     def _forget_removed_nodes(self) -> None:
-        """Drop the lease records of nodes no longer registered (`vnfha node remove`):
-        memory that would grow with VM churn, and the grace a node registered again
-        under the same name should get (leases.LeaseTable.forget_absent)."""
+        """Drop the lease records and fast-path keys of nodes no longer registered
+        (`vnfha node remove`): memory that would grow with VM churn, the grace a node
+        registered again under the same name should get (leases.LeaseTable.forget_absent),
+        and a removed node's key, which must not keep authenticating its datagrams
+        (fastpath.FastPathIntake.forget_absent)."""
         try:
             if self.store.read_gate() is not None:
                 return  # catching up: its state may not hold every node yet
-            gone = self.leases.forget_absent(self.store.state().nodes)
+            nodes = self.store.state().nodes
+            gone = self.leases.forget_absent(nodes)
+            keys = self.fastpath.forget_absent(nodes) if self.fastpath is not None else []
         except Exception as e:  # a store that cannot answer now: the next sweep retries
             log.debug("lease records not swept", extra={"error": str(e)})
             return
-        if gone:
+        if gone or keys:
             log.info("lease records of removed nodes dropped", extra={
-                "node": self.cfg.node_id, "count": len(gone), "nodes": gone[:5]})
+                "node": self.cfg.node_id, "count": len(gone), "nodes": gone[:5],
+                "fast_path_keys": len(keys)})
 
     def _on_fatal(self, line: str) -> None:
         """The store's disk failed for good (called from the store's thread)."""

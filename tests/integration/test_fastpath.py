@@ -163,7 +163,7 @@ def test_forgotten_key_is_replaced_without_a_lapse(rig: Rig) -> None:
     assert c.fastpath is not None
     s = rig.sessions["vm1"]
     epoch = rig.group().epoch
-    c.fastpath.open_session("vm1")  # the agent's key is gone (a new one it never saw)
+    c.fastpath.forget("vm1")  # the agent's key is gone, as after a restart
     wait_for(lambda: c.fastpath is not None and c.fastpath.dropped["unknown_key"] >= 1, 5,
              what="the agent's datagrams refused")
     wait_for(lambda: s._fast is not None and s._fast.answers > 0

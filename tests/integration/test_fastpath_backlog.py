@@ -268,3 +268,75 @@ def test_an_active_whose_datagrams_wait_too_long_is_rationed_too() -> None:
             intake.stop()
     assert handled == [1] and intake.dropped["rationed"] == 4, (handled, intake.dropped)
     assert intake.dropped["stale"] == 0
+
+
+def test_the_ration_counts_between_arrivals_not_reads() -> None:
+    """An agent sends a rationed node's rounds a ration apart (agents/fastpath.py). A
+    coordinator that reads them late, in one batch after a stall, must still answer
+    each: they arrived a ration apart. Counted between reads, all but the first were
+    "too soon" after it and were dropped, and the node's answers came two rations
+    apart or worse exactly while the coordinator was slowest (issue 14)."""
+    handled, _done, handler = _recording()
+
+    intake = FastPathIntake("127.0.0.1", 0, handler, ration=RATION)
+    intake.overloaded = lambda now: True
+    intake.holds_active = lambda node: False
+    datagram = _sealer(intake, "n1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for seq in range(1, 4):  # a ration and a bit apart; nobody reads yet
+            tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
+            time.sleep(RATION + 0.05)
+        intake.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(handled) + intake.dropped["rationed"] < 3 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            intake.stop()
+    assert handled == [1, 2, 3], (handled, intake.dropped)
+    assert intake.dropped["rationed"] == 0
+
+
+def _sealer_for(issued, node: str):
+    key = W.SessionKey(issued.key_id, issued.key)
+
+    def datagram(seq: int) -> bytes:
+        payload = agent_pb2.KeepaliveRequest(node=node, seq=seq).SerializeToString()
+        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+
+    return datagram
+
+
+def test_a_new_key_does_not_drop_the_rounds_queued_under_the_old_one() -> None:
+    """An agent whose answers are late asks for a new key; its rounds already waiting
+    in the coordinator's socket under the old key are answered, not dropped as unknown
+    (issue 14). The old key ends with the first datagram under the new one, and a key
+    replaced before it was used takes its predecessor with it (two keys at most)."""
+    handled, _done, handler = _recording()
+    intake = FastPathIntake("127.0.0.1", 0, handler)
+    old = _sealer_for(intake.open_session("n1"), "n1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(old(1), ("127.0.0.1", intake.port))  # queued: nobody reads yet
+        new = _sealer_for(intake.open_session("n1"), "n1")
+        tx.sendto(new(2), ("127.0.0.1", intake.port))
+        tx.sendto(old(3), ("127.0.0.1", intake.port))  # after the new key was used
+        intake.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(handled) + intake.dropped["unknown_key"] < 3 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            intake.stop()
+    assert handled == [1, 2], (handled, intake.dropped)
+    assert intake.dropped["unknown_key"] == 1
+    assert intake.sessions() == 1
+    # three keys in a row, the middle one never used: the first goes with it
+    intake2 = FastPathIntake("127.0.0.1", 0, handler)
+    try:
+        for _ in range(3):
+            intake2.open_session("n2")
+        assert intake2.sessions() == 2
+    finally:
+        intake2.stop()

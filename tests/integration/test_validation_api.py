@@ -283,7 +283,8 @@ def test_unexpected_error_is_internal_with_a_generic_message(channel, coordinato
 
 def test_a_removed_nodes_lease_records_are_dropped(channel, coordinator, monkeypatch):
     """`vnfha node remove` also empties the lease table of the node (memory under VM
-    churn; a node registered again under the name gets a new node's grace)."""
+    churn; a node registered again under the name gets a new node's grace) and drops
+    its fast-path key."""
     import vnfha.coordinator.server as server
 
     c, _ = coordinator
@@ -294,7 +295,12 @@ def test_a_removed_nodes_lease_records_are_dropped(channel, coordinator, monkeyp
     peer.GetLeaseAges(peer_pb2.GetLeaseAgesRequest(nodes=["vm-gone"]), timeout=10)
     before = c.leases.tracked()
     assert before >= 1
+    assert c.fastpath is not None  # on by default: its key must stop authenticating too
+    agent.OpenFastPath(agent_pb2.OpenFastPathRequest(node="vm-gone"), timeout=10)
+    keys = c.fastpath.sessions()
     assert admin.RemoveNode(admin_pb2.RemoveNodeRequest(node="vm-gone")).removed
     wait_for(lambda: c.leases.tracked() == before - 1, 5,
              what="the removed node's lease records dropped")
     assert "vm-gone" not in c.store.state().nodes
+    wait_for(lambda: c.fastpath is not None and c.fastpath.sessions() == keys - 1, 5,
+             what="the removed node's fast-path key dropped")
