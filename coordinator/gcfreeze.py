@@ -16,12 +16,20 @@ short. The price: a frozen object that later becomes garbage inside a reference 
 is not reclaimed (one freed by reference counting, nearly all, is), for example the
 objects of a watch stream whose agent reconnected. So every `full_every` seconds the
 heap is unfrozen and collected once (one full pass), which bounds that to an hour's.
+
+Each wait is spread by up to `jitter` either way, at random: coordinators started
+together (Ansible starts them at once) otherwise collect in the same second for ever
+after, and a pause on a majority at once stops every node's lease renewals at once,
+where a pause on one is covered by the others (issue 14: the three coordinators of the
+overload test collected within 0.4 s of each other, 100-300 ms each under the budget,
+and every lease lapsed).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +47,13 @@ class FreezePlan:
     growth: float = 2.0
     longest: float = 300.0
     full_every: float = 3600.0
+    jitter: float = 0.25
+
+
+def spread(gap: float, jitter: float, draw: float) -> float:
+    """The wait for a planned `gap`, moved by up to `jitter` of it either way; `draw` is
+    uniform in [0, 1)."""
+    return gap * (1.0 - jitter + 2.0 * jitter * draw)
 
 
 def next_step(plan: FreezePlan, gap: float, since_full: float) -> tuple[float, bool]:
@@ -62,10 +77,12 @@ class GcFreezer:
     """A daemon thread that follows a FreezePlan until stopped."""
 
     def __init__(self, plan: FreezePlan | None = None, ops: GcOps | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 draw: Callable[[], float] = random.random) -> None:
         self._plan = plan or FreezePlan()
         self._ops = ops or GcOps()
         self._clock = clock
+        self._draw = draw
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gc-freeze", daemon=True)
         self.freezes = 0  # for tests and status
@@ -99,7 +116,7 @@ class GcFreezer:
     def _run(self) -> None:
         gap, since_full = self._plan.first, 0.0
         full = False
-        while not self._stop.wait(gap):
+        while not self._stop.wait(spread(gap, self._plan.jitter, self._draw())):
             self.freeze_now(full)
             since_full = 0.0 if full else since_full + gap
             gap, full = next_step(self._plan, gap, since_full)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import itertools
+import random
 import time
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from vnfha.coordinator.gcfreeze import FreezePlan, GcFreezer, GcOps, next_step
+from vnfha.coordinator.gcfreeze import FreezePlan, GcFreezer, GcOps, next_step, spread
 
 
 class Cyclic:
@@ -95,3 +96,51 @@ def test_the_thread_follows_the_plan_and_stops() -> None:
     count = len(calls)
     time.sleep(0.05)
     assert len(calls) == count  # stopped
+
+
+def _freeze_times(plan: FreezePlan, draw, count: int) -> list[float]:
+    """When a freezer following `plan` freezes, its first `count` times."""
+    gap, since_full, now, at = plan.first, 0.0, 0.0, []
+    for _ in range(count):
+        now += spread(gap, plan.jitter, draw())
+        at.append(now)
+        since_full += gap
+        gap, _full = next_step(plan, gap, since_full)
+    return at
+
+
+def test_waits_are_spread_so_coordinators_started_together_drift_apart() -> None:
+    """Three coordinators started in the same second: without the spread all three
+    pause together at every freeze (the overload test, issue 14: within 0.4 s, and
+    every lease lapsed); with it, from the fourth freeze on (gaps of 40 s and more),
+    two of them pausing within half a second of each other is rare. 1,000 seeded
+    triples."""
+    assert spread(100.0, 0.25, 0.0) == 75.0 and spread(100.0, 0.25, 0.5) == 100.0
+    assert spread(100.0, 0.25, 0.999999) == pytest.approx(125.0)
+
+    def together(plan: FreezePlan, seed: int) -> list[bool]:
+        rng = random.Random(seed)
+        triple = [_freeze_times(plan, rng.random, 10) for _ in range(3)]
+        return [min(b - a for a, b in itertools.pairwise(sorted(t[k] for t in triple)))
+                < 0.5 for k in range(3, 10)]
+
+    plain = [x for seed in range(1000) for x in together(FreezePlan(jitter=0.0), seed)]
+    spread_out = [x for seed in range(1000) for x in together(FreezePlan(), seed)]
+    assert all(plain)
+    assert sum(spread_out) / len(spread_out) < 0.05, sum(spread_out) / len(spread_out)
+
+
+def test_the_thread_spreads_its_waits_with_its_draws() -> None:
+    """The thread waits the spread gap: with draws at the top of the range, the first
+    freeze comes after 1.25 times the plan's first gap, not before."""
+    calls: list[float] = []
+    ops = GcOps(collect=lambda: calls.append(time.monotonic()) or 0, freeze=lambda: None,
+                unfreeze=lambda: None, frozen=lambda: 0)
+    f = GcFreezer(FreezePlan(first=0.2, jitter=0.5), ops, draw=lambda: 0.999)
+    started = time.monotonic()
+    f.start()
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    f.stop()
+    assert calls and calls[0] - started >= 0.29, calls
