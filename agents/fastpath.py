@@ -1,28 +1,34 @@
 """The agent's side of the keepalive fast path: when to use it, and the UDP link.
 
 `FastRoutes` is the pure decision, per coordinator and per round: send the keepalive as
-a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the
-fast path is in doubt, without doubling the load when answers are merely late: a round
-also goes over gRPC (same sequence number: the lease counts either answer, from the
-time noted before sending) once no fast answer has *arrived* from that coordinator for
+a datagram, over the gRPC stream, or both. The rule keeps the lease whole while the fast
+path is in doubt, without doubling the load when answers are merely late: a round also
+goes over gRPC (same sequence number: the lease counts either answer, from the time
+noted before sending) once no fast answer has *arrived* from that coordinator for
 `copy_after(...)` seconds (see there for why that long and no longer). Late answers
 still arriving show the path works, so an overloaded coordinator is not sent the
 costlier copies that would make it slower still, nor is one whose answers were already
 slow (`slow_answers`) until a whole lease has passed in silence. An overloaded
 coordinator that rations its answers says how often it answers (`answer_every_ms`):
 every silence above is widened by that, so its planned gaps cost no copies, misses or
-new keys, while one that falls silent beyond it is copied as before. After
-`FALLBACK_MISSES` rounds in a row without a fast answer (a firewall drops UDP, the
-coordinator forgot our key and re-opening did not help) *and* `FALLBACK_SILENCE`
-seconds without any fast answer, the coordinator is served over gRPC only, said once in
-the log, and the fast path is probed again every `RETRY_AFTER` seconds. Late answers
-from a slow coordinator reset the count, so overload does not push every agent onto the
-costlier stream at once. The fallback is for UDP that is blocked while gRPC gets
-through: a coordinator that answers on neither path (down, or cut off) keeps getting a
-datagram every round, because when it returns that datagram is answered at once, while
-a TCP connection that was dropped into for tens of seconds waits out its retransmission
-back-off (seconds): after a long coordinator outage the lease, and a failsafe active's
-role, come back on the fast path.
+new keys, while one that falls silent beyond it is copied as before; and it is sent a
+datagram only as often as it answers (what would come between is dropped unread: its
+intake's cost is in the reading). Copies go one at a time per coordinator: the next once
+the last is answered, or after a lease cover and then twice as long each time
+(`FastRoutes._copy_may_go`), so a coordinator that answers on neither route is not sent
+ever more of the costlier copies. After `FALLBACK_MISSES` rounds in a row without a fast
+answer (a firewall drops UDP, the coordinator forgot our key and re-opening did not
+help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the coordinator is
+served over gRPC only, said once in the log, and the fast path is probed again every
+`RETRY_AFTER` seconds. Late answers from a slow coordinator reset the count, so overload
+does not push every agent onto the costlier stream at once, and one whose last answer
+came late or said it rations is never fallen back from (its silences are copied
+instead). The fallback is for UDP that is blocked while gRPC gets through: a coordinator
+that answers on neither path (down, or cut off) keeps getting a datagram every round,
+because when it returns that datagram is answered at once, while a TCP connection that
+was dropped into for tens of seconds waits out its retransmission back-off (seconds):
+after a long coordinator outage the lease, and a failsafe active's role, come back on
+the fast path.
 
 `FastPathLink` is the I/O: one UDP socket per address family, one receive thread,
 one session (key, counters) per coordinator; keys come from
@@ -32,6 +38,7 @@ AgentService.OpenFastPath over the mTLS channel (agents/session.py opens them).
 from __future__ import annotations
 
 import logging
+import math
 import select
 import socket
 import threading
@@ -57,6 +64,9 @@ FALLBACK_SILENCE = 1.0
 REOPEN_AFTER_MISSES = 2
 #: seconds in gRPC-only mode before the fast path is probed again
 RETRY_AFTER = 30.0
+#: an unanswered gRPC copy is waited for one lease cover, then each next one twice as
+#: long as the last, up to this many covers (`FastRoutes`: copies back off)
+COPY_BACKOFF_COVERS = 16
 POLL_S = 0.2
 DROP_LOG_EVERY_S = 30.0
 #: the default timing (agents/config.py): what `FastRoutes` assumes when not told
@@ -114,7 +124,7 @@ def routes_for(coordinators: int, ttl: float, interval: float, drift: float = 0.
     """The routes of an agent with this lease timing (agents/session.py)."""
     return FastRoutes(coordinators, copy_silence=copy_after(ttl, interval, drift, margin),
                       slow_after=slow_answers(interval),
-                      cover=lease_cover(ttl, drift, margin))
+                      cover=lease_cover(ttl, drift, margin), interval=interval)
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,11 @@ class Plan:
     grpc: bool
     reopen: bool = False  # ask for a new key (in the background)
     fell_back: bool = False  # this round switched the coordinator to gRPC only
+
+    @property
+    def skip(self) -> bool:
+        """Nothing goes to this coordinator this round: it rations us (`FastRoutes`)."""
+        return not (self.udp or self.grpc)
 
 
 @dataclass
@@ -140,6 +155,10 @@ class _Route:
     grpc_heard: float | None = None  # when the last answer over the gRPC stream arrived
     every: float = 0.0  # the last fast answer's answer_every_ms, seconds (0: not rationed)
     may_reopen: bool = True  # no new key asked for since the last fast answer
+    last_udp: float = -math.inf  # when the last datagram went to it
+    acked_sent: float = -math.inf  # when the newest round it answered was sent
+    copy_out: float | None = None  # when the unanswered gRPC copy went (None: none is)
+    copy_wait: float = 0.0  # how long that copy is waited for before the next one
 
 
 class FastRoutes:
@@ -150,8 +169,9 @@ class FastRoutes:
                  retry_after: float = RETRY_AFTER,
                  fallback_silence: float = FALLBACK_SILENCE,
                  copy_silence: float | None = None, slow_after: float | None = None,
-                 cover: float | None = None) -> None:
+                 cover: float | None = None, interval: float = DEFAULT_INTERVAL) -> None:
         self._routes = [_Route() for _ in range(coordinators)]
+        self._interval = interval
         #: silence after which rounds are copied over gRPC (`copy_after`)
         self.copy_silence = copy_after() if copy_silence is None else copy_silence
         #: answers later than this mark a coordinator slow (`slow_answers`), whose
@@ -184,8 +204,11 @@ class FastRoutes:
         return self._routes[i].fallen_back
 
     def grpc_answered(self, i: int, now: float) -> None:
-        """An answer over coordinator i's gRPC stream: it is reachable there."""
-        self._routes[i].grpc_heard = now
+        """An answer over coordinator i's gRPC stream: it is reachable there, and it has
+        read what we sent it there (the next copy may go)."""
+        r = self._routes[i]
+        r.grpc_heard = now
+        r.copy_out = None
 
     def _grpc_silent(self, r: _Route, now: float) -> bool:
         return r.grpc_heard is None or now - r.grpc_heard >= self._silence
@@ -201,6 +224,17 @@ class FastRoutes:
             r.next_probe = now + self._retry_after  # one probe, with a fresh key after it
             r.sent = seq
             return Plan(udp=True, grpc=True, reopen=True)
+        if r.every and now < max(r.last_udp, r.acked_sent) + r.every - self._interval / 4:
+            # It rations us: it answers a datagram arriving `every` after the last one
+            # it answered and drops the others unread (coordinator/fastpath.py), so
+            # those rounds are not sent to it at all, nor copied. Its intake then reads
+            # only what it will answer, which is most of what overload costs it (issue
+            # 14). The next datagram goes in the first round `every` after both the
+            # round it last answered and the last one sent (while it answers nothing,
+            # one per `every`), a quarter interval early so that a ticker running a
+            # little late does not skip one more round.
+            return Plan(udp=False, grpc=False)
+        r.last_udp = now
         quiet = now - (r.quiet_since if r.quiet_since is not None else now)
         # A rationing coordinator (overloaded: it said it answers us at most every
         # `every`) leaves gaps on purpose; they are not silence until its next answer is
@@ -216,11 +250,15 @@ class FastRoutes:
         overdue = r.sent > r.acked and before is not None and now - before >= self.slow_after
         r.sent = seq
         silent = now - (r.heard if r.heard is not None else now)
-        # No fallback from a coordinator whose last answer said it rations us: it is
-        # overloaded, not cut off from UDP, and gRPC-only rounds would cost it 5-10x
-        # more (silences beyond its promise are still copied, below).
+        # No fallback from a coordinator whose last answer said it rations us, or came
+        # late (`slow`): it is overloaded, not cut off from UDP, and gRPC-only rounds
+        # would cost it 5-10x more, for RETRY_AFTER (issue 14: the overload test's real
+        # active fell back after a stall and lapsed for 20 s). Silences beyond its
+        # promise, or of a lease, are still copied (below), and a copy answered over
+        # gRPC lets the next one go: if UDP really is blocked, every round still gets
+        # through.
         if r.misses >= self._fallback_misses and silent >= self._silence \
-                and not self._grpc_silent(r, now) and not r.every:
+                and not self._grpc_silent(r, now) and not r.every and not r.slow:
             r.fallen_back = True
             r.next_probe = now + self._retry_after
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
@@ -229,7 +267,8 @@ class FastRoutes:
             for old in sorted(r.sent_at)[:16]:
                 del r.sent_at[old]
         copy = (not rationed and quiet >= self.copy_silence + r.every
-                and (quiet >= self.cover + r.every or (overdue and not r.slow)))
+                and (quiet >= self.cover + r.every or (overdue and not r.slow))
+                and self._copy_may_go(r, now))
         # A new key once per silence: after `reopen_after` misses, or, from a coordinator
         # whose answers were slow, only once the silence outlasts a lease cover. A
         # busy coordinator's answers come late and in bursts, so misses pile up while it
@@ -244,6 +283,22 @@ class FastRoutes:
             r.may_reopen = False
         return Plan(udp=True, grpc=copy, reopen=reopen)
 
+    def _copy_may_go(self, r: _Route, now: float) -> bool:
+        """One gRPC copy at a time per coordinator. The next goes once that one is
+        answered (on either route) or, unanswered, after one lease cover, then two,
+        four... up to COPY_BACKOFF_COVERS. Why: a coordinator that answers our copies
+        keeps getting one a round, as before (UDP blocked, gRPC fine); one that answers
+        neither route is overloaded or down, and copies from all its agents every round
+        are what overloaded it further: under the overload test they grew to 1,500 a
+        second against the ~200 its budget could take, eating the CPU its datagram
+        answers needed, and every lease lapsed (issue 14)."""
+        if r.copy_out is not None and now - r.copy_out < r.copy_wait:
+            return False
+        r.copy_wait = (self.cover if r.copy_out is None
+                       else min(2 * r.copy_wait, COPY_BACKOFF_COVERS * self.cover))
+        r.copy_out = now
+        return True
+
     def answered(self, i: int, seq: int, now: float, every: float = 0.0) -> bool:
         """A datagram answer for round `seq`; True if it ended a fallback. `every`: the
         answer's answer_every_ms in seconds (the coordinator rations us; 0: it does not),
@@ -256,8 +311,11 @@ class FastRoutes:
         sent = r.sent_at.get(seq)
         if sent is not None:
             r.slow = now - sent > self.slow_after
+            if seq >= r.acked:
+                r.acked_sent = sent
         r.acked = max(r.acked, seq)
         r.misses = 0
+        r.copy_out = None
         r.may_reopen = True
         if r.fallen_back:
             r.fallen_back = False

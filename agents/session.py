@@ -535,6 +535,8 @@ class AgentSession:
                     log.warning("keepalive fast path gets no answers: keeping alive over "
                                 "gRPC (is UDP to the coordinator blocked?)", extra={
                                     "node": self.node, "coordinator": self.endpoints[i]})
+                if plan.skip:
+                    continue
                 if plan.udp and self._fast.send(i, req) and not plan.grpc:
                     continue
             try:

@@ -255,9 +255,11 @@ class FastTransport:
                     agent_pb2.OpenFastPathRequest(node=name), timeout=10)
                 break
             except grpc.aio.AioRpcError as e:
-                if e.code() not in (grpc.StatusCode.UNAVAILABLE,
-                                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    grpc.StatusCode.DEADLINE_EXCEEDED):
+                # As the agent (agents/session.py `_open_one`): only a coordinator
+                # without a fast path is not asked again soon; anything else (a follower
+                # that has not applied the registration yet, overload) is retried.
+                if e.code() in (grpc.StatusCode.FAILED_PRECONDITION,
+                                grpc.StatusCode.UNIMPLEMENTED):
                     return False
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 2.0)
@@ -535,6 +537,8 @@ class LoadGen:
                     for k, ok in enumerate(opened):
                         if ok:
                             s.routes.opened(k, time.monotonic())
+                        else:  # the agent keeps asking in the background: so do we
+                            self._tasks.append(asyncio.create_task(self._open_later(s, k)))
 
         self.sims.extend(new)
         if not any(t.get_name() == "loadgen-ticker" for t in self._tasks):
@@ -547,6 +551,19 @@ class LoadGen:
         # the collector's way, so its passes over them do not make rounds late.
         gc.collect()
         gc.freeze()
+
+    async def _open_later(self, s: Sim, k: int) -> None:
+        """Ask coordinator k for node s's key until it gives one (each attempt bounded,
+        then a back-off up to the agent's): a node left on gRPC for a whole run costs
+        that coordinator 5-10x what its datagrams would, which no agent does."""
+        wait = 1.0
+        while not self._done.is_set() and s.alive:
+            await asyncio.sleep(wait)
+            if await self.tr.open(k, s.index, s.name):  # type: ignore[attr-defined]
+                assert s.routes is not None
+                s.routes.opened(k, time.monotonic())
+                return
+            wait = min(wait * 2, 30.0)
 
     def _first_slot(self, i: int) -> float:
         """Node i's first round: the next slot on its grid (phase (i * GOLDEN) mod 1 of
@@ -725,6 +742,8 @@ class LoadGen:
         for k, q in enumerate(s.queues):
             if routes is not None:  # the agent's rule (agents/fastpath.FastRoutes)
                 plan = routes.plan(k, seq, now)
+                if plan.skip:  # the coordinator rations this node: not this round
+                    continue
                 sent = False
                 if plan.udp:
                     if payload is None:
@@ -826,6 +845,8 @@ class LoadGen:
         while not self._done.is_set() and s.alive:
             try:
                 async for resp in self.tr.keepalive(k, s.index, requests()):
+                    if s.routes is not None:  # gRPC gets through, as the agent notes
+                        s.routes.grpc_answered(k, time.monotonic())
                     self._acked(s, resp)
             except (grpc.aio.AioRpcError, asyncio.CancelledError):
                 if _cancelling():

@@ -8,7 +8,10 @@ a merely slow coordinator does not.
 
 from __future__ import annotations
 
+import itertools
+
 from vnfha.agents.fastpath import (
+    COPY_BACKOFF_COVERS,
     FALLBACK_MISSES,
     FALLBACK_SILENCE,
     REOPEN_AFTER_MISSES,
@@ -104,7 +107,15 @@ def test_a_coordinator_silent_on_both_paths_keeps_getting_datagrams() -> None:
     r.grpc_answered(0, 0.0)
     plans = [planned(r, seq, seq * TICK, grpc_answers=False) for seq in range(1, 600)]
     assert not r.fallen_back(0) and not any(p.fell_back for p in plans)
-    assert all(p.udp for p in plans) and all(p.grpc for p in plans[1:])
+    assert all(p.udp for p in plans)
+    # Copied too, one copy at a time: nothing answers them, so each waits a lease
+    # cover, then twice as long as the last, up to COPY_BACKOFF_COVERS covers.
+    copies = [seq * TICK for seq, p in enumerate(plans, start=1) if p.grpc]
+    gaps = [b - a for a, b in itertools.pairwise(copies)]
+    assert copies[0] == 2 * TICK and len(gaps) >= 5
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(gaps))  # backing off
+    assert all(g <= COPY_BACKOFF_COVERS * r.cover + TICK for g in gaps)
+    assert gaps[-1] >= COPY_BACKOFF_COVERS * r.cover
     r.answered(0, 599, 600 * TICK)  # it is back: the datagram of the last round answered
     p = r.plan(0, 600, 600 * TICK)
     assert (p.udp, p.grpc) == (True, False)
@@ -168,3 +179,47 @@ def test_an_unanswered_fresh_coordinator_is_rekeyed_after_two_misses() -> None:
     plans = [r.plan(0, seq, seq * 0.1) for seq in range(11, 20)]
     assert [p.reopen for p in plans].index(True) == REOPEN_AFTER_MISSES
     assert sum(p.reopen for p in plans) == 1
+
+
+def test_copies_answered_over_grpc_go_every_round() -> None:
+    """UDP is blocked and gRPC answers each copy at once: the copy rule's one-at-a-time
+    never holds a round back (the lease needs them all until the fallback)."""
+    r = FastRoutes(1, retry_after=30.0)
+    r.opened(0, 0.0)
+    plans = []
+    for seq in range(1, 12):  # before the fallback (FALLBACK_SILENCE)
+        plans.append(planned(r, seq, seq * TICK))
+    assert not r.fallen_back(0)
+    assert all(p.grpc for p in plans[1:])
+
+
+def test_an_unanswered_copy_holds_back_the_next_until_an_answer() -> None:
+    """A copy is out and nothing answers it: the next rounds go as datagrams alone;
+    an answer on either route lets the next copy go at once."""
+    r = FastRoutes(1, retry_after=30.0)
+    r.opened(0, 0.0)
+    assert not r.plan(0, 1, TICK).grpc
+    assert r.plan(0, 2, 2 * TICK).grpc  # round 1 unanswered: copied
+    held = [r.plan(0, seq, seq * TICK) for seq in (3, 4)]
+    assert all(p.udp and not p.grpc for p in held)  # within a cover of that copy
+    r.grpc_answered(0, 4 * TICK + 0.01)
+    assert r.plan(0, 5, 5 * TICK).grpc
+
+
+def test_a_coordinator_whose_answers_came_late_is_not_fallen_back_from_in_a_stall() -> None:
+    """Its datagram answers came late (overload), then it answers none for two seconds
+    while its gRPC stream still answers our copies: no fallback (gRPC-only rounds would
+    cost it 5-10x more for RETRY_AFTER; the overload test's real active fell back
+    after such a stall and lapsed for 20 s, issue 14), and once the silence outlasts a
+    lease cover the copies carry every round."""
+    r = FastRoutes(1, retry_after=30.0)
+    r.opened(0, 0.0)
+    r.plan(0, 1, TICK)
+    r.answered(0, 1, TICK + 0.2)  # four intervals late
+    plans = [planned(r, seq, seq * TICK) for seq in range(2, 40)]
+    assert not r.fallen_back(0) and not any(p.fell_back for p in plans)
+    assert all(p.udp for p in plans)
+    copied = [p.grpc for p in plans]
+    first = copied.index(True)
+    heard = TICK + 0.2
+    assert all(copied[first:]) and (first + 2) * TICK - heard <= r.cover + TICK
