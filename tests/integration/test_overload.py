@@ -17,12 +17,16 @@ keepalive: the CPU the budget left their intake threads (the budget less what th
 other threads used) over the intake's CPU per answer, timed under the budget
 (`vnfha_fastpath_answer_cpu_seconds`). Not what they did answer: overloaded, they
 shed on purpose, so "offered / acknowledged" (reported too) overstates the load; on
-main, where it was the measure, it read 1.5-2.0x at a budget that offered 1.5-1.8x. The assertions:
+main, where it was the measure, it read 1.5-2.0x at a budget that offered 1.5-1.8x.
+Offered is the nodes' rounds, 3,000 a second to each coordinator; an agent told it is
+rationed sends that coordinator only the rounds it will answer (agents/fastpath.py), so
+the intakes read fewer datagrams than that (reported: `under_budget`, answered +
+rationed + stale a second, the three together). The assertions:
 no mass lapse (at no moment more than 1 % of the nodes without a lease, judged when the
-generator itself ran on time), fewer than 1 % of the members declared lost and of the
-groups failed over, the pair's active keeps its role and epoch and its agent never
-stops acting, and a new node is refused with a clear RESOURCE_EXHAUSTED while the
-coordinators are overloaded.
+generator itself ran on time), fewer than 1 % of the members declared lost (from
+when the budget is set) and of the groups failed over, the pair's active keeps its
+role and epoch and its agent never stops acting, and a new node is refused with a
+clear RESOURCE_EXHAUSTED while the coordinators are overloaded.
 
 On main's code it fails: every node lapsed (ack p50 2.4 s), the pair's active lost
 its lease, and the agents copied a third of their rounds onto the costlier gRPC
@@ -251,7 +255,7 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
                           30, what="member a active")
         wait_for(lambda: pair[0].active_members() == [("web", "a")], 10,
                  what="vm-a's agent acting as active")
-        loaded_from, loaded_wall = time.monotonic(), time.time()
+        loaded_from = time.monotonic()
         ctx = mp.get_context("spawn")
         results: Any = ctx.Queue()
         gen = ctx.Process(target=_generate, args=(results, c.endpoints, nodes, seconds,
@@ -274,6 +278,11 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
             cg = CpuBudget(budget)
             for pid in pids:
                 cg.add(pid)
+            # Members lost before this are not the overload's: while the generator
+            # registers its nodes in batches (up to 80 s on this machine) its newest
+            # nodes can go unheard for the 6 s that expire a node that never reported
+            # (44 such in one run, none after the budget was set).
+            budget_wall = time.time()
             m2 = scrape(urls)
             cpu0, thr0, t0 = sum(map(cpu_seconds, pids)), cg.throttled_s(), time.monotonic()
             refused = refusal(c, 30)
@@ -323,7 +332,7 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
             "offered_to_taken": round(offered
                                       / max(1, window["acked_per_coordinator_per_s"]), 2),
             "overload_log_lines": overload_lines(c), "new_node_refused": refused,
-            "declared_lost": declared_lost(c, loaded_wall),
+            "declared_lost": declared_lost(c, budget_wall),
             "pair_before": (before.active, before.epoch),
             "pair_after": None if after is None else (after.active, after.epoch),
             "pair_role_changes": changes, "window": window,
@@ -364,8 +373,17 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     "214-300 of 300 (5 runs), but runs where the agents' gRPC copies pile up (30,000-"
     "68,000 a minute) still lapse every node at times, and the pair's active is "
     "re-promoted in every run. One copy per lease to a busy coordinator (tried, not "
-    "merged) left 18,000-27,000 copies and the lapses as they were. Remove this mark "
-    "once it passes"))
+    "merged) left 18,000-27,000 copies and the lapses as they were. 17:30-18:40: those "
+    "copies went to coordinators that had said they ration, every round once the answer "
+    "was overdue; now an agent sends a rationing coordinator only the rounds it answers, "
+    "copies go one at a time, a late coordinator is not fallen back from, the ration "
+    "counts arrivals, a new key keeps the old one until used, and GC freezes are spread: "
+    "side by side (3 runs each) the median per second of nodes holding a lease went "
+    "0/0/0 -> 119/298/298 and gRPC rounds 136k-266k -> 5k-28k a minute. Left: single "
+    "seconds still dip (min 117-270 of 300), and the pair's real agent still lapses "
+    "briefly in every run (rationed like a standby while the coordinator lags) and gets "
+    "its role back 12-21 s later at a new epoch (docs/design.md, Overload). Remove this "
+    "mark once it passes"))
 def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     try:
         CpuBudget(BUDGET).close()
