@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from vnfha.coordinator import fastwire as W
-from vnfha.coordinator.fastpath import FastPathIntake
+from vnfha.coordinator.fastpath import FastPathIntake, Issued
 from vnfha.v1 import agent_pb2
 
 WAIT = 0.3
@@ -147,8 +147,8 @@ def test_not_overloaded_a_late_datagram_is_handled_not_dropped() -> None:
 RATION = 0.2
 
 
-def _sealer(intake: FastPathIntake, node: str):
-    issued = intake.open_session(node)
+def _sealer_for(issued: Issued, node: str) -> Callable[[int], bytes]:
+    """Seals node `node`'s keepalive round `seq` under the key `issued`."""
     key = W.SessionKey(issued.key_id, issued.key)
 
     def datagram(seq: int) -> bytes:
@@ -156,6 +156,10 @@ def _sealer(intake: FastPathIntake, node: str):
         return key.seal(W.KIND_KEEPALIVE, seq, payload)
 
     return datagram
+
+
+def _sealer(intake: FastPathIntake, node: str) -> Callable[[int], bytes]:
+    return _sealer_for(intake.open_session(node), node)
 
 
 def test_overloaded_a_standby_is_answered_at_most_every_ration() -> None:
@@ -296,16 +300,6 @@ def test_the_ration_counts_between_arrivals_not_reads() -> None:
             intake.stop()
     assert handled == [1, 2, 3], (handled, intake.dropped)
     assert intake.dropped["rationed"] == 0
-
-
-def _sealer_for(issued, node: str):
-    key = W.SessionKey(issued.key_id, issued.key)
-
-    def datagram(seq: int) -> bytes:
-        payload = agent_pb2.KeepaliveRequest(node=node, seq=seq).SerializeToString()
-        return key.seal(W.KIND_KEEPALIVE, seq, payload)
-
-    return datagram
 
 
 def test_a_new_key_does_not_drop_the_rounds_queued_under_the_old_one() -> None:
