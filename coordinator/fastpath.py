@@ -199,9 +199,8 @@ class FastPathIntake:
                     break
             old = self._by_node.pop(node, None)
             replaced = self._sessions.get(old) if old is not None else None
-            if replaced is not None and replaced.retires is not None:
-                self._sessions.pop(replaced.retires, None)
-                replaced.retires = None
+            if replaced is not None:
+                self._end_retired(replaced)
             self._sessions[key_id] = Session(node=node, key=W.SessionKey(key_id, key),
                                              retires=old if replaced is not None else None)
             self._by_node[node] = key_id
@@ -218,10 +217,16 @@ class FastPathIntake:
             if key_id is None:
                 return False
             session = self._sessions.pop(key_id, None)
-            if session is not None and session.retires is not None:
-                self._sessions.pop(session.retires, None)
+            if session is not None:
+                self._end_retired(session)
         self._shed_at.pop(node, None)
         return True
+
+    def _end_retired(self, session: Session) -> None:
+        """Under the lock: the key `session` replaced is no longer accepted."""
+        if session.retires is not None:
+            self._sessions.pop(session.retires, None)
+            session.retires = None
 
     def forget_absent(self, known: Collection[str]) -> list[str]:
         """Drop the keys of nodes not in `known` (the registered ones): a removed node's
@@ -497,9 +502,7 @@ class FastPathIntake:
             return
         if session.retires is not None:  # the new key is in use: the old one ends here
             with self._lock:
-                if session.retires is not None:
-                    self._sessions.pop(session.retires, None)
-                    session.retires = None
+                self._end_retired(session)
         resp = self._handler(req, arrived)
         session.acks_sent += 1
         try:

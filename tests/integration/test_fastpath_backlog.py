@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from support import wait_for
+
 from vnfha.coordinator import fastwire as W
 from vnfha.coordinator.fastpath import FastPathIntake, Issued
 from vnfha.v1 import agent_pb2
@@ -274,6 +276,16 @@ def test_an_active_whose_datagrams_wait_too_long_is_rationed_too() -> None:
     assert intake.dropped["stale"] == 0
 
 
+def _read_queued(intake: FastPathIntake, accounted: Callable[[], int], count: int) -> None:
+    """Start the intake on what waits in its socket and stop it once `count` datagrams
+    are accounted for (handled or dropped)."""
+    intake.start()
+    try:
+        wait_for(lambda: accounted() >= count, 10, what=f"{count} datagrams read")
+    finally:
+        intake.stop()
+
+
 def test_the_ration_counts_between_arrivals_not_reads() -> None:
     """An agent sends a rationed node's rounds a ration apart (agents/fastpath.py). A
     coordinator that reads them late, in one batch after a stall, must still answer
@@ -290,14 +302,7 @@ def test_the_ration_counts_between_arrivals_not_reads() -> None:
         for seq in range(1, 4):  # a ration and a bit apart; nobody reads yet
             tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
             time.sleep(RATION + 0.05)
-        intake.start()
-        try:
-            deadline = time.monotonic() + 10
-            while len(handled) + intake.dropped["rationed"] < 3 \
-                    and time.monotonic() < deadline:
-                time.sleep(0.01)
-        finally:
-            intake.stop()
+        _read_queued(intake, lambda: len(handled) + intake.dropped["rationed"], 3)
     assert handled == [1, 2, 3], (handled, intake.dropped)
     assert intake.dropped["rationed"] == 0
 
@@ -315,14 +320,7 @@ def test_a_new_key_does_not_drop_the_rounds_queued_under_the_old_one() -> None:
         new = _sealer_for(intake.open_session("n1"), "n1")
         tx.sendto(new(2), ("127.0.0.1", intake.port))
         tx.sendto(old(3), ("127.0.0.1", intake.port))  # after the new key was used
-        intake.start()
-        try:
-            deadline = time.monotonic() + 10
-            while len(handled) + intake.dropped["unknown_key"] < 3 \
-                    and time.monotonic() < deadline:
-                time.sleep(0.01)
-        finally:
-            intake.stop()
+        _read_queued(intake, lambda: len(handled) + intake.dropped["unknown_key"], 3)
     assert handled == [1, 2], (handled, intake.dropped)
     assert intake.dropped["unknown_key"] == 1
     assert intake.sessions() == 1
