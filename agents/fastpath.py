@@ -13,22 +13,24 @@ coordinator that rations its answers says how often it answers (`answer_every_ms
 every silence above is widened by that, so its planned gaps cost no copies, misses or
 new keys, while one that falls silent beyond it is copied as before; and it is sent a
 datagram only as often as it answers (what would come between is dropped unread: its
-intake's cost is in the reading). Copies go one at a time per coordinator: the next once
-the last is answered, or after a lease cover and then twice as long each time
-(`FastRoutes._copy_may_go`), so a coordinator that answers on neither route is not sent
-ever more of the costlier copies. After `FALLBACK_MISSES` rounds in a row without a fast
-answer (a firewall drops UDP, the coordinator forgot our key and re-opening did not
-help) *and* `FALLBACK_SILENCE` seconds without any fast answer, the coordinator is
-served over gRPC only, said once in the log, and the fast path is probed again every
-`RETRY_AFTER` seconds. Late answers from a slow coordinator reset the count, so overload
-does not push every agent onto the costlier stream at once, and one whose last answer
-came late or said it rations is never fallen back from (its silences are copied
-instead). The fallback is for UDP that is blocked while gRPC gets through: a coordinator
-that answers on neither path (down, or cut off) keeps getting a datagram every round,
-because when it returns that datagram is answered at once, while a TCP connection that
-was dropped into for tens of seconds waits out its retransmission back-off (seconds):
-after a long coordinator outage the lease, and a failsafe active's role, come back on
-the fast path.
+intake's cost is in the reading). Rounds that go over gRPC alone (no key yet, the fast
+path disabled, or fallen back) are paced the same way to a coordinator whose stream
+answers say it rations us: its stream reads, then drops, the rest. Copies go one at a
+time per coordinator: the next once the last is answered, or after a lease cover and
+then twice as long each time (`FastRoutes._copy_may_go`), so a coordinator that answers
+on neither route is not sent ever more of the costlier copies. After `FALLBACK_MISSES`
+rounds in a row without a fast answer (a firewall drops UDP, the coordinator forgot our
+key and re-opening did not help) *and* `FALLBACK_SILENCE` seconds without any fast
+answer, the coordinator is served over gRPC only, said once in the log, and the fast
+path is probed again every `RETRY_AFTER` seconds. Late answers from a slow coordinator
+reset the count, so overload does not push every agent onto the costlier stream at once,
+and one whose last answer came late or said it rations is never fallen back from (its
+silences are copied instead). The fallback is for UDP that is blocked while gRPC gets
+through: a coordinator that answers on neither path (down, or cut off) keeps getting a
+datagram every round, because when it returns that datagram is answered at once, while a
+TCP connection that was dropped into for tens of seconds waits out its retransmission
+back-off (seconds): after a long coordinator outage the lease, and a failsafe active's
+role, come back on the fast path.
 
 `FastPathLink` is the I/O: one UDP socket per address family, one receive thread,
 one session (key, counters) per coordinator; keys come from
@@ -140,6 +142,45 @@ class Plan:
         return not (self.udp or self.grpc)
 
 
+def _held_back(every: float, last: float, acked_sent: float, early: float,
+               now: float) -> bool:
+    """Whether a coordinator that rations us (`every` seconds, 0: it does not) would drop
+    a round sent now unread: it answers only one arriving `every` after the last one it
+    answered, so the next round goes in the first tick `every` after both the round it
+    last answered (`acked_sent`, when that was sent) and the last one sent (`last`: while
+    it answers nothing, one per `every`), `early` ahead so that a ticker running a little
+    late does not skip one more round."""
+    return bool(every) and now < max(last, acked_sent) + every - early
+
+
+@dataclass
+class _Pace:
+    """The gRPC stream's pacing to a coordinator that rations us there (its stream answers
+    a node with no active role at most every `overload.ration` and drops the rest after
+    reading them, coordinator/service/agent.py). Used when a round goes over gRPC alone:
+    no fast path (disabled, or no key yet) or fallen back to gRPC."""
+
+    every: float = 0.0  # the last gRPC answer's answer_every_ms, seconds (0: not rationed)
+    last: float = -math.inf  # when the last round went over gRPC
+    acked: int = 0  # the newest round answered over gRPC
+    acked_sent: float = -math.inf  # when that round was sent
+    sent_at: dict[int, float] = field(default_factory=dict)  # recent gRPC rounds
+
+    def sent(self, seq: int, now: float) -> None:
+        self.last = now
+        self.sent_at[seq] = now
+        if len(self.sent_at) > 32:  # an answer to an older round paces nothing now
+            for old in sorted(self.sent_at)[:16]:
+                del self.sent_at[old]
+
+    def answered(self, seq: int, every: float, cap: float) -> None:
+        self.every = min(max(every, 0.0), cap)
+        sent = self.sent_at.get(seq)
+        if sent is not None and seq >= self.acked:
+            self.acked_sent = sent
+        self.acked = max(self.acked, seq)
+
+
 @dataclass
 class _Route:
     opened: bool = False
@@ -159,6 +200,7 @@ class _Route:
     acked_sent: float = -math.inf  # when the newest round it answered was sent
     copy_out: float | None = None  # when the unanswered gRPC copy went (None: none is)
     copy_wait: float = 0.0  # how long that copy is waited for before the next one
+    grpc: _Pace = field(default_factory=_Pace)  # rounds that go over gRPC alone
 
 
 class FastRoutes:
@@ -203,12 +245,28 @@ class FastRoutes:
     def fallen_back(self, i: int) -> bool:
         return self._routes[i].fallen_back
 
-    def grpc_answered(self, i: int, now: float) -> None:
-        """An answer over coordinator i's gRPC stream: it is reachable there, and it has
-        read what we sent it there (the next copy may go)."""
+    def grpc_answered(self, i: int, now: float, seq: int = 0, every: float = 0.0) -> None:
+        """An answer over coordinator i's gRPC stream, to round `seq`: it is reachable
+        there, and it has read what we sent it there (the next copy may go). `every`: the
+        answer's answer_every_ms in seconds, taken at most as one lease cover (as
+        `answered`): rounds that go over gRPC alone are paced to it."""
         r = self._routes[i]
         r.grpc_heard = now
         r.copy_out = None
+        r.grpc.answered(seq, every, self.cover)
+
+    def _over_grpc(self, r: _Route, seq: int, now: float, udp: bool = False) -> Plan:
+        """A round that goes over gRPC alone (`udp`: a datagram besides, for a route that
+        is silent on gRPC too), paced like the datagrams: a coordinator that rations us
+        on its stream reads and drops every round it does not answer, and reading a gRPC
+        message costs it most of what answering does (65 against 113 us measured), so
+        those rounds are not sent (issue 14: agents without a fast path, or fallen back,
+        cost an overloaded coordinator 3-4 reads per answer)."""
+        grpc = not _held_back(r.grpc.every, r.grpc.last, r.grpc.acked_sent,
+                              self._interval / 4, now)
+        if grpc:
+            r.grpc.sent(seq, now)
+        return Plan(udp=udp, grpc=grpc)
 
     def _grpc_silent(self, r: _Route, now: float) -> bool:
         return r.grpc_heard is None or now - r.grpc_heard >= self._silence
@@ -216,23 +274,21 @@ class FastRoutes:
     def plan(self, i: int, seq: int, now: float) -> Plan:
         r = self._routes[i]
         if not r.opened:
-            return Plan(udp=False, grpc=True)
+            return self._over_grpc(r, seq, now)
         if r.fallen_back:
             if now < r.next_probe:
                 # gRPC-only while gRPC answers; silent there too, a datagram per round
-                return Plan(udp=self._grpc_silent(r, now), grpc=True)
+                return self._over_grpc(r, seq, now, udp=self._grpc_silent(r, now))
             r.next_probe = now + self._retry_after  # one probe, with a fresh key after it
             r.sent = seq
+            r.grpc.sent(seq, now)
             return Plan(udp=True, grpc=True, reopen=True)
-        if r.every and now < max(r.last_udp, r.acked_sent) + r.every - self._interval / 4:
+        if _held_back(r.every, r.last_udp, r.acked_sent, self._interval / 4, now):
             # It rations us: it answers a datagram arriving `every` after the last one
             # it answered and drops the others unread (coordinator/fastpath.py), so
             # those rounds are not sent to it at all, nor copied. Its intake then reads
             # only what it will answer, which is most of what overload costs it (issue
-            # 14). The next datagram goes in the first round `every` after both the
-            # round it last answered and the last one sent (while it answers nothing,
-            # one per `every`), a quarter interval early so that a ticker running a
-            # little late does not skip one more round.
+            # 14).
             return Plan(udp=False, grpc=False)
         r.last_udp = now
         quiet = now - (r.quiet_since if r.quiet_since is not None else now)
@@ -261,6 +317,7 @@ class FastRoutes:
                 and not self._grpc_silent(r, now) and not r.every and not r.slow:
             r.fallen_back = True
             r.next_probe = now + self._retry_after
+            r.grpc.sent(seq, now)
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
         r.sent_at[seq] = now
         if len(r.sent_at) > 32:  # only recent rounds' answers tell how slow it is now
@@ -281,6 +338,8 @@ class FastRoutes:
                   and silent >= wait)
         if reopen:
             r.may_reopen = False
+        if copy:
+            r.grpc.sent(seq, now)
         return Plan(udp=True, grpc=copy, reopen=reopen)
 
     def _copy_may_go(self, r: _Route, now: float) -> bool:

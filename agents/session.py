@@ -137,9 +137,10 @@ class AgentSession:
         self.failsafe_endpoint = failsafe_endpoint
         self.failsafe: FailsafeHook | None = None
         # The keepalive fast path (agents/fastpath.py): UDP datagrams under a key each
-        # coordinator issues over this mTLS channel; gRPC whenever it is in doubt.
-        self._routes = (routes_for(len(endpoints), ttl, interval, drift, margin)
-                        if fastpath else None)
+        # coordinator issues over this mTLS channel; gRPC whenever it is in doubt. The
+        # routes also pace gRPC-only rounds to a coordinator that rations us, so they
+        # are kept without a fast path too (never opened: every round goes over gRPC).
+        self._routes = routes_for(len(endpoints), ttl, interval, drift, margin)
         self._fast = (FastPathLink(node, list(endpoints), self._on_fast_answer)
                       if fastpath else None)
         self._open_wanted: dict[int, float] = dict.fromkeys(range(len(endpoints)), 0.0)
@@ -524,21 +525,20 @@ class AgentSession:
             # Noted before sending: the lease counts from here, never from the ack.
             now = self._clock()
             self.lease.sent(seq, now)
-            plans = ([self._routes.plan(i, seq, now) for i in range(len(self.endpoints))]
-                     if self._routes is not None else None)
+            plans = [self._routes.plan(i, seq, now) for i in range(len(self.endpoints))]
         for i, q in enumerate(self._queues):
-            if plans is not None and self._fast is not None:
-                plan = plans[i]
+            plan = plans[i]
+            if self._fast is not None:
                 if plan.reopen:
                     self._want_open(i)
                 if plan.fell_back and self._say_once("fallback", every=300.0):
                     log.warning("keepalive fast path gets no answers: keeping alive over "
                                 "gRPC (is UDP to the coordinator blocked?)", extra={
                                     "node": self.node, "coordinator": self.endpoints[i]})
-                if plan.skip:
-                    continue
                 if plan.udp and self._fast.send(i, req) and not plan.grpc:
                     continue
+            if plan.skip:  # it rations us: it would drop this round unanswered
+                continue
             try:
                 q.put_nowait(req)
             except queue.Full:
@@ -566,9 +566,9 @@ class AgentSession:
                     backoff = 0.05
                     self._on_ack(resp)
                     self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
-                    if self._routes is not None:  # gRPC gets through (agents/fastpath.py)
-                        with self._lock:
-                            self._routes.grpc_answered(i, self._clock())
+                    with self._lock:  # gRPC gets through (agents/fastpath.py)
+                        self._routes.grpc_answered(i, self._clock(), resp.seq,
+                                                   resp.answer_every_ms / 1000)
             except grpc.RpcError as e:
                 if self._stop.is_set():
                     return
@@ -680,7 +680,7 @@ class AgentSession:
     def _fast_opener(self) -> None:
         """Open (and re-open) fast-path sessions over the mTLS channel, off the ticker's
         thread: each OpenFastPath is a blocking call to one coordinator."""
-        assert self._fast is not None and self._routes is not None
+        assert self._fast is not None
         backoff = dict.fromkeys(range(len(self.endpoints)), MIN_REREGISTER_BACKOFF)
         while not self._stop.is_set():
             self._open_kick.wait(0.5)
@@ -704,7 +704,7 @@ class AgentSession:
     def _open_one(self, i: int) -> float | None:
         """One OpenFastPath call: None when a key is installed, else the seconds to wait
         before asking again (0: the usual back-off)."""
-        assert self._fast is not None and self._routes is not None
+        assert self._fast is not None
         try:
             resp = self._stubs[i].OpenFastPath(agent_pb2.OpenFastPathRequest(node=self.node),
                                                timeout=1.0)
@@ -735,7 +735,6 @@ class AgentSession:
 
     def _on_fast_answer(self, i: int, resp: agent_pb2.KeepaliveResponse) -> None:
         """An authenticated datagram answer from coordinator i (receive thread)."""
-        assert self._routes is not None
         if self._stop.is_set():  # stopping: the roles are released, nothing may renew
             return
         with self._lock:

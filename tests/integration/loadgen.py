@@ -378,7 +378,9 @@ class Sim:
     held: dict[str, int] = field(default_factory=dict)  # group -> epoch held active at
     was_valid: bool = False
     alive: bool = True  # False: crashed (sends nothing more)
-    routes: FastRoutes | None = None  # the agent's fast-path routing (fast transport)
+    #: the agent's routing: datagrams or gRPC (fast transport), and the pacing of rounds
+    #: to a coordinator that rations us (either transport; gRPC: never opened)
+    routes: FastRoutes | None = None
     #: how late each recent round left after its slot, by seq & LATE_MASK
     late: list[float] = field(default_factory=lambda: [0.0] * (LATE_MASK + 1))
     #: the request's encoding around `seq` (`split_request`), kept while the reports
@@ -510,8 +512,7 @@ class LoadGen:
             new.append(Sim(i, node_name(i), hosted(i, self.max_nodes, self.groups),
                            QuorumLease(coordinators=len(self.endpoints), ttl=self.ttl),
                            [asyncio.Queue(maxsize=QUEUE) for _ in self.endpoints],
-                           routes=routes_for(len(self.endpoints), self.ttl, self.interval)
-                           if self.fast else None))
+                           routes=routes_for(len(self.endpoints), self.ttl, self.interval)))
         sem = asyncio.Semaphore(16)
 
         async def start(s: Sim) -> None:
@@ -752,7 +753,7 @@ class LoadGen:
                     w.datagrams += sent
                 if sent and not plan.grpc:
                     continue
-                w.grpc_rounds += 1
+                w.grpc_rounds += self.fast
             if req is None:
                 req = s.request()
             if q.full():  # a slow coordinator gets the newest rounds, not a backlog
@@ -846,7 +847,8 @@ class LoadGen:
             try:
                 async for resp in self.tr.keepalive(k, s.index, requests()):
                     if s.routes is not None:  # gRPC gets through, as the agent notes
-                        s.routes.grpc_answered(k, time.monotonic())
+                        s.routes.grpc_answered(k, time.monotonic(), resp.seq,
+                                               resp.answer_every_ms / 1000)
                     self._acked(s, resp)
             except (grpc.aio.AioRpcError, asyncio.CancelledError):
                 if _cancelling():

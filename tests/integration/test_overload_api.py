@@ -260,3 +260,56 @@ def test_overloaded_fast_path_rations_standbys_and_says_so(coordinator):
     assert c.fastpath.dropped["rationed"] >= 8
     assert 'vnfha_fastpath_datagrams_total{result="rationed"}' in get(base + "/metrics")[1]
     assert c.store.state().groups["web"].active == "a"
+
+
+def test_an_agent_without_a_fast_path_sends_an_overloaded_stream_what_it_answers(
+        coordinator):
+    """The gRPC stream rations a standby's node as the fast path does, but it reads
+    every message it drops (65 us against 113 us to answer, measured). A real agent with
+    the fast path off, told by the answers that it is rationed, sends the stream only
+    the rounds it answers: the stream drops (`superseded`) next to none of its rounds
+    while the overload lasts (an agent sending every round had three of four dropped),
+    and the agent's lease holds throughout."""
+    c, endpoint, _ = coordinator
+    stop = threading.Event()
+
+    def active_rounds() -> Iterator[agent_pb2.KeepaliveRequest]:
+        seq = 10_000
+        while not stop.is_set():
+            seq += 1
+            yield agent_pb2.KeepaliveRequest(node="vm-a", seq=seq, members=[
+                agent_pb2.MemberReport(group="web", member="a",
+                                       health=types_pb2.HEALTH_HEALTHY)])
+            stop.wait(INTERVAL)
+
+    with grpc.insecure_channel(endpoint) as ch:
+        stub = agent_pb2_grpc.AgentServiceStub(ch)
+        pair_with_a_active(c, stub)
+        keeper = threading.Thread(target=lambda: list(stub.Keepalive(active_rounds())),
+                                  daemon=True)
+        keeper.start()
+        session = AgentSession("vm-b", [HostedMember("web", "b", 100)], [endpoint],
+                               ttl=TTL, interval=INTERVAL, fastpath=False)
+        try:
+            session.start()
+            wait_for(lambda: session.lease.valid(time.monotonic()), 10,
+                     what="vm-b's lease")
+            stall(c)
+            time.sleep(3 * RATION_MS / 1000)  # its answers now say it rations us
+            before = c.agent_api.superseded
+            lapsed = []
+            end = time.monotonic() + 2.5  # well within the overload's 4 s hold
+            while time.monotonic() < end:
+                assert c.overload.overloaded(time.monotonic())
+                if not session.lease.valid(time.monotonic()):
+                    lapsed.append(time.monotonic())
+                time.sleep(0.02)
+            dropped = c.agent_api.superseded - before
+        finally:
+            stop.set()
+            session.stop()
+            keeper.join(timeout=5)
+    # 2.5 s is 25 rounds, about 6 of them answered: the old agent had ~19 dropped
+    assert dropped <= 2, f"the stream dropped {dropped} of vm-b's rounds"
+    assert lapsed == []
+    assert c.store.state().groups["web"].active == "a"

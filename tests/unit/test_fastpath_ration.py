@@ -221,3 +221,95 @@ def test_the_full_rate_comes_back_with_an_answer_that_does_not_ration() -> None:
     assert routes.plan(0, 3, 3 * interval).udp
     routes.answered(0, 3, 3 * interval + LATENCY, every=0.0)
     assert all(routes.plan(0, k, k * interval).udp for k in range(4, 10))
+
+
+def simulate_grpc(ttl: float, interval: float, rounds: int, coordinator: Rationing,
+                  udp_blocked: bool = False
+                  ) -> tuple[list[int], list[float], int | None]:
+    """Rounds over gRPC to one coordinator whose stream rations us as `coordinator`
+    says (coordinator/service/agent.py: it reads every message, answers one arriving a
+    ration after the last it answered, drops the rest). Without `udp_blocked` the route
+    is never opened (no fast path: disabled, or no key); with it a key is opened but no
+    datagram is ever answered, so the route falls back to gRPC only. Returns (the rounds
+    sent over gRPC, the times the lease had lapsed, the round that fell back)."""
+    routes = routes_for(1, ttl, interval)
+    lease = QuorumLease(coordinators=1, ttl=ttl)
+    if udp_blocked:
+        routes.opened(0, 0.0)
+    every = coordinator.every if coordinator.says else 0.0
+    events: list[tuple[float, int]] = []
+    sent: list[int] = []
+    lapsed: list[float] = []
+    fell_back: int | None = None
+    k = 1
+    for ms in range(1, round(rounds * interval * 1000) + 1):
+        now = ms / 1000
+        while events and events[0][0] <= now:
+            at, seq = heapq.heappop(events)
+            routes.grpc_answered(0, at, seq, every)
+            lease.acked(seq, "c1", 0)
+        if k <= rounds and k * interval <= now:
+            t = k * interval
+            lease.sent(k, t)
+            plan = routes.plan(0, k, t)
+            if plan.fell_back and fell_back is None:
+                fell_back = k
+            if plan.grpc:
+                sent.append(k)
+                if (at := coordinator.answer(k, t)) is not None:
+                    heapq.heappush(events, (at, k))
+            k += 1
+        if lease.deadline() is not None and not lease.valid(now):
+            lapsed.append(now)
+    return sent, lapsed, fell_back
+
+
+@pytest.mark.parametrize(("ttl", "interval"), PROFILES)
+def test_a_stream_that_rations_is_sent_only_what_it_answers(ttl: float,
+                                                           interval: float) -> None:
+    """No fast path: every round goes over gRPC, where an overloaded coordinator reads
+    each one (65 us) and answers one a ration (113 us). Once its answers say it rations
+    us, it is sent only the rounds it answers, about one in `every / interval`, and the
+    lease never lapses. An agent sending every round cost it two to four reads per
+    answer (issue 14: bench/overload.py's gRPC transport at 61x its capacity)."""
+    rounds = round(6 / interval)
+    coordinator = Rationing(ttl / 3, latency=GRPC_RTT)
+    sent, lapsed, _ = simulate_grpc(ttl, interval, rounds, coordinator)
+    assert lapsed == []
+    assert coordinator.dropped == [], coordinator.dropped
+    per_answer = math.ceil((ttl / 3 - interval / 4) / interval)
+    assert len(sent) <= rounds / per_answer + 2, (len(sent), rounds)
+
+
+def test_a_stream_that_stops_rationing_gets_every_round_again() -> None:
+    """The control and the way back: answers without the field (not overloaded, or a
+    coordinator before it) get every round, so pacing is only ever what it promised."""
+    ttl, interval = PROFILES[0]
+    rounds = round(3 / interval)
+    sent, lapsed, _ = simulate_grpc(ttl, interval, rounds,
+                                    Rationing(ttl / 3, says=False, latency=GRPC_RTT))
+    assert sent == list(range(1, rounds + 1)) and lapsed == []
+    routes = routes_for(1, ttl, interval)
+    routes.plan(0, 1, interval)
+    routes.grpc_answered(0, interval + GRPC_RTT, 1, every=ttl / 3)
+    assert routes.plan(0, 2, 2 * interval).skip  # within the promise
+    assert routes.plan(0, 3, 3 * interval).grpc
+    routes.grpc_answered(0, 3 * interval + GRPC_RTT, 3, every=0.0)
+    assert all(routes.plan(0, k, k * interval).grpc for k in range(4, 10))
+
+
+@pytest.mark.parametrize(("ttl", "interval"), PROFILES)
+def test_a_fallen_back_route_is_paced_on_its_stream(ttl: float, interval: float) -> None:
+    """UDP is blocked, gRPC gets through: the route falls back to gRPC only, and there a
+    coordinator that rations us is sent only what it answers, while the lease holds."""
+    rounds = round(8 / interval)
+    coordinator = Rationing(ttl / 3, latency=GRPC_RTT)
+    sent, lapsed, fell_back = simulate_grpc(ttl, interval, rounds, coordinator,
+                                            udp_blocked=True)
+    assert fell_back is not None
+    after = [k for k in coordinator.dropped if k > fell_back]
+    assert after == [], after
+    settled = (fell_back + 1) * interval + ttl
+    assert not [t for t in lapsed if t > settled]
+    per_answer = math.ceil((ttl / 3 - interval / 4) / interval)
+    assert len([k for k in sent if k > fell_back]) <= (rounds - fell_back) / per_answer + 2
