@@ -2,10 +2,11 @@
 for a minute, lapses no lease en masse and fails over no healthy active.
 
 Three real coordinator processes (embedded Raft) on loopback; a real pair of agents
-(AgentSession, on the keepalive fast path as deployed) runs group `web`; a load
-generator in its own process speaks the real agent protocol on the fast path
-(tests/integration/loadgen.py: RegisterNode, keys from OpenFastPath, AES-GCM datagrams,
-WatchAssignments streams to every coordinator, a real QuorumLease per node).
+(AgentSession, on the keepalive fast path and at SCHED_FIFO 10 as deployed) runs group
+`web`, judged as the window closes; a load generator in its own process speaks the real
+agent protocol on the fast path (tests/integration/loadgen.py: RegisterNode, keys from
+OpenFastPath, AES-GCM datagrams, WatchAssignments streams to every coordinator, a real
+QuorumLease per node).
 
 The capacity is set, not searched: once every load node is registered, the three
 coordinators are put under a CPU budget (tests/integration/cpubudget.py, a cgroup
@@ -64,6 +65,7 @@ from support import free_port, wait_for
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from cluster import CoordinatorCluster
 
+from vnfha.agents import realtime
 from vnfha.agents.session import AgentSession, HostedMember
 from vnfha.v1 import admin_pb2, agent_pb2, agent_pb2_grpc
 
@@ -109,6 +111,33 @@ def group(c: CoordinatorCluster, timeout: float = 1.0):
             if g.name == "web":
                 return g
     return None
+
+
+def start_as_deployed(sessions: list[AgentSession]) -> None:
+    """Start the pair's agents from a thread running SCHED_FIFO at the deployed agent's
+    priority (10, above the coordinators' 5 and the generator's 1), so that their
+    threads inherit it as a deployed agent's do (agents/main.py, agents/realtime.py).
+    Started from the test's own ordinary thread they ran below the generator's 300
+    simulated nodes, and the pair's active lapsed at moments when not one of those
+    nodes did (the answers it read 0.3-1.0 s after its rounds). Where real-time
+    scheduling is not permitted they run as ordinary threads, as `realtime: auto`."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(
+                    realtime.RealtimeSettings().priority))
+            for s in sessions:
+                s.start()
+        except BaseException as e:  # raised again on the caller's thread
+            failed.append(e)
+
+    t = threading.Thread(target=run, name="pair-start")
+    t.start()
+    t.join()
+    if failed:
+        raise failed[0]
 
 
 def registered(c: CoordinatorCluster) -> int:
@@ -256,8 +285,7 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     try:
         c.start_all()
         loadgen.create_groups(c.api[wait_for(c.leader, 20, what="a leader")], nodes)
-        for s in pair:
-            s.start()
+        start_as_deployed(pair)
         before = wait_for(lambda: (g := group(c)) is not None and g.active == "a" and g,
                           30, what="member a active")
         wait_for(lambda: pair[0].active_members() == [("web", "a")], 10,
@@ -295,6 +323,8 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
             cpu0, thr0, t0 = sum(map(cpu_seconds, pids)), cg.throttled_s(), time.monotonic()
             refused = refusal(c, 30)
             window = results.get(timeout=seconds + WARMUP + 30)
+            closed = time.monotonic()
+            after = group(c, timeout=5.0)  # still under the budget
             cpu = sum(map(cpu_seconds, pids)) - cpu0
             held = time.monotonic() - t0
             throttled = cg.throttled_s() - thr0
@@ -304,9 +334,8 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
             # generator's nodes then all go silent at once, 150 actives among them, and
             # a coordinator still under the budget would be judged on failing over a
             # whole rack, another test (one run's active lapsed 0.4 s after the window).
-            after = group(c, timeout=5.0)  # still under the budget
             with roles.lock:
-                changes = [ch for ch in roles.changes if ch[0] >= loaded_from]
+                changes = [ch for ch in roles.changes if loaded_from <= ch[0] <= closed]
             cg.close()
             cg = None
         finally:
@@ -398,8 +427,12 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     "0/0/0 -> 119/298/298 and gRPC rounds 136k-266k -> 5k-28k a minute. Left: single "
     "seconds still dip (min 117-270 of 300), and the pair's real agent still lapses "
     "briefly in every run (rationed like a standby while the coordinator lags) and gets "
-    "its role back 12-21 s later at a new epoch (docs/design.md, Overload). Remove this "
-    "mark once it passes"))
+    "its role back 12-21 s later at a new epoch (docs/design.md, Overload). 20:40-21:40: "
+    "the measurement fixed (lost members counted only in the window; the pair judged as "
+    "the window closes and run as deployed, SCHED_FIFO 10); the budget gives 2.4-3.5x "
+    "between runs; the pair's active still lapses in most runs 1-2 s after the budget is "
+    "set, two coordinators answering 0.6-1.0 s late together (docs/design.md, Overload). "
+    "Remove this mark once it passes"))
 def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     try:
         CpuBudget(BUDGET).close()
