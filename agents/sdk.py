@@ -285,7 +285,11 @@ class ActiveContext:
                     return
                 deadline = state.lease_deadline_monotonic
                 if deadline is None:
-                    self._lose("agent has no lease")
+                    # Sent when the agent's lease ran out: if the deadline we hold has
+                    # passed too, that is the cause, whichever of us noticed first.
+                    with self._lock:
+                        passed = time.monotonic() >= self._deadline
+                    self._lose("lease deadline passed" if passed else "agent has no lease")
                     return
                 with self._lock:
                     self._deadline = deadline

@@ -153,6 +153,19 @@ def test_coordinators_cut_off_by_nftables_no_failover_when_they_return(cluster: 
     kept_through(cluster, probe, fault, epoch)
 
 
+def heard_for_a_lease(cluster: LabCluster, vm: str) -> None:
+    """Wait until `vm`'s agent has held a coordinator lease for a whole failsafe lease.
+    Before it first hears the coordinators a starting agent grants failsafe as a
+    partitioned one would (it cannot tell the two apart; the grant blocks its own
+    promotion, so this is safe), and a grant given then stays good for LEASE: a cut
+    within it lets the active keep its role on that grant for up to LEASE (one CI run:
+    cut 0.8 s after vm2 registered, vm1 engaged failsafe on vm2's grant for 0.5 s)."""
+    first = cluster.wait(lambda: next((d["ts"] for d in cluster.log_lines(f"{vm}-agent")
+                                       if d.get("msg") == "lease acquired: new lease "
+                                       "generation"), None), 20, f"{vm} holding a lease")
+    time.sleep(max(0.0, first + LEASE + 0.2 - time.time()))
+
+
 def test_active_cut_off_from_coordinators_and_standby_drops_and_standby_takes_over(
         cluster: LabCluster):
     """Failsafe must not keep a partitioned active: vm1 hears nobody, so nobody grants;
@@ -167,6 +180,7 @@ def test_active_cut_off_from_coordinators_and_standby_drops_and_standby_takes_ov
     # per REFUSAL_LOG_EVERY, so let that settle or the refusal after the cut goes unlogged.
     cluster.wait(lambda: not refusals(time.time() - REFUSAL_LOG_EVERY - 0.5), 20,
                  "no failsafe refusal logged for a while")
+    heard_for_a_lease(cluster, "vm2")
     checker = VipChecker(cluster).start()
     cut = time.time()
     cluster.lab.cut(cluster.hosts["vm1"])
@@ -197,6 +211,7 @@ def test_a_standby_that_hears_the_coordinators_refuses_so_a_partitioned_active_d
     # per REFUSAL_LOG_EVERY, so let that settle or the refusal after the cut goes unlogged.
     cluster.wait(lambda: not refusals(time.time() - REFUSAL_LOG_EVERY - 0.5), 20,
                  "no failsafe refusal logged for a while")
+    heard_for_a_lease(cluster, "vm2")
     checker = VipChecker(cluster).start()
     cut = time.time()
     cluster.lab.cut_between([cluster.hosts[c] for c in cluster.cids], [cluster.hosts["vm1"]])
