@@ -161,13 +161,11 @@ class _Pace:
     no fast path (disabled, or no key yet) or fallen back to gRPC."""
 
     every: float = 0.0  # the last gRPC answer's answer_every_ms, seconds (0: not rationed)
-    last: float = -math.inf  # when the last round went over gRPC
     acked: int = 0  # the newest round answered over gRPC
     acked_sent: float = -math.inf  # when that round was sent
     sent_at: dict[int, float] = field(default_factory=dict)  # recent gRPC rounds
 
     def sent(self, seq: int, now: float) -> None:
-        self.last = now
         self.sent_at[seq] = now
         if len(self.sent_at) > 32:  # an answer to an older round paces nothing now
             for old in sorted(self.sent_at)[:16]:
@@ -261,8 +259,13 @@ class FastRoutes:
         on its stream reads and drops every round it does not answer, and reading a gRPC
         message costs it most of what answering does (65 against 113 us measured), so
         those rounds are not sent (issue 14: agents without a fast path, or fallen back,
-        cost an overloaded coordinator 3-4 reads per answer)."""
-        grpc = not _held_back(r.grpc.every, r.grpc.last, r.grpc.acked_sent,
+        cost an overloaded coordinator 3-4 reads per answer). Unlike the datagrams', the
+        hold runs from the round it last answered only, not from the last one sent: the
+        stream dates a round when its event loop reads it, and reads bunch under load,
+        so a paced round can be read "too soon" and dropped; the next tick's round then
+        goes at once, not a ration later, and the answers are never further apart than
+        with every round sent (a ration and an interval)."""
+        grpc = not _held_back(r.grpc.every, -math.inf, r.grpc.acked_sent,
                               self._interval / 4, now)
         if grpc:
             r.grpc.sent(seq, now)

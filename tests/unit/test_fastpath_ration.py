@@ -313,3 +313,38 @@ def test_a_fallen_back_route_is_paced_on_its_stream(ttl: float, interval: float)
     assert not [t for t in lapsed if t > settled]
     per_answer = math.ceil((ttl / 3 - interval / 4) / interval)
     assert len([k for k in sent if k > fell_back]) <= (rounds - fell_back) / per_answer + 2
+
+
+class ReadInBatches(Rationing):
+    """A stream whose event loop reads in passes `every_pass` apart (a loaded loop): a
+    round is dated, and rationed, at the pass that reads it, not when it was sent, so a
+    round sent a ration after the last answered one can be read less than a ration after
+    it, and is dropped."""
+
+    def __init__(self, every: float, every_pass: float, phase: float) -> None:
+        super().__init__(every, latency=GRPC_RTT)
+        self.every_pass, self.phase = every_pass, phase
+
+    def answer(self, seq: int, sent: float) -> float | None:
+        read = math.ceil((sent - self.phase) / self.every_pass) * self.every_pass + self.phase
+        if read - self.last < self.every:
+            self.dropped.append(seq)
+            return None
+        self.last = read
+        return read + self.latency
+
+
+@pytest.mark.parametrize("phase", [k / 1000 for k in range(0, 60, 6)])
+def test_a_paced_round_read_too_soon_is_followed_at_once(phase: float) -> None:
+    """The stream dates rounds when its loop reads them. At the default timing, read in
+    passes 60 ms apart, a paced round is sometimes read within the ration of the last
+    answered one and dropped; the next round must then go at the next tick, not a ration
+    after the dropped one, or that coordinator's answers come more than a lease apart
+    and the lease lapses (at 2 of these 10 phases with the hold counted from the last
+    round sent, as for datagrams; at none with every round sent, nor with this rule. At
+    70 ms passes all three lapse: no pacing rule helps there)."""
+    ttl, interval = PROFILES[0]
+    rounds = round(4 / interval)
+    coordinator = ReadInBatches(ttl / 3, every_pass=0.06, phase=phase)
+    _, lapsed, _ = simulate_grpc(ttl, interval, rounds, coordinator)
+    assert lapsed == [], (phase, coordinator.dropped[:5], lapsed[:3])
