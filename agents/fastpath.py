@@ -153,6 +153,15 @@ def _held_back(every: float, last: float, acked_sent: float, early: float,
     return bool(every) and now < max(last, acked_sent) + every - early
 
 
+def _note_sent(sent_at: dict[int, float], seq: int, now: float) -> None:
+    """Note when round `seq` was sent; only the recent 16-32 are kept: an answer to an
+    older one tells nothing about how slow, or how paced, the coordinator is now."""
+    sent_at[seq] = now
+    if len(sent_at) > 32:
+        for old in sorted(sent_at)[:16]:
+            del sent_at[old]
+
+
 @dataclass
 class _Pace:
     """The gRPC stream's pacing to a coordinator that rations us there (its stream answers
@@ -166,10 +175,7 @@ class _Pace:
     sent_at: dict[int, float] = field(default_factory=dict)  # recent gRPC rounds
 
     def sent(self, seq: int, now: float) -> None:
-        self.sent_at[seq] = now
-        if len(self.sent_at) > 32:  # an answer to an older round paces nothing now
-            for old in sorted(self.sent_at)[:16]:
-                del self.sent_at[old]
+        _note_sent(self.sent_at, seq, now)
 
     def answered(self, seq: int, every: float, cap: float) -> None:
         self.every = min(max(every, 0.0), cap)
@@ -322,10 +328,7 @@ class FastRoutes:
             r.next_probe = now + self._retry_after
             r.grpc.sent(seq, now)
             return Plan(udp=False, grpc=True, reopen=False, fell_back=True)
-        r.sent_at[seq] = now
-        if len(r.sent_at) > 32:  # only recent rounds' answers tell how slow it is now
-            for old in sorted(r.sent_at)[:16]:
-                del r.sent_at[old]
+        _note_sent(r.sent_at, seq, now)
         copy = (not rationed and quiet >= self.copy_silence + r.every
                 and (quiet >= self.cover + r.every or (overdue and not r.slow))
                 and self._copy_may_go(r, now))
