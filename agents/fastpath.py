@@ -259,6 +259,19 @@ class FastRoutes:
         r.copy_out = None
         r.grpc.answered(seq, every, self.cover)
 
+    def stream_started(self, i: int) -> None:
+        """A new Keepalive stream to coordinator i (the last one broke): the copy back-off
+        starts over, so the next round that is copied goes at once. Why: while the
+        coordinator was down every copy went unanswered and the back-off grew to
+        COPY_BACKOFF_COVERS lease covers (3.2 s at the default timing); when it comes
+        back, the first copy on the new stream is what brings the lease back until a
+        new fast-path key is in, and one unanswered copy per stream costs a coordinator
+        that is down nothing. The back-off is for a coordinator whose stream stays up
+        but answers nothing (overloaded): its stream does not restart."""
+        r = self._routes[i]
+        r.copy_out = None
+        r.copy_wait = 0.0
+
     def _over_grpc(self, r: _Route, seq: int, now: float, udp: bool = False) -> Plan:
         """A round that goes over gRPC alone (`udp`: a datagram besides, for a route that
         is silent on gRPC too), paced like the datagrams: a coordinator that rations us

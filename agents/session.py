@@ -68,6 +68,59 @@ class FailsafeHook(Protocol):
 
 #: a coordinator that has no fast path (disabled, or older) is asked again this often
 FAST_DISABLED_RETRY = 60.0
+#: a closed `CallRounds` is noticed by its reader within this (seconds), even if the
+#: wake-up it was sent was lost to a full queue
+ROUNDS_POLL = 0.5
+
+
+class CallRounds:
+    """The rounds for one Keepalive call to one coordinator, read by gRPC's request
+    thread for that call. Why one per call: gRPC reads a stream's requests on a thread
+    of its own that stays blocked in the iterator after the call ended. With one queue
+    shared by every call, each call that broke while a coordinator was down (one every
+    0.1 s or so) left a reader behind that took, and threw away, one round later: a
+    30 s outage left ~250 of them, every copied round after the coordinator came back
+    went to a dead call, and the active's lease came back only with a new fast-path key,
+    up to 5 s later, after its standby had heard the quorum and stopped granting it
+    failsafe (a CI failure); the readers were also a thread leak that grew with the
+    outage. Closing the call's rounds ends its reader."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._q: queue.Queue[agent_pb2.KeepaliveRequest | None] = queue.Queue(maxsize=size)
+        self._closed = threading.Event()
+
+    def put(self, req: agent_pb2.KeepaliveRequest) -> None:
+        """Queue a round; a slow coordinator gets the newest rounds, not a backlog."""
+        try:
+            self._q.put_nowait(req)
+        except queue.Full:
+            try:
+                self._q.get_nowait()
+                self._q.put_nowait(req)
+            except (queue.Empty, queue.Full):
+                pass
+
+    def close(self) -> None:
+        """The call is over: its reader stops at once (or within ROUNDS_POLL)."""
+        self._closed.set()
+        try:
+            self._q.put_nowait(None)
+        except queue.Full:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def __iter__(self) -> Iterator[agent_pb2.KeepaliveRequest]:
+        while not self._closed.is_set():
+            try:
+                req = self._q.get(timeout=ROUNDS_POLL)
+            except queue.Empty:
+                continue
+            if req is None or self._closed.is_set():
+                return
+            yield req
 
 # (group, member, active, epoch, why) -> None; called in order, from one thread.
 RoleCallback = Callable[[str, str, bool, int, str], None]
@@ -107,7 +160,8 @@ class AgentSession:
         self._assignments: dict[tuple[str, str], agent_pb2.Assignment] = {}
         self._assignment_revision = -1
         self._seq = 0
-        self._queues = [queue.Queue(maxsize=4) for _ in endpoints]
+        #: the rounds of each coordinator's current Keepalive call (`CallRounds`)
+        self._rounds = [CallRounds() for _ in endpoints]
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._registered = threading.Event()
@@ -145,6 +199,10 @@ class AgentSession:
                       if fastpath else None)
         self._open_wanted: dict[int, float] = dict.fromkeys(range(len(endpoints)), 0.0)
         self._open_kick = threading.Event()
+        #: per coordinator, how long after a failed OpenFastPath to ask again
+        self._open_backoff = dict.fromkeys(range(len(endpoints)), MIN_REREGISTER_BACKOFF)
+        #: coordinators whose last OpenFastPath failed for want of a connection
+        self._open_unreachable: set[int] = set()
         # The lease generation (docs/design.md §3): a new random id at every lease
         # acquisition; the agent acts only on assignments stamped with the current one.
         self._generation = new_generation()
@@ -170,11 +228,8 @@ class AgentSession:
     def stop(self) -> None:
         self._stop.set()
         self._kick.set()
-        for q in self._queues:
-            try:
-                q.put_nowait(None)
-            except queue.Full:
-                pass
+        for rounds in self._rounds:
+            rounds.close()
         for call in [*self._calls, *self._watch_calls]:
             if call is not None:
                 call.cancel()
@@ -526,8 +581,7 @@ class AgentSession:
             now = self._clock()
             self.lease.sent(seq, now)
             plans = [self._routes.plan(i, seq, now) for i in range(len(self.endpoints))]
-        for i, q in enumerate(self._queues):
-            plan = plans[i]
+        for i, plan in enumerate(plans):
             if self._fast is not None:
                 if plan.reopen:
                     self._want_open(i)
@@ -539,31 +593,23 @@ class AgentSession:
                     continue
             if plan.skip:  # it rations us: it would drop this round unanswered
                 continue
-            try:
-                q.put_nowait(req)
-            except queue.Full:
-                try:  # a slow coordinator gets the newest round, not a backlog
-                    q.get_nowait()
-                    q.put_nowait(req)
-                except (queue.Empty, queue.Full):
-                    pass
-
-    def _requests(self, i: int) -> Iterator[agent_pb2.KeepaliveRequest]:
-        q = self._queues[i]
-        while not self._stop.is_set():
-            req = q.get()
-            if req is None:
-                return
-            yield req
+            self._rounds[i].put(req)
 
     def _keepalive_stream(self, i: int) -> None:
         backoff = 0.05
         while not self._stop.is_set():
+            rounds = self._rounds[i] = CallRounds()  # rounds from now go to this call
+            with self._lock:  # a copy on it goes at once (agents/fastpath.py)
+                self._routes.stream_started(i)
+            first = True
             try:
-                call = self._stubs[i].Keepalive(self._requests(i))
+                call = self._stubs[i].Keepalive(iter(rounds))
                 self._calls[i] = call
                 for resp in call:
                     backoff = 0.05
+                    if first:  # it is reachable: a key it refused meanwhile, ask now
+                        first = False
+                        self._open_now(i)
                     self._on_ack(resp)
                     self.answers[i] = (self._clock(), resp.coordinator_id, resp.result)
                     with self._lock:  # gRPC gets through (agents/fastpath.py)
@@ -576,6 +622,8 @@ class AgentSession:
                                                             "coordinator": self.endpoints[i],
                                                             "code": str(e.code())})
                 self._want_open(i)  # a restarted coordinator forgot our fast-path key
+            finally:
+                rounds.close()  # ends gRPC's request thread for this call
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.interval * 2)
 
@@ -677,11 +725,27 @@ class AgentSession:
             self._open_wanted.setdefault(i, self._clock())
         self._open_kick.set()
 
+    def _open_now(self, i: int) -> None:
+        """Coordinator i answered over gRPC: if its last OpenFastPath failed for want of a
+        connection, ask again now, not after the back-off that grew while it was down (up
+        to MAX_REREGISTER_BACKOFF): the lease is cheaper to keep on datagrams, and until
+        the key is in only copied rounds renew it there. A refusal the coordinator gave
+        (no fast path, overloaded) keeps its wait."""
+        if self._fast is None:
+            return
+        with self._lock:
+            if i not in self._open_unreachable or i not in self._open_wanted:
+                return
+            self._open_unreachable.discard(i)
+            self._open_backoff[i] = MIN_REREGISTER_BACKOFF
+            self._open_wanted[i] = min(self._open_wanted[i], self._clock())
+        self._open_kick.set()
+
     def _fast_opener(self) -> None:
         """Open (and re-open) fast-path sessions over the mTLS channel, off the ticker's
         thread: each OpenFastPath is a blocking call to one coordinator."""
         assert self._fast is not None
-        backoff = dict.fromkeys(range(len(self.endpoints)), MIN_REREGISTER_BACKOFF)
+        backoff = self._open_backoff
         while not self._stop.is_set():
             self._open_kick.wait(0.5)
             self._open_kick.clear()
@@ -705,6 +769,8 @@ class AgentSession:
         """One OpenFastPath call: None when a key is installed, else the seconds to wait
         before asking again (0: the usual back-off)."""
         assert self._fast is not None
+        with self._lock:
+            self._open_unreachable.discard(i)
         try:
             resp = self._stubs[i].OpenFastPath(agent_pb2.OpenFastPathRequest(node=self.node),
                                                timeout=1.0)
@@ -718,6 +784,9 @@ class AgentSession:
                                             "coordinator": self.endpoints[i],
                                             "detail": e.details()})
                 return FAST_DISABLED_RETRY
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                with self._lock:
+                    self._open_unreachable.add(i)
             log.debug("fast path not opened", extra={"node": self.node,
                                                      "coordinator": self.endpoints[i],
                                                      "code": str(code)})

@@ -121,6 +121,27 @@ def test_a_coordinator_silent_on_both_paths_keeps_getting_datagrams() -> None:
     assert (p.udp, p.grpc) == (True, False)
 
 
+def test_a_new_stream_after_an_outage_gets_the_next_copy_at_once() -> None:
+    """The coordinator was down long enough for the copies to back off to
+    COPY_BACKOFF_COVERS covers, and its stream broke; a new stream to it (it may be
+    back) gets the next round's copy at once, not up to 16 covers later: until a new
+    fast-path key is in, only that copy can bring the lease back."""
+    r = FastRoutes(1, retry_after=30.0)
+    r.opened(0, 0.0)
+    plans = [r.plan(0, seq, seq * TICK) for seq in range(1, 400)]
+    copies = [seq for seq, p in enumerate(plans, start=1) if p.grpc]
+    assert copies[-1] < 399 - 3  # backed off: the last rounds went as datagrams alone
+    seq = 400
+    assert not r.plan(0, seq, seq * TICK).grpc
+    r.stream_started(0)
+    p = r.plan(0, seq + 1, (seq + 1) * TICK)
+    assert (p.udp, p.grpc) == (True, True)
+    # Unanswered on the new stream too: the back-off starts over from one cover.
+    held = [r.plan(0, s, s * TICK).grpc for s in range(seq + 2, seq + 2 + 3)]
+    assert held == [False, False, False]
+    assert r.plan(0, seq + 5, (seq + 1) * TICK + r.cover).grpc
+
+
 def test_fallen_back_and_then_silent_on_grpc_too_sends_datagrams_again() -> None:
     """UDP was blocked (gRPC-only), then the coordinator becomes unreachable altogether:
     each round carries a datagram again, and its answer ends the fallback."""
