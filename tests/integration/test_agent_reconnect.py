@@ -11,6 +11,7 @@ the quorum (tests/e2e/test_netns_failsafe.py failed on that in CI).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -87,3 +88,21 @@ def test_a_coordinator_outage_leaves_no_threads_and_the_lease_returns(
         assert session.answers[0] is not None and session.answers[0][1] == "c1"
     finally:
         c.stop()
+
+
+def test_a_coordinator_stopped_under_open_streams_leaves_no_pending_task(
+        port: int, pki: LabPki, session: AgentSession) -> None:
+    """The agent's streams are open when the coordinator stops: the server's tasks for
+    them end with it. Before, they were left pending on the closed loop, and the garbage
+    collector printed "Task was destroyed but it is pending!" with a traceback to
+    whatever ran then (a CI test that reads stderr failed on it)."""
+    c = coordinator_on(port, pki)
+    loop = c._loop
+    try:
+        session.start()
+        wait_for(lambda: session.lease.valid(time.monotonic()), 10, what="the first lease")
+        wait_for(lambda: session._calls[0] is not None, 5, what="a Keepalive stream")
+    finally:
+        c.stop()
+    pending = [t.get_name() for t in asyncio.all_tasks(loop) if not t.done()]
+    assert pending == []
