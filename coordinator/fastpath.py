@@ -83,7 +83,8 @@ class FastPathIntake:
                  kernel_stamps: bool = True,
                  stale_after: float | None = None,
                  ration: float | None = None,
-                 actives_within: float | None = None) -> None:
+                 actives_within: float | None = None,
+                 actives_stale_after: float | None = None) -> None:
         self._serve = handler
         # `_one` answers through `_answer`, which adds what `_handle_batch` decided about
         # rationing for the datagram at hand (this thread only; 0: not rationed).
@@ -101,6 +102,10 @@ class FastPathIntake:
         # this in the socket: the intake is behind even for actives. None: actives are
         # never rationed.
         self._actives_within = actives_within
+        # ...and dropped unread, as stale, once it waited longer than this (a TTL: no
+        # answer to it could extend the agent's lease, whose cover from the round's
+        # sending is shorter than a TTL). None: never.
+        self._actives_stale_after = actives_stale_after
         self._clock = clock
         self._realtime = realtime
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -445,13 +450,19 @@ class FastPathIntake:
             if limit is not None and waited > limit:
                 return "stale", 0
             return None, self._ration_ms
-        # Actives first (a lapse there costs a failover): never dropped as stale, and
+        # Actives first (a lapse there costs a failover): dropped as stale only once no
+        # answer could help their lease (`actives_stale_after`: under the overload test
+        # the intakes answered the pair's active 1.1-2.2 s late, each useless answer at
+        # the cost of a fresh one, while its lease ran out), and
         # answered every time unless this coordinator is behind right now (`everyone`)
         # or their datagram waited longer than `actives_within`: when actives alone
         # outrun the budget, answering every one of theirs starves the rest of the
         # coordinator (Raft's heartbeats among it) and lets the backlog, and every
         # answer's delay, grow until all their leases lapse together, while one answer
         # per ration keeps each of them.
+        if (limit is not None and self._actives_stale_after is not None
+                and waited > self._actives_stale_after):
+            return "stale", 0
         ration = self._ration
         late = ration is not None and (everyone or (
             self._actives_within is not None and waited > self._actives_within))

@@ -258,13 +258,15 @@ class Coordinator:
         host, api_port = parse_address(self.cfg.self_member.api)
         port = api_port if self.cfg.fastpath.port is None else self.cfg.fastpath.port
         # Overloaded, a datagram read more than TTL/2 after it arrived is dropped
-        # unanswered: the agent's newer rounds wait behind it; a standby is answered at
+        # unanswered (an active's: more than a TTL, when no answer could help its lease):
+        # the agent's newer rounds wait behind it; a standby is answered at
         # most every overload.ration, and so is an active once its datagrams are read
         # later than the overload threshold (fastpath._handle_batch).
         intake = FastPathIntake(host, port, self.agent_api.handle_datagram,
                                 stale_after=self.cfg.leases.ttl / 2,
                                 ration=overload.ration(self.cfg.leases.ttl),
-                                actives_within=self.overload.threshold)
+                                actives_within=self.overload.threshold,
+                                actives_stale_after=self.cfg.leases.ttl)
         intake.on_queued = self.overload.queued  # a backlog in its socket is overload too
         intake.holds_active = self.agent_api.holds_active  # actives answered first
         intake.overloaded = self.overload.overloaded  # stale ones dropped only then

@@ -103,8 +103,8 @@ def test_datagrams_that_waited_past_the_limit_are_dropped_unread() -> None:
 
 
 def test_a_node_holding_an_active_role_is_answered_even_when_stale() -> None:
-    """Actives first: a lapse there costs a failover, so their stale datagrams are
-    handled anyway (dated by their arrival, as always)."""
+    """Actives first: a lapse there costs a failover, so their datagrams past
+    `stale_after` are handled anyway (dated by their arrival, as always)."""
     handled, done, handler = _recording(3)
 
     intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
@@ -122,6 +122,48 @@ def test_a_node_holding_an_active_role_is_answered_even_when_stale() -> None:
         finally:
             intake.stop()
     assert handled == [1, 2, 3] and intake.dropped["stale"] == 0
+
+
+def test_an_actives_datagram_no_answer_could_help_is_dropped_as_stale() -> None:
+    """...up to `actives_stale_after` (a TTL on a coordinator): past it the agent's
+    lease, counted from the round's sending for less than a TTL, gains nothing from an
+    answer, and answering it costs a fresh one (under the overload test the intakes
+    answered the pair's active 1.1-2.2 s late while its lease ran out). Its arrival is
+    still noted (`shed_marks`): dropped is not silent."""
+    handled, _, handler = _recording()
+    fresh = threading.Event()
+
+    def answer(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
+        if req.seq == 9:
+            fresh.set()
+        return handler(req, arrived)
+
+    intake = FastPathIntake("127.0.0.1", 0, answer, stale_after=WAIT / 6,
+                            actives_stale_after=WAIT / 3)
+    intake.holds_active = lambda node: node == "n1"
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+
+    def datagram(seq: int) -> bytes:
+        payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        try:
+            for seq in range(1, 4):
+                tx.sendto(datagram(seq), ("127.0.0.1", intake.port))
+            time.sleep(WAIT)  # past both limits
+            intake.start()
+            deadline = time.monotonic() + 10
+            while intake.dropped["stale"] < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert handled == [] and intake.dropped["stale"] == 3, intake.dropped
+            assert "n1" in intake.shed_marks()[1]
+            tx.sendto(datagram(9), ("127.0.0.1", intake.port))  # a fresh one is answered
+            assert fresh.wait(10)
+        finally:
+            intake.stop()
+    assert handled == [9]
 
 
 def test_not_overloaded_a_late_datagram_is_handled_not_dropped() -> None:
