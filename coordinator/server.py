@@ -124,6 +124,9 @@ class Coordinator:
                                  first_keepalive_grace=FIRST_KEEPALIVE_GRACE)
         self.store = build_store(cfg)
         self.store.set_fatal_handler(self._on_fatal)
+        # A starved cluster keeps electing a leader (store/base.py pace_for_overload).
+        meter = self.overload
+        self.store.pace_for_overload(lambda: meter.overloaded(time.monotonic()))
         self.store.start()
         self._wait_caught_up()
         policy = Policy(ttl=cfg.leases.ttl, stabilization=cfg.leases.stabilization,

@@ -227,6 +227,16 @@ def set_election_deadline(core: _so.SyncObj, delay: float) -> None:
     core._SyncObj__raftElectionDeadline = raft_clock() + delay  # type: ignore[attr-defined]
 
 
+def set_timing(core: _so.SyncObj, election_min: float, election_max: float,
+               fallback: float) -> None:
+    """The election timeouts and the leader fallback pysyncobj reads from its conf
+    each time it draws a deadline (tick thread)."""
+    conf = core._SyncObj__conf  # type: ignore[attr-defined]
+    conf.raftMinTimeout = election_min
+    conf.raftMaxTimeout = election_max
+    conf.leaderFallbackTimeout = fallback
+
+
 def step_down(core: _so.SyncObj) -> None:
     """Leader -> follower now (tick thread only), as pysyncobj does on losing its quorum.
 

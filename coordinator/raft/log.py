@@ -134,6 +134,7 @@ class _RaftCore(SyncObj):  # type: ignore[misc]
         self._vnfha_guard = owner._guard
         settings = owner.settings
         self._vnfha_fast_election = settings.fast_election_on_disconnect
+        self._vnfha_stretch = 1.0  # before the tick thread starts (SyncObj.__init__)
         super().__init__(settings.self_address, list(settings.peers), conf,
                          transportClass=HardenedTCPTransport)
         self.addOnTickCallback(self._vnfha_compaction_check)
@@ -156,7 +157,21 @@ class _RaftCore(SyncObj):  # type: ignore[misc]
         """
         if self._poller is not None and internals.transport(self).ready:
             self._poller.poll(0)
+        self._vnfha_stretch_timing()
         super()._onTick(timeToWait)
+
+    def _vnfha_stretch_timing(self) -> None:
+        """Apply the owner's `timing_stretch` (settings.RaftSettings.timing) when it
+        changed; a new stretch shows in the next deadline drawn (a heartbeat received,
+        an election started)."""
+        owner = self._vnfha_owner
+        try:
+            k = max(1.0, float(owner.timing_stretch()))
+        except Exception:  # a broken hook must not stop the tick thread
+            k = 1.0
+        if k != self._vnfha_stretch:
+            self._vnfha_stretch = k
+            internals.set_timing(self, *owner.settings.timing(k))
 
     def _vnfha_raise_once(self) -> None:
         """On the first tick, from the tick thread itself (priority.py)."""
@@ -209,6 +224,9 @@ class ReplicatedLog:
         self._core: _RaftCore | None = None
         self._journal: DurableJournal | None = None
         self._dump_path = Path(settings.data_dir) / SNAPSHOT_FILE
+        #: how many times the configured election timeouts and leader fallback apply
+        #: now (tick thread, each tick): the coordinator sets it while overloaded
+        self.timing_stretch: Callable[[], float] = lambda: 1.0
 
     # ----------------------------------------------------------- lifecycle
     def start(self) -> None:

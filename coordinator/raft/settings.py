@@ -45,6 +45,13 @@ def _positive(name: str, value: float) -> None:
         raise RaftConfigError(f"{name} must be a positive number, got {value!r}")
 
 
+#: While its coordinator is overloaded, a node's election timeouts and leader fallback
+#: are this many times the configured ones (`RaftSettings.timing`): 1.2-2.4 s and 2.4 s
+#: at the defaults, above the 0.5-2.2 s its threads waited for CPU under
+#: test_overload's budget, when votes came back after the timeout and no leader held.
+OVERLOAD_TIMING_STRETCH = 4.0
+
+
 @dataclass(frozen=True)
 class RaftSettings:
     """Everything one node needs to join its cluster.
@@ -157,6 +164,18 @@ class RaftSettings:
         if self.leader_fallback_timeout is not None:
             return self.leader_fallback_timeout
         return self.election_timeout_max
+
+    def timing(self, stretch: float = 1.0) -> tuple[float, float, float]:
+        """(election timeout min, max, leader fallback) with every one `stretch` times
+        as long (at least 1x). Why stretch them: while its coordinator is overloaded a
+        node's threads wait seconds for CPU, and a vote's round trip outlasted the
+        election timeout: terms rose by about two a second and the cluster went 7-70 s
+        without a leader under test_overload's budget, deciding nothing (issue 14).
+        Timeouts bound only how soon an election starts or a leader gives up; no
+        safety rule uses them (log.py: the leader lease counts echoes, not time)."""
+        k = max(1.0, stretch)
+        return (self.election_timeout_min * k, self.election_timeout_max * k,
+                self.fallback_timeout * k)
 
     @property
     def cluster_size(self) -> int:

@@ -141,6 +141,15 @@ class Store(ABC):
         committed: its state is as fresh as a read on this node can be."""
         return self.leader_id() is not None
 
+    def pace_for_overload(self, overloaded: Callable[[], bool]) -> None:
+        """Tell the store how to ask whether this coordinator is overloaded now (any
+        thread may call `overloaded`). Raft: election timeouts and the leader fallback
+        are stretched OVERLOAD_TIMING_STRETCH times while it says so, so a starved
+        cluster still elects and keeps a leader (settings.RaftSettings.timing); only how
+        soon an election starts or a leader gives up changes, never what is safe.
+        Memory and etcd (etcd runs its own elections): nothing."""
+        return None
+
     def store_reachable(self) -> bool:
         """True while this node is in touch with the store that holds the state.
 

@@ -15,7 +15,7 @@ from vnfha.coordinator.commands import Command, InvalidCommand, validate_command
 from vnfha.coordinator.model import ClusterState
 from vnfha.coordinator.raft.errors import CommitTimeoutError, NoLeaderError, RaftError
 from vnfha.coordinator.raft.log import ReplicatedLog
-from vnfha.coordinator.raft.settings import RaftSettings
+from vnfha.coordinator.raft.settings import OVERLOAD_TIMING_STRETCH, RaftSettings
 from vnfha.coordinator.state_machine import StateMachine, refused
 from vnfha.coordinator.store.base import (
     Guarantees,
@@ -132,6 +132,9 @@ class RaftStore(Store):
             return False
         st = self._log.status()
         return int(st.get("last_applied", 0)) >= int(st.get("commit_index", 0))
+
+    def pace_for_overload(self, overloaded: Callable[[], bool]) -> None:
+        self._log.timing_stretch = lambda: OVERLOAD_TIMING_STRETCH if overloaded() else 1.0
 
     def store_reachable(self) -> bool:
         return self._running and self._log.persist_fault() is None
