@@ -35,11 +35,16 @@ def test_restart_replays_quietly_then_logs_new_events(
     second = RaftStore("c1", s, {s.self_address: "c1"})
     second.start()
     try:
-        wait_for(lambda: second.read_gate() is None and len(second.state().groups) == 5, 10,
-                 "journal re-applied")
+        def summaries() -> list[logging.LogRecord]:
+            return [r for r in caplog.records
+                    if r.getMessage().startswith("raft journal re-applied")]
+
+        # The summary is logged just after the last entry is applied, by the thread
+        # that applied it: wait for it too (a CI run read the state in between).
+        wait_for(lambda: second.read_gate() is None and len(second.state().groups) == 5
+                 and summaries(), 10, "journal re-applied")
         assert event_groups(caplog) == []  # the old code logged g0..g4 again
-        summary = [r for r in caplog.records
-                   if r.getMessage().startswith("raft journal re-applied")]
+        summary = summaries()
         assert len(summary) == 1 and summary[0].events == 5  # type: ignore[attr-defined]
         wait_for(second.is_leader, 10, "leadership after restart")
         assert second.submit(C.apply_groups([{"name": "new"}]))["ok"]
