@@ -38,6 +38,17 @@ def _recording(expected: int = 0) -> tuple[list[int], threading.Event,
     return handled, done, handler
 
 
+def n1_datagrams(intake: FastPathIntake) -> Callable[[int], bytes]:
+    """Open a session for node n1; its keepalive for a round, sealed under that key."""
+    issued = intake.open_session("n1")
+    key = W.SessionKey(issued.key_id, issued.key)
+
+    def datagram(seq: int) -> bytes:
+        payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
+        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+    return datagram
+
+
 def test_the_intake_reports_the_wait_of_a_backlog_it_reads_late() -> None:
     def handler(req: agent_pb2.KeepaliveRequest, arrived: float) -> agent_pb2.KeepaliveResponse:
         return agent_pb2.KeepaliveResponse(seq=req.seq)
@@ -77,12 +88,7 @@ def test_datagrams_that_waited_past_the_limit_are_dropped_unread() -> None:
         return agent_pb2.KeepaliveResponse(seq=req.seq)
 
     intake = FastPathIntake("127.0.0.1", 0, handler, stale_after=WAIT / 3)
-    issued = intake.open_session("n1")
-    key = W.SessionKey(issued.key_id, issued.key)
-
-    def datagram(seq: int) -> bytes:
-        payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
-        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+    datagram = n1_datagrams(intake)
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         try:
@@ -141,12 +147,7 @@ def test_an_actives_datagram_no_answer_could_help_is_dropped_as_stale() -> None:
     intake = FastPathIntake("127.0.0.1", 0, answer, stale_after=WAIT / 6,
                             actives_stale_after=WAIT / 3)
     intake.holds_active = lambda node: node == "n1"
-    issued = intake.open_session("n1")
-    key = W.SessionKey(issued.key_id, issued.key)
-
-    def datagram(seq: int) -> bytes:
-        payload = agent_pb2.KeepaliveRequest(node="n1", seq=seq).SerializeToString()
-        return key.seal(W.KIND_KEEPALIVE, seq, payload)
+    datagram = n1_datagrams(intake)
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         try:
