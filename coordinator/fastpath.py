@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
-from vnfha.coordinator import fastbatch, rxclock
 from vnfha.coordinator import fastwire as W
+from vnfha.coordinator import rxclock
 from vnfha.v1 import agent_pb2
 
 log = logging.getLogger("vnfha.fastpath")
@@ -37,11 +37,7 @@ log = logging.getLogger("vnfha.fastpath")
 #: (request, arrival time) -> the answer, exactly as the gRPC keepalive would give it
 Handler = Callable[[agent_pb2.KeepaliveRequest, float], agent_pb2.KeepaliveResponse]
 
-#: Datagrams read per wake-up before answering them: enough that the backlog of a
-#: stalled second at a site's rate (1,000 nodes every 0.06 s: 16,700) is read in a few
-#: passes, so each node's rounds in it are answered once, newest first (fastbatch), not
-#: one by one in arrival order. Reading costs 3-4 us a datagram, answering 27-44 us.
-BATCH = 4096
+BATCH = 256  # datagrams read per wake-up before answering other work
 #: while shedding, one answered datagram in this many is timed (thread CPU): what an
 #: answer costs under overload, the figure capacity is planned with (metrics)
 ANSWER_CPU_SAMPLE = 16
@@ -49,8 +45,6 @@ DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
 RCVBUF = 4 * 1024 * 1024
 #: where a datagram's key id is (fastwire's header: magic, version, kind, key id, ...)
 KEY_ID = slice(4, 4 + W.KEY_ID_BYTES)
-#: ...and its counter (big endian, so its bytes order as the number does)
-COUNTER = slice(4 + W.KEY_ID_BYTES, W.HEADER.size)
 #: An idle intake wakes this often to move its read watermark (`read_through`) on: a
 #: node's fast-path silence is counted only up to it (leases.py), so this bounds how
 #: much later than its TTL a node is seen silent when no other datagram arrives.
@@ -165,7 +159,7 @@ class FastPathIntake:
         #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
         self.answered = 0
         self.dropped: dict[str, int] = dict.fromkeys(
-            (*W.REASONS, "stale", "rationed", "overflow", "superseded"), 0)
+            (*W.REASONS, "stale", "rationed", "overflow"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
         self._handled_shedding = 0  # datagrams let through while shedding
@@ -335,13 +329,11 @@ class FastPathIntake:
                 self.read_through = drained
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
-        """Date and handle datagrams as `socket.recvmsg` returned them: per key id only
-        the highest counter that authenticates, actives' first (fastbatch; the rest
-        are counted `superseded`). While overloaded, shed before any decryption: drop
-        those of a node answered less than `ration` ago (`rationed`) and those that
-        waited more than `stale_after` in the socket (`stale`); a node holding an
-        active role only while `lagging`, or when even its datagrams wait longer than
-        `actives_within` (`_triage`)."""
+        """Date and handle datagrams as `socket.recvmsg` returned them. While overloaded,
+        shed before any decryption: drop those of a node answered less than `ration`
+        ago (`rationed`) and those that waited more than `stale_after` in the socket
+        (`stale`); a node holding an active role only while `lagging`, or when even its
+        datagrams wait longer than `actives_within` (`_triage`)."""
         arrivals = self.arrivals
         # Realtime between two monotonic readings (rxclock: a delay between the reads
         # only dates arrivals later).
@@ -364,37 +356,26 @@ class FastPathIntake:
         # by the kernel, as always), so no node's record ages by it.
         shedding = ((self._stale_after is not None or self._ration is not None)
                     and (self.overloaded is None or self.overloaded(read_at)))
-        groups = fastbatch.newest_first(
-            [item[0][KEY_ID] for item in batch], [item[0][COUNTER] for item in batch],
-            None if self.holds_active is None else self._answers_first)
         if not shedding:
-            superseded = 0
-            for group in groups:
-                for n, i in enumerate(group):
-                    datagram, anc, _flags, source = batch[i]
-                    arrived = (read_at if arrivals is None
-                               else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
-                    if self._one(datagram, source, arrived):
-                        superseded += len(group) - n - 1
-                        break
-            self.dropped["superseded"] += superseded
+            for datagram, anc, _flags, source in batch:
+                arrived = (read_at if arrivals is None
+                           else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
+                self._one(datagram, source, arrived)
         else:
-            self._shed_batch(batch, groups, read_at)
+            self._shed_batch(batch, read_at)
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
             self.on_queued(read_at, read_at - oldest)
 
     def _shed_batch(self, batch: list[tuple[bytes, list, int, tuple]],
-                    groups: list[list[int]], read_at: float) -> None:
-        """`_handle_batch` while overloaded, over the batch's datagrams grouped by key id
-        (fastbatch: actives' groups first, each highest counter first). A rationed node's datagram
-        costs the read, a slice and a dict lookup (and, unless `lagging`, the memoized
-        role check): 3-4 us here against 27 us and more to handle one; its kernel stamp
-        (3.6 us) is converted only when the read itself is a ration after the node's
-        last answer. Answered, a stale datagram would give the agent less than what is
-        left of its lease while the node's newer rounds wait behind it; a rationed node
-        was answered moments ago. The backlog drains and what is answered is fresh
-        (issue 14). Once one datagram of a group authenticates, the rest of the group
-        is superseded."""
+                    read_at: float) -> None:
+        """`_handle_batch` while overloaded. A rationed node's datagram costs the read,
+        a slice and a dict lookup (and, unless `lagging`, the memoized role check):
+        3-4 us here against 27 us and more to handle one; its kernel stamp (3.6 us) is
+        converted only when the read itself is a ration after the node's last answer.
+        Answered, a stale datagram would give the agent less than what is left of its
+        lease while the node's newer rounds wait behind it; a rationed node was
+        answered moments ago. The backlog drains and what is answered is fresh (issue
+        14)."""
         arrivals = self.arrivals
         limit = self._stale_after if arrivals is not None else None
         ration = self._ration
@@ -402,76 +383,58 @@ class FastPathIntake:
                     and self.lagging(read_at))
         sessions = self._sessions  # plain reads: one dict lookup is atomic (see `_one`)
         holds_active = self.holds_active
-        rationed = stale = superseded = 0
+        rationed = stale = 0
         shed_from: tuple = ()  # the last shed datagram's source (the drop log line)
-        for group in groups:
+        for datagram, anc, _flags, source in batch:
             # The key id, unchecked: a datagram dropped here is not looked at further,
             # and one that is not dropped goes through every check in `_one`.
-            session = sessions.get(batch[group[0]][0][KEY_ID])
+            session = sessions.get(datagram[KEY_ID])
+            # The ration counts between arrivals, not reads: an agent sends a rationed
+            # node's rounds `every` apart (agents/fastpath.py), and a batch read after
+            # a stall would otherwise put the next one "too soon" after it and drop it.
+            # `answered_at` is an arrival and no datagram is read before it arrived, so
+            # one read within the ration arrived within it too: dropped without its
+            # stamp; only the others have theirs converted and checked.
             last = (session.answered_at if session is not None and ration is not None
                     and (everyone or holds_active is None
                          or not holds_active(session.node)) else None)
             if last is not None and read_at - last < ration:
-                # The ration counts between arrivals, not reads: an agent sends a
-                # rationed node's rounds `every` apart (agents/fastpath.py), and a batch
-                # read after a stall would otherwise put the next one "too soon" after
-                # it and drop it. `answered_at` is an arrival and no datagram is read
-                # before it arrived, so one read within the ration arrived within it
-                # too: dropped without its stamp, and so is the rest of its group (only
-                # an authenticated answer moves `answered_at`: a forger cannot make this
-                # drop a node's round). Only the others have their stamps converted.
-                rationed += len(group)
-                shed_from = batch[group[0]][3]
+                rationed += 1
+                shed_from = source
                 continue
-            for n, i in enumerate(group):
-                datagram, anc, _flags, source = batch[i]
-                arrived = (read_at if arrivals is None
-                           else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
-                # Each datagram on its own from here: the first of a group may be a
-                # forgery that waited longer than the node's own round.
-                if last is not None and arrived - last < ration:
+            arrived = (read_at if arrivals is None
+                       else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
+            if last is not None and arrived - last < ration:
+                rationed += 1
+                shed_from = source
+                continue
+            reason, self._every_ms = self._triage(session, read_at - arrived, limit,
+                                                  everyone, arrived)
+            if reason is not None:
+                if reason == "stale":
+                    stale += 1
+                    if session is not None:
+                        self._shed(session, arrived)
+                else:
                     rationed += 1
-                    shed_from = source
-                    continue
-                reason, self._every_ms = self._triage(session, read_at - arrived, limit,
-                                                      everyone, arrived)
-                if reason is not None:
-                    if reason == "stale":
-                        stale += 1
-                        if session is not None:
-                            self._shed(session, arrived)
-                    else:
-                        rationed += 1
-                    shed_from = source
-                    continue
-                answered = -1 if session is None else session.acks_sent
-                self._handled_shedding += 1
-                timed = not self._handled_shedding % ANSWER_CPU_SAMPLE
-                cpu0 = time.thread_time() if timed else 0.0
-                authentic = self._one(datagram, source, arrived)
-                self._every_ms = 0
-                if session is not None and session.acks_sent != answered:
-                    # Authenticated and answered: only that starts the node's ration.
-                    session.answered_at = arrived
-                    if timed:
-                        self._answer_cpu = (self._answer_cpu[0] + time.thread_time() - cpu0,
-                                            self._answer_cpu[1] + 1)
-                if authentic:
-                    superseded += len(group) - n - 1
-                    break
+                shed_from = source
+                continue
+            answered = -1 if session is None else session.acks_sent
+            self._handled_shedding += 1
+            timed = not self._handled_shedding % ANSWER_CPU_SAMPLE
+            cpu0 = time.thread_time() if timed else 0.0
+            self._one(datagram, source, arrived)
+            self._every_ms = 0
+            if session is not None and session.acks_sent != answered:
+                # Authenticated and answered: only that starts the node's ration.
+                session.answered_at = arrived
+                if timed:
+                    self._answer_cpu = (self._answer_cpu[0] + time.thread_time() - cpu0,
+                                        self._answer_cpu[1] + 1)
         if rationed:
             self._drop("rationed", shed_from, rationed)
         if stale:
             self._drop("stale", shed_from, stale)
-        self.dropped["superseded"] += superseded
-
-    def _answers_first(self, key_id: bytes) -> bool:
-        """Whether the key id (unchecked: it only orders the batch) names a session of a
-        node holding an active role: its datagrams go before the others'."""
-        session = self._sessions.get(key_id)
-        holds_active = self.holds_active
-        return session is not None and holds_active is not None and holds_active(
-            session.node)
 
     def _triage(self, session: Session | None, waited: float, limit: float | None,
                 everyone: bool, arrived: float) -> tuple[str | None, int]:
@@ -528,10 +491,7 @@ class FastPathIntake:
         if arrived > self._shed_at.get(session.node, -math.inf):
             self._shed_at[session.node] = arrived
 
-    def _one(self, datagram: bytes, addr: tuple, arrived: float) -> bool:
-        """Check, handle and answer one datagram; whether it was authentic (answered, or
-        its answer lost to a full send buffer), so older rounds of its key are not
-        needed. False: dropped, counted by its reason."""
+    def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:
             header = W.parse_header(datagram, W.KIND_KEEPALIVE)
             # A plain read: one dict lookup is atomic, and open_session replaces entries
@@ -550,7 +510,7 @@ class FastPathIntake:
                 raise W.Rejected("wrong_node")
         except W.Rejected as r:
             self._drop(r.reason, addr)
-            return False
+            return
         if session.retires is not None:  # the new key is in use: the old one ends here
             with self._lock:
                 self._end_retired(session)
@@ -566,7 +526,6 @@ class FastPathIntake:
             self.answered += 1
         except OSError as e:
             log.debug("fast path answer not sent", extra={"error": str(e)})
-        return True
 
     def _drop(self, reason: str, addr: tuple, count: int = 1) -> None:
         """Count every drop; log one line per reason per DROP_LOG_EVERY_S with how many

@@ -197,7 +197,6 @@ COUNTERS = {
     "answered": 'vnfha_fastpath_datagrams_total{result="answered"}',
     "rationed": 'vnfha_fastpath_datagrams_total{result="rationed"}',
     "stale": 'vnfha_fastpath_datagrams_total{result="stale"}',
-    "superseded_fast": 'vnfha_fastpath_datagrams_total{result="superseded"}',
     "intake_cpu_s": "vnfha_fastpath_intake_cpu_seconds_total",
     "handled": "vnfha_keepalive_ack_seconds_count",  # answered on either path
     "superseded": "vnfha_keepalives_superseded_total",  # the gRPC stream's rationing
