@@ -37,6 +37,11 @@ command -v prometheus >/dev/null 2>&1 || need_norec+=(prometheus)
 [ -x /usr/bin/fakeroot ] || need_norec+=(fakeroot)
 command -v git >/dev/null 2>&1 || need_norec+=(git)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_norec+=(python3-venv)
+# The Ansible role's OS packages (vnfha_common_system_packages): the playbook test's hosts
+# share this machine's /usr (tests/ansible/sshlab.py), so they must be here already. Left
+# to the hosts, five dpkg runs unpacked python3-packaging into the one /usr at once and
+# three failed ("dpkg returned an error code (1)").
+dpkg -s python3-packaging >/dev/null 2>&1 || need_norec+=(python3-packaging)
 command -v systemd-nspawn >/dev/null 2>&1 || need_norec+=(systemd-container)
 command -v debootstrap >/dev/null 2>&1 || need_norec+=(debootstrap)
 # lintian: tests/packaging/test_deb.py checks the .deb with Debian's own checker.
