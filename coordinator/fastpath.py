@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
-from vnfha.coordinator import fastbatch, rxclock
 from vnfha.coordinator import fastwire as W
+from vnfha.coordinator import rxclock
 from vnfha.v1 import agent_pb2
 
 log = logging.getLogger("vnfha.fastpath")
@@ -37,14 +37,7 @@ log = logging.getLogger("vnfha.fastpath")
 #: (request, arrival time) -> the answer, exactly as the gRPC keepalive would give it
 Handler = Callable[[agent_pb2.KeepaliveRequest, float], agent_pb2.KeepaliveResponse]
 
-#: Datagrams read per wake-up before answering them: enough that the backlog of a
-#: stalled second at a site's rate (1,000 nodes every 0.06 s: 16,700) is read in a few
-#: passes, so each node's rounds in it are answered once, newest first (fastbatch), not
-#: one by one in arrival order. Reading costs 3-4 us a datagram, answering 20-44 us.
-BATCH = 4096
-#: ...while overloaded: then rationing decides per datagram, in arrival order, and tells
-#: the agents to send less; superseding there took its place (docs/design.md, Overload)
-SHED_BATCH = 256
+BATCH = 256  # datagrams read per wake-up before answering other work
 #: while shedding, one answered datagram in this many is timed (thread CPU): what an
 #: answer costs under overload, the figure capacity is planned with (metrics)
 ANSWER_CPU_SAMPLE = 16
@@ -52,8 +45,6 @@ DROP_LOG_EVERY_S = 10.0  # one summary line per reason at most this often
 RCVBUF = 4 * 1024 * 1024
 #: where a datagram's key id is (fastwire's header: magic, version, kind, key id, ...)
 KEY_ID = slice(4, 4 + W.KEY_ID_BYTES)
-#: ...and its counter (big endian, so its bytes order as the number does)
-COUNTER = slice(4 + W.KEY_ID_BYTES, W.HEADER.size)
 #: An idle intake wakes this often to move its read watermark (`read_through`) on: a
 #: node's fast-path silence is counted only up to it (leases.py), so this bounds how
 #: much later than its TTL a node is seen silent when no other datagram arrives.
@@ -168,7 +159,7 @@ class FastPathIntake:
         #: counters for metrics: datagrams answered, and drops by reason (fastwire.REASONS)
         self.answered = 0
         self.dropped: dict[str, int] = dict.fromkeys(
-            (*W.REASONS, "stale", "rationed", "overflow", "superseded"), 0)
+            (*W.REASONS, "stale", "rationed", "overflow"), 0)
         self._logged: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
         self._handled_shedding = 0  # datagrams let through while shedding
@@ -317,9 +308,7 @@ class FastPathIntake:
                 log.debug("fast path read failed", extra={"error": str(e)})
                 continue
             drained: float | None = None
-            cap = (SHED_BATCH if self.overloaded is not None and self.overloaded(mark)
-                   else BATCH)
-            while len(batch) < cap:
+            while len(batch) < BATCH:
                 mark = clock()
                 try:
                     batch.append(sock.recvmsg(size, rxclock.ANCBUF, socket.MSG_DONTWAIT))
@@ -340,11 +329,9 @@ class FastPathIntake:
                 self.read_through = drained
 
     def _handle_batch(self, batch: list[tuple[bytes, list, int, tuple]]) -> None:
-        """Date and handle datagrams as `socket.recvmsg` returned them. Until overloaded,
-        per key id only the highest counter that authenticates, actives' first
-        (fastbatch; the rest are counted `superseded`). While overloaded, shed before
-        any decryption: drop those of a node answered less than `ration` ago
-        (`rationed`) and those that waited more than `stale_after` in the socket
+        """Date and handle datagrams as `socket.recvmsg` returned them. While overloaded,
+        shed before any decryption: drop those of a node answered less than `ration`
+        ago (`rationed`) and those that waited more than `stale_after` in the socket
         (`stale`); a node holding an active role only while `lagging`, or when even its
         datagrams wait longer than `actives_within` (`_triage`)."""
         arrivals = self.arrivals
@@ -370,19 +357,10 @@ class FastPathIntake:
         shedding = ((self._stale_after is not None or self._ration is not None)
                     and (self.overloaded is None or self.overloaded(read_at)))
         if not shedding:
-            groups = fastbatch.newest_first(
-                [item[0][KEY_ID] for item in batch], [item[0][COUNTER] for item in batch],
-                None if self.holds_active is None else self._answers_first)
-            superseded = 0
-            for group in groups:
-                for n, i in enumerate(group):
-                    datagram, anc, _flags, source = batch[i]
-                    arrived = (read_at if arrivals is None
-                               else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
-                    if self._one(datagram, source, arrived):
-                        superseded += len(group) - n - 1
-                        break
-            self.dropped["superseded"] += superseded
+            for datagram, anc, _flags, source in batch:
+                arrived = (read_at if arrivals is None
+                           else arrivals.arrival(rxclock.kernel_stamp(anc), read_at))
+                self._one(datagram, source, arrived)
         else:
             self._shed_batch(batch, read_at)
         if self.on_queued is not None:  # how far behind this thread reads (overload.py)
@@ -458,14 +436,6 @@ class FastPathIntake:
         if stale:
             self._drop("stale", shed_from, stale)
 
-    def _answers_first(self, key_id: bytes) -> bool:
-        """Whether the key id (unchecked: it only orders the batch) names a session of a
-        node holding an active role: its datagrams go before the others'."""
-        session = self._sessions.get(key_id)
-        holds_active = self.holds_active
-        return session is not None and holds_active is not None and holds_active(
-            session.node)
-
     def _triage(self, session: Session | None, waited: float, limit: float | None,
                 everyone: bool, arrived: float) -> tuple[str | None, int]:
         """While shedding, for a datagram the quick ration check let through: why to drop
@@ -521,10 +491,7 @@ class FastPathIntake:
         if arrived > self._shed_at.get(session.node, -math.inf):
             self._shed_at[session.node] = arrived
 
-    def _one(self, datagram: bytes, addr: tuple, arrived: float) -> bool:
-        """Check, handle and answer one datagram; whether it was authentic (answered, or
-        its answer lost to a full send buffer), so older rounds of its key are not
-        needed. False: dropped, counted by its reason."""
+    def _one(self, datagram: bytes, addr: tuple, arrived: float) -> None:
         try:
             header = W.parse_header(datagram, W.KIND_KEEPALIVE)
             # A plain read: one dict lookup is atomic, and open_session replaces entries
@@ -543,7 +510,7 @@ class FastPathIntake:
                 raise W.Rejected("wrong_node")
         except W.Rejected as r:
             self._drop(r.reason, addr)
-            return False
+            return
         if session.retires is not None:  # the new key is in use: the old one ends here
             with self._lock:
                 self._end_retired(session)
@@ -559,7 +526,6 @@ class FastPathIntake:
             self.answered += 1
         except OSError as e:
             log.debug("fast path answer not sent", extra={"error": str(e)})
-        return True
 
     def _drop(self, reason: str, addr: tuple, count: int = 1) -> None:
         """Count every drop; log one line per reason per DROP_LOG_EVERY_S with how many

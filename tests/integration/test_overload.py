@@ -201,7 +201,6 @@ COUNTERS = {
     "answered": 'vnfha_fastpath_datagrams_total{result="answered"}',
     "rationed": 'vnfha_fastpath_datagrams_total{result="rationed"}',
     "stale": 'vnfha_fastpath_datagrams_total{result="stale"}',
-    "superseded_fast": 'vnfha_fastpath_datagrams_total{result="superseded"}',
     "intake_cpu_s": "vnfha_fastpath_intake_cpu_seconds_total",
     "handled": "vnfha_keepalive_ack_seconds_count",  # answered on either path
     "superseded": "vnfha_keepalives_superseded_total",  # the gRPC stream's rationing
@@ -441,10 +440,6 @@ def scenario(root: Path, transport: str, nodes: int = NODES, budget: float = BUD
     "some past the lease cover; an active's datagram older than a TTL is now dropped as "
     "stale (more answers a second on the same CPU), but at 2.3-3.7x the onset lapse "
     "remains in all but one run (docs/design.md, Overload). "
-    "2026-12-08, a quiet machine (20-24 us an answer; budget now 0.16, 2.1-3.0x): passed "
-    "8 of 12 runs, the first passes; then the pair's active lapsed at the onset in every "
-    "run; answering each node's newest round first until overloaded kept it in 4 of 6 "
-    "and passed 3 of 6 against 0 of 6 (docs/design.md, Overload). "
     "Remove this mark once it passes"))
 def test_twice_capacity_for_a_minute_lapses_no_lease_en_masse(tmp_path):
     try:
