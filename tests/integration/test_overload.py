@@ -79,8 +79,8 @@ NODES = 300  # 3,000 rounds a second: 9,000 datagrams to the three coordinators
 # Of one core, for the three together. At 0.25 (before) they could answer ~1,700 of
 # the 3,000 keepalives a second each was offered (37 us of intake CPU per answer, 0.07
 # core for everything else): 1.8x, not 2x. At 0.2, ~1,200-1,300: 2.3-2.5x. On a quiet
-# machine (2026-12-08: 20-24 us per answer) 0.2 gave only 1.5x, and 0.16 gave 2.2-3.0x
-# (9 runs); on one busy with other runs 0.2 gave 2.3-3.8x. A budget calibrated from the
+# machine (2026-12-08: 20-24 us per answer) 0.2 gave only 1.5x, and 0.16 gave 2.1-3.0x
+# (12 runs); on one busy with other runs 0.2 gave 2.3-3.8x. A budget calibrated from the
 # first seconds under it (tried) came out further from its aim than this fixed one:
 # what the coordinators' other threads take then swings with their elections.
 BUDGET = 0.16
